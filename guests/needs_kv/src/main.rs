@@ -1,0 +1,8 @@
+//! A command that imports `acme:kv/store`: it cannot start unless that import is linked.
+
+wit_bindgen::generate!({ path: "../../wit/acme-kv", world: "kv-client" });
+
+fn main() {
+    acme::kv::store::set("greeting", "hi");
+    println!("{:?}", acme::kv::store::get("greeting"));
+}

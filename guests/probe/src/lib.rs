@@ -1,0 +1,118 @@
+//! Exercises every capability from inside the sandbox; the host decides what succeeds.
+
+use std::io::{Read, Write};
+
+wit_bindgen::generate!({ path: "../../wit/probe", world: "probe" });
+
+use exports::membrane_test::probe::caps::Guest;
+
+struct Probe;
+
+impl Guest for Probe {
+    fn read_file(path: String) -> Result<String, String> {
+        std::fs::read_to_string(&path).map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn write_file(path: String, contents: String) -> Result<(), String> {
+        std::fs::write(&path, contents).map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn list_dir(path: String) -> Result<Vec<String>, String> {
+        let mut names = std::fs::read_dir(&path)
+            .map_err(|e| format!("{e} ({:?})", e.kind()))?
+            .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        names.sort();
+        Ok(names)
+    }
+
+    fn get_env(name: String) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn env_vars() -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
+
+    fn connect(addr: String) -> Result<String, String> {
+        let mut stream =
+            std::net::TcpStream::connect(&addr).map_err(|e| format!("{e} ({:?})", e.kind()))?;
+        stream.write_all(b"ping").map_err(|e| e.to_string())?;
+        let mut answer = [0u8; 64];
+        let n = stream.read(&mut answer).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&answer[..n]).into_owned())
+    }
+
+    fn resolve(name: String) -> Result<Vec<String>, String> {
+        use std::net::ToSocketAddrs;
+        (name.as_str(), 0)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip().to_string()).collect())
+            .map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn spin() {
+        let mut x: u64 = 0;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    fn sleep_ms(ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    fn try_alloc(bytes: u64) -> Result<u64, String> {
+        let mut v: Vec<u8> = Vec::new();
+        v.try_reserve_exact(bytes as usize).map_err(|e| e.to_string())?;
+        v.resize(bytes as usize, 1);
+        Ok(v.iter().map(|b| *b as u64).sum())
+    }
+
+    fn bomb() -> u64 {
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        loop {
+            chunks.push(vec![7u8; 1 << 20]);
+            if chunks.len() == usize::MAX {
+                return chunks.len() as u64;
+            }
+        }
+    }
+
+    fn print(text: String, to_stderr: bool) {
+        if to_stderr {
+            let mut err = std::io::stderr();
+            let _ = err.write_all(text.as_bytes());
+            let _ = err.flush();
+        } else {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    }
+
+    fn now_ns() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    }
+
+    fn random_u64() -> u64 {
+        // std's HashMap seeds come from wasi:random; this reads them directly instead.
+        let mut buf = [0u8; 8];
+        for (i, b) in buf.iter_mut().enumerate() {
+            let state = std::collections::hash_map::RandomState::new();
+            use std::hash::BuildHasher;
+            *b = state.hash_one(i) as u8;
+        }
+        u64::from_le_bytes(buf)
+    }
+
+    fn panic(message: String) {
+        panic!("{message}");
+    }
+}
+
+export!(Probe);

@@ -1,0 +1,155 @@
+//! A loaded app: compiled, checked modules ready to be called.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Val;
+
+use crate::capability::RunContext;
+use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::module::Module;
+use crate::runtime::RuntimeInner;
+use crate::spec::AppSpec;
+use crate::value::Function;
+
+/// How long past a module's timeout the host waits for a call stuck in a host function
+/// (a blocking read, a sleep) before answering the caller with `Timeout` anyway.
+const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
+
+/// A loaded app. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    // Keeps the engine and its epoch clock alive as long as the app.
+    _runtime: Arc<RuntimeInner>,
+    modules: BTreeMap<String, Arc<Module>>,
+    entry: Option<String>,
+}
+
+impl App {
+    pub(crate) async fn load(rt: Arc<RuntimeInner>, spec: AppSpec) -> Result<App> {
+        let entry = spec.entry_name().map(str::to_string);
+        let mut problems = Problems::default();
+        if spec.modules.is_empty() {
+            problems.push(Error::manifest("the app has no modules"));
+        }
+        for name in spec.modules.keys() {
+            if let Err(msg) = crate::manifest::validate_module_name(name) {
+                problems.push(Error::manifest(msg));
+            }
+        }
+        if let Some(e) = &spec.entry
+            && !spec.modules.contains_key(e)
+        {
+            problems.push(Error::manifest(format!("the entry `{e}` is not a module of the app")));
+        }
+        problems.into_result()?;
+
+        // Modules compile in parallel; every module's problems are reported together.
+        let mut tasks = Vec::new();
+        for (name, module) in spec.modules {
+            let rt = rt.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                Module::load(&rt, &name, &module).map(|m| (name, m))
+            }));
+        }
+        let mut modules = BTreeMap::new();
+        let mut problems = Problems::default();
+        for task in tasks {
+            match task.await {
+                Ok(Ok((name, module))) => {
+                    modules.insert(name, Arc::new(module));
+                }
+                Ok(Err(e)) => problems.push(e),
+                Err(join) => problems.push(Error::new(ErrorKind::Trap, format!("loading a module panicked: {join}"))),
+            }
+        }
+        problems.into_result()?;
+        Ok(App {
+            inner: Arc::new(AppInner {
+                _runtime: rt,
+                modules,
+                entry,
+            }),
+        })
+    }
+
+    /// The names of the app's modules.
+    pub fn modules(&self) -> impl Iterator<Item = &str> {
+        self.inner.modules.keys().map(String::as_str)
+    }
+
+    /// The module `membrane run` starts, if the app has one.
+    pub fn entry(&self) -> Option<&str> {
+        self.inner.entry.as_deref()
+    }
+
+    fn module(&self, name: &str) -> Result<&Arc<Module>> {
+        self.inner.modules.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.modules().collect();
+            Error::not_found(format!("the app has no module `{name}`; modules: {}", known.join(", ")))
+        })
+    }
+
+    /// Looks up an exported function (`ns:pkg/iface#func`, with an optional `@version`
+    /// after the interface, or a bare root-level name) and returns its signature.
+    pub fn function(&self, module: &str, export: &str) -> Result<Arc<Function>> {
+        self.module(module)?.function(export)
+    }
+
+    /// Calls an exported function of a module and returns its results.
+    ///
+    /// The call runs on an instance of the module under the module's limits. A trap,
+    /// timeout or limit hit discards that instance and becomes the returned error; the
+    /// next call gets a fresh instance.
+    pub async fn call(&self, module: &str, export: &str, args: &[Val]) -> Result<Vec<Val>> {
+        let m = self.module(module)?.clone();
+        let func = m.function(export)?;
+        func.check_args(args)?;
+        let args = args.to_vec();
+        let timeout = m.limits.timeout;
+        let task = tokio::task::spawn_blocking(move || m.invoke(&func, &args));
+        finish(module, export, timeout, task).await
+    }
+
+    /// Runs the entry module's `wasi:cli/run` with `args` (after `argv[0]`, which is the
+    /// module name) and returns its exit status. With `inherit_stdin` the guest reads the
+    /// host's stdin; otherwise its stdin is closed.
+    pub async fn run(&self, args: Vec<String>, inherit_stdin: bool) -> Result<i32> {
+        let entry = self.entry().ok_or_else(|| {
+            Error::manifest("the app has no entry module: set `entry` under [app] to the module to run")
+        })?;
+        let m = self.module(entry)?.clone();
+        let timeout = m.limits.timeout;
+        let run = RunContext { args, inherit_stdin };
+        let task = tokio::task::spawn_blocking(move || m.run(&run));
+        finish(entry, "wasi:cli/run", timeout, task).await
+    }
+}
+
+/// Waits for a call on its blocking thread, answering `Timeout` if a host function keeps
+/// it past the deadline (wasm code itself is stopped by the epoch deadline).
+async fn finish<T>(
+    module: &str,
+    what: &str,
+    timeout: Duration,
+    task: tokio::task::JoinHandle<Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout + HOST_CALL_GRACE, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(Error::new(
+            ErrorKind::Trap,
+            format!("module `{module}`: {what}: the host panicked while serving the call: {join}"),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "module `{module}`: {what} ran past its timeout of {timeout:?} inside a host call; raise [modules.{module}.limits] timeout if it needs longer"
+            ),
+        )),
+    }
+}

@@ -1,0 +1,241 @@
+//! The `membrane` command: run, call, check, inspect and build apps of isolated modules.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use membrane::{AppSpec, Config, DirMode, Manifest, ModuleSpec, Runtime};
+
+#[derive(Parser)]
+#[command(name = "membrane", version, about = "Run apps made of isolated WebAssembly modules")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the entry module's wasi:cli/run; the exit status is the guest's.
+    ///
+    /// TARGET is a membrane.toml, or a bare .wasm component run with only the
+    /// capabilities given by --dir and --env.
+    Run {
+        /// A manifest (membrane.toml) or a component (.wasm).
+        target: PathBuf,
+        /// Run every module's `build` command first.
+        #[arg(long)]
+        build: bool,
+        /// With a bare .wasm: grant a directory, as HOST::GUEST (read-only) or HOST::GUEST:rw.
+        #[arg(long = "dir", value_name = "HOST::GUEST[:rw]", value_parser = parse_dir)]
+        dirs: Vec<(PathBuf, String, DirMode)>,
+        /// With a bare .wasm: set an environment variable, as KEY=VALUE.
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+        envs: Vec<(String, String)>,
+        /// Arguments passed to the guest after its argv[0].
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Call one exported function; arguments and results are WAVE values.
+    Call {
+        /// The app's manifest.
+        manifest: PathBuf,
+        /// The module to call.
+        module: String,
+        /// The export: ns:pkg/iface#func, ns:pkg/iface@1.0.0#func, or a root-level name.
+        export: String,
+        /// One WAVE value per parameter, e.g. '"text"', 42, '{x: 1, y: 2}', 'some(3)'.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Load and check an app without running it; lists every problem.
+    Check {
+        /// The app's manifest.
+        manifest: PathBuf,
+    },
+    /// Print a component's imports and exports as WIT.
+    Inspect {
+        /// The component file.
+        component: PathBuf,
+        /// Also print the definitions of every interface it imports and exports.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run each module's `build` command, from the manifest's directory.
+    Build {
+        /// The app's manifest.
+        manifest: PathBuf,
+    },
+}
+
+fn parse_dir(text: &str) -> Result<(PathBuf, String, DirMode), String> {
+    let (host, guest) = text
+        .split_once("::")
+        .ok_or_else(|| format!("{text:?}: expected HOST::GUEST or HOST::GUEST:rw, like ./data::/data:rw"))?;
+    let (guest, mode) = match guest.rsplit_once(':') {
+        Some((g, "rw")) => (g, DirMode::ReadWrite),
+        Some((g, "ro")) => (g, DirMode::ReadOnly),
+        Some((_, other)) => return Err(format!("{text:?}: unknown mode {other:?}; use :ro or :rw")),
+        None => (guest, DirMode::ReadOnly),
+    };
+    if host.is_empty() || !guest.starts_with('/') {
+        return Err(format!("{text:?}: HOST must be given and GUEST must be absolute, like ./data::/data"));
+    }
+    Ok((PathBuf::from(host), guest.to_string(), mode))
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(execute(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new("warn,membrane::guest=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn report(e: &anyhow::Error) {
+    let kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<membrane::Error>())
+        .map(|m| format!("[{}]", m.kind()))
+        .unwrap_or_default();
+    eprintln!("error{kind}: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            target,
+            build,
+            dirs,
+            envs,
+            args,
+        } => {
+            let spec = if is_wasm(&target) {
+                if build {
+                    bail!("--build needs a manifest; {} is a component", target.display());
+                }
+                let mut module = ModuleSpec::from_file(&target);
+                for (host, guest, mode) in dirs {
+                    module = module.dir(host, guest, mode);
+                }
+                for (k, v) in envs {
+                    module = module.env(k, v);
+                }
+                AppSpec::new().module("main", module)
+            } else {
+                if !dirs.is_empty() || !envs.is_empty() {
+                    bail!("--dir and --env apply to a bare .wasm; with a manifest, grant them under [modules.NAME.grants]");
+                }
+                let manifest = Manifest::from_file(&target)?;
+                if build {
+                    build_all(&manifest)?;
+                }
+                manifest.app
+            };
+            let app = Runtime::new(Config::default())?.load_spec(spec).await?;
+            let code = app.run(args, true).await?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Command::Call {
+            manifest,
+            module,
+            export,
+            args,
+        } => {
+            let app = Runtime::new(Config::default())?.load(&manifest).await?;
+            let func = app.function(&module, &export)?;
+            let values = func.parse_args(&args)?;
+            let results = app.call(&module, &export, &values).await?;
+            for r in &results {
+                println!("{}", membrane::to_wave(r)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { manifest } => {
+            let result = async {
+                let m = Manifest::from_file(&manifest)?;
+                let n = m.app.modules().len();
+                Runtime::new(Config::default())?.load_spec(m.app).await?;
+                Ok::<_, membrane::Error>(n)
+            }
+            .await;
+            match result {
+                Ok(n) => {
+                    println!("ok: {} loads; {n} module(s) checked", manifest.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    report(&anyhow::Error::new(e));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Inspect { component, full } => {
+            print!("{}", membrane::inspect_file(&component, full)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { manifest } => {
+            build_all(&Manifest::from_file(&manifest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn is_wasm(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// Runs each module's build command with the manifest's directory as working directory.
+fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
+    let dir = manifest.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut built = 0;
+    for (name, module) in manifest.app.modules() {
+        let Some(command) = module.build_command() else { continue };
+        eprintln!("building {name}: {command}");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir)
+            .status()
+            .with_context(|| format!("module `{name}`: cannot start its build command"))?;
+        if !status.success() {
+            bail!("module `{name}`: build command `{command}` failed with {status}");
+        }
+        built += 1;
+    }
+    if built == 0 {
+        eprintln!("nothing to build: no module of {} has a `build` command", manifest.path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Network: outbound TCP connections to an allowlist of `host:port` destinations.
+//!
+//! - Without a grant, TCP, UDP and name lookup are all off: every socket call fails with a
+//!   WASI error (access denied / not supported).
+//! - With grants, TCP is on and every connect is checked against the list. The guest may not
+//!   listen or accept; the only bind allowed is the wildcard bind the OS does for a connect.
+//! - Addresses are compared after turning IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) into
+//!   their IPv4 form, so a denied IPv4 host cannot be reached through its mapped form.
+//! - Name lookup is on only when at least one destination is a name. A granted name is
+//!   resolved by the host when the guest connects, and the connection is allowed when the
+//!   address is one of the name's addresses. The guest can then resolve other names too
+//!   (a DNS query is visible to the resolver) but cannot connect to them.
+//! - UDP is not granted in this version.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use super::{Capability, InstanceCx};
+use crate::error::{Error, Problems, Result};
+use crate::spec::{Grants, NetHost};
+
+/// Parses one `host:port` destination: an IPv4 address, a bracketed IPv6 address or a name.
+pub(crate) fn parse_destination(text: &str) -> std::result::Result<(NetHost, u16), String> {
+    let hint = "use host:port, like \"127.0.0.1:6379\", \"[::1]:80\" or \"db.internal:5432\"";
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("{text:?}: port 0 is not a destination; {hint}"));
+        }
+        return Ok((NetHost::Ip(addr.ip().to_canonical()), addr.port()));
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} has no port; {hint}"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{text:?}: {port:?} is not a port (1-65535); {hint}"))?;
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !valid_name {
+        return Err(format!("{text:?}: {host:?} is neither an IP address nor a host name; {hint}"));
+    }
+    Ok((NetHost::Name(host.to_ascii_lowercase()), port))
+}
+
+#[derive(Debug)]
+pub(crate) struct Network {
+    rules: Arc<Vec<(NetHost, u16)>>,
+}
+
+impl Network {
+    pub(crate) fn prepare(module: &str, grants: &Grants, problems: &mut Problems) -> Self {
+        let mut rules = Vec::new();
+        for dest in &grants.network {
+            match parse_destination(dest) {
+                Ok(rule) if !rules.contains(&rule) => rules.push(rule),
+                Ok(_) => {}
+                Err(msg) => problems.push(Error::manifest(format!("module `{module}`: grants.network: {msg}"))),
+            }
+        }
+        Network {
+            rules: Arc::new(rules),
+        }
+    }
+}
+
+/// Whether `addr` is a granted destination.
+fn allowed(rules: &[(NetHost, u16)], addr: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    rules.iter().any(|(host, port)| {
+        *port == addr.port()
+            && match host {
+                NetHost::Ip(granted) => *granted == ip,
+                NetHost::Name(name) => resolve(name, *port).contains(&ip),
+            }
+    })
+}
+
+fn resolve(name: &str, port: u16) -> Vec<IpAddr> {
+    (name, port)
+        .to_socket_addrs()
+        .map(|addrs| addrs.map(|a| a.ip().to_canonical()).collect())
+        .unwrap_or_default()
+}
+
+impl Capability for Network {
+    fn apply(&self, wasi: &mut WasiCtxBuilder, _cx: &InstanceCx<'_>) -> Result<()> {
+        if self.rules.is_empty() {
+            return Ok(());
+        }
+        wasi.allow_tcp(true);
+        wasi.allow_udp(false);
+        wasi.allow_ip_name_lookup(self.rules.iter().any(|(h, _)| matches!(h, NetHost::Name(_))));
+        let rules = self.rules.clone();
+        wasi.socket_addr_check(move |addr, use_| {
+            let ok = match use_ {
+                SocketAddrUse::TcpConnect => allowed(&rules, addr),
+                // The implicit bind before a connect uses the wildcard address and port 0.
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            if !ok {
+                tracing::debug!(target: "membrane::audit", %addr, ?use_, "socket use denied");
+            }
+            Box::pin(async move { ok })
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            parse_destination("127.0.0.1:80").unwrap(),
+            (NetHost::Ip("127.0.0.1".parse().unwrap()), 80)
+        );
+        assert_eq!(
+            parse_destination("[::ffff:10.0.0.1]:80").unwrap().0,
+            NetHost::Ip("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_destination("DB.internal:5432").unwrap(),
+            (NetHost::Name("db.internal".into()), 5432)
+        );
+        assert!(parse_destination("db").unwrap_err().contains("no port"));
+        assert!(parse_destination("db:0").unwrap_err().contains("not a port"));
+        assert!(parse_destination("db:http").unwrap_err().contains("not a port"));
+        assert!(parse_destination("a b:80").unwrap_err().contains("neither"));
+    }
+
+    #[test]
+    fn mapped_addresses_match_their_ipv4_form_only() {
+        let rules = vec![(NetHost::Ip("127.0.0.1".parse().unwrap()), 80)];
+        assert!(allowed(&rules, "[::ffff:127.0.0.1]:80".parse().unwrap()));
+        assert!(!allowed(&rules, "[::ffff:127.0.0.2]:80".parse().unwrap()));
+        assert!(!allowed(&rules, "127.0.0.1:81".parse().unwrap()));
+        assert!(!allowed(&rules, "169.254.169.254:80".parse().unwrap()));
+    }
+}

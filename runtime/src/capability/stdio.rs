@@ -1,0 +1,212 @@
+//! Standard streams: stdout and stderr each go to the log, the host's own stream, or nowhere;
+//! stdin is closed (reads see end of file) except for the entry module of `membrane run`.
+//!
+//! The log route turns guest output into `tracing` events (target `membrane::guest`, fields
+//! `module` and `stream`), one per line. Lines are cut at [`MAX_LINE`] bytes so that a guest
+//! cannot make the host buffer without bound; the rest of an over-long line is dropped and
+//! the event says how much was cut.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use super::{Capability, InstanceCx};
+use crate::error::{Problems, Result};
+use crate::spec::{Grants, OutputRoute};
+
+/// The longest line the log route keeps, in bytes.
+pub const MAX_LINE: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct Stdio {
+    stdout: OutputRoute,
+    stderr: OutputRoute,
+}
+
+impl Stdio {
+    pub(crate) fn prepare(_module: &str, grants: &Grants, _problems: &mut Problems) -> Self {
+        Stdio {
+            stdout: grants.stdout,
+            stderr: grants.stderr,
+        }
+    }
+}
+
+impl Capability for Stdio {
+    fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
+        match self.stdout {
+            OutputRoute::Log => wasi.stdout(LogSink::new(cx.module.clone(), "stdout")),
+            OutputRoute::Inherit => wasi.inherit_stdout(),
+            OutputRoute::Discard => wasi.stdout(std::io::empty()),
+        };
+        match self.stderr {
+            OutputRoute::Log => wasi.stderr(LogSink::new(cx.module.clone(), "stderr")),
+            OutputRoute::Inherit => wasi.inherit_stderr(),
+            OutputRoute::Discard => wasi.stderr(std::io::empty()),
+        };
+        if cx.run.is_some_and(|r| r.inherit_stdin) {
+            wasi.inherit_stdin();
+        }
+        Ok(())
+    }
+}
+
+/// Splits a byte stream into lines and logs each one.
+#[derive(Debug)]
+struct LineLogger {
+    module: Arc<str>,
+    stream: &'static str,
+    line: Vec<u8>,
+    /// Bytes dropped from the current line after it reached `MAX_LINE`.
+    cut: usize,
+}
+
+impl LineLogger {
+    fn write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match bytes.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.push(&bytes[..i]);
+                    self.emit();
+                    bytes = &bytes[i + 1..];
+                }
+                None => {
+                    self.push(bytes);
+                    bytes = &[];
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE - self.line.len();
+        let keep = bytes.len().min(room);
+        self.line.extend_from_slice(&bytes[..keep]);
+        self.cut += bytes.len() - keep;
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches('\r');
+        if self.cut > 0 {
+            tracing::info!(target: "membrane::guest", module = %self.module, stream = self.stream, cut = self.cut, "{text}…");
+        } else {
+            tracing::info!(target: "membrane::guest", module = %self.module, stream = self.stream, "{text}");
+        }
+        self.line.clear();
+        self.cut = 0;
+    }
+
+    fn flush(&mut self) {
+        if !self.line.is_empty() || self.cut > 0 {
+            self.emit();
+        }
+    }
+}
+
+impl Drop for LineLogger {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The `log` route: every stream handed to the guest shares one line buffer.
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<LineLogger>>);
+
+impl LogSink {
+    fn new(module: Arc<str>, stream: &'static str) -> Self {
+        LogSink(Arc::new(Mutex::new(LineLogger {
+            module,
+            stream,
+            line: Vec::new(),
+            cut: 0,
+        })))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut LineLogger) -> R) -> R {
+        let mut logger = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut logger)
+    }
+}
+
+impl IsTerminal for LogSink {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogSink {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogSink {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LogSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.with(|l| l.write(&bytes));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.with(LineLogger::flush);
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for LogSink {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.with(|l| l.write(buf));
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.with(LineLogger::flush);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_and_capped() {
+        let mut l = LineLogger {
+            module: "m".into(),
+            stream: "stdout",
+            line: Vec::new(),
+            cut: 0,
+        };
+        l.write(b"a\nb");
+        assert_eq!(l.line, b"b");
+        l.write(&vec![b'x'; MAX_LINE * 2]);
+        assert_eq!(l.line.len(), MAX_LINE);
+        assert_eq!(l.cut, MAX_LINE * 2 + 1 - MAX_LINE);
+        l.write(b"\n");
+        assert!(l.line.is_empty());
+        assert_eq!(l.cut, 0);
+    }
+}

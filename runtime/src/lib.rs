@@ -1,0 +1,59 @@
+//! Membrane: an isolation sandbox runtime for WebAssembly components.
+//!
+//! Each module runs in its own wasm Store with only the capabilities its manifest grants
+//! and its own memory and time limits. See the README for the manifest reference and the
+//! security model.
+//!
+//! ```no_run
+//! # async fn demo() -> membrane::Result<()> {
+//! use membrane::{AppSpec, Config, DirMode, ModuleSpec, Runtime, Val};
+//!
+//! let runtime = Runtime::new(Config::default())?;
+//!
+//! // From a manifest ...
+//! let app = runtime.load("membrane.toml").await?;
+//! let out: Vec<Val> = app
+//!     .call("api", "acme:notes/api#add", &[Val::String("x".into())])
+//!     .await?;
+//!
+//! // ... or declared in code.
+//! let spec = AppSpec::new().module(
+//!     "store",
+//!     ModuleSpec::from_file("kv_store.wasm")
+//!         .dir("data", "/data", DirMode::ReadWrite)
+//!         .env("LOG_LEVEL", "info")
+//!         .memory(32 << 20)
+//!         .timeout(std::time::Duration::from_millis(500)),
+//! );
+//! let app = runtime.load_spec(spec).await?;
+//! # let _ = (app, out);
+//! # Ok(())
+//! # }
+//! ```
+
+mod app;
+mod capability;
+mod error;
+mod export;
+mod inspect;
+mod instance;
+mod limits;
+mod manifest;
+mod module;
+mod runtime;
+mod spec;
+mod units;
+mod value;
+
+pub use app::App;
+pub use capability::stdio::MAX_LINE;
+pub use error::{Error, ErrorKind, Result, chain};
+pub use inspect::{inspect, inspect_file};
+pub use limits::MAX_TABLE_ELEMENTS;
+pub use manifest::Manifest;
+pub use runtime::{Config, Runtime};
+pub use spec::{AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute};
+pub use units::{format_size, parse_duration, parse_size};
+pub use value::{Function, to_wave, type_name};
+pub use wasmtime::component::Val;
+pub use wasmtime::component::types::Type;

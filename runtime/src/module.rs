@@ -1,0 +1,250 @@
+//! What a module is: its compiled component, its pre-linked instantiation recipe, its
+//! validated policy, and the exports resolved so far. Live instances are kept apart (the
+//! idle list), so that a later version of a module can replace all of this as one unit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Val};
+
+use crate::capability::{Policy, RunContext};
+use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::export::{ExportName, split_version};
+use crate::instance::{HostState, LiveInstance};
+use crate::runtime::RuntimeInner;
+use crate::spec::{ComponentSource, Limits, ModuleSpec};
+use crate::value::Function;
+
+/// How many idle instances a module keeps for reuse.
+const MAX_IDLE: usize = 8;
+
+pub(crate) struct Module {
+    pub(crate) name: Arc<str>,
+    pub(crate) component: Component,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) policy: Policy,
+    pub(crate) limits: Limits,
+    pub(crate) epoch_tick: Duration,
+    idle: Mutex<Vec<LiveInstance>>,
+    exports: RwLock<HashMap<String, Arc<Function>>>,
+}
+
+/// Reads the component bytes of a module.
+pub(crate) fn read_source(name: &str, source: &ComponentSource) -> Result<Arc<[u8]>> {
+    match source {
+        ComponentSource::Bytes(b) => Ok(b.clone()),
+        ComponentSource::File(path) => std::fs::read(path).map(Arc::from).map_err(|e| {
+            let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
+                (ErrorKind::NotFound, "; build it (`membrane build`) or fix `component`")
+            } else {
+                (ErrorKind::Io, "")
+            };
+            Error::new(
+                kind,
+                format!("module `{name}`: cannot read component {}{hint}", path.display()),
+            )
+            .with_source(e)
+        }),
+    }
+}
+
+/// Says what a file is when it is not a component, before handing it to the compiler.
+pub(crate) fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
+    let bad = |why: &str| Error::new(ErrorKind::InvalidComponent, format!("module `{name}`: {why}"));
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(bad(
+            "the file is not WebAssembly (it does not start with \\0asm); point `component` at a .wasm component",
+        ));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(bad(
+            "the file is a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`",
+        )),
+        _ => Err(bad("the file has an unknown WebAssembly version or layer; it is not a component this runtime supports")),
+    }
+}
+
+impl Module {
+    /// Compiles a module and checks that every import is satisfied. Blocking: compilation
+    /// takes milliseconds to seconds, so callers run it on a blocking thread.
+    pub(crate) fn load(rt: &RuntimeInner, name: &str, spec: &ModuleSpec) -> Result<Module> {
+        let policy = Policy::prepare(name, &spec.grants);
+        let bytes = read_source(name, &spec.source);
+        // Report grant problems and a missing file together.
+        let (policy, bytes) = match (policy, bytes) {
+            (Ok(p), Ok(b)) => (p, b),
+            (Err(a), Err(b)) => {
+                let mut p = Problems::default();
+                p.push(a);
+                p.push(b);
+                return Err(p.into_result().unwrap_err());
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        check_header(name, &bytes)?;
+        let component = Component::new(&rt.engine, &bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("module `{name}`: the component is invalid or uses features this runtime does not support"),
+            )
+            .with_source(e)
+        })?;
+        check_imports(rt, name, &component)?;
+        let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+            Error::link(format!("module `{name}`: its imports cannot be satisfied")).with_source(e)
+        })?;
+        Ok(Module {
+            name: name.into(),
+            component,
+            pre,
+            policy,
+            limits: spec.limits.clone(),
+            epoch_tick: rt.config.epoch_tick,
+            idle: Mutex::new(Vec::new()),
+            exports: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Finds an exported function by its textual name, once; later lookups hit a cache.
+    pub(crate) fn function(&self, text: &str) -> Result<Arc<Function>> {
+        if let Some(f) = self.exports.read().unwrap_or_else(|p| p.into_inner()).get(text) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(self.resolve(text)?);
+        self.exports
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(text.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn resolve(&self, text: &str) -> Result<Function> {
+        let engine = self.pre.engine();
+        let name = ExportName::parse(text)?;
+        let ty = self.component.component_type();
+        let missing = |what: String| Error::not_found(format!("module `{}` {what}", self.name));
+        let (parent, item, canonical) = match name.interface {
+            None => {
+                let item = ty.get_export(engine, name.func).ok_or_else(|| {
+                    missing(format!("has no root-level export `{}`; exports: {}", name.func, self.export_list()))
+                })?;
+                (None, item.ty, name.func.to_string())
+            }
+            Some(iface) => {
+                let (base, version) = split_version(iface);
+                let actual = ty
+                    .exports(engine)
+                    .map(|(n, _)| n)
+                    .find(|n| *n == iface || (version.is_none() && split_version(n).0 == base))
+                    .or_else(|| {
+                        // A semver-compatible version (same major, or same minor for 0.x).
+                        self.component
+                            .get_export_index(None, iface)
+                            .and_then(|_| ty.exports(engine).map(|(n, _)| n).find(|n| split_version(n).0 == base))
+                    })
+                    .ok_or_else(|| {
+                        missing(format!("does not export interface `{iface}`; exports: {}", self.export_list()))
+                    })?
+                    .to_string();
+                let iface_idx = self.component.get_export_index(None, &actual).ok_or_else(|| {
+                    missing(format!("does not export interface `{iface}`"))
+                })?;
+                let Some(ComponentItem::ComponentInstance(inst)) = ty.get_export(engine, &actual).map(|e| e.ty)
+                else {
+                    return Err(missing(format!("export `{actual}` is not an interface")));
+                };
+                let item = inst.get_export(engine, name.func).ok_or_else(|| {
+                    let funcs: Vec<String> = inst.exports(engine).map(|(n, _)| n.to_string()).collect();
+                    missing(format!(
+                        "has no function `{}` in `{actual}`; it has: {}",
+                        name.func,
+                        funcs.join(", ")
+                    ))
+                })?;
+                (Some(iface_idx), item.ty, format!("{actual}#{}", name.func))
+            }
+        };
+        let ComponentItem::ComponentFunc(func) = item else {
+            return Err(missing(format!("export `{canonical}` is not a function")));
+        };
+        let index: ComponentExportIndex = self
+            .component
+            .get_export_index(parent.as_ref(), name.func)
+            .ok_or_else(|| missing(format!("has no function `{canonical}`")))?;
+        Ok(Function {
+            name: canonical,
+            index,
+            params: func.params().map(|(n, t)| (n.to_string(), t)).collect(),
+            results: func.results().collect::<Vec<Type>>(),
+        })
+    }
+
+    fn export_list(&self) -> String {
+        let engine = self.pre.engine();
+        let names: Vec<String> = self
+            .component
+            .component_type()
+            .exports(engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    }
+
+    /// Calls an export on a pooled instance. Blocking.
+    pub(crate) fn invoke(&self, func: &Function, args: &[Val]) -> Result<Vec<Val>> {
+        let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut instance = match reused {
+            Some(i) => i,
+            None => LiveInstance::new(self, None)?,
+        };
+        let out = instance.call(self, &func.index, &func.name, args)?;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+        Ok(out)
+    }
+
+    /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin.
+    /// Returns the guest's exit status. Blocking.
+    pub(crate) fn run(&self, run: &RunContext) -> Result<i32> {
+        let func = self.function("wasi:cli/run#run").map_err(|_| {
+            Error::not_found(format!(
+                "module `{}` does not export wasi:cli/run, so it cannot be run; it is a library module: use `membrane call`",
+                self.name
+            ))
+        })?;
+        let mut instance = match LiveInstance::new(self, Some(run)) {
+            Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
+            other => other?,
+        };
+        match instance.call(self, &func.index, "wasi:cli/run", &[]) {
+            Ok(results) => Ok(match results.first() {
+                Some(Val::Result(Err(_))) => 1,
+                _ => 0,
+            }),
+            Err(e) if e.kind() == ErrorKind::Exit => Ok(e.exit_code().unwrap_or(1)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Refuses imports that nothing provides, naming each and saying what to add.
+fn check_imports(rt: &RuntimeInner, name: &str, component: &Component) -> Result<()> {
+    let mut problems = Problems::default();
+    for (import, _) in component.component_type().imports(&rt.engine) {
+        if import.starts_with("wasi:") {
+            continue;
+        }
+        let (base, _) = split_version(import);
+        problems.push(Error::link(format!(
+            "module `{name}` imports `{import}`, which is neither a WASI interface nor linked; \
+             link it to a module that exports it with `links = {{ \"{base}\" = \"<provider>\" }}` under [modules.{name}], \
+             or rebuild the component without that import"
+        )));
+    }
+    problems.into_result()
+}

@@ -1,0 +1,286 @@
+//! What an app is made of, declared in code or parsed from `membrane.toml`.
+//!
+//! [`AppSpec`] and [`ModuleSpec`] are plain descriptions: nothing is opened, compiled or
+//! checked until [`Runtime::load_spec`](crate::Runtime::load_spec). Everything a module may
+//! touch is listed in its [`Grants`]; what is absent is denied.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An app: named modules and the one `membrane run` starts.
+#[derive(Debug, Clone, Default)]
+pub struct AppSpec {
+    pub(crate) entry: Option<String>,
+    pub(crate) modules: BTreeMap<String, ModuleSpec>,
+}
+
+impl AppSpec {
+    /// An app with no modules.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the module called `name`.
+    pub fn module(mut self, name: impl Into<String>, module: ModuleSpec) -> Self {
+        self.modules.insert(name.into(), module);
+        self
+    }
+
+    /// Names the module whose `wasi:cli/run` export [`App::run`](crate::App::run) starts.
+    /// Defaults to the only module when there is exactly one.
+    pub fn entry(mut self, name: impl Into<String>) -> Self {
+        self.entry = Some(name.into());
+        self
+    }
+
+    /// The modules by name.
+    pub fn modules(&self) -> &BTreeMap<String, ModuleSpec> {
+        &self.modules
+    }
+
+    /// The entry module, as declared or implied.
+    pub fn entry_name(&self) -> Option<&str> {
+        match &self.entry {
+            Some(e) => Some(e),
+            None if self.modules.len() == 1 => self.modules.keys().next().map(String::as_str),
+            None => None,
+        }
+    }
+}
+
+/// Where a module's component comes from.
+#[derive(Clone)]
+pub enum ComponentSource {
+    /// A `.wasm` component file on the host.
+    File(PathBuf),
+    /// Component bytes held in memory.
+    Bytes(Arc<[u8]>),
+}
+
+impl fmt::Debug for ComponentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ComponentSource::File(p) => write!(f, "File({})", p.display()),
+            ComponentSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+/// One module: a component plus its grants and limits.
+#[derive(Debug, Clone)]
+pub struct ModuleSpec {
+    pub(crate) source: ComponentSource,
+    pub(crate) build: Option<String>,
+    /// What the module may touch.
+    pub grants: Grants,
+    /// What the module may consume.
+    pub limits: Limits,
+}
+
+impl ModuleSpec {
+    /// A module loaded from a component file.
+    pub fn from_file(path: impl Into<PathBuf>) -> Self {
+        Self::with_source(ComponentSource::File(path.into()))
+    }
+
+    /// A module from component bytes.
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self::with_source(ComponentSource::Bytes(bytes.into()))
+    }
+
+    fn with_source(source: ComponentSource) -> Self {
+        ModuleSpec {
+            source,
+            build: None,
+            grants: Grants::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Where the component comes from.
+    pub fn source(&self) -> &ComponentSource {
+        &self.source
+    }
+
+    /// The shell command `membrane build` runs for this module, if any.
+    pub fn build_command(&self) -> Option<&str> {
+        self.build.as_deref()
+    }
+
+    /// Sets the shell command that builds the component.
+    pub fn build(mut self, command: impl Into<String>) -> Self {
+        self.build = Some(command.into());
+        self
+    }
+
+    /// Grants the host directory `host` at `guest` (an absolute guest path).
+    pub fn dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>, mode: DirMode) -> Self {
+        self.grants.dirs.push(DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            mode,
+        });
+        self
+    }
+
+    /// Grants one environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.grants.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Routes the module's stdout.
+    pub fn stdout(mut self, route: OutputRoute) -> Self {
+        self.grants.stdout = route;
+        self
+    }
+
+    /// Routes the module's stderr.
+    pub fn stderr(mut self, route: OutputRoute) -> Self {
+        self.grants.stderr = route;
+        self
+    }
+
+    /// Allows outbound TCP connections to `destination` (`host:port`, where host is an IP
+    /// address or a name). Checked when the app loads.
+    pub fn network(mut self, destination: impl Into<String>) -> Self {
+        self.grants.network.push(destination.into());
+        self
+    }
+
+    /// Caps the module's linear memory, in bytes.
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.limits.memory = bytes;
+        self
+    }
+
+    /// Sets the wall-clock budget of one call into the module.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
+        self
+    }
+}
+
+/// Capabilities granted to a module. The default grants nothing but clocks and random
+/// numbers, which every module has.
+///
+/// | grant | default |
+/// |---|---|
+/// | `dirs` | none: no file system at all |
+/// | `env` | none: an empty environment |
+/// | `stdout`, `stderr` | [`OutputRoute::Log`] |
+/// | stdin | closed (end of file), except for the entry module of `membrane run` |
+/// | `network` | none: every socket address is refused, name lookup is off |
+/// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Grants {
+    /// Preopened host directories.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables, exactly as given.
+    pub env: BTreeMap<String, String>,
+    /// Where stdout goes.
+    pub stdout: OutputRoute,
+    /// Where stderr goes.
+    pub stderr: OutputRoute,
+    /// Allowed outbound TCP destinations, `host:port`.
+    pub network: Vec<String>,
+}
+
+/// A host directory visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The host directory (relative paths are relative to the manifest).
+    pub host: PathBuf,
+    /// Where the guest sees it, an absolute path such as `/data`.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub mode: DirMode,
+}
+
+/// Whether a granted directory may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum DirMode {
+    /// Files can be read and directories listed; nothing can be created, changed or removed.
+    #[default]
+    #[serde(rename = "ro")]
+    ReadOnly,
+    /// Files and directories below the grant can be created, written, renamed and removed.
+    #[serde(rename = "rw")]
+    ReadWrite,
+}
+
+impl fmt::Display for DirMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DirMode::ReadOnly => "ro",
+            DirMode::ReadWrite => "rw",
+        })
+    }
+}
+
+/// Where a module's stdout or stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputRoute {
+    /// Each line becomes a `tracing` event at INFO level (target `membrane::guest`) carrying
+    /// the module name and the stream; lines are cut at 4 KiB.
+    #[default]
+    Log,
+    /// Written to the host process's own stdout/stderr.
+    Inherit,
+    /// Thrown away.
+    Discard,
+}
+
+impl fmt::Display for OutputRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputRoute::Log => "log",
+            OutputRoute::Inherit => "inherit",
+            OutputRoute::Discard => "discard",
+        })
+    }
+}
+
+/// A parsed network destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum NetHost {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// Resource limits of a module. The defaults suit untrusted code:
+///
+/// | limit | default | meaning |
+/// |---|---|---|
+/// | `memory` | 64 MiB | total linear memory of one instance; growth past it fails |
+/// | `timeout` | 10 s | wall-clock budget of one call, including `membrane run` of the entry |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory: u64,
+    /// Wall-clock budget of one call.
+    pub timeout: Duration,
+}
+
+impl Limits {
+    /// Default `memory`: 64 MiB.
+    pub const DEFAULT_MEMORY: u64 = 64 << 20;
+    /// Default `timeout`: 10 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: Self::DEFAULT_MEMORY,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+}

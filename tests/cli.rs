@@ -1,0 +1,135 @@
+//! The `membrane` command: inspect, call, check, build, and the example app.
+
+use crate::common::*;
+
+#[test]
+fn inspect_prints_wit() {
+    let o = membrane(&["inspect", guests::PROBE]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wit = stdout(&o);
+    assert!(wit.contains("export membrane-test:probe/caps@0.1.0;"), "{wit}");
+    assert!(wit.contains("import wasi:filesystem/"), "{wit}");
+    let o = membrane(&["inspect", "--full", guests::TYPES]);
+    let wit = stdout(&o);
+    assert!(wit.contains("record point"), "{wit}");
+    assert!(wit.contains("echo-point: func(p: point) -> point;"), "{wit}");
+}
+
+#[test]
+fn inspect_rejects_what_is_not_a_component() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.wasm");
+    std::fs::write(&junk, b"definitely not wasm").unwrap();
+    assert_clean_failure(&membrane(&["inspect", junk.to_str().unwrap()]), "not WebAssembly");
+    let core = tmp.path().join("core.wasm");
+    std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
+    assert_clean_failure(&membrane(&["inspect", core.to_str().unwrap()]), "core WebAssembly module");
+    assert_clean_failure(&membrane(&["inspect", "/no/such.wasm"]), "cannot read");
+}
+
+fn types_manifest(dir: &std::path::Path) -> String {
+    write_manifest(dir, &format!("[modules.types]\ncomponent = {:?}\n", guests::TYPES))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn call_round_trips_wave_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = types_manifest(tmp.path());
+    let echo = "membrane-test:types/echo";
+    let cases = [
+        ("echo-string", vec![r#""a \"quoted\" string""#], r#""a \"quoted\" string""#),
+        ("echo-point", vec![r#"{x: 5, y: 6, label: "r"}"#], r#"{x: 6, y: 7, label: "r"}"#),
+        ("sum", vec!["[-1, -2]"], "-3"),
+        ("find", vec![r#"["x", "y"]"#, r#""y""#], "some(1)"),
+        ("parse-u32", vec![r#""7""#], "ok(7)"),
+        ("parse-u32", vec![r#""-7""#], r#"err("\"-7\": invalid digit found in string")"#),
+    ];
+    for (func, args, expected) in cases {
+        let export = format!("{echo}#{func}");
+        let mut argv = vec!["call", &m, "types", &export];
+        argv.extend(args.iter());
+        let o = membrane(&argv);
+        assert!(o.status.success(), "{func}: {}", stderr(&o));
+        assert_eq!(stdout(&o).trim_end(), expected, "{func}");
+    }
+    let o = membrane(&["call", &m, "types", "hello", r#""cli""#]);
+    assert_eq!(stdout(&o), "\"hello, cli\"\n");
+}
+
+#[test]
+fn call_errors_are_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = types_manifest(tmp.path());
+    assert_clean_failure(&membrane(&["call", &m, "types", "hello", "42"]), "argument `name`");
+    assert_clean_failure(&membrane(&["call", &m, "types", "hello"]), "takes 1 argument");
+    assert_clean_failure(&membrane(&["call", &m, "nope", "hello"]), "no module `nope`");
+    assert_clean_failure(&membrane(&["call", &m, "types", "bye"]), "no root-level export `bye`");
+}
+
+#[test]
+fn check_lists_every_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = types_manifest(tmp.path());
+    let o = membrane(&["check", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ok:"), "{}", stdout(&o));
+
+    let bad = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.a]\ncomponent = \"missing.wasm\"\n[modules.b]\ncomponent = {:?}\n[modules.c]\ncomponent = {:?}\ngrants = {{ dirs = [{{ host = \"nope\", guest = \"/x\" }}] }}\n",
+            guests::NEEDS_KV,
+            guests::PROBE
+        ),
+    );
+    let o = membrane(&["check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(err.contains("missing.wasm"), "{err}");
+    assert!(err.contains("acme:kv/store"), "{err}");
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn bad_manifests_and_files_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[modules.a]\ncomponent = \"a.wasm\"\nsurprise = 1\n", "surprise"),
+        ("[modules.a]\n", "component"),
+        ("[modules.a]\ncomponent = \"a.wasm\"\nlimits = { timeout = \"forever\" }\n", "not a duration"),
+        ("[modules.a]\ncomponent = \"a.wasm\"\ngrants = { network = [\"10.0.0.1\"] }\n", "no port"),
+        ("[app]\nentry = \"zz\"\n[modules.a]\ncomponent = \"a.wasm\"\n", "names no module"),
+    ];
+    for (text, expected) in cases {
+        let m = write_manifest(tmp.path(), text);
+        assert_clean_failure(&membrane(&["check", m.to_str().unwrap()]), expected);
+        assert_clean_failure(&membrane(&["run", m.to_str().unwrap()]), expected);
+    }
+    assert_clean_failure(&membrane(&["run", "/no/such/membrane.toml"]), "cannot read manifest");
+    let junk = tmp.path().join("junk.wasm");
+    std::fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+    assert_clean_failure(&membrane(&["run", junk.to_str().unwrap()]), "not WebAssembly");
+    let core = tmp.path().join("core.wasm");
+    std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
+    assert_clean_failure(&membrane(&["run", core.to_str().unwrap()]), "core WebAssembly module");
+    // A library module cannot be run.
+    let m = types_manifest(tmp.path());
+    assert_clean_failure(&membrane(&["run", &m]), "does not export wasi:cli/run");
+}
+
+#[test]
+fn the_example_app_runs() {
+    let example = std::path::Path::new(guests::ROOT).join("examples/hello/membrane.toml");
+    let o = membrane(&["run", example.to_str().unwrap(), "--", "Ada", "Grace"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Hello from a sandbox, Ada!"), "{out}");
+    assert!(out.contains("Hello from a sandbox, Grace!"), "{out}");
+    assert!(out.contains("out of reach"), "{out}");
+    assert!(stderr(&o).contains("greeted 2 people"), "{}", stderr(&o));
+}

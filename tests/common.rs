@@ -1,0 +1,93 @@
+//! Helpers shared by the test modules.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use membrane::{App, AppSpec, Config, ModuleSpec, Runtime, Val};
+
+pub use membrane_test_artifacts as guests;
+
+pub fn runtime() -> Runtime {
+    Runtime::new(Config::default()).expect("runtime")
+}
+
+/// Loads an app of one module called `m`.
+pub async fn app_of(module: ModuleSpec) -> App {
+    runtime()
+        .load_spec(AppSpec::new().module("m", module))
+        .await
+        .expect("app loads")
+}
+
+/// The probe guest with the grants and limits `f` adds.
+pub async fn probe(f: impl FnOnce(ModuleSpec) -> ModuleSpec) -> App {
+    app_of(f(ModuleSpec::from_file(guests::PROBE))).await
+}
+
+pub const CAPS: &str = "membrane-test:probe/caps";
+
+/// Calls `membrane-test:probe/caps#func` on module `m`.
+pub async fn caps(app: &App, func: &str, args: &[Val]) -> membrane::Result<Vec<Val>> {
+    app.call("m", &format!("{CAPS}#{func}"), args).await
+}
+
+pub fn s(text: &str) -> Val {
+    Val::String(text.into())
+}
+
+/// Unwraps a `result<string, string>`-like value into Ok(text) / Err(text).
+pub fn result_text(vals: &[Val]) -> Result<String, String> {
+    match &vals[0] {
+        Val::Result(Ok(Some(v))) => Ok(text_of(v)),
+        Val::Result(Ok(None)) => Ok(String::new()),
+        Val::Result(Err(Some(v))) => Err(text_of(v)),
+        Val::Result(Err(None)) => Err(String::new()),
+        other => panic!("not a result: {other:?}"),
+    }
+}
+
+pub fn text_of(v: &Val) -> String {
+    match v {
+        Val::String(s) => s.clone(),
+        other => membrane::to_wave(other).unwrap(),
+    }
+}
+
+/// Runs the `membrane` binary.
+pub fn membrane(args: &[&str]) -> Output {
+    membrane_in(None, args)
+}
+
+pub fn membrane_in(dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    cmd.args(args).env_remove("MEMBRANE_LOG");
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.output().expect("membrane runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed command must fail cleanly: non-zero status, a message, never a panic.
+pub fn assert_clean_failure(o: &Output, expect_in_stderr: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "the host panicked: {err}");
+    assert!(err.contains(expect_in_stderr), "stderr lacks {expect_in_stderr:?}: {err}");
+}
+
+/// Writes a manifest into `dir` and returns its path.
+pub fn write_manifest(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("membrane.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,13 @@
+//! Integration tests: real guests built from `guests/`, a real wasmtime engine.
+//! One binary, one module per area.
+
+mod common;
+
+mod cli;
+mod env;
+mod errors;
+mod fs;
+mod limits;
+mod net;
+mod stdio;
+mod values;
