@@ -7,12 +7,18 @@ fn inspect_prints_wit() {
     let o = membrane(&["inspect", guests::PROBE]);
     assert!(o.status.success(), "{}", stderr(&o));
     let wit = stdout(&o);
-    assert!(wit.contains("export membrane-test:probe/caps@0.1.0;"), "{wit}");
+    assert!(
+        wit.contains("export membrane-test:probe/caps@0.1.0;"),
+        "{wit}"
+    );
     assert!(wit.contains("import wasi:filesystem/"), "{wit}");
     let o = membrane(&["inspect", "--full", guests::TYPES]);
     let wit = stdout(&o);
     assert!(wit.contains("record point"), "{wit}");
-    assert!(wit.contains("echo-point: func(p: point) -> point;"), "{wit}");
+    assert!(
+        wit.contains("echo-point: func(p: point) -> point;"),
+        "{wit}"
+    );
 }
 
 #[test]
@@ -20,18 +26,27 @@ fn inspect_rejects_what_is_not_a_component() {
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.wasm");
     std::fs::write(&junk, b"definitely not wasm").unwrap();
-    assert_clean_failure(&membrane(&["inspect", junk.to_str().unwrap()]), "not WebAssembly");
+    assert_clean_failure(
+        &membrane(&["inspect", junk.to_str().unwrap()]),
+        "not WebAssembly",
+    );
     let core = tmp.path().join("core.wasm");
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
-    assert_clean_failure(&membrane(&["inspect", core.to_str().unwrap()]), "core WebAssembly module");
+    assert_clean_failure(
+        &membrane(&["inspect", core.to_str().unwrap()]),
+        "core WebAssembly module",
+    );
     assert_clean_failure(&membrane(&["inspect", "/no/such.wasm"]), "cannot read");
 }
 
 fn types_manifest(dir: &std::path::Path) -> String {
-    write_manifest(dir, &format!("[modules.types]\ncomponent = {:?}\n", guests::TYPES))
-        .to_str()
-        .unwrap()
-        .to_string()
+    write_manifest(
+        dir,
+        &format!("[modules.types]\ncomponent = {:?}\n", guests::TYPES),
+    )
+    .to_str()
+    .unwrap()
+    .to_string()
 }
 
 #[test]
@@ -40,12 +55,24 @@ fn call_round_trips_wave_values() {
     let m = types_manifest(tmp.path());
     let echo = "membrane-test:types/echo";
     let cases = [
-        ("echo-string", vec![r#""a \"quoted\" string""#], r#""a \"quoted\" string""#),
-        ("echo-point", vec![r#"{x: 5, y: 6, label: "r"}"#], r#"{x: 6, y: 7, label: "r"}"#),
+        (
+            "echo-string",
+            vec![r#""a \"quoted\" string""#],
+            r#""a \"quoted\" string""#,
+        ),
+        (
+            "echo-point",
+            vec![r#"{x: 5, y: 6, label: "r"}"#],
+            r#"{x: 6, y: 7, label: "r"}"#,
+        ),
         ("sum", vec!["[-1, -2]"], "-3"),
         ("find", vec![r#"["x", "y"]"#, r#""y""#], "some(1)"),
         ("parse-u32", vec![r#""7""#], "ok(7)"),
-        ("parse-u32", vec![r#""-7""#], r#"err("\"-7\": invalid digit found in string")"#),
+        (
+            "parse-u32",
+            vec![r#""-7""#],
+            r#"err("\"-7\": invalid digit found in string")"#,
+        ),
     ];
     for (func, args, expected) in cases {
         let export = format!("{echo}#{func}");
@@ -63,10 +90,22 @@ fn call_round_trips_wave_values() {
 fn call_errors_are_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let m = types_manifest(tmp.path());
-    assert_clean_failure(&membrane(&["call", &m, "types", "hello", "42"]), "argument `name`");
-    assert_clean_failure(&membrane(&["call", &m, "types", "hello"]), "takes 1 argument");
-    assert_clean_failure(&membrane(&["call", &m, "nope", "hello"]), "no module `nope`");
-    assert_clean_failure(&membrane(&["call", &m, "types", "bye"]), "no root-level export `bye`");
+    assert_clean_failure(
+        &membrane(&["call", &m, "types", "hello", "42"]),
+        "argument `name`",
+    );
+    assert_clean_failure(
+        &membrane(&["call", &m, "types", "hello"]),
+        "takes 1 argument",
+    );
+    assert_clean_failure(
+        &membrane(&["call", &m, "nope", "hello"]),
+        "no module `nope`",
+    );
+    assert_clean_failure(
+        &membrane(&["call", &m, "types", "bye"]),
+        "no root-level export `bye`",
+    );
 }
 
 #[test]
@@ -99,24 +138,45 @@ fn check_lists_every_problem() {
 fn bad_manifests_and_files_fail_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        ("[modules.a]\ncomponent = \"a.wasm\"\nsurprise = 1\n", "surprise"),
+        (
+            "[modules.a]\ncomponent = \"a.wasm\"\nsurprise = 1\n",
+            "surprise",
+        ),
         ("[modules.a]\n", "component"),
-        ("[modules.a]\ncomponent = \"a.wasm\"\nlimits = { timeout = \"forever\" }\n", "not a duration"),
-        ("[modules.a]\ncomponent = \"a.wasm\"\ngrants = { network = [\"10.0.0.1\"] }\n", "no port"),
-        ("[app]\nentry = \"zz\"\n[modules.a]\ncomponent = \"a.wasm\"\n", "names no module"),
+        (
+            "[modules.a]\ncomponent = \"a.wasm\"\nlimits = { timeout = \"forever\" }\n",
+            "not a duration",
+        ),
+        (
+            "[modules.a]\ncomponent = \"a.wasm\"\ngrants = { network = [\"10.0.0.1\"] }\n",
+            "no port",
+        ),
+        (
+            "[app]\nentry = \"zz\"\n[modules.a]\ncomponent = \"a.wasm\"\n",
+            "names no module",
+        ),
     ];
     for (text, expected) in cases {
         let m = write_manifest(tmp.path(), text);
         assert_clean_failure(&membrane(&["check", m.to_str().unwrap()]), expected);
         assert_clean_failure(&membrane(&["run", m.to_str().unwrap()]), expected);
     }
-    assert_clean_failure(&membrane(&["run", "/no/such/membrane.toml"]), "cannot read manifest");
+    assert_clean_failure(
+        &membrane(&["run", "/no/such/membrane.toml"]),
+        "cannot read manifest",
+    );
     let junk = tmp.path().join("junk.wasm");
     std::fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
-    assert_clean_failure(&membrane(&["run", junk.to_str().unwrap()]), "not WebAssembly");
+    assert_clean_failure(
+        &membrane(&["run", junk.to_str().unwrap()]),
+        "not WebAssembly",
+    );
     let core = tmp.path().join("core.wasm");
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
-    assert_clean_failure(&membrane(&["run", core.to_str().unwrap()]), "core WebAssembly module");
+    assert_clean_failure(
+        &membrane(&["run", core.to_str().unwrap()]),
+        "core WebAssembly module",
+    );
     // A library module cannot be run.
     let m = types_manifest(tmp.path());
     assert_clean_failure(&membrane(&["run", &m]), "does not export wasi:cli/run");

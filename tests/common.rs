@@ -80,9 +80,15 @@ pub fn stderr(o: &Output) -> String {
 /// A failed command must fail cleanly: non-zero status, a message, never a panic.
 pub fn assert_clean_failure(o: &Output, expect_in_stderr: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
     assert!(!err.contains("panicked"), "the host panicked: {err}");
-    assert!(err.contains(expect_in_stderr), "stderr lacks {expect_in_stderr:?}: {err}");
+    assert!(
+        err.contains(expect_in_stderr),
+        "stderr lacks {expect_in_stderr:?}: {err}"
+    );
 }
 
 /// Writes a manifest into `dir` and returns its path.

@@ -30,7 +30,9 @@ async fn core_module_is_not_a_component() {
 
 #[tokio::test]
 async fn random_bytes_are_not_webassembly() {
-    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let e = load_err(ModuleSpec::from_bytes(junk)).await;
     assert_eq!(e.kind(), ErrorKind::InvalidComponent);
     assert!(e.to_string().contains("not WebAssembly"), "{e}");
@@ -48,8 +50,14 @@ async fn unlinked_import_is_refused_with_the_fix() {
     let e = load_err(ModuleSpec::from_file(guests::NEEDS_KV)).await;
     assert_eq!(e.kind(), ErrorKind::Link);
     let msg = e.to_string();
-    assert!(msg.contains("module `bad` imports `acme:kv/store@0.1.0`"), "{msg}");
-    assert!(msg.contains("links = { \"acme:kv/store\" = \"<provider>\" }"), "{msg}");
+    assert!(
+        msg.contains("module `bad` imports `acme:kv/store@0.1.0`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("links = { \"acme:kv/store\" = \"<provider>\" }"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +79,10 @@ async fn unknown_module_export_and_bad_arguments() {
     let e = app.call("nope", "x", &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("modules: m"), "{e}");
-    let e = app.call("m", &format!("{CAPS}#nope"), &[]).await.unwrap_err();
+    let e = app
+        .call("m", &format!("{CAPS}#nope"), &[])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("read-file"), "{e}");
     let e = app.call("m", "other:pkg/iface#f", &[]).await.unwrap_err();
@@ -82,7 +93,9 @@ async fn unknown_module_export_and_bad_arguments() {
     let e = caps(&app, "read-file", &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgs);
     assert!(e.to_string().contains("path: string"), "{e}");
-    let e = caps(&app, "read-file", &[membrane::Val::U32(1)]).await.unwrap_err();
+    let e = caps(&app, "read-file", &[membrane::Val::U32(1)])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgs);
     assert!(e.to_string().contains("expected string, got u32"), "{e}");
     // None of that cost the module anything.
@@ -93,12 +106,19 @@ async fn unknown_module_export_and_bad_arguments() {
 #[tokio::test]
 async fn bad_manifests_are_errors_with_lines() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = write_manifest(tmp.path(), "[modules.a]\ncomponent = \"a.wasm\"\nlimits = { memroy = \"1MiB\" }\n");
+    let path = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nlimits = { memroy = \"1MiB\" }\n",
+    );
     let e = runtime().load(&path).await.err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Manifest);
     assert!(e.to_string().contains("line 3"), "{e}");
     assert!(e.to_string().contains("memroy"), "{e}");
-    let e = runtime().load(tmp.path().join("absent.toml")).await.err().unwrap();
+    let e = runtime()
+        .load(tmp.path().join("absent.toml"))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     let path = write_manifest(tmp.path(), "this is not toml");
     let e = runtime().load(&path).await.err().unwrap();

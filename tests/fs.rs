@@ -28,7 +28,9 @@ fn layout() -> Layout {
 async fn granted_read_works() {
     let l = layout();
     let app = probe(|m| m.dir(l.root.join("granted"), "/data", DirMode::ReadOnly)).await;
-    let out = caps(&app, "read-file", &[s("/data/hello.txt")]).await.unwrap();
+    let out = caps(&app, "read-file", &[s("/data/hello.txt")])
+        .await
+        .unwrap();
     assert_eq!(result_text(&out), Ok("hello from the host".into()));
     let out = caps(&app, "list-dir", &[s("/data")]).await.unwrap();
     assert_eq!(
@@ -56,12 +58,16 @@ async fn escapes_are_refused() {
     }
     // Writing through an escaping symlink is refused too, and the target is unchanged.
     for path in ["/data/escape", "/data/abs", "/data/../secret.txt"] {
-        let out = caps(&app, "write-file", &[s(path), s("pwned")]).await.unwrap();
+        let out = caps(&app, "write-file", &[s(path), s("pwned")])
+            .await
+            .unwrap();
         assert!(result_text(&out).is_err(), "{path} was writable");
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "top secret");
     // The module still works after the refusals.
-    let out = caps(&app, "read-file", &[s("/data/hello.txt")]).await.unwrap();
+    let out = caps(&app, "read-file", &[s("/data/hello.txt")])
+        .await
+        .unwrap();
     assert!(result_text(&out).is_ok());
 }
 
@@ -69,10 +75,17 @@ async fn escapes_are_refused() {
 async fn read_only_dirs_refuse_writes() {
     let l = layout();
     let app = probe(|m| m.dir(l.root.join("granted"), "/data", DirMode::ReadOnly)).await;
-    let out = caps(&app, "write-file", &[s("/data/hello.txt"), s("changed")]).await.unwrap();
+    let out = caps(&app, "write-file", &[s("/data/hello.txt"), s("changed")])
+        .await
+        .unwrap();
     let err = result_text(&out).unwrap_err();
-    assert!(err.contains("ermission") || err.contains("ReadOnly") || err.contains("denied"), "{err}");
-    let out = caps(&app, "write-file", &[s("/data/new.txt"), s("new")]).await.unwrap();
+    assert!(
+        err.contains("ermission") || err.contains("ReadOnly") || err.contains("denied"),
+        "{err}"
+    );
+    let out = caps(&app, "write-file", &[s("/data/new.txt"), s("new")])
+        .await
+        .unwrap();
     assert!(result_text(&out).is_err());
     assert_eq!(
         std::fs::read_to_string(l.root.join("granted/hello.txt")).unwrap(),
@@ -85,7 +98,13 @@ async fn read_only_dirs_refuse_writes() {
 async fn read_write_dirs_accept_writes() {
     let l = layout();
     let app = probe(|m| m.dir(l.root.join("granted"), "/data", DirMode::ReadWrite)).await;
-    let out = caps(&app, "write-file", &[s("/data/new.txt"), s("written by the guest")]).await.unwrap();
+    let out = caps(
+        &app,
+        "write-file",
+        &[s("/data/new.txt"), s("written by the guest")],
+    )
+    .await
+    .unwrap();
     assert_eq!(result_text(&out), Ok(String::new()));
     assert_eq!(
         std::fs::read_to_string(l.root.join("granted/new.txt")).unwrap(),
@@ -107,7 +126,11 @@ async fn missing_host_dir_is_a_load_error() {
     let err = runtime()
         .load_spec(membrane::AppSpec::new().module(
             "m",
-            membrane::ModuleSpec::from_file(guests::PROBE).dir("/no/such/dir", "/data", DirMode::ReadOnly),
+            membrane::ModuleSpec::from_file(guests::PROBE).dir(
+                "/no/such/dir",
+                "/data",
+                DirMode::ReadOnly,
+            ),
         ))
         .await
         .err()

@@ -14,7 +14,11 @@ async fn infinite_loop_times_out() {
     let err = caps(&app, "spin", &[]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     // Generous bound: the point is that the loop was stopped, not how fast.
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(err.to_string().contains("timeout"), "{err}");
     // The trapped instance was thrown away; the next call gets a fresh one.
     let out = caps(&app, "get-env", &[s("X")]).await.unwrap();
@@ -24,7 +28,9 @@ async fn infinite_loop_times_out() {
 #[tokio::test]
 async fn sleeping_in_a_host_call_times_out() {
     let app = probe(|m| m.timeout(Duration::from_millis(200))).await;
-    let err = caps(&app, "sleep-ms", &[Val::U64(60_000)]).await.unwrap_err();
+    let err = caps(&app, "sleep-ms", &[Val::U64(60_000)])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 }
 
@@ -32,7 +38,12 @@ async fn sleeping_in_a_host_call_times_out() {
 async fn memory_bomb_hits_the_limit() {
     let app = probe(|m| m.memory(16 << 20)).await;
     let err = caps(&app, "bomb", &[]).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{}", membrane::chain(&err));
+    assert_eq!(
+        err.kind(),
+        ErrorKind::MemoryLimit,
+        "{}",
+        membrane::chain(&err)
+    );
     assert!(err.to_string().contains("16MiB"), "{err}");
     let out = caps(&app, "try-alloc", &[Val::U64(1 << 20)]).await.unwrap();
     assert!(result_text(&out).is_ok());
@@ -45,7 +56,9 @@ async fn refused_growth_is_visible_to_a_careful_guest() {
     let out = caps(&app, "try-alloc", &[Val::U64(8 << 20)]).await.unwrap();
     assert!(result_text(&out).is_ok(), "{out:?}");
     // ... past it fails inside the guest, which reports it instead of trapping.
-    let out = caps(&app, "try-alloc", &[Val::U64(64 << 20)]).await.unwrap();
+    let out = caps(&app, "try-alloc", &[Val::U64(64 << 20)])
+        .await
+        .unwrap();
     assert!(result_text(&out).is_err(), "{out:?}");
 }
 
@@ -53,7 +66,12 @@ async fn refused_growth_is_visible_to_a_careful_guest() {
 async fn a_limit_below_the_initial_memory_fails_at_instantiation() {
     let app = probe(|m| m.memory(64 << 10)).await;
     let err = caps(&app, "now-ns", &[]).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{}", membrane::chain(&err));
+    assert_eq!(
+        err.kind(),
+        ErrorKind::MemoryLimit,
+        "{}",
+        membrane::chain(&err)
+    );
 }
 
 #[tokio::test]
@@ -70,8 +88,14 @@ async fn clocks_and_random_are_granted_by_default() {
     let app = probe(|m| m).await;
     let out = caps(&app, "now-ns", &[]).await.unwrap();
     let Val::U64(now) = out[0] else { panic!() };
-    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    assert!(now.abs_diff(host) < 60_000_000_000, "guest clock is off: {now} vs {host}");
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(
+        now.abs_diff(host) < 60_000_000_000,
+        "guest clock is off: {now} vs {host}"
+    );
     let a = caps(&app, "random-u64", &[]).await.unwrap();
     let b = caps(&app, "random-u64", &[]).await.unwrap();
     assert_ne!(a, b);

@@ -30,7 +30,9 @@ fn closed_port() -> u16 {
 async fn granted_destination_connects() {
     let port = pong_server();
     let app = probe(|m| m.network(format!("127.0.0.1:{port}"))).await;
-    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{port}"))]).await.unwrap();
+    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{port}"))])
+        .await
+        .unwrap();
     assert_eq!(result_text(&out), Ok("pong".into()));
 }
 
@@ -52,7 +54,9 @@ async fn ungranted_destinations_are_refused() {
     }
     // The other server is really up: the refusal came from the grant, not from the network.
     let app = probe(|m| m.network(format!("127.0.0.1:{other}"))).await;
-    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{other}"))]).await.unwrap();
+    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{other}"))])
+        .await
+        .unwrap();
     assert_eq!(result_text(&out), Ok("pong".into()));
 }
 
@@ -60,21 +64,30 @@ async fn ungranted_destinations_are_refused() {
 async fn no_grant_means_no_network() {
     let port = pong_server();
     let app = probe(|m| m).await;
-    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{port}"))]).await.unwrap();
+    let out = caps(&app, "connect", &[s(&format!("127.0.0.1:{port}"))])
+        .await
+        .unwrap();
     assert!(result_text(&out).is_err());
     let out = caps(&app, "resolve", &[s("localhost")]).await.unwrap();
-    assert!(result_text(&out).is_err(), "name lookup works without a grant: {out:?}");
+    assert!(
+        result_text(&out).is_err(),
+        "name lookup works without a grant: {out:?}"
+    );
 }
 
 #[tokio::test]
 async fn granted_name_resolves_and_connects() {
     let port = pong_server();
     let app = probe(|m| m.network(format!("localhost:{port}"))).await;
-    let out = caps(&app, "connect", &[s(&format!("localhost:{port}"))]).await.unwrap();
+    let out = caps(&app, "connect", &[s(&format!("localhost:{port}"))])
+        .await
+        .unwrap();
     assert_eq!(result_text(&out), Ok("pong".into()));
     // Another port on the same host is still refused.
     let other = closed_port();
-    let out = caps(&app, "connect", &[s(&format!("localhost:{other}"))]).await.unwrap();
+    let out = caps(&app, "connect", &[s(&format!("localhost:{other}"))])
+        .await
+        .unwrap();
     assert!(result_text(&out).is_err());
 }
 

@@ -15,7 +15,10 @@ async fn wave(app: &membrane::App, func: &str, args: &[&str]) -> String {
     let f = app.function("m", func).unwrap();
     let vals = f.parse_args(args).unwrap();
     let out = app.call("m", func, &vals).await.unwrap();
-    out.iter().map(|v| membrane::to_wave(v).unwrap()).collect::<Vec<_>>().join(" ")
+    out.iter()
+        .map(|v| membrane::to_wave(v).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[tokio::test]
@@ -23,12 +26,20 @@ async fn every_kind_of_value_round_trips() {
     let app = types_app().await;
     let cases: &[(&str, &[&str], &str)] = &[
         ("echo-string", &[r#""héllo ☃""#], r#""héllo ☃""#),
-        ("echo-point", &[r#"{x: 1, y: -2, label: "p"}"#], r#"{x: 2, y: -1, label: "p"}"#),
+        (
+            "echo-point",
+            &[r#"{x: 1, y: -2, label: "p"}"#],
+            r#"{x: 2, y: -1, label: "p"}"#,
+        ),
         ("sum", &["[1, 2, 3, -10]"], "-4"),
         ("find", &[r#"["a", "b"]"#, r#""b""#], "some(1)"),
         ("find", &[r#"["a"]"#, r#""z""#], "none"),
         ("parse-u32", &[r#""42""#], "ok(42)"),
-        ("parse-u32", &[r#""x""#], r#"err("\"x\": invalid digit found in string")"#),
+        (
+            "parse-u32",
+            &[r#""x""#],
+            r#"err("\"x\": invalid digit found in string")"#,
+        ),
         ("area", &["rect((3, 4))"], "12"),
         ("area", &["empty"], "0"),
         ("next-color", &["blue"], "red"),
@@ -48,10 +59,15 @@ async fn every_kind_of_value_round_trips() {
 async fn export_name_forms() {
     let app = types_app().await;
     assert_eq!(wave(&app, "hello", &[r#""you""#]).await, r#""hello, you""#);
-    assert_eq!(wave(&app, &format!("{ECHO}@0.1.0#upper"), &["'a'"]).await, "'A'");
+    assert_eq!(
+        wave(&app, &format!("{ECHO}@0.1.0#upper"), &["'a'"]).await,
+        "'A'"
+    );
     let f = app.function("m", &format!("{ECHO}#upper")).unwrap();
     assert_eq!(f.name(), format!("{ECHO}@0.1.0#upper"));
-    let e = app.function("m", &format!("{ECHO}@1.0.0#upper")).unwrap_err();
+    let e = app
+        .function("m", &format!("{ECHO}@1.0.0#upper"))
+        .unwrap_err();
     assert_eq!(e.kind(), membrane::ErrorKind::NotFound);
 }
 
@@ -65,7 +81,11 @@ async fn wave_errors_name_the_parameter() {
     let e = f.parse_args::<&str>(&[]).unwrap_err();
     assert!(e.to_string().contains("takes 1 argument"), "{e}");
     let e = app
-        .call("m", &format!("{ECHO}#echo-point"), &[Val::Record(vec![("x".into(), Val::S32(1))])])
+        .call(
+            "m",
+            &format!("{ECHO}#echo-point"),
+            &[Val::Record(vec![("x".into(), Val::S32(1))])],
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), membrane::ErrorKind::InvalidArgs);
@@ -79,7 +99,11 @@ async fn concurrent_calls_each_get_an_instance() {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
             let out = app
-                .call("m", &format!("{ECHO}#sum"), &[Val::List(vec![Val::S64(i), Val::S64(1)])])
+                .call(
+                    "m",
+                    &format!("{ECHO}#sum"),
+                    &[Val::List(vec![Val::S64(i), Val::S64(1)])],
+                )
                 .await
                 .unwrap();
             assert_eq!(out[0], Val::S64(i + 1));

@@ -45,7 +45,9 @@ impl App {
         if let Some(e) = &spec.entry
             && !spec.modules.contains_key(e)
         {
-            problems.push(Error::manifest(format!("the entry `{e}` is not a module of the app")));
+            problems.push(Error::manifest(format!(
+                "the entry `{e}` is not a module of the app"
+            )));
         }
         problems.into_result()?;
 
@@ -65,7 +67,10 @@ impl App {
                     modules.insert(name, Arc::new(module));
                 }
                 Ok(Err(e)) => problems.push(e),
-                Err(join) => problems.push(Error::new(ErrorKind::Trap, format!("loading a module panicked: {join}"))),
+                Err(join) => problems.push(Error::new(
+                    ErrorKind::Trap,
+                    format!("loading a module panicked: {join}"),
+                )),
             }
         }
         problems.into_result()?;
@@ -91,7 +96,10 @@ impl App {
     fn module(&self, name: &str) -> Result<&Arc<Module>> {
         self.inner.modules.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.modules().collect();
-            Error::not_found(format!("the app has no module `{name}`; modules: {}", known.join(", ")))
+            Error::not_found(format!(
+                "the app has no module `{name}`; modules: {}",
+                known.join(", ")
+            ))
         })
     }
 
@@ -121,11 +129,16 @@ impl App {
     /// host's stdin; otherwise its stdin is closed.
     pub async fn run(&self, args: Vec<String>, inherit_stdin: bool) -> Result<i32> {
         let entry = self.entry().ok_or_else(|| {
-            Error::manifest("the app has no entry module: set `entry` under [app] to the module to run")
+            Error::manifest(
+                "the app has no entry module: set `entry` under [app] to the module to run",
+            )
         })?;
         let m = self.module(entry)?.clone();
         let timeout = m.limits.timeout;
-        let run = RunContext { args, inherit_stdin };
+        let run = RunContext {
+            args,
+            inherit_stdin,
+        };
         let task = tokio::task::spawn_blocking(move || m.run(&run));
         finish(entry, "wasi:cli/run", timeout, task).await
     }

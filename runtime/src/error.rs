@@ -97,13 +97,19 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         self.source = Some(source.into());
         self
     }
 
     pub(crate) fn exit(code: i32, module: &str) -> Self {
-        let mut e = Error::new(ErrorKind::Exit, format!("module `{module}` exited with status {code}"));
+        let mut e = Error::new(
+            ErrorKind::Exit,
+            format!("module `{module}` exited with status {code}"),
+        );
         e.exit_code = Some(code);
         e
     }
@@ -154,7 +160,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -180,8 +188,14 @@ impl Problems {
             1 => Err(problems.remove(0)),
             n => {
                 let kind = problems[0].kind;
-                let list: Vec<String> = problems.iter().map(|p| format!("  - {}", chain(p))).collect();
-                Err(Error::new(kind, format!("{n} problems:\n{}", list.join("\n"))))
+                let list: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("  - {}", chain(p)))
+                    .collect();
+                Err(Error::new(
+                    kind,
+                    format!("{n} problems:\n{}", list.join("\n")),
+                ))
             }
         }
     }

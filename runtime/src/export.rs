@@ -17,7 +17,9 @@ impl<'a> ExportName<'a> {
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::InvalidArgs,
-                format!("export name {text:?} {why}: write `ns:pkg/iface#func`, `ns:pkg/iface@1.0.0#func` or a root-level `func`"),
+                format!(
+                    "export name {text:?} {why}: write `ns:pkg/iface#func`, `ns:pkg/iface@1.0.0#func` or a root-level `func`"
+                ),
             )
         };
         match text.split_once('#') {

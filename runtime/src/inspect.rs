@@ -12,10 +12,18 @@ use crate::module::check_header;
 /// With `full`, the definitions of every imported and exported interface follow the world,
 /// as nested packages; otherwise only the world with its `import` and `export` lines.
 pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
-    check_header("<inspected>", bytes)
-        .map_err(|e| Error::new(ErrorKind::InvalidComponent, e.message().replace("module `<inspected>`: ", "")))?;
+    check_header("<inspected>", bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidComponent,
+            e.message().replace("module `<inspected>`: ", ""),
+        )
+    })?;
     let decoded = wit_component::decode(bytes).map_err(|e| {
-        Error::new(ErrorKind::InvalidComponent, "the component's types cannot be decoded").with_source(e)
+        Error::new(
+            ErrorKind::InvalidComponent,
+            "the component's types cannot be decoded",
+        )
+        .with_source(e)
     })?;
     let (resolve, world) = match decoded {
         DecodedWasm::Component(resolve, world) => (resolve, world),
@@ -27,16 +35,28 @@ pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
         }
     };
     let root = resolve.worlds[world].package.ok_or_else(|| {
-        Error::new(ErrorKind::InvalidComponent, "the component's world belongs to no package")
+        Error::new(
+            ErrorKind::InvalidComponent,
+            "the component's world belongs to no package",
+        )
     })?;
     let nested: Vec<_> = if full {
-        resolve.packages.iter().map(|(id, _)| id).filter(|id| *id != root).collect()
+        resolve
+            .packages
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| *id != root)
+            .collect()
     } else {
         Vec::new()
     };
     let mut printer = WitPrinter::default();
     printer.print(&resolve, root, &nested).map_err(|e| {
-        Error::new(ErrorKind::InvalidComponent, "the component's world cannot be printed").with_source(e)
+        Error::new(
+            ErrorKind::InvalidComponent,
+            "the component's world cannot be printed",
+        )
+        .with_source(e)
     })?;
     Ok(printer.output.to_string())
 }
@@ -45,7 +65,11 @@ pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
 pub fn inspect_file(path: impl AsRef<Path>, full: bool) -> Result<String> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Io };
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Io
+        };
         Error::new(kind, format!("cannot read {}", path.display())).with_source(e)
     })?;
     inspect(&bytes, full).map_err(|e| e.context(path.display()))

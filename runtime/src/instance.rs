@@ -73,7 +73,9 @@ impl LiveInstance {
         let func = self
             .instance
             .get_func(&mut self.store, export)
-            .ok_or_else(|| Error::not_found(format!("module `{}` has no function {what}", module.name)))?;
+            .ok_or_else(|| {
+                Error::not_found(format!("module `{}` has no function {what}", module.name))
+            })?;
         let mut results = vec![Val::Bool(false); func.ty(&self.store).results().len()];
         func.call(&mut self.store, args, &mut results)
             .map_err(|e| classify(e, &mut self.store, &module.name, what, module))?;
@@ -101,7 +103,10 @@ fn classify(
                 module.limits.timeout
             ),
         ),
-        Some(Trap::OutOfFuel) => (ErrorKind::OutOfFuel, format!("module `{module_name}`: {what} ran out of fuel")),
+        Some(Trap::OutOfFuel) => (
+            ErrorKind::OutOfFuel,
+            format!("module `{module_name}`: {what} ran out of fuel"),
+        ),
         Some(Trap::StackOverflow) => (
             ErrorKind::StackOverflow,
             format!("module `{module_name}`: {what} overflowed its wasm stack"),
@@ -113,8 +118,14 @@ fn classify(
                 crate::units::format_size(module.limits.memory)
             ),
         ),
-        Some(_) => (ErrorKind::Trap, format!("module `{module_name}`: {what} trapped")),
-        None => (ErrorKind::Trap, format!("module `{module_name}`: {what} failed")),
+        Some(_) => (
+            ErrorKind::Trap,
+            format!("module `{module_name}`: {what} trapped"),
+        ),
+        None => (
+            ErrorKind::Trap,
+            format!("module `{module_name}`: {what} failed"),
+        ),
     };
     Error::new(kind, message).with_source(err)
 }

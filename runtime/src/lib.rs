@@ -52,8 +52,15 @@ pub use inspect::{inspect, inspect_file};
 pub use limits::MAX_TABLE_ELEMENTS;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
-pub use spec::{AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute};
+pub use spec::{
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute,
+};
 pub use units::{format_size, parse_duration, parse_size};
 pub use value::{Function, to_wave, type_name};
 pub use wasmtime::component::Val;
 pub use wasmtime::component::types::Type;
+
+/// The README's Rust examples compile as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

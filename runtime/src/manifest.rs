@@ -11,7 +11,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Problems, Result};
-use crate::spec::{AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute};
+use crate::spec::{
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute,
+};
 use crate::units::{parse_duration, parse_size};
 
 #[derive(Deserialize)]
@@ -91,7 +93,11 @@ impl Manifest {
             Error::new(kind, format!("cannot read manifest {}", path.display())).with_source(e)
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         Self::parse(&text, path, &base)
     }
 
@@ -100,14 +106,19 @@ impl Manifest {
         let file: ManifestFile = toml::from_str(text).map_err(|e| {
             Error::manifest(format!("{}: {}", path.display(), e.to_string().trim_end()))
         })?;
-        let at = |span: std::ops::Range<usize>| format!("{}:{}", path.display(), line_of(text, span.start));
+        let at = |span: std::ops::Range<usize>| {
+            format!("{}:{}", path.display(), line_of(text, span.start))
+        };
         let mut problems = Problems::default();
         let mut app = AppSpec::new();
         for (name, section) in file.modules {
             let span = section.span();
             let section = section.into_inner();
             if let Err(msg) = validate_module_name(&name) {
-                problems.push(Error::manifest(format!("{}: [modules.{name}]: {msg}", at(span))));
+                problems.push(Error::manifest(format!(
+                    "{}: [modules.{name}]: {msg}",
+                    at(span)
+                )));
                 continue;
             }
             match module_spec(&name, section, base, &at) {
@@ -122,7 +133,11 @@ impl Manifest {
                     "{}: app.entry = {:?} names no module; declared modules: {}",
                     at(entry.span()),
                     entry.get_ref(),
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 )));
             }
             Some(entry) => app = app.entry(entry.into_inner()),
@@ -135,7 +150,10 @@ impl Manifest {
             )));
         }
         problems.into_result()?;
-        Ok(Manifest { path: path.to_path_buf(), app })
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            app,
+        })
     }
 }
 
@@ -208,13 +226,19 @@ fn module_spec(
             at(s.component.span())
         )));
     }
-    if errors.is_empty() { Ok(spec) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Module names appear in logs, errors and link targets: keep them simple.
 pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if ok {
         Ok(())
@@ -226,7 +250,11 @@ pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -261,7 +289,9 @@ timeout = "250ms"
         .unwrap();
         let api = &m.app.modules["api"];
         assert_eq!(m.app.entry_name(), Some("api"));
-        assert!(matches!(&api.source, ComponentSource::File(p) if p == Path::new("/apps/x/api.wasm")));
+        assert!(
+            matches!(&api.source, ComponentSource::File(p) if p == Path::new("/apps/x/api.wasm"))
+        );
         assert_eq!(api.grants.dirs[0].host, Path::new("/apps/x/data"));
         assert_eq!(api.grants.dirs[0].mode, DirMode::ReadWrite);
         assert_eq!(api.grants.dirs[1].host, Path::new("/etc/x"));
@@ -275,7 +305,8 @@ timeout = "250ms"
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = parse("[modules.a]\ncomponent = \"a.wasm\"\n[modules.a.grants]\nnetwrok = []\n").unwrap_err();
+        let e = parse("[modules.a]\ncomponent = \"a.wasm\"\n[modules.a.grants]\nnetwrok = []\n")
+            .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("line 4"), "{msg}");
         assert!(msg.contains("netwrok"), "{msg}");
@@ -290,8 +321,14 @@ timeout = "250ms"
         .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("2 problems"), "{msg}");
-        assert!(msg.contains("membrane.toml:4: modules.a.limits.memory"), "{msg}");
-        assert!(msg.contains("membrane.toml:5: modules.a.limits.timeout"), "{msg}");
+        assert!(
+            msg.contains("membrane.toml:4: modules.a.limits.memory"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("membrane.toml:5: modules.a.limits.timeout"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -299,15 +336,25 @@ timeout = "250ms"
         let e = parse("[modules.a]\ncomponent = \"a\"\ngrants = { dirs = [{ host = \"d\", guest = \"/d\", mode = \"rwx\" }] }\n")
             .unwrap_err();
         assert!(e.to_string().contains("rwx"), "{e}");
-        let e = parse("[modules.a]\ncomponent = \"a\"\ngrants = { stdout = \"file\" }\n").unwrap_err();
+        let e =
+            parse("[modules.a]\ncomponent = \"a\"\ngrants = { stdout = \"file\" }\n").unwrap_err();
         assert!(e.to_string().contains("file"), "{e}");
         let e = parse("[app]\nentry = \"b\"\n[modules.a]\ncomponent = \"a\"\n").unwrap_err();
-        assert!(e.to_string().contains("names no module; declared modules: a"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("names no module; declared modules: a"),
+            "{e}"
+        );
         let e = parse("[modules.\"a b\"]\ncomponent = \"a\"\n").unwrap_err();
         assert!(e.to_string().contains("not valid"), "{e}");
         let e = parse("").unwrap_err();
         assert!(e.to_string().contains("declares no modules"), "{e}");
-        let e = parse("[modules.a]\ncomponent = \"a\"\ngrants = { network = [\"nope\"] }\n").unwrap_err();
-        assert!(e.to_string().contains("membrane.toml:3: modules.a.grants.network"), "{e}");
+        let e = parse("[modules.a]\ncomponent = \"a\"\ngrants = { network = [\"nope\"] }\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("membrane.toml:3: modules.a.grants.network"),
+            "{e}"
+        );
     }
 }

@@ -37,13 +37,19 @@ pub(crate) fn read_source(name: &str, source: &ComponentSource) -> Result<Arc<[u
         ComponentSource::Bytes(b) => Ok(b.clone()),
         ComponentSource::File(path) => std::fs::read(path).map(Arc::from).map_err(|e| {
             let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
-                (ErrorKind::NotFound, "; build it (`membrane build`) or fix `component`")
+                (
+                    ErrorKind::NotFound,
+                    "; build it (`membrane build`) or fix `component`",
+                )
             } else {
                 (ErrorKind::Io, "")
             };
             Error::new(
                 kind,
-                format!("module `{name}`: cannot read component {}{hint}", path.display()),
+                format!(
+                    "module `{name}`: cannot read component {}{hint}",
+                    path.display()
+                ),
             )
             .with_source(e)
         }),
@@ -52,7 +58,12 @@ pub(crate) fn read_source(name: &str, source: &ComponentSource) -> Result<Arc<[u
 
 /// Says what a file is when it is not a component, before handing it to the compiler.
 pub(crate) fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
-    let bad = |why: &str| Error::new(ErrorKind::InvalidComponent, format!("module `{name}`: {why}"));
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidComponent,
+            format!("module `{name}`: {why}"),
+        )
+    };
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(bad(
             "the file is not WebAssembly (it does not start with \\0asm); point `component` at a .wasm component",
@@ -63,7 +74,9 @@ pub(crate) fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
         [0x01, 0x00, 0x00, 0x00] => Err(bad(
             "the file is a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`",
         )),
-        _ => Err(bad("the file has an unknown WebAssembly version or layer; it is not a component this runtime supports")),
+        _ => Err(bad(
+            "the file has an unknown WebAssembly version or layer; it is not a component this runtime supports",
+        )),
     }
 }
 
@@ -110,7 +123,12 @@ impl Module {
 
     /// Finds an exported function by its textual name, once; later lookups hit a cache.
     pub(crate) fn function(&self, text: &str) -> Result<Arc<Function>> {
-        if let Some(f) = self.exports.read().unwrap_or_else(|p| p.into_inner()).get(text) {
+        if let Some(f) = self
+            .exports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text)
+        {
             return Ok(f.clone());
         }
         let f = Arc::new(self.resolve(text)?);
@@ -129,7 +147,11 @@ impl Module {
         let (parent, item, canonical) = match name.interface {
             None => {
                 let item = ty.get_export(engine, name.func).ok_or_else(|| {
-                    missing(format!("has no root-level export `{}`; exports: {}", name.func, self.export_list()))
+                    missing(format!(
+                        "has no root-level export `{}`; exports: {}",
+                        name.func,
+                        self.export_list()
+                    ))
                 })?;
                 (None, item.ty, name.func.to_string())
             }
@@ -141,23 +163,31 @@ impl Module {
                     .find(|n| *n == iface || (version.is_none() && split_version(n).0 == base))
                     .or_else(|| {
                         // A semver-compatible version (same major, or same minor for 0.x).
-                        self.component
-                            .get_export_index(None, iface)
-                            .and_then(|_| ty.exports(engine).map(|(n, _)| n).find(|n| split_version(n).0 == base))
+                        self.component.get_export_index(None, iface).and_then(|_| {
+                            ty.exports(engine)
+                                .map(|(n, _)| n)
+                                .find(|n| split_version(n).0 == base)
+                        })
                     })
                     .ok_or_else(|| {
-                        missing(format!("does not export interface `{iface}`; exports: {}", self.export_list()))
+                        missing(format!(
+                            "does not export interface `{iface}`; exports: {}",
+                            self.export_list()
+                        ))
                     })?
                     .to_string();
-                let iface_idx = self.component.get_export_index(None, &actual).ok_or_else(|| {
-                    missing(format!("does not export interface `{iface}`"))
-                })?;
-                let Some(ComponentItem::ComponentInstance(inst)) = ty.get_export(engine, &actual).map(|e| e.ty)
+                let iface_idx = self
+                    .component
+                    .get_export_index(None, &actual)
+                    .ok_or_else(|| missing(format!("does not export interface `{iface}`")))?;
+                let Some(ComponentItem::ComponentInstance(inst)) =
+                    ty.get_export(engine, &actual).map(|e| e.ty)
                 else {
                     return Err(missing(format!("export `{actual}` is not an interface")));
                 };
                 let item = inst.get_export(engine, name.func).ok_or_else(|| {
-                    let funcs: Vec<String> = inst.exports(engine).map(|(n, _)| n.to_string()).collect();
+                    let funcs: Vec<String> =
+                        inst.exports(engine).map(|(n, _)| n.to_string()).collect();
                     missing(format!(
                         "has no function `{}` in `{actual}`; it has: {}",
                         name.func,
@@ -190,7 +220,11 @@ impl Module {
             .exports(engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        if names.is_empty() { "none".into() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
     }
 
     /// Calls an export on a pooled instance. Blocking.

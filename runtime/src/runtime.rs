@@ -57,7 +57,10 @@ impl Runtime {
     /// Creates the engine and starts its epoch clock.
     pub fn new(config: Config) -> Result<Runtime> {
         if config.epoch_tick.is_zero() {
-            return Err(Error::new(ErrorKind::Manifest, "Config::epoch_tick must be greater than zero"));
+            return Err(Error::new(
+                ErrorKind::Manifest,
+                "Config::epoch_tick must be greater than zero",
+            ));
         }
         let mut wasm = wasmtime::Config::new();
         wasm.epoch_interruption(true);
@@ -65,8 +68,9 @@ impl Runtime {
         // Component-model async (WASIp3) is not used; without it every sync call skips the
         // async bookkeeping, which is 3-4x cheaper per call in wasmtime 48.
         wasm.concurrency_support(false);
-        let engine = Engine::new(&wasm)
-            .map_err(|e| Error::new(ErrorKind::Io, "cannot create the wasm engine").with_source(e))?;
+        let engine = Engine::new(&wasm).map_err(|e| {
+            Error::new(ErrorKind::Io, "cannot create the wasm engine").with_source(e)
+        })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;

@@ -118,7 +118,12 @@ impl ModuleSpec {
     }
 
     /// Grants the host directory `host` at `guest` (an absolute guest path).
-    pub fn dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>, mode: DirMode) -> Self {
+    pub fn dir(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<String>,
+        mode: DirMode,
+    ) -> Self {
         self.grants.dirs.push(DirGrant {
             host: host.into(),
             guest: guest.into(),

@@ -8,11 +8,15 @@ use std::time::Duration;
 /// a bare number is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let digits = digits.replace('_', "");
     if digits.is_empty() {
-        return Err(format!("{text:?} is not a size: expected a number with a unit, like \"64MiB\""));
+        return Err(format!(
+            "{text:?} is not a size: expected a number with a unit, like \"64MiB\""
+        ));
     }
     let n: u64 = digits
         .parse()
@@ -39,14 +43,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parses a duration such as `500ms`, `2s`, `1m 30s` or `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("{text:?} is not a duration ({e}): use a number with a unit, like \"500ms\" or \"2s\"")
+        format!(
+            "{text:?} is not a duration ({e}): use a number with a unit, like \"500ms\" or \"2s\""
+        )
     })
 }
 
 /// Formats a byte count with the largest binary unit that divides it.
 pub fn format_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
@@ -65,7 +71,11 @@ mod tests {
         assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
         assert!(parse_size("64 megs").unwrap_err().contains("unknown unit"));
         assert!(parse_size("MiB").unwrap_err().contains("expected a number"));
-        assert!(parse_size("99999999999TiB").unwrap_err().contains("overflows"));
+        assert!(
+            parse_size("99999999999TiB")
+                .unwrap_err()
+                .contains("overflows")
+        );
         assert_eq!(format_size(64 << 20), "64MiB");
         assert_eq!(format_size(1000), "1000B");
     }
@@ -74,6 +84,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 }

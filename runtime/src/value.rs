@@ -82,7 +82,10 @@ impl Function {
         }
         for ((name, ty), val) in self.params.iter().zip(args) {
             check(val, ty).map_err(|why| {
-                Error::new(ErrorKind::InvalidArgs, format!("{}: argument `{name}`: {why}", self.name))
+                Error::new(
+                    ErrorKind::InvalidArgs,
+                    format!("{}: argument `{name}`: {why}", self.name),
+                )
             })?;
         }
         Ok(())
@@ -100,8 +103,12 @@ impl Function {
 
 /// Formats a value as WAVE text.
 pub fn to_wave(val: &Val) -> Result<String> {
-    val.to_wave()
-        .map_err(|e| Error::new(ErrorKind::InvalidArgs, format!("value cannot be written as WAVE: {e}")))
+    val.to_wave().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgs,
+            format!("value cannot be written as WAVE: {e}"),
+        )
+    })
 }
 
 /// A short WIT-like name of a type, for messages.
@@ -122,7 +129,10 @@ pub fn type_name(ty: &Type) -> String {
         Type::String => "string".into(),
         Type::List(l) => format!("list<{}>", type_name(&l.ty())),
         Type::Record(r) => {
-            let f: Vec<String> = r.fields().map(|f| format!("{}: {}", f.name, type_name(&f.ty))).collect();
+            let f: Vec<String> = r
+                .fields()
+                .map(|f| format!("{}: {}", f.name, type_name(&f.ty)))
+                .collect();
             format!("record {{ {} }}", f.join(", "))
         }
         Type::Tuple(t) => {
@@ -178,7 +188,11 @@ fn check(val: &Val, ty: &Type) -> std::result::Result<(), String> {
         }
         (Type::Record(r), Val::Record(fields)) => {
             if r.fields().len() != fields.len() {
-                return Err(format!("expected {} fields, got {}", r.fields().len(), fields.len()));
+                return Err(format!(
+                    "expected {} fields, got {}",
+                    r.fields().len(),
+                    fields.len()
+                ));
             }
             for (f, (name, v)) in r.fields().zip(fields) {
                 if f.name != name {
@@ -190,7 +204,11 @@ fn check(val: &Val, ty: &Type) -> std::result::Result<(), String> {
         }
         (Type::Tuple(t), Val::Tuple(items)) => {
             if t.types().len() != items.len() {
-                return Err(format!("expected {} elements, got {}", t.types().len(), items.len()));
+                return Err(format!(
+                    "expected {} elements, got {}",
+                    t.types().len(),
+                    items.len()
+                ));
             }
             for (i, (ty, v)) in t.types().zip(items).enumerate() {
                 check(v, &ty).map_err(|e| format!(".{i}: {e}"))?;
@@ -222,10 +240,12 @@ fn check(val: &Val, ty: &Type) -> std::result::Result<(), String> {
             Ok(p) => check_opt(p.as_deref(), r.ok()).map_err(|e| format!("ok: {e}")),
             Err(p) => check_opt(p.as_deref(), r.err()).map_err(|e| format!("err: {e}")),
         },
-        (Type::Flags(f), Val::Flags(set)) => match set.iter().find(|s| !f.names().any(|n| n == s.as_str())) {
-            Some(s) => Err(format!("no flag `{s}` in {}", type_name(ty))),
-            None => Ok(()),
-        },
+        (Type::Flags(f), Val::Flags(set)) => {
+            match set.iter().find(|s| !f.names().any(|n| n == s.as_str())) {
+                Some(s) => Err(format!("no flag `{s}` in {}", type_name(ty))),
+                None => Ok(()),
+            }
+        }
         (Type::Own(_) | Type::Borrow(_), Val::Resource(_)) => Ok(()),
         _ => mismatch(),
     }

@@ -11,10 +11,21 @@ const GUESTS: &[&str] = &["probe", "types", "cli_probe", "needs_kv", "hello"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().unwrap().parent().unwrap().to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let guests = root.join("guests");
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.lock").display()
+    );
     for g in GUESTS {
         println!("cargo:rerun-if-changed={}", guests.join(g).display());
     }
@@ -25,13 +36,22 @@ fn main() {
     let target_dir = guests.join("target");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&guests)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's settings are for the host, not for the guests.
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && !key.starts_with("CARGO_NET") && !key.starts_with("CARGO_REGISTRIES"))
+        if (key.starts_with("CARGO_")
+            && key != "CARGO_HOME"
+            && !key.starts_with("CARGO_NET")
+            && !key.starts_with("CARGO_REGISTRIES"))
             || key == "RUSTFLAGS"
             || key.starts_with("RUSTC")
             || key == "RUSTDOCFLAGS"
@@ -41,16 +61,32 @@ fn main() {
     }
     let status = cmd.status().expect("cannot run cargo to build the guests");
     if !status.success() {
-        panic!("building the guests failed ({status}); run `cargo build --release --target wasm32-wasip2` in guests/ to see why");
+        panic!(
+            "building the guests failed ({status}); run `cargo build --release --target wasm32-wasip2` in guests/ to see why"
+        );
     }
 
     let out = target_dir.join("wasm32-wasip2").join("release");
     let mut code = String::new();
     for g in GUESTS {
         let path = out.join(format!("{g}.wasm"));
-        assert!(path.exists(), "guest {g} was built but {} is missing", path.display());
-        writeln!(code, "/// The `{g}` guest component, built from guests/{g}.").unwrap();
-        writeln!(code, "pub const {}: &str = {:?};", g.to_uppercase(), path.to_str().unwrap()).unwrap();
+        assert!(
+            path.exists(),
+            "guest {g} was built but {} is missing",
+            path.display()
+        );
+        writeln!(
+            code,
+            "/// The `{g}` guest component, built from guests/{g}."
+        )
+        .unwrap();
+        writeln!(
+            code,
+            "pub const {}: &str = {:?};",
+            g.to_uppercase(),
+            path.to_str().unwrap()
+        )
+        .unwrap();
     }
     writeln!(code, "/// The repository root.").unwrap();
     writeln!(code, "pub const ROOT: &str = {:?};", root.to_str().unwrap()).unwrap();

@@ -6,7 +6,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("args") => println!("{}", args[2..].join(",")),
-        Some("env") => println!("{}", std::env::var(&args[2]).unwrap_or_else(|_| "<unset>".into())),
+        Some("env") => println!(
+            "{}",
+            std::env::var(&args[2]).unwrap_or_else(|_| "<unset>".into())
+        ),
         Some("exit") => std::process::exit(args[2].parse().unwrap()),
         Some("stdin") => {
             let mut input = String::new();

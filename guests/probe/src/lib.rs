@@ -65,7 +65,8 @@ impl Guest for Probe {
 
     fn try_alloc(bytes: u64) -> Result<u64, String> {
         let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(bytes as usize).map_err(|e| e.to_string())?;
+        v.try_reserve_exact(bytes as usize)
+            .map_err(|e| e.to_string())?;
         v.resize(bytes as usize, 1);
         Ok(v.iter().map(|b| *b as u64).sum())
     }

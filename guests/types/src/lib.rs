@@ -2,7 +2,6 @@
 
 wit_bindgen::generate!({ path: "../../wit/types", world: "types" });
 
-
 use exports::membrane_test::types::echo::{Color, Guest as Echo, Perms, Point, Shape};
 
 struct Types;
@@ -18,7 +17,11 @@ impl Echo for Types {
         s
     }
     fn echo_point(p: Point) -> Point {
-        Point { x: p.x + 1, y: p.y + 1, label: p.label }
+        Point {
+            x: p.x + 1,
+            y: p.y + 1,
+            label: p.label,
+        }
     }
     fn sum(xs: Vec<i64>) -> i64 {
         xs.iter().sum()

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use membrane::{AppSpec, Config, DirMode, Manifest, ModuleSpec, Runtime};
 
 #[derive(Parser)]
-#[command(name = "membrane", version, about = "Run apps made of isolated WebAssembly modules")]
+#[command(
+    name = "membrane",
+    version,
+    about = "Run apps made of isolated WebAssembly modules"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,17 +73,21 @@ enum Command {
 }
 
 fn parse_dir(text: &str) -> Result<(PathBuf, String, DirMode), String> {
-    let (host, guest) = text
-        .split_once("::")
-        .ok_or_else(|| format!("{text:?}: expected HOST::GUEST or HOST::GUEST:rw, like ./data::/data:rw"))?;
+    let (host, guest) = text.split_once("::").ok_or_else(|| {
+        format!("{text:?}: expected HOST::GUEST or HOST::GUEST:rw, like ./data::/data:rw")
+    })?;
     let (guest, mode) = match guest.rsplit_once(':') {
         Some((g, "rw")) => (g, DirMode::ReadWrite),
         Some((g, "ro")) => (g, DirMode::ReadOnly),
-        Some((_, other)) => return Err(format!("{text:?}: unknown mode {other:?}; use :ro or :rw")),
+        Some((_, other)) => {
+            return Err(format!("{text:?}: unknown mode {other:?}; use :ro or :rw"));
+        }
         None => (guest, DirMode::ReadOnly),
     };
     if host.is_empty() || !guest.starts_with('/') {
-        return Err(format!("{text:?}: HOST must be given and GUEST must be absolute, like ./data::/data"));
+        return Err(format!(
+            "{text:?}: HOST must be given and GUEST must be absolute, like ./data::/data"
+        ));
     }
     Ok((PathBuf::from(host), guest.to_string(), mode))
 }
@@ -94,7 +102,10 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -112,10 +123,12 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new("warn,membrane::guest=info"));
+    let filter = EnvFilter::try_from_env("MEMBRANE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,membrane::guest=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -143,7 +156,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let spec = if is_wasm(&target) {
                 if build {
-                    bail!("--build needs a manifest; {} is a component", target.display());
+                    bail!(
+                        "--build needs a manifest; {} is a component",
+                        target.display()
+                    );
                 }
                 let mut module = ModuleSpec::from_file(&target);
                 for (host, guest, mode) in dirs {
@@ -155,7 +171,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 AppSpec::new().module("main", module)
             } else {
                 if !dirs.is_empty() || !envs.is_empty() {
-                    bail!("--dir and --env apply to a bare .wasm; with a manifest, grant them under [modules.NAME.grants]");
+                    bail!(
+                        "--dir and --env apply to a bare .wasm; with a manifest, grant them under [modules.NAME.grants]"
+                    );
                 }
                 let manifest = Manifest::from_file(&target)?;
                 if build {
@@ -218,10 +236,16 @@ fn is_wasm(path: &Path) -> bool {
 
 /// Runs each module's build command with the manifest's directory as working directory.
 fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
-    let dir = manifest.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = manifest
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut built = 0;
     for (name, module) in manifest.app.modules() {
-        let Some(command) = module.build_command() else { continue };
+        let Some(command) = module.build_command() else {
+            continue;
+        };
         eprintln!("building {name}: {command}");
         let status = std::process::Command::new("sh")
             .arg("-c")
@@ -235,7 +259,10 @@ fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
         built += 1;
     }
     if built == 0 {
-        eprintln!("nothing to build: no module of {} has a `build` command", manifest.path.display());
+        eprintln!(
+            "nothing to build: no module of {} has a `build` command",
+            manifest.path.display()
+        );
     }
     Ok(())
 }

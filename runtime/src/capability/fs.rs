@@ -22,7 +22,9 @@ pub(crate) struct Filesystem {
 /// Checks the guest side of a directory grant.
 pub(crate) fn validate_guest_path(guest: &str) -> std::result::Result<(), String> {
     if !guest.starts_with('/') {
-        return Err(format!("guest path {guest:?} must be absolute, like \"/data\""));
+        return Err(format!(
+            "guest path {guest:?} must be absolute, like \"/data\""
+        ));
     }
     if guest.split('/').any(|c| c == ".." || c == ".") {
         return Err(format!("guest path {guest:?} must not contain '.' or '..'"));
@@ -37,7 +39,9 @@ impl Filesystem {
             let guest = grant.guest.trim_end_matches('/');
             let guest = if guest.is_empty() { "/" } else { guest };
             if let Err(msg) = validate_guest_path(guest) {
-                problems.push(Error::manifest(format!("module `{module}`: grants.dirs: {msg}")));
+                problems.push(Error::manifest(format!(
+                    "module `{module}`: grants.dirs: {msg}"
+                )));
                 continue;
             }
             if dirs.iter().any(|(_, g, _)| g == guest) {

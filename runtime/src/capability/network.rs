@@ -41,11 +41,15 @@ pub(crate) fn parse_destination(text: &str) -> std::result::Result<(NetHost, u16
         .ok_or_else(|| format!("{text:?}: {port:?} is not a port (1-65535); {hint}"))?;
     let valid_name = !host.is_empty()
         && host.len() <= 253
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
     if !valid_name {
-        return Err(format!("{text:?}: {host:?} is neither an IP address nor a host name; {hint}"));
+        return Err(format!(
+            "{text:?}: {host:?} is neither an IP address nor a host name; {hint}"
+        ));
     }
     Ok((NetHost::Name(host.to_ascii_lowercase()), port))
 }
@@ -62,7 +66,9 @@ impl Network {
             match parse_destination(dest) {
                 Ok(rule) if !rules.contains(&rule) => rules.push(rule),
                 Ok(_) => {}
-                Err(msg) => problems.push(Error::manifest(format!("module `{module}`: grants.network: {msg}"))),
+                Err(msg) => problems.push(Error::manifest(format!(
+                    "module `{module}`: grants.network: {msg}"
+                ))),
             }
         }
         Network {
@@ -97,7 +103,11 @@ impl Capability for Network {
         }
         wasi.allow_tcp(true);
         wasi.allow_udp(false);
-        wasi.allow_ip_name_lookup(self.rules.iter().any(|(h, _)| matches!(h, NetHost::Name(_))));
+        wasi.allow_ip_name_lookup(
+            self.rules
+                .iter()
+                .any(|(h, _)| matches!(h, NetHost::Name(_))),
+        );
         let rules = self.rules.clone();
         wasi.socket_addr_check(move |addr, use_| {
             let ok = match use_ {
@@ -134,8 +144,16 @@ mod tests {
             (NetHost::Name("db.internal".into()), 5432)
         );
         assert!(parse_destination("db").unwrap_err().contains("no port"));
-        assert!(parse_destination("db:0").unwrap_err().contains("not a port"));
-        assert!(parse_destination("db:http").unwrap_err().contains("not a port"));
+        assert!(
+            parse_destination("db:0")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        assert!(
+            parse_destination("db:http")
+                .unwrap_err()
+                .contains("not a port")
+        );
         assert!(parse_destination("a b:80").unwrap_err().contains("neither"));
     }
 

@@ -4,7 +4,9 @@
 //! The log route turns guest output into `tracing` events (target `membrane::guest`, fields
 //! `module` and `stream`), one per line. Lines are cut at [`MAX_LINE`] bytes so that a guest
 //! cannot make the host buffer without bound; the rest of an over-long line is dropped and
-//! the event says how much was cut.
+//! the event says how much was cut. A flush does not end a line (unbuffered writers such as
+//! Rust's `eprintln!` flush after every piece); a last line without a newline is logged when
+//! the instance ends.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -130,7 +132,10 @@ impl LogSink {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut LineLogger) -> R) -> R {
-        let mut logger = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut logger = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut logger)
     }
 }
@@ -163,7 +168,6 @@ impl OutputStream for LogSink {
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.with(LineLogger::flush);
         Ok(())
     }
 
@@ -173,18 +177,22 @@ impl OutputStream for LogSink {
 }
 
 impl tokio::io::AsyncWrite for LogSink {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.with(|l| l.write(buf));
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.with(LineLogger::flush);
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.poll_flush(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.with(LineLogger::flush);
+        Poll::Ready(Ok(()))
     }
 }
 
