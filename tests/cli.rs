@@ -193,3 +193,26 @@ fn the_example_app_runs() {
     assert!(out.contains("out of reach"), "{out}");
     assert!(stderr(&o).contains("greeted 2 people"), "{}", stderr(&o));
 }
+
+#[test]
+fn build_runs_each_command_and_reports_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"echo built > a.txt\"\n[modules.b]\ncomponent = \"b.wasm\"\n",
+    );
+    let o = membrane(&["build", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("a.txt")).unwrap(),
+        "built\n"
+    );
+    let m = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"exit 3\"\n",
+    );
+    assert_clean_failure(
+        &membrane(&["build", m.to_str().unwrap()]),
+        "module `a`: build command `exit 3` failed",
+    );
+}

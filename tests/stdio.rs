@@ -116,3 +116,49 @@ fn run_of_a_bare_component_with_flags() {
     let o = membrane(&["run", guests::CLI_PROBE, "--env", "=x"]);
     assert_clean_failure(&o, "KEY=VALUE");
 }
+
+#[test]
+fn stdin_is_closed_for_calls() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!("[modules.p]\ncomponent = {:?}\n", guests::PROBE),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+        .args([
+            "call",
+            m.to_str().unwrap(),
+            "p",
+            "membrane-test:probe/caps#read-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not for you")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "ok(\"\")\n");
+}
+
+#[test]
+fn a_looping_run_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.cli]\ncomponent = {:?}\nlimits = {{ timeout = \"300ms\" }}\n",
+            guests::CLI_PROBE
+        ),
+    );
+    let o = membrane(&["run", m.to_str().unwrap(), "--", "spin"]);
+    assert_clean_failure(&o, "error[timeout]");
+    assert!(stderr(&o).contains("300ms"), "{}", stderr(&o));
+}

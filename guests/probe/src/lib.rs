@@ -111,6 +111,14 @@ impl Guest for Probe {
         u64::from_le_bytes(buf)
     }
 
+    fn read_stdin() -> Result<String, String> {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map(|_| input)
+            .map_err(|e| e.to_string())
+    }
+
     fn panic(message: String) {
         panic!("{message}");
     }
