@@ -8,6 +8,7 @@ mod env;
 mod errors;
 mod fs;
 mod limits;
+mod links;
 mod net;
 mod stdio;
 mod values;

@@ -8,9 +8,10 @@ use wasmtime::component::Val;
 
 use crate::capability::RunContext;
 use crate::error::{Error, ErrorKind, Problems, Result};
-use crate::module::Module;
+use crate::link::{self, LinkInfo, forward::Provider};
+use crate::module::{Compiled, Module};
 use crate::runtime::RuntimeInner;
-use crate::spec::AppSpec;
+use crate::spec::{AppSpec, ModuleSpec};
 use crate::value::Function;
 
 /// How long past a module's timeout the host waits for a call stuck in a host function
@@ -27,7 +28,10 @@ struct AppInner {
     // Keeps the engine and its epoch clock alive as long as the app.
     _runtime: Arc<RuntimeInner>,
     modules: BTreeMap<String, Arc<Module>>,
+    specs: BTreeMap<String, ModuleSpec>,
     entry: Option<String>,
+    links: Vec<LinkInfo>,
+    warnings: Vec<String>,
 }
 
 impl App {
@@ -49,38 +53,95 @@ impl App {
                 "the entry `{e}` is not a module of the app"
             )));
         }
+        for (name, m) in &spec.modules {
+            for key in m.links.keys() {
+                if let Err(msg) = link::validate_link_key(key) {
+                    problems.push(Error::manifest(format!("module `{name}`: links: {msg}")));
+                }
+            }
+        }
         problems.into_result()?;
+        let specs = spec.modules.clone();
 
         // Modules compile in parallel; every module's problems are reported together.
         let mut tasks = Vec::new();
         for (name, module) in spec.modules {
             let rt = rt.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                Module::load(&rt, &name, &module).map(|m| (name, m))
+                Compiled::new(&rt, &name, module)
             }));
         }
-        let mut modules = BTreeMap::new();
+        let mut compiled = BTreeMap::new();
         let mut problems = Problems::default();
         for task in tasks {
             match task.await {
-                Ok(Ok((name, module))) => {
-                    modules.insert(name, Arc::new(module));
+                Ok(Ok(c)) => {
+                    compiled.insert(c.name.clone(), c);
                 }
                 Ok(Err(e)) => problems.push(e),
                 Err(join) => problems.push(Error::new(
                     ErrorKind::Trap,
-                    format!("loading a module panicked: {join}"),
+                    format!("compiling a module panicked: {join}"),
                 )),
             }
         }
         problems.into_result()?;
+
+        let hosts = rt.hosts();
+        let plan = link::plan(&rt.engine, &compiled, &hosts)?;
+        let order = link::order(&plan.links)?;
+        let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
+        let mut infos = Vec::new();
+        for name in order {
+            let Some(c) = compiled.remove(&name) else {
+                continue;
+            };
+            let mut linker = rt.linker.clone();
+            let mut sessions = 0;
+            for l in plan.links.get(&name).into_iter().flatten() {
+                let provider = if l.provider == link::HOST {
+                    Provider::Host(hosts[&l.export].clone())
+                } else {
+                    Provider::Module(modules[&l.provider].clone())
+                };
+                link::forward::define(&mut linker, &name, l, provider, &mut sessions)?;
+                infos.push(LinkInfo {
+                    importer: name.clone(),
+                    import: l.import.clone(),
+                    provider: l.provider.clone(),
+                    export: l.export.clone(),
+                });
+            }
+            let module = Module::new(&rt, c, &linker, sessions)?;
+            modules.insert(name, Arc::new(module));
+        }
+        infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
         Ok(App {
             inner: Arc::new(AppInner {
                 _runtime: rt,
                 modules,
+                specs,
                 entry,
+                links: infos,
+                warnings: plan.warnings,
             }),
         })
+    }
+
+    /// Every link of the app, checked and resolved.
+    pub fn links(&self) -> &[LinkInfo] {
+        &self.inner.links
+    }
+
+    /// Things that work but are probably mistakes, such as a link to an interface the
+    /// module does not import.
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+
+    /// The declaration a module was loaded from.
+    pub fn spec(&self, module: &str) -> Option<&ModuleSpec> {
+        self.inner.specs.get(module)
     }
 
     /// The names of the app's modules.
@@ -120,7 +181,7 @@ impl App {
         func.check_args(args)?;
         let args = args.to_vec();
         let timeout = m.limits.timeout;
-        let task = tokio::task::spawn_blocking(move || m.invoke(&func, &args));
+        let task = tokio::task::spawn_blocking(move || m.invoke(&func, &args, None));
         finish(module, export, timeout, task).await
     }
 

@@ -3,9 +3,11 @@
 //! A failed call poisons a Store in wasmtime, so an instance whose call failed is dropped,
 //! never reused.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentExportIndex, Instance, ResourceTable, Val};
+use wasmtime::component::{ComponentExportIndex, Instance, ResourceAny, ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -19,6 +21,41 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    /// When the call now running must end; linked calls inherit it.
+    pub(crate) deadline: Instant,
+    /// Provider instances pinned to this instance, one per link that carries resources.
+    pub(crate) sessions: Vec<Option<LiveInstance>>,
+    /// Resource handles this instance holds on providers' resources, by proxy rep.
+    pub(crate) proxies: HashMap<u32, Proxy>,
+    next_proxy: u32,
+}
+
+/// A provider's resource, seen by the importer through a host handle.
+pub(crate) struct Proxy {
+    /// The session (link slot) whose instance owns the resource.
+    pub slot: usize,
+    /// The handle in the provider's store.
+    pub handle: ResourceAny,
+}
+
+impl HostState {
+    /// Registers a provider handle and returns the rep of its new proxy.
+    pub(crate) fn add_proxy(&mut self, slot: usize, handle: ResourceAny) -> u32 {
+        self.next_proxy = self.next_proxy.wrapping_add(1);
+        while self.proxies.contains_key(&self.next_proxy) {
+            self.next_proxy = self.next_proxy.wrapping_add(1);
+        }
+        self.proxies.insert(self.next_proxy, Proxy { slot, handle });
+        self.next_proxy
+    }
+
+    /// Forgets every proxy into a session that was discarded.
+    pub(crate) fn drop_session(&mut self, slot: usize) {
+        if let Some(s) = self.sessions.get_mut(slot) {
+            *s = None;
+        }
+        self.proxies.retain(|_, p| p.slot != slot);
+    }
 }
 
 impl WasiView for HostState {
@@ -32,7 +69,7 @@ impl WasiView for HostState {
 
 /// A live instance of a module.
 pub(crate) struct LiveInstance {
-    store: Store<HostState>,
+    pub(crate) store: Store<HostState>,
     instance: Instance,
 }
 
@@ -48,6 +85,10 @@ impl LiveInstance {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(module.limits.memory),
+            deadline: Instant::now() + module.limits.timeout,
+            sessions: (0..module.sessions).map(|_| None).collect(),
+            proxies: HashMap::new(),
+            next_proxy: 0,
         };
         let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -55,21 +96,46 @@ impl LiveInstance {
         let instance = module
             .pre
             .instantiate(&mut store)
-            .map_err(|e| classify(e, &mut store, &module.name, "instantiation", module))?;
+            .map_err(|e| classify(e, &mut store, "instantiation", module))?;
         Ok(LiveInstance { store, instance })
     }
 
-    /// Calls one export. On error the instance must be dropped.
+    /// Arms the deadline: the module's own timeout, or less when a caller's deadline is nearer.
+    fn arm(&mut self, module: &Module, outer: Option<Instant>) -> Result<()> {
+        let now = Instant::now();
+        let mut budget = module.limits.timeout;
+        if let Some(outer) = outer {
+            let left = outer.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "module `{}`: the caller's deadline passed before the call started",
+                        module.name
+                    ),
+                ));
+            }
+            budget = budget.min(left);
+        }
+        let state = self.store.data_mut();
+        state.limiter.denied = false;
+        state.deadline = now + budget;
+        self.store
+            .set_epoch_deadline(deadline_ticks(budget, module.epoch_tick));
+        Ok(())
+    }
+
+    /// Calls one export, within `outer` when the call comes through a link.
+    /// On error the instance must be dropped.
     pub(crate) fn call(
         &mut self,
         module: &Module,
         export: &ComponentExportIndex,
         what: &str,
         args: &[Val],
+        outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
-        self.store.data_mut().limiter.denied = false;
-        self.store
-            .set_epoch_deadline(deadline_ticks(module.limits.timeout, module.epoch_tick));
+        self.arm(module, outer)?;
         let func = self
             .instance
             .get_func(&mut self.store, export)
@@ -78,8 +144,16 @@ impl LiveInstance {
             })?;
         let mut results = vec![Val::Bool(false); func.ty(&self.store).results().len()];
         func.call(&mut self.store, args, &mut results)
-            .map_err(|e| classify(e, &mut self.store, &module.name, what, module))?;
+            .map_err(|e| classify(e, &mut self.store, what, module))?;
         Ok(results)
+    }
+
+    /// Drops a resource this instance owns (running the guest's destructor).
+    pub(crate) fn drop_resource(&mut self, module: &Module, handle: ResourceAny) -> Result<()> {
+        self.arm(module, None)?;
+        handle
+            .resource_drop(&mut self.store)
+            .map_err(|e| classify(e, &mut self.store, "a resource destructor", module))
     }
 }
 
@@ -87,45 +161,54 @@ impl LiveInstance {
 fn classify(
     err: wasmtime::Error,
     store: &mut Store<HostState>,
-    module_name: &Arc<str>,
     what: &str,
     module: &Module,
 ) -> Error {
+    let name: &Arc<str> = &module.name;
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
-        return Error::exit(exit.0, module_name);
+        return Error::exit(exit.0, name);
     }
+    // A linked provider failed: keep its kind, and say which call of ours it broke.
+    let err = match err.downcast::<Error>() {
+        Ok(inner) => {
+            return Error::new(
+                inner.kind(),
+                format!("module `{name}`: {what} failed in a linked call"),
+            )
+            .with_source(inner);
+        }
+        Err(err) => err,
+    };
     let memory_denied = store.data().limiter.denied;
     let (kind, message) = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             ErrorKind::Timeout,
             format!(
-                "module `{module_name}`: {what} ran past its timeout of {:?}; raise [modules.{module_name}.limits] timeout if it needs longer",
-                module.limits.timeout
+                "module `{name}`: {what} ran past its deadline (timeout {}); raise [modules.{name}.limits] timeout if it needs longer",
+                humantime::format_duration(round_ms(module.limits.timeout))
             ),
         ),
         Some(Trap::OutOfFuel) => (
             ErrorKind::OutOfFuel,
-            format!("module `{module_name}`: {what} ran out of fuel"),
+            format!("module `{name}`: {what} ran out of fuel"),
         ),
         Some(Trap::StackOverflow) => (
             ErrorKind::StackOverflow,
-            format!("module `{module_name}`: {what} overflowed its wasm stack"),
+            format!("module `{name}`: {what} overflowed its wasm stack"),
         ),
         _ if memory_denied => (
             ErrorKind::MemoryLimit,
             format!(
-                "module `{module_name}`: {what} failed after memory growth past its limit of {} was refused; raise [modules.{module_name}.limits] memory if it needs more",
+                "module `{name}`: {what} failed after memory growth past its limit of {} was refused; raise [modules.{name}.limits] memory if it needs more",
                 crate::units::format_size(module.limits.memory)
             ),
         ),
-        Some(_) => (
-            ErrorKind::Trap,
-            format!("module `{module_name}`: {what} trapped"),
-        ),
-        None => (
-            ErrorKind::Trap,
-            format!("module `{module_name}`: {what} failed"),
-        ),
+        Some(_) => (ErrorKind::Trap, format!("module `{name}`: {what} trapped")),
+        None => (ErrorKind::Trap, format!("module `{name}`: {what} failed")),
     };
     Error::new(kind, message).with_source(err)
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }

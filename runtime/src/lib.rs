@@ -38,6 +38,7 @@ mod export;
 mod inspect;
 mod instance;
 mod limits;
+mod link;
 mod manifest;
 mod module;
 mod runtime;
@@ -50,6 +51,8 @@ pub use capability::stdio::MAX_LINE;
 pub use error::{Error, ErrorKind, Result, chain};
 pub use inspect::{inspect, inspect_file};
 pub use limits::MAX_TABLE_ELEMENTS;
+pub use link::LinkInfo;
+pub use link::host::HostInterface;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use spec::{

@@ -40,6 +40,8 @@ struct ModuleSection {
     grants: GrantsSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    links: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -124,6 +126,18 @@ impl Manifest {
             match module_spec(&name, section, base, &at) {
                 Ok(spec) => app = app.module(name, spec),
                 Err(errs) => errs.into_iter().for_each(|e| problems.push(e)),
+            }
+        }
+        for (name, module) in &app.modules {
+            for (import, provider) in &module.links {
+                if provider != crate::link::HOST && !app.modules.contains_key(provider) {
+                    let known: Vec<&str> = app.modules.keys().map(String::as_str).collect();
+                    problems.push(Error::link(format!(
+                        "{}: modules.{name}.links: {import:?} = {provider:?} names no module; declared modules: {} (or \"host\")",
+                        path.display(),
+                        known.join(", ")
+                    )));
+                }
             }
         }
         match file.app.entry {
@@ -218,6 +232,15 @@ fn module_spec(
         }
     }
     spec.limits = limits;
+    for (import, provider) in s.links {
+        if let Err(msg) = crate::link::validate_link_key(&import) {
+            errors.push(Error::manifest(format!(
+                "{}: modules.{name}.links: {msg}",
+                at(provider.span())
+            )));
+        }
+        spec.links.insert(import, provider.into_inner());
+    }
     if let ComponentSource::File(p) = &spec.source
         && p.as_os_str().is_empty()
     {
@@ -235,6 +258,9 @@ fn module_spec(
 
 /// Module names appear in logs, errors and link targets: keep them simple.
 pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String> {
+    if name == crate::link::HOST {
+        return Err("`host` is reserved for interfaces the embedding application provides".into());
+    }
     let ok = !name.is_empty()
         && name
             .chars()

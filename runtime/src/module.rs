@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::types::{ComponentItem, Type};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Val};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 
 use crate::capability::{Policy, RunContext};
 use crate::error::{Error, ErrorKind, Problems, Result};
@@ -27,8 +27,18 @@ pub(crate) struct Module {
     pub(crate) policy: Policy,
     pub(crate) limits: Limits,
     pub(crate) epoch_tick: Duration,
+    /// How many links of this module pin a provider instance (links that carry resources).
+    pub(crate) sessions: usize,
     idle: Mutex<Vec<LiveInstance>>,
     exports: RwLock<HashMap<String, Arc<Function>>>,
+}
+
+/// A module compiled and validated, but not yet linked.
+pub(crate) struct Compiled {
+    pub(crate) name: String,
+    pub(crate) component: Component,
+    pub(crate) policy: Policy,
+    pub(crate) spec: ModuleSpec,
 }
 
 /// Reads the component bytes of a module.
@@ -80,10 +90,10 @@ pub(crate) fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
     }
 }
 
-impl Module {
-    /// Compiles a module and checks that every import is satisfied. Blocking: compilation
-    /// takes milliseconds to seconds, so callers run it on a blocking thread.
-    pub(crate) fn load(rt: &RuntimeInner, name: &str, spec: &ModuleSpec) -> Result<Module> {
+impl Compiled {
+    /// Reads, validates and compiles a module. Blocking: compilation takes milliseconds to
+    /// seconds, so callers run it on a blocking thread.
+    pub(crate) fn new(rt: &RuntimeInner, name: &str, spec: ModuleSpec) -> Result<Compiled> {
         let policy = Policy::prepare(name, &spec.grants);
         let bytes = read_source(name, &spec.source);
         // Report grant problems and a missing file together.
@@ -105,17 +115,35 @@ impl Module {
             )
             .with_source(e)
         })?;
-        check_imports(rt, name, &component)?;
-        let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+        Ok(Compiled {
+            name: name.to_string(),
+            component,
+            policy,
+            spec,
+        })
+    }
+}
+
+impl Module {
+    /// Pre-instantiates a compiled module against a linker that satisfies its imports.
+    pub(crate) fn new(
+        rt: &RuntimeInner,
+        compiled: Compiled,
+        linker: &Linker<HostState>,
+        sessions: usize,
+    ) -> Result<Module> {
+        let name = compiled.name;
+        let pre = linker.instantiate_pre(&compiled.component).map_err(|e| {
             Error::link(format!("module `{name}`: its imports cannot be satisfied")).with_source(e)
         })?;
         Ok(Module {
             name: name.into(),
-            component,
+            component: compiled.component,
             pre,
-            policy,
-            limits: spec.limits.clone(),
+            policy: compiled.policy,
+            limits: compiled.spec.limits,
             epoch_tick: rt.config.epoch_tick,
+            sessions,
             idle: Mutex::new(Vec::new()),
             exports: RwLock::new(HashMap::new()),
         })
@@ -227,14 +255,20 @@ impl Module {
         }
     }
 
-    /// Calls an export on a pooled instance. Blocking.
-    pub(crate) fn invoke(&self, func: &Function, args: &[Val]) -> Result<Vec<Val>> {
+    /// Calls an export on a pooled instance, within `outer` when the call comes through a
+    /// link. Blocking.
+    pub(crate) fn invoke(
+        &self,
+        func: &Function,
+        args: &[Val],
+        outer: Option<Instant>,
+    ) -> Result<Vec<Val>> {
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut instance = match reused {
             Some(i) => i,
             None => LiveInstance::new(self, None)?,
         };
-        let out = instance.call(self, &func.index, &func.name, args)?;
+        let out = instance.call(self, &func.index, &func.name, args, outer)?;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(instance);
@@ -255,7 +289,7 @@ impl Module {
             Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
             other => other?,
         };
-        match instance.call(self, &func.index, "wasi:cli/run", &[]) {
+        match instance.call(self, &func.index, "wasi:cli/run", &[], None) {
             Ok(results) => Ok(match results.first() {
                 Some(Val::Result(Err(_))) => 1,
                 _ => 0,
@@ -264,21 +298,4 @@ impl Module {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Refuses imports that nothing provides, naming each and saying what to add.
-fn check_imports(rt: &RuntimeInner, name: &str, component: &Component) -> Result<()> {
-    let mut problems = Problems::default();
-    for (import, _) in component.component_type().imports(&rt.engine) {
-        if import.starts_with("wasi:") {
-            continue;
-        }
-        let (base, _) = split_version(import);
-        problems.push(Error::link(format!(
-            "module `{name}` imports `{import}`, which is neither a WASI interface nor linked; \
-             link it to a module that exports it with `links = {{ \"{base}\" = \"<provider>\" }}` under [modules.{name}], \
-             or rebuild the component without that import"
-        )));
-    }
-    problems.into_result()
 }

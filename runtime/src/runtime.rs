@@ -1,8 +1,9 @@
 //! The engine shared by every app: compilation settings, the WASI linker and the epoch clock.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wasmtime::Engine;
@@ -11,6 +12,7 @@ use wasmtime::component::Linker;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::HostState;
+use crate::link::host::HostInterface;
 use crate::manifest::Manifest;
 use crate::spec::AppSpec;
 
@@ -44,7 +46,15 @@ pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: Config,
+    hosts: RwLock<HashMap<String, Arc<HostInterface>>>,
     stop_ticker: Arc<AtomicBool>,
+}
+
+impl RuntimeInner {
+    /// The host interfaces registered so far.
+    pub(crate) fn hosts(&self) -> HashMap<String, Arc<HostInterface>> {
+        self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Drop for RuntimeInner {
@@ -94,9 +104,23 @@ impl Runtime {
                 engine,
                 linker,
                 config,
+                hosts: RwLock::new(HashMap::new()),
                 stop_ticker,
             }),
         })
+    }
+
+    /// Registers an interface implemented by the host application. Modules reach it only
+    /// through a link to `host` (`links = { "acme:editor/buffer" = "host" }`); apps loaded
+    /// afterwards can use it. Registering the same name again replaces it for later loads.
+    pub fn provide(&self, interface: HostInterface) -> Result<()> {
+        interface.validate()?;
+        self.inner
+            .hosts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(interface.name().to_string(), Arc::new(interface));
+        Ok(())
     }
 
     /// Reads a manifest, then loads the app it declares (see [`Runtime::load_spec`]).

@@ -79,6 +79,9 @@ pub struct ModuleSpec {
     pub grants: Grants,
     /// What the module may consume.
     pub limits: Limits,
+    /// Imports wired to a provider: interface name (optionally `@version`) -> provider
+    /// module, or `host` for an interface the embedding application registered.
+    pub links: BTreeMap<String, String>,
 }
 
 impl ModuleSpec {
@@ -98,6 +101,7 @@ impl ModuleSpec {
             build: None,
             grants: Grants::default(),
             limits: Limits::default(),
+            links: BTreeMap::new(),
         }
     }
 
@@ -154,6 +158,13 @@ impl ModuleSpec {
     /// address or a name). Checked when the app loads.
     pub fn network(mut self, destination: impl Into<String>) -> Self {
         self.grants.network.push(destination.into());
+        self
+    }
+
+    /// Links the import `interface` (`ns:pkg/iface`, optionally with `@version`) to the
+    /// module `provider`, or to `host` for a [`HostInterface`](crate::HostInterface).
+    pub fn link(mut self, interface: impl Into<String>, provider: impl Into<String>) -> Self {
+        self.links.insert(interface.into(), provider.into());
         self
     }
 

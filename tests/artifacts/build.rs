@@ -7,7 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The guest packages; each builds to `<name>.wasm`.
-const GUESTS: &[&str] = &["probe", "types", "cli_probe", "needs_kv", "hello"];
+const GUESTS: &[&str] = &[
+    "probe",
+    "types",
+    "cli_probe",
+    "needs_kv",
+    "hello",
+    "worker",
+    "relay",
+    "front",
+    "kv_store",
+    "render",
+    "notes",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -3,6 +3,6 @@
 wit_bindgen::generate!({ path: "../../wit/acme-kv", world: "kv-client" });
 
 fn main() {
-    acme::kv::store::set("greeting", "hi");
+    acme::kv::store::set("greeting", "hi").unwrap();
     println!("{:?}", acme::kv::store::get("greeting"));
 }

@@ -1,0 +1,284 @@
+//! Forwarding a linked call from the importer's store to the provider.
+//!
+//! The importer's imported functions become host functions that copy the argument values
+//! into a provider instance, call the provider's export under the provider's own grants and
+//! limits (and never past the caller's deadline), and copy the results back. The provider
+//! function is resolved once, here, when the app loads.
+//!
+//! Links without resources use the provider's pool: any instance may serve any call. A link
+//! whose interface has resources pins one provider instance (a session) to each importer
+//! instance, because a resource lives in one instance's memory. The importer holds a host
+//! handle (a proxy) per provider resource; it cannot forge one, and a proxy is released when
+//! the importer drops it, when the importer instance ends (the session ends with it), or
+//! when the session's instance fails and is discarded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::types::Type;
+use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
+
+use super::host::HostInterface;
+use super::typecheck::has_resources;
+use super::{Link, LinkedFunc};
+use crate::error::{Error, Result};
+use crate::instance::{HostState, LiveInstance};
+use crate::module::Module;
+
+/// Who serves a link.
+pub(crate) enum Provider {
+    Module(Arc<Module>),
+    Host(Arc<HostInterface>),
+}
+
+/// Every proxy resource type gets its own id, so that handles of one resource can never be
+/// passed where another is expected.
+static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(1);
+
+/// Defines `link`'s functions (and resources) in the importer's linker.
+pub(crate) fn define(
+    linker: &mut Linker<HostState>,
+    importer: &str,
+    link: &Link,
+    provider: Provider,
+    next_slot: &mut usize,
+) -> Result<()> {
+    let fail = |e: wasmtime::Error| {
+        Error::link(format!(
+            "module `{importer}`: cannot link `{}` to `{}`",
+            link.import, link.provider
+        ))
+        .with_source(e)
+    };
+    let mut inst = linker.instance(&link.import).map_err(fail)?;
+    match provider {
+        Provider::Host(h) => {
+            let needed: Vec<String> = link.funcs.iter().map(|f| f.name.clone()).collect();
+            h.install(&mut inst, &needed).map_err(|e| {
+                Error::link(format!(
+                    "module `{importer}` imports `{}` from the host, but the host's functions do not match its types",
+                    link.import
+                ))
+                .with_source(e)
+            })
+        }
+        Provider::Module(p) if link.resources.is_empty() => {
+            for f in &link.funcs {
+                let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                let p = p.clone();
+                inst.func_new(&f.name, move |store, _ty, params, results| {
+                    let deadline = store.data().deadline;
+                    let out = p
+                        .invoke(&func, params, Some(deadline))
+                        .map_err(wasmtime::Error::new)?;
+                    for (slot, v) in results.iter_mut().zip(out) {
+                        *slot = v;
+                    }
+                    Ok(())
+                })
+                .map_err(fail)?;
+            }
+            Ok(())
+        }
+        Provider::Module(p) => {
+            let slot = *next_slot;
+            *next_slot += 1;
+            let mut ids = HashMap::new();
+            for name in &link.resources {
+                let id = NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed);
+                ids.insert(name.clone(), id);
+                let p = p.clone();
+                inst.resource(name, ResourceType::host_dynamic(id), move |store, rep| {
+                    drop_proxy(store, rep, &p)
+                })
+                .map_err(fail)?;
+            }
+            let ids = Arc::new(ids);
+            for f in &link.funcs {
+                let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                let (p, ids, lf) = (p.clone(), ids.clone(), f.clone());
+                inst.func_new(&f.name, move |mut store, _ty, params, results| {
+                    let mut args = Vec::with_capacity(params.len());
+                    for v in params {
+                        args.push(to_provider(v, &mut store, slot)?);
+                    }
+                    let deadline = store.data().deadline;
+                    let mut session = match store.data_mut().sessions[slot].take() {
+                        Some(s) => s,
+                        None => LiveInstance::new(&p, None).map_err(wasmtime::Error::new)?,
+                    };
+                    match session.call(&p, &func.index, &func.name, &args, Some(deadline)) {
+                        Ok(out) => {
+                            store.data_mut().sessions[slot] = Some(session);
+                            for ((dst, v), ty) in results.iter_mut().zip(out).zip(&lf.results) {
+                                *dst = to_importer(v, ty, &mut store, slot, &ids, &lf)?;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => {
+                            drop(session);
+                            store.data_mut().drop_session(slot);
+                            Err(wasmtime::Error::new(e))
+                        }
+                    }
+                })
+                .map_err(fail)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Replaces the importer's proxy handles in an argument by the provider's handles.
+fn to_provider(
+    val: &Val,
+    store: &mut StoreContextMut<'_, HostState>,
+    slot: usize,
+) -> wasmtime::Result<Val> {
+    let map = |v: &Val, store: &mut StoreContextMut<'_, HostState>| to_provider(v, store, slot);
+    Ok(match val {
+        Val::Resource(any) => {
+            let owned = any.owned();
+            let rep = ResourceDynamic::try_from_resource_any(*any, &mut *store)?.rep();
+            let proxies = &mut store.data_mut().proxies;
+            let handle = match proxies.get(&rep) {
+                Some(p) if p.slot == slot => p.handle,
+                _ => wasmtime::bail!(
+                    "resource handle {rep} is no longer valid: the provider instance that held it was discarded after a failure"
+                ),
+            };
+            if owned {
+                proxies.remove(&rep);
+            }
+            Val::Resource(handle)
+        }
+        Val::List(items) => Val::List(
+            items
+                .iter()
+                .map(|v| map(v, store))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Tuple(items) => Val::Tuple(
+            items
+                .iter()
+                .map(|v| map(v, store))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Record(fields) => Val::Record(
+            fields
+                .iter()
+                .map(|(n, v)| Ok((n.clone(), map(v, store)?)))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Option(Some(v)) => Val::Option(Some(Box::new(map(v, store)?))),
+        Val::Result(Ok(Some(v))) => Val::Result(Ok(Some(Box::new(map(v, store)?)))),
+        Val::Result(Err(Some(v))) => Val::Result(Err(Some(Box::new(map(v, store)?)))),
+        Val::Variant(case, Some(v)) => Val::Variant(case.clone(), Some(Box::new(map(v, store)?))),
+        other => other.clone(),
+    })
+}
+
+/// Replaces the provider's resource handles in a result by new proxies for the importer.
+fn to_importer(
+    val: Val,
+    ty: &Type,
+    store: &mut StoreContextMut<'_, HostState>,
+    slot: usize,
+    ids: &HashMap<String, u32>,
+    f: &LinkedFunc,
+) -> wasmtime::Result<Val> {
+    if !has_resources(ty) {
+        return Ok(val);
+    }
+    let rec = |v: Val, t: &Type, store: &mut StoreContextMut<'_, HostState>| {
+        to_importer(v, t, store, slot, ids, f)
+    };
+    Ok(match (val, ty) {
+        (Val::Resource(handle), Type::Own(rt)) => {
+            let id = f
+                .resources
+                .iter()
+                .find(|(_, t)| t == rt)
+                .and_then(|(name, _)| ids.get(name))
+                .copied()
+                .ok_or_else(|| {
+                    wasmtime::format_err!(
+                        "{} returned a resource from outside the linked interface",
+                        f.name
+                    )
+                })?;
+            let rep = store.data_mut().add_proxy(slot, handle);
+            Val::Resource(ResourceDynamic::new_own(rep, id).try_into_resource_any(&mut *store)?)
+        }
+        (Val::List(items), Type::List(l)) => {
+            let t = l.ty();
+            Val::List(
+                items
+                    .into_iter()
+                    .map(|v| rec(v, &t, store))
+                    .collect::<wasmtime::Result<_>>()?,
+            )
+        }
+        (Val::Option(Some(v)), Type::Option(o)) => {
+            Val::Option(Some(Box::new(rec(*v, &o.ty(), store)?)))
+        }
+        (Val::Result(Ok(Some(v))), Type::Result(r)) if r.ok().is_some() => {
+            Val::Result(Ok(Some(Box::new(rec(*v, &r.ok().unwrap(), store)?))))
+        }
+        (Val::Result(Err(Some(v))), Type::Result(r)) if r.err().is_some() => {
+            Val::Result(Err(Some(Box::new(rec(*v, &r.err().unwrap(), store)?))))
+        }
+        (Val::Tuple(items), Type::Tuple(t)) => Val::Tuple(
+            items
+                .into_iter()
+                .zip(t.types())
+                .map(|(v, t)| rec(v, &t, store))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        (Val::Record(fields), Type::Record(r)) => Val::Record(
+            fields
+                .into_iter()
+                .zip(r.fields())
+                .map(|((n, v), f)| Ok((n, rec(v, &f.ty, store)?)))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        (Val::Variant(case, Some(v)), Type::Variant(var)) => {
+            let t = var
+                .cases()
+                .find(|c| c.name == case)
+                .and_then(|c| c.ty)
+                .ok_or_else(|| {
+                    wasmtime::format_err!("variant case `{case}` has no payload type")
+                })?;
+            Val::Variant(case, Some(Box::new(rec(*v, &t, store)?)))
+        }
+        (other, _) => other,
+    })
+}
+
+/// The importer dropped its handle: drop the provider's resource in its session.
+fn drop_proxy(
+    mut store: StoreContextMut<'_, HostState>,
+    rep: u32,
+    provider: &Module,
+) -> wasmtime::Result<()> {
+    let Some(proxy) = store.data_mut().proxies.remove(&rep) else {
+        // Its session was discarded already, and the resource with it.
+        return Ok(());
+    };
+    let Some(mut session) = store.data_mut().sessions[proxy.slot].take() else {
+        return Ok(());
+    };
+    match session.drop_resource(provider, proxy.handle) {
+        Ok(()) => {
+            store.data_mut().sessions[proxy.slot] = Some(session);
+            Ok(())
+        }
+        Err(e) => {
+            store.data_mut().drop_session(proxy.slot);
+            Err(wasmtime::Error::new(e))
+        }
+    }
+}

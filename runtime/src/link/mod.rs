@@ -1,0 +1,464 @@
+//! Links: an import of one module wired to the matching export of another module (or of
+//! the host application). Nothing links unless the manifest says so.
+//!
+//! Everything is decided when the app loads, in three steps:
+//! 1. [`plan`]: match every non-WASI import to a link and the link to a provider export,
+//!    check the interface version (semver, as the component model does) and compare every
+//!    function the importer needs with the provider's, structurally. All problems are
+//!    collected; unused links are warnings.
+//! 2. [`order`]: refuse cycles and sort modules so that providers are built first. Cycles
+//!    are refused rather than served: a call chain that comes back to a module it passed
+//!    through is almost always a design mistake, and refusing it makes deadlock impossible.
+//! 3. [`forward::define`]: give each importer a linker whose imported functions forward to
+//!    the provider. A call then does no name lookup and no type check: only value copies.
+
+pub(crate) mod forward;
+pub(crate) mod host;
+pub(crate) mod semver;
+pub(crate) mod typecheck;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use wasmtime::Engine;
+use wasmtime::component::types::{ComponentInstance, ComponentItem, Type};
+
+use crate::error::{Error, Problems, Result};
+use crate::export::split_version;
+use crate::module::Compiled;
+use host::HostInterface;
+use typecheck::{Resources, Sides, compare};
+
+/// The provider name that means "the embedding application".
+pub(crate) const HOST: &str = "host";
+
+/// Checks a link key: `ns:pkg/iface` with an optional `@version`.
+pub(crate) fn validate_link_key(key: &str) -> std::result::Result<(), String> {
+    let (base, version) = split_version(key);
+    let shape_ok = base
+        .split_once(':')
+        .and_then(|(ns, rest)| rest.split_once('/').map(|(pkg, iface)| [ns, pkg, iface]))
+        .is_some_and(|parts| {
+            parts
+                .iter()
+                .all(|p| !p.is_empty() && !p.contains(['/', ':', '#']))
+        });
+    if !shape_ok {
+        return Err(format!(
+            "{key:?} is not an interface name: write `ns:pkg/iface`, optionally with `@version`"
+        ));
+    }
+    if let Some(v) = version {
+        semver::parse(v).map_err(|e| format!("{key:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// One checked link of one importer.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    /// The importer's import name, with its version.
+    pub import: String,
+    /// The provider module, or [`HOST`].
+    pub provider: String,
+    /// The provider's export name, with its version.
+    pub export: String,
+    /// Functions the importer needs, with the importer's types.
+    pub funcs: Vec<LinkedFunc>,
+    /// Resource names of the interface, in the importer's view.
+    pub resources: Vec<String>,
+}
+
+/// One function of a link.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkedFunc {
+    pub name: String,
+    /// The importer's result types, used to give returned resources their proxy type.
+    pub results: Vec<Type>,
+    /// The importer's resource types by name, to read `results`.
+    pub resources: Arc<Vec<(String, wasmtime::component::ResourceType)>>,
+}
+
+/// What a loaded app's links look like, for `membrane graph` and for embedders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The importing module.
+    pub importer: String,
+    /// The interface as the importer imports it, with version.
+    pub import: String,
+    /// The provider module, or `host`.
+    pub provider: String,
+    /// The interface as the provider exports it, with version.
+    pub export: String,
+}
+
+/// The outcome of [`plan`].
+pub(crate) struct Plan {
+    pub links: BTreeMap<String, Vec<Link>>,
+    pub warnings: Vec<String>,
+}
+
+/// Matches every module's imports with its links and checks each link.
+pub(crate) fn plan(
+    engine: &Engine,
+    modules: &BTreeMap<String, Compiled>,
+    hosts: &HashMap<String, Arc<HostInterface>>,
+) -> Result<Plan> {
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    let mut all = BTreeMap::new();
+    for (name, m) in modules {
+        let mut used = vec![false; m.spec.links.len()];
+        let keys: Vec<(&String, &String)> = m.spec.links.iter().collect();
+        let mut links = Vec::new();
+        let ty = m.component.component_type();
+        for (import, item) in ty.imports(engine) {
+            if import.starts_with("wasi:") {
+                continue;
+            }
+            let (base, version) = split_version(import);
+            let found = keys.iter().position(|(k, _)| {
+                let (kb, kv) = split_version(k);
+                kb == base
+                    && kv.is_none_or(|kv| {
+                        semver::compatible(Some(kv), version) || Some(kv) == version
+                    })
+            });
+            let Some(i) = found else {
+                problems.push(Error::link(format!(
+                    "module `{name}` imports `{import}`, which is neither a WASI interface nor linked; \
+                     link it to a module that exports it with `links = {{ \"{base}\" = \"<provider>\" }}` under [modules.{name}], \
+                     or rebuild the component without that import"
+                )));
+                continue;
+            };
+            used[i] = true;
+            let provider = keys[i].1.as_str();
+            let ComponentItem::ComponentInstance(want) = item.ty else {
+                problems.push(Error::link(format!(
+                    "module `{name}` imports `{import}` as a single item; only interfaces can be linked"
+                )));
+                continue;
+            };
+            let result = if provider == HOST {
+                host_link(engine, name, import, &want, hosts)
+            } else {
+                match modules.get(provider) {
+                    Some(p) => module_link(engine, name, import, &want, provider, p),
+                    None => Err(vec![Error::link(format!(
+                        "module `{name}` links `{import}` to `{provider}`, which is not a module of the app; \
+                         declare [modules.{provider}] or link to an existing module"
+                    ))]),
+                }
+            };
+            match result {
+                Ok(link) => links.push(link),
+                Err(errs) => errs.into_iter().for_each(|e| problems.push(e)),
+            }
+        }
+        for (i, (key, provider)) in keys.iter().enumerate() {
+            if !used[i] {
+                let w = format!(
+                    "module `{name}` links `{key}` to `{provider}` but does not import it; remove the link"
+                );
+                tracing::warn!(target: "membrane::link", "{w}");
+                warnings.push(w);
+            }
+        }
+        all.insert(name.clone(), links);
+    }
+    problems.into_result()?;
+    Ok(Plan {
+        links: all,
+        warnings,
+    })
+}
+
+/// The resources an instance type exports, by name.
+fn resources_of(engine: &Engine, inst: &ComponentInstance) -> Resources {
+    Resources(
+        inst.exports(engine)
+            .filter_map(|(n, e)| match e.ty {
+                ComponentItem::Resource(r) => Some((n.to_string(), r)),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn module_link(
+    engine: &Engine,
+    importer: &str,
+    import: &str,
+    want: &ComponentInstance,
+    provider: &str,
+    p: &Compiled,
+) -> std::result::Result<Link, Vec<Error>> {
+    let (base, version) = split_version(import);
+    let ty = p.component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let same_base: Vec<&String> = exports
+        .iter()
+        .filter(|n| split_version(n).0 == base)
+        .collect();
+    let Some(export) = same_base
+        .iter()
+        .find(|n| semver::compatible(version, split_version(n).1))
+        .map(|n| n.to_string())
+    else {
+        let msg = if same_base.is_empty() {
+            format!(
+                "module `{importer}` links `{import}` to `{provider}`, but `{provider}` does not export `{base}`; it exports: {}",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            )
+        } else {
+            let found: Vec<&str> = same_base
+                .iter()
+                .map(|n| split_version(n).1.unwrap_or("no version"))
+                .collect();
+            format!(
+                "module `{importer}` imports `{import}`, but `{provider}` exports version {} of `{base}`, which cannot serve it: \
+                 a provider needs the same major version (the same minor for 0.x) and at least the imported version",
+                found.join(", ")
+            )
+        };
+        return Err(vec![Error::link(msg)]);
+    };
+    let Some(ComponentItem::ComponentInstance(got)) = ty.get_export(engine, &export).map(|e| e.ty)
+    else {
+        return Err(vec![Error::link(format!(
+            "`{provider}` exports `{export}` but not as an interface"
+        ))]);
+    };
+    let importer_res = resources_of(engine, want);
+    let provider_res = resources_of(engine, &got);
+    let sides = Sides {
+        importer: &importer_res,
+        provider: &provider_res,
+    };
+    let mut errors = Vec::new();
+    for (res, _) in &importer_res.0 {
+        if !provider_res.0.iter().any(|(n, _)| n == res) {
+            errors.push(Error::link(format!(
+                "module `{importer}` imports resource `{res}` of `{import}`, but `{provider}` exports no such resource"
+            )));
+        }
+    }
+    let shared_res = Arc::new(importer_res.0.clone());
+    let mut funcs = Vec::new();
+    for (fname, item) in want.exports(engine) {
+        let ComponentItem::ComponentFunc(wf) = item.ty else {
+            continue;
+        };
+        let at = format!("{importer} imports {base}#{fname}");
+        let Some(ComponentItem::ComponentFunc(gf)) = got.get_export(engine, fname).map(|e| e.ty)
+        else {
+            errors.push(Error::link(format!(
+                "{at}: `{provider}` exports no function `{fname}` in `{export}`"
+            )));
+            continue;
+        };
+        if let Some(why) = compare_funcs(&wf, &gf, &sides, provider) {
+            errors.push(Error::link(format!("{at}: {why}")));
+            continue;
+        }
+        funcs.push(LinkedFunc {
+            name: fname.to_string(),
+            results: wf.results().collect(),
+            resources: shared_res.clone(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Link {
+        import: import.to_string(),
+        provider: provider.to_string(),
+        export,
+        funcs,
+        resources: importer_res.0.into_iter().map(|(n, _)| n).collect(),
+    })
+}
+
+/// Compares one function; `None` when the provider's matches the importer's.
+fn compare_funcs(
+    want: &wasmtime::component::types::ComponentFunc,
+    got: &wasmtime::component::types::ComponentFunc,
+    sides: &Sides<'_>,
+    provider: &str,
+) -> Option<String> {
+    let wp: Vec<(&str, Type)> = want.params().collect();
+    let gp: Vec<(&str, Type)> = got.params().collect();
+    if wp.len() != gp.len() {
+        return Some(format!(
+            "expected {} parameter(s), {provider} exports {} parameter(s)",
+            wp.len(),
+            gp.len()
+        ));
+    }
+    for (i, ((pname, w), (_, g))) in wp.iter().zip(&gp).enumerate() {
+        if let Err(d) = compare(w, g, sides) {
+            return Some(describe_difference(
+                &format!("param {i} (`{pname}`)"),
+                w,
+                g,
+                sides,
+                d,
+                provider,
+            ));
+        }
+    }
+    let wr: Vec<Type> = want.results().collect();
+    let gr: Vec<Type> = got.results().collect();
+    if wr.len() != gr.len() {
+        return Some(format!(
+            "expected {} result(s), {provider} exports {} result(s)",
+            wr.len(),
+            gr.len()
+        ));
+    }
+    for (i, (w, g)) in wr.iter().zip(&gr).enumerate() {
+        if let Err(d) = compare(w, g, sides) {
+            return Some(describe_difference(
+                &format!("result {i}"),
+                w,
+                g,
+                sides,
+                d,
+                provider,
+            ));
+        }
+    }
+    None
+}
+
+fn describe_difference(
+    position: &str,
+    want: &Type,
+    got: &Type,
+    sides: &Sides<'_>,
+    d: typecheck::Difference,
+    provider: &str,
+) -> String {
+    let want = typecheck::describe(want, sides.importer);
+    let got = typecheck::describe(got, sides.provider);
+    if d.path.is_empty() {
+        format!("{position}: expected {want}, {provider} exports {got}")
+    } else {
+        format!(
+            "{position}: expected {want}, {provider} exports {got} (first difference at `{}`: {} vs {})",
+            d.path, d.want, d.got
+        )
+    }
+}
+
+fn host_link(
+    engine: &Engine,
+    importer: &str,
+    import: &str,
+    want: &ComponentInstance,
+    hosts: &HashMap<String, Arc<HostInterface>>,
+) -> std::result::Result<Link, Vec<Error>> {
+    let (base, version) = split_version(import);
+    let Some(h) = hosts.values().find(|h| {
+        split_version(h.name()).0 == base && semver::compatible(version, split_version(h.name()).1)
+    }) else {
+        let mut known: Vec<&str> = hosts.keys().map(String::as_str).collect();
+        known.sort();
+        return Err(vec![Error::link(format!(
+            "module `{importer}` links `{import}` to the host, but the host application provides no compatible interface; it provides: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))]);
+    };
+    let mut errors = Vec::new();
+    let mut funcs = Vec::new();
+    for (fname, item) in want.exports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(wf) => {
+                if !h.has_func(fname) {
+                    errors.push(Error::link(format!(
+                        "{importer} imports {base}#{fname}: the host's `{}` has no function `{fname}`; it has: {}",
+                        h.name(),
+                        h.func_names().join(", ")
+                    )));
+                }
+                funcs.push(LinkedFunc {
+                    name: fname.to_string(),
+                    results: wf.results().collect(),
+                    resources: Arc::new(Vec::new()),
+                });
+            }
+            ComponentItem::Resource(_) => errors.push(Error::link(format!(
+                "{importer} imports resource `{fname}` of `{import}` from the host; host interfaces with resources are not supported"
+            ))),
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Link {
+        import: import.to_string(),
+        provider: HOST.to_string(),
+        export: h.name().to_string(),
+        funcs,
+        resources: Vec::new(),
+    })
+}
+
+/// Sorts modules so that every provider comes before its importers; refuses cycles.
+pub(crate) fn order(links: &BTreeMap<String, Vec<Link>>) -> Result<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        name: &str,
+        links: &BTreeMap<String, Vec<Link>>,
+        marks: &mut HashMap<String, Mark>,
+        stack: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
+        match marks.get(name).copied().unwrap_or(Mark::New) {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|s| s == name).unwrap_or(0);
+                let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
+                cycle.push(name);
+                return Err(Error::link(format!(
+                    "the links form a cycle: {}; Membrane refuses cycles so that a call can never wait on itself. \
+                     Move the shared part into its own module that both use",
+                    cycle.join(" -> ")
+                )));
+            }
+            Mark::New => {}
+        }
+        marks.insert(name.to_string(), Mark::Active);
+        stack.push(name.to_string());
+        for link in links.get(name).into_iter().flatten() {
+            if link.provider != HOST {
+                visit(&link.provider, links, marks, stack, out)?;
+            }
+        }
+        stack.pop();
+        marks.insert(name.to_string(), Mark::Done);
+        out.push(name.to_string());
+        Ok(())
+    }
+    let mut marks = HashMap::new();
+    let mut out = Vec::new();
+    for name in links.keys() {
+        visit(name, links, &mut marks, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
