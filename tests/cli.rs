@@ -216,3 +216,102 @@ fn build_runs_each_command_and_reports_failures() {
         "module `a`: build command `exit 3` failed",
     );
 }
+
+/// The notes example's manifest, with its data directory moved into `dir`.
+fn notes_manifest(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(guests::ROOT).join("examples/notes/membrane.toml"),
+    )
+    .unwrap();
+    let text = text.replace(
+        "../../guests/target",
+        &format!("{}/guests/target", guests::ROOT),
+    );
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    write_manifest(dir, &text).to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_notes_example_links_three_modules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = notes_manifest(tmp.path());
+    for (text, id) in [("buy milk", 1), ("call mom", 2)] {
+        let o = membrane(&["run", &m, "--", "add", text]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), format!("added note {id}\n"));
+    }
+    let o = membrane(&["run", &m, "--", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("│   1. buy milk │"), "{out}");
+    assert!(out.contains("│   2. call mom │"), "{out}");
+    // The store wrote into its granted directory and nowhere else.
+    let files = std::fs::read_dir(tmp.path().join("data")).unwrap().count();
+    assert_eq!(files, 3);
+    // Calls through the API of the entry work the same way.
+    let o = membrane(&["call", &m, "notes", "acme:notes/api#add", r#""from call""#]);
+    assert_eq!(stdout(&o), "ok(3)\n", "{}", stderr(&o));
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = notes_manifest(tmp.path());
+    let o = membrane(&["graph", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dot = stdout(&o);
+    assert!(dot.starts_with("digraph app {"), "{dot}");
+    assert!(
+        dot.contains("\"notes\" -> \"store\" [label=\"acme:kv/store@0.1.0\"];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"notes\" -> \"render\" [label=\"acme:text/render@0.1.0\"];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("render\\nno grants\\nmemory 8MiB, timeout 200ms"),
+        "{dot}"
+    );
+    let o = membrane(&["graph", "--format", "mermaid", &m]);
+    let mermaid = stdout(&o);
+    assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    assert!(
+        mermaid.contains("m_notes -->|\"acme:kv/store@0.1.0\"| m_store"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("-> /data (rw)"), "{mermaid}");
+    assert_clean_failure(&membrane(&["graph", "--format", "png", &m]), "png");
+}
+
+#[test]
+fn check_warns_about_unused_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.a]\ncomponent = {:?}\nlinks = {{ \"acme:kv/store\" = \"b\" }}\n[modules.b]\ncomponent = {:?}\n",
+            guests::TYPES,
+            guests::KV_STORE
+        ),
+    );
+    let o = membrane(&["check", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("warning: module `a` links `acme:kv/store` to `b` but does not import it"),
+        "{}",
+        stderr(&o)
+    );
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.a]\ncomponent = {:?}\nlinks = {{ \"acme:kv/store\" = \"ghost\" }}\n",
+            guests::NEEDS_KV
+        ),
+    );
+    assert_clean_failure(
+        &membrane(&["check", m.to_str().unwrap()]),
+        "names no module",
+    );
+}

@@ -85,10 +85,22 @@ impl App {
                 )),
             }
         }
-        problems.into_result()?;
-
+        // Links are checked even when some modules failed, so that one `check` lists
+        // everything; links to a failed module are skipped (its own error says why).
+        let failed: Vec<&String> = specs
+            .keys()
+            .filter(|n| !compiled.contains_key(*n))
+            .collect();
         let hosts = rt.hosts();
-        let plan = link::plan(&rt.engine, &compiled, &hosts)?;
+        let plan = match link::plan(&rt.engine, &compiled, &failed, &hosts) {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        problems.into_result()?;
+        let plan = plan.expect("no problems means a plan");
         let order = link::order(&plan.links)?;
         let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
         let mut infos = Vec::new();

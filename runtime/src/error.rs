@@ -80,6 +80,8 @@ pub struct Error {
     message: String,
     exit_code: Option<i32>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The problems an error of several problems lists, kept so lists can be merged.
+    nested: Option<Vec<Error>>,
 }
 
 /// The result type of the library.
@@ -93,6 +95,7 @@ impl Error {
             message: message.into(),
             exit_code: None,
             source: None,
+            nested: None,
         }
     }
 
@@ -172,8 +175,12 @@ impl std::error::Error for Error {
 pub(crate) struct Problems(Vec<Error>);
 
 impl Problems {
+    /// Adds a problem; an error that lists several problems is flattened into them.
     pub(crate) fn push(&mut self, e: Error) {
-        self.0.push(e);
+        match e.nested {
+            Some(list) => self.0.extend(list),
+            None => self.0.push(e),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -330,6 +330,26 @@ timeout = "250ms"
     }
 
     #[test]
+    fn links() {
+        let m = parse(
+            "[modules.a]\ncomponent = \"a\"\nlinks = { \"acme:kv/store@1.2.0\" = \"b\", \"acme:x/y\" = \"host\" }\n[modules.b]\ncomponent = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.app.modules["a"].links["acme:kv/store@1.2.0"], "b");
+        let e = parse("[modules.a]\ncomponent = \"a\"\nlinks = { \"kv\" = \"b\" }\n[modules.b]\ncomponent = \"b\"\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("membrane.toml:3: modules.a.links"),
+            "{e}"
+        );
+        let e =
+            parse("[modules.a]\ncomponent = \"a\"\nlinks = { \"a:b/c@x\" = \"a\" }\n").unwrap_err();
+        assert!(e.to_string().contains("not a semantic version"), "{e}");
+        let e = parse("[modules.host]\ncomponent = \"a\"\n").unwrap_err();
+        assert!(e.to_string().contains("reserved"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let e = parse("[modules.a]\ncomponent = \"a.wasm\"\n[modules.a.grants]\nnetwrok = []\n")
             .unwrap_err();

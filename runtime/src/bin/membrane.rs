@@ -65,11 +65,27 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Print the app as a graph: modules with their grants and limits, links between them.
+    Graph {
+        /// The app's manifest.
+        manifest: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: Format,
+    },
     /// Run each module's `build` command, from the manifest's directory.
     Build {
         /// The app's manifest.
         manifest: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
 }
 
 fn parse_dir(text: &str) -> Result<(PathBuf, String, DirMode), String> {
@@ -204,13 +220,19 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let result = async {
                 let m = Manifest::from_file(&manifest)?;
                 let n = m.app.modules().len();
-                Runtime::new(Config::default())?.load_spec(m.app).await?;
-                Ok::<_, membrane::Error>(n)
+                let app = Runtime::new(Config::default())?.load_spec(m.app).await?;
+                for w in app.warnings() {
+                    eprintln!("warning: {w}");
+                }
+                Ok::<_, membrane::Error>((n, app.links().len()))
             }
             .await;
             match result {
-                Ok(n) => {
-                    println!("ok: {} loads; {n} module(s) checked", manifest.display());
+                Ok((n, links)) => {
+                    println!(
+                        "ok: {} loads; {n} module(s) and {links} link(s) checked",
+                        manifest.display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -221,6 +243,15 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Inspect { component, full } => {
             print!("{}", membrane::inspect_file(&component, full)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { manifest, format } => {
+            let app = Runtime::new(Config::default())?.load(&manifest).await?;
+            let format = match format {
+                Format::Dot => membrane::GraphFormat::Dot,
+                Format::Mermaid => membrane::GraphFormat::Mermaid,
+            };
+            print!("{}", membrane::render_graph(&app, format));
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { manifest } => {

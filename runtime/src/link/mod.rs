@@ -102,6 +102,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan(
     engine: &Engine,
     modules: &BTreeMap<String, Compiled>,
+    failed: &[&String],
     hosts: &HashMap<String, Arc<HostInterface>>,
 ) -> Result<Plan> {
     let mut problems = Problems::default();
@@ -140,6 +141,9 @@ pub(crate) fn plan(
                 )));
                 continue;
             };
+            if failed.iter().any(|f| f.as_str() == provider) {
+                continue;
+            }
             let result = if provider == HOST {
                 host_link(engine, name, import, &want, hosts)
             } else {
