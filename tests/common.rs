@@ -62,7 +62,10 @@ pub fn membrane(args: &[&str]) -> Output {
 
 pub fn membrane_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-    cmd.args(args).env_remove("MEMBRANE_LOG");
+    cmd.args(args).env_remove("MEMBRANE_LOG").env(
+        "MEMBRANE_CACHE_DIR",
+        std::env::temp_dir().join("membrane-test-cache"),
+    );
     if let Some(d) = dir {
         cmd.current_dir(d);
     }

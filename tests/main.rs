@@ -10,5 +10,6 @@ mod fs;
 mod limits;
 mod links;
 mod net;
+mod pools;
 mod stdio;
 mod values;

@@ -18,6 +18,18 @@ use crate::value::Function;
 /// (a blocking read, a sleep) before answering the caller with `Timeout` anyway.
 const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
 
+/// A snapshot of one module's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModuleStatus {
+    /// Instances running a call.
+    pub busy: usize,
+    /// Callers waiting for an instance.
+    pub waiting: usize,
+    /// Instances kept for reuse.
+    pub idle: usize,
+}
+
 /// A loaded app. Cheap to clone; calls may run concurrently.
 #[derive(Clone)]
 pub struct App {
@@ -149,6 +161,25 @@ impl App {
     /// module does not import.
     pub fn warnings(&self) -> &[String] {
         &self.inner.warnings
+    }
+
+    /// How busy each module is right now.
+    pub fn status(&self) -> BTreeMap<String, ModuleStatus> {
+        self.inner
+            .modules
+            .iter()
+            .map(|(name, m)| {
+                let (busy, waiting, idle) = m.pool.load();
+                (
+                    name.clone(),
+                    ModuleStatus {
+                        busy,
+                        waiting,
+                        idle,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The declaration a module was loaded from.

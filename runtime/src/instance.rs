@@ -179,6 +179,18 @@ fn classify(
         }
         Err(err) => err,
     };
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return Error::new(
+            ErrorKind::Overloaded,
+            format!(
+                "module `{name}`: {what}: every instance slot of the runtime is in use; raise Config::instance_slots or lower modules' `instances`"
+            ),
+        )
+        .with_source(err);
+    }
     let memory_denied = store.data().limiter.denied;
     let (kind, message) = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (

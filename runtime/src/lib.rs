@@ -32,6 +32,7 @@
 //! ```
 
 mod app;
+mod cache;
 mod capability;
 mod error;
 mod export;
@@ -42,12 +43,14 @@ mod limits;
 mod link;
 mod manifest;
 mod module;
+mod pool;
 mod runtime;
 mod spec;
 mod units;
 mod value;
 
-pub use app::App;
+pub use app::{App, ModuleStatus};
+pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
 pub use error::{Error, ErrorKind, Result, chain};
 pub use graph::{GraphFormat, render as render_graph};
@@ -58,7 +61,7 @@ pub use link::host::HostInterface;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use spec::{
-    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute,
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
 };
 pub use units::{format_size, parse_duration, parse_size};
 pub use value::{Function, to_wave, type_name};

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Problems, Result};
 use crate::spec::{
-    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Limits, ModuleSpec, OutputRoute,
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -42,6 +42,7 @@ struct ModuleSection {
     limits: LimitsSection,
     #[serde(default)]
     links: BTreeMap<String, Spanned<String>>,
+    lifecycle: Option<Lifecycle>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +72,8 @@ struct DirSection {
 struct LimitsSection {
     memory: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    instances: Option<Spanned<u32>>,
+    queue: Option<Spanned<u32>>,
 }
 
 /// A parsed manifest: the app and where it came from.
@@ -231,7 +234,20 @@ fn module_spec(
             ))),
         }
     }
+    if let Some(n) = s.limits.instances {
+        if *n.get_ref() == 0 {
+            errors.push(Error::manifest(format!(
+                "{}: modules.{name}.limits.instances must be at least 1",
+                at(n.span())
+            )));
+        }
+        limits.instances = *n.get_ref() as usize;
+    }
+    if let Some(q) = s.limits.queue {
+        limits.queue = *q.get_ref() as usize;
+    }
     spec.limits = limits;
+    spec.lifecycle = s.lifecycle.unwrap_or_default();
     for (import, provider) in s.links {
         if let Err(msg) = crate::link::validate_link_key(&import) {
             errors.push(Error::manifest(format!(

@@ -3,7 +3,7 @@
 //! idle list), so that a later version of a module can replace all of this as one unit.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::{ComponentItem, Type};
@@ -13,12 +13,10 @@ use crate::capability::{Policy, RunContext};
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::export::{ExportName, split_version};
 use crate::instance::{HostState, LiveInstance};
+use crate::pool::Pool;
 use crate::runtime::RuntimeInner;
 use crate::spec::{ComponentSource, Limits, ModuleSpec};
 use crate::value::Function;
-
-/// How many idle instances a module keeps for reuse.
-const MAX_IDLE: usize = 8;
 
 pub(crate) struct Module {
     pub(crate) name: Arc<str>,
@@ -29,7 +27,7 @@ pub(crate) struct Module {
     pub(crate) epoch_tick: Duration,
     /// How many links of this module pin a provider instance (links that carry resources).
     pub(crate) sessions: usize,
-    idle: Mutex<Vec<LiveInstance>>,
+    pub(crate) pool: Pool,
     exports: RwLock<HashMap<String, Arc<Function>>>,
 }
 
@@ -108,7 +106,11 @@ impl Compiled {
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         check_header(name, &bytes)?;
-        let component = Component::new(&rt.engine, &bytes).map_err(|e| {
+        let compiled = match &rt.cache {
+            Some(cache) => cache.component(&rt.engine, &bytes),
+            None => Component::new(&rt.engine, &bytes),
+        };
+        let component = compiled.map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
                 format!("module `{name}`: the component is invalid or uses features this runtime does not support"),
@@ -136,15 +138,20 @@ impl Module {
         let pre = linker.instantiate_pre(&compiled.component).map_err(|e| {
             Error::link(format!("module `{name}`: its imports cannot be satisfied")).with_source(e)
         })?;
+        let pool = Pool::new(
+            compiled.spec.limits.instances,
+            compiled.spec.limits.queue,
+            compiled.spec.lifecycle,
+        );
         Ok(Module {
             name: name.into(),
+            pool,
             component: compiled.component,
             pre,
             policy: compiled.policy,
             limits: compiled.spec.limits,
             epoch_tick: rt.config.epoch_tick,
             sessions,
-            idle: Mutex::new(Vec::new()),
             exports: RwLock::new(HashMap::new()),
         })
     }
@@ -256,23 +263,22 @@ impl Module {
     }
 
     /// Calls an export on a pooled instance, within `outer` when the call comes through a
-    /// link. Blocking.
+    /// link. The module's timeout covers waiting for an instance and running. Blocking.
     pub(crate) fn invoke(
         &self,
         func: &Function,
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
-        let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut instance = match reused {
+        let own = Instant::now() + self.limits.timeout;
+        let deadline = outer.map_or(own, |o| o.min(own));
+        let mut lease = self.pool.acquire(&self.name, deadline)?;
+        let mut instance = match lease.instance.take() {
             Some(i) => i,
             None => LiveInstance::new(self, None)?,
         };
-        let out = instance.call(self, &func.index, &func.name, args, outer)?;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(instance);
-        }
+        let out = instance.call(self, &func.index, &func.name, args, Some(deadline))?;
+        lease.recycle(instance);
         Ok(out)
     }
 
@@ -285,6 +291,9 @@ impl Module {
                 self.name
             ))
         })?;
+        let _lease = self
+            .pool
+            .acquire(&self.name, Instant::now() + self.limits.timeout)?;
         let mut instance = match LiveInstance::new(self, Some(run)) {
             Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
             other => other?,

@@ -1,15 +1,16 @@
 //! The engine shared by every app: compilation settings, the WASI linker and the epoch clock.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use wasmtime::Engine;
 use wasmtime::component::Linker;
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::app::App;
+use crate::cache::Cache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::HostState;
 use crate::link::host::HostInterface;
@@ -25,6 +26,14 @@ pub struct Config {
     pub epoch_tick: Duration,
     /// The most wasm stack one call may use. Default 512 KiB.
     pub max_wasm_stack: usize,
+    /// How many instances can be live at once across all apps of this runtime. Instances
+    /// come from wasmtime's pooling allocator: memory is reserved up front and reused with
+    /// copy-on-write images, which makes instantiation take microseconds. 0 selects the
+    /// on-demand allocator instead. Default 1000.
+    pub instance_slots: u32,
+    /// Where compiled components are cached; `None` (the default) compiles every time.
+    /// The `membrane` command uses [`default_cache_dir`](crate::default_cache_dir).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -32,6 +41,8 @@ impl Default for Config {
         Config {
             epoch_tick: Duration::from_millis(5),
             max_wasm_stack: 512 << 10,
+            instance_slots: 1000,
+            cache_dir: None,
         }
     }
 }
@@ -46,6 +57,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: Config,
+    pub(crate) cache: Option<Cache>,
     hosts: RwLock<HashMap<String, Arc<HostInterface>>>,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -78,9 +90,25 @@ impl Runtime {
         // Component-model async (WASIp3) is not used; without it every sync call skips the
         // async bookkeeping, which is 3-4x cheaper per call in wasmtime 48.
         wasm.concurrency_support(false);
+        if config.instance_slots > 0 {
+            let n = config.instance_slots;
+            let mut pool = PoolingAllocationConfig::default();
+            // A Rust component has a few core instances (its code plus canonical-ABI shims)
+            // and usually one memory and one table.
+            pool.total_component_instances(n)
+                .total_core_instances(n.saturating_mul(4))
+                .total_memories(n.saturating_mul(2))
+                .total_tables(n.saturating_mul(2))
+                .table_elements(crate::limits::MAX_TABLE_ELEMENTS);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&wasm).map_err(|e| {
             Error::new(ErrorKind::Io, "cannot create the wasm engine").with_source(e)
         })?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(Cache::open(dir, &engine)?),
+            None => None,
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;
@@ -104,6 +132,7 @@ impl Runtime {
                 engine,
                 linker,
                 config,
+                cache,
                 hosts: RwLock::new(HashMap::new()),
                 stop_ticker,
             }),

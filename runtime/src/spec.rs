@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::pool::Lifecycle;
+
 /// An app: named modules and the one `membrane run` starts.
 #[derive(Debug, Clone, Default)]
 pub struct AppSpec {
@@ -79,6 +81,8 @@ pub struct ModuleSpec {
     pub grants: Grants,
     /// What the module may consume.
     pub limits: Limits,
+    /// Whether instances are reused between calls.
+    pub lifecycle: Lifecycle,
     /// Imports wired to a provider: interface name (optionally `@version`) -> provider
     /// module, or `host` for an interface the embedding application registered.
     pub links: BTreeMap<String, String>,
@@ -101,6 +105,7 @@ impl ModuleSpec {
             build: None,
             grants: Grants::default(),
             limits: Limits::default(),
+            lifecycle: Lifecycle::default(),
             links: BTreeMap::new(),
         }
     }
@@ -165,6 +170,20 @@ impl ModuleSpec {
     /// module `provider`, or to `host` for a [`HostInterface`](crate::HostInterface).
     pub fn link(mut self, interface: impl Into<String>, provider: impl Into<String>) -> Self {
         self.links.insert(interface.into(), provider.into());
+        self
+    }
+
+    /// Gives every call a fresh instance ([`Lifecycle::PerCall`]) or reuses them.
+    pub fn lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    /// Caps how many instances run at once (the module's concurrency) and how many callers
+    /// may wait for one; past that, calls fail at once with `Overloaded`.
+    pub fn concurrency(mut self, instances: usize, queue: usize) -> Self {
+        self.limits.instances = instances;
+        self.limits.queue = queue;
         self
     }
 
@@ -275,7 +294,9 @@ pub(crate) enum NetHost {
 /// | limit | default | meaning |
 /// |---|---|---|
 /// | `memory` | 64 MiB | total linear memory of one instance; growth past it fails |
-/// | `timeout` | 10 s | wall-clock budget of one call, including `membrane run` of the entry |
+/// | `timeout` | 10 s | wall-clock budget of one call (waiting for an instance included), and of `membrane run` |
+/// | `instances` | 32 | instances running at once: the module's concurrency |
+/// | `queue` | 128 | callers that may wait for a busy module; more fail with `Overloaded` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -283,6 +304,10 @@ pub struct Limits {
     pub memory: u64,
     /// Wall-clock budget of one call.
     pub timeout: Duration,
+    /// Maximum instances running at once.
+    pub instances: usize,
+    /// Maximum callers waiting for an instance.
+    pub queue: usize,
 }
 
 impl Limits {
@@ -290,6 +315,10 @@ impl Limits {
     pub const DEFAULT_MEMORY: u64 = 64 << 20;
     /// Default `timeout`: 10 seconds.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default `instances`: 32.
+    pub const DEFAULT_INSTANCES: usize = 32;
+    /// Default `queue`: 128.
+    pub const DEFAULT_QUEUE: usize = 128;
 }
 
 impl Default for Limits {
@@ -297,6 +326,8 @@ impl Default for Limits {
         Limits {
             memory: Self::DEFAULT_MEMORY,
             timeout: Self::DEFAULT_TIMEOUT,
+            instances: Self::DEFAULT_INSTANCES,
+            queue: Self::DEFAULT_QUEUE,
         }
     }
 }

@@ -111,6 +111,11 @@ impl Guest for Probe {
         u64::from_le_bytes(buf)
     }
 
+    fn bump() -> u64 {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
     fn read_stdin() -> Result<String, String> {
         let mut input = String::new();
         std::io::stdin()

@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: Format,
     },
+    /// Compile every module into the cache, so that later starts skip compilation.
+    Compile {
+        /// The app's manifest.
+        manifest: PathBuf,
+    },
     /// Run each module's `build` command, from the manifest's directory.
     Build {
         /// The app's manifest.
@@ -197,7 +202,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 manifest.app
             };
-            let app = Runtime::new(Config::default())?.load_spec(spec).await?;
+            let app = Runtime::new(config_for(&spec))?.load_spec(spec).await?;
             let code = app.run(args, true).await?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
@@ -207,7 +212,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             export,
             args,
         } => {
-            let app = Runtime::new(Config::default())?.load(&manifest).await?;
+            let m = Manifest::from_file(&manifest)?;
+            let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
             let func = app.function(&module, &export)?;
             let values = func.parse_args(&args)?;
             let results = app.call(&module, &export, &values).await?;
@@ -220,7 +226,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let result = async {
                 let m = Manifest::from_file(&manifest)?;
                 let n = m.app.modules().len();
-                let app = Runtime::new(Config::default())?.load_spec(m.app).await?;
+                let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
                 for w in app.warnings() {
                     eprintln!("warning: {w}");
                 }
@@ -246,7 +252,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph { manifest, format } => {
-            let app = Runtime::new(Config::default())?.load(&manifest).await?;
+            let m = Manifest::from_file(&manifest)?;
+            let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
             let format = match format {
                 Format::Dot => membrane::GraphFormat::Dot,
                 Format::Mermaid => membrane::GraphFormat::Mermaid,
@@ -254,11 +261,40 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", membrane::render_graph(&app, format));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compile { manifest } => {
+            let m = Manifest::from_file(&manifest)?;
+            let config = config_for(&m.app);
+            let Some(dir) = config.cache_dir.clone() else {
+                bail!("no cache directory: set MEMBRANE_CACHE_DIR or HOME");
+            };
+            let n = m.app.modules().len();
+            let start = std::time::Instant::now();
+            Runtime::new(config)?.load_spec(m.app).await?;
+            println!(
+                "compiled {n} module(s) into {} in {:.2?}",
+                dir.display(),
+                start.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build { manifest } => {
             build_all(&Manifest::from_file(&manifest)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The runtime settings for one app: the compiled-code cache (unless `MEMBRANE_NO_CACHE`
+/// is set) and as many instance slots as the app's modules may use at once.
+fn config_for(app: &AppSpec) -> Config {
+    let mut config = Config::default();
+    if std::env::var_os("MEMBRANE_NO_CACHE").is_none() {
+        config.cache_dir = membrane::default_cache_dir();
+    }
+    let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
+    // Links with resources pin extra provider instances; leave room for them.
+    config.instance_slots = (wanted.saturating_mul(2)).clamp(16, 10_000) as u32;
+    config
 }
 
 fn is_wasm(path: &Path) -> bool {

@@ -1,0 +1,131 @@
+//! A module's instances: at most `instances` live at once, at most `queue` callers waiting
+//! for one, and idle instances kept for reuse (unless the lifecycle is per-call).
+//!
+//! No queue is unbounded: a call that finds every instance busy and the queue full fails at
+//! once with `Overloaded`, and a waiting call gives up at its deadline with `Timeout`.
+//! The gate is a plain mutex and condition variable because linked calls arrive on the
+//! caller's (blocking) thread, not in an async task.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::instance::LiveInstance;
+
+/// Whether instances are reused between calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    /// An instance serves many calls, one at a time; its memory persists between them.
+    #[default]
+    Reuse,
+    /// Every call gets a fresh instance: nothing carries over from one call to the next.
+    PerCall,
+}
+
+struct Gate {
+    busy: usize,
+    waiting: usize,
+    idle: Vec<LiveInstance>,
+}
+
+pub(crate) struct Pool {
+    max: usize,
+    queue: usize,
+    lifecycle: Lifecycle,
+    gate: Mutex<Gate>,
+    freed: Condvar,
+}
+
+/// The right to run one instance; returns it (and the slot) when dropped.
+pub(crate) struct Lease<'a> {
+    pool: &'a Pool,
+    /// An idle instance to reuse, if there was one.
+    pub(crate) instance: Option<LiveInstance>,
+}
+
+impl Pool {
+    pub(crate) fn new(max: usize, queue: usize, lifecycle: Lifecycle) -> Pool {
+        Pool {
+            max: max.max(1),
+            queue,
+            lifecycle,
+            gate: Mutex::new(Gate {
+                busy: 0,
+                waiting: 0,
+                idle: Vec::new(),
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a free instance slot until `deadline`.
+    pub(crate) fn acquire(&self, module: &str, deadline: Instant) -> Result<Lease<'_>> {
+        let mut gate = self.lock();
+        if gate.busy >= self.max {
+            if gate.waiting >= self.queue {
+                return Err(Error::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "module `{module}` is overloaded: all {} instance(s) are busy and {} caller(s) already wait; \
+                         raise [modules.{module}.limits] instances or queue",
+                        self.max, gate.waiting
+                    ),
+                ));
+            }
+            gate.waiting += 1;
+            while gate.busy >= self.max {
+                let now = Instant::now();
+                if now >= deadline {
+                    gate.waiting -= 1;
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "module `{module}`: no instance became free before the call's deadline"
+                        ),
+                    ));
+                }
+                gate = self
+                    .freed
+                    .wait_timeout(gate, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            gate.waiting -= 1;
+        }
+        gate.busy += 1;
+        let instance = gate.idle.pop();
+        Ok(Lease {
+            pool: self,
+            instance,
+        })
+    }
+
+    /// How many instances are running a call, and how many callers wait.
+    pub(crate) fn load(&self) -> (usize, usize, usize) {
+        let g = self.lock();
+        (g.busy, g.waiting, g.idle.len())
+    }
+}
+
+impl Lease<'_> {
+    /// Gives a healthy instance back for reuse.
+    pub(crate) fn recycle(&mut self, instance: LiveInstance) {
+        if self.pool.lifecycle == Lifecycle::Reuse {
+            self.pool.lock().idle.push(instance);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.pool.lock();
+        gate.busy -= 1;
+        drop(gate);
+        self.pool.freed.notify_one();
+    }
+}

@@ -1,0 +1,214 @@
+//! Instance pools: concurrency limits, bounded queues, lifecycles, and the compiled cache.
+
+use std::time::Duration;
+
+use membrane::{AppSpec, Config, ErrorKind, Lifecycle, ModuleSpec, Runtime, Val};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn past_the_queue_a_call_fails_at_once_with_overloaded() {
+    let app = probe(|m| m.concurrency(1, 0)).await;
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(600)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(app.status()["m"].busy, 1);
+    let e = caps(&app, "bump", &[]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
+    assert!(e.to_string().contains("limits] instances or queue"), "{e}");
+    busy.await.unwrap().unwrap();
+    // Capacity is back.
+    caps(&app, "bump", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn queued_callers_wait_their_turn() {
+    let app = probe(|m| m.concurrency(1, 4)).await;
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let app = app.clone();
+        calls.push(tokio::spawn(async move {
+            caps(&app, "sleep-ms", &[Val::U64(50)]).await
+        }));
+    }
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let status = app.status()["m"];
+    assert_eq!((status.busy, status.waiting), (0, 0));
+    assert_eq!(status.idle, 1, "one instance served every call");
+}
+
+#[tokio::test]
+async fn a_queued_call_gives_up_at_its_deadline() {
+    let app = probe(|m| m.concurrency(1, 4).timeout(Duration::from_millis(300))).await;
+    // A sleep inside a host call keeps its instance busy past its own timeout.
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(1500)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let e = caps(&app, "bump", &[]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("no instance became free"), "{e}");
+    assert_eq!(busy.await.unwrap().unwrap_err().kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn reuse_keeps_state_and_per_call_does_not() {
+    let app = probe(|m| m).await;
+    assert_eq!(caps(&app, "bump", &[]).await.unwrap()[0], Val::U64(1));
+    assert_eq!(caps(&app, "bump", &[]).await.unwrap()[0], Val::U64(2));
+    let app = probe(|m| m.lifecycle(Lifecycle::PerCall)).await;
+    assert_eq!(caps(&app, "bump", &[]).await.unwrap()[0], Val::U64(1));
+    assert_eq!(caps(&app, "bump", &[]).await.unwrap()[0], Val::U64(1));
+    assert_eq!(app.status()["m"].idle, 0);
+}
+
+#[tokio::test]
+async fn too_few_instance_slots_is_overloaded_not_a_crash() {
+    let mut config = Config::default();
+    config.instance_slots = 1;
+    let rt = Runtime::new(config).unwrap();
+    let app = rt
+        .load_spec(AppSpec::new().module("m", ModuleSpec::from_file(guests::PROBE)))
+        .await
+        .unwrap();
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(400)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let e = caps(&app, "bump", &[]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Overloaded, "{}", membrane::chain(&e));
+    first.await.unwrap().unwrap();
+}
+
+fn cached_runtime(dir: &std::path::Path) -> membrane::Result<Runtime> {
+    let mut config = Config::default();
+    config.cache_dir = Some(dir.to_path_buf());
+    Runtime::new(config)
+}
+
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(dir).unwrap().flatten() {
+        if sub.path().is_dir() {
+            for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_cache_is_filled_reused_and_repaired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let spec = || AppSpec::new().module("t", ModuleSpec::from_file(guests::TYPES));
+    let app = cached_runtime(&dir)
+        .unwrap()
+        .load_spec(spec())
+        .await
+        .unwrap();
+    let entries = cache_entries(&dir);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    drop(app);
+    // Warm: loads from the cache and works.
+    let app = cached_runtime(&dir)
+        .unwrap()
+        .load_spec(spec())
+        .await
+        .unwrap();
+    let out = app.call("t", "hello", &[s("cache")]).await.unwrap();
+    assert_eq!(out[0], s("hello, cache"));
+    // A damaged entry is recompiled, never trusted.
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    let app = cached_runtime(&dir)
+        .unwrap()
+        .load_spec(spec())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.call("t", "hello", &[s("again")]).await.unwrap()[0],
+        s("hello, again")
+    );
+    assert!(
+        std::fs::read(&entries[0]).unwrap().len() > 1000,
+        "the entry was rewritten"
+    );
+}
+
+#[test]
+fn a_cache_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = cached_runtime(&dir).err().expect("refused");
+    assert!(
+        e.to_string().contains("can be written by other users"),
+        "{e}"
+    );
+}
+
+#[test]
+fn compile_warms_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!("[modules.t]\ncomponent = {:?}\n", guests::TYPES),
+    );
+    let cache = tmp.path().join("c");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+        .args(["compile", m.to_str().unwrap()])
+        .env("MEMBRANE_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("compiled 1 module(s)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(cache_entries(&cache).len(), 1);
+}
+
+#[tokio::test]
+async fn manifest_limits_for_pools() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.p]\ncomponent = {:?}\nlifecycle = \"per-call\"\nlimits = {{ instances = 2, queue = 0 }}\n",
+            guests::PROBE
+        ),
+    );
+    let app = runtime().load(&m).await.unwrap();
+    let spec = app.spec("p").unwrap();
+    assert_eq!((spec.limits.instances, spec.limits.queue), (2, 0));
+    assert_eq!(spec.lifecycle, Lifecycle::PerCall);
+    let bad = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.p]\ncomponent = {:?}\nlifecycle = \"forever\"\n",
+            guests::PROBE
+        ),
+    );
+    let e = runtime().load(&bad).await.err().unwrap();
+    assert!(e.to_string().contains("forever"), "{e}");
+    let bad = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.p]\ncomponent = {:?}\nlimits = {{ instances = 0 }}\n",
+            guests::PROBE
+        ),
+    );
+    let e = runtime().load(&bad).await.err().unwrap();
+    assert!(e.to_string().contains("at least 1"), "{e}");
+}
