@@ -212,3 +212,12 @@ async fn manifest_limits_for_pools() {
     let e = runtime().load(&bad).await.err().unwrap();
     assert!(e.to_string().contains("at least 1"), "{e}");
 }
+
+#[tokio::test]
+async fn prewarm_fills_the_idle_list_up_to_the_limit() {
+    let app = probe(|m| m.concurrency(3, 0)).await;
+    assert_eq!(app.prewarm("m", 10).await.unwrap(), 3);
+    assert_eq!(app.status()["m"].idle, 3);
+    let app = probe(|m| m.lifecycle(Lifecycle::PerCall)).await;
+    assert_eq!(app.prewarm("m", 10).await.unwrap(), 0);
+}

@@ -163,6 +163,21 @@ impl App {
         &self.inner.warnings
     }
 
+    /// Instantiates up to `n` instances of a module ahead of time (never more than its
+    /// `instances` limit), so that the first calls do not pay for instantiation. Returns
+    /// how many idle instances the module has afterwards. Does nothing for per-call modules.
+    pub async fn prewarm(&self, module: &str, n: usize) -> Result<usize> {
+        let m = self.module(module)?.clone();
+        tokio::task::spawn_blocking(move || m.prewarm(n))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Trap,
+                    format!("prewarming `{module}` panicked: {e}"),
+                )
+            })?
+    }
+
     /// How busy each module is right now.
     pub fn status(&self) -> BTreeMap<String, ModuleStatus> {
         self.inner

@@ -282,6 +282,11 @@ impl Module {
         Ok(out)
     }
 
+    /// Creates idle instances ahead of calls. Blocking.
+    pub(crate) fn prewarm(&self, n: usize) -> Result<usize> {
+        self.pool.fill(n, || LiveInstance::new(self, None))
+    }
+
     /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin.
     /// Returns the guest's exit status. Blocking.
     pub(crate) fn run(&self, run: &RunContext) -> Result<i32> {

@@ -105,6 +105,27 @@ impl Pool {
         })
     }
 
+    /// Adds instances to the idle list, up to the module's instance limit; returns how many
+    /// are idle afterwards.
+    pub(crate) fn fill(
+        &self,
+        n: usize,
+        mut make: impl FnMut() -> Result<LiveInstance>,
+    ) -> Result<usize> {
+        if self.lifecycle == Lifecycle::PerCall {
+            return Ok(0);
+        }
+        loop {
+            let g = self.lock();
+            if g.idle.len() >= n.min(self.max) || g.idle.len() + g.busy >= self.max {
+                return Ok(g.idle.len());
+            }
+            drop(g);
+            let instance = make()?;
+            self.lock().idle.push(instance);
+        }
+    }
+
     /// How many instances are running a call, and how many callers wait.
     pub(crate) fn load(&self) -> (usize, usize, usize) {
         let g = self.lock();

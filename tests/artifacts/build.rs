@@ -19,6 +19,8 @@ const GUESTS: &[&str] = &[
     "kv_store",
     "render",
     "notes",
+    "bench_provider",
+    "bench_driver",
 ];
 
 fn main() {

@@ -1,0 +1,223 @@
+//! Call costs, side by side: native, raw wasmtime (the floor), Membrane's cross-module
+//! link, and a separate service over loopback HTTP/1.1 keep-alive. Run with
+//! `cargo bench -p membrane --bench calls`; BENCHMARKS.md has the figures.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+use membrane::{Lifecycle, Val};
+
+trait Inc {
+    fn inc(&self, x: u64) -> u64;
+}
+struct Native;
+impl Inc for Native {
+    fn inc(&self, x: u64) -> u64 {
+        x.wrapping_add(1)
+    }
+}
+
+/// Per-iteration time of a loop of `n` linked calls driven from inside the driver guest.
+fn linked_loop(
+    tokio: &tokio::runtime::Runtime,
+    app: &membrane::App,
+    func: &str,
+    args: impl Fn(u32) -> Vec<Val>,
+    iters: u64,
+) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(1_000_000) as u32;
+        let start = Instant::now();
+        tokio
+            .block_on(app.call("driver", &format!("{DRIVER}#{func}"), &args(n)))
+            .unwrap();
+        total += start.elapsed();
+        left -= n as u64;
+    }
+    total
+}
+
+fn small_calls(c: &mut Criterion) {
+    let tokio = tokio_rt();
+    let mut g = c.benchmark_group("call_u64");
+    let native: Box<dyn Inc> = Box::new(Native);
+    g.bench_function("native_trait_object", |b| {
+        b.iter(|| native.inc(black_box(41)))
+    });
+
+    let setup = raw_setup(false);
+    let mut raw = setup.instantiate();
+    let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
+    g.bench_function("wasmtime_host_to_guest", |b| {
+        b.iter(|| inc.call(&mut raw.store, (black_box(41),)).unwrap())
+    });
+
+    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+    g.bench_function("membrane_cross_module", |b| {
+        b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
+    });
+
+    let (client, _server) = tokio.block_on(http::start());
+    let client = std::sync::Mutex::new(client);
+    g.bench_function("http_loopback_keepalive", |b| {
+        b.iter(|| tokio.block_on(async { client.lock().unwrap().inc(black_box(41)).await }))
+    });
+
+    g.bench_function("membrane_app_call", |b| {
+        let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+        b.iter(|| {
+            tokio
+                .block_on(app.call("provider", &format!("{API}#inc"), &[Val::U64(41)]))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn string_calls(c: &mut Criterion) {
+    let tokio = tokio_rt();
+    let text = "x".repeat(1024);
+    let mut g = c.benchmark_group("call_string_1k");
+    g.bench_function("native_string_clone", |b| {
+        b.iter(|| black_box(&text).clone())
+    });
+
+    let setup = raw_setup(false);
+    let mut raw = setup.instantiate();
+    let echo = setup.func::<(&str,), (String,)>(&mut raw, "echo");
+    g.bench_function("wasmtime_host_to_guest", |b| {
+        b.iter(|| {
+            echo.call(&mut raw.store, (black_box(text.as_str()),))
+                .unwrap()
+        })
+    });
+
+    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+    g.bench_function("membrane_cross_module", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &tokio,
+                &app,
+                "loop-echo",
+                |n| vec![Val::U32(n), Val::String(text.clone())],
+                iters,
+            )
+        })
+    });
+    g.finish();
+}
+
+fn instantiation(c: &mut Criterion) {
+    let tokio = tokio_rt();
+    let mut g = c.benchmark_group("instantiate");
+    let setup = raw_setup(true);
+    g.bench_function("wasmtime_pooling_instance_pre", |b| {
+        b.iter(|| drop(black_box(setup.instantiate())))
+    });
+    let app = tokio.block_on(linked_app(Lifecycle::PerCall));
+    g.bench_function("membrane_per_call_linked_call", |b| {
+        b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
+    });
+    g.finish();
+}
+
+fn compute(c: &mut Criterion) {
+    let tokio = tokio_rt();
+    let doc = markdown_doc();
+    let mut g = c.benchmark_group("markdown_20k");
+    g.bench_function("native", |b| {
+        b.iter(|| {
+            let mut html = String::new();
+            pulldown_cmark::html::push_html(
+                &mut html,
+                pulldown_cmark::Parser::new(black_box(&doc)),
+            );
+            html
+        })
+    });
+    let setup = raw_setup(false);
+    let mut raw = setup.instantiate();
+    let md = setup.func::<(&str,), (String,)>(&mut raw, "markdown");
+    g.bench_function("wasmtime_guest", |b| {
+        b.iter(|| md.call(&mut raw.store, (black_box(doc.as_str()),)).unwrap())
+    });
+    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+    g.bench_function("membrane_guest", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(app.call(
+                    "provider",
+                    &format!("{API}#markdown"),
+                    &[Val::String(doc.clone())],
+                ))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+/// The microservice baseline: the same `inc` behind hyper on 127.0.0.1, one keep-alive
+/// connection, a POST per call.
+mod http {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    pub struct Client(hyper::client::conn::http1::SendRequest<Full<Bytes>>);
+
+    impl Client {
+        pub async fn inc(&mut self, x: u64) -> u64 {
+            let req = hyper::Request::post("/inc")
+                .body(Full::new(Bytes::from(x.to_string())))
+                .unwrap();
+            let res = self.0.send_request(req).await.unwrap();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            std::str::from_utf8(&body).unwrap().parse().unwrap()
+        }
+    }
+
+    pub async fn start() -> (Client, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |req: hyper::Request<hyper::body::Incoming>| async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            let x: u64 = std::str::from_utf8(&body).unwrap().parse().unwrap();
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
+                                (x + 1).to_string(),
+                            ))))
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (Client(send), server)
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = small_calls, string_calls, instantiation, compute
+}
+criterion_main!(benches);

@@ -1,0 +1,131 @@
+//! Shared setup of the benchmarks: guest paths, apps, and the raw-wasmtime floor.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use membrane::{AppSpec, Config, Lifecycle, ModuleSpec, Runtime};
+pub use membrane_test_artifacts as guests;
+
+pub const API: &str = "membrane-bench:calls/api";
+pub const DRIVER: &str = "membrane-bench:calls/driver";
+
+pub fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// driver -> provider, the provider reused or instantiated per call.
+pub async fn linked_app(provider_lifecycle: Lifecycle) -> membrane::App {
+    let rt = Runtime::new(Config::default()).unwrap();
+    rt.load_spec(
+        AppSpec::new()
+            .module(
+                "driver",
+                ModuleSpec::from_file(guests::BENCH_DRIVER)
+                    .link("membrane-bench:calls/api", "provider")
+                    .timeout(Duration::from_secs(600)),
+            )
+            .module(
+                "provider",
+                ModuleSpec::from_file(guests::BENCH_PROVIDER)
+                    .lifecycle(provider_lifecycle)
+                    .timeout(Duration::from_secs(600)),
+            ),
+    )
+    .await
+    .unwrap()
+}
+
+/// The floor: one store and one instance in raw wasmtime, set up the way the notes measured
+/// it (sync calls, `concurrency_support(false)`, no epochs, default allocator).
+pub struct Raw {
+    pub store: wasmtime::Store<RawState>,
+    pub instance: wasmtime::component::Instance,
+}
+
+pub struct RawState {
+    wasi: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for RawState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub struct RawSetup {
+    pub engine: wasmtime::Engine,
+    pub pre: wasmtime::component::InstancePre<RawState>,
+    pub component: wasmtime::component::Component,
+}
+
+pub fn raw_setup(pooling: bool) -> RawSetup {
+    let mut config = wasmtime::Config::new();
+    config.concurrency_support(false);
+    if pooling {
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+            wasmtime::PoolingAllocationConfig::default(),
+        ));
+    }
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let component =
+        wasmtime::component::Component::from_file(&engine, guests::BENCH_PROVIDER).unwrap();
+    let mut linker = wasmtime::component::Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    let pre = linker.instantiate_pre(&component).unwrap();
+    RawSetup {
+        engine,
+        pre,
+        component,
+    }
+}
+
+pub fn raw_state() -> RawState {
+    RawState {
+        wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+        table: wasmtime::component::ResourceTable::new(),
+    }
+}
+
+impl RawSetup {
+    pub fn instantiate(&self) -> Raw {
+        let mut store = wasmtime::Store::new(&self.engine, raw_state());
+        let instance = self.pre.instantiate(&mut store).unwrap();
+        Raw { store, instance }
+    }
+
+    pub fn func<P, R>(&self, raw: &mut Raw, name: &str) -> wasmtime::component::TypedFunc<P, R>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
+        let iface = self
+            .component
+            .get_export_index(None, "membrane-bench:calls/api@0.1.0")
+            .unwrap();
+        let f = self.component.get_export_index(Some(&iface), name).unwrap();
+        raw.instance
+            .get_typed_func::<P, R>(&mut raw.store, &f)
+            .unwrap()
+    }
+}
+
+/// A CommonMark document of about 20 KiB.
+pub fn markdown_doc() -> String {
+    let mut doc = String::new();
+    for i in 0..60 {
+        doc += &format!(
+            "## Section {i}\n\nSome *emphasis*, some **strong** text, `code`, and a [link](https://example.com/{i}).\n\n\
+             - item one\n- item two with `inline`\n- item three\n\n> A quote that goes on for a while.\n\n\
+             ```rust\nfn main() {{ println!(\"{i}\"); }}\n```\n\n"
+        );
+    }
+    doc
+}
