@@ -63,10 +63,9 @@ fn small_calls(c: &mut Criterion) {
         b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
     });
 
-    let (client, _server) = tokio.block_on(http::start());
-    let client = std::sync::Mutex::new(client);
+    let (mut client, _server) = tokio.block_on(http::start());
     g.bench_function("http_loopback_keepalive", |b| {
-        b.iter(|| tokio.block_on(async { client.lock().unwrap().inc(black_box(41)).await }))
+        b.iter(|| tokio.block_on(client.inc(black_box(41))))
     });
 
     g.bench_function("membrane_app_call", |b| {
