@@ -67,8 +67,14 @@ pub struct RawSetup {
 }
 
 pub fn raw_setup(pooling: bool) -> RawSetup {
+    raw_setup_with(pooling, false, false)
+}
+
+/// `concurrency`: wasmtime's default component-model-async bookkeeping;
+/// `async_calls`: WASI linked for async, to be called with `call_async`.
+pub fn raw_setup_with(pooling: bool, concurrency: bool, async_calls: bool) -> RawSetup {
     let mut config = wasmtime::Config::new();
-    config.concurrency_support(false);
+    config.concurrency_support(concurrency);
     if pooling {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
             wasmtime::PoolingAllocationConfig::default(),
@@ -78,7 +84,11 @@ pub fn raw_setup(pooling: bool) -> RawSetup {
     let component =
         wasmtime::component::Component::from_file(&engine, guests::BENCH_PROVIDER).unwrap();
     let mut linker = wasmtime::component::Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    if async_calls {
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    } else {
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    }
     let pre = linker.instantiate_pre(&component).unwrap();
     RawSetup {
         engine,
@@ -95,6 +105,12 @@ pub fn raw_state() -> RawState {
 }
 
 impl RawSetup {
+    pub async fn instantiate_async(&self) -> Raw {
+        let mut store = wasmtime::Store::new(&self.engine, raw_state());
+        let instance = self.pre.instantiate_async(&mut store).await.unwrap();
+        Raw { store, instance }
+    }
+
     pub fn instantiate(&self) -> Raw {
         let mut store = wasmtime::Store::new(&self.engine, raw_state());
         let instance = self.pre.instantiate(&mut store).unwrap();

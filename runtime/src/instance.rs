@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentExportIndex, Instance, ResourceAny, ResourceTable, Val};
+use wasmtime::component::{Instance, ResourceAny, ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -15,6 +15,7 @@ use crate::capability::{InstanceCx, RunContext};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MemoryLimiter, deadline_ticks};
 use crate::module::Module;
+use crate::value::Function;
 
 /// The data of one Store.
 pub(crate) struct HostState {
@@ -130,11 +131,11 @@ impl LiveInstance {
     pub(crate) fn call(
         &mut self,
         module: &Module,
-        export: &ComponentExportIndex,
-        what: &str,
+        target: &Function,
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
+        let (export, what, results_len) = (&target.index, target.name.as_str(), target.results.len());
         self.arm(module, outer)?;
         let func = self
             .instance
@@ -142,7 +143,7 @@ impl LiveInstance {
             .ok_or_else(|| {
                 Error::not_found(format!("module `{}` has no function {what}", module.name))
             })?;
-        let mut results = vec![Val::Bool(false); func.ty(&self.store).results().len()];
+        let mut results = vec![Val::Bool(false); results_len];
         func.call(&mut self.store, args, &mut results)
             .map_err(|e| classify(e, &mut self.store, what, module))?;
         Ok(results)

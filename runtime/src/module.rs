@@ -277,7 +277,7 @@ impl Module {
             Some(i) => i,
             None => LiveInstance::new(self, None)?,
         };
-        let out = instance.call(self, &func.index, &func.name, args, Some(deadline))?;
+        let out = instance.call(self, func, args, Some(deadline))?;
         lease.recycle(instance);
         Ok(out)
     }
@@ -303,7 +303,7 @@ impl Module {
             Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
             other => other?,
         };
-        match instance.call(self, &func.index, "wasi:cli/run", &[], None) {
+        match instance.call(self, &func, &[], None) {
             Ok(results) => Ok(match results.first() {
                 Some(Val::Result(Err(_))) => 1,
                 _ => 0,

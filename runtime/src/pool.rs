@@ -146,7 +146,11 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let mut gate = self.pool.lock();
         gate.busy -= 1;
+        // Waking is a system call; skip it when nobody waits.
+        let waiting = gate.waiting > 0;
         drop(gate);
-        self.pool.freed.notify_one();
+        if waiting {
+            self.pool.freed.notify_one();
+        }
     }
 }

@@ -109,7 +109,7 @@ pub(crate) fn define(
                         Some(s) => s,
                         None => LiveInstance::new(&p, None).map_err(wasmtime::Error::new)?,
                     };
-                    match session.call(&p, &func.index, &func.name, &args, Some(deadline)) {
+                    match session.call(&p, &func, &args, Some(deadline)) {
                         Ok(out) => {
                             store.data_mut().sessions[slot] = Some(session);
                             for ((dst, v), ty) in results.iter_mut().zip(out).zip(&lf.results) {
