@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Instance, ResourceAny, ResourceTable, Val};
+use wasmtime::component::{Func, Instance, ResourceAny, ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -72,6 +72,8 @@ impl WasiView for HostState {
 pub(crate) struct LiveInstance {
     pub(crate) store: Store<HostState>,
     instance: Instance,
+    /// Functions looked up in this instance, by [`Function::id`].
+    funcs: Vec<Option<Func>>,
 }
 
 impl LiveInstance {
@@ -98,12 +100,16 @@ impl LiveInstance {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(e, &mut store, "instantiation", module))?;
-        Ok(LiveInstance { store, instance })
+        Ok(LiveInstance {
+            store,
+            instance,
+            funcs: Vec::new(),
+        })
     }
 
-    /// Arms the deadline: the module's own timeout, or less when a caller's deadline is nearer.
-    fn arm(&mut self, module: &Module, outer: Option<Instant>) -> Result<()> {
-        let now = Instant::now();
+    /// Arms the deadline: the module's own timeout from `now`, or less when `outer` (a
+    /// caller's deadline) is nearer.
+    fn arm(&mut self, module: &Module, now: Instant, outer: Option<Instant>) -> Result<()> {
         let mut budget = module.limits.timeout;
         if let Some(outer) = outer {
             let left = outer.saturating_duration_since(now);
@@ -126,6 +132,26 @@ impl LiveInstance {
         Ok(())
     }
 
+    fn func(&mut self, module: &Module, target: &Function) -> Result<Func> {
+        if let Some(Some(f)) = self.funcs.get(target.id) {
+            return Ok(*f);
+        }
+        let f = self
+            .instance
+            .get_func(&mut self.store, &target.index)
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "module `{}` has no function {}",
+                    module.name, target.name
+                ))
+            })?;
+        if self.funcs.len() <= target.id {
+            self.funcs.resize(target.id + 1, None);
+        }
+        self.funcs[target.id] = Some(f);
+        Ok(f)
+    }
+
     /// Calls one export, within `outer` when the call comes through a link.
     /// On error the instance must be dropped.
     pub(crate) fn call(
@@ -135,23 +161,31 @@ impl LiveInstance {
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
-        let (export, what, results_len) = (&target.index, target.name.as_str(), target.results.len());
-        self.arm(module, outer)?;
-        let func = self
-            .instance
-            .get_func(&mut self.store, export)
-            .ok_or_else(|| {
-                Error::not_found(format!("module `{}` has no function {what}", module.name))
-            })?;
-        let mut results = vec![Val::Bool(false); results_len];
-        func.call(&mut self.store, args, &mut results)
-            .map_err(|e| classify(e, &mut self.store, what, module))?;
+        let mut results = vec![Val::Bool(false); target.results.len()];
+        self.call_into(module, target, args, &mut results, Instant::now(), outer)?;
         Ok(results)
+    }
+
+    /// Like [`LiveInstance::call`], writing the results into `results`, which has exactly
+    /// as many entries as the function has results.
+    pub(crate) fn call_into(
+        &mut self,
+        module: &Module,
+        target: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        now: Instant,
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        self.arm(module, now, outer)?;
+        let func = self.func(module, target)?;
+        func.call(&mut self.store, args, results)
+            .map_err(|e| classify(e, &mut self.store, &target.name, module))
     }
 
     /// Drops a resource this instance owns (running the guest's destructor).
     pub(crate) fn drop_resource(&mut self, module: &Module, handle: ResourceAny) -> Result<()> {
-        self.arm(module, None)?;
+        self.arm(module, Instant::now(), None)?;
         handle
             .resource_drop(&mut self.store)
             .map_err(|e| classify(e, &mut self.store, "a resource destructor", module))

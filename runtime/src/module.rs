@@ -240,6 +240,7 @@ impl Module {
             .get_export_index(parent.as_ref(), name.func)
             .ok_or_else(|| missing(format!("has no function `{canonical}`")))?;
         Ok(Function {
+            id: crate::value::next_function_id(),
             name: canonical,
             index,
             params: func.params().map(|(n, t)| (n.to_string(), t)).collect(),
@@ -270,16 +271,30 @@ impl Module {
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
-        let own = Instant::now() + self.limits.timeout;
+        let mut results = vec![Val::Bool(false); func.results.len()];
+        self.invoke_into(func, args, &mut results, outer)?;
+        Ok(results)
+    }
+
+    /// [`Module::invoke`] writing into `results` (the hot path of linked calls).
+    pub(crate) fn invoke_into(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let own = now + self.limits.timeout;
         let deadline = outer.map_or(own, |o| o.min(own));
         let mut lease = self.pool.acquire(&self.name, deadline)?;
         let mut instance = match lease.instance.take() {
             Some(i) => i,
             None => LiveInstance::new(self, None)?,
         };
-        let out = instance.call(self, func, args, Some(deadline))?;
+        instance.call_into(self, func, args, results, now, Some(deadline))?;
         lease.recycle(instance);
-        Ok(out)
+        Ok(())
     }
 
     /// Creates idle instances ahead of calls. Blocking.

@@ -42,6 +42,8 @@ pub(crate) struct Lease<'a> {
     pool: &'a Pool,
     /// An idle instance to reuse, if there was one.
     pub(crate) instance: Option<LiveInstance>,
+    /// A healthy instance to keep when the lease ends.
+    returned: Option<LiveInstance>,
 }
 
 impl Pool {
@@ -102,6 +104,7 @@ impl Pool {
         Ok(Lease {
             pool: self,
             instance,
+            returned: None,
         })
     }
 
@@ -137,15 +140,19 @@ impl Lease<'_> {
     /// Gives a healthy instance back for reuse.
     pub(crate) fn recycle(&mut self, instance: LiveInstance) {
         if self.pool.lifecycle == Lifecycle::Reuse {
-            self.pool.lock().idle.push(instance);
+            self.returned = Some(instance);
         }
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
+        let returned = self.returned.take();
         let mut gate = self.pool.lock();
         gate.busy -= 1;
+        if let Some(i) = returned {
+            gate.idle.push(i);
+        }
         // Waking is a system call; skip it when nobody waits.
         let waiting = gate.waiting > 0;
         drop(gate);

@@ -12,10 +12,18 @@ use crate::error::{Error, ErrorKind, Result};
 /// An exported function: its full name and its parameter and result types.
 #[derive(Debug)]
 pub struct Function {
+    /// Unique per resolved function; indexes each instance's cache of looked-up functions.
+    pub(crate) id: usize,
     pub(crate) name: String,
     pub(crate) index: ComponentExportIndex,
     pub(crate) params: Vec<(String, Type)>,
     pub(crate) results: Vec<Type>,
+}
+
+/// Ids for [`Function::id`].
+pub(crate) fn next_function_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Function {
