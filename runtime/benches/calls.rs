@@ -96,9 +96,14 @@ fn small_calls(c: &mut Criterion) {
         b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
     });
 
-    let (mut client, _server) = tokio.block_on(http::start());
+    // Server and client each get their own runtime, as two services would; the client's is
+    // single-threaded so that a call is not also paying for a hop between worker threads.
+    let server_rt = tokio_rt();
+    let addr = server_rt.block_on(http::serve());
+    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut client = client_rt.block_on(http::connect(addr));
     g.bench_function("http_loopback_keepalive", |b| {
-        b.iter(|| tokio.block_on(client.inc(black_box(41))))
+        b.iter(|| client_rt.block_on(client.inc(black_box(41))))
     });
 
     g.bench_function("membrane_app_call", |b| {
@@ -208,16 +213,17 @@ mod http {
             let req = hyper::Request::post("/inc")
                 .body(Full::new(Bytes::from(x.to_string())))
                 .unwrap();
+            self.0.ready().await.unwrap();
             let res = self.0.send_request(req).await.unwrap();
             let body = res.into_body().collect().await.unwrap().to_bytes();
             std::str::from_utf8(&body).unwrap().parse().unwrap()
         }
     }
 
-    pub async fn start() -> (Client, tokio::task::JoinHandle<()>) {
+    pub async fn serve() -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 stream.set_nodelay(true).unwrap();
@@ -237,13 +243,15 @@ mod http {
                 });
             }
         });
+        addr
+    }
+
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
-        (Client(send), server)
+        Client(send)
     }
 }
 
