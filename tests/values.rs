@@ -113,3 +113,14 @@ async fn concurrent_calls_each_get_an_instance() {
         t.await.unwrap();
     }
 }
+
+#[test]
+fn blocking_calls_from_sync_code() {
+    let app = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(types_app());
+    let out = app.call_blocking("m", "hello", &[s("sync")]).unwrap();
+    assert_eq!(out[0], s("hello, sync"));
+    let e = app.call_blocking("m", "hello", &[Val::U8(1)]).unwrap_err();
+    assert_eq!(e.kind(), membrane::ErrorKind::InvalidArgs);
+}

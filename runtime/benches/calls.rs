@@ -100,10 +100,22 @@ fn small_calls(c: &mut Criterion) {
     // single-threaded so that a call is not also paying for a hop between worker threads.
     let server_rt = tokio_rt();
     let addr = server_rt.block_on(http::serve());
-    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut client = client_rt.block_on(http::connect(addr));
     g.bench_function("http_loopback_keepalive", |b| {
         b.iter(|| client_rt.block_on(client.inc(black_box(41))))
+    });
+
+    g.bench_function("membrane_call_blocking", |b| {
+        let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+        let func = format!("{API}#inc");
+        b.iter(|| {
+            app.call_blocking("provider", &func, &[Val::U64(41)])
+                .unwrap()
+        })
     });
 
     g.bench_function("membrane_app_call", |b| {
@@ -249,7 +261,9 @@ mod http {
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(conn);
         Client(send)
     }

@@ -39,6 +39,7 @@ fn cold_start(tokio: &tokio::runtime::Runtime) {
     let runs = 3;
     let mut empty = Vec::new();
     let mut warm = Vec::new();
+    let mut engine = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let config = || {
@@ -46,17 +47,24 @@ fn cold_start(tokio: &tokio::runtime::Runtime) {
             c.cache_dir = Some(dir.path().to_path_buf());
             c
         };
+        let spec = hundred_modules();
         let start = Instant::now();
         let rt = Runtime::new(config()).unwrap();
-        let app = tokio.block_on(rt.load_spec(hundred_modules())).unwrap();
+        let app = tokio.block_on(rt.load_spec(spec)).unwrap();
         empty.push(start.elapsed());
         drop((app, rt));
+        let spec = hundred_modules();
         let start = Instant::now();
         let rt = Runtime::new(config()).unwrap();
-        let app = tokio.block_on(rt.load_spec(hundred_modules())).unwrap();
+        engine.push(start.elapsed());
+        let app = tokio.block_on(rt.load_spec(spec)).unwrap();
         warm.push(start.elapsed());
         drop((app, rt));
     }
+    println!(
+        "runtime_new (engine, pooling reservation, WASI linker) median {:?}",
+        median(engine)
+    );
     println!(
         "cold_start_100_modules empty_cache median {:?} (runs {runs})",
         median(empty)
@@ -65,6 +73,33 @@ fn cold_start(tokio: &tokio::runtime::Runtime) {
         "cold_start_100_modules warm_cache median {:?} (runs {runs})",
         median(warm)
     );
+}
+
+/// Warm starts only (after one fill), for profiling: `--bench scale -- warm_start`.
+fn warm_start(tokio: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = Config::default();
+        c.cache_dir = Some(dir.path().to_path_buf());
+        c
+    };
+    drop(
+        tokio
+            .block_on(Runtime::new(config()).unwrap().load_spec(hundred_modules()))
+            .unwrap(),
+    );
+    let runs: Vec<Duration> = (0..10)
+        .map(|_| {
+            let spec = hundred_modules();
+            let start = Instant::now();
+            let rt = Runtime::new(config()).unwrap();
+            let app = tokio.block_on(rt.load_spec(spec)).unwrap();
+            let took = start.elapsed();
+            drop((app, rt));
+            took
+        })
+        .collect();
+    println!("warm_start_100_modules median {:?} (runs 10)", median(runs));
 }
 
 fn throughput(tokio: &tokio::runtime::Runtime) {
@@ -181,9 +216,18 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects one part.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("MEMBRANE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let tokio = tokio_rt();
     if want("cold_start") {
         cold_start(&tokio);
+    }
+    if filter.as_deref() == Some("warm_start") {
+        warm_start(&tokio);
     }
     if want("throughput") {
         throughput(&tokio);

@@ -82,10 +82,12 @@ impl Cache {
     /// Returns the compiled component for `bytes`, from the cache or freshly compiled (and
     /// then stored). A damaged or stale entry is recompiled, not trusted.
     pub(crate) fn component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let t = std::time::Instant::now();
         let key: String = Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        tracing::trace!(target: "membrane::cache", elapsed = ?t.elapsed(), "hashed");
         let path = self.dir.join(format!("{key}.cwasm"));
         // Read into memory rather than map the file: a mapped file that someone truncates
         // would crash the process with SIGBUS.
@@ -93,8 +95,12 @@ impl Cache {
             // SAFETY: files in this private directory are only written by `store` below,
             // from code this engine compiled; wasmtime also checks the engine compatibility
             // header and refuses an artifact of another version or configuration.
+            tracing::trace!(target: "membrane::cache", elapsed = ?t.elapsed(), bytes = artifact.len(), "read");
             match unsafe { Component::deserialize(engine, &artifact) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    tracing::trace!(target: "membrane::cache", elapsed = ?t.elapsed(), "deserialized");
+                    return Ok(c);
+                }
                 Err(e) => {
                     tracing::warn!(target: "membrane::cache", path = %path.display(), "recompiling a bad cache entry: {e}")
                 }

@@ -106,6 +106,7 @@ impl Compiled {
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         check_header(name, &bytes)?;
+        let t = std::time::Instant::now();
         let compiled = match &rt.cache {
             Some(cache) => cache.component(&rt.engine, &bytes),
             None => Component::new(&rt.engine, &bytes),
@@ -117,6 +118,7 @@ impl Compiled {
             )
             .with_source(e)
         })?;
+        tracing::trace!(target: "membrane::load", module = name, elapsed = ?t.elapsed(), "component ready");
         Ok(Compiled {
             name: name.to_string(),
             component,
