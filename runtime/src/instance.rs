@@ -138,7 +138,7 @@ impl LiveInstance {
         }
         let f = self
             .instance
-            .get_func(&mut self.store, &target.index)
+            .get_func(&mut self.store, target.index)
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "module `{}` has no function {}",
