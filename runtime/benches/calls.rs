@@ -80,7 +80,7 @@ fn small_calls(c: &mut Criterion) {
         .component
         .get_export_index(Some(&iface), "inc")
         .unwrap();
-    let dyn_inc = dyn_raw.instance.get_func(&mut dyn_raw.store, &idx).unwrap();
+    let dyn_inc = dyn_raw.instance.get_func(&mut dyn_raw.store, idx).unwrap();
     g.bench_function("wasmtime_host_to_guest_dynamic_val", |b| {
         b.iter(|| {
             let mut out = [Val::U64(0)];
