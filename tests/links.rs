@@ -8,7 +8,7 @@ use membrane::{AppSpec, ErrorKind, HostInterface, ModuleSpec, Val};
 use crate::common::*;
 
 /// Builds a component from WIT text (functions trap if called): enough for load-time checks.
-fn synth(wit: &str, world: &str) -> Vec<u8> {
+pub fn synth(wit: &str, world: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("synth.wit", wit).expect("WIT parses");
     let world = resolve

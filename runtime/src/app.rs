@@ -12,6 +12,7 @@ use crate::link::{self, LinkInfo, forward::Provider};
 use crate::module::{Compiled, Module};
 use crate::runtime::RuntimeInner;
 use crate::spec::{AppSpec, ModuleSpec};
+use crate::supervisor::Health;
 use crate::value::Function;
 
 /// How long past a module's timeout the host waits for a call stuck in a host function
@@ -28,6 +29,10 @@ pub struct ModuleStatus {
     pub waiting: usize,
     /// Instances kept for reuse.
     pub idle: usize,
+    /// Whether the module takes calls (see [`RestartPolicy`](crate::RestartPolicy)).
+    pub health: Health,
+    /// Failures counted in the restart policy's window.
+    pub recent_failures: usize,
 }
 
 /// A loaded app. Cheap to clone; calls may run concurrently.
@@ -208,12 +213,15 @@ impl App {
             .iter()
             .map(|(name, m)| {
                 let (busy, waiting, idle) = m.pool.load();
+                let (health, recent_failures) = m.supervisor.health();
                 (
                     name.clone(),
                     ModuleStatus {
                         busy,
                         waiting,
                         idle,
+                        health,
+                        recent_failures,
                     },
                 )
             })

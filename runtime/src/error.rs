@@ -25,6 +25,10 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The guest overflowed its wasm stack.
     StackOverflow,
+    /// The guest passed more bytes to the host in one host call than its `hostcall` limit.
+    HostcallLimit,
+    /// The guest tried to grow a table past the table limit.
+    TableLimit,
     /// The guest trapped (panic, unreachable, bad memory access, ...).
     Trap,
     /// The module has no capacity left for the call.
@@ -53,6 +57,8 @@ impl ErrorKind {
             ErrorKind::OutOfFuel => "out-of-fuel",
             ErrorKind::MemoryLimit => "memory-limit",
             ErrorKind::StackOverflow => "stack-overflow",
+            ErrorKind::HostcallLimit => "hostcall-limit",
+            ErrorKind::TableLimit => "table-limit",
             ErrorKind::Trap => "trap",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Unavailable => "unavailable",

@@ -11,6 +11,7 @@ use wasmtime::component::{Func, Instance, ResourceAny, ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
+use crate::capability::stdio::OutputBudget;
 use crate::capability::{InstanceCx, RunContext};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MemoryLimiter, deadline_ticks};
@@ -29,6 +30,7 @@ pub(crate) struct HostState {
     /// Resource handles this instance holds on providers' resources, by proxy rep.
     pub(crate) proxies: HashMap<u32, Proxy>,
     next_proxy: u32,
+    output: Arc<OutputBudget>,
 }
 
 /// A provider's resource, seen by the importer through a host handle.
@@ -79,9 +81,12 @@ pub(crate) struct LiveInstance {
 impl LiveInstance {
     /// Creates a new instance with a fresh Store and the module's grants and limits.
     pub(crate) fn new(module: &Module, run: Option<&RunContext>) -> Result<LiveInstance> {
+        let output = Arc::new(OutputBudget::default());
+        output.reset(module.limits.output);
         let cx = InstanceCx {
             module: &module.name,
             run,
+            output: &output,
         };
         let wasi = module.policy.wasi_ctx(&cx)?;
         let state = HostState {
@@ -92,10 +97,23 @@ impl LiveInstance {
             sessions: (0..module.sessions).map(|_| None).collect(),
             proxies: HashMap::new(),
             next_proxy: 0,
+            output,
         };
         let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(deadline_ticks(module.limits.timeout, module.epoch_tick));
+        if module.metered {
+            // Start-up code runs on the same budget as a call.
+            store
+                .set_fuel(module.limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::OutOfFuel,
+                        format!("module `{}`: cannot set fuel", module.name),
+                    )
+                    .with_source(e)
+                })?;
+        }
         let instance = module
             .pre
             .instantiate(&mut store)
@@ -126,9 +144,23 @@ impl LiveInstance {
         }
         let state = self.store.data_mut();
         state.limiter.denied = false;
+        state.limiter.table_denied = false;
         state.deadline = now + budget;
+        state.output.reset(module.limits.output);
         self.store
             .set_epoch_deadline(deadline_ticks(budget, module.epoch_tick));
+        self.store
+            .set_hostcall_fuel(usize::try_from(module.limits.hostcall).unwrap_or(usize::MAX));
+        if module.metered {
+            let fuel = module.limits.fuel.unwrap_or(u64::MAX);
+            self.store.set_fuel(fuel).map_err(|e| {
+                Error::new(
+                    ErrorKind::OutOfFuel,
+                    format!("module `{}`: cannot set fuel", module.name),
+                )
+                .with_source(e)
+            })?;
+        }
         Ok(())
     }
 
@@ -179,8 +211,20 @@ impl LiveInstance {
     ) -> Result<()> {
         self.arm(module, now, outer)?;
         let func = self.func(module, target)?;
-        func.call(&mut self.store, args, results)
-            .map_err(|e| classify(e, &mut self.store, &target.name, module))
+        let result = func
+            .call(&mut self.store, args, results)
+            .map_err(|e| classify(e, &mut self.store, &target.name, module));
+        let dropped = self.store.data().output.dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                target: "membrane::limits",
+                module = %module.name,
+                dropped,
+                limit = module.limits.output,
+                "output past the module's per-call limit was dropped"
+            );
+        }
+        result
     }
 
     /// Drops a resource this instance owns (running the guest's destructor).
@@ -227,6 +271,12 @@ fn classify(
         .with_source(err);
     }
     let memory_denied = store.data().limiter.denied;
+    let table_denied = store.data().limiter.table_denied;
+    // wasmtime's error type for this is private; its message is the stable part.
+    let hostcall_exhausted = err.chain().any(|c| {
+        c.to_string()
+            .contains("fuel allocated for hostcalls has been exhausted")
+    });
     let (kind, message) = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             ErrorKind::Timeout,
@@ -242,6 +292,20 @@ fn classify(
         Some(Trap::StackOverflow) => (
             ErrorKind::StackOverflow,
             format!("module `{name}`: {what} overflowed its wasm stack"),
+        ),
+        _ if hostcall_exhausted => (
+            ErrorKind::HostcallLimit,
+            format!(
+                "module `{name}`: {what} tried to pass more than {} to the host in one call; raise [modules.{name}.limits] hostcall if it must",
+                crate::units::format_size(module.limits.hostcall)
+            ),
+        ),
+        _ if table_denied => (
+            ErrorKind::TableLimit,
+            format!(
+                "module `{name}`: {what} failed after growing a table past {} elements was refused",
+                crate::limits::MAX_TABLE_ELEMENTS
+            ),
         ),
         _ if memory_denied => (
             ErrorKind::MemoryLimit,

@@ -46,6 +46,7 @@ mod module;
 mod pool;
 mod runtime;
 mod spec;
+mod supervisor;
 mod units;
 mod value;
 
@@ -63,6 +64,7 @@ pub use runtime::{Config, Runtime};
 pub use spec::{
     AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
 };
+pub use supervisor::{Health, RestartPolicy};
 pub use units::{format_size, parse_duration, parse_size};
 pub use value::{Function, to_wave, type_name};
 pub use wasmtime::component::Val;

@@ -19,8 +19,10 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 pub(crate) struct MemoryLimiter {
     max_memory: u64,
     used: u64,
-    /// Set when a growth was refused; cleared before every call.
+    /// Set when a memory growth was refused; cleared before every call.
     pub(crate) denied: bool,
+    /// Set when a table growth was refused; cleared before every call.
+    pub(crate) table_denied: bool,
 }
 
 impl MemoryLimiter {
@@ -29,6 +31,7 @@ impl MemoryLimiter {
             max_memory,
             used: 0,
             denied: false,
+            table_denied: false,
         }
     }
 }
@@ -57,7 +60,7 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
-            self.denied = true;
+            self.table_denied = true;
             return Ok(false);
         }
         Ok(true)

@@ -12,7 +12,8 @@ use toml::Spanned;
 
 use crate::error::{Error, Problems, Result};
 use crate::spec::{
-    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec,
+    OutputRoute, RestartPolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -43,6 +44,15 @@ struct ModuleSection {
     #[serde(default)]
     links: BTreeMap<String, Spanned<String>>,
     lifecycle: Option<Lifecycle>,
+    restart: Option<RestartSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartSection {
+    max: Option<u32>,
+    within: Option<Spanned<String>>,
+    backoff: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -74,6 +84,9 @@ struct LimitsSection {
     timeout: Option<Spanned<String>>,
     instances: Option<Spanned<u32>>,
     queue: Option<Spanned<u32>>,
+    fuel: Option<Spanned<u64>>,
+    hostcall: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
 }
 
 /// A parsed manifest: the app and where it came from.
@@ -245,6 +258,48 @@ fn module_spec(
     }
     if let Some(q) = s.limits.queue {
         limits.queue = *q.get_ref() as usize;
+    }
+    if let Some(f) = s.limits.fuel {
+        limits.fuel = Some(*f.get_ref());
+    }
+    for (key, value, slot) in [
+        ("hostcall", s.limits.hostcall, &mut limits.hostcall),
+        ("output", s.limits.output, &mut limits.output),
+    ] {
+        if let Some(v) = value {
+            match parse_size(v.get_ref()) {
+                Ok(bytes) => *slot = bytes,
+                Err(msg) => errors.push(Error::manifest(format!(
+                    "{}: modules.{name}.limits.{key}: {msg}",
+                    at(v.span())
+                ))),
+            }
+        }
+    }
+    if let Some(r) = s.restart {
+        let mut policy = RestartPolicy::default();
+        if let Some(max) = r.max {
+            policy.max = max;
+        }
+        for (key, value, slot) in [
+            ("within", r.within, &mut policy.within),
+            ("backoff", r.backoff, &mut policy.backoff),
+        ] {
+            if let Some(v) = value {
+                match parse_duration(v.get_ref()) {
+                    Ok(d) if !d.is_zero() => *slot = d,
+                    Ok(_) => errors.push(Error::manifest(format!(
+                        "{}: modules.{name}.restart.{key} must be longer than zero",
+                        at(v.span())
+                    ))),
+                    Err(msg) => errors.push(Error::manifest(format!(
+                        "{}: modules.{name}.restart.{key}: {msg}",
+                        at(v.span())
+                    ))),
+                }
+            }
+        }
+        spec.restart = policy;
     }
     spec.limits = limits;
     spec.lifecycle = s.lifecycle.unwrap_or_default();

@@ -16,6 +16,7 @@ use crate::instance::{HostState, LiveInstance};
 use crate::pool::Pool;
 use crate::runtime::RuntimeInner;
 use crate::spec::{ComponentSource, Limits, ModuleSpec};
+use crate::supervisor::Supervisor;
 use crate::value::Function;
 
 pub(crate) struct Module {
@@ -28,6 +29,9 @@ pub(crate) struct Module {
     /// How many links of this module pin a provider instance (links that carry resources).
     pub(crate) sessions: usize,
     pub(crate) pool: Pool,
+    pub(crate) supervisor: Supervisor,
+    /// Whether the engine meters fuel (then every call gets a budget).
+    pub(crate) metered: bool,
     exports: RwLock<HashMap<String, Arc<Function>>>,
 }
 
@@ -92,6 +96,12 @@ impl Compiled {
     /// Reads, validates and compiles a module. Blocking: compilation takes milliseconds to
     /// seconds, so callers run it on a blocking thread.
     pub(crate) fn new(rt: &RuntimeInner, name: &str, spec: ModuleSpec) -> Result<Compiled> {
+        if spec.limits.fuel.is_some() && !rt.config.fuel {
+            return Err(Error::manifest(format!(
+                "module `{name}` sets limits.fuel, but the runtime does not meter fuel; set Config::fuel = true \
+                 (the membrane command does this by itself when a module sets fuel)"
+            )));
+        }
         let policy = Policy::prepare(name, &spec.grants);
         let bytes = read_source(name, &spec.source);
         // Report grant problems and a missing file together.
@@ -140,6 +150,7 @@ impl Module {
         let pre = linker.instantiate_pre(&compiled.component).map_err(|e| {
             Error::link(format!("module `{name}`: its imports cannot be satisfied")).with_source(e)
         })?;
+        let supervisor = Supervisor::new(compiled.spec.restart);
         let pool = Pool::new(
             compiled.spec.limits.instances,
             compiled.spec.limits.queue,
@@ -148,6 +159,8 @@ impl Module {
         Ok(Module {
             name: name.into(),
             pool,
+            supervisor,
+            metered: rt.config.fuel,
             component: compiled.component,
             pre,
             policy: compiled.policy,
@@ -286,6 +299,23 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
+        let admission = self.supervisor.admit(&self.name)?;
+        let outcome = self.invoke_admitted(func, args, results, outer);
+        self.supervisor.record(
+            &self.name,
+            admission,
+            outcome.as_ref().map(|_| ()).map_err(Error::kind),
+        );
+        outcome
+    }
+
+    fn invoke_admitted(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        outer: Option<Instant>,
+    ) -> Result<()> {
         let now = Instant::now();
         let own = now + self.limits.timeout;
         let deadline = outer.map_or(own, |o| o.min(own));
@@ -307,6 +337,17 @@ impl Module {
     /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin.
     /// Returns the guest's exit status. Blocking.
     pub(crate) fn run(&self, run: &RunContext) -> Result<i32> {
+        let admission = self.supervisor.admit(&self.name)?;
+        let outcome = self.run_admitted(run);
+        self.supervisor.record(
+            &self.name,
+            admission,
+            outcome.as_ref().map(|_| ()).map_err(Error::kind),
+        );
+        outcome
+    }
+
+    fn run_admitted(&self, run: &RunContext) -> Result<i32> {
         let func = self.function("wasi:cli/run#run").map_err(|_| {
             Error::not_found(format!(
                 "module `{}` does not export wasi:cli/run, so it cannot be run; it is a library module: use `membrane call`",

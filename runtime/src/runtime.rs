@@ -31,6 +31,9 @@ pub struct Config {
     /// copy-on-write images, which makes instantiation take microseconds. 0 selects the
     /// on-demand allocator instead. Default 1000.
     pub instance_slots: u32,
+    /// Meter fuel, so that modules can set `limits.fuel`. Metering makes wasm code slower,
+    /// so it is off by default; the `membrane` command turns it on when a module sets fuel.
+    pub fuel: bool,
     /// Where compiled components are cached; `None` (the default) compiles every time.
     /// The `membrane` command uses [`default_cache_dir`](crate::default_cache_dir).
     pub cache_dir: Option<PathBuf>,
@@ -42,6 +45,7 @@ impl Default for Config {
             epoch_tick: Duration::from_millis(5),
             max_wasm_stack: 512 << 10,
             instance_slots: 1000,
+            fuel: false,
             cache_dir: None,
         }
     }
@@ -90,6 +94,7 @@ impl Runtime {
         // Component-model async (WASIp3) is not used; without it every sync call skips the
         // async bookkeeping, which is 3-4x cheaper per call in wasmtime 48.
         wasm.concurrency_support(false);
+        wasm.consume_fuel(config.fuel);
         if config.instance_slots > 0 {
             let n = config.instance_slots;
             let mut pool = PoolingAllocationConfig::default();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::pool::Lifecycle;
+pub use crate::supervisor::RestartPolicy;
 
 /// An app: named modules and the one `membrane run` starts.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +84,8 @@ pub struct ModuleSpec {
     pub limits: Limits,
     /// Whether instances are reused between calls.
     pub lifecycle: Lifecycle,
+    /// When the module is taken out of service after failures.
+    pub restart: RestartPolicy,
     /// Imports wired to a provider: interface name (optionally `@version`) -> provider
     /// module, or `host` for an interface the embedding application registered.
     pub links: BTreeMap<String, String>,
@@ -106,6 +109,7 @@ impl ModuleSpec {
             grants: Grants::default(),
             limits: Limits::default(),
             lifecycle: Lifecycle::default(),
+            restart: RestartPolicy::default(),
             links: BTreeMap::new(),
         }
     }
@@ -184,6 +188,30 @@ impl ModuleSpec {
     pub fn concurrency(mut self, instances: usize, queue: usize) -> Self {
         self.limits.instances = instances;
         self.limits.queue = queue;
+        self
+    }
+
+    /// Sets the restart policy (circuit breaker) of the module.
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+
+    /// Gives every call a fuel budget (requires `Config::fuel`).
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.limits.fuel = Some(fuel);
+        self
+    }
+
+    /// Caps the bytes the guest may pass to the host in one host call.
+    pub fn hostcall(mut self, bytes: u64) -> Self {
+        self.limits.hostcall = bytes;
+        self
+    }
+
+    /// Caps the bytes of output one call may write.
+    pub fn output(mut self, bytes: u64) -> Self {
+        self.limits.output = bytes;
         self
     }
 
@@ -297,6 +325,9 @@ pub(crate) enum NetHost {
 /// | `timeout` | 10 s | wall-clock budget of one call (waiting for an instance included), and of `membrane run` |
 /// | `instances` | 32 | instances running at once: the module's concurrency |
 /// | `queue` | 128 | callers that may wait for a busy module; more fail with `Overloaded` |
+/// | `fuel` | none | deterministic budget of one call, in wasm instructions (roughly); needs `Config::fuel` |
+/// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists) |
+/// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -308,6 +339,12 @@ pub struct Limits {
     pub instances: usize,
     /// Maximum callers waiting for an instance.
     pub queue: usize,
+    /// Fuel for one call, if metered.
+    pub fuel: Option<u64>,
+    /// Bytes the guest may pass to the host in one host call.
+    pub hostcall: u64,
+    /// Bytes of output one call may write.
+    pub output: u64,
 }
 
 impl Limits {
@@ -319,6 +356,10 @@ impl Limits {
     pub const DEFAULT_INSTANCES: usize = 32;
     /// Default `queue`: 128.
     pub const DEFAULT_QUEUE: usize = 128;
+    /// Default `hostcall`: 32 MiB.
+    pub const DEFAULT_HOSTCALL: u64 = 32 << 20;
+    /// Default `output`: 1 MiB per call.
+    pub const DEFAULT_OUTPUT: u64 = 1 << 20;
 }
 
 impl Default for Limits {
@@ -328,6 +369,9 @@ impl Default for Limits {
             timeout: Self::DEFAULT_TIMEOUT,
             instances: Self::DEFAULT_INSTANCES,
             queue: Self::DEFAULT_QUEUE,
+            fuel: None,
+            hostcall: Self::DEFAULT_HOSTCALL,
+            output: Self::DEFAULT_OUTPUT,
         }
     }
 }

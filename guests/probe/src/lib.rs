@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-wit_bindgen::generate!({ path: "../../wit/probe", world: "probe" });
+wit_bindgen::generate!({ path: "../../wit/probe", world: "probe", generate_all });
 
 use exports::membrane_test::probe::caps::Guest;
 
@@ -101,14 +101,7 @@ impl Guest for Probe {
     }
 
     fn random_u64() -> u64 {
-        // std's HashMap seeds come from wasi:random; this reads them directly instead.
-        let mut buf = [0u8; 8];
-        for (i, b) in buf.iter_mut().enumerate() {
-            let state = std::collections::hash_map::RandomState::new();
-            use std::hash::BuildHasher;
-            *b = state.hash_one(i) as u8;
-        }
-        u64::from_le_bytes(buf)
+        wasi::random::random::get_random_u64()
     }
 
     fn bump() -> u64 {
@@ -124,9 +117,64 @@ impl Guest for Probe {
             .map_err(|e| e.to_string())
     }
 
+    fn spin_hostcalls() {
+        loop {
+            std::hint::black_box(std::time::SystemTime::now());
+        }
+    }
+
+    fn recurse(depth: u64) -> u64 {
+        // Plain values only: the frames live on the wasm stack, not in linear memory.
+        if depth == 0 {
+            return 0;
+        }
+        1 + std::hint::black_box(Self::recurse(std::hint::black_box(depth - 1)))
+    }
+
+    fn write_then_panic(path: String, contents: String) {
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.write_all(contents.as_bytes()).expect("write");
+        f.flush().expect("flush");
+        panic!("crashed in the middle of {path}");
+    }
+
+    fn random_bytes(len: u64) -> u64 {
+        wasi_random(len)
+    }
+
+    fn hardlink(src: String, dst: String) -> Result<(), String> {
+        std::fs::hard_link(&src, &dst).map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn rename(src: String, dst: String) -> Result<(), String> {
+        std::fs::rename(&src, &dst).map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn truncate(path: String) -> Result<(), String> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(0))
+            .map_err(|e| format!("{e} ({:?})", e.kind()))
+    }
+
+    fn sum(xs: Vec<i64>) -> i64 {
+        xs.iter().sum()
+    }
+
+    fn length(s: String) -> u64 {
+        s.len() as u64
+    }
+
     fn panic(message: String) {
         panic!("{message}");
     }
+}
+
+/// Calls `wasi:random/random.get-random-bytes` directly, so that the size of one request is
+/// the guest's choice (std would split it).
+fn wasi_random(len: u64) -> u64 {
+    wasi::random::random::get_random_bytes(len).len() as u64
 }
 
 export!(Probe);

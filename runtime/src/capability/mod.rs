@@ -29,6 +29,8 @@ pub(crate) struct InstanceCx<'a> {
     pub module: &'a Arc<str>,
     /// Set when the instance runs as the entry of `membrane run`.
     pub run: Option<&'a RunContext>,
+    /// The instance's output budget, reset before every call.
+    pub output: &'a Arc<stdio::OutputBudget>,
 }
 
 /// The extra authority the entry module of `membrane run` gets.

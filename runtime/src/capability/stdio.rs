@@ -1,6 +1,9 @@
 //! Standard streams: stdout and stderr each go to the log, the host's own stream, or nowhere;
 //! stdin is closed (reads see end of file) except for the entry module of `membrane run`.
 //!
+//! Every call may write at most `limits.output` bytes to stdout and stderr together; past
+//! that, output is dropped and counted, and the host logs how much was dropped.
+//!
 //! The log route turns guest output into `tracing` events (target `membrane::guest`, fields
 //! `module` and `stream`), one per line. Lines are cut at [`MAX_LINE`] bytes so that a guest
 //! cannot make the host buffer without bound; the rest of an over-long line is dropped and
@@ -9,6 +12,7 @@
 //! the instance ends.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -23,6 +27,39 @@ use crate::spec::{Grants, OutputRoute};
 
 /// The longest line the log route keeps, in bytes.
 pub const MAX_LINE: usize = 4096;
+
+/// Bytes of output the current call may still write, shared by an instance's streams.
+#[derive(Debug, Default)]
+pub(crate) struct OutputBudget {
+    left: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl OutputBudget {
+    /// Starts a call's budget.
+    pub(crate) fn reset(&self, limit: u64) {
+        self.left.store(limit, Ordering::Relaxed);
+        self.dropped.store(0, Ordering::Relaxed);
+    }
+
+    /// Bytes dropped since the last reset.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many of `n` bytes may be written.
+    fn take(&self, n: usize) -> usize {
+        let n = n as u64;
+        let granted = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(n))
+            })
+            .map_or(0, |left| left.min(n));
+        self.dropped.fetch_add(n - granted, Ordering::Relaxed);
+        granted as usize
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Stdio {
@@ -42,13 +79,17 @@ impl Stdio {
 impl Capability for Stdio {
     fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
         match self.stdout {
-            OutputRoute::Log => wasi.stdout(LogSink::new(cx.module.clone(), "stdout")),
-            OutputRoute::Inherit => wasi.inherit_stdout(),
+            OutputRoute::Log => {
+                wasi.stdout(LogSink::new(cx.module.clone(), "stdout", cx.output.clone()))
+            }
+            OutputRoute::Inherit => wasi.stdout(HostStream::new(false, cx.output.clone())),
             OutputRoute::Discard => wasi.stdout(std::io::empty()),
         };
         match self.stderr {
-            OutputRoute::Log => wasi.stderr(LogSink::new(cx.module.clone(), "stderr")),
-            OutputRoute::Inherit => wasi.inherit_stderr(),
+            OutputRoute::Log => {
+                wasi.stderr(LogSink::new(cx.module.clone(), "stderr", cx.output.clone()))
+            }
+            OutputRoute::Inherit => wasi.stderr(HostStream::new(true, cx.output.clone())),
             OutputRoute::Discard => wasi.stderr(std::io::empty()),
         };
         if cx.run.is_some_and(|r| r.inherit_stdin) {
@@ -119,16 +160,19 @@ impl Drop for LineLogger {
 
 /// The `log` route: every stream handed to the guest shares one line buffer.
 #[derive(Clone)]
-struct LogSink(Arc<Mutex<LineLogger>>);
+struct LogSink(Arc<Mutex<LineLogger>>, Arc<OutputBudget>);
 
 impl LogSink {
-    fn new(module: Arc<str>, stream: &'static str) -> Self {
-        LogSink(Arc::new(Mutex::new(LineLogger {
-            module,
-            stream,
-            line: Vec::new(),
-            cut: 0,
-        })))
+    fn new(module: Arc<str>, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
+        LogSink(
+            Arc::new(Mutex::new(LineLogger {
+                module,
+                stream,
+                line: Vec::new(),
+                cut: 0,
+            })),
+            budget,
+        )
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut LineLogger) -> R) -> R {
@@ -137,6 +181,95 @@ impl LogSink {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut logger)
+    }
+
+    fn write_budgeted(&self, bytes: &[u8]) {
+        let n = self.1.take(bytes.len());
+        if n > 0 {
+            self.with(|l| l.write(&bytes[..n]));
+        }
+    }
+}
+
+/// The `inherit` route: the host's own stdout or stderr, within the output budget.
+#[derive(Clone)]
+struct HostStream {
+    stderr: bool,
+    budget: Arc<OutputBudget>,
+}
+
+impl HostStream {
+    fn new(stderr: bool, budget: Arc<OutputBudget>) -> Self {
+        HostStream { stderr, budget }
+    }
+
+    fn write_budgeted(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let n = self.budget.take(bytes.len());
+        if n == 0 {
+            return Ok(());
+        }
+        if self.stderr {
+            std::io::stderr().write_all(&bytes[..n])
+        } else {
+            let mut out = std::io::stdout();
+            out.write_all(&bytes[..n])?;
+            out.flush()
+        }
+    }
+}
+
+impl IsTerminal for HostStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for HostStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for HostStream {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for HostStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_budgeted(&bytes)
+            .map_err(|e| wasmtime_wasi::p2::StreamError::LastOperationFailed(e.into()))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for HostStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(self.write_budgeted(buf).map(|_| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -163,7 +296,7 @@ impl Pollable for LogSink {
 
 impl OutputStream for LogSink {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.with(|l| l.write(&bytes));
+        self.write_budgeted(&bytes);
         Ok(())
     }
 
@@ -182,7 +315,7 @@ impl tokio::io::AsyncWrite for LogSink {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.with(|l| l.write(buf));
+        self.write_budgeted(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -199,6 +332,18 @@ impl tokio::io::AsyncWrite for LogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_output_budget_drops_and_counts() {
+        let b = OutputBudget::default();
+        b.reset(10);
+        assert_eq!(b.take(4), 4);
+        assert_eq!(b.take(10), 6);
+        assert_eq!(b.take(3), 0);
+        assert_eq!(b.dropped(), 7);
+        b.reset(1);
+        assert_eq!(b.dropped(), 0);
+    }
 
     #[test]
     fn lines_are_split_and_capped() {

@@ -33,6 +33,10 @@ pub(crate) enum Provider {
     Host(Arc<HostInterface>),
 }
 
+/// The most provider resources one importer instance may hold through links at once. Each
+/// costs host memory that the guest's memory limit does not count.
+pub const MAX_PROXIES: usize = 65_536;
+
 /// Every proxy resource type gets its own id, so that handles of one resource can never be
 /// passed where another is expected.
 static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(1);
@@ -209,6 +213,15 @@ fn to_importer(
                         f.name
                     )
                 })?;
+            if store.data().proxies.len() >= MAX_PROXIES {
+                return Err(wasmtime::Error::new(Error::new(
+                    crate::ErrorKind::TableLimit,
+                    format!(
+                        "{} returned more than {MAX_PROXIES} live resource handles to one importer instance; drop handles you no longer need",
+                        f.name
+                    ),
+                )));
+            }
             let rep = store.data_mut().add_proxy(slot, handle);
             Val::Resource(ResourceDynamic::new_own(rep, id).try_into_resource_any(&mut *store)?)
         }

@@ -1,0 +1,252 @@
+//! Supervision: a circuit breaker per module.
+//!
+//! Failures of a module's instances (traps, timeouts, limit hits) are counted in a sliding
+//! window. Past `max` failures within `within`, the module is marked unavailable and calls
+//! fail fast with `Unavailable` (the circuit is open). After a back-off, one trial call is
+//! let through: if it succeeds the circuit closes, if it fails it opens again with twice the
+//! back-off (up to a minute). Bad arguments, unknown functions, overload and guest exits are
+//! the caller's business and do not count.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// When a module is taken out of service, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestartPolicy {
+    /// Failures tolerated within `within`; one more opens the circuit.
+    pub max: u32,
+    /// The window failures are counted in.
+    pub within: Duration,
+    /// How long the circuit stays open before a trial call; doubles after a failed trial.
+    pub backoff: Duration,
+}
+
+impl RestartPolicy {
+    /// The longest back-off after repeated failed trials.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+}
+
+impl Default for RestartPolicy {
+    /// 5 failures within 60 s, then 1 s of back-off.
+    fn default() -> Self {
+        RestartPolicy {
+            max: 5,
+            within: Duration::from_secs(60),
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A module's health as the supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// Calls go through.
+    Healthy,
+    /// Too many failures: calls fail with `Unavailable` until the back-off has passed.
+    Unavailable {
+        /// Time left before a trial call is let through.
+        retry_in: Duration,
+    },
+    /// The back-off has passed; the next call is a trial.
+    Trial,
+}
+
+#[derive(Debug)]
+struct State {
+    failures: VecDeque<Instant>,
+    open_until: Option<Instant>,
+    backoff: Duration,
+    trial_running: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Supervisor {
+    policy: RestartPolicy,
+    state: Mutex<State>,
+}
+
+/// Whether an admitted call is the trial of an open circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Normal,
+    Trial,
+}
+
+/// Whether a failure says something about the module's health.
+fn counts(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Timeout
+            | ErrorKind::OutOfFuel
+            | ErrorKind::MemoryLimit
+            | ErrorKind::StackOverflow
+            | ErrorKind::Trap
+            | ErrorKind::HostcallLimit
+            | ErrorKind::TableLimit
+    )
+}
+
+impl Supervisor {
+    pub(crate) fn new(policy: RestartPolicy) -> Self {
+        Supervisor {
+            policy,
+            state: Mutex::new(State {
+                failures: VecDeque::new(),
+                open_until: None,
+                backoff: policy.backoff,
+                trial_running: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets a call through, or refuses it while the circuit is open.
+    pub(crate) fn admit(&self, module: &str) -> Result<Admission> {
+        let mut s = self.lock();
+        let Some(until) = s.open_until else {
+            return Ok(Admission::Normal);
+        };
+        let now = Instant::now();
+        if now < until || s.trial_running {
+            let retry = until.saturating_duration_since(now);
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{module}` is unavailable after repeated failures (more than {} within {}); next trial in {}",
+                    self.policy.max,
+                    humantime::format_duration(self.policy.within),
+                    humantime::format_duration(Duration::from_millis(retry.as_millis() as u64))
+                ),
+            ));
+        }
+        s.trial_running = true;
+        Ok(Admission::Trial)
+    }
+
+    /// Records how an admitted call ended.
+    pub(crate) fn record(
+        &self,
+        module: &str,
+        admission: Admission,
+        outcome: Result<(), ErrorKind>,
+    ) {
+        let mut s = self.lock();
+        let failed = matches!(outcome, Err(kind) if counts(kind));
+        if admission == Admission::Trial {
+            s.trial_running = false;
+            if failed {
+                s.backoff = (s.backoff * 2).min(RestartPolicy::MAX_BACKOFF);
+                s.open_until = Some(Instant::now() + s.backoff);
+                tracing::warn!(target: "membrane::supervisor", module, backoff = ?s.backoff, "trial call failed; module stays unavailable");
+            } else {
+                s.open_until = None;
+                s.failures.clear();
+                s.backoff = self.policy.backoff;
+                tracing::info!(target: "membrane::supervisor", module, "trial call succeeded; module is available again");
+            }
+            return;
+        }
+        if !failed {
+            return;
+        }
+        let now = Instant::now();
+        s.failures.push_back(now);
+        while s
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.within)
+        {
+            s.failures.pop_front();
+        }
+        if s.open_until.is_none() && s.failures.len() > self.policy.max as usize {
+            s.open_until = Some(now + s.backoff);
+            tracing::warn!(
+                target: "membrane::supervisor",
+                module,
+                failures = s.failures.len(),
+                backoff = ?s.backoff,
+                "too many failures; module marked unavailable"
+            );
+        }
+    }
+
+    pub(crate) fn health(&self) -> (Health, usize) {
+        let s = self.lock();
+        let health = match s.open_until {
+            None => Health::Healthy,
+            Some(until) => {
+                let now = Instant::now();
+                if now >= until && !s.trial_running {
+                    Health::Trial
+                } else {
+                    Health::Unavailable {
+                        retry_in: until.saturating_duration_since(now),
+                    }
+                }
+            }
+        };
+        (health, s.failures.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(backoff_ms: u64) -> RestartPolicy {
+        RestartPolicy {
+            max: 2,
+            within: Duration::from_secs(60),
+            backoff: Duration::from_millis(backoff_ms),
+        }
+    }
+
+    #[test]
+    fn opens_after_max_failures_and_closes_after_a_good_trial() {
+        let s = Supervisor::new(policy(20));
+        for _ in 0..3 {
+            let a = s.admit("m").unwrap();
+            s.record("m", a, Err(ErrorKind::Trap));
+        }
+        assert_eq!(s.admit("m").unwrap_err().kind(), ErrorKind::Unavailable);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(s.health().0, Health::Trial);
+        let a = s.admit("m").unwrap();
+        assert_eq!(a, Admission::Trial);
+        // Only one trial at a time.
+        assert_eq!(s.admit("m").unwrap_err().kind(), ErrorKind::Unavailable);
+        s.record("m", a, Ok(()));
+        assert_eq!(s.health(), (Health::Healthy, 0));
+    }
+
+    #[test]
+    fn caller_errors_do_not_count_and_failed_trials_back_off() {
+        let s = Supervisor::new(policy(20));
+        for _ in 0..10 {
+            let a = s.admit("m").unwrap();
+            s.record("m", a, Err(ErrorKind::InvalidArgs));
+        }
+        assert_eq!(s.health(), (Health::Healthy, 0));
+        for _ in 0..3 {
+            let a = s.admit("m").unwrap();
+            s.record("m", a, Err(ErrorKind::Timeout));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        let a = s.admit("m").unwrap();
+        s.record("m", a, Err(ErrorKind::Trap));
+        match s.health().0 {
+            Health::Unavailable { retry_in } => {
+                assert!(retry_in > Duration::from_millis(25), "{retry_in:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
