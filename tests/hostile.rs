@@ -509,3 +509,53 @@ async fn a_thousand_concurrent_calls_half_cancelled() {
     assert_eq!((st.busy, st.waiting), (0, 0));
     contained(&app).await;
 }
+
+/// A component whose core module declares a table of `min` elements.
+fn component_with_table(min: u32) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve
+        .push_str("t.wit", "package t:t; world w { export f: func(); }")
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("t:t/w")).unwrap();
+    let mut module = wat::parse_str(format!(
+        "(module (table {min} funcref) (func (export \"f\")))"
+    ))
+    .unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn table_with_a_huge_minimum() {
+    let e = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "bad",
+                    ModuleSpec::from_bytes(component_with_table(50_000_000)),
+                )
+                .module("good", ModuleSpec::from_file(guests::TYPES)),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::TableLimit, "{}", membrane::chain(&e));
+    good_app_still_loads().await;
+    // A modest table is fine.
+    let app = runtime()
+        .load_spec(AppSpec::new().module("ok", ModuleSpec::from_bytes(component_with_table(100))))
+        .await
+        .unwrap();
+    app.call("ok", "f", &[]).await.unwrap();
+}

@@ -63,15 +63,22 @@ async fn refused_growth_is_visible_to_a_careful_guest() {
 }
 
 #[tokio::test]
-async fn a_limit_below_the_initial_memory_fails_at_instantiation() {
-    let app = probe(|m| m.memory(64 << 10)).await;
-    let err = caps(&app, "now-ns", &[]).await.unwrap_err();
+async fn a_limit_below_the_initial_memory_is_refused_at_load() {
+    let err = runtime()
+        .load_spec(membrane::AppSpec::new().module(
+            "m",
+            membrane::ModuleSpec::from_file(guests::PROBE).memory(64 << 10),
+        ))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(
         err.kind(),
         ErrorKind::MemoryLimit,
         "{}",
         membrane::chain(&err)
     );
+    assert!(err.to_string().contains("limits] memory"), "{err}");
 }
 
 #[tokio::test]

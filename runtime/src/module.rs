@@ -116,6 +116,7 @@ impl Compiled {
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         check_header(name, &bytes)?;
+        check_initial_sizes(name, &bytes, &spec.limits)?;
         let t = std::time::Instant::now();
         let compiled = match &rt.cache {
             Some(cache) => cache.component(&rt.engine, &bytes),
@@ -136,6 +137,50 @@ impl Compiled {
             spec,
         })
     }
+}
+
+/// Refuses, before compiling, a component whose memories or tables start out larger than
+/// its limits: it could never be instantiated, and compiling it would only cost time.
+/// Malformed bytes are left for the compiler to describe.
+fn check_initial_sizes(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> {
+    let (mut table, mut pages) = (0u64, 0u64);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::TableSection(reader)) => {
+                for t in reader.into_iter().flatten() {
+                    table = table.max(t.ty.initial);
+                }
+            }
+            Ok(wasmparser::Payload::MemorySection(reader)) => {
+                for m in reader.into_iter().flatten() {
+                    pages = pages.max(m.initial);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    if table > crate::limits::MAX_TABLE_ELEMENTS as u64 {
+        return Err(Error::new(
+            ErrorKind::TableLimit,
+            format!(
+                "module `{name}`: a table starts with {table} elements, more than the limit of {}",
+                crate::limits::MAX_TABLE_ELEMENTS
+            ),
+        ));
+    }
+    let bytes = pages.saturating_mul(64 << 10);
+    if bytes > limits.memory {
+        return Err(Error::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "module `{name}`: its memory starts at {}, more than its limit of {}; raise [modules.{name}.limits] memory",
+                crate::units::format_size(bytes),
+                crate::units::format_size(limits.memory)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Module {
