@@ -559,3 +559,45 @@ async fn table_with_a_huge_minimum() {
         .unwrap();
     app.call("ok", "f", &[]).await.unwrap();
 }
+
+#[tokio::test]
+async fn in_flight_calls_into_other_modules_finish_normally() {
+    let app = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "bad",
+                    ModuleSpec::from_file(guests::PROBE).timeout(Duration::from_millis(200)),
+                )
+                .module("busy", ModuleSpec::from_file(guests::PROBE)),
+        )
+        .await
+        .unwrap();
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let slept = app
+                .call("busy", &format!("{CAPS}#sleep-ms"), &[Val::U64(500)])
+                .await;
+            let counted = app.call("busy", &format!("{CAPS}#bump"), &[]).await;
+            (slept, counted)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        bad(&app, "spin", &[]).await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    assert_eq!(
+        bad(&app, "panic", &[s("x")]).await.unwrap_err().kind(),
+        ErrorKind::Trap
+    );
+    assert_eq!(
+        bad(&app, "bomb", &[]).await.unwrap_err().kind(),
+        ErrorKind::MemoryLimit
+    );
+    let (slept, counted) = busy.await.unwrap();
+    slept.unwrap();
+    // Same instance as the sleep: its state survived the neighbour's failures.
+    assert_eq!(counted.unwrap()[0], Val::U64(1));
+}
