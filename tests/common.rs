@@ -100,3 +100,37 @@ pub fn write_manifest(dir: &Path, text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Builds a component for `world` of the WIT text `wit`. Its core module is `core` (WAT
+/// text), or, when `None`, a dummy whose functions trap: enough for load-time checks.
+pub fn synth_with(wit: &str, world: &str, core: Option<&str>) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("synth.wit", wit).expect("WIT parses");
+    let world = resolve
+        .select_world(&[pkg], Some(world))
+        .expect("world exists");
+    let mut module = match core {
+        Some(wat) => wat::parse_str(wat).expect("WAT parses"),
+        None => {
+            wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32)
+        }
+    };
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .expect("component encodes")
+}
+
+/// [`synth_with`] a dummy core module.
+pub fn synth(wit: &str, world: &str) -> Vec<u8> {
+    synth_with(wit, world, None)
+}

@@ -455,11 +455,11 @@ async fn recursion_through_a_link_is_refused_at_load() {
             AppSpec::new()
                 .module(
                     "a",
-                    ModuleSpec::from_bytes(crate::links::synth(wit, "t:x/a")).link("t:x/x", "b"),
+                    ModuleSpec::from_bytes(synth(wit, "t:x/a")).link("t:x/x", "b"),
                 )
                 .module(
                     "b",
-                    ModuleSpec::from_bytes(crate::links::synth(wit, "t:x/b")).link("t:x/y", "a"),
+                    ModuleSpec::from_bytes(synth(wit, "t:x/b")).link("t:x/y", "a"),
                 )
                 .module("good", ModuleSpec::from_file(guests::TYPES)),
         )
@@ -512,28 +512,13 @@ async fn a_thousand_concurrent_calls_half_cancelled() {
 
 /// A component whose core module declares a table of `min` elements.
 fn component_with_table(min: u32) -> Vec<u8> {
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve
-        .push_str("t.wit", "package t:t; world w { export f: func(); }")
-        .unwrap();
-    let world = resolve.select_world(&[pkg], Some("t:t/w")).unwrap();
-    let mut module = wat::parse_str(format!(
-        "(module (table {min} funcref) (func (export \"f\")))"
-    ))
-    .unwrap();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
+    synth_with(
+        "package t:t; world w { export f: func(); }",
+        "t:t/w",
+        Some(&format!(
+            "(module (table {min} funcref) (func (export \"f\")))"
+        )),
     )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -7,30 +7,6 @@ use membrane::{AppSpec, ErrorKind, HostInterface, ModuleSpec, Val};
 
 use crate::common::*;
 
-/// Builds a component from WIT text (functions trap if called): enough for load-time checks.
-pub fn synth(wit: &str, world: &str) -> Vec<u8> {
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve.push_str("synth.wit", wit).expect("WIT parses");
-    let world = resolve
-        .select_world(&[pkg], Some(world))
-        .expect("world exists");
-    let mut module =
-        wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .expect("component encodes")
-}
-
 /// A component importing `acme:kv/store@{version}` with the given interface body.
 fn importer(version: &str, body: &str) -> Vec<u8> {
     synth(

@@ -344,8 +344,14 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
+        self.supervised(|| self.invoke_admitted(func, args, results, outer))
+    }
+
+    /// Runs `call` if the module's circuit is closed (or this is its trial), and tells the
+    /// supervisor how it went.
+    fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
         let admission = self.supervisor.admit(&self.name)?;
-        let outcome = self.invoke_admitted(func, args, results, outer);
+        let outcome = call();
         self.supervisor.record(
             &self.name,
             admission,
@@ -382,14 +388,7 @@ impl Module {
     /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin.
     /// Returns the guest's exit status. Blocking.
     pub(crate) fn run(&self, run: &RunContext) -> Result<i32> {
-        let admission = self.supervisor.admit(&self.name)?;
-        let outcome = self.run_admitted(run);
-        self.supervisor.record(
-            &self.name,
-            admission,
-            outcome.as_ref().map(|_| ()).map_err(Error::kind),
-        );
-        outcome
+        self.supervised(|| self.run_admitted(run))
     }
 
     fn run_admitted(&self, run: &RunContext) -> Result<i32> {
