@@ -195,3 +195,43 @@ async fn restart_policy_in_the_manifest() {
     let e = runtime().load(&bad).await.err().unwrap();
     assert!(e.to_string().contains("longer than zero"), "{e}");
 }
+
+#[test]
+fn the_app_sets_its_wasm_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let call = |stack: &str| {
+        let m = write_manifest(
+            tmp.path(),
+            &format!(
+                "[app]\nstack = {stack:?}\n[modules.p]\ncomponent = {:?}\n",
+                guests::PROBE
+            ),
+        );
+        membrane(&[
+            "call",
+            m.to_str().unwrap(),
+            "p",
+            &format!("{CAPS}#recurse"),
+            "3000",
+        ])
+    };
+    let o = call("1MiB");
+    assert_eq!(stdout(&o), "3000\n", "{}", stderr(&o));
+    assert_clean_failure(&call("64KiB"), "error[stack-overflow]");
+    assert_clean_failure(&call("16KiB"), "outside 64KiB..=1MiB");
+}
+
+#[tokio::test]
+async fn an_app_stack_the_runtime_was_not_built_for_is_refused() {
+    let e = runtime()
+        .load_spec(
+            AppSpec::new()
+                .stack(256 << 10)
+                .module("p", ModuleSpec::from_file(guests::PROBE)),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Manifest);
+    assert!(e.to_string().contains("Config::max_wasm_stack"), "{e}");
+}

@@ -63,6 +63,16 @@ impl App {
                 problems.push(Error::manifest(msg));
             }
         }
+        if let Some(stack) = spec.stack
+            && stack != rt.config.max_wasm_stack as u64
+        {
+            problems.push(Error::manifest(format!(
+                "the app asks for a wasm stack of {}, but this runtime was created with {}; \
+                 set Config::max_wasm_stack to match (the membrane command does)",
+                crate::units::format_size(stack),
+                crate::units::format_size(rt.config.max_wasm_stack as u64)
+            )));
+        }
         if let Some(e) = &spec.entry
             && !spec.modules.contains_key(e)
         {

@@ -30,6 +30,7 @@ struct ManifestFile {
 #[serde(deny_unknown_fields)]
 struct AppSection {
     entry: Option<Spanned<String>>,
+    stack: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +173,21 @@ impl Manifest {
             }
             Some(entry) => app = app.entry(entry.into_inner()),
             None => {}
+        }
+        if let Some(stack) = file.app.stack {
+            match parse_size(stack.get_ref()).and_then(|b| {
+                if (AppSpec::MIN_STACK..=AppSpec::MAX_STACK).contains(&b) {
+                    Ok(b)
+                } else {
+                    Err(format!("{:?} is outside 64KiB..=1MiB", stack.get_ref()))
+                }
+            }) {
+                Ok(bytes) => app = app.stack(bytes),
+                Err(msg) => problems.push(Error::manifest(format!(
+                    "{}: app.stack: {msg}",
+                    at(stack.span())
+                ))),
+            }
         }
         if app.modules.is_empty() && problems.is_empty() {
             problems.push(Error::manifest(format!(

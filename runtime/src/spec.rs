@@ -19,6 +19,7 @@ pub use crate::supervisor::RestartPolicy;
 pub struct AppSpec {
     pub(crate) entry: Option<String>,
     pub(crate) modules: BTreeMap<String, ModuleSpec>,
+    pub(crate) stack: Option<u64>,
 }
 
 impl AppSpec {
@@ -38,6 +39,25 @@ impl AppSpec {
     pub fn entry(mut self, name: impl Into<String>) -> Self {
         self.entry = Some(name.into());
         self
+    }
+
+    /// The smallest wasm stack an app may ask for.
+    pub const MIN_STACK: u64 = 64 << 10;
+    /// The largest wasm stack an app may ask for.
+    pub const MAX_STACK: u64 = 1 << 20;
+
+    /// Asks for a wasm stack of `bytes` for every call. wasmtime sets the stack limit per
+    /// engine, not per store, so it is one value for the app, and the runtime must be
+    /// created with it ([`Config::max_wasm_stack`](crate::Config)); the `membrane` command
+    /// does this from `[app] stack`.
+    pub fn stack(mut self, bytes: u64) -> Self {
+        self.stack = Some(bytes);
+        self
+    }
+
+    /// The wasm stack the app asks for, if it does.
+    pub fn stack_size(&self) -> Option<u64> {
+        self.stack
     }
 
     /// The modules by name.

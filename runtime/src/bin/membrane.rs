@@ -292,6 +292,9 @@ fn config_for(app: &AppSpec) -> Config {
         config.cache_dir = membrane::default_cache_dir();
     }
     config.fuel = app.modules().values().any(|m| m.limits.fuel.is_some());
+    if let Some(stack) = app.stack_size() {
+        config.max_wasm_stack = stack as usize;
+    }
     let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
     // Links with resources pin extra provider instances; leave room for them.
     config.instance_slots = (wanted.saturating_mul(2)).clamp(16, 10_000) as u32;
