@@ -235,3 +235,51 @@ async fn an_app_stack_the_runtime_was_not_built_for_is_refused() {
     assert_eq!(e.kind(), ErrorKind::Manifest);
     assert!(e.to_string().contains("Config::max_wasm_stack"), "{e}");
 }
+
+#[tokio::test]
+async fn a_failing_provider_does_not_take_its_callers_out_of_service() {
+    let mut strict = RestartPolicy::default();
+    strict.max = 1;
+    strict.backoff = Duration::from_secs(30);
+    let app = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "relay",
+                    ModuleSpec::from_file(guests::RELAY)
+                        .link("membrane-test:chain/work", "worker")
+                        .restart(strict),
+                )
+                .module(
+                    "worker",
+                    ModuleSpec::from_file(guests::WORKER).restart(strict),
+                ),
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let e = app
+            .call("relay", "membrane-test:chain/relay#fail", &[s("x")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Trap);
+    }
+    let status = app.status();
+    assert_eq!(status["relay"].health, Health::Healthy);
+    assert!(
+        matches!(status["worker"].health, Health::Unavailable { .. }),
+        "{:?}",
+        status["worker"]
+    );
+    // The relay answers; what it needs from the worker fails fast as Unavailable.
+    let e = app
+        .call(
+            "relay",
+            "membrane-test:chain/relay#add",
+            &[Val::U64(1), Val::U64(2)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{}", membrane::chain(&e));
+    assert_eq!(app.status()["relay"].health, Health::Healthy);
+}

@@ -88,6 +88,8 @@ pub struct Error {
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// The problems an error of several problems lists, kept so lists can be merged.
     nested: Option<Vec<Error>>,
+    /// Set when the failure happened in a linked provider, not in the module that reports it.
+    pub(crate) upstream: bool,
 }
 
 /// The result type of the library.
@@ -102,6 +104,7 @@ impl Error {
             exit_code: None,
             source: None,
             nested: None,
+            upstream: false,
         }
     }
 

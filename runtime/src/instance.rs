@@ -250,11 +250,13 @@ fn classify(
     // A linked provider failed: keep its kind, and say which call of ours it broke.
     let err = match err.downcast::<Error>() {
         Ok(inner) => {
-            return Error::new(
+            let mut e = Error::new(
                 inner.kind(),
                 format!("module `{name}`: {what} failed in a linked call"),
             )
             .with_source(inner);
+            e.upstream = true;
+            return e;
         }
         Err(err) => err,
     };

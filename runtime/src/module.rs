@@ -349,13 +349,17 @@ impl Module {
 
     /// Runs `call` if the module's circuit is closed (or this is its trial), and tells the
     /// supervisor how it went.
-    fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
         let admission = self.supervisor.admit(&self.name)?;
         let outcome = call();
         self.supervisor.record(
             &self.name,
             admission,
-            outcome.as_ref().map(|_| ()).map_err(Error::kind),
+            // A provider's failure is the provider's to count, not this module's.
+            outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| if e.upstream { None } else { Some(e.kind()) }),
         );
         outcome
     }

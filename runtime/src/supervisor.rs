@@ -132,16 +132,23 @@ impl Supervisor {
     }
 
     /// Records how an admitted call ended.
+    /// `Err(Some(kind))` is a failure of this module; `Err(None)` one that says nothing about
+    /// its health (a linked provider's failure).
     pub(crate) fn record(
         &self,
         module: &str,
         admission: Admission,
-        outcome: Result<(), ErrorKind>,
+        outcome: Result<(), Option<ErrorKind>>,
     ) {
         let mut s = self.lock();
-        let failed = matches!(outcome, Err(kind) if counts(kind));
+        let failed = matches!(outcome, Err(Some(kind)) if counts(kind));
+        let inconclusive = outcome.is_err() && !failed;
         if admission == Admission::Trial {
             s.trial_running = false;
+            if inconclusive {
+                // Neither proof of health nor of failure: the next call is another trial.
+                return;
+            }
             if failed {
                 s.backoff = (s.backoff * 2).min(RestartPolicy::MAX_BACKOFF);
                 s.open_until = Some(Instant::now() + s.backoff);
@@ -214,7 +221,7 @@ mod tests {
         let s = Supervisor::new(policy(20));
         for _ in 0..3 {
             let a = s.admit("m").unwrap();
-            s.record("m", a, Err(ErrorKind::Trap));
+            s.record("m", a, Err(Some(ErrorKind::Trap)));
         }
         assert_eq!(s.admit("m").unwrap_err().kind(), ErrorKind::Unavailable);
         std::thread::sleep(Duration::from_millis(30));
@@ -228,20 +235,36 @@ mod tests {
     }
 
     #[test]
+    fn an_inconclusive_trial_leaves_the_circuit_open_for_another_trial() {
+        let s = Supervisor::new(policy(10));
+        for _ in 0..3 {
+            let a = s.admit("m").unwrap();
+            s.record("m", a, Err(Some(ErrorKind::Trap)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let a = s.admit("m").unwrap();
+        s.record("m", a, Err(Some(ErrorKind::Overloaded)));
+        assert_eq!(s.health().0, Health::Trial);
+        let a = s.admit("m").unwrap();
+        s.record("m", a, Err(None));
+        assert_eq!(s.health().0, Health::Trial);
+    }
+
+    #[test]
     fn caller_errors_do_not_count_and_failed_trials_back_off() {
         let s = Supervisor::new(policy(20));
         for _ in 0..10 {
             let a = s.admit("m").unwrap();
-            s.record("m", a, Err(ErrorKind::InvalidArgs));
+            s.record("m", a, Err(Some(ErrorKind::InvalidArgs)));
         }
         assert_eq!(s.health(), (Health::Healthy, 0));
         for _ in 0..3 {
             let a = s.admit("m").unwrap();
-            s.record("m", a, Err(ErrorKind::Timeout));
+            s.record("m", a, Err(Some(ErrorKind::Timeout)));
         }
         std::thread::sleep(Duration::from_millis(30));
         let a = s.admit("m").unwrap();
-        s.record("m", a, Err(ErrorKind::Trap));
+        s.record("m", a, Err(Some(ErrorKind::Trap)));
         match s.health().0 {
             Health::Unavailable { retry_in } => {
                 assert!(retry_in > Duration::from_millis(25), "{retry_in:?}")

@@ -74,13 +74,8 @@ pub(crate) fn define(
                 let p = p.clone();
                 inst.func_new(&f.name, move |store, _ty, params, results| {
                     let deadline = store.data().deadline;
-                    let out = p
-                        .invoke(&func, params, Some(deadline))
-                        .map_err(wasmtime::Error::new)?;
-                    for (slot, v) in results.iter_mut().zip(out) {
-                        *slot = v;
-                    }
-                    Ok(())
+                    p.invoke_into(&func, params, results, Some(deadline))
+                        .map_err(wasmtime::Error::new)
                 })
                 .map_err(fail)?;
             }
@@ -109,12 +104,18 @@ pub(crate) fn define(
                         args.push(to_provider(v, &mut store, slot)?);
                     }
                     let deadline = store.data().deadline;
-                    let mut session = match store.data_mut().sessions[slot].take() {
-                        Some(s) => s,
-                        None => LiveInstance::new(&p, None).map_err(wasmtime::Error::new)?,
-                    };
-                    match session.call(&p, &func, &args, Some(deadline)) {
-                        Ok(out) => {
+                    let session = store.data_mut().sessions[slot].take();
+                    // The provider's supervisor sees session calls like any other call.
+                    let outcome = p.supervised(|| {
+                        let mut session = match session {
+                            Some(s) => s,
+                            None => LiveInstance::new(&p, None)?,
+                        };
+                        let out = session.call(&p, &func, &args, Some(deadline))?;
+                        Ok((session, out))
+                    });
+                    match outcome {
+                        Ok((session, out)) => {
                             store.data_mut().sessions[slot] = Some(session);
                             for ((dst, v), ty) in results.iter_mut().zip(out).zip(&lf.results) {
                                 *dst = to_importer(v, ty, &mut store, slot, &ids, &lf)?;
@@ -122,7 +123,7 @@ pub(crate) fn define(
                             Ok(())
                         }
                         Err(e) => {
-                            drop(session);
+                            // A failed instance was dropped inside; forget its handles.
                             store.data_mut().drop_session(slot);
                             Err(wasmtime::Error::new(e))
                         }
