@@ -79,17 +79,21 @@ impl Stdio {
 impl Capability for Stdio {
     fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
         match self.stdout {
-            OutputRoute::Log => {
-                wasi.stdout(LogSink::new(cx.module.clone(), "stdout", cx.output.clone()))
-            }
-            OutputRoute::Inherit => wasi.stdout(HostStream::new(false, cx.output.clone())),
+            OutputRoute::Log => wasi.stdout(GuestOutput::log(
+                cx.module.clone(),
+                "stdout",
+                cx.output.clone(),
+            )),
+            OutputRoute::Inherit => wasi.stdout(GuestOutput::host(false, cx.output.clone())),
             OutputRoute::Discard => wasi.stdout(std::io::empty()),
         };
         match self.stderr {
-            OutputRoute::Log => {
-                wasi.stderr(LogSink::new(cx.module.clone(), "stderr", cx.output.clone()))
-            }
-            OutputRoute::Inherit => wasi.stderr(HostStream::new(true, cx.output.clone())),
+            OutputRoute::Log => wasi.stderr(GuestOutput::log(
+                cx.module.clone(),
+                "stderr",
+                cx.output.clone(),
+            )),
+            OutputRoute::Inherit => wasi.stderr(GuestOutput::host(true, cx.output.clone())),
             OutputRoute::Discard => wasi.stderr(std::io::empty()),
         };
         if cx.run.is_some_and(|r| r.inherit_stdin) {
@@ -158,49 +162,42 @@ impl Drop for LineLogger {
     }
 }
 
-/// The `log` route: every stream handed to the guest shares one line buffer.
+/// Where a guest's output goes once it is within the budget.
 #[derive(Clone)]
-struct LogSink(Arc<Mutex<LineLogger>>, Arc<OutputBudget>);
-
-impl LogSink {
-    fn new(module: Arc<str>, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
-        LogSink(
-            Arc::new(Mutex::new(LineLogger {
-                module,
-                stream,
-                line: Vec::new(),
-                cut: 0,
-            })),
-            budget,
-        )
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut LineLogger) -> R) -> R {
-        let mut logger = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut logger)
-    }
-
-    fn write_budgeted(&self, bytes: &[u8]) {
-        let n = self.1.take(bytes.len());
-        if n > 0 {
-            self.with(|l| l.write(&bytes[..n]));
-        }
-    }
+enum Target {
+    /// The `log` route: every stream handed to the guest shares one line buffer.
+    Log(Arc<Mutex<LineLogger>>),
+    /// The `inherit` route: the host's own stdout or stderr.
+    Host { stderr: bool },
 }
 
-/// The `inherit` route: the host's own stdout or stderr, within the output budget.
+/// A stdout or stderr handed to the guest: writes within the call's output budget go to the
+/// route's target, the rest is dropped and counted.
 #[derive(Clone)]
-struct HostStream {
-    stderr: bool,
+struct GuestOutput {
+    target: Target,
     budget: Arc<OutputBudget>,
 }
 
-impl HostStream {
-    fn new(stderr: bool, budget: Arc<OutputBudget>) -> Self {
-        HostStream { stderr, budget }
+impl GuestOutput {
+    fn log(module: Arc<str>, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
+        let logger = LineLogger {
+            module,
+            stream,
+            line: Vec::new(),
+            cut: 0,
+        };
+        GuestOutput {
+            target: Target::Log(Arc::new(Mutex::new(logger))),
+            budget,
+        }
+    }
+
+    fn host(stderr: bool, budget: Arc<OutputBudget>) -> Self {
+        GuestOutput {
+            target: Target::Host { stderr },
+            budget,
+        }
     }
 
     fn write_budgeted(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -209,23 +206,37 @@ impl HostStream {
         if n == 0 {
             return Ok(());
         }
-        if self.stderr {
-            std::io::stderr().write_all(&bytes[..n])
-        } else {
-            let mut out = std::io::stdout();
-            out.write_all(&bytes[..n])?;
-            out.flush()
+        match &self.target {
+            Target::Log(logger) => {
+                logger
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .write(&bytes[..n]);
+                Ok(())
+            }
+            Target::Host { stderr: true } => std::io::stderr().write_all(&bytes[..n]),
+            Target::Host { stderr: false } => {
+                let mut out = std::io::stdout();
+                out.write_all(&bytes[..n])?;
+                out.flush()
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        if let Target::Log(logger) = &self.target {
+            logger.lock().unwrap_or_else(|p| p.into_inner()).flush();
         }
     }
 }
 
-impl IsTerminal for HostStream {
+impl IsTerminal for GuestOutput {
     fn is_terminal(&self) -> bool {
         false
     }
 }
 
-impl StdoutStream for HostStream {
+impl StdoutStream for GuestOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(self.clone())
     }
@@ -236,11 +247,11 @@ impl StdoutStream for HostStream {
 }
 
 #[wasmtime_wasi::async_trait]
-impl Pollable for HostStream {
+impl Pollable for GuestOutput {
     async fn ready(&mut self) {}
 }
 
-impl OutputStream for HostStream {
+impl OutputStream for GuestOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.write_budgeted(&bytes)
             .map_err(|e| wasmtime_wasi::p2::StreamError::LastOperationFailed(e.into()))
@@ -255,7 +266,7 @@ impl OutputStream for HostStream {
     }
 }
 
-impl tokio::io::AsyncWrite for HostStream {
+impl tokio::io::AsyncWrite for GuestOutput {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
@@ -269,62 +280,7 @@ impl tokio::io::AsyncWrite for HostStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl IsTerminal for LogSink {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogSink {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for LogSink {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for LogSink {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.write_budgeted(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 * 1024)
-    }
-}
-
-impl tokio::io::AsyncWrite for LogSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.write_budgeted(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.with(LineLogger::flush);
+        self.shutdown();
         Poll::Ready(Ok(()))
     }
 }
