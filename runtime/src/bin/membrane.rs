@@ -123,7 +123,9 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Calls run on blocking threads (see docs/decisions/0001-call-path.md), so the async side
+    // only waits; one thread does that, and starts faster than a worker pool.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
