@@ -26,7 +26,14 @@ fn log_route_tags_lines_with_the_module_and_caps_them() {
     }
     assert!(log.contains("module=cli"), "{log}");
     assert!(log.contains("stream=\"stdout\""), "{log}");
-    let longest = log.lines().map(|l| l.matches('x').count()).max().unwrap();
+    // The guest's text is the last field, quoted.
+    assert!(log.contains("text=\"line 0\""), "{log}");
+    let longest = log
+        .lines()
+        .filter_map(|l| l.split_once("text=\""))
+        .map(|(_, text)| text.matches('x').count())
+        .max()
+        .unwrap();
     assert_eq!(longest, membrane::MAX_LINE, "{log}");
     assert!(
         log.contains(&format!("cut={}", membrane::MAX_LINE)),

@@ -89,6 +89,7 @@ impl App {
         }
         problems.into_result()?;
         let specs = spec.modules.clone();
+        let manifest = spec.manifest.clone();
 
         let started = std::time::Instant::now();
         // Modules compile in parallel; every module's problems are reported together.
@@ -133,6 +134,7 @@ impl App {
             }
         }
         tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
+        check_grant_overlaps(&rt, &specs, &compiled, manifest.as_deref(), &mut problems);
         // Links are checked even when some modules failed, so that one `check` lists
         // everything; links to a failed module are skipped (its own error says why).
         let failed: Vec<&String> = specs
@@ -177,6 +179,8 @@ impl App {
             modules.insert(name, Arc::new(module));
         }
         infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
+        let mut warnings = plan.warnings;
+        warnings.extend(descriptor_warning(&specs));
         tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
         Ok(App {
             inner: Arc::new(AppInner {
@@ -185,7 +189,7 @@ impl App {
                 specs,
                 entry,
                 links: infos,
-                warnings: plan.warnings,
+                warnings,
             }),
         })
     }
@@ -314,6 +318,56 @@ impl App {
         let task = tokio::task::spawn_blocking(move || m.run(&run));
         finish(entry, "wasi:cli/run", timeout, task).await
     }
+}
+
+/// Refuses read-write grants that reach what decides the host's code: component files, the
+/// manifest, the compiled-code cache.
+fn check_grant_overlaps(
+    rt: &RuntimeInner,
+    specs: &BTreeMap<String, ModuleSpec>,
+    compiled: &BTreeMap<String, Compiled>,
+    manifest: Option<&std::path::Path>,
+    problems: &mut Problems,
+) {
+    let writable: Vec<_> = compiled
+        .values()
+        .flat_map(|c| c.policy.writable_dirs().map(move |d| (c.name.as_str(), d)))
+        .collect();
+    let components = specs
+        .iter()
+        .filter_map(|(name, m)| match &m.source {
+            crate::spec::ComponentSource::File(p) => Some((name.as_str(), p.as_path())),
+            crate::spec::ComponentSource::Bytes(_) => None,
+        })
+        .collect();
+    let protected = crate::capability::fs::Protected {
+        components,
+        manifest,
+        cache: rt.config.cache_dir.as_deref(),
+    };
+    crate::capability::fs::check_overlaps(&writable, &protected, problems);
+}
+
+/// A warning when the modules together may hold more file descriptors than the process
+/// may open: each instance up to its `files` limit.
+fn descriptor_warning(specs: &BTreeMap<String, ModuleSpec>) -> Option<String> {
+    let worst: u64 = specs
+        .values()
+        .map(|m| u64::from(m.limits.files) * m.limits.instances as u64)
+        .sum();
+    let (Some(soft), _) = crate::limits::files::open_files_limit() else {
+        return None;
+    };
+    // The runtime itself needs some: compiled images, sockets of its own, stdio.
+    let reserve = 64;
+    (worst.saturating_add(reserve) > soft).then(|| {
+        let w = format!(
+            "the modules may hold up to {worst} open files together (`files` x `instances` per module), \
+             more than this process's limit of {soft}; lower `files` or `instances`, or raise `ulimit -n`"
+        );
+        tracing::warn!(target: "membrane::limits", "{w}");
+        w
+    })
 }
 
 /// Waits for a call on its blocking thread, answering `Timeout` if a host function keeps

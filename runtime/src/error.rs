@@ -29,6 +29,11 @@ pub enum ErrorKind {
     HostcallLimit,
     /// The guest tried to grow a table past the table limit.
     TableLimit,
+    /// The guest tried to hold more open host files, directories or sockets than its
+    /// `files` limit, and the call then failed.
+    FilesLimit,
+    /// The guest tried to write past the disk quota of a grant, and the call then failed.
+    DiskQuota,
     /// The guest trapped (panic, unreachable, bad memory access, ...).
     Trap,
     /// The module has no capacity left for the call.
@@ -59,6 +64,8 @@ impl ErrorKind {
             ErrorKind::StackOverflow => "stack-overflow",
             ErrorKind::HostcallLimit => "hostcall-limit",
             ErrorKind::TableLimit => "table-limit",
+            ErrorKind::FilesLimit => "files-limit",
+            ErrorKind::DiskQuota => "disk-quota",
             ErrorKind::Trap => "trap",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Unavailable => "unavailable",
@@ -217,12 +224,14 @@ impl Problems {
     }
 }
 
-/// The message of `e` followed by each cause, joined with ": ".
+/// The message of `e` followed by each cause, joined with ": ", safe to print: text that
+/// may come from a guest is escaped (see [`escape`](crate::escape)), and every line after
+/// the first is indented.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
+    let mut out = describe(e);
     let mut cur = e.source();
     while let Some(s) = cur {
-        let text = s.to_string();
+        let text = describe(s);
         if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
@@ -230,4 +239,15 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     out
+}
+
+/// One error's text, made safe to print. Membrane's own messages may list problems on
+/// several lines (guest-chosen parts in them are escaped where they are put in); any other
+/// error's text is escaped whole.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    if e.is::<Error>() || e.is::<crate::trap::GuestFailure>() {
+        crate::sanitize::escape_lines(&e.to_string(), "    ")
+    } else {
+        crate::sanitize::escape(&e.to_string()).into_owned()
+    }
 }

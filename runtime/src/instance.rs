@@ -11,8 +11,11 @@ use wasmtime::component::{Func, Instance, ResourceAny, ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
+use crate::capability::hooks::Guarded;
+use crate::capability::quota::QuotaMap;
 use crate::capability::stdio::OutputBudget;
 use crate::capability::{InstanceCx, RunContext};
+use crate::limits::files::OpenFiles;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MemoryLimiter, deadline_ticks};
 use crate::module::Module;
@@ -31,6 +34,14 @@ pub(crate) struct HostState {
     pub(crate) proxies: HashMap<u32, Proxy>,
     next_proxy: u32,
     output: Arc<OutputBudget>,
+    files: OpenFiles,
+    quotas: QuotaMap,
+}
+
+impl Guarded for HostState {
+    fn guards(&mut self) -> (&mut OpenFiles, &mut QuotaMap, &mut ResourceTable) {
+        (&mut self.files, &mut self.quotas, &mut self.table)
+    }
 }
 
 /// A provider's resource, seen by the importer through a host handle.
@@ -98,6 +109,8 @@ impl LiveInstance {
             proxies: HashMap::new(),
             next_proxy: 0,
             output,
+            files: OpenFiles::new(module.limits.files),
+            quotas: QuotaMap::new(module.policy.quotas().clone()),
         };
         let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -145,6 +158,8 @@ impl LiveInstance {
         let state = self.store.data_mut();
         state.limiter.denied = false;
         state.limiter.table_denied = false;
+        state.files.denied = false;
+        state.quotas.denied.store(false, std::sync::atomic::Ordering::Relaxed);
         state.deadline = now + budget;
         state.output.reset(module.limits.output);
         self.store
@@ -214,14 +229,16 @@ impl LiveInstance {
         let result = func
             .call(&mut self.store, args, results)
             .map_err(|e| classify(e, &mut self.store, &target.name, module));
-        let dropped = self.store.data().output.dropped();
-        if dropped > 0 {
+        let output = &self.store.data().output;
+        let (dropped, dropped_lines) = (output.dropped(), output.lines_dropped());
+        if dropped > 0 || dropped_lines > 0 {
             tracing::warn!(
                 target: "membrane::limits",
                 module = %module.name,
                 dropped,
+                dropped_lines,
                 limit = module.limits.output,
-                "output past the module's per-call limit was dropped"
+                "output past the module's per-call limits was dropped"
             );
         }
         result
@@ -274,6 +291,12 @@ fn classify(
     }
     let memory_denied = store.data().limiter.denied;
     let table_denied = store.data().limiter.table_denied;
+    let files_denied = store.data().files.denied;
+    let quota_denied = store
+        .data()
+        .quotas
+        .denied
+        .load(std::sync::atomic::Ordering::Relaxed);
     // wasmtime's error type for this is private; its message is the stable part.
     let hostcall_exhausted = err.chain().any(|c| {
         c.to_string()
@@ -309,6 +332,21 @@ fn classify(
                 crate::limits::MAX_TABLE_ELEMENTS
             ),
         ),
+        _ if files_denied => (
+            ErrorKind::FilesLimit,
+            format!(
+                "module `{name}`: {what} failed after opening more than {} files, directories or sockets was refused; \
+                 close handles the module no longer needs, or raise [modules.{name}.limits] files",
+                module.limits.files
+            ),
+        ),
+        _ if quota_denied => (
+            ErrorKind::DiskQuota,
+            format!(
+                "module `{name}`: {what} failed after a write past the disk quota of one of its grants was refused; \
+                 raise `quota` or `quota_files` of that entry of [modules.{name}.grants] dirs"
+            ),
+        ),
         _ if memory_denied => (
             ErrorKind::MemoryLimit,
             format!(
@@ -319,7 +357,7 @@ fn classify(
         Some(_) => (ErrorKind::Trap, format!("module `{name}`: {what} trapped")),
         None => (ErrorKind::Trap, format!("module `{name}`: {what} failed")),
     };
-    Error::new(kind, message).with_source(err)
+    Error::new(kind, message).with_source(crate::trap::GuestFailure::new(&err))
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -76,6 +76,8 @@ struct DirSection {
     guest: String,
     #[serde(default)]
     mode: DirMode,
+    quota: Option<String>,
+    quota_files: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,6 +90,7 @@ struct LimitsSection {
     fuel: Option<Spanned<u64>>,
     hostcall: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
+    files: Option<Spanned<u32>>,
 }
 
 /// A parsed manifest: the app and where it came from.
@@ -196,6 +199,7 @@ impl Manifest {
             )));
         }
         problems.into_result()?;
+        app.manifest = Some(path.to_path_buf());
         Ok(Manifest {
             path: path.to_path_buf(),
             app,
@@ -221,13 +225,26 @@ fn module_spec(
         if let Err(msg) = crate::capability::fs::validate_guest_path(&dir.guest) {
             errors.push(Error::manifest(format!(
                 "{}: modules.{name}.grants.dirs: {msg}",
-                at(span)
+                at(span.clone())
             )));
         }
+        let quota = match dir.quota.as_deref().map(parse_size) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(msg)) => {
+                errors.push(Error::manifest(format!(
+                    "{}: modules.{name}.grants.dirs: quota: {msg}",
+                    at(span.clone())
+                )));
+                None
+            }
+        };
         grants.dirs.push(DirGrant {
             host: base.join(&dir.host),
             guest: dir.guest,
             mode: dir.mode,
+            quota,
+            quota_files: dir.quota_files,
         });
     }
     grants.env = s.grants.env;
@@ -271,6 +288,15 @@ fn module_spec(
             )));
         }
         limits.instances = *n.get_ref() as usize;
+    }
+    if let Some(n) = s.limits.files {
+        if *n.get_ref() == 0 {
+            errors.push(Error::manifest(format!(
+                "{}: modules.{name}.limits.files must be at least 1",
+                at(n.span())
+            )));
+        }
+        limits.files = *n.get_ref();
     }
     if let Some(q) = s.limits.queue {
         limits.queue = *q.get_ref() as usize;

@@ -116,6 +116,7 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| crate::capability::hooks::add_to_linker(&mut linker))
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));

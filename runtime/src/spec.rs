@@ -20,6 +20,8 @@ pub struct AppSpec {
     pub(crate) entry: Option<String>,
     pub(crate) modules: BTreeMap<String, ModuleSpec>,
     pub(crate) stack: Option<u64>,
+    /// The manifest the app was read from: no read-write grant may reach it.
+    pub(crate) manifest: Option<PathBuf>,
 }
 
 impl AppSpec {
@@ -161,7 +163,20 @@ impl ModuleSpec {
             host: host.into(),
             guest: guest.into(),
             mode,
+            quota: None,
+            quota_files: None,
         });
+        self
+    }
+
+    /// Puts a disk quota on the read-write grant at `guest`: at most `bytes` allocated and
+    /// `files` names below it (either may be `None`). Writes past it fail inside the guest
+    /// with `insufficient-space`.
+    pub fn quota(mut self, guest: &str, bytes: Option<u64>, files: Option<u64>) -> Self {
+        if let Some(g) = self.grants.dirs.iter_mut().rev().find(|g| g.guest == guest) {
+            g.quota = bytes;
+            g.quota_files = files;
+        }
         self
     }
 
@@ -229,6 +244,12 @@ impl ModuleSpec {
         self
     }
 
+    /// Caps the open host files, directories and sockets of one instance.
+    pub fn files(mut self, n: u32) -> Self {
+        self.limits.files = n;
+        self
+    }
+
     /// Caps the bytes of output one call may write.
     pub fn output(mut self, bytes: u64) -> Self {
         self.limits.output = bytes;
@@ -283,6 +304,10 @@ pub struct DirGrant {
     pub guest: String,
     /// Read-only or read-write.
     pub mode: DirMode,
+    /// Most bytes the directory's tree may occupy on disk (read-write grants only).
+    pub quota: Option<u64>,
+    /// Most names (files, directories, links) the directory's tree may hold.
+    pub quota_files: Option<u64>,
 }
 
 /// Whether a granted directory may be written.
@@ -348,6 +373,7 @@ pub(crate) enum NetHost {
 /// | `fuel` | none | deterministic budget of one call, in wasm instructions (roughly); needs `Config::fuel` |
 /// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists) |
 /// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
+/// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -365,6 +391,8 @@ pub struct Limits {
     pub hostcall: u64,
     /// Bytes of output one call may write.
     pub output: u64,
+    /// Open host files, directories and sockets one instance may hold at once.
+    pub files: u32,
 }
 
 impl Limits {
@@ -380,6 +408,8 @@ impl Limits {
     pub const DEFAULT_HOSTCALL: u64 = 32 << 20;
     /// Default `output`: 1 MiB per call.
     pub const DEFAULT_OUTPUT: u64 = 1 << 20;
+    /// Default `files`: 256 open host files, directories and sockets per instance.
+    pub const DEFAULT_FILES: u32 = crate::limits::files::DEFAULT_FILES;
 }
 
 impl Default for Limits {
@@ -392,6 +422,7 @@ impl Default for Limits {
             fuel: None,
             hostcall: Self::DEFAULT_HOSTCALL,
             output: Self::DEFAULT_OUTPUT,
+            files: Self::DEFAULT_FILES,
         }
     }
 }

@@ -4,8 +4,9 @@
 //! window. Past `max` failures within `within`, the module is marked unavailable and calls
 //! fail fast with `Unavailable` (the circuit is open). After a back-off, one trial call is
 //! let through: if it succeeds the circuit closes, if it fails it opens again with twice the
-//! back-off (up to a minute). Bad arguments, unknown functions, overload and guest exits are
-//! the caller's business and do not count.
+//! back-off (up to a minute). Bad arguments, unknown functions and overload are the
+//! caller's business and do not count; a guest's exit from an export call counts (its
+//! instance is gone).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -88,6 +89,11 @@ fn counts(kind: ErrorKind) -> bool {
             | ErrorKind::Trap
             | ErrorKind::HostcallLimit
             | ErrorKind::TableLimit
+            | ErrorKind::FilesLimit
+            | ErrorKind::DiskQuota
+            // An exit inside an export call ends the instance like a trap; `run`'s exit is
+            // the command's status and never reaches the supervisor as an error.
+            | ErrorKind::Exit
     )
 }
 

@@ -109,9 +109,13 @@ impl Function {
     }
 }
 
-/// Formats a value as WAVE text.
+/// Formats a value as WAVE text. Control, separator and bidi characters inside strings and
+/// chars are written as WAVE `\u{..}` escapes, so the text is safe to print whatever the
+/// guest put in the value.
 pub fn to_wave(val: &Val) -> Result<String> {
-    val.to_wave().map_err(|e| {
+    val.to_wave()
+        .map(|t| crate::sanitize::escape_wave(&t).into_owned())
+        .map_err(|e| {
         Error::new(
             ErrorKind::InvalidArgs,
             format!("value cannot be written as WAVE: {e}"),

@@ -169,6 +169,95 @@ impl Guest for Probe {
     fn panic(message: String) {
         panic!("{message}");
     }
+
+    fn symlink(target: String, link: String) -> Result<(), String> {
+        let (dir, rel) = preopen_for(&link)?;
+        dir.symlink_at(&target, &rel)
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    fn open_many(path: String, n: u32, strict: bool) -> Result<u32, String> {
+        let mut opened = 0;
+        for _ in 0..n {
+            match std::fs::File::open(&path) {
+                Ok(f) => {
+                    HELD.with(|h| h.borrow_mut().push(Box::new(f)));
+                    opened += 1;
+                }
+                Err(e) if strict => panic!("open {opened} failed: {e}"),
+                Err(e) => return Err(format!("{opened} opened, then: {e} ({:?})", e.kind())),
+            }
+        }
+        Ok(opened)
+    }
+
+    fn close_all() -> u32 {
+        HELD.with(|h| {
+            let n = h.borrow().len() as u32;
+            h.borrow_mut().clear();
+            n
+        })
+    }
+
+    fn hold_sockets(addr: String, n: u32) -> Result<u32, String> {
+        let mut connected = 0;
+        for _ in 0..n {
+            match std::net::TcpStream::connect(&addr) {
+                Ok(s) => {
+                    HELD.with(|h| h.borrow_mut().push(Box::new(s)));
+                    connected += 1;
+                }
+                Err(e) => {
+                    return Err(format!("{connected} connected, then: {e} ({:?})", e.kind()));
+                }
+            }
+        }
+        Ok(connected)
+    }
+
+    fn write_bytes(path: String, len: u64) -> Result<u64, String> {
+        let mut f = std::fs::File::create(&path).map_err(|e| format!("0 written, then: {e}"))?;
+        let chunk = vec![b'q'; 64 << 10];
+        let mut written = 0u64;
+        while written < len {
+            let n = chunk.len().min((len - written) as usize);
+            if let Err(e) = f.write_all(&chunk[..n]) {
+                return Err(format!("{written} written, then: {e} ({:?})", e.kind()));
+            }
+            written += n as u64;
+        }
+        f.flush().map_err(|e| format!("{written} written, then: {e}"))?;
+        Ok(written)
+    }
+
+    fn create_files(dir: String, n: u32) -> Result<u32, String> {
+        for i in 0..n {
+            if let Err(e) = std::fs::File::create(format!("{dir}/f{i}")) {
+                return Err(format!("{i} created, then: {e} ({:?})", e.kind()));
+            }
+        }
+        Ok(n)
+    }
+
+    fn exit(code: u32) {
+        std::process::exit(code as i32);
+    }
+}
+
+std::thread_local! {
+    /// Handles `open-many` and `hold-sockets` keep across calls.
+    static HELD: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The preopened directory that holds `path`, and the path relative to it.
+fn preopen_for(path: &str) -> Result<(wasip2::filesystem::types::Descriptor, String), String> {
+    for (dir, guest) in wasip2::filesystem::preopens::get_directories() {
+        let prefix = format!("{}/", guest.trim_end_matches('/'));
+        if let Some(rel) = path.strip_prefix(&prefix) {
+            return Ok((dir, rel.to_string()));
+        }
+    }
+    Err(format!("{path} is under no preopened directory"))
 }
 
 /// Calls `wasi:random/random.get-random-bytes` directly, so that the size of one request is

@@ -20,6 +20,9 @@ impl Guest for Relay {
     fn fail(message: String) {
         work::fail(&message)
     }
+    fn exit(code: u32) {
+        work::exit(code)
+    }
     fn counters(n: u32) -> u64 {
         let counters: Vec<work::Counter> = (0..n).map(|i| work::Counter::new(i as u64)).collect();
         counters.iter().map(|c| c.incr()).sum()

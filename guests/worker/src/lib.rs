@@ -60,6 +60,9 @@ impl Guest for Worker {
     fn fail(message: String) {
         panic!("{message}");
     }
+    fn exit(code: u32) {
+        std::process::exit(code as i32);
+    }
 }
 
 export!(Worker);

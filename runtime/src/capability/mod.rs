@@ -12,13 +12,18 @@
 
 pub(crate) mod env;
 pub(crate) mod fs;
+pub(crate) mod hooks;
 pub(crate) mod network;
+pub(crate) mod quota;
 pub(crate) mod stdio;
 
 use std::fmt;
 use std::sync::Arc;
 
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+use fs::{Filesystem, OpenedDir};
+use quota::Quota;
 
 use crate::error::{Problems, Result};
 use crate::spec::Grants;
@@ -46,26 +51,51 @@ pub struct RunContext {
 pub(crate) trait Capability: Send + Sync + fmt::Debug {
     /// Adds this capability to the WASI context of one new instance.
     fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()>;
+
+    /// Completes the built context (for what the builder cannot express).
+    fn finish(&self, _ctx: &mut WasiCtx) {}
+}
+
+impl<C: Capability> Capability for Arc<C> {
+    fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
+        (**self).apply(wasi, cx)
+    }
+
+    fn finish(&self, ctx: &mut WasiCtx) {
+        (**self).finish(ctx)
+    }
 }
 
 /// Every capability of one module.
 #[derive(Debug)]
 pub(crate) struct Policy {
     caps: Vec<Box<dyn Capability>>,
+    fs: Arc<Filesystem>,
 }
 
 impl Policy {
     /// Validates a module's grants, reporting every problem at once.
     pub(crate) fn prepare(module: &str, grants: &Grants) -> Result<Policy> {
         let mut problems = Problems::default();
+        let fs = Arc::new(Filesystem::prepare(module, grants, &mut problems));
         let caps: Vec<Box<dyn Capability>> = vec![
-            Box::new(fs::Filesystem::prepare(module, grants, &mut problems)),
+            Box::new(fs.clone()),
             Box::new(env::Environment::prepare(module, grants, &mut problems)),
             Box::new(stdio::Stdio::prepare(module, grants, &mut problems)),
             Box::new(network::Network::prepare(module, grants, &mut problems)),
         ];
         problems.into_result()?;
-        Ok(Policy { caps })
+        Ok(Policy { caps, fs })
+    }
+
+    /// The module's read-write grants, for the overlap checks.
+    pub(crate) fn writable_dirs(&self) -> impl Iterator<Item = &OpenedDir> {
+        self.fs.writable()
+    }
+
+    /// The module's grants with a disk quota, by guest path.
+    pub(crate) fn quotas(&self) -> &Arc<Vec<(String, Arc<Quota>)>> {
+        self.fs.quotas()
     }
 
     /// Builds the WASI context of one new instance.
@@ -77,6 +107,10 @@ impl Policy {
         for cap in &self.caps {
             cap.apply(&mut builder, cx)?;
         }
-        Ok(builder.build())
+        let mut ctx = builder.build();
+        for cap in &self.caps {
+            cap.finish(&mut ctx);
+        }
+        Ok(ctx)
     }
 }

@@ -12,7 +12,7 @@
 //! the instance ends.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -23,16 +23,25 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::{Capability, InstanceCx};
 use crate::error::{Problems, Result};
+use crate::sanitize::Quoted;
 use crate::spec::{Grants, OutputRoute};
 
 /// The longest line the log route keeps, in bytes.
 pub const MAX_LINE: usize = 4096;
 
-/// Bytes of output the current call may still write, shared by an instance's streams.
+/// The most log events one call may produce on the `log` route; later lines are dropped
+/// and counted. Bytes are bounded by `limits.output`, but a guest printing bare newlines
+/// would otherwise turn every byte into a host log line of a hundred bytes.
+pub const MAX_LOG_LINES: u32 = 10_000;
+
+/// Bytes of output the current call may still write, shared by an instance's streams, and
+/// the log lines it may still produce.
 #[derive(Debug, Default)]
 pub(crate) struct OutputBudget {
     left: AtomicU64,
     dropped: AtomicU64,
+    lines_left: AtomicU32,
+    lines_dropped: AtomicU64,
 }
 
 impl OutputBudget {
@@ -40,11 +49,19 @@ impl OutputBudget {
     pub(crate) fn reset(&self, limit: u64) {
         self.left.store(limit, Ordering::Relaxed);
         self.dropped.store(0, Ordering::Relaxed);
+        self.lines_left.store(MAX_LOG_LINES, Ordering::Relaxed);
+        self.lines_dropped.store(0, Ordering::Relaxed);
     }
 
     /// Bytes dropped since the last reset.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Log lines dropped since the last reset: past [`MAX_LOG_LINES`], or because the log
+    /// could not take them.
+    pub(crate) fn lines_dropped(&self) -> u64 {
+        self.lines_dropped.load(Ordering::Relaxed)
     }
 
     /// How many of `n` bytes may be written.
@@ -58,6 +75,24 @@ impl OutputBudget {
             .map_or(0, |left| left.min(n));
         self.dropped.fetch_add(n - granted, Ordering::Relaxed);
         granted as usize
+    }
+
+    /// Whether one more log line may be emitted; counts it as dropped when not.
+    fn take_line(&self) -> bool {
+        let ok = self
+            .lines_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if !ok {
+            self.drop_line();
+        }
+        ok
+    }
+
+    fn drop_line(&self) {
+        self.lines_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -104,6 +139,12 @@ impl Capability for Stdio {
 }
 
 /// Splits a byte stream into lines and logs each one.
+///
+/// The guest's text goes into the event's `text` field, after the host's own fields
+/// (`module`, `stream`), escaped and quoted, so that neither a terminal nor a log parser can
+/// mistake any of it for the host's. A run of empty lines becomes one event with
+/// `repeated=N`. Logging never panics and never fails the guest's write: a line the log
+/// cannot take is dropped and counted.
 #[derive(Debug)]
 struct LineLogger {
     module: Arc<str>,
@@ -111,15 +152,29 @@ struct LineLogger {
     line: Vec<u8>,
     /// Bytes dropped from the current line after it reached `MAX_LINE`.
     cut: usize,
+    /// Empty lines seen since the last line with text, not yet logged.
+    empty_run: u64,
+    budget: Arc<OutputBudget>,
 }
 
 impl LineLogger {
+    fn new(module: Arc<str>, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
+        LineLogger {
+            module,
+            stream,
+            line: Vec::new(),
+            cut: 0,
+            empty_run: 0,
+            budget,
+        }
+    }
+
     fn write(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             match bytes.iter().position(|b| *b == b'\n') {
                 Some(i) => {
                     self.push(&bytes[..i]);
-                    self.emit();
+                    self.end_line();
                     bytes = &bytes[i + 1..];
                 }
                 None => {
@@ -137,28 +192,68 @@ impl LineLogger {
         self.cut += bytes.len() - keep;
     }
 
-    fn emit(&mut self) {
-        let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches('\r');
-        if self.cut > 0 {
-            tracing::info!(target: "membrane::guest", module = %self.module, stream = self.stream, cut = self.cut, "{text}…");
-        } else {
-            tracing::info!(target: "membrane::guest", module = %self.module, stream = self.stream, "{text}");
+    fn end_line(&mut self) {
+        if self.line.is_empty() && self.cut == 0 {
+            self.empty_run += 1;
+            return;
         }
+        self.emit_empty_run();
+        let text = String::from_utf8_lossy(&self.line).into_owned();
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let cut = self.cut;
         self.line.clear();
         self.cut = 0;
+        if !self.budget.take_line() {
+            return;
+        }
+        let (module, stream) = (&*self.module, self.stream);
+        let text = Quoted(text);
+        self.log(|| {
+            if cut > 0 {
+                tracing::info!(target: "membrane::guest", module = %module, stream, cut, text = %text);
+            } else {
+                tracing::info!(target: "membrane::guest", module = %module, stream, text = %text);
+            }
+        });
+    }
+
+    fn emit_empty_run(&mut self) {
+        let run = std::mem::take(&mut self.empty_run);
+        if run == 0 || !self.budget.take_line() {
+            return;
+        }
+        let (module, stream) = (&*self.module, self.stream);
+        self.log(|| {
+            if run == 1 {
+                tracing::info!(target: "membrane::guest", module = %module, stream, text = "");
+            } else {
+                tracing::info!(target: "membrane::guest", module = %module, stream, repeated = run, text = "");
+            }
+        });
+    }
+
+    /// Emits one event; a subscriber that panics (a failed write to a closed stderr, a
+    /// full disk) costs the line, not the host.
+    fn log(&self, emit: impl FnOnce()) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(emit)).is_err() {
+            self.budget.drop_line();
+        }
     }
 
     fn flush(&mut self) {
         if !self.line.is_empty() || self.cut > 0 {
-            self.emit();
+            self.end_line();
         }
+        self.emit_empty_run();
     }
 }
 
 impl Drop for LineLogger {
     fn drop(&mut self) {
-        self.flush();
+        // Never log while unwinding: a second panic would abort the process.
+        if !std::thread::panicking() {
+            self.flush();
+        }
     }
 }
 
@@ -181,12 +276,7 @@ struct GuestOutput {
 
 impl GuestOutput {
     fn log(module: Arc<str>, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
-        let logger = LineLogger {
-            module,
-            stream,
-            line: Vec::new(),
-            cut: 0,
-        };
+        let logger = LineLogger::new(module, stream, budget.clone());
         GuestOutput {
             target: Target::Log(Arc::new(Mutex::new(logger))),
             budget,
@@ -303,12 +393,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_and_capped() {
-        let mut l = LineLogger {
-            module: "m".into(),
-            stream: "stdout",
-            line: Vec::new(),
-            cut: 0,
-        };
+        let mut l = LineLogger::new("m".into(), "stdout", Arc::default());
         l.write(b"a\nb");
         assert_eq!(l.line, b"b");
         l.write(&vec![b'x'; MAX_LINE * 2]);

@@ -5,6 +5,8 @@
 //! careful guest can recover; if the call then traps, the trap is reported as
 //! [`ErrorKind::MemoryLimit`](crate::ErrorKind::MemoryLimit) because the refusal caused it.
 
+pub(crate) mod files;
+
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;

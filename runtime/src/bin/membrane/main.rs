@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod output;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use membrane::{AppSpec, Config, DirMode, Manifest, ModuleSpec, Runtime};
+use output::{OutputFailed, out, say};
 
 #[derive(Parser)]
 #[command(
@@ -121,8 +124,18 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout, usage errors to stderr; neither may panic.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     init_logging();
+    // Instances hold descriptors up to their `files` limit; give them the room the
+    // administrator allows.
+    membrane::raise_open_files_limit();
     // Calls run on blocking threads (see docs/decisions/0001-call-path.md), so the async side
     // only waits; one thread does that, and starts faster than a worker pool.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -131,16 +144,19 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(execute(cli.command)) {
         Ok(code) => code,
-        Err(e) => {
-            report(&e);
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<OutputFailed>() {
+            Some(failed) => failed.exit_code(),
+            None => {
+                report(&e);
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -150,21 +166,27 @@ fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("warn,membrane::guest=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(output::LogWriter)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
 
+/// Prints an error and its causes. Every piece goes through `membrane::describe`, which
+/// escapes what a guest may have put in it (names in a backtrace, text in a message).
 fn report(e: &anyhow::Error) {
     let kind = e
         .chain()
         .find_map(|c| c.downcast_ref::<membrane::Error>())
         .map(|m| format!("[{}]", m.kind()))
         .unwrap_or_default();
-    eprintln!("error{kind}: {e}");
-    for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+    let mut causes = e.chain();
+    if let Some(first) = causes.next() {
+        say(&format!("error{kind}: {}", membrane::describe(first)));
+    }
+    for cause in causes {
+        say(&format!("  caused by: {}", membrane::describe(cause)));
     }
 }
 
@@ -219,9 +241,12 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let func = app.function(&module, &export)?;
             let values = func.parse_args(&args)?;
             let results = app.call(&module, &export, &values).await?;
+            let mut text = String::new();
             for r in &results {
-                println!("{}", membrane::to_wave(r)?);
+                text.push_str(&membrane::to_wave(r)?);
+                text.push('\n');
             }
+            out(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { manifest } => {
@@ -230,17 +255,17 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 let n = m.app.modules().len();
                 let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
                 for w in app.warnings() {
-                    eprintln!("warning: {w}");
+                    say(&format!("warning: {w}"));
                 }
                 Ok::<_, membrane::Error>((n, app.links().len()))
             }
             .await;
             match result {
                 Ok((n, links)) => {
-                    println!(
-                        "ok: {} loads; {n} module(s) and {links} link(s) checked",
+                    out(&format!(
+                        "ok: {} loads; {n} module(s) and {links} link(s) checked\n",
                         manifest.display()
-                    );
+                    ))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -250,7 +275,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Inspect { component, full } => {
-            print!("{}", membrane::inspect_file(&component, full)?);
+            out(&membrane::inspect_file(&component, full)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph { manifest, format } => {
@@ -260,7 +285,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 Format::Dot => membrane::GraphFormat::Dot,
                 Format::Mermaid => membrane::GraphFormat::Mermaid,
             };
-            print!("{}", membrane::render_graph(&app, format));
+            out(&membrane::render_graph(&app, format))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile { manifest } => {
@@ -272,11 +297,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let n = m.app.modules().len();
             let start = std::time::Instant::now();
             Runtime::new(config)?.load_spec(m.app).await?;
-            println!(
-                "compiled {n} module(s) into {} in {:.2?}",
+            out(&format!(
+                "compiled {n} module(s) into {} in {:.2?}\n",
                 dir.display(),
                 start.elapsed()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { manifest } => {
@@ -319,7 +344,7 @@ fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
         let Some(command) = module.build_command() else {
             continue;
         };
-        eprintln!("building {name}: {command}");
+        say(&format!("building {name}: {command}"));
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -332,10 +357,10 @@ fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
         built += 1;
     }
     if built == 0 {
-        eprintln!(
+        say(&format!(
             "nothing to build: no module of {} has a `build` command",
             manifest.path.display()
-        );
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,106 @@
+//! `limits.files`: the host resources holding a file descriptor that one instance may keep
+//! open at once: files and directories it opened, directory listings in progress, sockets.
+//!
+//! File descriptors are a resource of the whole process (`ulimit -n`): without a bound per
+//! instance, one module that opens the same file thousands of times and keeps the handles
+//! would make its neighbours fail to open their own files. An open past the limit fails
+//! inside the guest (`insufficient-memory` for files, as WASI 0.2 has no code for "too many
+//! open files"; `new-socket-limit` for sockets), so a careful guest can close something and
+//! go on; a call that then traps is reported as [`ErrorKind::FilesLimit`].
+//!
+//! The handles of granted directories themselves are shared by every instance of the app
+//! and are not counted. Per module, the total is at most `files` times `instances`.
+//!
+//! [`ErrorKind::FilesLimit`]: crate::ErrorKind::FilesLimit
+
+use std::any::Any;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::Descriptor;
+use wasmtime_wasi::p2::{ReaddirIterator, TcpSocket, UdpSocket};
+
+/// Default `files`: 256 per instance.
+pub const DEFAULT_FILES: u32 = 256;
+
+/// One instance's count of open descriptors.
+#[derive(Debug)]
+pub(crate) struct OpenFiles {
+    max: usize,
+    /// Set when an open was refused; cleared before every call.
+    pub(crate) denied: bool,
+    /// The shared handles of the granted directories (by address): not the instance's own.
+    preopens: Vec<usize>,
+}
+
+impl OpenFiles {
+    pub(crate) fn new(max: u32) -> Self {
+        OpenFiles {
+            max: max as usize,
+            denied: false,
+            preopens: Vec::new(),
+        }
+    }
+
+    /// Remembers a granted directory's handle as handed to the guest.
+    pub(crate) fn note_preopen(&mut self, d: &Descriptor) {
+        if let Descriptor::Dir(dir) = d {
+            let at = std::sync::Arc::as_ptr(&dir.dir) as usize;
+            if !self.preopens.contains(&at) {
+                self.preopens.push(at);
+            }
+        }
+    }
+
+    fn holds_fd(&self, entry: &dyn Any) -> bool {
+        if let Some(d) = entry.downcast_ref::<Descriptor>() {
+            return match d {
+                Descriptor::Dir(dir) => !self
+                    .preopens
+                    .contains(&(std::sync::Arc::as_ptr(&dir.dir) as usize)),
+                Descriptor::File(_) => true,
+            };
+        }
+        entry.is::<ReaddirIterator>() || entry.is::<TcpSocket>() || entry.is::<UdpSocket>()
+    }
+
+    /// Whether the instance may open one more; records a refusal.
+    pub(crate) fn admit(&mut self, table: &mut ResourceTable) -> bool {
+        let mut open = 0;
+        for entry in table.iter_mut() {
+            let entry: &dyn Any = entry;
+            if self.holds_fd(entry) {
+                open += 1;
+            }
+        }
+        if open >= self.max {
+            self.denied = true;
+            tracing::debug!(target: "membrane::limits", open, max = self.max, "open refused: files limit");
+            return false;
+        }
+        true
+    }
+}
+
+/// The soft and hard limits on open file descriptors of this process, if known.
+pub fn open_files_limit() -> (Option<u64>, Option<u64>) {
+    let r = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (r.current, r.maximum)
+}
+
+/// Raises this process's soft limit on open file descriptors to its hard limit, and returns
+/// the new soft limit. The `membrane` command does this at start; an embedding application
+/// can call it too. Failures leave the limit as it was.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let r = getrlimit(Resource::Nofile);
+    if r.current != r.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: r.maximum,
+                maximum: r.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}

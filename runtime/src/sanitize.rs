@@ -1,0 +1,157 @@
+//! Guest-controlled text on its way to a terminal or a log.
+//!
+//! A guest chooses the bytes of its output, the names in its binary (function names that
+//! appear in trap backtraces, import names that appear in compile errors) and the strings it
+//! returns. Printed raw, such text can drive the operator's terminal (clear the screen, set
+//! the window title, hide text), split one log line into two (a carriage return or a line
+//! separator), or reorder what is displayed (bidi overrides). Everything a guest chose is
+//! passed through [`escape`] before it is printed or logged.
+//!
+//! Escaped: every C0 control (U+0000..U+001F, including tab, newline and carriage return),
+//! DEL, every C1 control (U+0080..U+009F), the line and paragraph separators (U+2028,
+//! U+2029), the bidi controls (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069) and
+//! the byte order mark (U+FEFF). Each becomes `\u{XX}`, except the common `\t`, `\n` and
+//! `\r`, and a backslash becomes `\\`, so the escaped text can be read back unambiguously.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Whether `c` must not reach a terminal or a log as it is.
+pub(crate) fn is_dangerous(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{2028}' | '\u{2029}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{feff}')
+}
+
+/// `text` with every dangerous character (see the module docs) and every backslash escaped.
+/// The result is one line that draws exactly what it says.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| is_dangerous(c) || c == '\\') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    use std::fmt::Write as _;
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if is_dangerous(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+/// Host text that may carry guest text inside: dangerous characters are escaped as by
+/// [`escape`], except newlines, which the host uses to lay out lists; every line after the
+/// first is indented by `indent`, so that no line of it can pass for a line of its own.
+/// Backslashes are kept as they are (host text uses them in paths and WAVE).
+pub(crate) fn escape_lines(text: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(indent);
+        }
+        for c in line.chars() {
+            if c != '\\' && is_dangerous(c) {
+                push_escaped(&mut out, c);
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// WAVE text with dangerous characters replaced by WAVE's own `\u{..}` escapes. WAVE
+/// allows dangerous characters only inside string and char literals, where the escape means
+/// the same character, so the result is still valid WAVE for the same value.
+pub(crate) fn escape_wave(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_dangerous) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_dangerous(c) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Displays guest text escaped and in double quotes (`"..."`, with `"` escaped too), so that
+/// a reader of a log line can tell where the guest's text ends.
+pub(crate) struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let escaped = escape(self.0);
+        f.write_str("\"")?;
+        if escaped.contains('"') {
+            f.write_str(&escaped.replace('"', "\\\""))?;
+        } else {
+            f.write_str(&escaped)?;
+        }
+        f.write_str("\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_separators_and_bidi_are_escaped() {
+        let hostile = "a\u{1b}[2Jb\rc\u{b}\u{1c}\u{0}\u{e}\u{5}\u{2028}\u{2029}\u{202e}\u{85}\u{7f}\\";
+        let e = escape(hostile);
+        assert!(!e.chars().any(is_dangerous), "{e}");
+        assert_eq!(
+            e,
+            "a\\u{1b}[2Jb\\rc\\u{b}\\u{1c}\\u{0}\\u{e}\\u{5}\\u{2028}\\u{2029}\\u{202e}\\u{85}\\u{7f}\\\\"
+        );
+        assert!(matches!(escape("plain text, ünïcode"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn lines_keep_newlines_but_indent_them() {
+        let e = escape_lines("one\nINFO membrane: forged\u{1b}]0;x", "    ");
+        assert_eq!(e, "one\n    INFO membrane: forged\\u{1b}]0;x");
+    }
+
+    #[test]
+    fn wave_stays_valid() {
+        let v = wasmtime::component::Val::String("a\u{1b}b\u{202e}".into());
+        let text = v.to_wave().unwrap();
+        let escaped = escape_wave(&text);
+        assert!(!escaped.chars().any(is_dangerous));
+        let back = wasmtime::component::Val::from_wave(
+            &wasmtime::component::types::Type::String,
+            &escaped,
+        )
+        .unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn quoted_text_cannot_close_its_quotes() {
+        let q = Quoted("x\" module=store").to_string();
+        assert_eq!(q, "\"x\\\" module=store\"");
+    }
+}
