@@ -59,7 +59,10 @@ pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
         .with_source(e)
     })?;
     // Doc comments and names come from the component: keep them from driving a terminal.
-    Ok(crate::sanitize::escape_lines(&printer.output.to_string(), ""))
+    Ok(crate::sanitize::escape_lines(
+        &printer.output.to_string(),
+        "",
+    ))
 }
 
 /// Reads a component file and prints it (see [`inspect`]).

@@ -15,8 +15,8 @@ use crate::capability::hooks::Guarded;
 use crate::capability::quota::QuotaMap;
 use crate::capability::stdio::OutputBudget;
 use crate::capability::{InstanceCx, RunContext};
-use crate::limits::files::OpenFiles;
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::files::OpenFiles;
 use crate::limits::{MemoryLimiter, deadline_ticks};
 use crate::module::Module;
 use crate::value::Function;
@@ -159,7 +159,10 @@ impl LiveInstance {
         state.limiter.denied = false;
         state.limiter.table_denied = false;
         state.files.denied = false;
-        state.quotas.denied.store(false, std::sync::atomic::Ordering::Relaxed);
+        state
+            .quotas
+            .denied
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         state.deadline = now + budget;
         state.output.reset(module.limits.output);
         self.store

@@ -55,17 +55,17 @@ mod value;
 pub use app::{App, ModuleStatus};
 pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
+pub use capability::stdio::MAX_LOG_LINES;
 pub use error::{Error, ErrorKind, Result, chain, describe};
 pub use graph::{GraphFormat, render as render_graph};
 pub use inspect::{inspect, inspect_file};
-pub use capability::stdio::MAX_LOG_LINES;
 pub use limits::MAX_TABLE_ELEMENTS;
 pub use limits::files::{open_files_limit, raise_open_files_limit};
-pub use sanitize::escape;
 pub use link::LinkInfo;
 pub use link::host::HostInterface;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
+pub use sanitize::escape;
 pub use spec::{
     AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
 };

@@ -119,7 +119,8 @@ mod tests {
 
     #[test]
     fn controls_separators_and_bidi_are_escaped() {
-        let hostile = "a\u{1b}[2Jb\rc\u{b}\u{1c}\u{0}\u{e}\u{5}\u{2028}\u{2029}\u{202e}\u{85}\u{7f}\\";
+        let hostile =
+            "a\u{1b}[2Jb\rc\u{b}\u{1c}\u{0}\u{e}\u{5}\u{2028}\u{2029}\u{202e}\u{85}\u{7f}\\";
         let e = escape(hostile);
         assert!(!e.chars().any(is_dangerous), "{e}");
         assert_eq!(

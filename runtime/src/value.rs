@@ -116,11 +116,11 @@ pub fn to_wave(val: &Val) -> Result<String> {
     val.to_wave()
         .map(|t| crate::sanitize::escape_wave(&t).into_owned())
         .map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidArgs,
-            format!("value cannot be written as WAVE: {e}"),
-        )
-    })
+            Error::new(
+                ErrorKind::InvalidArgs,
+                format!("value cannot be written as WAVE: {e}"),
+            )
+        })
 }
 
 /// A short WIT-like name of a type, for messages.

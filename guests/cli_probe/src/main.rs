@@ -31,6 +31,19 @@ fn main() {
             write!(out, "{long}").unwrap();
             out.flush().unwrap();
         }
+        Some("newlines") => {
+            // Bare newlines in one write: the host must not log one event per byte.
+            let n: usize = args[2].parse().unwrap();
+            let mut out = std::io::stdout();
+            out.write_all(&vec![b'\n'; n]).unwrap();
+            out.flush().unwrap();
+        }
+        Some("manylines") => {
+            let mut out = std::io::stdout();
+            for i in 0..args[2].parse::<usize>().unwrap() {
+                writeln!(out, "l{i}").unwrap();
+            }
+        }
         Some("panic") => panic!("cli_probe was told to panic"),
         Some("spin") => loop {
             std::hint::black_box(());

@@ -172,8 +172,7 @@ impl Guest for Probe {
 
     fn symlink(target: String, link: String) -> Result<(), String> {
         let (dir, rel) = preopen_for(&link)?;
-        dir.symlink_at(&target, &rel)
-            .map_err(|e| format!("{e:?}"))
+        dir.symlink_at(&target, &rel).map_err(|e| format!("{e:?}"))
     }
 
     fn open_many(path: String, n: u32, strict: bool) -> Result<u32, String> {
@@ -226,7 +225,8 @@ impl Guest for Probe {
             }
             written += n as u64;
         }
-        f.flush().map_err(|e| format!("{written} written, then: {e}"))?;
+        f.flush()
+            .map_err(|e| format!("{written} written, then: {e}"))?;
         Ok(written)
     }
 

@@ -55,7 +55,9 @@ pub(crate) struct Filesystem {
 
 impl std::fmt::Debug for Filesystem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filesystem").field("dirs", &self.dirs).finish()
+        f.debug_struct("Filesystem")
+            .field("dirs", &self.dirs)
+            .finish()
     }
 }
 
@@ -374,7 +376,12 @@ pub(crate) fn check_overlaps(
     let mut files: Vec<(String, &Path)> = protected
         .components
         .iter()
-        .map(|(m, p)| (format!("the component of module `{m}` ({})", p.display()), *p))
+        .map(|(m, p)| {
+            (
+                format!("the component of module `{m}` ({})", p.display()),
+                *p,
+            )
+        })
         .collect();
     if let Some(m) = protected.manifest {
         files.push((format!("the manifest {}", m.display()), m));

@@ -21,10 +21,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     self as fs, DescriptorFlags, ErrorCode, Filesize, HostDescriptor, OpenFlags, PathFlags,
 };
-use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::bindings::{filesystem::preopens, sockets::network};
 use wasmtime_wasi::p2::{DynOutputStream, FsError, FsResult, ReaddirIterator, TcpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView;
@@ -45,7 +45,10 @@ pub(crate) trait Guarded: WasiView + 'static {
 type Store<'a, T> = StoreContextMut<'a, T>;
 
 /// Turns wasmtime-wasi's result into the guest's `result<_, error-code>`, or a trap.
-fn lower<T: Guarded, R>(store: &mut Store<'_, T>, r: FsResult<R>) -> wasmtime::Result<Result<R, ErrorCode>> {
+fn lower<T: Guarded, R>(
+    store: &mut Store<'_, T>,
+    r: FsResult<R>,
+) -> wasmtime::Result<Result<R, ErrorCode>> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(e) => {
@@ -149,7 +152,8 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "[method]descriptor.write-via-stream",
         |mut store: Store<'_, T>, (fd, offset): (Resource<Descriptor>, Filesize)| {
             let fd2 = Resource::<Descriptor>::new_borrow(fd.rep());
-            let r = HostDescriptor::write_via_stream(&mut store.data_mut().filesystem(), fd, offset);
+            let r =
+                HostDescriptor::write_via_stream(&mut store.data_mut().filesystem(), fd, offset);
             let r = wrap_stream(&mut store, &fd2, r);
             Ok((lower(&mut store, r)?,))
         },
@@ -169,7 +173,8 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if let Some(refused) = charge(&mut store, &fd, 0, 1) {
                 return Ok((Err(refused),));
             }
-            let r = HostDescriptor::create_directory_at(&mut store.data_mut().filesystem(), fd, path);
+            let r =
+                HostDescriptor::create_directory_at(&mut store.data_mut().filesystem(), fd, path);
             Ok((lower(&mut store, r)?,))
         },
     )?;
@@ -216,10 +221,8 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if !files.admit(table) {
                 return Ok((Err(network::ErrorCode::NewSocketLimit),));
             }
-            let r: Result<Resource<TcpSocket>, _> = tcp_create_socket::Host::create_tcp_socket(
-                &mut store.data_mut().sockets(),
-                family,
-            );
+            let r: Result<Resource<TcpSocket>, _> =
+                tcp_create_socket::Host::create_tcp_socket(&mut store.data_mut().sockets(), family);
             match r {
                 Ok(s) => Ok((Ok(s),)),
                 Err(e) => {

@@ -4,7 +4,9 @@
 //! Without a quota a module may fill the disk under its read-write grant. With one, every
 //! write, file creation, directory, symlink and hard link under the grant is charged before
 //! it happens; past the quota it fails inside the guest with `insufficient-space` (the
-//! error a program sees on a full disk), and a call that then traps is reported as
+//! error a program sees on a full disk; a write through a stream, which is how wasi-libc
+//! writes files, arrives as an I/O error because wasi-libc does not ask for the stream
+//! error's code), and a call that then traps is reported as
 //! [`ErrorKind::DiskQuota`](crate::ErrorKind::DiskQuota).
 //!
 //! Accounting: the grant's tree is measured (allocated blocks of every distinct inode, and

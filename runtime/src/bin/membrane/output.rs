@@ -7,6 +7,10 @@
 //!   SIGPIPE; any other write failure is reported on stderr with status 1;
 //! - messages and log lines go to stderr through [`say`] and [`LogWriter`], which drop
 //!   what cannot be written and count it.
+//!
+//! A stream that is closed when the command starts (`2>&-`) is reopened on /dev/null by
+//! Rust's runtime before `main`, so that no file the command opens can take its number; the
+//! command then behaves as with `2>/dev/null`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,7 +32,10 @@ impl OutputFailed {
         if self.0.kind() == std::io::ErrorKind::BrokenPipe {
             ExitCode::from(BROKEN_PIPE)
         } else {
-            say(&format!("error[io]: cannot write the results to stdout: {}", self.0));
+            say(&format!(
+                "error[io]: cannot write the results to stdout: {}",
+                self.0
+            ));
             ExitCode::FAILURE
         }
     }
