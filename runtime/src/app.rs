@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use wasmtime::component::Val;
 
-use crate::capability::RunContext;
-use crate::error::{Error, ErrorKind, Problems, Result};
-use crate::link::{self, LinkInfo, forward::Provider};
-use crate::module::{Compiled, Module};
-use crate::runtime::RuntimeInner;
+use crate::error::{Error, ErrorKind, Result};
+use crate::link::LinkInfo;
+use crate::load::{LoadCx, OnProgress};
+use crate::module::Module;
 use crate::spec::{AppSpec, ModuleSpec};
 use crate::supervisor::Health;
+use crate::unit::RunContext;
 use crate::value::Function;
 
 /// How long past a module's timeout the host waits for a call stuck in a host function
@@ -42,8 +42,8 @@ pub struct App {
 }
 
 struct AppInner {
-    // Keeps the engine and its epoch clock alive as long as the app.
-    _runtime: Arc<RuntimeInner>,
+    // Keeps the runtime (its engine and epoch clock) alive as long as the app.
+    _runtime: Arc<dyn std::any::Any + Send + Sync>,
     modules: BTreeMap<String, Arc<Module>>,
     specs: BTreeMap<String, ModuleSpec>,
     entry: Option<String>,
@@ -52,144 +52,21 @@ struct AppInner {
 }
 
 impl App {
-    pub(crate) async fn load(rt: Arc<RuntimeInner>, spec: AppSpec) -> Result<App> {
-        let entry = spec.entry_name().map(str::to_string);
-        let mut problems = Problems::default();
-        if spec.modules.is_empty() {
-            problems.push(Error::manifest("the app has no modules"));
-        }
-        for name in spec.modules.keys() {
-            if let Err(msg) = crate::manifest::validate_module_name(name) {
-                problems.push(Error::manifest(msg));
-            }
-        }
-        if let Some(stack) = spec.stack
-            && stack != rt.config.max_wasm_stack as u64
-        {
-            problems.push(Error::manifest(format!(
-                "the app asks for a wasm stack of {}, but this runtime was created with {}; \
-                 set Config::max_wasm_stack to match (the membrane command does)",
-                crate::units::format_size(stack),
-                crate::units::format_size(rt.config.max_wasm_stack as u64)
-            )));
-        }
-        if let Some(e) = &spec.entry
-            && !spec.modules.contains_key(e)
-        {
-            problems.push(Error::manifest(format!(
-                "the entry `{e}` is not a module of the app"
-            )));
-        }
-        for (name, m) in &spec.modules {
-            for key in m.links.keys() {
-                if let Err(msg) = link::validate_link_key(key) {
-                    problems.push(Error::manifest(format!("module `{name}`: links: {msg}")));
-                }
-            }
-        }
-        problems.into_result()?;
-        let specs = spec.modules.clone();
-        let manifest = spec.manifest.clone();
-
-        let started = std::time::Instant::now();
-        // Modules compile in parallel; every module's problems are reported together.
-        // One worker per core pulls modules from a shared queue: a thread per module would
-        // only add thread start-up and contention (wasmtime compiles each module in
-        // parallel internally too).
-        let queue = Arc::new(std::sync::Mutex::new(
-            spec.modules.into_iter().collect::<Vec<_>>(),
-        ));
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut tasks = Vec::new();
-        for _ in 0..workers {
-            let (rt, queue) = (rt.clone(), queue.clone());
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let mut done = Vec::new();
-                loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                    let Some((name, module)) = next else { break };
-                    done.push(Compiled::new(&rt, &name, module));
-                }
-                done
-            }));
-        }
-        let mut compiled = BTreeMap::new();
-        let mut problems = Problems::default();
-        for task in tasks {
-            match task.await {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            Ok(c) => {
-                                compiled.insert(c.name.clone(), c);
-                            }
-                            Err(e) => problems.push(e),
-                        }
-                    }
-                }
-                Err(join) => problems.push(Error::new(
-                    ErrorKind::Trap,
-                    format!("compiling a module panicked: {join}"),
-                )),
-            }
-        }
-        tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
-        check_grant_overlaps(&rt, &specs, &compiled, manifest.as_deref(), &mut problems);
-        // Links are checked even when some modules failed, so that one `check` lists
-        // everything; links to a failed module are skipped (its own error says why).
-        let failed: Vec<&String> = specs
-            .keys()
-            .filter(|n| !compiled.contains_key(*n))
-            .collect();
-        let hosts = rt.hosts();
-        let plan = match link::plan(&rt.engine, &compiled, &failed, &hosts) {
-            Ok(plan) => Some(plan),
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        };
-        problems.into_result()?;
-        let plan = plan.expect("no problems means a plan");
-        tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "links planned");
-        let order = link::order(&plan.links)?;
-        let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
-        let mut infos = Vec::new();
-        for name in order {
-            let Some(c) = compiled.remove(&name) else {
-                continue;
-            };
-            let mut linker = rt.linker.clone();
-            let mut sessions = 0;
-            for l in plan.links.get(&name).into_iter().flatten() {
-                let provider = if l.provider == link::HOST {
-                    Provider::Host(hosts[&l.export].clone())
-                } else {
-                    Provider::Module(modules[&l.provider].clone())
-                };
-                link::forward::define(&mut linker, &name, l, provider, &mut sessions)?;
-                infos.push(LinkInfo {
-                    importer: name.clone(),
-                    import: l.import.clone(),
-                    provider: l.provider.clone(),
-                    export: l.export.clone(),
-                });
-            }
-            let module = Module::new(&rt, c, &linker, sessions)?;
-            modules.insert(name, Arc::new(module));
-        }
-        infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
-        let mut warnings = plan.warnings;
-        warnings.extend(descriptor_warning(&specs));
-        tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
+    pub(crate) async fn load(
+        runtime: Arc<dyn std::any::Any + Send + Sync>,
+        cx: LoadCx,
+        spec: AppSpec,
+        progress: Option<OnProgress<'_>>,
+    ) -> Result<App> {
+        let loaded = crate::load::load(&cx, spec, progress).await?;
         Ok(App {
             inner: Arc::new(AppInner {
-                _runtime: rt,
-                modules,
-                specs,
-                entry,
-                links: infos,
-                warnings,
+                _runtime: runtime,
+                modules: loaded.modules,
+                specs: loaded.specs,
+                entry: loaded.entry,
+                links: loaded.links,
+                warnings: loaded.warnings,
             }),
         })
     }
@@ -214,9 +91,10 @@ impl App {
             .await
             .map_err(|e| {
                 Error::new(
-                    ErrorKind::Trap,
+                    ErrorKind::HostPanic,
                     format!("prewarming `{module}` panicked: {e}"),
                 )
+                .with_module(module)
             })?
     }
 
@@ -264,6 +142,7 @@ impl App {
                 "the app has no module `{name}`; modules: {}",
                 known.join(", ")
             ))
+            .with_module(name)
         })
     }
 
@@ -283,7 +162,7 @@ impl App {
         let func = m.function(export)?;
         func.check_args(args)?;
         let args = args.to_vec();
-        let timeout = m.limits.timeout;
+        let timeout = m.recipe().limits.timeout;
         let task = tokio::task::spawn_blocking(move || m.invoke(&func, &args, None));
         finish(module, export, timeout, task).await
     }
@@ -310,7 +189,7 @@ impl App {
             )
         })?;
         let m = self.module(entry)?.clone();
-        let timeout = m.limits.timeout;
+        let timeout = m.recipe().limits.timeout;
         let run = RunContext {
             args,
             inherit_stdin,
@@ -318,56 +197,6 @@ impl App {
         let task = tokio::task::spawn_blocking(move || m.run(&run));
         finish(entry, "wasi:cli/run", timeout, task).await
     }
-}
-
-/// Refuses read-write grants that reach what decides the host's code: component files, the
-/// manifest, the compiled-code cache.
-fn check_grant_overlaps(
-    rt: &RuntimeInner,
-    specs: &BTreeMap<String, ModuleSpec>,
-    compiled: &BTreeMap<String, Compiled>,
-    manifest: Option<&std::path::Path>,
-    problems: &mut Problems,
-) {
-    let writable: Vec<_> = compiled
-        .values()
-        .flat_map(|c| c.policy.writable_dirs().map(move |d| (c.name.as_str(), d)))
-        .collect();
-    let components = specs
-        .iter()
-        .filter_map(|(name, m)| match &m.source {
-            crate::spec::ComponentSource::File(p) => Some((name.as_str(), p.as_path())),
-            crate::spec::ComponentSource::Bytes(_) => None,
-        })
-        .collect();
-    let protected = crate::capability::fs::Protected {
-        components,
-        manifest,
-        cache: rt.config.cache_dir.as_deref(),
-    };
-    crate::capability::fs::check_overlaps(&writable, &protected, problems);
-}
-
-/// A warning when the modules together may hold more file descriptors than the process
-/// may open: each instance up to its `files` limit.
-fn descriptor_warning(specs: &BTreeMap<String, ModuleSpec>) -> Option<String> {
-    let worst: u64 = specs
-        .values()
-        .map(|m| u64::from(m.limits.files) * m.limits.instances as u64)
-        .sum();
-    let (Some(soft), _) = crate::limits::files::open_files_limit() else {
-        return None;
-    };
-    // The runtime itself needs some: compiled images, sockets of its own, stdio.
-    let reserve = 64;
-    (worst.saturating_add(reserve) > soft).then(|| {
-        let w = format!(
-            "the modules may hold up to {worst} open files together (`files` x `instances` per module), \
-             more than this process's limit of {soft}; lower `files` or `instances`, or raise `ulimit -n`"
-        );
-        tracing::warn!(target: "membrane::limits", "{w}");
-        w
-    })
 }
 
 /// Waits for a call on its blocking thread, answering `Timeout` if a host function keeps
@@ -381,14 +210,18 @@ async fn finish<T>(
     match tokio::time::timeout(timeout + HOST_CALL_GRACE, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(Error::new(
-            ErrorKind::Trap,
+            ErrorKind::HostPanic,
             format!("module `{module}`: {what}: the host panicked while serving the call: {join}"),
-        )),
+        )
+        .with_module(module)
+        .with_export(what)),
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             format!(
                 "module `{module}`: {what} ran past its timeout of {timeout:?} inside a host call; raise [modules.{module}.limits] timeout if it needs longer"
             ),
-        )),
+        )
+        .with_module(module)
+        .with_export(what)),
     }
 }

@@ -1,6 +1,9 @@
-//! The error type of the library: one struct with a documented [`ErrorKind`].
+//! The error type of the library: a documented [`ErrorKind`] and the fields a program needs
+//! (module, export, manifest key and location, the list of problems), plus a message for a
+//! person.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// What went wrong, in a form a program can match on.
 ///
@@ -13,7 +16,8 @@ pub enum ErrorKind {
     /// A module's imports cannot be satisfied: an interface is neither granted nor linked,
     /// or a link does not type-check.
     Link,
-    /// A capability was not granted (reported by the host, not by WASI inside the guest).
+    /// The host refused a grant: a path through a symbolic link, a read-write grant that
+    /// would reach code the host runs.
     Denied,
     /// A module, export or file does not exist.
     NotFound,
@@ -48,6 +52,9 @@ pub enum ErrorKind {
     InvalidArgs,
     /// The guest asked to exit with a non-zero status (`wasi:cli/exit`).
     Exit,
+    /// The host itself failed while serving a call (a bug in Membrane or in a host
+    /// interface of the embedding application), not the guest.
+    HostPanic,
 }
 
 impl ErrorKind {
@@ -73,6 +80,7 @@ impl ErrorKind {
             ErrorKind::InvalidComponent => "invalid-component",
             ErrorKind::InvalidArgs => "invalid-args",
             ErrorKind::Exit => "exit",
+            ErrorKind::HostPanic => "host-panic",
         }
     }
 }
@@ -83,18 +91,38 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Where in a manifest a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// The line, from 1.
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
 /// The error of every fallible Membrane operation.
 ///
-/// `Display` prints the message only; the underlying cause, when there is one, is
-/// available through [`std::error::Error::source`] so that callers can print the chain.
+/// `Display` prints the message (with the manifest location when there is one, and the
+/// list when the error is several problems); the underlying cause, when there is one, is
+/// available through [`std::error::Error::source`], and [`chain`] prints both safely.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    module: Option<String>,
+    export: Option<String>,
+    key: Option<String>,
+    location: Option<Location>,
+    /// More than one problem: the whole list, flat.
+    problems: Vec<Error>,
     exit_code: Option<i32>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    /// The problems an error of several problems lists, kept so lists can be merged.
-    nested: Option<Vec<Error>>,
     /// Set when the failure happened in a linked provider, not in the module that reports it.
     pub(crate) upstream: bool,
 }
@@ -108,9 +136,13 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            module: None,
+            export: None,
+            key: None,
+            location: None,
+            problems: Vec::new(),
             exit_code: None,
             source: None,
-            nested: None,
             upstream: false,
         }
     }
@@ -124,11 +156,37 @@ impl Error {
         self
     }
 
+    /// Names the module the error is about.
+    pub fn with_module(mut self, module: impl Into<String>) -> Self {
+        self.module = Some(module.into());
+        self
+    }
+
+    /// Names the export (`ns:pkg/iface#func`) the error is about.
+    pub fn with_export(mut self, export: impl Into<String>) -> Self {
+        self.export = Some(export.into());
+        self
+    }
+
+    /// Names the manifest key to change (`modules.api.limits.memory`).
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub(crate) fn at(mut self, location: Option<Location>) -> Self {
+        if self.location.is_none() {
+            self.location = location;
+        }
+        self
+    }
+
     pub(crate) fn exit(code: i32, module: &str) -> Self {
         let mut e = Error::new(
             ErrorKind::Exit,
             format!("module `{module}` exited with status {code}"),
-        );
+        )
+        .with_module(module);
         e.exit_code = Some(code);
         e
     }
@@ -149,14 +207,44 @@ impl Error {
         Error::new(ErrorKind::Io, message).with_source(source)
     }
 
-    /// What kind of error this is.
+    /// What kind of error this is (for several problems, the kind of the first).
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
-    /// The message, without the cause chain.
+    /// The message, without the location, the list or the cause chain.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The module the error is about, if it is about one.
+    pub fn module(&self) -> Option<&str> {
+        self.module.as_deref()
+    }
+
+    /// The export the error is about, if any.
+    pub fn export(&self) -> Option<&str> {
+        self.export.as_deref()
+    }
+
+    /// The manifest key to change, if the error is about one (`modules.api.limits.memory`).
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Where in the manifest the problem is, when the app came from a manifest.
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
+    /// Every problem this error reports: the list when there are several, else the error
+    /// itself. Never nested, never empty.
+    pub fn problems(&self) -> &[Error] {
+        if self.problems.is_empty() {
+            std::slice::from_ref(self)
+        } else {
+            &self.problems
+        }
     }
 
     /// The status the guest passed to `wasi:cli/exit`, for [`ErrorKind::Exit`].
@@ -164,15 +252,52 @@ impl Error {
         self.exit_code
     }
 
-    /// Prepends context to the message, keeping kind and cause.
+    /// Prepends context to the message, keeping kind, fields and cause.
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// Names the module, unless the error names one already.
+    pub(crate) fn set_module(&mut self, module: &str) {
+        if self.module.is_none() {
+            self.module = Some(module.to_string());
+        }
+    }
+
+    /// Sets where in the manifest the problem is, unless it is known already.
+    pub(crate) fn set_location(&mut self, at: Location) {
+        if self.location.is_none() {
+            self.location = Some(at);
+        }
+    }
+
+    /// Fills in the module when the error does not name one yet (on every problem).
+    pub(crate) fn in_module(mut self, module: &str) -> Self {
+        if self.module.is_none() {
+            self.module = Some(module.to_string());
+        }
+        for p in &mut self.problems {
+            if p.module.is_none() {
+                p.module = Some(module.to_string());
+            }
+        }
         self
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.problems.is_empty() {
+            write!(f, "{} problems:", self.problems.len())?;
+            for p in &self.problems {
+                write!(f, "\n  - {}", chain(p))?;
+            }
+            return Ok(());
+        }
+        if let Some(at) = &self.location {
+            write!(f, "{at}: ")?;
+        }
         f.write_str(&self.message)
     }
 }
@@ -185,40 +310,41 @@ impl std::error::Error for Error {
     }
 }
 
-/// A list of problems found at load time, reported together so that one `check`
-/// shows everything to fix.
+/// Problems found at load time, reported together so that one `check` shows everything
+/// to fix.
 #[derive(Debug, Default)]
 pub(crate) struct Problems(Vec<Error>);
 
 impl Problems {
-    /// Adds a problem; an error that lists several problems is flattened into them.
-    pub(crate) fn push(&mut self, e: Error) {
-        match e.nested {
-            Some(list) => self.0.extend(list),
-            None => self.0.push(e),
+    /// Adds a problem; an error that lists several problems adds each of them.
+    pub(crate) fn push(&mut self, mut e: Error) {
+        if e.problems.is_empty() {
+            self.0.push(e);
+        } else {
+            self.0.append(&mut e.problems);
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
-    /// Ok when empty; otherwise one error of the first problem's kind listing all of them.
+    /// The problems so far.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Error> {
+        self.0.iter_mut()
+    }
+
+    /// Ok when empty; otherwise the one problem, or one error of the first problem's kind
+    /// listing all of them.
     pub(crate) fn into_result(self) -> Result<()> {
         let mut problems = self.0;
         match problems.len() {
             0 => Ok(()),
             1 => Err(problems.remove(0)),
             n => {
-                let kind = problems[0].kind;
-                let list: Vec<String> = problems
-                    .iter()
-                    .map(|p| format!("  - {}", chain(p)))
-                    .collect();
-                Err(Error::new(
-                    kind,
-                    format!("{n} problems:\n{}", list.join("\n")),
-                ))
+                let mut e = Error::new(problems[0].kind, format!("{n} problems"));
+                e.problems = problems;
+                Err(e)
             }
         }
     }
@@ -249,5 +375,34 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         crate::sanitize::escape_lines(&e.to_string(), "    ")
     } else {
         crate::sanitize::escape(&e.to_string()).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_lists_stay_flat() {
+        let mut inner = Problems::default();
+        inner.push(Error::manifest("a").with_module("x"));
+        inner.push(Error::link("b"));
+        let nested = inner.into_result().unwrap_err();
+        let mut outer = Problems::default();
+        outer.push(Error::not_found("c"));
+        outer.push(nested);
+        let e = outer.into_result().unwrap_err();
+        assert_eq!(e.problems().len(), 3);
+        assert!(e.problems().iter().all(|p| p.problems().len() == 1));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.problems()[1].module(), Some("x"));
+        assert_eq!(e.to_string().matches("problems").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_single_error_is_its_own_problem() {
+        let e = Error::manifest("m").with_key("modules.a.limits.memory");
+        assert_eq!(e.problems().len(), 1);
+        assert_eq!(e.problems()[0].key(), Some("modules.a.limits.memory"));
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::app::App;
-use crate::link::HOST;
+use crate::names::HOST;
 use crate::spec::{ModuleSpec, OutputRoute};
 use crate::units::format_size;
 

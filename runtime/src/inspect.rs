@@ -5,7 +5,7 @@ use std::path::Path;
 use wit_component::{DecodedWasm, WitPrinter};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::module::check_header;
+use crate::compile::check_header;
 
 /// Decodes component bytes and prints their world as WIT.
 ///

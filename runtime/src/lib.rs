@@ -31,46 +31,64 @@
 //! # }
 //! ```
 
-mod app;
+// The layers, bottom to top; a file uses only files of its own layer or below.
+//
+// Description: what an app is, knowing nothing of how it runs.
+mod error;
+mod manifest;
+mod names;
+mod sanitize;
+mod semver;
+mod spec;
+mod units;
+// Execution: one shape for capabilities and limits, instances built from a recipe, pools,
+// supervision.
 mod cache;
 mod capability;
-mod error;
-mod export;
-mod graph;
-mod inspect;
+mod classify;
+mod compile;
+mod exports;
 mod instance;
 pub(crate) mod limits;
-mod link;
-mod manifest;
 mod module;
 mod pool;
-mod runtime;
-mod sanitize;
-mod spec;
 mod supervisor;
 mod trap;
-mod units;
+mod unit;
 mod value;
+// Linking modules to each other and to the host.
+mod link;
+// The app and the runtime on top.
+mod app;
+mod graph;
+mod inspect;
+mod load;
+mod runtime;
+mod validate;
 
 pub use app::{App, ModuleStatus};
 pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
-pub use capability::stdio::MAX_LOG_LINES;
-pub use error::{Error, ErrorKind, Result, chain, describe};
+pub use error::{Error, ErrorKind, Location, Result, chain, describe};
 pub use graph::{GraphFormat, render as render_graph};
 pub use inspect::{inspect, inspect_file};
 pub use limits::MAX_TABLE_ELEMENTS;
 pub use limits::files::{open_files_limit, raise_open_files_limit};
+pub use limits::output::MAX_LOG_LINES;
 pub use link::LinkInfo;
 pub use link::host::HostInterface;
+pub use load::LoadProgress;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
+    RestartPolicy,
 };
-pub use supervisor::{Health, RestartPolicy};
+pub use supervisor::Health;
+pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
+pub use validate::validate;
 pub use value::{Function, to_wave, type_name};
 pub use wasmtime::component::Val;
 pub use wasmtime::component::types::Type;

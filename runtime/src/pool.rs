@@ -5,23 +5,19 @@
 //! once with `Overloaded`, and a waiting call gives up at its deadline with `Timeout`.
 //! The gate is a plain mutex and condition variable because linked calls arrive on the
 //! caller's (blocking) thread, not in an async task.
+//!
+//! Every instance of a module goes through its pool, including the instances a resource
+//! link pins to one importer instance (a session): a session holds its lease for as long
+//! as the importer instance lives, so it counts against the provider's `instances` and shows
+//! in `App::status` as busy.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::ops::Deref;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::LiveInstance;
-
-/// Whether instances are reused between calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Lifecycle {
-    /// An instance serves many calls, one at a time; its memory persists between them.
-    #[default]
-    Reuse,
-    /// Every call gets a fresh instance: nothing carries over from one call to the next.
-    PerCall,
-}
+use crate::spec::Lifecycle;
 
 struct Gate {
     busy: usize,
@@ -37,9 +33,10 @@ pub(crate) struct Pool {
     freed: Condvar,
 }
 
-/// The right to run one instance; returns it (and the slot) when dropped.
-pub(crate) struct Lease<'a> {
-    pool: &'a Pool,
+/// The right to run one instance; returns it (and the slot) when dropped. Borrows the pool
+/// for a call, or owns a reference to it for a session.
+pub(crate) struct Lease<P: Deref<Target = Pool>> {
+    pool: P,
     /// An idle instance to reuse, if there was one.
     pub(crate) instance: Option<LiveInstance>,
     /// A healthy instance to keep when the lease ends.
@@ -66,7 +63,31 @@ impl Pool {
     }
 
     /// Waits for a free instance slot until `deadline`.
-    pub(crate) fn acquire(&self, module: &str, deadline: Instant) -> Result<Lease<'_>> {
+    pub(crate) fn acquire(&self, module: &str, deadline: Instant) -> Result<Lease<&Pool>> {
+        let instance = self.admit(module, deadline)?;
+        Ok(Lease {
+            pool: self,
+            instance,
+            returned: None,
+        })
+    }
+
+    /// [`Pool::acquire`] for a lease that outlives the borrow: a session's.
+    pub(crate) fn acquire_owned(
+        self: &Arc<Self>,
+        module: &str,
+        deadline: Instant,
+    ) -> Result<Lease<Arc<Pool>>> {
+        let instance = self.admit(module, deadline)?;
+        Ok(Lease {
+            pool: self.clone(),
+            instance,
+            returned: None,
+        })
+    }
+
+    /// Takes a slot (waiting for one until `deadline`), and an idle instance if there is one.
+    fn admit(&self, module: &str, deadline: Instant) -> Result<Option<LiveInstance>> {
         let mut gate = self.lock();
         if gate.busy >= self.max {
             if gate.waiting >= self.queue {
@@ -77,7 +98,8 @@ impl Pool {
                          raise [modules.{module}.limits] instances or queue",
                         self.max, gate.waiting
                     ),
-                ));
+                )
+                .with_module(module));
             }
             gate.waiting += 1;
             while gate.busy >= self.max {
@@ -89,7 +111,8 @@ impl Pool {
                         format!(
                             "module `{module}`: no instance became free before the call's deadline"
                         ),
-                    ));
+                    )
+                    .with_module(module));
                 }
                 gate = self
                     .freed
@@ -100,12 +123,7 @@ impl Pool {
             gate.waiting -= 1;
         }
         gate.busy += 1;
-        let instance = gate.idle.pop();
-        Ok(Lease {
-            pool: self,
-            instance,
-            returned: None,
-        })
+        Ok(gate.idle.pop())
     }
 
     /// Adds instances to the idle list, up to the module's instance limit; returns how many
@@ -136,7 +154,7 @@ impl Pool {
     }
 }
 
-impl Lease<'_> {
+impl<P: Deref<Target = Pool>> Lease<P> {
     /// Gives a healthy instance back for reuse.
     pub(crate) fn recycle(&mut self, instance: LiveInstance) {
         if self.pool.lifecycle == Lifecycle::Reuse {
@@ -145,7 +163,7 @@ impl Lease<'_> {
     }
 }
 
-impl Drop for Lease<'_> {
+impl<P: Deref<Target = Pool>> Drop for Lease<P> {
     fn drop(&mut self) {
         let returned = self.returned.take();
         let mut gate = self.pool.lock();

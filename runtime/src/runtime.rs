@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::instance::HostState;
 use crate::link::host::HostInterface;
 use crate::manifest::Manifest;
+use crate::load::{LoadCx, LoadProgress};
 use crate::spec::AppSpec;
 
 /// Settings of a [`Runtime`]. The defaults suit untrusted code.
@@ -61,15 +62,24 @@ pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: Config,
-    pub(crate) cache: Option<Cache>,
+    pub(crate) cache: Option<Arc<Cache>>,
     hosts: RwLock<HashMap<String, Arc<HostInterface>>>,
     stop_ticker: Arc<AtomicBool>,
 }
 
 impl RuntimeInner {
-    /// The host interfaces registered so far.
-    pub(crate) fn hosts(&self) -> HashMap<String, Arc<HostInterface>> {
-        self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// What a load needs, as of now (the host interfaces registered so far).
+    fn load_cx(&self) -> LoadCx {
+        LoadCx {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            cache: self.cache.clone(),
+            cache_dir: self.config.cache_dir.clone(),
+            metered: self.config.fuel,
+            epoch_tick: self.config.epoch_tick,
+            max_wasm_stack: self.config.max_wasm_stack,
+            hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 }
 
@@ -111,7 +121,7 @@ impl Runtime {
             Error::new(ErrorKind::Io, "cannot create the wasm engine").with_source(e)
         })?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(Cache::open(dir, &engine)?),
+            Some(dir) => Some(Arc::new(Cache::open(dir, &engine)?)),
             None => None,
         };
         let mut linker = Linker::new(&engine);
@@ -164,9 +174,20 @@ impl Runtime {
         self.load_spec(manifest.app).await
     }
 
-    /// Compiles every module, checks its imports and grants, and returns the ready app.
-    /// Nothing runs yet. Every problem found is reported in one error.
+    /// Validates the declaration, compiles every module, checks its imports and grants,
+    /// and returns the ready app. Nothing runs yet. Every problem found is reported in one
+    /// error ([`Error::problems`](crate::Error::problems)).
     pub async fn load_spec(&self, spec: AppSpec) -> Result<App> {
-        App::load(self.inner.clone(), spec).await
+        App::load(self.inner.clone(), self.inner.load_cx(), spec, None).await
+    }
+
+    /// [`Runtime::load_spec`], telling `progress` of every module compiled (for a progress
+    /// bar: compiling takes seconds for large apps).
+    pub async fn load_spec_with_progress(
+        &self,
+        spec: AppSpec,
+        progress: &(dyn Fn(LoadProgress<'_>) + Send + Sync),
+    ) -> Result<App> {
+        App::load(self.inner.clone(), self.inner.load_cx(), spec, Some(progress)).await
     }
 }

@@ -13,34 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
-
-/// When a module is taken out of service, and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RestartPolicy {
-    /// Failures tolerated within `within`; one more opens the circuit.
-    pub max: u32,
-    /// The window failures are counted in.
-    pub within: Duration,
-    /// How long the circuit stays open before a trial call; doubles after a failed trial.
-    pub backoff: Duration,
-}
-
-impl RestartPolicy {
-    /// The longest back-off after repeated failed trials.
-    pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-}
-
-impl Default for RestartPolicy {
-    /// 5 failures within 60 s, then 1 s of back-off.
-    fn default() -> Self {
-        RestartPolicy {
-            max: 5,
-            within: Duration::from_secs(60),
-            backoff: Duration::from_secs(1),
-        }
-    }
-}
+use crate::spec::RestartPolicy;
 
 /// A module's health as the supervisor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +104,8 @@ impl Supervisor {
                     humantime::format_duration(self.policy.within),
                     humantime::format_duration(Duration::from_millis(retry.as_millis() as u64))
                 ),
-            ));
+            )
+            .with_module(module));
         }
         s.trial_running = true;
         Ok(Admission::Trial)

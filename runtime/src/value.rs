@@ -12,18 +12,12 @@ use crate::error::{Error, ErrorKind, Result};
 /// An exported function: its full name and its parameter and result types.
 #[derive(Debug)]
 pub struct Function {
-    /// Unique per resolved function; indexes each instance's cache of looked-up functions.
+    /// Small and unique per module; indexes each instance's cache of function handles.
     pub(crate) id: usize,
     pub(crate) name: String,
     pub(crate) index: ComponentExportIndex,
     pub(crate) params: Vec<(String, Type)>,
     pub(crate) results: Vec<Type>,
-}
-
-/// Ids for [`Function::id`].
-pub(crate) fn next_function_id() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Function {
@@ -54,7 +48,7 @@ impl Function {
                     self.signature_params(),
                     args.len()
                 ),
-            ));
+            ).with_export(&self.name));
         }
         self.params
             .iter()
@@ -68,7 +62,7 @@ impl Function {
                             self.name,
                             type_name(ty)
                         ),
-                    )
+                    ).with_export(&self.name)
                 })
             })
             .collect()
@@ -86,14 +80,14 @@ impl Function {
                     self.signature_params(),
                     args.len()
                 ),
-            ));
+            ).with_export(&self.name));
         }
         for ((name, ty), val) in self.params.iter().zip(args) {
             check(val, ty).map_err(|why| {
                 Error::new(
                     ErrorKind::InvalidArgs,
                     format!("{}: argument `{name}`: {why}", self.name),
-                )
+                ).with_export(&self.name)
             })?;
         }
         Ok(())

@@ -1,38 +1,51 @@
 //! Environment and arguments: only the variables listed in the grant, never the host's.
 //! Arguments exist only for the entry module of `membrane run`; `argv[0]` is the module name.
 
-use std::collections::BTreeMap;
+use std::any::Any;
 
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{Capability, InstanceCx};
 use crate::error::{Error, Problems, Result};
-use crate::spec::Grants;
+use crate::unit::{InstanceCx, ModuleCx, Unit, UnitDef};
 
-#[derive(Debug)]
-pub(crate) struct Environment {
-    vars: Vec<(String, String)>,
-}
+pub(crate) const DEF: UnitDef = UnitDef {
+    validate,
+    prepare,
+};
 
-impl Environment {
-    pub(crate) fn prepare(module: &str, grants: &Grants, problems: &mut Problems) -> Self {
-        let mut vars = BTreeMap::new();
-        for (key, value) in &grants.env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-                problems.push(Error::manifest(format!(
-                    "module `{module}`: grants.env: {key:?} is not a valid variable name (no '=', no NUL, not empty)"
-                )));
-                continue;
-            }
-            vars.insert(key.clone(), value.clone());
-        }
-        Environment {
-            vars: vars.into_iter().collect(),
+fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
+    for (key, value) in &cx.spec.grants.env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            problems.push(
+                Error::manifest(format!(
+                    "module `{}`: grants.env: {:?} is not a valid variable (no '=' or NUL in the name, no NUL in the value, not empty)",
+                    cx.name,
+                    crate::sanitize::escape(key)
+                ))
+                .with_key(cx.key(&format!("grants.env.{key}"))),
+            );
         }
     }
 }
 
-impl Capability for Environment {
+fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
+    Some(Box::new(Environment {
+        vars: cx
+            .spec
+            .grants
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }))
+}
+
+#[derive(Debug)]
+struct Environment {
+    vars: Vec<(String, String)>,
+}
+
+impl Unit for Environment {
     fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
         wasi.envs(&self.vars);
         let mut args = vec![cx.module.to_string()];
@@ -41,5 +54,9 @@ impl Capability for Environment {
         }
         wasi.args(&args);
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

@@ -17,10 +17,11 @@
 //! Nested grants are allowed and mean what they say: a module that may write the outer
 //! directory may change what a module with the inner grant sees (files, subdirectories,
 //! even which directory sits at the inner path for the next load), but never beyond the
-//! outer grant. [`check_overlaps`] refuses the cases where a read-write grant would let a
+//! outer grant. [`super::protect`] refuses the cases where a read-write grant would let a
 //! module change what the host runs: a component file, the manifest, or the compiled-code
 //! cache inside (or around) a read-write grant.
 
+use std::any::Any;
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -30,10 +31,10 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use super::quota::Quota;
-use super::{Capability, InstanceCx};
+use super::quota::{Quota, QuotaMap};
 use crate::error::{Error, ErrorKind, Problems, Result};
-use crate::spec::{DirMode, Grants};
+use crate::spec::{DirGrant, DirMode};
+use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 
 /// One granted directory, opened.
 #[derive(Debug)]
@@ -42,13 +43,13 @@ pub(crate) struct OpenedDir {
     pub host: PathBuf,
     pub mode: DirMode,
     /// The handle opened at load; it identifies the directory for the overlap checks.
-    handle: Arc<OwnedFd>,
+    pub handle: Arc<OwnedFd>,
 }
 
 pub(crate) struct Filesystem {
     dirs: Vec<OpenedDir>,
     /// The preopens every instance gets: clones of one handle per grant.
-    template: Option<WasiFilesystemCtx>,
+    template: WasiFilesystemCtx,
     /// Grants with a disk quota, by guest path.
     quotas: Arc<Vec<(String, Arc<Quota>)>>,
 }
@@ -81,7 +82,7 @@ enum OpenFailure {
     Io(PathBuf, std::io::Error),
 }
 
-const DIR_FLAGS: OFlags = OFlags::RDONLY
+pub(crate) const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
@@ -119,49 +120,6 @@ fn open_real_dir(path: &Path) -> std::result::Result<OwnedFd, OpenFailure> {
     Ok(cur)
 }
 
-/// A directory's identity: device and inode.
-type DirId = (u64, u64);
-
-fn id_of(fd: &OwnedFd) -> std::io::Result<DirId> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev as u64, st.st_ino as u64))
-}
-
-/// The identities of a directory and of every directory above it, up to the root.
-fn ancestors(fd: OwnedFd) -> std::io::Result<Vec<DirId>> {
-    let mut ids = vec![id_of(&fd)?];
-    let mut cur = fd;
-    // Deeper than any real tree; stops a loop on a broken file system.
-    for _ in 0..4096 {
-        let parent = rustix::fs::openat(
-            &cur,
-            "..",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let id = id_of(&parent)?;
-        if ids.last() == Some(&id) {
-            break;
-        }
-        ids.push(id);
-        cur = parent;
-    }
-    Ok(ids)
-}
-
-/// The directories holding the file at `path`, wherever its symlinks lead.
-fn ancestors_of_file(path: &Path) -> std::io::Result<Vec<DirId>> {
-    let real = std::fs::canonicalize(path)?;
-    let parent = real.parent().unwrap_or(Path::new("/"));
-    let fd = rustix::fs::openat(
-        CWD,
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    ancestors(fd)
-}
-
 /// Refuses a template built from something that is not procfs: the handles are passed to
 /// wasmtime-wasi through `/proc/self/fd`, which must be the kernel's own.
 fn check_procfs() -> std::io::Result<bool> {
@@ -169,56 +127,79 @@ fn check_procfs() -> std::io::Result<bool> {
     Ok(st.f_type == rustix::fs::PROC_SUPER_MAGIC)
 }
 
-impl Filesystem {
-    pub(crate) fn prepare(module: &str, grants: &Grants, problems: &mut Problems) -> Self {
-        let mut dirs = Vec::new();
-        let mut guests: Vec<String> = Vec::new();
-        let mut quotas = Vec::new();
-        for grant in &grants.dirs {
-            let guest = grant.guest.trim_end_matches('/');
-            let guest = if guest.is_empty() { "/" } else { guest };
-            if let Err(msg) = validate_guest_path(guest) {
-                problems.push(Error::manifest(format!(
-                    "module `{module}`: grants.dirs: {msg}"
-                )));
-                continue;
-            }
-            if guests.iter().any(|g| g == guest) {
-                problems.push(Error::manifest(format!(
-                    "module `{module}`: grants.dirs: guest path {guest:?} is granted twice; keep one entry"
-                )));
-                continue;
-            }
-            let wants_quota = grant.quota.is_some() || grant.quota_files.is_some();
-            if wants_quota && grant.mode != DirMode::ReadWrite {
-                problems.push(Error::manifest(format!(
-                    "module `{module}`: grants.dirs: {guest:?} has a quota but is read-only; a quota bounds \
-                     what a module writes, so give it to a grant with mode = \"rw\" or remove it"
-                )));
-                continue;
-            }
-            match open_real_dir(&grant.host) {
-                Ok(fd) => {
-                    let handle = Arc::new(fd);
-                    if wants_quota {
-                        quotas.push((
-                            guest.to_string(),
-                            Arc::new(Quota::new(
-                                grant.host.clone(),
-                                handle.clone(),
-                                grant.quota,
-                                grant.quota_files,
-                            )),
-                        ));
-                    }
-                    guests.push(guest.to_string());
-                    dirs.push(OpenedDir {
-                        host: grant.host.clone(),
-                        mode: grant.mode,
-                        handle,
-                    });
+pub(crate) const DEF: UnitDef = UnitDef {
+    validate,
+    prepare,
+};
+
+/// The guest path as the guest sees it: no trailing slash, `/` for the root.
+fn guest_of(grant: &DirGrant) -> &str {
+    let guest = grant.guest.trim_end_matches('/');
+    if guest.is_empty() { "/" } else { guest }
+}
+
+fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, grant) in cx.spec.grants.dirs.iter().enumerate() {
+        let key = cx.key(&format!("grants.dirs[{i}]"));
+        let bad = |msg: String| {
+            Error::manifest(format!("module `{}`: grants.dirs: {msg}", cx.name)).with_key(key.clone())
+        };
+        let guest = guest_of(grant);
+        if let Err(msg) = validate_guest_path(guest) {
+            problems.push(bad(msg));
+            continue;
+        }
+        if seen.contains(&guest) {
+            problems.push(bad(format!(
+                "guest path {guest:?} is granted twice; keep one entry"
+            )));
+        }
+        seen.push(guest);
+        if (grant.quota.is_some() || grant.quota_files.is_some()) && grant.mode != DirMode::ReadWrite {
+            problems.push(bad(format!(
+                "{guest:?} has a quota but is read-only; a quota bounds what a module writes, so give it \
+                 to a grant with mode = \"rw\" or remove it"
+            )));
+        }
+        if grant.host.as_os_str().is_empty() {
+            problems.push(bad("`host` is empty: give the host directory to grant".into()));
+        }
+    }
+}
+
+fn prepare(cx: &ModuleCx<'_>, problems: &mut Problems) -> Option<Box<dyn Unit>> {
+    let module = cx.name;
+    let mut dirs = Vec::new();
+    let mut guests: Vec<String> = Vec::new();
+    let mut quotas = Vec::new();
+    let before = problems.len();
+    for (i, grant) in cx.spec.grants.dirs.iter().enumerate() {
+        let key = cx.key(&format!("grants.dirs[{i}]"));
+        let guest = guest_of(grant);
+        match open_real_dir(&grant.host) {
+            Ok(fd) => {
+                let handle = Arc::new(fd);
+                if grant.quota.is_some() || grant.quota_files.is_some() {
+                    quotas.push((
+                        guest.to_string(),
+                        Arc::new(Quota::new(
+                            grant.host.clone(),
+                            handle.clone(),
+                            grant.quota,
+                            grant.quota_files,
+                        )),
+                    ));
                 }
-                Err(OpenFailure::Symlink(at)) => problems.push(Error::new(
+                guests.push(guest.to_string());
+                dirs.push(OpenedDir {
+                    host: grant.host.clone(),
+                    mode: grant.mode,
+                    handle,
+                });
+            }
+            Err(OpenFailure::Symlink(at)) => problems.push(
+                Error::new(
                     ErrorKind::Denied,
                     format!(
                         "module `{module}`: grants.dirs: host path {} passes through the symbolic link {}; \
@@ -227,57 +208,60 @@ impl Filesystem {
                         grant.host.display(),
                         at.display()
                     ),
-                )),
-                Err(OpenFailure::NotDir(at)) => problems.push(Error::manifest(format!(
+                )
+                .with_key(key),
+            ),
+            Err(OpenFailure::NotDir(at)) => problems.push(
+                Error::manifest(format!(
                     "module `{module}`: grants.dirs: host path {} is not a directory ({} is not one); \
                      grant its parent directory instead",
                     grant.host.display(),
                     at.display()
-                ))),
-                Err(OpenFailure::Io(at, e)) => {
-                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                        ErrorKind::NotFound
-                    } else {
-                        ErrorKind::Io
-                    };
-                    problems.push(
-                        Error::new(
-                            kind,
-                            format!(
-                                "module `{module}`: grants.dirs: host directory {} cannot be opened (at {}); \
-                                 create it or fix `host`",
-                                grant.host.display(),
-                                at.display()
-                            ),
-                        )
-                        .with_source(e),
+                ))
+                .with_key(key),
+            ),
+            Err(OpenFailure::Io(at, e)) => {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    ErrorKind::NotFound
+                } else {
+                    ErrorKind::Io
+                };
+                problems.push(
+                    Error::new(
+                        kind,
+                        format!(
+                            "module `{module}`: grants.dirs: host directory {} cannot be opened (at {}); \
+                             create it or fix `host`",
+                            grant.host.display(),
+                            at.display()
+                        ),
                     )
-                }
+                    .with_key(key)
+                    .with_source(e),
+                )
             }
         }
-        let template = if dirs.is_empty() || !problems.is_empty() {
-            None
-        } else {
-            match Self::template(&dirs, &guests) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problems.push(e.context(format!("module `{module}`: grants.dirs")));
-                    None
-                }
-            }
-        };
-        Filesystem {
+    }
+    if dirs.is_empty() || problems.len() > before {
+        return None;
+    }
+    match Filesystem::template(&dirs, &guests) {
+        Ok(template) => Some(Box::new(Filesystem {
             dirs,
             template,
             quotas: Arc::new(quotas),
+        })),
+        Err(e) => {
+            problems.push(
+                e.context(format!("module `{module}`: grants.dirs"))
+                    .with_key(cx.key("grants.dirs")),
+            );
+            None
         }
     }
+}
 
-    /// The grants with a quota, by guest path.
-    pub(crate) fn quotas(&self) -> &Arc<Vec<(String, Arc<Quota>)>> {
-        &self.quotas
-    }
-
+impl Filesystem {
     /// Builds the preopens once; instances get clones that share the handles.
     fn template(dirs: &[OpenedDir], guests: &[String]) -> Result<WasiFilesystemCtx> {
         match check_procfs() {
@@ -319,110 +303,48 @@ impl Filesystem {
         Ok(ctx.filesystem().clone())
     }
 
-    /// The read-write grants, for [`check_overlaps`].
+    /// The read-write grants, for the overlap checks ([`super::protect`]).
     pub(crate) fn writable(&self) -> impl Iterator<Item = &OpenedDir> {
         self.dirs.iter().filter(|d| d.mode == DirMode::ReadWrite)
     }
 }
 
-impl Capability for Filesystem {
-    fn apply(&self, _wasi: &mut WasiCtxBuilder, _cx: &InstanceCx<'_>) -> Result<()> {
-        Ok(())
+impl Unit for Filesystem {
+    fn new_state(&self) -> Option<Box<dyn Any + Send>> {
+        (!self.quotas.is_empty()).then(|| Box::new(QuotaMap::new(self.quotas.clone())) as _)
     }
 
     fn finish(&self, ctx: &mut WasiCtx) {
-        if let Some(t) = &self.template {
-            *ctx.filesystem() = t.clone();
+        *ctx.filesystem() = self.template.clone();
+    }
+
+    fn resets(&self) -> bool {
+        !self.quotas.is_empty()
+    }
+
+    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> Result<()> {
+        if let Some(q) = store.slots().get_mut::<QuotaMap>() {
+            q.denied.store(false, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(())
     }
-}
 
-/// What a read-write grant must not reach: files and directories whose contents decide
-/// what the host runs.
-pub(crate) struct Protected<'a> {
-    /// Component files by module.
-    pub components: Vec<(&'a str, &'a Path)>,
-    /// The manifest the app was read from.
-    pub manifest: Option<&'a Path>,
-    /// The compiled-code cache: code loaded from it is not validated again.
-    pub cache: Option<&'a Path>,
-}
-
-/// Refuses read-write grants that contain a component, the manifest or the cache, or that
-/// lie inside the cache: a module could otherwise replace the code of a module (its own
-/// included) with grants it was not given, or plant native code.
-pub(crate) fn check_overlaps(
-    writable: &[(&str, &OpenedDir)],
-    protected: &Protected<'_>,
-    problems: &mut Problems,
-) {
-    if writable.is_empty() {
-        return;
-    }
-    let ids: Vec<(&str, &OpenedDir, DirId)> = writable
-        .iter()
-        .filter_map(|(m, d)| id_of(&d.handle).ok().map(|id| (*m, *d, id)))
-        .collect();
-    let refuse = |problems: &mut Problems, module: &str, dir: &OpenedDir, what: String| {
-        problems.push(Error::new(
-            ErrorKind::Denied,
-            format!(
-                "module `{module}`: grants.dirs: the read-write grant {} contains {what}; a module that may write there \
-                 could change what the host runs. Move it out of the grant, or make the grant read-only (mode = \"ro\")",
-                dir.host.display()
-            ),
-        ));
-    };
-    let mut files: Vec<(String, &Path)> = protected
-        .components
-        .iter()
-        .map(|(m, p)| {
+    fn blame(&self, slots: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {
+        let q = slots.get::<QuotaMap>()?;
+        q.denied.load(std::sync::atomic::Ordering::Relaxed).then(|| {
             (
-                format!("the component of module `{m}` ({})", p.display()),
-                *p,
+                ErrorKind::DiskQuota,
+                format!(
+                    "module `{}`: {} failed after a write past the disk quota of one of its grants was refused; \
+                     raise `quota` or `quota_files` of that entry of [modules.{}.grants] dirs",
+                    cx.module, cx.what, cx.module
+                ),
             )
         })
-        .collect();
-    if let Some(m) = protected.manifest {
-        files.push((format!("the manifest {}", m.display()), m));
     }
-    for (what, path) in files {
-        let Ok(above) = ancestors_of_file(path) else {
-            continue;
-        };
-        for (module, dir, id) in &ids {
-            if above.contains(id) {
-                refuse(problems, module, dir, what.clone());
-            }
-        }
-    }
-    if let Some(cache) = protected.cache {
-        let fd = rustix::fs::openat(CWD, cache, DIR_FLAGS, Mode::empty());
-        let Ok(above) = fd.map_err(std::io::Error::from).and_then(ancestors) else {
-            return;
-        };
-        let cache_id = above[0];
-        for (module, dir, id) in &ids {
-            let inside_cache = rustix::fs::openat(
-                &*dir.handle,
-                ".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(std::io::Error::from)
-            .and_then(ancestors)
-            .is_ok_and(|a| a.contains(&cache_id));
-            if above.contains(id) || inside_cache {
-                refuse(
-                    problems,
-                    module,
-                    dir,
-                    format!(
-                        "or overlaps the compiled-code cache {} (set MEMBRANE_CACHE_DIR elsewhere)",
-                        cache.display()
-                    ),
-                );
-            }
-        }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
+

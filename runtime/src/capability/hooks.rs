@@ -38,8 +38,9 @@ const WASI: &str = "0.2.12";
 
 /// What the wrappers need from a Store's data.
 pub(crate) trait Guarded: WasiView + 'static {
-    /// The instance's open-file count, quota map and resource table.
-    fn guards(&mut self) -> (&mut OpenFiles, &mut QuotaMap, &mut ResourceTable);
+    /// The instance's open-file count and quota map (when its module has them), and its
+    /// resource table.
+    fn guards(&mut self) -> (Option<&mut OpenFiles>, Option<&mut QuotaMap>, &mut ResourceTable);
 }
 
 type Store<'a, T> = StoreContextMut<'a, T>;
@@ -74,13 +75,15 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let mut pre = linker.instance(&format!("wasi:filesystem/preopens@{WASI}"))?;
     pre.func_wrap("get-directories", |mut store: Store<'_, T>, (): ()| {
         let dirs = preopens::Host::get_directories(&mut store.data_mut().filesystem())?;
-        let (files, quotas, table) = store.data_mut().guards();
+        let (mut files, mut quotas, table) = store.data_mut().guards();
         for (fd, guest) in &dirs {
             let fd = Resource::<Descriptor>::new_borrow(fd.rep());
             if let Some(d) = descriptor(table, &fd) {
-                files.note_preopen(d);
-                if quotas.active() {
-                    quotas.note_preopen(d, guest);
+                if let Some(f) = files.as_deref_mut() {
+                    f.note_preopen(d);
+                }
+                if let Some(q) = quotas.as_deref_mut() {
+                    q.note_preopen(d, guest);
                 }
             }
         }
@@ -99,13 +102,17 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             DescriptorFlags,
         )| {
             let (files, quotas, table) = store.data_mut().guards();
-            if !files.admit(table) {
+            if let Some(f) = files
+                && !f.admit(table)
+            {
                 return Ok((Err(ErrorCode::InsufficientMemory),));
             }
-            let quota = descriptor(table, &fd).and_then(|d| quotas.quota_of(d));
-            if let Some(q) = &quota
+            let quota = quotas
+                .as_deref()
+                .and_then(|q| descriptor(table, &fd).and_then(|d| q.quota_of(d)));
+            if let (Some(q), Some(map)) = (&quota, &quotas)
                 && oflags.contains(OpenFlags::CREATE)
-                && !quotas.charge(q, 0, 1)
+                && !map.charge(q, 0, 1)
             {
                 return Ok((Err(ErrorCode::InsufficientSpace),));
             }
@@ -119,8 +126,10 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             );
             if let (Ok(child), Some(q)) = (&r, quota) {
                 let (_, quotas, table) = store.data_mut().guards();
-                if let Some(d) = descriptor(table, &Resource::new_borrow(child.rep())) {
-                    quotas.track(d, q);
+                if let (Some(map), Some(d)) =
+                    (quotas, descriptor(table, &Resource::new_borrow(child.rep())))
+                {
+                    map.track(d, q);
                 }
             }
             Ok((lower(&mut store, r)?,))
@@ -130,7 +139,9 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "[method]descriptor.read-directory",
         |mut store: Store<'_, T>, (fd,): (Resource<Descriptor>,)| {
             let (files, _, table) = store.data_mut().guards();
-            if !files.admit(table) {
+            if let Some(f) = files
+                && !f.admit(table)
+            {
                 return Ok((Err(ErrorCode::InsufficientMemory),));
             }
             let r: FsResult<Resource<ReaddirIterator>> =
@@ -218,7 +229,9 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "create-tcp-socket",
         |mut store: Store<'_, T>, (family,): (network::IpAddressFamily,)| {
             let (files, _, table) = store.data_mut().guards();
-            if !files.admit(table) {
+            if let Some(f) = files
+                && !f.admit(table)
+            {
                 return Ok((Err(network::ErrorCode::NewSocketLimit),));
             }
             let r: Result<Resource<TcpSocket>, _> =
@@ -244,9 +257,7 @@ fn charge<T: Guarded>(
     files: u64,
 ) -> Option<ErrorCode> {
     let (_, quotas, table) = store.data_mut().guards();
-    if !quotas.active() {
-        return None;
-    }
+    let quotas = quotas?;
     let q = descriptor(table, fd).and_then(|d| quotas.quota_of(d))?;
     (!quotas.charge(&q, bytes, files)).then_some(ErrorCode::InsufficientSpace)
 }
@@ -259,9 +270,9 @@ fn wrap_stream<T: Guarded>(
 ) -> FsResult<Resource<DynOutputStream>> {
     let stream = r?;
     let (_, quotas, table) = store.data_mut().guards();
-    if !quotas.active() {
+    let Some(quotas) = quotas else {
         return Ok(stream);
-    }
+    };
     let Some(quota) = descriptor(table, fd).and_then(|d| quotas.quota_of(d)) else {
         return Ok(stream);
     };

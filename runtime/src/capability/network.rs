@@ -12,15 +12,53 @@
 //!   (a DNS query is visible to the resolver) but cannot connect to them.
 //! - UDP is not granted in this version.
 
+use std::any::Any;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-use super::{Capability, InstanceCx};
 use crate::error::{Error, Problems, Result};
-use crate::spec::{Grants, NetHost};
+use crate::unit::{InstanceCx, ModuleCx, Unit, UnitDef};
+
+/// A parsed network destination's host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum NetHost {
+    Ip(IpAddr),
+    Name(String),
+}
+
+pub(crate) const DEF: UnitDef = UnitDef {
+    validate,
+    prepare,
+};
+
+fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
+    for (i, dest) in cx.spec.grants.network.iter().enumerate() {
+        if let Err(msg) = parse_destination(dest) {
+            problems.push(
+                Error::manifest(format!("module `{}`: grants.network: {msg}", cx.name))
+                    .with_key(cx.key(&format!("grants.network[{i}]"))),
+            );
+        }
+    }
+}
+
+fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
+    let mut rules = Vec::new();
+    // Validated already; a destination that does not parse grants nothing.
+    for rule in cx.spec.grants.network.iter().filter_map(|d| parse_destination(d).ok()) {
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    (!rules.is_empty()).then(|| {
+        Box::new(Network {
+            rules: Arc::new(rules),
+        }) as Box<dyn Unit>
+    })
+}
 
 /// Parses one `host:port` destination: an IPv4 address, a bracketed IPv6 address or a name.
 pub(crate) fn parse_destination(text: &str) -> std::result::Result<(NetHost, u16), String> {
@@ -55,26 +93,8 @@ pub(crate) fn parse_destination(text: &str) -> std::result::Result<(NetHost, u16
 }
 
 #[derive(Debug)]
-pub(crate) struct Network {
+struct Network {
     rules: Arc<Vec<(NetHost, u16)>>,
-}
-
-impl Network {
-    pub(crate) fn prepare(module: &str, grants: &Grants, problems: &mut Problems) -> Self {
-        let mut rules = Vec::new();
-        for dest in &grants.network {
-            match parse_destination(dest) {
-                Ok(rule) if !rules.contains(&rule) => rules.push(rule),
-                Ok(_) => {}
-                Err(msg) => problems.push(Error::manifest(format!(
-                    "module `{module}`: grants.network: {msg}"
-                ))),
-            }
-        }
-        Network {
-            rules: Arc::new(rules),
-        }
-    }
 }
 
 /// Whether `addr` is a granted destination.
@@ -96,11 +116,8 @@ fn resolve(name: &str, port: u16) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
-impl Capability for Network {
+impl Unit for Network {
     fn apply(&self, wasi: &mut WasiCtxBuilder, _cx: &InstanceCx<'_>) -> Result<()> {
-        if self.rules.is_empty() {
-            return Ok(());
-        }
         wasi.allow_tcp(true);
         wasi.allow_udp(false);
         wasi.allow_ip_name_lookup(
@@ -122,6 +139,10 @@ impl Capability for Network {
             Box::pin(async move { ok })
         });
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -139,7 +139,7 @@ fn measure(root: &OwnedFd) -> std::io::Result<(u64, u64)> {
 }
 
 /// Which quota a guest's descriptors are charged to, for one instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct QuotaMap {
     /// Granted directories with a quota, by guest path.
     grants: Arc<Vec<(String, Arc<Quota>)>>,
@@ -163,11 +163,6 @@ impl QuotaMap {
             tracked: HashMap::new(),
             denied: Arc::default(),
         }
-    }
-
-    /// Whether any grant of the instance has a quota (otherwise nothing is tracked).
-    pub(crate) fn active(&self) -> bool {
-        !self.grants.is_empty()
     }
 
     /// Notes the guest path of a granted directory as handed to the guest.

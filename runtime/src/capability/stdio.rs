@@ -1,8 +1,10 @@
 //! Standard streams: stdout and stderr each go to the log, the host's own stream, or nowhere;
 //! stdin is closed (reads see end of file) except for the entry module of `membrane run`.
 //!
-//! Every call may write at most `limits.output` bytes to stdout and stderr together; past
-//! that, output is dropped and counted, and the host logs how much was dropped.
+//! Every call may write at most `limits.output` bytes to stdout and stderr together, and
+//! produce at most [`MAX_LOG_LINES`](crate::limits::output::MAX_LOG_LINES) log events (see
+//! [`crate::limits::output`]); past that, output is dropped and counted, and the host logs
+//! how much was dropped.
 //!
 //! The log route turns guest output into `tracing` events (target `membrane::guest`, fields
 //! `module` and `stream`), one per line. Lines are cut at [`MAX_LINE`] bytes so that a guest
@@ -11,8 +13,8 @@
 //! Rust's `eprintln!` flush after every piece); a last line without a newline is logged when
 //! the instance ends.
 
+use std::any::Any;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -21,120 +23,71 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::{Capability, InstanceCx};
 use crate::error::{Problems, Result};
+use crate::limits::output::OutputBudget;
 use crate::sanitize::Quoted;
-use crate::spec::{Grants, OutputRoute};
+use crate::spec::OutputRoute;
+use crate::unit::{InstanceCx, ModuleCx, Unit, UnitDef};
 
 /// The longest line the log route keeps, in bytes.
 pub const MAX_LINE: usize = 4096;
 
-/// The most log events one call may produce on the `log` route; later lines are dropped
-/// and counted. Bytes are bounded by `limits.output`, but a guest printing bare newlines
-/// would otherwise turn every byte into a host log line of a hundred bytes.
-pub const MAX_LOG_LINES: u32 = 10_000;
+pub(crate) const DEF: UnitDef = UnitDef {
+    validate: |_, _| {},
+    prepare,
+};
 
-/// Bytes of output the current call may still write, shared by an instance's streams, and
-/// the log lines it may still produce.
-#[derive(Debug, Default)]
-pub(crate) struct OutputBudget {
-    left: AtomicU64,
-    dropped: AtomicU64,
-    lines_left: AtomicU32,
-    lines_dropped: AtomicU64,
-}
-
-impl OutputBudget {
-    /// Starts a call's budget.
-    pub(crate) fn reset(&self, limit: u64) {
-        self.left.store(limit, Ordering::Relaxed);
-        self.dropped.store(0, Ordering::Relaxed);
-        self.lines_left.store(MAX_LOG_LINES, Ordering::Relaxed);
-        self.lines_dropped.store(0, Ordering::Relaxed);
-    }
-
-    /// Bytes dropped since the last reset.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Log lines dropped since the last reset: past [`MAX_LOG_LINES`], or because the log
-    /// could not take them.
-    pub(crate) fn lines_dropped(&self) -> u64 {
-        self.lines_dropped.load(Ordering::Relaxed)
-    }
-
-    /// How many of `n` bytes may be written.
-    fn take(&self, n: usize) -> usize {
-        let n = n as u64;
-        let granted = self
-            .left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                Some(left.saturating_sub(n))
-            })
-            .map_or(0, |left| left.min(n));
-        self.dropped.fetch_add(n - granted, Ordering::Relaxed);
-        granted as usize
-    }
-
-    /// Whether one more log line may be emitted; counts it as dropped when not.
-    fn take_line(&self) -> bool {
-        let ok = self
-            .lines_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok();
-        if !ok {
-            self.drop_line();
-        }
-        ok
-    }
-
-    fn drop_line(&self) {
-        self.lines_dropped.fetch_add(1, Ordering::Relaxed);
-    }
+fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
+    Some(Box::new(Stdio {
+        stdout: cx.spec.grants.stdout,
+        stderr: cx.spec.grants.stderr,
+    }))
 }
 
 #[derive(Debug)]
-pub(crate) struct Stdio {
+struct Stdio {
     stdout: OutputRoute,
     stderr: OutputRoute,
 }
 
 impl Stdio {
-    pub(crate) fn prepare(_module: &str, grants: &Grants, _problems: &mut Problems) -> Self {
-        Stdio {
-            stdout: grants.stdout,
-            stderr: grants.stderr,
+    fn stream(route: OutputRoute, stream: &'static str, cx: &InstanceCx<'_>) -> Option<GuestOutput> {
+        // The output limit's budget; without it (no such limit) output is not budgeted.
+        let budget = cx
+            .slots
+            .get::<Arc<OutputBudget>>()
+            .cloned()
+            .unwrap_or_else(|| {
+                let b = Arc::new(OutputBudget::default());
+                b.reset(u64::MAX);
+                b
+            });
+        match route {
+            OutputRoute::Log => Some(GuestOutput::log(cx.module.clone(), stream, budget)),
+            OutputRoute::Inherit => Some(GuestOutput::host(stream == "stderr", budget)),
+            OutputRoute::Discard => None,
         }
     }
 }
 
-impl Capability for Stdio {
+impl Unit for Stdio {
     fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
-        match self.stdout {
-            OutputRoute::Log => wasi.stdout(GuestOutput::log(
-                cx.module.clone(),
-                "stdout",
-                cx.output.clone(),
-            )),
-            OutputRoute::Inherit => wasi.stdout(GuestOutput::host(false, cx.output.clone())),
-            OutputRoute::Discard => wasi.stdout(std::io::empty()),
+        match Self::stream(self.stdout, "stdout", cx) {
+            Some(out) => wasi.stdout(out),
+            None => wasi.stdout(std::io::empty()),
         };
-        match self.stderr {
-            OutputRoute::Log => wasi.stderr(GuestOutput::log(
-                cx.module.clone(),
-                "stderr",
-                cx.output.clone(),
-            )),
-            OutputRoute::Inherit => wasi.stderr(GuestOutput::host(true, cx.output.clone())),
-            OutputRoute::Discard => wasi.stderr(std::io::empty()),
+        match Self::stream(self.stderr, "stderr", cx) {
+            Some(out) => wasi.stderr(out),
+            None => wasi.stderr(std::io::empty()),
         };
         if cx.run.is_some_and(|r| r.inherit_stdin) {
             wasi.inherit_stdin();
         }
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -378,18 +331,6 @@ impl tokio::io::AsyncWrite for GuestOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_output_budget_drops_and_counts() {
-        let b = OutputBudget::default();
-        b.reset(10);
-        assert_eq!(b.take(4), 4);
-        assert_eq!(b.take(10), 6);
-        assert_eq!(b.take(3), 0);
-        assert_eq!(b.dropped(), 7);
-        b.reset(1);
-        assert_eq!(b.dropped(), 0);
-    }
 
     #[test]
     fn lines_are_split_and_capped() {

@@ -19,8 +19,70 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::{ReaddirIterator, TcpSocket, UdpSocket};
 
-/// Default `files`: 256 per instance.
-pub const DEFAULT_FILES: u32 = 256;
+use crate::error::{Error, ErrorKind, Problems};
+use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
+
+pub(crate) const DEF: UnitDef = UnitDef {
+    validate,
+    prepare,
+};
+
+fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
+    if cx.spec.limits.files == 0 {
+        problems.push(
+            Error::manifest(format!(
+                "module `{}`: limits.files must be at least 1",
+                cx.name
+            ))
+            .with_key(cx.key("limits.files")),
+        );
+    }
+}
+
+fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
+    Some(Box::new(Files {
+        max: cx.spec.limits.files,
+    }))
+}
+
+#[derive(Debug)]
+struct Files {
+    max: u32,
+}
+
+impl Unit for Files {
+    fn new_state(&self) -> Option<Box<dyn Any + Send>> {
+        Some(Box::new(OpenFiles::new(self.max)))
+    }
+
+    fn resets(&self) -> bool {
+        true
+    }
+
+    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
+        if let Some(f) = store.slots().get_mut::<OpenFiles>() {
+            f.denied = false;
+        }
+        Ok(())
+    }
+
+    fn blame(&self, slots: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {
+        slots.get::<OpenFiles>()?.denied.then(|| {
+            (
+                ErrorKind::FilesLimit,
+                format!(
+                    "module `{}`: {} failed after opening more than {} files, directories or sockets was refused; \
+                     close handles the module no longer needs, or raise [modules.{}.limits] files",
+                    cx.module, cx.what, self.max, cx.module
+                ),
+            )
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// One instance's count of open descriptors.
 #[derive(Debug)]

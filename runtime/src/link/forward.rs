@@ -21,10 +21,11 @@ use wasmtime::component::types::Type;
 use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
 
 use super::host::HostInterface;
+use super::session::links;
 use super::typecheck::has_resources;
 use super::{Link, LinkedFunc};
 use crate::error::{Error, Result};
-use crate::instance::{HostState, LiveInstance};
+use crate::instance::HostState;
 use crate::module::Module;
 
 /// Who serves a link.
@@ -104,19 +105,20 @@ pub(crate) fn define(
                         args.push(to_provider(v, &mut store, slot)?);
                     }
                     let deadline = store.data().deadline;
-                    let session = store.data_mut().sessions[slot].take();
-                    // The provider's supervisor sees session calls like any other call.
+                    let session = links(store.data_mut()).sessions[slot].take();
+                    // The provider's supervisor sees session calls like any other call, and
+                    // a session takes a slot of the provider's pool like any instance.
                     let outcome = p.supervised(|| {
                         let mut session = match session {
                             Some(s) => s,
-                            None => LiveInstance::new(&p, None)?,
+                            None => p.session(deadline)?,
                         };
-                        let out = session.call(&p, &func, &args, Some(deadline))?;
+                        let out = session.instance.call(p.recipe(), &func, &args, Some(deadline))?;
                         Ok((session, out))
                     });
                     match outcome {
                         Ok((session, out)) => {
-                            store.data_mut().sessions[slot] = Some(session);
+                            links(store.data_mut()).sessions[slot] = Some(session);
                             for ((dst, v), ty) in results.iter_mut().zip(out).zip(&lf.results) {
                                 *dst = to_importer(v, ty, &mut store, slot, &ids, &lf)?;
                             }
@@ -124,7 +126,7 @@ pub(crate) fn define(
                         }
                         Err(e) => {
                             // A failed instance was dropped inside; forget its handles.
-                            store.data_mut().drop_session(slot);
+                            links(store.data_mut()).drop_session(slot);
                             Err(wasmtime::Error::new(e))
                         }
                     }
@@ -147,7 +149,7 @@ fn to_provider(
         Val::Resource(any) => {
             let owned = any.owned();
             let rep = ResourceDynamic::try_from_resource_any(*any, &mut *store)?.rep();
-            let proxies = &mut store.data_mut().proxies;
+            let proxies = &mut links(store.data_mut()).proxies;
             let handle = match proxies.get(&rep) {
                 Some(p) if p.slot == slot => p.handle,
                 _ => wasmtime::bail!(
@@ -214,7 +216,7 @@ fn to_importer(
                         f.name
                     )
                 })?;
-            if store.data().proxies.len() >= MAX_PROXIES {
+            if links(store.data_mut()).proxies.len() >= MAX_PROXIES {
                 return Err(wasmtime::Error::new(Error::new(
                     crate::ErrorKind::TableLimit,
                     format!(
@@ -223,7 +225,7 @@ fn to_importer(
                     ),
                 )));
             }
-            let rep = store.data_mut().add_proxy(slot, handle);
+            let rep = links(store.data_mut()).add_proxy(slot, handle);
             Val::Resource(ResourceDynamic::new_own(rep, id).try_into_resource_any(&mut *store)?)
         }
         (Val::List(items), Type::List(l)) => {
@@ -278,20 +280,24 @@ fn drop_proxy(
     rep: u32,
     provider: &Module,
 ) -> wasmtime::Result<()> {
-    let Some(proxy) = store.data_mut().proxies.remove(&rep) else {
+    let state = links(store.data_mut());
+    let Some(proxy) = state.proxies.remove(&rep) else {
         // Its session was discarded already, and the resource with it.
         return Ok(());
     };
-    let Some(mut session) = store.data_mut().sessions[proxy.slot].take() else {
+    let Some(mut session) = state.sessions[proxy.slot].take() else {
         return Ok(());
     };
-    match session.drop_resource(provider, proxy.handle) {
+    match session
+        .instance
+        .drop_resource(provider.recipe(), proxy.handle)
+    {
         Ok(()) => {
-            store.data_mut().sessions[proxy.slot] = Some(session);
+            links(store.data_mut()).sessions[proxy.slot] = Some(session);
             Ok(())
         }
         Err(e) => {
-            store.data_mut().drop_session(proxy.slot);
+            links(store.data_mut()).drop_session(proxy.slot);
             Err(wasmtime::Error::new(e))
         }
     }

@@ -87,7 +87,7 @@ impl HostInterface {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        super::validate_link_key(&self.name)
+        crate::names::validate_link_key(&self.name)
             .map_err(|msg| Error::new(ErrorKind::Link, format!("host interface: {msg}")))
     }
 

@@ -14,7 +14,7 @@
 
 pub(crate) mod forward;
 pub(crate) mod host;
-pub(crate) mod semver;
+pub(crate) mod session;
 pub(crate) mod typecheck;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,36 +23,12 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentInstance, ComponentItem, Type};
 
+use crate::compile::Compiled;
 use crate::error::{Error, Problems, Result};
-use crate::export::split_version;
-use crate::module::Compiled;
+use crate::names::{HOST, split_version};
+use crate::semver;
 use host::HostInterface;
 use typecheck::{Resources, Sides, compare};
-
-/// The provider name that means "the embedding application".
-pub(crate) const HOST: &str = "host";
-
-/// Checks a link key: `ns:pkg/iface` with an optional `@version`.
-pub(crate) fn validate_link_key(key: &str) -> std::result::Result<(), String> {
-    let (base, version) = split_version(key);
-    let shape_ok = base
-        .split_once(':')
-        .and_then(|(ns, rest)| rest.split_once('/').map(|(pkg, iface)| [ns, pkg, iface]))
-        .is_some_and(|parts| {
-            parts
-                .iter()
-                .all(|p| !p.is_empty() && !p.contains(['/', ':', '#']))
-        });
-    if !shape_ok {
-        return Err(format!(
-            "{key:?} is not an interface name: write `ns:pkg/iface`, optionally with `@version`"
-        ));
-    }
-    if let Some(v) = version {
-        semver::parse(v).map_err(|e| format!("{key:?}: {e}"))?;
-    }
-    Ok(())
-}
 
 /// One checked link of one importer.
 #[derive(Debug, Clone)]

@@ -1,7 +1,53 @@
-//! Export names as written on the command line and in the API: `ns:pkg/iface#func`,
-//! `ns:pkg/iface@1.2.3#func`, or a bare `func` for a root-level export.
+//! Names and their rules: exports as written on the command line and in the API
+//! (`ns:pkg/iface#func`, `ns:pkg/iface@1.2.3#func`, or a bare `func` for a root-level
+//! export), interface names used as link keys, and module names.
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The provider name that means "the embedding application".
+pub(crate) const HOST: &str = "host";
+
+/// Module names appear in logs, errors, link targets and (later) network subjects: keep
+/// them simple.
+pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String> {
+    if name == HOST {
+        return Err("`host` is reserved for interfaces the embedding application provides".into());
+    }
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "module name {name:?} is not valid: use letters, digits, '-' and '_', starting with a letter"
+        ))
+    }
+}
+
+/// Checks an interface name used as a link key: `ns:pkg/iface` with an optional `@version`.
+pub(crate) fn validate_link_key(key: &str) -> std::result::Result<(), String> {
+    let (base, version) = split_version(key);
+    let shape_ok = base
+        .split_once(':')
+        .and_then(|(ns, rest)| rest.split_once('/').map(|(pkg, iface)| [ns, pkg, iface]))
+        .is_some_and(|parts| {
+            parts
+                .iter()
+                .all(|p| !p.is_empty() && !p.contains(['/', ':', '#']))
+        });
+    if !shape_ok {
+        return Err(format!(
+            "{key:?} is not an interface name: write `ns:pkg/iface`, optionally with `@version`"
+        ));
+    }
+    if let Some(v) = version {
+        crate::semver::parse(v).map_err(|e| format!("{key:?}: {e}"))?;
+    }
+    Ok(())
+}
 
 /// A parsed export name.
 #[derive(Debug, Clone, PartialEq, Eq)]

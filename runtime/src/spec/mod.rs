@@ -1,18 +1,48 @@
-//! What an app is made of, declared in code or parsed from `membrane.toml`.
+//! What an app is made of, declared in code or parsed from `membrane.toml`: the bottom
+//! layer of the library, which knows nothing of how apps run.
 //!
 //! [`AppSpec`] and [`ModuleSpec`] are plain descriptions: nothing is opened, compiled or
-//! checked until [`Runtime::load_spec`](crate::Runtime::load_spec). Everything a module may
-//! touch is listed in its [`Grants`]; what is absent is denied.
+//! checked until [`Runtime::load_spec`](crate::Runtime::load_spec), which validates them in
+//! one pass (`membrane::validate`). Everything a module may touch is listed in its
+//! [`Grants`]; what is absent is denied.
+
+mod grants;
+mod limits;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::pool::Lifecycle;
-pub use crate::supervisor::RestartPolicy;
+pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
+pub use limits::{Lifecycle, Limits, RestartPolicy};
+
+use crate::error::Location;
+
+/// Where each key of a manifest is, so that problems found later name the file and line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Locations {
+    pub file: PathBuf,
+    /// Key path (`modules.api.limits.memory`, `modules.api.grants.network[1]`) -> line.
+    pub lines: BTreeMap<String, usize>,
+}
+
+impl Locations {
+    /// The line of `key`, or of the nearest enclosing key that has one.
+    pub(crate) fn find(&self, key: &str) -> Option<Location> {
+        let mut k = key;
+        loop {
+            if let Some(line) = self.lines.get(k) {
+                return Some(Location {
+                    file: self.file.clone(),
+                    line: *line,
+                });
+            }
+            k = &k[..k.rfind(['.', '['])?];
+        }
+    }
+}
 
 /// An app: named modules and the one `membrane run` starts.
 #[derive(Debug, Clone, Default)]
@@ -20,8 +50,8 @@ pub struct AppSpec {
     pub(crate) entry: Option<String>,
     pub(crate) modules: BTreeMap<String, ModuleSpec>,
     pub(crate) stack: Option<u64>,
-    /// The manifest the app was read from: no read-write grant may reach it.
-    pub(crate) manifest: Option<PathBuf>,
+    /// The manifest the app was read from, and where its keys are.
+    pub(crate) locations: Option<Arc<Locations>>,
 }
 
 impl AppSpec {
@@ -65,6 +95,11 @@ impl AppSpec {
     /// The modules by name.
     pub fn modules(&self) -> &BTreeMap<String, ModuleSpec> {
         &self.modules
+    }
+
+    /// The manifest the app was read from, if it was.
+    pub fn manifest_path(&self) -> Option<&std::path::Path> {
+        self.locations.as_deref().map(|l| l.file.as_path())
     }
 
     /// The entry module, as declared or implied.
@@ -266,163 +301,5 @@ impl ModuleSpec {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.limits.timeout = timeout;
         self
-    }
-}
-
-/// Capabilities granted to a module. The default grants nothing but clocks and random
-/// numbers, which every module has.
-///
-/// | grant | default |
-/// |---|---|
-/// | `dirs` | none: no file system at all |
-/// | `env` | none: an empty environment |
-/// | `stdout`, `stderr` | [`OutputRoute::Log`] |
-/// | stdin | closed (end of file), except for the entry module of `membrane run` |
-/// | `network` | none: every socket address is refused, name lookup is off |
-/// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct Grants {
-    /// Preopened host directories.
-    pub dirs: Vec<DirGrant>,
-    /// Environment variables, exactly as given.
-    pub env: BTreeMap<String, String>,
-    /// Where stdout goes.
-    pub stdout: OutputRoute,
-    /// Where stderr goes.
-    pub stderr: OutputRoute,
-    /// Allowed outbound TCP destinations, `host:port`.
-    pub network: Vec<String>,
-}
-
-/// A host directory visible to the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
-    /// The host directory (relative paths are relative to the manifest).
-    pub host: PathBuf,
-    /// Where the guest sees it, an absolute path such as `/data`.
-    pub guest: String,
-    /// Read-only or read-write.
-    pub mode: DirMode,
-    /// Most bytes the directory's tree may occupy on disk (read-write grants only).
-    pub quota: Option<u64>,
-    /// Most names (files, directories, links) the directory's tree may hold.
-    pub quota_files: Option<u64>,
-}
-
-/// Whether a granted directory may be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-pub enum DirMode {
-    /// Files can be read and directories listed; nothing can be created, changed or removed.
-    #[default]
-    #[serde(rename = "ro")]
-    ReadOnly,
-    /// Files and directories below the grant can be created, written, renamed and removed.
-    #[serde(rename = "rw")]
-    ReadWrite,
-}
-
-impl fmt::Display for DirMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DirMode::ReadOnly => "ro",
-            DirMode::ReadWrite => "rw",
-        })
-    }
-}
-
-/// Where a module's stdout or stderr goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputRoute {
-    /// Each line becomes a `tracing` event at INFO level (target `membrane::guest`) carrying
-    /// the module name and the stream; lines are cut at 4 KiB.
-    #[default]
-    Log,
-    /// Written to the host process's own stdout/stderr.
-    Inherit,
-    /// Thrown away.
-    Discard,
-}
-
-impl fmt::Display for OutputRoute {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutputRoute::Log => "log",
-            OutputRoute::Inherit => "inherit",
-            OutputRoute::Discard => "discard",
-        })
-    }
-}
-
-/// A parsed network destination.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum NetHost {
-    Ip(IpAddr),
-    Name(String),
-}
-
-/// Resource limits of a module. The defaults suit untrusted code:
-///
-/// | limit | default | meaning |
-/// |---|---|---|
-/// | `memory` | 64 MiB | total linear memory of one instance; growth past it fails |
-/// | `timeout` | 10 s | wall-clock budget of one call (waiting for an instance included), and of `membrane run` |
-/// | `instances` | 32 | instances running at once: the module's concurrency |
-/// | `queue` | 128 | callers that may wait for a busy module; more fail with `Overloaded` |
-/// | `fuel` | none | deterministic budget of one call, in wasm instructions (roughly); needs `Config::fuel` |
-/// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists) |
-/// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
-/// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Maximum linear memory of one instance, in bytes.
-    pub memory: u64,
-    /// Wall-clock budget of one call.
-    pub timeout: Duration,
-    /// Maximum instances running at once.
-    pub instances: usize,
-    /// Maximum callers waiting for an instance.
-    pub queue: usize,
-    /// Fuel for one call, if metered.
-    pub fuel: Option<u64>,
-    /// Bytes the guest may pass to the host in one host call.
-    pub hostcall: u64,
-    /// Bytes of output one call may write.
-    pub output: u64,
-    /// Open host files, directories and sockets one instance may hold at once.
-    pub files: u32,
-}
-
-impl Limits {
-    /// Default `memory`: 64 MiB.
-    pub const DEFAULT_MEMORY: u64 = 64 << 20;
-    /// Default `timeout`: 10 seconds.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Default `instances`: 32.
-    pub const DEFAULT_INSTANCES: usize = 32;
-    /// Default `queue`: 128.
-    pub const DEFAULT_QUEUE: usize = 128;
-    /// Default `hostcall`: 32 MiB.
-    pub const DEFAULT_HOSTCALL: u64 = 32 << 20;
-    /// Default `output`: 1 MiB per call.
-    pub const DEFAULT_OUTPUT: u64 = 1 << 20;
-    /// Default `files`: 256 open host files, directories and sockets per instance.
-    pub const DEFAULT_FILES: u32 = crate::limits::files::DEFAULT_FILES;
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory: Self::DEFAULT_MEMORY,
-            timeout: Self::DEFAULT_TIMEOUT,
-            instances: Self::DEFAULT_INSTANCES,
-            queue: Self::DEFAULT_QUEUE,
-            fuel: None,
-            hostcall: Self::DEFAULT_HOSTCALL,
-            output: Self::DEFAULT_OUTPUT,
-            files: Self::DEFAULT_FILES,
-        }
     }
 }

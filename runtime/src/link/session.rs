@@ -1,0 +1,67 @@
+//! What an importer instance keeps for its links with resources: one provider session per
+//! such link (a provider instance pinned to this importer instance, taken from the
+//! provider's pool) and the proxies of the provider resources it holds.
+//!
+//! The state lives in the importer's Store (so it ends with the importer instance: its
+//! sessions go back to their pools, their instances are dropped) but belongs to the link
+//! layer; the instance keeps it opaque.
+
+use std::collections::HashMap;
+
+use wasmtime::component::ResourceAny;
+
+use crate::instance::HostState;
+use crate::module::Session;
+
+/// A provider's resource, seen by the importer through a host handle.
+pub(crate) struct Proxy {
+    /// The link slot (session) whose instance owns the resource.
+    pub slot: usize,
+    /// The handle in the provider's store.
+    pub handle: ResourceAny,
+}
+
+/// Sessions and proxies of one importer instance.
+#[derive(Default)]
+pub(crate) struct Links {
+    /// One per link with resources, by slot; `None` until first used or after a failure.
+    pub sessions: Vec<Option<Session>>,
+    /// Resource handles this instance holds on providers' resources, by proxy rep.
+    pub proxies: HashMap<u32, Proxy>,
+    next_proxy: u32,
+}
+
+impl Links {
+    /// Registers a provider handle and returns the rep of its new proxy.
+    pub(crate) fn add_proxy(&mut self, slot: usize, handle: ResourceAny) -> u32 {
+        self.next_proxy = self.next_proxy.wrapping_add(1);
+        while self.proxies.contains_key(&self.next_proxy) {
+            self.next_proxy = self.next_proxy.wrapping_add(1);
+        }
+        self.proxies.insert(self.next_proxy, Proxy { slot, handle });
+        self.next_proxy
+    }
+
+    /// Forgets every proxy into a session that was discarded.
+    pub(crate) fn drop_session(&mut self, slot: usize) {
+        if let Some(s) = self.sessions.get_mut(slot) {
+            *s = None;
+        }
+        self.proxies.retain(|_, p| p.slot != slot);
+    }
+}
+
+/// The link state of an instance, created on first use.
+pub(crate) fn links(state: &mut HostState) -> &mut Links {
+    let slots = state.link_slots;
+    state
+        .links
+        .get_or_insert_with(|| {
+            Box::new(Links {
+                sessions: (0..slots).map(|_| None).collect(),
+                ..Links::default()
+            })
+        })
+        .downcast_mut::<Links>()
+        .expect("the link state of an instance is only ever `Links`")
+}

@@ -1,0 +1,283 @@
+//! Loading an app: from a declaration to modules ready to call.
+//!
+//! 1. Validate the declaration in one pass ([`crate::validate`]).
+//! 2. Compile every module and prepare its units, in parallel, one worker per core.
+//! 3. Refuse read-write grants that reach code the host runs ([`crate::capability::protect`]).
+//! 4. Plan the links (types and versions checked function by function), refuse cycles,
+//!    and build each module's linker with its links forwarded, providers first.
+//!
+//! Every problem found up to the link plan is reported at once, so one `membrane check`
+//! shows everything to fix.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::capability::fs::Filesystem;
+use crate::capability::protect::{Protected, check_overlaps};
+use crate::compile::Compiled;
+use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::link::{self, LinkInfo, forward::Provider};
+use crate::module::Module;
+use crate::names::HOST;
+use crate::cache::Cache;
+use crate::instance::HostState;
+use crate::link::host::HostInterface;
+use crate::spec::{AppSpec, ModuleSpec};
+use crate::unit::ModuleCx;
+use crate::validate::{Settings, check, locate};
+
+/// Progress of a load, for a progress bar: `done` of `total` modules compiled, the last
+/// one being `module`.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LoadProgress<'a> {
+    /// Modules compiled so far.
+    pub done: usize,
+    /// Modules to compile.
+    pub total: usize,
+    /// The module just compiled.
+    pub module: &'a str,
+}
+
+/// A callback told of each compiled module.
+pub type OnProgress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Send + Sync);
+
+/// What loading needs from the runtime.
+pub(crate) struct LoadCx {
+    pub engine: wasmtime::Engine,
+    /// The runtime's linker: WASI and its wrappers; each module adds its links to a clone.
+    pub linker: wasmtime::component::Linker<HostState>,
+    pub cache: Option<Arc<Cache>>,
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub metered: bool,
+    pub epoch_tick: std::time::Duration,
+    pub max_wasm_stack: usize,
+    /// The host interfaces registered when the load started.
+    pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
+}
+
+/// What a load produces.
+pub(crate) struct Loaded {
+    pub modules: BTreeMap<String, Arc<Module>>,
+    pub specs: BTreeMap<String, ModuleSpec>,
+    pub entry: Option<String>,
+    pub links: Vec<LinkInfo>,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) async fn load(
+    rt: &LoadCx,
+    spec: AppSpec,
+    progress: Option<OnProgress<'_>>,
+) -> Result<Loaded> {
+    let settings = Settings {
+        metered: rt.metered,
+        epoch_tick: rt.epoch_tick,
+    };
+    let mut problems = check(&spec, &settings);
+    if let Some(stack) = spec.stack
+        && stack != rt.max_wasm_stack as u64
+    {
+        problems.push(
+            Error::manifest(format!(
+                "the app asks for a wasm stack of {}, but this runtime was created with {}; \
+                 set Config::max_wasm_stack to match (the membrane command does)",
+                crate::units::format_size(stack),
+                crate::units::format_size(rt.max_wasm_stack as u64)
+            ))
+            .with_key("app.stack"),
+        );
+    }
+    let locations = spec.locations.clone();
+    locate(locations.as_deref(), &mut problems);
+    problems.into_result()?;
+
+    let entry = spec.entry_name().map(str::to_string);
+    let started = std::time::Instant::now();
+    let specs = spec.modules.clone();
+    let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
+    let mut problems = Problems::default();
+    let compiled = compile_all(rt, spec.modules, &settings, progress, &mut problems).await;
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
+    check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
+    // Links are checked even when some modules failed, so that one `check` lists
+    // everything; links to a failed module are skipped (its own error says why).
+    let failed: Vec<&String> = specs
+        .keys()
+        .filter(|n| !compiled.contains_key(*n))
+        .collect();
+    let hosts = &rt.hosts;
+    let plan = match link::plan(&rt.engine, &compiled, &failed, hosts) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    locate(locations.as_deref(), &mut problems);
+    problems.into_result()?;
+    let plan = plan.expect("no problems means a plan");
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "links planned");
+    let order = link::order(&plan.links)?;
+    let mut compiled = compiled;
+    let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
+    let mut infos = Vec::new();
+    for name in order {
+        let Some(c) = compiled.remove(&name) else {
+            continue;
+        };
+        let mut linker = rt.linker.clone();
+        let mut link_slots = 0;
+        for l in plan.links.get(&name).into_iter().flatten() {
+            let provider = if l.provider == HOST {
+                Provider::Host(hosts[&l.export].clone())
+            } else {
+                Provider::Module(modules[&l.provider].clone())
+            };
+            link::forward::define(&mut linker, &name, l, provider, &mut link_slots)?;
+            infos.push(LinkInfo {
+                importer: name.clone(),
+                import: l.import.clone(),
+                provider: l.provider.clone(),
+                export: l.export.clone(),
+            });
+        }
+        let pre = linker.instantiate_pre(&c.component).map_err(|e| {
+            Error::link(format!("module `{name}`: its imports cannot be satisfied"))
+                .with_module(&name)
+                .with_source(e)
+        })?;
+        modules.insert(name, Arc::new(Module::new(c, pre, link_slots)));
+    }
+    infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
+    let mut warnings = plan.warnings;
+    warnings.extend(descriptor_warning(&specs));
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
+    Ok(Loaded {
+        modules,
+        specs,
+        entry,
+        links: infos,
+        warnings,
+    })
+}
+
+/// Compiles every module with one worker per core pulling from a shared queue (a thread per
+/// module would only add start-up and contention: wasmtime parallelises each compilation
+/// too). Failures go to `problems`, each naming its module.
+async fn compile_all(
+    rt: &LoadCx,
+    modules: BTreeMap<String, ModuleSpec>,
+    settings: &Settings,
+    progress: Option<OnProgress<'_>>,
+    problems: &mut Problems,
+) -> BTreeMap<String, Compiled> {
+    let total = modules.len();
+    let queue = Arc::new(Mutex::new(modules.into_iter().collect::<Vec<_>>()));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (metered, epoch_tick) = (settings.metered, settings.epoch_tick);
+    let mut tasks = Vec::new();
+    for _ in 0..workers.min(total.max(1)) {
+        let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
+        let (queue, done) = (queue.clone(), done_tx.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some((name, spec)) = next else { break };
+                let cx = ModuleCx {
+                    name: &name,
+                    spec: &spec,
+                    metered,
+                    epoch_tick,
+                };
+                let result = Compiled::new(&engine, cache.as_deref(), &cx, spec.clone())
+                    .map_err(|e| e.in_module(&name));
+                if done.send((name, result)).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+    let mut compiled = BTreeMap::new();
+    let mut done = 0;
+    while let Some((name, result)) = done_rx.recv().await {
+        done += 1;
+        if let Some(report) = progress {
+            report(LoadProgress {
+                done,
+                total,
+                module: &name,
+            });
+        }
+        match result {
+            Ok(c) => {
+                compiled.insert(name, c);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    for task in tasks {
+        if let Err(join) = task.await {
+            problems.push(Error::new(
+                ErrorKind::HostPanic,
+                format!("compiling a module panicked: {join}"),
+            ));
+        }
+    }
+    compiled
+}
+
+/// Refuses read-write grants that reach what decides the host's code: component files, the
+/// manifest, the compiled-code cache.
+fn check_grant_overlaps(
+    rt: &LoadCx,
+    specs: &BTreeMap<String, ModuleSpec>,
+    compiled: &BTreeMap<String, Compiled>,
+    manifest: Option<&std::path::Path>,
+    problems: &mut Problems,
+) {
+    let writable: Vec<_> = compiled
+        .values()
+        .filter_map(|c| c.policy.get::<Filesystem>().map(|fs| (c.name.as_str(), fs)))
+        .flat_map(|(name, fs)| fs.writable().map(move |d| (name, d)))
+        .collect();
+    let components = compiled
+        .values()
+        .filter_map(|c| match &specs[&c.name].source {
+            crate::spec::ComponentSource::File(p) => {
+                Some((c.name.as_str(), p.as_path(), c.component_dirs.as_slice()))
+            }
+            crate::spec::ComponentSource::Bytes(_) => None,
+        })
+        .collect();
+    let protected = Protected {
+        components,
+        manifest,
+        cache: rt.cache_dir.as_deref(),
+    };
+    check_overlaps(&writable, &protected, problems);
+}
+
+/// A warning when the modules together may hold more file descriptors than the process
+/// may open: each instance up to its `files` limit.
+fn descriptor_warning(specs: &BTreeMap<String, ModuleSpec>) -> Option<String> {
+    let worst: u64 = specs
+        .values()
+        .map(|m| u64::from(m.limits.files) * m.limits.instances as u64)
+        .sum();
+    let (Some(soft), _) = crate::limits::files::open_files_limit() else {
+        return None;
+    };
+    // The runtime itself needs some: compiled images, sockets of its own, stdio.
+    let reserve = 64;
+    (worst.saturating_add(reserve) > soft).then(|| {
+        let w = format!(
+            "the modules may hold up to {worst} open files together (`files` x `instances` per module), \
+             more than this process's limit of {soft}; lower `files` or `instances`, or raise `ulimit -n`"
+        );
+        tracing::warn!(target: "membrane::limits", "{w}");
+        w
+    })
+}

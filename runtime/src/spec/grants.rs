@@ -1,0 +1,91 @@
+//! What a module may touch.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Capabilities granted to a module. The default grants nothing but clocks and random
+/// numbers, which every module has.
+///
+/// | grant | default |
+/// |---|---|
+/// | `dirs` | none: no file system at all |
+/// | `env` | none: an empty environment |
+/// | `stdout`, `stderr` | [`OutputRoute::Log`] |
+/// | stdin | closed (end of file), except for the entry module of `membrane run` |
+/// | `network` | none: every socket address is refused, name lookup is off |
+/// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Grants {
+    /// Preopened host directories.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables, exactly as given.
+    pub env: BTreeMap<String, String>,
+    /// Where stdout goes.
+    pub stdout: OutputRoute,
+    /// Where stderr goes.
+    pub stderr: OutputRoute,
+    /// Allowed outbound TCP destinations, `host:port`.
+    pub network: Vec<String>,
+}
+
+/// A host directory visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The host directory (relative paths are relative to the manifest).
+    pub host: PathBuf,
+    /// Where the guest sees it, an absolute path such as `/data`.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub mode: DirMode,
+    /// Most bytes the directory's tree may occupy on disk (read-write grants only).
+    pub quota: Option<u64>,
+    /// Most names (files, directories, links) the directory's tree may hold.
+    pub quota_files: Option<u64>,
+}
+
+/// Whether a granted directory may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum DirMode {
+    /// Files can be read and directories listed; nothing can be created, changed or removed.
+    #[default]
+    #[serde(rename = "ro")]
+    ReadOnly,
+    /// Files and directories below the grant can be created, written, renamed and removed.
+    #[serde(rename = "rw")]
+    ReadWrite,
+}
+
+impl fmt::Display for DirMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DirMode::ReadOnly => "ro",
+            DirMode::ReadWrite => "rw",
+        })
+    }
+}
+
+/// Where a module's stdout or stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputRoute {
+    /// Each line becomes a `tracing` event at INFO level (target `membrane::guest`) carrying
+    /// the module name and the stream; lines are cut at 4 KiB.
+    #[default]
+    Log,
+    /// Written to the host process's own stdout/stderr.
+    Inherit,
+    /// Thrown away.
+    Discard,
+}
+
+impl fmt::Display for OutputRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputRoute::Log => "log",
+            OutputRoute::Inherit => "inherit",
+            OutputRoute::Discard => "discard",
+        })
+    }
+}

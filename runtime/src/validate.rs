@@ -1,0 +1,154 @@
+//! The one validation pass: everything about an app's declaration that can be checked
+//! without opening a file or compiling, for a manifest and a builder alike. Module names,
+//! the entry, the stack, components, links (key shape, target), the restart policy, and
+//! every capability and limit through its own pure check ([`crate::unit::UnitDef`]).
+//! Every problem is reported at once, with the module and the manifest key to change, and
+//! the file and line when the app came from a manifest.
+
+use crate::capability::CAPABILITIES;
+use crate::error::{Error, Problems, Result};
+use crate::limits::LIMITS;
+use crate::names::{HOST, validate_link_key, validate_module_name};
+use crate::spec::{AppSpec, ComponentSource, Locations};
+use crate::unit::{ModuleCx, Policy};
+
+/// Checks an app's declaration without opening or compiling anything; every problem is
+/// reported in one error ([`Error::problems`]). [`Runtime::load_spec`](crate::Runtime::load_spec)
+/// runs the same checks first.
+pub fn validate(spec: &AppSpec) -> Result<()> {
+    let mut problems = check(spec, &Settings::default());
+    locate(spec.locations.as_deref(), &mut problems);
+    problems.into_result()
+}
+
+/// What the checks need to know of the runtime.
+pub(crate) struct Settings {
+    /// Whether the engine meters fuel.
+    pub metered: bool,
+    pub epoch_tick: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // A runtime that meters: `validate` alone cannot know, so it does not complain.
+        Settings {
+            metered: true,
+            epoch_tick: std::time::Duration::from_millis(5),
+        }
+    }
+}
+
+/// The problems of an app's declaration, not yet located.
+pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
+    let mut problems = Problems::default();
+    if spec.modules.is_empty() {
+        problems.push(Error::manifest(
+            "the app has no modules; declare at least one ([modules.NAME] with a `component`)",
+        ));
+    }
+    if let Some(e) = &spec.entry
+        && !spec.modules.contains_key(e)
+    {
+        let known: Vec<&str> = spec.modules.keys().map(String::as_str).collect();
+        problems.push(
+            Error::manifest(format!(
+                "app.entry = {e:?} names no module; declared modules: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+            .with_key("app.entry"),
+        );
+    }
+    if let Some(stack) = spec.stack
+        && !(AppSpec::MIN_STACK..=AppSpec::MAX_STACK).contains(&stack)
+    {
+        problems.push(
+            Error::manifest(format!(
+                "app.stack: {} is outside 64KiB..=1MiB",
+                crate::units::format_size(stack)
+            ))
+            .with_key("app.stack"),
+        );
+    }
+    for (name, m) in &spec.modules {
+        let key = |rest: &str| format!("modules.{name}.{rest}");
+        if let Err(msg) = validate_module_name(name) {
+            problems.push(
+                Error::manifest(format!("[modules.{name}]: {msg}")).with_key(format!("modules.{name}")),
+            );
+            continue;
+        }
+        if let ComponentSource::File(p) = &m.source
+            && p.as_os_str().is_empty()
+        {
+            problems.push(
+                Error::manifest(format!(
+                    "module `{name}`: component is empty: give the path of a .wasm component"
+                ))
+                .with_key(key("component")),
+            );
+        }
+        for (import, provider) in &m.links {
+            let k = key(&format!("links.{import}"));
+            if let Err(msg) = validate_link_key(import) {
+                problems.push(Error::manifest(format!("module `{name}`: links: {msg}")).with_key(k));
+            } else if provider != HOST && !spec.modules.contains_key(provider) {
+                let known: Vec<&str> = spec.modules.keys().map(String::as_str).collect();
+                problems.push(
+                    Error::link(format!(
+                        "module `{name}`: links: {import:?} = {provider:?} names no module; declared modules: {} (or \"host\")",
+                        known.join(", ")
+                    ))
+                    .with_key(k),
+                );
+            }
+        }
+        if m.limits.instances == 0 {
+            problems.push(
+                Error::manifest(format!("module `{name}`: limits.instances must be at least 1"))
+                    .with_key(key("limits.instances")),
+            );
+        }
+        for (what, d) in [("within", m.restart.within), ("backoff", m.restart.backoff)] {
+            if d.is_zero() {
+                problems.push(
+                    Error::manifest(format!("module `{name}`: restart.{what} must be longer than zero"))
+                        .with_key(key(&format!("restart.{what}"))),
+                );
+            }
+        }
+        let cx = ModuleCx {
+            name,
+            spec: m,
+            metered: settings.metered,
+            epoch_tick: settings.epoch_tick,
+        };
+        Policy::validate(&[LIMITS, CAPABILITIES], &cx, &mut problems);
+    }
+    // Every problem about a module names it.
+    for p in problems.iter_mut() {
+        if let Some(module) = p
+            .key()
+            .and_then(|k| k.strip_prefix("modules."))
+            .map(|rest| rest.split(['.', '[']).next().unwrap_or(rest).to_string())
+        {
+            p.set_module(&module);
+        }
+    }
+    problems
+}
+
+/// Adds the manifest file and line to every problem that names a key.
+pub(crate) fn locate(locations: Option<&Locations>, problems: &mut Problems) {
+    let Some(locations) = locations else {
+        return;
+    };
+    for p in problems.iter_mut() {
+        if let Some(at) = p.key().and_then(|k| locations.find(k)) {
+            p.set_location(at);
+        }
+    }
+}
