@@ -9,8 +9,9 @@ use crate::compile::check_header;
 
 /// Decodes component bytes and prints their world as WIT.
 ///
-/// With `full`, the definitions of every imported and exported interface follow the world,
-/// as nested packages; otherwise only the world with its `import` and `export` lines.
+/// The world with its `import` and `export` lines comes first, followed by the definitions
+/// of the exported interfaces (their functions, with signatures, and types): what a user can
+/// call. With `full`, the definitions of the imported interfaces follow too.
 pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
     check_header("<inspected>", bytes).map_err(|e| {
         Error::new(
@@ -40,16 +41,20 @@ pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
             "the component's world belongs to no package",
         )
     })?;
-    let nested: Vec<_> = if full {
-        resolve
-            .packages
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| *id != root)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let exported: Vec<_> = resolve.worlds[world]
+        .exports
+        .values()
+        .filter_map(|item| match item {
+            wit_parser::WorldItem::Interface { id, .. } => resolve.interfaces[*id].package,
+            _ => None,
+        })
+        .collect();
+    let nested: Vec<_> = resolve
+        .packages
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| *id != root && (full || exported.contains(id)))
+        .collect();
     let mut printer = WitPrinter::default();
     printer.print(&resolve, root, &nested).map_err(|e| {
         Error::new(

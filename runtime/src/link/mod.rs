@@ -106,7 +106,10 @@ pub(crate) fn plan(
                     "module `{name}` imports `{import}`, which is neither a WASI interface nor linked; \
                      link it to a module that exports it with `links = {{ \"{base}\" = \"<provider>\" }}` under [modules.{name}], \
                      or rebuild the component without that import"
-                )));
+                ))
+                .with_module(name.as_str())
+                .with_export(import)
+                .with_key(format!("modules.{name}.links")));
                 continue;
             };
             used[i] = true;
@@ -114,7 +117,9 @@ pub(crate) fn plan(
             let ComponentItem::ComponentInstance(want) = item.ty else {
                 problems.push(Error::link(format!(
                     "module `{name}` imports `{import}` as a single item; only interfaces can be linked"
-                )));
+                ))
+                .with_module(name.as_str())
+                .with_export(import));
                 continue;
             };
             if failed.iter().any(|f| f.as_str() == provider) {
@@ -133,7 +138,12 @@ pub(crate) fn plan(
             };
             match result {
                 Ok(link) => links.push(link),
-                Err(errs) => errs.into_iter().for_each(|e| problems.push(e)),
+                Err(errs) => {
+                    for mut e in errs {
+                        e.set_module(name);
+                        problems.push(e.with_key(format!("modules.{name}.links.{}", keys[i].0)));
+                    }
+                }
             }
         }
         for (i, (key, provider)) in keys.iter().enumerate() {
@@ -237,13 +247,16 @@ fn module_link(
         let at = format!("{importer} imports {base}#{fname}");
         let Some(ComponentItem::ComponentFunc(gf)) = got.get_export(engine, fname).map(|e| e.ty)
         else {
-            errors.push(Error::link(format!(
-                "{at}: `{provider}` exports no function `{fname}` in `{export}`"
-            )));
+            errors.push(
+                Error::link(format!(
+                    "{at}: `{provider}` exports no function `{fname}` in `{export}`"
+                ))
+                .with_export(format!("{import}#{fname}")),
+            );
             continue;
         };
         if let Some(why) = compare_funcs(&wf, &gf, &sides, provider) {
-            errors.push(Error::link(format!("{at}: {why}")));
+            errors.push(Error::link(format!("{at}: {why}")).with_export(format!("{import}#{fname}")));
             continue;
         }
         funcs.push(LinkedFunc {
@@ -364,11 +377,14 @@ fn host_link(
         match item.ty {
             ComponentItem::ComponentFunc(wf) => {
                 if !h.has_func(fname) {
-                    errors.push(Error::link(format!(
-                        "{importer} imports {base}#{fname}: the host's `{}` has no function `{fname}`; it has: {}",
-                        h.name(),
-                        h.func_names().join(", ")
-                    )));
+                    errors.push(
+                        Error::link(format!(
+                            "{importer} imports {base}#{fname}: the host's `{}` has no function `{fname}`; it has: {}",
+                            h.name(),
+                            h.func_names().join(", ")
+                        ))
+                        .with_export(format!("{import}#{fname}")),
+                    );
                 }
                 funcs.push(LinkedFunc {
                     name: fname.to_string(),
@@ -419,7 +435,9 @@ pub(crate) fn order(links: &BTreeMap<String, Vec<Link>>) -> Result<Vec<String>> 
                     "the links form a cycle: {}; Membrane refuses cycles so that a call can never wait on itself. \
                      Move the shared part into its own module that both use",
                     cycle.join(" -> ")
-                )));
+                ))
+                .with_module(name)
+                .with_key(format!("modules.{name}.links")));
             }
             Mark::New => {}
         }
