@@ -12,6 +12,15 @@ fn inspect_prints_wit() {
         "{wit}"
     );
     assert!(wit.contains("import wasi:filesystem/"), "{wit}");
+    // The exported functions, with their signatures, without asking for --full; the
+    // definitions of imported interfaces only with it.
+    assert!(
+        wit.contains("read-file: func(path: string) -> result<string, string>;"),
+        "{wit}"
+    );
+    assert!(!wit.contains("interface preopens"), "{wit}");
+    let full = stdout(&membrane(&["inspect", "--full", guests::PROBE]));
+    assert!(full.contains("interface preopens"), "{full}");
     let o = membrane(&["inspect", "--full", guests::TYPES]);
     let wit = stdout(&o);
     assert!(wit.contains("record point"), "{wit}");
@@ -214,6 +223,124 @@ fn build_runs_each_command_and_reports_failures() {
     assert_clean_failure(
         &membrane(&["build", m.to_str().unwrap()]),
         "module `a`: build command `exit 3` failed",
+    );
+}
+
+/// `membrane build` with stand-ins for rustc and rustup on PATH: rustc reports a sysroot that
+/// lacks wasm32-wasip2, and rustup is absent, failing, or installing the target.
+#[test]
+fn build_installs_a_missing_wasm_target_with_rustup() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(sysroot.join("lib/rustlib")).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let calls = tmp.path().join("calls.txt");
+    script(
+        "rustc",
+        &format!(
+            "echo \"rustc $*\" >> {calls:?}\necho {:?}",
+            sysroot.display().to_string()
+        ),
+    );
+    let build = |manifest: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_membrane"))
+            .args(["build", manifest.to_str().unwrap()])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env_remove("MEMBRANE_LOG")
+            .output()
+            .expect("membrane runs")
+    };
+    let m = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"echo wasm32-wasip2 > a.txt\"\n",
+    );
+    let built = tmp.path().join("a.txt");
+
+    // No rustup: one line that names the command, and nothing built.
+    let o = build(&m);
+    assert_clean_failure(
+        &o,
+        "there is no rustup on PATH to install it; run `rustup target add wasm32-wasip2`",
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!built.exists());
+
+    // rustup cannot install it: what rustup said, on the same line.
+    script(
+        "rustup",
+        &format!(
+            "echo \"rustup $*\" >> {calls:?}\ncase \"$1\" in\n show) echo 'tc-1 (overridden by rust-toolchain.toml)';;\n target) echo 'info: downloading' >&2; echo 'error: could not download file' >&2; exit 1;;\nesac"
+        ),
+    );
+    let o = build(&m);
+    assert_clean_failure(
+        &o,
+        "cannot install the wasm32-wasip2 target: `rustup target add wasm32-wasip2 --toolchain tc-1` failed (exit status: 1): could not download file",
+    );
+    assert!(!built.exists());
+
+    // rustup installs it: one line says so, then the build runs.
+    script(
+        "rustup",
+        &format!(
+            "echo \"rustup $*\" >> {calls:?}\ncase \"$1\" in\n show) echo 'tc-1 (overridden by rust-toolchain.toml)';;\n target) mkdir -p {:?};;\nesac",
+            sysroot
+                .join("lib/rustlib/wasm32-wasip2")
+                .display()
+                .to_string()
+        ),
+    );
+    let o = build(&m);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(
+            "installing the missing wasm32-wasip2 target: rustup target add wasm32-wasip2 --toolchain tc-1\nbuilding a: "
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(built.exists());
+
+    // Installed: nothing to install. A command that names no wasm32-wasip2 is not checked.
+    std::fs::write(&calls, "").unwrap();
+    let o = build(&m);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("installing"), "{}", stderr(&o));
+    let m2 = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"true\"\n",
+    );
+    assert!(build(&m2).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "rustc --print sysroot\n"
+    );
+
+    // `cargo +NAME` builds with NAME, whatever the directory's toolchain is.
+    std::fs::remove_dir(sysroot.join("lib/rustlib/wasm32-wasip2")).unwrap();
+    std::fs::write(&calls, "").unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"echo cargo +nightly build --target wasm32-wasip2\"\n",
+    );
+    let o = build(&m);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rustup target add wasm32-wasip2 --toolchain nightly"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "rustc +nightly --print sysroot\nrustup target add wasm32-wasip2 --toolchain nightly\n"
     );
 }
 

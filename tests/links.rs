@@ -177,10 +177,16 @@ async fn check_reports_every_mismatch() {
     let exports: Vec<_> = e.problems().iter().map(|p| p.export()).collect();
     assert_eq!(
         exports,
-        [Some("acme:kv/store@0.1.0#get"), Some("acme:kv/store@0.1.0#put")]
+        [
+            Some("acme:kv/store@0.1.0#get"),
+            Some("acme:kv/store@0.1.0#put")
+        ]
     );
-    assert!(e.problems().iter().all(|p| p.module() == Some("api")
-        && p.key() == Some("modules.api.links.acme:kv/store")));
+    assert!(
+        e.problems().iter().all(
+            |p| p.module() == Some("api") && p.key() == Some("modules.api.links.acme:kv/store")
+        )
+    );
 }
 
 #[tokio::test]

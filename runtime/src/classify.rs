@@ -41,7 +41,7 @@ pub(crate) fn classify(
                 inner.kind(),
                 format!("module `{name}`: {what} failed in a linked call"),
             );
-            e.upstream = true;
+            e.set_upstream();
             return with_names(e).with_source(inner);
         }
         Err(err) => err,

@@ -31,26 +31,28 @@ pub(crate) struct Compiled {
 pub(crate) fn read_source(name: &str, source: &ComponentSource) -> Result<(Arc<[u8]>, Vec<DirId>)> {
     match source {
         ComponentSource::Bytes(b) => Ok((b.clone(), Vec::new())),
-        ComponentSource::File(path) => read_component(path).map(|(b, d)| (Arc::from(b), d)).map_err(|e| {
-            let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
-                (
-                    ErrorKind::NotFound,
-                    "; build it (`membrane build`) or fix `component`",
+        ComponentSource::File(path) => read_component(path)
+            .map(|(b, d)| (Arc::from(b), d))
+            .map_err(|e| {
+                let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
+                    (
+                        ErrorKind::NotFound,
+                        "; build it (`membrane build`) or fix `component`",
+                    )
+                } else {
+                    (ErrorKind::Io, "")
+                };
+                Error::new(
+                    kind,
+                    format!(
+                        "module `{name}`: cannot read component {}{hint}",
+                        path.display()
+                    ),
                 )
-            } else {
-                (ErrorKind::Io, "")
-            };
-            Error::new(
-                kind,
-                format!(
-                    "module `{name}`: cannot read component {}{hint}",
-                    path.display()
-                ),
-            )
-            .with_module(name)
-            .with_key(format!("modules.{name}.component"))
-            .with_source(e)
-        }),
+                .with_module(name)
+                .with_key(format!("modules.{name}.component"))
+                .with_source(e)
+            }),
     }
 }
 
@@ -169,4 +171,3 @@ fn check_initial_sizes(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> 
     }
     Ok(())
 }
-

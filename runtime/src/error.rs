@@ -111,8 +111,13 @@ impl fmt::Display for Location {
 /// `Display` prints the message (with the manifest location when there is one, and the
 /// list when the error is several problems); the underlying cause, when there is one, is
 /// available through [`std::error::Error::source`], and [`chain`] prints both safely.
-#[derive(Debug)]
 pub struct Error {
+    // Boxed: a `Result<T, Error>` stays one pointer wide on the happy path.
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     module: Option<String>,
@@ -124,7 +129,13 @@ pub struct Error {
     exit_code: Option<i32>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// Set when the failure happened in a linked provider, not in the module that reports it.
-    pub(crate) upstream: bool,
+    upstream: bool,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
 }
 
 /// The result type of the library.
@@ -134,17 +145,28 @@ impl Error {
     /// An error of `kind` with a message meant for a person.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            module: None,
-            export: None,
-            key: None,
-            location: None,
-            problems: Vec::new(),
-            exit_code: None,
-            source: None,
-            upstream: false,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                module: None,
+                export: None,
+                key: None,
+                location: None,
+                problems: Vec::new(),
+                exit_code: None,
+                source: None,
+                upstream: false,
+            }),
         }
+    }
+
+    /// Whether the failure happened in a linked provider, not in the module that reports it.
+    pub(crate) fn upstream(&self) -> bool {
+        self.inner.upstream
+    }
+
+    pub(crate) fn set_upstream(&mut self) {
+        self.inner.upstream = true;
     }
 
     /// Attaches the underlying cause.
@@ -152,31 +174,31 @@ impl Error {
         mut self,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
     /// Names the module the error is about.
     pub fn with_module(mut self, module: impl Into<String>) -> Self {
-        self.module = Some(module.into());
+        self.inner.module = Some(module.into());
         self
     }
 
     /// Names the export (`ns:pkg/iface#func`) the error is about.
     pub fn with_export(mut self, export: impl Into<String>) -> Self {
-        self.export = Some(export.into());
+        self.inner.export = Some(export.into());
         self
     }
 
     /// Names the manifest key to change (`modules.api.limits.memory`).
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
+        self.inner.key = Some(key.into());
         self
     }
 
     pub(crate) fn at(mut self, location: Option<Location>) -> Self {
-        if self.location.is_none() {
-            self.location = location;
+        if self.inner.location.is_none() {
+            self.inner.location = location;
         }
         self
     }
@@ -187,7 +209,7 @@ impl Error {
             format!("module `{module}` exited with status {code}"),
         )
         .with_module(module);
-        e.exit_code = Some(code);
+        e.inner.exit_code = Some(code);
         e
     }
 
@@ -209,77 +231,77 @@ impl Error {
 
     /// What kind of error this is (for several problems, the kind of the first).
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The message, without the location, the list or the cause chain.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// The module the error is about, if it is about one.
     pub fn module(&self) -> Option<&str> {
-        self.module.as_deref()
+        self.inner.module.as_deref()
     }
 
     /// The export the error is about, if any.
     pub fn export(&self) -> Option<&str> {
-        self.export.as_deref()
+        self.inner.export.as_deref()
     }
 
     /// The manifest key to change, if the error is about one (`modules.api.limits.memory`).
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.inner.key.as_deref()
     }
 
     /// Where in the manifest the problem is, when the app came from a manifest.
     pub fn location(&self) -> Option<&Location> {
-        self.location.as_ref()
+        self.inner.location.as_ref()
     }
 
     /// Every problem this error reports: the list when there are several, else the error
     /// itself. Never nested, never empty.
     pub fn problems(&self) -> &[Error] {
-        if self.problems.is_empty() {
+        if self.inner.problems.is_empty() {
             std::slice::from_ref(self)
         } else {
-            &self.problems
+            &self.inner.problems
         }
     }
 
     /// The status the guest passed to `wasi:cli/exit`, for [`ErrorKind::Exit`].
     pub fn exit_code(&self) -> Option<i32> {
-        self.exit_code
+        self.inner.exit_code
     }
 
     /// Prepends context to the message, keeping kind, fields and cause.
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.inner.message = format!("{context}: {}", self.inner.message);
         self
     }
 
     /// Names the module, unless the error names one already.
     pub(crate) fn set_module(&mut self, module: &str) {
-        if self.module.is_none() {
-            self.module = Some(module.to_string());
+        if self.inner.module.is_none() {
+            self.inner.module = Some(module.to_string());
         }
     }
 
     /// Sets where in the manifest the problem is, unless it is known already.
     pub(crate) fn set_location(&mut self, at: Location) {
-        if self.location.is_none() {
-            self.location = Some(at);
+        if self.inner.location.is_none() {
+            self.inner.location = Some(at);
         }
     }
 
     /// Fills in the module when the error does not name one yet (on every problem).
     pub(crate) fn in_module(mut self, module: &str) -> Self {
-        if self.module.is_none() {
-            self.module = Some(module.to_string());
+        if self.inner.module.is_none() {
+            self.inner.module = Some(module.to_string());
         }
-        for p in &mut self.problems {
-            if p.module.is_none() {
-                p.module = Some(module.to_string());
+        for p in &mut self.inner.problems {
+            if p.inner.module.is_none() {
+                p.inner.module = Some(module.to_string());
             }
         }
         self
@@ -288,23 +310,24 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.problems.is_empty() {
-            write!(f, "{} problems:", self.problems.len())?;
-            for p in &self.problems {
+        if !self.inner.problems.is_empty() {
+            write!(f, "{} problems:", self.inner.problems.len())?;
+            for p in &self.inner.problems {
                 write!(f, "\n  - {}", chain(p))?;
             }
             return Ok(());
         }
-        if let Some(at) = &self.location {
+        if let Some(at) = &self.inner.location {
             write!(f, "{at}: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.inner.message)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -318,10 +341,10 @@ pub(crate) struct Problems(Vec<Error>);
 impl Problems {
     /// Adds a problem; an error that lists several problems adds each of them.
     pub(crate) fn push(&mut self, mut e: Error) {
-        if e.problems.is_empty() {
+        if e.inner.problems.is_empty() {
             self.0.push(e);
         } else {
-            self.0.append(&mut e.problems);
+            self.0.append(&mut e.inner.problems);
         }
     }
 
@@ -342,8 +365,8 @@ impl Problems {
             0 => Ok(()),
             1 => Err(problems.remove(0)),
             n => {
-                let mut e = Error::new(problems[0].kind, format!("{n} problems"));
-                e.problems = problems;
+                let mut e = Error::new(problems[0].inner.kind, format!("{n} problems"));
+                e.inner.problems = problems;
                 Err(e)
             }
         }

@@ -55,7 +55,8 @@ impl Exports {
 
     fn resolve(&self, text: &str, id: usize) -> Result<Function> {
         let engine = &self.engine;
-        let name = ExportName::parse(text).map_err(|e| e.with_module(&*self.module).with_export(text))?;
+        let name =
+            ExportName::parse(text).map_err(|e| e.with_module(&*self.module).with_export(text))?;
         let ty = self.component.component_type();
         let missing = |what: String| {
             Error::not_found(format!("module `{}` {what}", self.module))

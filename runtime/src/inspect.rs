@@ -4,8 +4,8 @@ use std::path::Path;
 
 use wit_component::{DecodedWasm, WitPrinter};
 
-use crate::error::{Error, ErrorKind, Result};
 use crate::compile::check_header;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Decodes component bytes and prints their world as WIT.
 ///

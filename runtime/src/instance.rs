@@ -61,7 +61,13 @@ impl WasiView for HostState {
 }
 
 impl Guarded for HostState {
-    fn guards(&mut self) -> (Option<&mut OpenFiles>, Option<&mut QuotaMap>, &mut ResourceTable) {
+    fn guards(
+        &mut self,
+    ) -> (
+        Option<&mut OpenFiles>,
+        Option<&mut QuotaMap>,
+        &mut ResourceTable,
+    ) {
         let (files, quotas) = self.slots.pair_mut::<OpenFiles, QuotaMap>();
         (files, quotas, &mut self.table)
     }
@@ -140,13 +146,17 @@ impl LiveInstance {
             .policy
             .instance(&mut store)
             .map_err(|e| e.in_module(&recipe.name))?;
-        let instance = recipe
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| {
-                let slots = &store.data().slots;
-                classify(e, &recipe.name, slots, &recipe.policy, "instantiation", None)
-            })?;
+        let instance = recipe.pre.instantiate(&mut store).map_err(|e| {
+            let slots = &store.data().slots;
+            classify(
+                e,
+                &recipe.name,
+                slots,
+                &recipe.policy,
+                "instantiation",
+                None,
+            )
+        })?;
         Ok(LiveInstance {
             store,
             instance,
@@ -230,7 +240,14 @@ impl LiveInstance {
         let func = self.func(recipe, target)?;
         let result = func.call(&mut self.store, args, results).map_err(|e| {
             let slots = &self.store.data().slots;
-            classify(e, &recipe.name, slots, &recipe.policy, &target.name, Some(&target.name))
+            classify(
+                e,
+                &recipe.name,
+                slots,
+                &recipe.policy,
+                &target.name,
+                Some(&target.name),
+            )
         });
         if let Some(output) = self.store.data().slots.get::<Arc<OutputBudget>>() {
             let (dropped, dropped_lines) = (output.dropped(), output.lines_dropped());
@@ -251,11 +268,16 @@ impl LiveInstance {
     /// Drops a resource this instance owns (running the guest's destructor).
     pub(crate) fn drop_resource(&mut self, recipe: &Recipe, handle: ResourceAny) -> Result<()> {
         self.arm(recipe, Instant::now(), None)?;
-        handle
-            .resource_drop(&mut self.store)
-            .map_err(|e| {
-                let slots = &self.store.data().slots;
-                classify(e, &recipe.name, slots, &recipe.policy, "a resource destructor", None)
-            })
+        handle.resource_drop(&mut self.store).map_err(|e| {
+            let slots = &self.store.data().slots;
+            classify(
+                e,
+                &recipe.name,
+                slots,
+                &recipe.policy,
+                "a resource destructor",
+                None,
+            )
+        })
     }
 }

@@ -4,6 +4,15 @@
 //! and its own memory and time limits. See the README for the manifest reference and the
 //! security model.
 //!
+//! The crate is built in layers, each using only itself and the layers below:
+//! - description: [`AppSpec`], [`ModuleSpec`], [`Manifest`] — what an app is, nothing
+//!   about how it runs;
+//! - execution: capabilities and limits as units of one shape (validated, prepared once per
+//!   module, applied to every instance, reset before every call, asked to explain a
+//!   failure), instances built from a recipe, pools and supervision;
+//! - links: type-checked connections between modules and to host interfaces;
+//! - the app and the runtime: [`validate`], [`Runtime`], [`App`].
+//!
 //! ```no_run
 //! # async fn demo() -> membrane::Result<()> {
 //! use membrane::{AppSpec, Config, DirMode, ModuleSpec, Runtime, Val};
@@ -82,8 +91,8 @@ pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
-    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec, OutputRoute,
-    RestartPolicy,
+    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec,
+    OutputRoute, RestartPolicy,
 };
 pub use supervisor::Health;
 pub use unit::RunContext;

@@ -12,16 +12,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::cache::Cache;
 use crate::capability::fs::Filesystem;
 use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::instance::HostState;
+use crate::link::host::HostInterface;
 use crate::link::{self, LinkInfo, forward::Provider};
 use crate::module::Module;
 use crate::names::HOST;
-use crate::cache::Cache;
-use crate::instance::HostState;
-use crate::link::host::HostInterface;
 use crate::spec::{AppSpec, ModuleSpec};
 use crate::unit::ModuleCx;
 use crate::validate::{Settings, check, locate};
@@ -277,7 +277,9 @@ fn descriptor_warning(specs: &BTreeMap<String, ModuleSpec>) -> Option<String> {
             "the modules may hold up to {worst} open files together (`files` x `instances` per module), \
              more than this process's limit of {soft}; lower `files` or `instances`, or raise `ulimit -n`"
         );
-        tracing::warn!(target: "membrane::limits", "{w}");
+        // Shown by `membrane check` (App::warnings); every run printing it would be noise
+        // for apps that never come near the limit.
+        tracing::debug!(target: "membrane::limits", "{w}");
         w
     })
 }

@@ -239,9 +239,11 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         lines.note(k.clone(), &dir.span());
         let span = dir.span();
         let dir = dir.into_inner();
-        let quota = dir
-            .quota
-            .and_then(|q| parse_size(&q).map_err(|m| lines.bad(format!("{k}.quota"), &span, m)).ok());
+        let quota = dir.quota.and_then(|q| {
+            parse_size(&q)
+                .map_err(|m| lines.bad(format!("{k}.quota"), &span, m))
+                .ok()
+        });
         grants.dirs.push(DirGrant {
             host: base.join(&dir.host),
             guest: dir.guest,

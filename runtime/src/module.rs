@@ -106,7 +106,7 @@ impl Module {
             outcome
                 .as_ref()
                 .map(|_| ())
-                .map_err(|e| if e.upstream { None } else { Some(e.kind()) }),
+                .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
         );
         outcome
     }

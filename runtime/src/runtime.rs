@@ -14,8 +14,8 @@ use crate::cache::Cache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::HostState;
 use crate::link::host::HostInterface;
-use crate::manifest::Manifest;
 use crate::load::{LoadCx, LoadProgress};
+use crate::manifest::Manifest;
 use crate::spec::AppSpec;
 
 /// Settings of a [`Runtime`]. The defaults suit untrusted code.
@@ -188,6 +188,12 @@ impl Runtime {
         spec: AppSpec,
         progress: &(dyn Fn(LoadProgress<'_>) + Send + Sync),
     ) -> Result<App> {
-        App::load(self.inner.clone(), self.inner.load_cx(), spec, Some(progress)).await
+        App::load(
+            self.inner.clone(),
+            self.inner.load_cx(),
+            spec,
+            Some(progress),
+        )
+        .await
     }
 }

@@ -77,7 +77,8 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         let key = |rest: &str| format!("modules.{name}.{rest}");
         if let Err(msg) = validate_module_name(name) {
             problems.push(
-                Error::manifest(format!("[modules.{name}]: {msg}")).with_key(format!("modules.{name}")),
+                Error::manifest(format!("[modules.{name}]: {msg}"))
+                    .with_key(format!("modules.{name}")),
             );
             continue;
         }
@@ -94,7 +95,8 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         for (import, provider) in &m.links {
             let k = key(&format!("links.{import}"));
             if let Err(msg) = validate_link_key(import) {
-                problems.push(Error::manifest(format!("module `{name}`: links: {msg}")).with_key(k));
+                problems
+                    .push(Error::manifest(format!("module `{name}`: links: {msg}")).with_key(k));
             } else if provider != HOST && !spec.modules.contains_key(provider) {
                 let known: Vec<&str> = spec.modules.keys().map(String::as_str).collect();
                 problems.push(
@@ -108,15 +110,19 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         }
         if m.limits.instances == 0 {
             problems.push(
-                Error::manifest(format!("module `{name}`: limits.instances must be at least 1"))
-                    .with_key(key("limits.instances")),
+                Error::manifest(format!(
+                    "module `{name}`: limits.instances must be at least 1"
+                ))
+                .with_key(key("limits.instances")),
             );
         }
         for (what, d) in [("within", m.restart.within), ("backoff", m.restart.backoff)] {
             if d.is_zero() {
                 problems.push(
-                    Error::manifest(format!("module `{name}`: restart.{what} must be longer than zero"))
-                        .with_key(key(&format!("restart.{what}"))),
+                    Error::manifest(format!(
+                        "module `{name}`: restart.{what} must be longer than zero"
+                    ))
+                    .with_key(key(&format!("restart.{what}"))),
                 );
             }
         }

@@ -48,7 +48,8 @@ impl Function {
                     self.signature_params(),
                     args.len()
                 ),
-            ).with_export(&self.name));
+            )
+            .with_export(&self.name));
         }
         self.params
             .iter()
@@ -62,7 +63,8 @@ impl Function {
                             self.name,
                             type_name(ty)
                         ),
-                    ).with_export(&self.name)
+                    )
+                    .with_export(&self.name)
                 })
             })
             .collect()
@@ -80,14 +82,16 @@ impl Function {
                     self.signature_params(),
                     args.len()
                 ),
-            ).with_export(&self.name));
+            )
+            .with_export(&self.name));
         }
         for ((name, ty), val) in self.params.iter().zip(args) {
             check(val, ty).map_err(|why| {
                 Error::new(
                     ErrorKind::InvalidArgs,
                     format!("{}: argument `{name}`: {why}", self.name),
-                ).with_export(&self.name)
+                )
+                .with_export(&self.name)
             })?;
         }
         Ok(())

@@ -8,10 +8,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::error::{Error, Problems, Result};
 use crate::unit::{InstanceCx, ModuleCx, Unit, UnitDef};
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     for (key, value) in &cx.spec.grants.env {

@@ -127,10 +127,7 @@ fn check_procfs() -> std::io::Result<bool> {
     Ok(st.f_type == rustix::fs::PROC_SUPER_MAGIC)
 }
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 /// The guest path as the guest sees it: no trailing slash, `/` for the root.
 fn guest_of(grant: &DirGrant) -> &str {
@@ -143,7 +140,8 @@ fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     for (i, grant) in cx.spec.grants.dirs.iter().enumerate() {
         let key = cx.key(&format!("grants.dirs[{i}]"));
         let bad = |msg: String| {
-            Error::manifest(format!("module `{}`: grants.dirs: {msg}", cx.name)).with_key(key.clone())
+            Error::manifest(format!("module `{}`: grants.dirs: {msg}", cx.name))
+                .with_key(key.clone())
         };
         let guest = guest_of(grant);
         if let Err(msg) = validate_guest_path(guest) {
@@ -156,14 +154,18 @@ fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
             )));
         }
         seen.push(guest);
-        if (grant.quota.is_some() || grant.quota_files.is_some()) && grant.mode != DirMode::ReadWrite {
+        if (grant.quota.is_some() || grant.quota_files.is_some())
+            && grant.mode != DirMode::ReadWrite
+        {
             problems.push(bad(format!(
                 "{guest:?} has a quota but is read-only; a quota bounds what a module writes, so give it \
                  to a grant with mode = \"rw\" or remove it"
             )));
         }
         if grant.host.as_os_str().is_empty() {
-            problems.push(bad("`host` is empty: give the host directory to grant".into()));
+            problems.push(bad(
+                "`host` is empty: give the host directory to grant".into()
+            ));
         }
     }
 }
@@ -347,4 +349,3 @@ impl Unit for Filesystem {
         self
     }
 }
-

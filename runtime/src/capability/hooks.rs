@@ -40,7 +40,13 @@ const WASI: &str = "0.2.12";
 pub(crate) trait Guarded: WasiView + 'static {
     /// The instance's open-file count and quota map (when its module has them), and its
     /// resource table.
-    fn guards(&mut self) -> (Option<&mut OpenFiles>, Option<&mut QuotaMap>, &mut ResourceTable);
+    fn guards(
+        &mut self,
+    ) -> (
+        Option<&mut OpenFiles>,
+        Option<&mut QuotaMap>,
+        &mut ResourceTable,
+    );
 }
 
 type Store<'a, T> = StoreContextMut<'a, T>;
@@ -126,9 +132,10 @@ fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             );
             if let (Ok(child), Some(q)) = (&r, quota) {
                 let (_, quotas, table) = store.data_mut().guards();
-                if let (Some(map), Some(d)) =
-                    (quotas, descriptor(table, &Resource::new_borrow(child.rep())))
-                {
+                if let (Some(map), Some(d)) = (
+                    quotas,
+                    descriptor(table, &Resource::new_borrow(child.rep())),
+                ) {
                     map.track(d, q);
                 }
             }

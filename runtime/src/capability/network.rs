@@ -29,10 +29,7 @@ pub(crate) enum NetHost {
     Name(String),
 }
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     for (i, dest) in cx.spec.grants.network.iter().enumerate() {
@@ -48,7 +45,13 @@ fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
 fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
     let mut rules = Vec::new();
     // Validated already; a destination that does not parse grants nothing.
-    for rule in cx.spec.grants.network.iter().filter_map(|d| parse_destination(d).ok()) {
+    for rule in cx
+        .spec
+        .grants
+        .network
+        .iter()
+        .filter_map(|d| parse_destination(d).ok())
+    {
         if !rules.contains(&rule) {
             rules.push(rule);
         }

@@ -51,7 +51,11 @@ struct Stdio {
 }
 
 impl Stdio {
-    fn stream(route: OutputRoute, stream: &'static str, cx: &InstanceCx<'_>) -> Option<GuestOutput> {
+    fn stream(
+        route: OutputRoute,
+        stream: &'static str,
+        cx: &InstanceCx<'_>,
+    ) -> Option<GuestOutput> {
         // The output limit's budget; without it (no such limit) output is not budgeted.
         let budget = cx
             .slots

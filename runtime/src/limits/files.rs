@@ -22,10 +22,7 @@ use wasmtime_wasi::p2::{ReaddirIterator, TcpSocket, UdpSocket};
 use crate::error::{Error, ErrorKind, Problems};
 use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     if cx.spec.limits.files == 0 {

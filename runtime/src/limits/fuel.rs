@@ -8,10 +8,7 @@ use std::any::Any;
 use crate::error::{Error, ErrorKind, Problems};
 use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     if cx.spec.limits.fuel.is_some() && !cx.metered {

@@ -19,10 +19,7 @@ use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 /// gigabytes.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     if cx.spec.limits.memory == 0 {

@@ -116,7 +116,6 @@ impl OutputBudget {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Problems};
 use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 
-pub(crate) const DEF: UnitDef = UnitDef {
-    validate,
-    prepare,
-};
+pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
 fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
     if cx.spec.limits.timeout.is_zero() {

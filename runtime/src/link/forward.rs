@@ -113,7 +113,10 @@ pub(crate) fn define(
                             Some(s) => s,
                             None => p.session(deadline)?,
                         };
-                        let out = session.instance.call(p.recipe(), &func, &args, Some(deadline))?;
+                        let out =
+                            session
+                                .instance
+                                .call(p.recipe(), &func, &args, Some(deadline))?;
                         Ok((session, out))
                     });
                     match outcome {

@@ -256,7 +256,8 @@ fn module_link(
             continue;
         };
         if let Some(why) = compare_funcs(&wf, &gf, &sides, provider) {
-            errors.push(Error::link(format!("{at}: {why}")).with_export(format!("{import}#{fname}")));
+            errors
+                .push(Error::link(format!("{at}: {why}")).with_export(format!("{import}#{fname}")));
             continue;
         }
         funcs.push(LinkedFunc {

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod build;
 mod output;
+mod progress;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use membrane::{AppSpec, Config, DirMode, Manifest, ModuleSpec, Runtime};
 use output::{OutputFailed, out, say};
@@ -222,11 +224,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 let manifest = Manifest::from_file(&target)?;
                 if build {
-                    build_all(&manifest)?;
+                    build::build_all(&manifest)?;
                 }
                 manifest.app
             };
-            let app = Runtime::new(config_for(&spec))?.load_spec(spec).await?;
+            let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
             let code = app.run(args, true).await?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
@@ -237,7 +239,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             args,
         } => {
             let m = Manifest::from_file(&manifest)?;
-            let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
+            let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
             let func = app.function(&module, &export)?;
             let values = func.parse_args(&args)?;
             let results = app.call(&module, &export, &values).await?;
@@ -253,7 +255,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let result = async {
                 let m = Manifest::from_file(&manifest)?;
                 let n = m.app.modules().len();
-                let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
+                let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
                 for w in app.warnings() {
                     say(&format!("warning: {w}"));
                 }
@@ -280,7 +282,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Graph { manifest, format } => {
             let m = Manifest::from_file(&manifest)?;
-            let app = Runtime::new(config_for(&m.app))?.load_spec(m.app).await?;
+            let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
             let format = match format {
                 Format::Dot => membrane::GraphFormat::Dot,
                 Format::Mermaid => membrane::GraphFormat::Mermaid,
@@ -296,7 +298,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             let n = m.app.modules().len();
             let start = std::time::Instant::now();
-            Runtime::new(config)?.load_spec(m.app).await?;
+            progress::load(&Runtime::new(config)?, m.app).await?;
             out(&format!(
                 "compiled {n} module(s) into {} in {:.2?}\n",
                 dir.display(),
@@ -305,7 +307,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { manifest } => {
-            build_all(&Manifest::from_file(&manifest)?)?;
+            build::build_all(&Manifest::from_file(&manifest)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -322,45 +324,13 @@ fn config_for(app: &AppSpec) -> Config {
     if let Some(stack) = app.stack_size() {
         config.max_wasm_stack = stack as usize;
     }
+    // Every instance of a module, resource sessions included, comes from its pool, so the
+    // sum of `instances` is all the app can hold at once.
     let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
-    // Links with resources pin extra provider instances; leave room for them.
-    config.instance_slots = (wanted.saturating_mul(2)).clamp(16, 10_000) as u32;
+    config.instance_slots = wanted.clamp(16, 10_000) as u32;
     config
 }
 
 fn is_wasm(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wasm")
-}
-
-/// Runs each module's build command with the manifest's directory as working directory.
-fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
-    let dir = manifest
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut built = 0;
-    for (name, module) in manifest.app.modules() {
-        let Some(command) = module.build_command() else {
-            continue;
-        };
-        say(&format!("building {name}: {command}"));
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(dir)
-            .status()
-            .with_context(|| format!("module `{name}`: cannot start its build command"))?;
-        if !status.success() {
-            bail!("module `{name}`: build command `{command}` failed with {status}");
-        }
-        built += 1;
-    }
-    if built == 0 {
-        say(&format!(
-            "nothing to build: no module of {} has a `build` command",
-            manifest.path.display()
-        ));
-    }
-    Ok(())
 }
