@@ -18,7 +18,6 @@ use crate::classify::classify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::files::OpenFiles;
 use crate::limits::memory::MemoryLimiter;
-use crate::limits::output::OutputBudget;
 use crate::spec::Limits;
 use crate::unit::{CallCx, Controls, InstanceCx, Policy, RunContext, Slots};
 use crate::value::Function;
@@ -96,10 +95,6 @@ impl ResourceLimiter for Unlimited {
 }
 
 impl Controls for Store<HostState> {
-    fn slots(&mut self) -> &mut Slots {
-        &mut self.data_mut().slots
-    }
-
     fn set_epoch_deadline(&mut self, ticks: u64) {
         Store::set_epoch_deadline(self, ticks);
     }
@@ -182,10 +177,12 @@ impl LiveInstance {
             }
             budget = budget.min(left);
         }
-        self.store.data_mut().deadline = now + budget;
+        let state = self.store.data_mut();
+        state.deadline = now + budget;
+        recipe.policy.reset_states(&mut state.slots);
         recipe
             .policy
-            .reset(&mut self.store, &CallCx { budget })
+            .arm(&mut self.store, &CallCx { budget })
             .map_err(|e| e.in_module(&recipe.name))
     }
 
@@ -249,19 +246,9 @@ impl LiveInstance {
                 Some(&target.name),
             )
         });
-        if let Some(output) = self.store.data().slots.get::<Arc<OutputBudget>>() {
-            let (dropped, dropped_lines) = (output.dropped(), output.lines_dropped());
-            if dropped > 0 || dropped_lines > 0 {
-                tracing::warn!(
-                    target: "membrane::limits",
-                    module = %recipe.name,
-                    dropped,
-                    dropped_lines,
-                    limit = recipe.limits.output,
-                    "output past the module's per-call limits was dropped"
-                );
-            }
-        }
+        recipe
+            .policy
+            .after_call(&mut self.store.data_mut().slots, &recipe.name);
         result
     }
 

@@ -8,7 +8,8 @@
 //! | [`UnitDef::validate`] | the one validation pass, before anything is opened | pure checks of the module's declaration; every problem names the manifest key |
 //! | [`UnitDef::prepare`] | once per module, when it loads | open what must be opened (directories), build what every instance shares |
 //! | [`Unit::new_state`], [`Unit::apply`], [`Unit::finish`], [`Unit::instance`] | once per instance | the unit's state in the instance, its part of the WASI context, its setup of the Store |
-//! | [`Unit::reset`] | before every call | arm the limit for this call |
+//! | [`Unit::reset_state`], [`Unit::arm`] | before every call | reset the unit's state in the instance, arm the Store for this call |
+//! | [`Unit::after_call`] | after every call | report what the call used |
 //! | [`Unit::blame`] | after a failed call | whether this unit's limit caused the failure, and the error kind and message to report |
 //!
 //! A unit keeps its per-instance state in the instance's [`Slots`], found by its type, so
@@ -90,8 +91,6 @@ pub(crate) struct BlameCx<'a> {
 
 /// The Store-level controls a unit may use; implemented by the instance.
 pub(crate) trait Controls {
-    /// The instance's unit states.
-    fn slots(&mut self) -> &mut Slots;
     /// Arms the epoch deadline, in ticks from now.
     fn set_epoch_deadline(&mut self, ticks: u64);
     /// Sets the fuel of the next call.
@@ -121,15 +120,21 @@ pub(crate) trait Unit: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
-    /// Whether [`Unit::reset`] does anything (the call path skips the rest).
-    fn resets(&self) -> bool {
+    /// Before every call: resets the unit's state in the instance (flags, budgets).
+    fn reset_state(&self, _state: &mut (dyn Any + Send)) {}
+
+    /// Whether [`Unit::arm`] does anything (the call path skips the rest).
+    fn arms(&self) -> bool {
         false
     }
 
-    /// Arms the unit for one call.
-    fn reset(&self, _store: &mut dyn Controls, _call: &CallCx) -> Result<()> {
+    /// Before every call: arms Store-level controls (epoch deadline, fuel, host-call bytes).
+    fn arm(&self, _store: &mut dyn Controls, _call: &CallCx) -> Result<()> {
         Ok(())
     }
+
+    /// After every call: reports what the call used (output dropped, say).
+    fn after_call(&self, _state: &mut (dyn Any + Send), _module: &str) {}
 
     /// After a failed call: the kind and message when this unit's limit caused it.
     fn blame(&self, _slots: &Slots, _cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {
@@ -140,7 +145,8 @@ pub(crate) trait Unit: Send + Sync + fmt::Debug + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// The states of one instance's units, by type.
+/// The states of one instance's units, in the order of the units that keep one; found by
+/// type by anyone else.
 #[derive(Default)]
 pub(crate) struct Slots(Vec<(TypeId, Box<dyn Any + Send>)>);
 
@@ -186,8 +192,10 @@ impl Slots {
 #[derive(Debug, Default)]
 pub(crate) struct Policy {
     units: Vec<Box<dyn Unit>>,
-    /// Indexes of the units whose `reset` does something.
-    resetting: Vec<usize>,
+    /// The units that keep a state in each instance, with the index of their slot.
+    stateful: Vec<(usize, usize)>,
+    /// Indexes of the units whose `arm` does something.
+    arming: Vec<usize>,
 }
 
 impl Policy {
@@ -207,8 +215,17 @@ impl Policy {
             .filter_map(|def| (def.prepare)(cx, &mut problems))
             .collect();
         problems.into_result()?;
-        let resetting = (0..units.len()).filter(|i| units[*i].resets()).collect();
-        Ok(Policy { units, resetting })
+        let stateful = (0..units.len())
+            .filter(|i| units[*i].new_state().is_some())
+            .enumerate()
+            .map(|(slot, unit)| (unit, slot))
+            .collect();
+        let arming = (0..units.len()).filter(|i| units[*i].arms()).collect();
+        Ok(Policy {
+            units,
+            stateful,
+            arming,
+        })
     }
 
     /// The unit of type `T`, if the module has one.
@@ -216,11 +233,11 @@ impl Policy {
         self.units.iter().find_map(|u| u.as_any().downcast_ref())
     }
 
-    /// The states of a new instance's units.
+    /// The states of a new instance's units, one slot per stateful unit, in order.
     pub(crate) fn new_slots(&self) -> Slots {
         let mut slots = Slots::default();
-        for u in &self.units {
-            if let Some(s) = u.new_state() {
+        for (unit, _) in &self.stateful {
+            if let Some(s) = self.units[*unit].new_state() {
                 slots.push(s);
             }
         }
@@ -248,12 +265,30 @@ impl Policy {
         self.units.iter().try_for_each(|u| u.instance(store))
     }
 
-    /// Arms every limit for one call.
-    pub(crate) fn reset(&self, store: &mut dyn Controls, call: &CallCx) -> Result<()> {
-        for i in &self.resetting {
-            self.units[*i].reset(store, call)?;
+    /// Resets every unit's state for one call.
+    pub(crate) fn reset_states(&self, slots: &mut Slots) {
+        for (unit, slot) in &self.stateful {
+            if let Some((_, state)) = slots.0.get_mut(*slot) {
+                self.units[*unit].reset_state(&mut **state);
+            }
+        }
+    }
+
+    /// Arms every Store-level limit for one call.
+    pub(crate) fn arm(&self, store: &mut dyn Controls, call: &CallCx) -> Result<()> {
+        for i in &self.arming {
+            self.units[*i].arm(store, call)?;
         }
         Ok(())
+    }
+
+    /// Lets every unit report what the call used.
+    pub(crate) fn after_call(&self, slots: &mut Slots, module: &str) {
+        for (unit, slot) in &self.stateful {
+            if let Some((_, state)) = slots.0.get_mut(*slot) {
+                self.units[*unit].after_call(&mut **state, module);
+            }
+        }
     }
 
     /// The first unit that takes the blame for a failed call.

@@ -34,7 +34,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use super::quota::{Quota, QuotaMap};
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::spec::{DirGrant, DirMode};
-use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
+use crate::unit::{BlameCx, ModuleCx, Slots, Unit, UnitDef};
 
 /// One granted directory, opened.
 #[derive(Debug)]
@@ -320,15 +320,10 @@ impl Unit for Filesystem {
         *ctx.filesystem() = self.template.clone();
     }
 
-    fn resets(&self) -> bool {
-        !self.quotas.is_empty()
-    }
-
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> Result<()> {
-        if let Some(q) = store.slots().get_mut::<QuotaMap>() {
+    fn reset_state(&self, state: &mut (dyn Any + Send)) {
+        if let Some(q) = state.downcast_mut::<QuotaMap>() {
             q.denied.store(false, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
     }
 
     fn blame(&self, slots: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {

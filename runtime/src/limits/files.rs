@@ -20,7 +20,7 @@ use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::{ReaddirIterator, TcpSocket, UdpSocket};
 
 use crate::error::{Error, ErrorKind, Problems};
-use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
+use crate::unit::{BlameCx, ModuleCx, Slots, Unit, UnitDef};
 
 pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 
@@ -52,15 +52,10 @@ impl Unit for Files {
         Some(Box::new(OpenFiles::new(self.max)))
     }
 
-    fn resets(&self) -> bool {
-        true
-    }
-
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
-        if let Some(f) = store.slots().get_mut::<OpenFiles>() {
+    fn reset_state(&self, state: &mut (dyn Any + Send)) {
+        if let Some(f) = state.downcast_mut::<OpenFiles>() {
             f.denied = false;
         }
-        Ok(())
     }
 
     fn blame(&self, slots: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {

@@ -50,11 +50,11 @@ impl Unit for Fuel {
         self.set(store)
     }
 
-    fn resets(&self) -> bool {
+    fn arms(&self) -> bool {
         true
     }
 
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
+    fn arm(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
         self.set(store)
     }
 

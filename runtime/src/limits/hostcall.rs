@@ -24,11 +24,11 @@ struct Hostcall {
 }
 
 impl Unit for Hostcall {
-    fn resets(&self) -> bool {
+    fn arms(&self) -> bool {
         true
     }
 
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
+    fn arm(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
         store.set_hostcall_fuel(usize::try_from(self.bytes).unwrap_or(usize::MAX));
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::any::Any;
 use wasmtime::ResourceLimiter;
 
 use crate::error::{Error, ErrorKind, Problems};
-use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
+use crate::unit::{BlameCx, ModuleCx, Slots, Unit, UnitDef};
 
 /// The most table elements one table may hold. Tables of Rust and C guests hold a few
 /// hundred function references; this bound keeps a hostile table from costing the host
@@ -49,16 +49,11 @@ impl Unit for Memory {
         Some(Box::new(MemoryLimiter::new(self.max)))
     }
 
-    fn resets(&self) -> bool {
-        true
-    }
-
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
-        if let Some(l) = store.slots().get_mut::<MemoryLimiter>() {
+    fn reset_state(&self, state: &mut (dyn Any + Send)) {
+        if let Some(l) = state.downcast_mut::<MemoryLimiter>() {
             l.denied = false;
             l.table_denied = false;
         }
-        Ok(())
     }
 
     fn blame(&self, slots: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::Problems;
-use crate::unit::{CallCx, Controls, ModuleCx, Unit, UnitDef};
+use crate::unit::{ModuleCx, Unit, UnitDef};
 
 pub(crate) const DEF: UnitDef = UnitDef {
     validate: |_, _| {},
@@ -33,15 +33,27 @@ impl Unit for Output {
         Some(Box::new(budget))
     }
 
-    fn resets(&self) -> bool {
-        true
-    }
-
-    fn reset(&self, store: &mut dyn Controls, _: &CallCx) -> crate::Result<()> {
-        if let Some(b) = store.slots().get::<Arc<OutputBudget>>() {
+    fn reset_state(&self, state: &mut (dyn Any + Send)) {
+        if let Some(b) = state.downcast_ref::<Arc<OutputBudget>>() {
             b.reset(self.bytes);
         }
-        Ok(())
+    }
+
+    fn after_call(&self, state: &mut (dyn Any + Send), module: &str) {
+        let Some(b) = state.downcast_ref::<Arc<OutputBudget>>() else {
+            return;
+        };
+        let (dropped, dropped_lines) = (b.dropped(), b.lines_dropped());
+        if dropped > 0 || dropped_lines > 0 {
+            tracing::warn!(
+                target: "membrane::limits",
+                module,
+                dropped,
+                dropped_lines,
+                limit = self.bytes,
+                "output past the module's per-call limits was dropped"
+            );
+        }
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -43,11 +43,11 @@ impl Unit for Time {
         Ok(())
     }
 
-    fn resets(&self) -> bool {
+    fn arms(&self) -> bool {
         true
     }
 
-    fn reset(&self, store: &mut dyn Controls, call: &CallCx) -> crate::Result<()> {
+    fn arm(&self, store: &mut dyn Controls, call: &CallCx) -> crate::Result<()> {
         store.set_epoch_deadline(deadline_ticks(call.budget, self.tick));
         Ok(())
     }
