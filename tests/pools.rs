@@ -43,17 +43,50 @@ async fn queued_callers_wait_their_turn() {
 
 #[tokio::test]
 async fn a_queued_call_gives_up_at_its_deadline() {
-    let app = probe(|m| m.concurrency(1, 4).timeout(Duration::from_millis(300))).await;
-    // A sleep inside a host call keeps its instance busy past its own timeout.
+    // The relay (200 ms) calls the worker (one instance, 30 s): a relay call queued behind a
+    // busy worker gives up at the relay's deadline, not the worker's.
+    let app = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "worker",
+                    ModuleSpec::from_file(guests::WORKER)
+                        .concurrency(1, 4)
+                        .timeout(Duration::from_secs(30)),
+                )
+                .module(
+                    "relay",
+                    ModuleSpec::from_file(guests::RELAY)
+                        .link("membrane-test:chain/work", "worker")
+                        .timeout(Duration::from_millis(200)),
+                ),
+        )
+        .await
+        .unwrap();
     let busy = {
         let app = app.clone();
-        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(1500)]).await })
+        tokio::spawn(async move {
+            app.call("worker", "membrane-test:chain/work#spin", &[])
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let e = caps(&app, "bump", &[]).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert_eq!(e.module(), Some("m"));
-    assert_eq!(busy.await.unwrap().unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(app.status()["worker"].busy, 1);
+    let add = "membrane-test:chain/relay#add";
+    let e = app
+        .call("relay", add, &[Val::U64(1), Val::U64(2)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{}", membrane::chain(&e));
+    // Dropping the spinning call's future stops the guest and frees its slot.
+    busy.abort();
+    assert!(busy.await.unwrap_err().is_cancelled());
+    assert_eq!(app.status()["worker"].busy, 0);
+    let out = app
+        .call("relay", add, &[Val::U64(1), Val::U64(2)])
+        .await
+        .unwrap();
+    assert_eq!(out[0], Val::U64(3));
 }
 
 #[tokio::test]

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::Val;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::link::LinkInfo;
 use crate::load::{LoadCx, OnProgress};
 use crate::module::Module;
@@ -14,10 +13,6 @@ use crate::spec::{AppSpec, ModuleSpec};
 use crate::supervisor::Health;
 use crate::unit::RunContext;
 use crate::value::Function;
-
-/// How long past a module's timeout the host waits for a call stuck in a host function
-/// (a blocking read, a sleep) before answering the caller with `Timeout` anyway.
-const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
 
 /// A snapshot of one module's instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,16 +81,12 @@ impl App {
     /// `instances` limit), so that the first calls do not pay for instantiation. Returns
     /// how many idle instances the module has afterwards. Does nothing for per-call modules.
     pub async fn prewarm(&self, module: &str, n: usize) -> Result<usize> {
-        let m = self.module(module)?.clone();
-        tokio::task::spawn_blocking(move || m.prewarm(n))
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::HostPanic,
-                    format!("prewarming `{module}` panicked: {e}"),
-                )
-                .with_module(module)
-            })?
+        self.module(module)?.prewarm(n).await
+    }
+
+    /// [`App::prewarm`] for the synchronous path ([`App::call_blocking`]). Blocks the thread.
+    pub fn prewarm_blocking(&self, module: &str, n: usize) -> Result<usize> {
+        self.module(module)?.prewarm_blocking(n)
     }
 
     /// How busy each module is right now.
@@ -154,24 +145,28 @@ impl App {
 
     /// Calls an exported function of a module and returns its results.
     ///
-    /// The call runs on an instance of the module under the module's limits. A trap,
-    /// timeout or limit hit discards that instance and becomes the returned error; the
-    /// next call gets a fresh instance.
+    /// The call runs on an instance of the module under the module's limits, on the
+    /// caller's task: the guest runs on a fiber and yields to the executor at every epoch
+    /// tick, so a long call never starves other tasks. A trap, timeout or limit hit
+    /// discards that instance and becomes the returned error; the next call gets a fresh
+    /// instance. Dropping the future stops the guest, wherever it is (a host call that
+    /// waits included), discards its instance and frees its slot at once; such a call does
+    /// not count against the module.
     pub async fn call(&self, module: &str, export: &str, args: &[Val]) -> Result<Vec<Val>> {
-        let m = self.module(module)?.clone();
+        let m = self.module(module)?;
         let func = m.function(export)?;
         func.check_args(args)?;
-        let args = args.to_vec();
-        let timeout = m.recipe().limits.timeout;
-        let task = tokio::task::spawn_blocking(move || m.invoke(&func, &args, None));
-        finish(module, export, timeout, task).await
+        let mut results = vec![Val::Bool(false); func.results.len()];
+        m.invoke_into_async(&func, args, &mut results, None).await?;
+        // A caller that loops over calls would otherwise keep its worker thread.
+        tokio::task::consume_budget().await;
+        Ok(results)
     }
 
-    /// [`App::call`] for synchronous code: runs the call on the current thread, without the
-    /// hop to a blocking thread that the async version makes (about 20 us on two cores).
-    /// Must not be called from inside an async task (it blocks); wasm code is still stopped
-    /// at the module's timeout, but a guest stuck in a host function blocks this thread
-    /// until that function returns.
+    /// [`App::call`] for synchronous code: runs the call on the current thread, without a
+    /// fiber (the cheapest path). Must not be called from inside an async task (it blocks).
+    /// The guest stops at the module's timeout, in wasm code and in the host calls that wait
+    /// (sleeps, reads, polls).
     pub fn call_blocking(&self, module: &str, export: &str, args: &[Val]) -> Result<Vec<Val>> {
         let m = self.module(module)?;
         let func = m.function(export)?;
@@ -181,47 +176,18 @@ impl App {
 
     /// Runs the entry module's `wasi:cli/run` with `args` (after `argv[0]`, which is the
     /// module name) and returns its exit status. With `inherit_stdin` the guest reads the
-    /// host's stdin; otherwise its stdin is closed.
+    /// host's stdin; otherwise its stdin is closed. Runs on the caller's task, like
+    /// [`App::call`].
     pub async fn run(&self, args: Vec<String>, inherit_stdin: bool) -> Result<i32> {
         let entry = self.entry().ok_or_else(|| {
             Error::manifest(
                 "the app has no entry module: set `entry` under [app] to the module to run",
             )
         })?;
-        let m = self.module(entry)?.clone();
-        let timeout = m.recipe().limits.timeout;
         let run = RunContext {
             args,
             inherit_stdin,
         };
-        let task = tokio::task::spawn_blocking(move || m.run(&run));
-        finish(entry, "wasi:cli/run", timeout, task).await
-    }
-}
-
-/// Waits for a call on its blocking thread, answering `Timeout` if a host function keeps
-/// it past the deadline (wasm code itself is stopped by the epoch deadline).
-async fn finish<T>(
-    module: &str,
-    what: &str,
-    timeout: Duration,
-    task: tokio::task::JoinHandle<Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(timeout + HOST_CALL_GRACE, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(Error::new(
-            ErrorKind::HostPanic,
-            format!("module `{module}`: {what}: the host panicked while serving the call: {join}"),
-        )
-        .with_module(module)
-        .with_export(what)),
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "module `{module}`: {what} ran past its timeout of {timeout:?} inside a host call; raise [modules.{module}.limits] timeout if it needs longer"
-            ),
-        )
-        .with_module(module)
-        .with_export(what)),
+        self.module(entry)?.run(&run).await
     }
 }

@@ -1,6 +1,18 @@
 //! One live instance: its own Store (memory, tables, WASI context, limits) and nothing
 //! shared, built from a [`Recipe`].
 //!
+//! Every module is pre-instantiated in two flavours that differ only in how calls run:
+//! - [`Flavour::Sync`]: calls run on the caller's thread (`App::call_blocking`, links from
+//!   a synchronous caller); WASI is wasmtime-wasi's synchronous implementation, its blocking
+//!   functions wait on the call's deadline too ([`crate::limits::blocking`]);
+//! - [`Flavour::Async`]: calls run on a fiber on the caller's task (`App::call`, `App::run`,
+//!   links from an async caller); WASI is the async implementation, the guest yields to the
+//!   executor at every epoch tick, and dropping the call's future stops the guest wherever
+//!   it is.
+//!
+//! A Store that ever ran async host functions cannot make synchronous calls again, hence two
+//! flavours rather than one; both share the module's `instances` limit.
+//!
 //! A failed call poisons a Store in wasmtime, so an instance whose call failed is dropped,
 //! never reused.
 
@@ -8,25 +20,58 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Func, Instance, InstancePre, ResourceAny, ResourceTable, Val};
-use wasmtime::{ResourceLimiter, Store};
+use wasmtime::component::{Func, Instance, InstancePre, Linker, ResourceAny, ResourceTable, Val};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capability::hooks::Guarded;
+use crate::capability::hooks::{self, Guarded};
 use crate::capability::quota::QuotaMap;
 use crate::classify::classify;
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::blocking::{self, Deadlined};
 use crate::limits::files::OpenFiles;
 use crate::limits::memory::MemoryLimiter;
 use crate::spec::Limits;
 use crate::unit::{CallCx, Controls, InstanceCx, Policy, RunContext, Slots};
 use crate::value::Function;
 
+/// How an instance's calls run (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    Sync,
+    Async,
+}
+
+/// The epoch ticks between two yields of a guest running on the async path.
+pub(crate) const YIELD_TICKS: u64 = 1;
+
+/// The runtime's linkers, one per flavour: WASI and its wrappers. Each module adds its links
+/// to clones of them.
+#[derive(Clone)]
+pub(crate) struct Linkers {
+    pub(crate) sync: Linker<HostState>,
+    pub(crate) async_: Linker<HostState>,
+}
+
+impl Linkers {
+    pub(crate) fn new(engine: &Engine) -> wasmtime::Result<Linkers> {
+        let mut sync = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut sync)?;
+        hooks::sync::add_to_linker(&mut sync)?;
+        blocking::add_to_linker(&mut sync)?;
+        let mut async_ = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
+        hooks::async_::add_to_linker(&mut async_)?;
+        Ok(Linkers { sync, async_ })
+    }
+}
+
 /// What an instance is built from: one compiled version of a module. Instances know their
 /// recipe, never the module that owns it, so a module can hold two recipes at once.
 pub(crate) struct Recipe {
     pub(crate) name: Arc<str>,
-    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) sync_pre: InstancePre<HostState>,
+    pub(crate) async_pre: InstancePre<HostState>,
     /// The module's capabilities and limits.
     pub(crate) policy: Policy,
     pub(crate) limits: Limits,
@@ -42,6 +87,8 @@ pub(crate) struct HostState {
     pub(crate) slots: Slots,
     /// When the call now running must end; linked calls inherit it.
     pub(crate) deadline: Instant,
+    /// How the instance's calls run.
+    pub(crate) flavour: Flavour,
     /// How many link slots the instance has (see [`Recipe::link_slots`]).
     pub(crate) link_slots: usize,
     /// Link state (sessions and resource proxies), kept by the link layer.
@@ -72,6 +119,16 @@ impl Guarded for HostState {
     }
 }
 
+impl Deadlined for HostState {
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl HostState {
     fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         match self.slots.get_mut::<MemoryLimiter>() {
@@ -95,6 +152,10 @@ impl ResourceLimiter for Unlimited {
 }
 
 impl Controls for Store<HostState> {
+    fn yields(&self) -> Option<u64> {
+        (self.data().flavour == Flavour::Async).then_some(YIELD_TICKS)
+    }
+
     fn set_epoch_deadline(&mut self, ticks: u64) {
         Store::set_epoch_deadline(self, ticks);
     }
@@ -117,8 +178,12 @@ pub(crate) struct LiveInstance {
 }
 
 impl LiveInstance {
-    /// Creates a new instance with a fresh Store and the recipe's grants and limits.
-    pub(crate) fn new(recipe: &Recipe, run: Option<&RunContext>) -> Result<LiveInstance> {
+    /// A new Store with the recipe's grants and limits, not yet instantiated.
+    fn store(
+        recipe: &Recipe,
+        run: Option<&RunContext>,
+        flavour: Flavour,
+    ) -> Result<Store<HostState>> {
         let slots = recipe.policy.new_slots();
         let cx = InstanceCx {
             module: &recipe.name,
@@ -131,27 +196,49 @@ impl LiveInstance {
             table: ResourceTable::new(),
             slots,
             deadline: Instant::now() + recipe.limits.timeout,
+            flavour,
             link_slots: recipe.link_slots,
             links: None,
             unlimited: Unlimited,
         };
-        let mut store = Store::new(recipe.pre.engine(), state);
+        let mut store = Store::new(recipe.sync_pre.engine(), state);
         store.limiter(|s| s.limiter());
+        if flavour == Flavour::Async {
+            // Yield to the executor at every tick, and stop at the deadline.
+            store.epoch_deadline_callback(|store| {
+                Ok(if Instant::now() >= store.data().deadline {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Yield(YIELD_TICKS)
+                })
+            });
+        }
         recipe
             .policy
             .instance(&mut store)
             .map_err(|e| e.in_module(&recipe.name))?;
-        let instance = recipe.pre.instantiate(&mut store).map_err(|e| {
-            let slots = &store.data().slots;
-            classify(
-                e,
-                &recipe.name,
-                slots,
-                &recipe.policy,
-                "instantiation",
-                None,
-            )
-        })?;
+        Ok(store)
+    }
+
+    fn failed(recipe: &Recipe, store: &Store<HostState>, e: wasmtime::Error) -> Error {
+        let slots = &store.data().slots;
+        classify(
+            e,
+            &recipe.name,
+            slots,
+            &recipe.policy,
+            "instantiation",
+            None,
+        )
+    }
+
+    /// Creates a new instance for synchronous calls.
+    pub(crate) fn new(recipe: &Recipe, run: Option<&RunContext>) -> Result<LiveInstance> {
+        let mut store = Self::store(recipe, run, Flavour::Sync)?;
+        let instance = recipe
+            .sync_pre
+            .instantiate(&mut store)
+            .map_err(|e| Self::failed(recipe, &store, e))?;
         Ok(LiveInstance {
             store,
             instance,
@@ -159,9 +246,29 @@ impl LiveInstance {
         })
     }
 
+    /// Creates a new instance for calls on a fiber.
+    pub(crate) async fn new_async(
+        recipe: &Recipe,
+        run: Option<&RunContext>,
+    ) -> Result<LiveInstance> {
+        let mut store = Self::store(recipe, run, Flavour::Async)?;
+        let instance = recipe.async_pre.instantiate_async(&mut store).await;
+        let instance = instance.map_err(|e| Self::failed(recipe, &store, e))?;
+        Ok(LiveInstance {
+            store,
+            instance,
+            funcs: Vec::new(),
+        })
+    }
+
+    /// How this instance's calls run.
+    pub(crate) fn flavour(&self) -> Flavour {
+        self.store.data().flavour
+    }
+
     /// Arms the limits: the module's own timeout from `now`, or less when `outer` (a
-    /// caller's deadline) is nearer.
-    fn arm(&mut self, recipe: &Recipe, now: Instant, outer: Option<Instant>) -> Result<()> {
+    /// caller's deadline) is nearer. Returns the call's deadline.
+    fn arm(&mut self, recipe: &Recipe, now: Instant, outer: Option<Instant>) -> Result<Instant> {
         let mut budget = recipe.limits.timeout;
         if let Some(outer) = outer {
             let left = outer.saturating_duration_since(now);
@@ -183,10 +290,12 @@ impl LiveInstance {
         recipe
             .policy
             .arm(&mut self.store, &CallCx { budget })
-            .map_err(|e| e.in_module(&recipe.name))
+            .map_err(|e| e.in_module(&recipe.name))?;
+        Ok(now + budget)
     }
 
-    fn func(&mut self, recipe: &Recipe, target: &Function) -> Result<Func> {
+    /// The instance's handle of an export, looked up once.
+    pub(crate) fn func(&mut self, recipe: &Recipe, target: &Function) -> Result<Func> {
         if let Some(Some(f)) = self.funcs.get(target.id) {
             return Ok(*f);
         }
@@ -208,34 +317,13 @@ impl LiveInstance {
         Ok(f)
     }
 
-    /// Calls one export, within `outer` when the call comes through a link.
-    /// On error the instance must be dropped.
-    pub(crate) fn call(
+    fn finished(
         &mut self,
         recipe: &Recipe,
         target: &Function,
-        args: &[Val],
-        outer: Option<Instant>,
-    ) -> Result<Vec<Val>> {
-        let mut results = vec![Val::Bool(false); target.results.len()];
-        self.call_into(recipe, target, args, &mut results, Instant::now(), outer)?;
-        Ok(results)
-    }
-
-    /// Like [`LiveInstance::call`], writing the results into `results`, which has exactly
-    /// as many entries as the function has results.
-    pub(crate) fn call_into(
-        &mut self,
-        recipe: &Recipe,
-        target: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        now: Instant,
-        outer: Option<Instant>,
+        r: wasmtime::Result<()>,
     ) -> Result<()> {
-        self.arm(recipe, now, outer)?;
-        let func = self.func(recipe, target)?;
-        let result = func.call(&mut self.store, args, results).map_err(|e| {
+        let result = r.map_err(|e| {
             let slots = &self.store.data().slots;
             classify(
                 e,
@@ -252,19 +340,103 @@ impl LiveInstance {
         result
     }
 
+    /// Calls one export, within `outer` when the call comes through a link.
+    /// On error the instance must be dropped.
+    pub(crate) fn call(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        args: &[Val],
+        outer: Option<Instant>,
+    ) -> Result<Vec<Val>> {
+        let mut results = vec![Val::Bool(false); target.results.len()];
+        self.call_into(recipe, target, args, &mut results, Instant::now(), outer)?;
+        Ok(results)
+    }
+
+    /// Like [`LiveInstance::call`], writing the results into `results`, which has exactly
+    /// as many entries as the function has results. Synchronous instances only.
+    pub(crate) fn call_into(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        now: Instant,
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        self.arm(recipe, now, outer)?;
+        let func = self.func(recipe, target)?;
+        let r = func.call(&mut self.store, args, results);
+        self.finished(recipe, target, r)
+    }
+
+    /// [`LiveInstance::call_into`] on a fiber, for async instances. The guest yields at
+    /// every epoch tick; dropping the future stops it (the instance must then be dropped).
+    pub(crate) async fn call_into_async(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        now: Instant,
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        let deadline = self.arm(recipe, now, outer)?;
+        let func = self.func(recipe, target)?;
+        // The guest stops itself at the deadline when it runs wasm; a host call that waits
+        // (a sleep, a read) is cut here.
+        let r = tokio::time::timeout_at(
+            deadline.into(),
+            func.call_async(&mut self.store, args, results),
+        )
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Error::new(blocking::DeadlineInHostCall)));
+        self.finished(recipe, target, r)
+    }
+
+    /// [`LiveInstance::call_into_async`] returning the results.
+    pub(crate) async fn call_async(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        args: &[Val],
+        outer: Option<Instant>,
+    ) -> Result<Vec<Val>> {
+        let mut results = vec![Val::Bool(false); target.results.len()];
+        self.call_into_async(recipe, target, args, &mut results, Instant::now(), outer)
+            .await?;
+        Ok(results)
+    }
+
     /// Drops a resource this instance owns (running the guest's destructor).
     pub(crate) fn drop_resource(&mut self, recipe: &Recipe, handle: ResourceAny) -> Result<()> {
         self.arm(recipe, Instant::now(), None)?;
-        handle.resource_drop(&mut self.store).map_err(|e| {
-            let slots = &self.store.data().slots;
-            classify(
-                e,
-                &recipe.name,
-                slots,
-                &recipe.policy,
-                "a resource destructor",
-                None,
-            )
-        })
+        handle
+            .resource_drop(&mut self.store)
+            .map_err(|e| self.destructor_failed(recipe, e))
+    }
+
+    /// [`LiveInstance::drop_resource`] on a fiber, for async instances.
+    pub(crate) async fn drop_resource_async(
+        &mut self,
+        recipe: &Recipe,
+        handle: ResourceAny,
+    ) -> Result<()> {
+        self.arm(recipe, Instant::now(), None)?;
+        let r = handle.resource_drop_async(&mut self.store).await;
+        r.map_err(|e| self.destructor_failed(recipe, e))
+    }
+
+    fn destructor_failed(&self, recipe: &Recipe, e: wasmtime::Error) -> Error {
+        let slots = &self.store.data().slots;
+        classify(
+            e,
+            &recipe.name,
+            slots,
+            &recipe.policy,
+            "a resource destructor",
+            None,
+        )
     }
 }

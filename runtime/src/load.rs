@@ -17,7 +17,7 @@ use crate::capability::fs::Filesystem;
 use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
-use crate::instance::HostState;
+use crate::instance::{Flavour, Linkers};
 use crate::link::host::HostInterface;
 use crate::link::{self, LinkInfo, forward::Provider};
 use crate::module::Module;
@@ -45,8 +45,8 @@ pub type OnProgress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Send + Sync);
 /// What loading needs from the runtime.
 pub(crate) struct LoadCx {
     pub engine: wasmtime::Engine,
-    /// The runtime's linker: WASI and its wrappers; each module adds its links to a clone.
-    pub linker: wasmtime::component::Linker<HostState>,
+    /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
+    pub linkers: Linkers,
     pub cache: Option<Arc<Cache>>,
     pub cache_dir: Option<std::path::PathBuf>,
     pub metered: bool,
@@ -126,7 +126,7 @@ pub(crate) async fn load(
         let Some(c) = compiled.remove(&name) else {
             continue;
         };
-        let mut linker = rt.linker.clone();
+        let (mut sync, mut async_) = (rt.linkers.sync.clone(), rt.linkers.async_.clone());
         let mut link_slots = 0;
         for l in plan.links.get(&name).into_iter().flatten() {
             let provider = if l.provider == HOST {
@@ -134,7 +134,12 @@ pub(crate) async fn load(
             } else {
                 Provider::Module(modules[&l.provider].clone())
             };
-            link::forward::define(&mut linker, &name, l, provider, &mut link_slots)?;
+            let slot = link_slots;
+            if !l.resources.is_empty() && l.provider != HOST {
+                link_slots += 1;
+            }
+            link::forward::define(&mut sync, Flavour::Sync, &name, l, &provider, slot)?;
+            link::forward::define(&mut async_, Flavour::Async, &name, l, &provider, slot)?;
             infos.push(LinkInfo {
                 importer: name.clone(),
                 import: l.import.clone(),
@@ -142,12 +147,18 @@ pub(crate) async fn load(
                 export: l.export.clone(),
             });
         }
-        let pre = linker.instantiate_pre(&c.component).map_err(|e| {
-            Error::link(format!("module `{name}`: its imports cannot be satisfied"))
-                .with_module(&name)
-                .with_source(e)
-        })?;
-        modules.insert(name, Arc::new(Module::new(c, pre, link_slots)));
+        let pre = |linker: &wasmtime::component::Linker<_>| {
+            linker.instantiate_pre(&c.component).map_err(|e| {
+                Error::link(format!("module `{name}`: its imports cannot be satisfied"))
+                    .with_module(&name)
+                    .with_source(e)
+            })
+        };
+        let (sync_pre, async_pre) = (pre(&sync)?, pre(&async_)?);
+        modules.insert(
+            name,
+            Arc::new(Module::new(c, sync_pre, async_pre, link_slots)),
+        );
     }
     infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
     let mut warnings = plan.warnings;

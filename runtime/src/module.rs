@@ -1,6 +1,7 @@
-//! A module as it runs: its current recipe (compiled component, pre-linked instantiation,
-//! capabilities and limits), its exports, its pool of instances and its supervisor. Calls
-//! and `wasi:cli/run` are dispatched here.
+//! A module as it runs: its current recipe (compiled component, pre-linked instantiation in
+//! both flavours, capabilities and limits), its exports, its pool of instances and its
+//! supervisor. Calls and `wasi:cli/run` are dispatched here, on the caller's thread
+//! (synchronous) or on the caller's task (async).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,9 +11,9 @@ use wasmtime::component::{InstancePre, Val};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
-use crate::instance::{HostState, LiveInstance, Recipe};
+use crate::instance::{Flavour, HostState, LiveInstance, Recipe};
 use crate::pool::{Lease, Pool};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Admission, Supervisor};
 use crate::unit::RunContext;
 use crate::value::Function;
 
@@ -31,16 +32,51 @@ pub(crate) struct Session {
     _lease: Lease<Arc<Pool>>,
 }
 
+/// Tells the supervisor how an admitted call ended; a call whose future was dropped before
+/// it ended proves nothing either way.
+struct Supervised<'a> {
+    module: &'a Module,
+    admission: Option<Admission>,
+}
+
+impl Supervised<'_> {
+    fn record<T>(mut self, outcome: &Result<T>) {
+        if let Some(admission) = self.admission.take() {
+            self.module.supervisor.record(
+                &self.module.name,
+                admission,
+                // A provider's failure is the provider's to count, not this module's.
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
+            );
+        }
+    }
+}
+
+impl Drop for Supervised<'_> {
+    fn drop(&mut self) {
+        if let Some(admission) = self.admission.take() {
+            self.module
+                .supervisor
+                .record(&self.module.name, admission, Err(None));
+        }
+    }
+}
+
 impl Module {
-    /// A compiled module, pre-instantiated against a linker that satisfies its imports.
+    /// A compiled module, pre-instantiated in both flavours against linkers that satisfy its
+    /// imports.
     pub(crate) fn new(
         compiled: Compiled,
-        pre: InstancePre<HostState>,
+        sync_pre: InstancePre<HostState>,
+        async_pre: InstancePre<HostState>,
         link_slots: usize,
     ) -> Module {
         let name: Arc<str> = compiled.name.into();
         let spec = compiled.spec;
-        let exports = Exports::new(name.clone(), compiled.component, pre.engine().clone());
+        let exports = Exports::new(name.clone(), compiled.component, sync_pre.engine().clone());
         Module {
             pool: Arc::new(Pool::new(
                 spec.limits.instances,
@@ -50,7 +86,8 @@ impl Module {
             supervisor: Supervisor::new(spec.restart),
             recipe: Arc::new(Recipe {
                 name: name.clone(),
-                pre,
+                sync_pre,
+                async_pre,
                 policy: compiled.policy,
                 limits: spec.limits,
                 link_slots,
@@ -70,8 +107,43 @@ impl Module {
         self.exports.function(text)
     }
 
+    fn admit(&self) -> Result<Supervised<'_>> {
+        Ok(Supervised {
+            module: self,
+            admission: Some(self.supervisor.admit(&self.name)?),
+        })
+    }
+
+    /// Runs `call` if the module's circuit is closed (or this is its trial), and tells the
+    /// supervisor how it went.
+    pub(crate) fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
+        let guard = self.admit()?;
+        let outcome = call();
+        guard.record(&outcome);
+        outcome
+    }
+
+    /// [`Module::supervised`] for a call that runs on the caller's task; if its future is
+    /// dropped, the call counts neither way.
+    pub(crate) async fn supervised_async<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let guard = self.admit()?;
+        let outcome = call.await;
+        guard.record(&outcome);
+        outcome
+    }
+
+    /// The deadline of a call that starts now, within `outer` when it comes through a link.
+    fn deadline(&self, now: Instant, outer: Option<Instant>) -> Instant {
+        let own = now + self.recipe.limits.timeout;
+        outer.map_or(own, |o| o.min(own))
+    }
+
     /// Calls an export on a pooled instance, within `outer` when the call comes through a
-    /// link. The module's timeout covers waiting for an instance and running. Blocking.
+    /// link. The module's timeout covers waiting for an instance and running. Blocks the
+    /// thread.
     pub(crate) fn invoke(
         &self,
         func: &Function,
@@ -91,23 +163,9 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        self.supervised(|| self.invoke_admitted(func, args, results, outer))
-    }
-
-    /// Runs `call` if the module's circuit is closed (or this is its trial), and tells the
-    /// supervisor how it went.
-    pub(crate) fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
-        let admission = self.supervisor.admit(&self.name)?;
-        let outcome = call();
-        self.supervisor.record(
-            &self.name,
-            admission,
-            // A provider's failure is the provider's to count, not this module's.
-            outcome
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
-        );
+        let guard = self.admit()?;
+        let outcome = self.invoke_admitted(func, args, results, outer);
+        guard.record(&outcome);
         outcome
     }
 
@@ -119,9 +177,8 @@ impl Module {
         outer: Option<Instant>,
     ) -> Result<()> {
         let now = Instant::now();
-        let own = now + self.recipe.limits.timeout;
-        let deadline = outer.map_or(own, |o| o.min(own));
-        let mut lease = self.pool.acquire(&self.name, deadline)?;
+        let deadline = self.deadline(now, outer);
+        let mut lease = self.pool.acquire(&self.name, deadline, Flavour::Sync)?;
         let mut instance = match lease.instance.take() {
             Some(i) => i,
             None => LiveInstance::new(&self.recipe, None)?,
@@ -131,32 +188,93 @@ impl Module {
         Ok(())
     }
 
-    /// Takes an instance out of the pool for a resource session, until `deadline` at most
-    /// to wait for a slot. The slot stays taken until the session is dropped.
+    /// [`Module::invoke_into`] on the caller's task: the guest runs on a fiber, yields to
+    /// the executor at every epoch tick, and stops when the future is dropped (the instance
+    /// is then discarded, its slot freed at once).
+    pub(crate) async fn invoke_into_async(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        let guard = self.admit()?;
+        let outcome = self.invoke_admitted_async(func, args, results, outer).await;
+        guard.record(&outcome);
+        outcome
+    }
+
+    async fn invoke_admitted_async(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        outer: Option<Instant>,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let deadline = self.deadline(now, outer);
+        let mut lease = self.pool.acquire_async(&self.name, deadline).await?;
+        let mut instance = match lease.instance.take() {
+            Some(i) => i,
+            None => LiveInstance::new_async(&self.recipe, None).await?,
+        };
+        instance
+            .call_into_async(&self.recipe, func, args, results, now, Some(deadline))
+            .await?;
+        lease.recycle(instance);
+        Ok(())
+    }
+
+    /// Takes an instance out of the pool for a resource session, waiting at most until
+    /// `deadline` for a slot. The slot stays taken until the session is dropped.
     pub(crate) fn session(&self, deadline: Instant) -> Result<Session> {
-        let mut lease = self.pool.acquire_owned(&self.name, deadline)?;
-        // A session's instance ends with its importer: never hand back one that served
-        // other callers, and never return it to the idle list.
-        drop(lease.instance.take());
+        let lease = self
+            .pool
+            .acquire_owned(&self.name, deadline, Flavour::Sync)?;
         let instance = LiveInstance::new(&self.recipe, None)?;
-        Ok(Session {
+        Ok(Self::pinned(instance, lease))
+    }
+
+    /// [`Module::session`] for an importer whose calls run on a fiber.
+    pub(crate) async fn session_async(&self, deadline: Instant) -> Result<Session> {
+        let lease = self.pool.acquire_owned_async(&self.name, deadline).await?;
+        let instance = LiveInstance::new_async(&self.recipe, None).await?;
+        Ok(Self::pinned(instance, lease))
+    }
+
+    fn pinned(instance: LiveInstance, mut lease: Lease<Arc<Pool>>) -> Session {
+        // A session's instance ends with its importer: never one that served other callers,
+        // never back to the idle list.
+        drop(lease.instance.take());
+        Session {
             instance,
             _lease: lease,
-        })
+        }
     }
 
-    /// Creates idle instances ahead of calls. Blocking.
-    pub(crate) fn prewarm(&self, n: usize) -> Result<usize> {
-        self.pool.fill(n, || LiveInstance::new(&self.recipe, None))
+    /// Creates idle instances (for the async path) ahead of calls.
+    pub(crate) async fn prewarm(&self, n: usize) -> Result<usize> {
+        self.pool
+            .fill_async(n, || LiveInstance::new_async(&self.recipe, None))
+            .await
     }
 
-    /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin.
-    /// Returns the guest's exit status. Blocking.
-    pub(crate) fn run(&self, run: &RunContext) -> Result<i32> {
-        self.supervised(|| self.run_admitted(run))
+    /// Creates idle instances for synchronous calls ahead of them. Blocks the thread.
+    pub(crate) fn prewarm_blocking(&self, n: usize) -> Result<usize> {
+        self.pool
+            .fill(n, Flavour::Sync, || LiveInstance::new(&self.recipe, None))
     }
 
-    fn run_admitted(&self, run: &RunContext) -> Result<i32> {
+    /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin, on
+    /// the caller's task. Returns the guest's exit status.
+    pub(crate) async fn run(&self, run: &RunContext) -> Result<i32> {
+        let guard = self.admit()?;
+        let outcome = self.run_admitted(run).await;
+        guard.record(&outcome);
+        outcome
+    }
+
+    async fn run_admitted(&self, run: &RunContext) -> Result<i32> {
         let func = self.function("wasi:cli/run#run").map_err(|_| {
             Error::not_found(format!(
                 "module `{}` does not export wasi:cli/run, so it cannot be run; it is a library module: use `membrane call`",
@@ -164,15 +282,14 @@ impl Module {
             ))
             .with_module(&*self.name)
         })?;
-        let _lease = self
-            .pool
-            .acquire(&self.name, Instant::now() + self.recipe.limits.timeout)?;
+        let deadline = Instant::now() + self.recipe.limits.timeout;
+        let _lease = self.pool.acquire_async(&self.name, deadline).await?;
         // The entry's exit is the command's status, not a failure of the module.
-        let mut instance = match LiveInstance::new(&self.recipe, Some(run)) {
+        let mut instance = match LiveInstance::new_async(&self.recipe, Some(run)).await {
             Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
             other => other?,
         };
-        match instance.call(&self.recipe, &func, &[], None) {
+        match instance.call_async(&self.recipe, &func, &[], None).await {
             Ok(results) => Ok(match results.first() {
                 Some(Val::Result(Err(_))) => 1,
                 _ => 0,

@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use wasmtime::component::Linker;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::app::App;
 use crate::cache::Cache;
 use crate::error::{Error, ErrorKind, Result};
-use crate::instance::HostState;
+use crate::instance::Linkers;
 use crate::link::host::HostInterface;
 use crate::load::{LoadCx, LoadProgress};
 use crate::manifest::Manifest;
@@ -60,7 +59,7 @@ pub struct Runtime {
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<HostState>,
+    pub(crate) linkers: Linkers,
     pub(crate) config: Config,
     pub(crate) cache: Option<Arc<Cache>>,
     hosts: RwLock<HashMap<String, Arc<HostInterface>>>,
@@ -72,7 +71,7 @@ impl RuntimeInner {
     fn load_cx(&self) -> LoadCx {
         LoadCx {
             engine: self.engine.clone(),
-            linker: self.linker.clone(),
+            linkers: self.linkers.clone(),
             cache: self.cache.clone(),
             cache_dir: self.config.cache_dir.clone(),
             metered: self.config.fuel,
@@ -111,6 +110,8 @@ impl Runtime {
             // A Rust component has a few core instances (its code plus canonical-ABI shims)
             // and usually one memory and one table.
             pool.total_component_instances(n)
+                // Calls on the async path run on a fiber with a stack from the pool.
+                .total_stacks(n)
                 .total_core_instances(n.saturating_mul(4))
                 .total_memories(n.saturating_mul(2))
                 .total_tables(n.saturating_mul(2))
@@ -124,9 +125,7 @@ impl Runtime {
             Some(dir) => Some(Arc::new(Cache::open(dir, &engine)?)),
             None => None,
         };
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .and_then(|()| crate::capability::hooks::add_to_linker(&mut linker))
+        let linkers = Linkers::new(&engine)
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -146,7 +145,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
-                linker,
+                linkers,
                 config,
                 cache,
                 hosts: RwLock::new(HashMap::new()),

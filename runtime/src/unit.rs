@@ -91,6 +91,10 @@ pub(crate) struct BlameCx<'a> {
 
 /// The Store-level controls a unit may use; implemented by the instance.
 pub(crate) trait Controls {
+    /// For an instance whose calls run on a fiber: the epoch ticks between two yields to
+    /// the executor (the deadline is then checked at each yield). `None` for synchronous
+    /// instances, whose epoch deadline is the call's deadline.
+    fn yields(&self) -> Option<u64>;
     /// Arms the epoch deadline, in ticks from now.
     fn set_epoch_deadline(&mut self, ticks: u64);
     /// Sets the fuel of the next call.

@@ -12,6 +12,7 @@
 //! The order is the order in which a failed call is blamed: the first unit that recognises
 //! its own refusal names the failure.
 
+pub(crate) mod blocking;
 pub(crate) mod files;
 pub(crate) mod fuel;
 pub(crate) mod hostcall;

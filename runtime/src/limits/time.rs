@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::time::Duration;
 
+use super::blocking::DeadlineInHostCall;
 use crate::error::{Error, ErrorKind, Problems};
 use crate::unit::{BlameCx, CallCx, Controls, ModuleCx, Slots, Unit, UnitDef};
 
@@ -39,7 +40,8 @@ struct Time {
 impl Unit for Time {
     fn instance(&self, store: &mut dyn Controls) -> crate::Result<()> {
         // Start-up code runs under the same budget as a call.
-        store.set_epoch_deadline(deadline_ticks(self.timeout, self.tick));
+        let ticks = deadline_ticks(self.timeout, self.tick);
+        store.set_epoch_deadline(store.yields().map_or(ticks, |y| y.min(ticks)));
         Ok(())
     }
 
@@ -48,12 +50,16 @@ impl Unit for Time {
     }
 
     fn arm(&self, store: &mut dyn Controls, call: &CallCx) -> crate::Result<()> {
-        store.set_epoch_deadline(deadline_ticks(call.budget, self.tick));
+        // On a fiber the guest yields at every few ticks and the deadline is checked then.
+        let ticks = deadline_ticks(call.budget, self.tick);
+        store.set_epoch_deadline(store.yields().map_or(ticks, |y| y.min(ticks)));
         Ok(())
     }
 
     fn blame(&self, _: &Slots, cx: &BlameCx<'_>) -> Option<(ErrorKind, String)> {
-        (cx.trap == Some(wasmtime::Trap::Interrupt)).then(|| {
+        let interrupted = cx.trap == Some(wasmtime::Trap::Interrupt)
+            || cx.err.downcast_ref::<DeadlineInHostCall>().is_some();
+        interrupted.then(|| {
             let module = cx.module;
             (
                 ErrorKind::Timeout,

@@ -25,8 +25,9 @@ use super::session::links;
 use super::typecheck::has_resources;
 use super::{Link, LinkedFunc};
 use crate::error::{Error, Result};
-use crate::instance::HostState;
-use crate::module::Module;
+use crate::instance::{Flavour, HostState};
+use crate::module::{Module, Session};
+use crate::value::Function;
 
 /// Who serves a link.
 pub(crate) enum Provider {
@@ -42,19 +43,22 @@ pub const MAX_PROXIES: usize = 65_536;
 /// passed where another is expected.
 static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(1);
 
-/// Defines `link`'s functions (and resources) in the importer's linker.
+/// Defines `link`'s functions (and resources) in one of the importer's linkers. A link with
+/// resources keeps its session in link slot `slot` of each importer instance.
 pub(crate) fn define(
     linker: &mut Linker<HostState>,
+    flavour: Flavour,
     importer: &str,
     link: &Link,
-    provider: Provider,
-    next_slot: &mut usize,
+    provider: &Provider,
+    slot: usize,
 ) -> Result<()> {
     let fail = |e: wasmtime::Error| {
         Error::link(format!(
             "module `{importer}`: cannot link `{}` to `{}`",
             link.import, link.provider
         ))
+        .with_module(importer)
         .with_source(e)
     };
     let mut inst = linker.instance(&link.import).map_err(fail)?;
@@ -66,6 +70,7 @@ pub(crate) fn define(
                     "module `{importer}` imports `{}` from the host, but the host's functions do not match its types",
                     link.import
                 ))
+                .with_module(importer)
                 .with_source(e)
             })
         }
@@ -73,71 +78,172 @@ pub(crate) fn define(
             for f in &link.funcs {
                 let func = p.function(&format!("{}#{}", link.export, f.name))?;
                 let p = p.clone();
-                inst.func_new(&f.name, move |store, _ty, params, results| {
-                    let deadline = store.data().deadline;
-                    p.invoke_into(&func, params, results, Some(deadline))
-                        .map_err(wasmtime::Error::new)
-                })
+                match flavour {
+                    Flavour::Sync => inst.func_new(&f.name, move |store, _ty, params, results| {
+                        let deadline = store.data().deadline;
+                        p.invoke_into(&func, params, results, Some(deadline))
+                            .map_err(wasmtime::Error::new)
+                    }),
+                    Flavour::Async => {
+                        inst.func_new_async(&f.name, move |store, _ty, params, results| {
+                            let (p, func) = (p.clone(), func.clone());
+                            Box::new(async move {
+                                let deadline = store.data().deadline;
+                                p.invoke_into_async(&func, params, results, Some(deadline))
+                                    .await
+                                    .map_err(wasmtime::Error::new)
+                            })
+                        })
+                    }
+                }
                 .map_err(fail)?;
             }
             Ok(())
         }
         Provider::Module(p) => {
-            let slot = *next_slot;
-            *next_slot += 1;
             let mut ids = HashMap::new();
             for name in &link.resources {
                 let id = NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed);
                 ids.insert(name.clone(), id);
                 let p = p.clone();
-                inst.resource(name, ResourceType::host_dynamic(id), move |store, rep| {
-                    drop_proxy(store, rep, &p)
-                })
+                let ty = ResourceType::host_dynamic(id);
+                match flavour {
+                    Flavour::Sync => {
+                        inst.resource(name, ty, move |store, rep| drop_proxy(store, rep, &p))
+                    }
+                    Flavour::Async => inst.resource_async(name, ty, move |store, rep| {
+                        let p = p.clone();
+                        Box::new(async move { drop_proxy_async(store, rep, &p).await })
+                    }),
+                }
                 .map_err(fail)?;
             }
             let ids = Arc::new(ids);
             for f in &link.funcs {
                 let func = p.function(&format!("{}#{}", link.export, f.name))?;
-                let (p, ids, lf) = (p.clone(), ids.clone(), f.clone());
-                inst.func_new(&f.name, move |mut store, _ty, params, results| {
-                    let mut args = Vec::with_capacity(params.len());
-                    for v in params {
-                        args.push(to_provider(v, &mut store, slot)?);
+                let call = SessionCall {
+                    provider: p.clone(),
+                    func,
+                    ids: ids.clone(),
+                    linked: f.clone(),
+                    slot,
+                };
+                match flavour {
+                    Flavour::Sync => {
+                        inst.func_new(&f.name, move |mut store, _ty, params, results| {
+                            call.call(&mut store, params, results)
+                        })
                     }
-                    let deadline = store.data().deadline;
-                    let session = links(store.data_mut()).sessions[slot].take();
-                    // The provider's supervisor sees session calls like any other call, and
-                    // a session takes a slot of the provider's pool like any instance.
-                    let outcome = p.supervised(|| {
-                        let mut session = match session {
-                            Some(s) => s,
-                            None => p.session(deadline)?,
-                        };
-                        let out =
-                            session
-                                .instance
-                                .call(p.recipe(), &func, &args, Some(deadline))?;
-                        Ok((session, out))
-                    });
-                    match outcome {
-                        Ok((session, out)) => {
-                            links(store.data_mut()).sessions[slot] = Some(session);
-                            for ((dst, v), ty) in results.iter_mut().zip(out).zip(&lf.results) {
-                                *dst = to_importer(v, ty, &mut store, slot, &ids, &lf)?;
-                            }
-                            Ok(())
-                        }
-                        Err(e) => {
-                            // A failed instance was dropped inside; forget its handles.
-                            links(store.data_mut()).drop_session(slot);
-                            Err(wasmtime::Error::new(e))
-                        }
+                    Flavour::Async => {
+                        let call = Arc::new(call);
+                        inst.func_new_async(&f.name, move |mut store, _ty, params, results| {
+                            let call = call.clone();
+                            Box::new(
+                                async move { call.call_async(&mut store, params, results).await },
+                            )
+                        })
                     }
-                })
+                }
                 .map_err(fail)?;
             }
             Ok(())
         }
+    }
+}
+
+/// One function of a link with resources: the call goes to the importer instance's session.
+struct SessionCall {
+    provider: Arc<Module>,
+    func: Arc<Function>,
+    ids: Arc<HashMap<String, u32>>,
+    linked: LinkedFunc,
+    slot: usize,
+}
+
+impl SessionCall {
+    fn args(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        params: &[Val],
+    ) -> wasmtime::Result<Vec<Val>> {
+        params
+            .iter()
+            .map(|v| to_provider(v, store, self.slot))
+            .collect()
+    }
+
+    /// Puts the session back (or forgets it after a failure) and hands the results over.
+    fn finish(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        outcome: Result<(Session, Vec<Val>)>,
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        match outcome {
+            Ok((session, out)) => {
+                links(store.data_mut()).sessions[self.slot] = Some(session);
+                for ((dst, v), ty) in results.iter_mut().zip(out).zip(&self.linked.results) {
+                    *dst = to_importer(v, ty, store, self.slot, &self.ids, &self.linked)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // A failed instance was dropped inside; forget its handles.
+                links(store.data_mut()).drop_session(self.slot);
+                Err(wasmtime::Error::new(e))
+            }
+        }
+    }
+
+    fn call(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let args = self.args(store, params)?;
+        let deadline = store.data().deadline;
+        let session = links(store.data_mut()).sessions[self.slot].take();
+        let p = &self.provider;
+        // The provider's supervisor sees session calls like any other call, and a session
+        // takes a slot of the provider's pool like any instance.
+        let outcome = p.supervised(|| {
+            let mut session = match session {
+                Some(s) => s,
+                None => p.session(deadline)?,
+            };
+            let out = session
+                .instance
+                .call(p.recipe(), &self.func, &args, Some(deadline))?;
+            Ok((session, out))
+        });
+        self.finish(store, outcome, results)
+    }
+
+    async fn call_async(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let args = self.args(store, params)?;
+        let deadline = store.data().deadline;
+        let session = links(store.data_mut()).sessions[self.slot].take();
+        let p = &self.provider;
+        let outcome = p
+            .supervised_async(async {
+                let mut session = match session {
+                    Some(s) => s,
+                    None => p.session_async(deadline).await?,
+                };
+                let out = session
+                    .instance
+                    .call_async(p.recipe(), &self.func, &args, Some(deadline))
+                    .await?;
+                Ok((session, out))
+            })
+            .await;
+        self.finish(store, outcome, results)
     }
 }
 
@@ -275,6 +381,35 @@ fn to_importer(
         }
         (other, _) => other,
     })
+}
+
+/// [`drop_proxy`] for importers whose calls run on a fiber.
+async fn drop_proxy_async(
+    mut store: StoreContextMut<'_, HostState>,
+    rep: u32,
+    provider: &Module,
+) -> wasmtime::Result<()> {
+    let state = links(store.data_mut());
+    let Some(proxy) = state.proxies.remove(&rep) else {
+        return Ok(());
+    };
+    let Some(mut session) = state.sessions[proxy.slot].take() else {
+        return Ok(());
+    };
+    match session
+        .instance
+        .drop_resource_async(provider.recipe(), proxy.handle)
+        .await
+    {
+        Ok(()) => {
+            links(store.data_mut()).sessions[proxy.slot] = Some(session);
+            Ok(())
+        }
+        Err(e) => {
+            links(store.data_mut()).drop_session(proxy.slot);
+            Err(wasmtime::Error::new(e))
+        }
+    }
 }
 
 /// The importer dropped its handle: drop the provider's resource in its session.
