@@ -3,6 +3,7 @@
 
 mod common;
 
+mod cancel;
 mod cli;
 mod env;
 mod errors;
