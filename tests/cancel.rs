@@ -33,7 +33,11 @@ async fn guests_sleeping_for_an_hour_end_at_their_deadline_and_free_their_slots(
         let e = c.await.unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{}", membrane::chain(&e));
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     // No slot is still held by a sleeper: a plain call goes through at once.
     let out = caps(&app, "length", &[s("abc")]).await.unwrap();
     assert_eq!(out[0], Val::U64(3));
@@ -56,7 +60,11 @@ fn the_synchronous_path_stops_sleepers_too() {
         let e = t.join().unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{}", membrane::chain(&e));
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     let out = app
         .call_blocking("m", &format!("{CAPS}#length"), &[s("abc")])
         .unwrap();
@@ -86,7 +94,11 @@ async fn a_guest_blocked_on_a_socket_read_ends_at_its_deadline() {
         let e = c.await.unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{}", membrane::chain(&e));
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     let out = caps(&app, "length", &[s("abc")]).await.unwrap();
     assert_eq!(out[0], Val::U64(3));
     // The synchronous path too.
@@ -118,7 +130,11 @@ async fn dropping_the_call_stops_the_guest_and_frees_the_slot() {
         call.abort();
         assert!(call.await.unwrap_err().is_cancelled());
         let status = app.status()["m"];
-        assert_eq!((status.busy, status.idle), (0, 0), "{func}: slot freed, instance dropped");
+        assert_eq!(
+            (status.busy, status.idle),
+            (0, 0),
+            "{func}: slot freed, instance dropped"
+        );
         // The module keeps serving, and a dropped call is not counted as its failure.
         let out = caps(&app, "length", &[s("abc")]).await.unwrap();
         assert_eq!(out[0], Val::U64(3));
@@ -178,7 +194,10 @@ fn membrane_run_blocked_on_stdin_ends_at_its_timeout() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
         .args(["run", m.to_str().unwrap(), "--", "stdin"])
         .env("RUST_BACKTRACE", "1")
-        .env("MEMBRANE_CACHE_DIR", std::env::temp_dir().join("membrane-test-cache"))
+        .env(
+            "MEMBRANE_CACHE_DIR",
+            std::env::temp_dir().join("membrane-test-cache"),
+        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -190,7 +209,11 @@ fn membrane_run_blocked_on_stdin_ends_at_its_timeout() {
     let o = child.wait_with_output().unwrap();
     drop(stdin);
     assert_clean_failure(&o, "error[timeout]");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -212,7 +235,10 @@ fn membrane_call_on_a_sleeping_guest_times_out_without_a_panic() {
             &HOUR_MS.to_string(),
         ])
         .env("RUST_BACKTRACE", "1")
-        .env("MEMBRANE_CACHE_DIR", std::env::temp_dir().join("membrane-test-cache"))
+        .env(
+            "MEMBRANE_CACHE_DIR",
+            std::env::temp_dir().join("membrane-test-cache"),
+        )
         .output()
         .unwrap();
     assert_clean_failure(&o, "error[timeout]");

@@ -15,4 +15,5 @@ mod net;
 mod pools;
 mod stdio;
 mod supervision;
+mod typed;
 mod values;

@@ -11,8 +11,10 @@ use crate::load::{LoadCx, OnProgress};
 use crate::module::Module;
 use crate::spec::{AppSpec, ModuleSpec};
 use crate::supervisor::Health;
+use crate::typed::Typed;
 use crate::unit::RunContext;
 use crate::value::Function;
+use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 /// A snapshot of one module's instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +143,19 @@ impl App {
     /// after the interface, or a bare root-level name) and returns its signature.
     pub fn function(&self, module: &str, export: &str) -> Result<Arc<Function>> {
         self.module(module)?.function(export)
+    }
+
+    /// A typed handle on an export (see [`Typed`]): looked up and checked against `P` and
+    /// `R` once, here; a mismatch is an `InvalidArgs` error naming the export, its WIT
+    /// signature and the Rust types. Instantiates the module once to check.
+    pub fn typed<P, R>(&self, module: &str, export: &str) -> Result<Typed<P, R>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let m = self.module(module)?.clone();
+        let func = m.function(export)?;
+        Typed::new(m, func)
     }
 
     /// Calls an exported function of a module and returns its results.

@@ -20,7 +20,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Func, Instance, InstancePre, Linker, ResourceAny, ResourceTable, Val};
+use wasmtime::component::{
+    ComponentNamedList, Func, Instance, InstancePre, Lift, Linker, Lower, ResourceAny,
+    ResourceTable, TypedFunc, Val,
+};
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -407,6 +410,97 @@ impl LiveInstance {
         self.call_into_async(recipe, target, args, &mut results, Instant::now(), outer)
             .await?;
         Ok(results)
+    }
+
+    /// Checks once that the export `target` has the Rust types `P` and `R` (see
+    /// [`LiveInstance::call_typed`]).
+    pub(crate) fn check_typed<P, R>(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+    ) -> Result<std::result::Result<(), wasmtime::Error>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let func = self.func(recipe, target)?;
+        Ok(func.typed::<P, R>(&self.store).map(|_| ()))
+    }
+
+    fn typed<P, R>(&mut self, recipe: &Recipe, target: &Function) -> Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let func = self.func(recipe, target)?;
+        // SAFETY: `P` and `R` were checked against this export when the typed handle was
+        // made (`check_typed`, on an instance of the same component: every instance of a
+        // component has the same function types), so the typecheck that `Func::typed` would
+        // repeat on every call is known to pass.
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
+
+    fn typed_finished<R>(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        r: wasmtime::Result<R>,
+    ) -> Result<R> {
+        let result = r.map_err(|e| {
+            let slots = &self.store.data().slots;
+            classify(
+                e,
+                &recipe.name,
+                slots,
+                &recipe.policy,
+                &target.name,
+                Some(&target.name),
+            )
+        });
+        recipe
+            .policy
+            .after_call(&mut self.store.data_mut().slots, &recipe.name);
+        result
+    }
+
+    /// Calls an export with Rust values, no `Val` on the way. Synchronous instances only.
+    pub(crate) fn call_typed<P, R>(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        params: P,
+        now: Instant,
+        outer: Option<Instant>,
+    ) -> Result<R>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        self.arm(recipe, now, outer)?;
+        let typed = self.typed::<P, R>(recipe, target)?;
+        let r = typed.call(&mut self.store, params);
+        self.typed_finished(recipe, target, r)
+    }
+
+    /// [`LiveInstance::call_typed`] on a fiber, for async instances.
+    pub(crate) async fn call_typed_async<P, R>(
+        &mut self,
+        recipe: &Recipe,
+        target: &Function,
+        params: P,
+        now: Instant,
+        outer: Option<Instant>,
+    ) -> Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let deadline = self.arm(recipe, now, outer)?;
+        let typed = self.typed::<P, R>(recipe, target)?;
+        let r = tokio::time::timeout_at(deadline.into(), typed.call_async(&mut self.store, params))
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::new(blocking::DeadlineInHostCall)));
+        self.typed_finished(recipe, target, r)
     }
 
     /// Drops a resource this instance owns (running the guest's destructor).

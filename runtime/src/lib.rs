@@ -73,6 +73,7 @@ mod graph;
 mod inspect;
 mod load;
 mod runtime;
+mod typed;
 mod validate;
 
 pub use app::{App, ModuleStatus};
@@ -95,6 +96,7 @@ pub use spec::{
     OutputRoute, RestartPolicy,
 };
 pub use supervisor::Health;
+pub use typed::Typed;
 pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
 pub use validate::validate;

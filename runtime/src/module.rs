@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{InstancePre, Val};
+use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
 
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
@@ -223,6 +223,56 @@ impl Module {
             .await?;
         lease.recycle(instance);
         Ok(())
+    }
+
+    /// Calls an export with Rust values on a pooled synchronous instance (see
+    /// [`crate::Typed`]). Blocks the thread.
+    pub(crate) fn invoke_typed<P, R>(&self, func: &Function, params: P) -> Result<R>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let guard = self.admit()?;
+        let outcome = (|| {
+            let now = Instant::now();
+            let deadline = self.deadline(now, None);
+            let mut lease = self.pool.acquire(&self.name, deadline, Flavour::Sync)?;
+            let mut instance = match lease.instance.take() {
+                Some(i) => i,
+                None => LiveInstance::new(&self.recipe, None)?,
+            };
+            let r = instance.call_typed(&self.recipe, func, params, now, Some(deadline))?;
+            lease.recycle(instance);
+            Ok(r)
+        })();
+        guard.record(&outcome);
+        outcome
+    }
+
+    /// [`Module::invoke_typed`] on the caller's task.
+    pub(crate) async fn invoke_typed_async<P, R>(&self, func: &Function, params: P) -> Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let guard = self.admit()?;
+        let outcome = async {
+            let now = Instant::now();
+            let deadline = self.deadline(now, None);
+            let mut lease = self.pool.acquire_async(&self.name, deadline).await?;
+            let mut instance = match lease.instance.take() {
+                Some(i) => i,
+                None => LiveInstance::new_async(&self.recipe, None).await?,
+            };
+            let r = instance
+                .call_typed_async(&self.recipe, func, params, now, Some(deadline))
+                .await?;
+            lease.recycle(instance);
+            Ok(r)
+        }
+        .await;
+        guard.record(&outcome);
+        outcome
     }
 
     /// Takes an instance out of the pool for a resource session, waiting at most until
