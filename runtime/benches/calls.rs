@@ -21,66 +21,66 @@ impl Inc for Native {
     }
 }
 
-/// Per-iteration time of a loop of `n` linked calls driven from inside the driver guest.
+/// Per-iteration time of a loop of `n` linked calls driven from inside the driver guest,
+/// the driver entered on the synchronous path (`call_blocking`, so the links are
+/// synchronous) or on the async one (`App::call`, links on the fiber).
 fn linked_loop(
     tokio: &tokio::runtime::Runtime,
     app: &membrane::App,
     func: &str,
     args: impl Fn(u32) -> Vec<Val>,
     iters: u64,
+    async_path: bool,
 ) -> Duration {
     let mut left = iters;
     let mut total = Duration::ZERO;
+    let func = format!("{DRIVER}#{func}");
     while left > 0 {
         let n = left.min(1_000_000) as u32;
         let start = Instant::now();
-        tokio
-            .block_on(app.call("driver", &format!("{DRIVER}#{func}"), &args(n)))
-            .unwrap();
+        if async_path {
+            tokio.block_on(app.call("driver", &func, &args(n))).unwrap();
+        } else {
+            app.call_blocking("driver", &func, &args(n)).unwrap();
+        }
         total += start.elapsed();
         left -= n as u64;
     }
     total
 }
 
+/// The time of `iters` awaited calls made one after another inside one task: what an async
+/// embedder pays per call, without the cost of entering the runtime each time.
+macro_rules! in_task {
+    ($rt:expr, $iters:expr, $call:expr) => {
+        $rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..$iters {
+                black_box($call.await.unwrap());
+            }
+            start.elapsed()
+        })
+    };
+}
+
 fn small_calls(c: &mut Criterion) {
     let tokio = tokio_rt();
+    let task_rt = current_rt();
     let mut g = c.benchmark_group("call_u64");
     let native: Box<dyn Inc> = Box::new(Native);
     g.bench_function("native_trait_object", |b| {
         b.iter(|| native.inc(black_box(41)))
     });
 
+    // The floors: raw wasmtime, one store, sync and async, typed and with `Val`s.
     let setup = raw_setup(false);
     let mut raw = setup.instantiate();
     let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
     g.bench_function("wasmtime_host_to_guest", |b| {
         b.iter(|| inc.call(&mut raw.store, (black_box(41),)).unwrap())
     });
-
-    // The shapes the hot path could take, measured for docs/decisions/0001-call-path.md.
-    // (wasmtime's default `concurrency_support(true)` is not compiled into this build: the
-    // `component-model-async` feature is off. The notes measured it at ~560 ns.)
-    let async_setup = raw_setup_with(false, false, true);
-    let mut async_raw = tokio.block_on(async_setup.instantiate_async());
-    let async_inc = async_setup.func::<(u64,), (u64,)>(&mut async_raw, "inc");
-    g.bench_function("wasmtime_host_to_guest_call_async", |b| {
-        b.iter(|| {
-            tokio
-                .block_on(async_inc.call_async(&mut async_raw.store, (black_box(41),)))
-                .unwrap()
-        })
-    });
     let mut dyn_raw = setup.instantiate();
-    let iface = setup
-        .component
-        .get_export_index(None, "membrane-bench:calls/api@0.1.0")
-        .unwrap();
-    let idx = setup
-        .component
-        .get_export_index(Some(&iface), "inc")
-        .unwrap();
-    let dyn_inc = dyn_raw.instance.get_func(&mut dyn_raw.store, idx).unwrap();
+    let dyn_inc = setup.dyn_func(&mut dyn_raw, "inc");
     g.bench_function("wasmtime_host_to_guest_dynamic_val", |b| {
         b.iter(|| {
             let mut out = [Val::U64(0)];
@@ -90,47 +90,103 @@ fn small_calls(c: &mut Criterion) {
             out
         })
     });
+    let async_setup = raw_setup_with(false, false, true);
+    let mut async_raw = task_rt.block_on(async_setup.instantiate_async());
+    let async_inc = async_setup.func::<(u64,), (u64,)>(&mut async_raw, "inc");
+    g.bench_function("wasmtime_call_async_in_task", |b| {
+        b.iter_custom(|iters| {
+            in_task!(
+                task_rt,
+                iters,
+                async_inc.call_async(&mut async_raw.store, (black_box(41),))
+            )
+        })
+    });
+    let mut async_dyn = task_rt.block_on(async_setup.instantiate_async());
+    let async_dyn_inc = async_setup.dyn_func(&mut async_dyn, "inc");
+    g.bench_function("wasmtime_call_async_dynamic_val_in_task", |b| {
+        b.iter_custom(|iters| {
+            let mut out = [Val::U64(0)];
+            let d = &mut async_dyn;
+            let f = async_dyn_inc;
+            task_rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    f.call_async(&mut d.store, &[Val::U64(black_box(41))], &mut out)
+                        .await
+                        .unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
 
-    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
-    g.bench_function("membrane_cross_module", |b| {
-        b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
+    let app = task_rt.block_on(linked_app(Lifecycle::Reuse));
+    let func = format!("{API}#inc");
+    g.bench_function("membrane_app_call_in_task", |b| {
+        b.iter_custom(|iters| {
+            in_task!(
+                task_rt,
+                iters,
+                app.call("provider", &func, &[Val::U64(black_box(41))])
+            )
+        })
+    });
+    let typed = app.typed::<(u64,), (u64,)>("provider", &func).unwrap();
+    g.bench_function("membrane_typed_call_in_task", |b| {
+        b.iter_custom(|iters| in_task!(task_rt, iters, typed.call((black_box(41),))))
+    });
+    g.bench_function("membrane_call_blocking", |b| {
+        b.iter(|| {
+            app.call_blocking("provider", &func, &[Val::U64(black_box(41))])
+                .unwrap()
+        })
+    });
+    g.bench_function("membrane_typed_call_blocking", |b| {
+        b.iter(|| typed.call_blocking((black_box(41),)).unwrap())
+    });
+
+    let linked = tokio.block_on(linked_app(Lifecycle::Reuse));
+    g.bench_function("membrane_cross_module_sync", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &tokio,
+                &linked,
+                "loop-inc",
+                |n| vec![Val::U32(n)],
+                iters,
+                false,
+            )
+        })
+    });
+    g.bench_function("membrane_cross_module_async", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &task_rt,
+                &linked,
+                "loop-inc",
+                |n| vec![Val::U32(n)],
+                iters,
+                true,
+            )
+        })
     });
 
     // Server and client each get their own runtime, as two services would; the client's is
     // single-threaded so that a call is not also paying for a hop between worker threads.
     let server_rt = tokio_rt();
     let addr = server_rt.block_on(http::serve());
-    let client_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = current_rt();
     let mut client = client_rt.block_on(http::connect(addr));
     g.bench_function("http_loopback_keepalive", |b| {
         b.iter(|| client_rt.block_on(client.inc(black_box(41))))
-    });
-
-    g.bench_function("membrane_call_blocking", |b| {
-        let app = tokio.block_on(linked_app(Lifecycle::Reuse));
-        let func = format!("{API}#inc");
-        b.iter(|| {
-            app.call_blocking("provider", &func, &[Val::U64(41)])
-                .unwrap()
-        })
-    });
-
-    g.bench_function("membrane_app_call", |b| {
-        let app = tokio.block_on(linked_app(Lifecycle::Reuse));
-        b.iter(|| {
-            tokio
-                .block_on(app.call("provider", &format!("{API}#inc"), &[Val::U64(41)]))
-                .unwrap()
-        })
     });
     g.finish();
 }
 
 fn string_calls(c: &mut Criterion) {
     let tokio = tokio_rt();
+    let task_rt = current_rt();
     let text = "x".repeat(1024);
     let mut g = c.benchmark_group("call_string_1k");
     g.bench_function("native_string_clone", |b| {
@@ -146,9 +202,37 @@ fn string_calls(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    let async_setup = raw_setup_with(false, false, true);
+    let mut async_raw = task_rt.block_on(async_setup.instantiate_async());
+    let async_echo = async_setup.func::<(String,), (String,)>(&mut async_raw, "echo");
+    g.bench_function("wasmtime_call_async_in_task", |b| {
+        b.iter_custom(|iters| {
+            in_task!(
+                task_rt,
+                iters,
+                async_echo.call_async(&mut async_raw.store, (black_box(text.clone()),))
+            )
+        })
+    });
 
-    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
-    g.bench_function("membrane_cross_module", |b| {
+    let app = task_rt.block_on(linked_app(Lifecycle::Reuse));
+    let func = format!("{API}#echo");
+    g.bench_function("membrane_app_call_in_task", |b| {
+        b.iter_custom(|iters| {
+            in_task!(
+                task_rt,
+                iters,
+                app.call("provider", &func, &[Val::String(black_box(text.clone()))])
+            )
+        })
+    });
+    let typed = app
+        .typed::<(String,), (String,)>("provider", &func)
+        .unwrap();
+    g.bench_function("membrane_typed_call_in_task", |b| {
+        b.iter_custom(|iters| in_task!(task_rt, iters, typed.call((black_box(text.clone()),))))
+    });
+    g.bench_function("membrane_cross_module_sync", |b| {
         b.iter_custom(|iters| {
             linked_loop(
                 &tokio,
@@ -156,6 +240,19 @@ fn string_calls(c: &mut Criterion) {
                 "loop-echo",
                 |n| vec![Val::U32(n), Val::String(text.clone())],
                 iters,
+                false,
+            )
+        })
+    });
+    g.bench_function("membrane_cross_module_async", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &task_rt,
+                &app,
+                "loop-echo",
+                |n| vec![Val::U32(n), Val::String(text.clone())],
+                iters,
+                true,
             )
         })
     });
@@ -164,20 +261,42 @@ fn string_calls(c: &mut Criterion) {
 
 fn instantiation(c: &mut Criterion) {
     let tokio = tokio_rt();
+    let task_rt = current_rt();
     let mut g = c.benchmark_group("instantiate");
     let setup = raw_setup(true);
     g.bench_function("wasmtime_pooling_instance_pre", |b| {
         b.iter(|| drop(black_box(setup.instantiate())))
     });
     let app = tokio.block_on(linked_app(Lifecycle::PerCall));
-    g.bench_function("membrane_per_call_linked_call", |b| {
-        b.iter_custom(|iters| linked_loop(&tokio, &app, "loop-inc", |n| vec![Val::U32(n)], iters))
+    g.bench_function("membrane_per_call_linked_call_sync", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &tokio,
+                &app,
+                "loop-inc",
+                |n| vec![Val::U32(n)],
+                iters,
+                false,
+            )
+        })
+    });
+    g.bench_function("membrane_per_call_linked_call_async", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &task_rt,
+                &app,
+                "loop-inc",
+                |n| vec![Val::U32(n)],
+                iters,
+                true,
+            )
+        })
     });
     g.finish();
 }
 
 fn compute(c: &mut Criterion) {
-    let tokio = tokio_rt();
+    let task_rt = current_rt();
     let doc = markdown_doc();
     let mut g = c.benchmark_group("markdown_20k");
     g.bench_function("native", |b| {
@@ -196,17 +315,22 @@ fn compute(c: &mut Criterion) {
     g.bench_function("wasmtime_guest", |b| {
         b.iter(|| md.call(&mut raw.store, (black_box(doc.as_str()),)).unwrap())
     });
-    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
-    g.bench_function("membrane_guest", |b| {
-        b.iter(|| {
-            tokio
-                .block_on(app.call(
-                    "provider",
-                    &format!("{API}#markdown"),
-                    &[Val::String(doc.clone())],
-                ))
-                .unwrap()
+    let app = task_rt.block_on(linked_app(Lifecycle::Reuse));
+    let func = format!("{API}#markdown");
+    g.bench_function("membrane_app_call_in_task", |b| {
+        b.iter_custom(|iters| {
+            in_task!(
+                task_rt,
+                iters,
+                app.call("provider", &func, &[Val::String(doc.clone())])
+            )
         })
+    });
+    let typed = app
+        .typed::<(String,), (String,)>("provider", &func)
+        .unwrap();
+    g.bench_function("membrane_typed_call_blocking", |b| {
+        b.iter(|| typed.call_blocking((doc.clone(),)).unwrap())
     });
     g.finish();
 }

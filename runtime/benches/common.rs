@@ -10,6 +10,15 @@ pub use membrane_test_artifacts as guests;
 pub const API: &str = "membrane-bench:calls/api";
 pub const DRIVER: &str = "membrane-bench:calls/driver";
 
+/// A single-threaded runtime: calls awaited in a task on it measure the call, not hops
+/// between worker threads.
+pub fn current_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -19,7 +28,12 @@ pub fn tokio_rt() -> tokio::runtime::Runtime {
 
 /// driver -> provider, the provider reused or instantiated per call.
 pub async fn linked_app(provider_lifecycle: Lifecycle) -> membrane::App {
-    let rt = Runtime::new(Config::default()).unwrap();
+    linked_app_with(Config::default(), provider_lifecycle).await
+}
+
+/// [`linked_app`] on a runtime made with `config`.
+pub async fn linked_app_with(config: Config, provider_lifecycle: Lifecycle) -> membrane::App {
+    let rt = Runtime::new(config).unwrap();
     rt.load_spec(
         AppSpec::new()
             .module(
@@ -115,6 +129,16 @@ impl RawSetup {
         let mut store = wasmtime::Store::new(&self.engine, raw_state());
         let instance = self.pre.instantiate(&mut store).unwrap();
         Raw { store, instance }
+    }
+
+    /// An export of the provider's `api`, untyped.
+    pub fn dyn_func(&self, raw: &mut Raw, name: &str) -> wasmtime::component::Func {
+        let iface = self
+            .component
+            .get_export_index(None, "membrane-bench:calls/api@0.1.0")
+            .unwrap();
+        let f = self.component.get_export_index(Some(&iface), name).unwrap();
+        raw.instance.get_func(&mut raw.store, f).unwrap()
     }
 
     pub fn func<P, R>(&self, raw: &mut Raw, name: &str) -> wasmtime::component::TypedFunc<P, R>

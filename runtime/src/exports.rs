@@ -3,8 +3,9 @@
 //! Each resolved function gets an index, small and per module, that instances use to cache
 //! their function handles.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
@@ -19,7 +20,7 @@ pub(crate) struct Exports {
     module: Arc<str>,
     component: Component,
     engine: Engine,
-    cache: RwLock<HashMap<String, Arc<Function>>>,
+    cache: RwLock<FxHashMap<String, Arc<Function>>>,
 }
 
 impl Exports {
@@ -28,7 +29,7 @@ impl Exports {
             module,
             component,
             engine,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(FxHashMap::default()),
         }
     }
 

@@ -65,6 +65,7 @@ impl Linkers {
         let mut async_ = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
         hooks::async_::add_to_linker(&mut async_)?;
+        blocking::add_to_linker_async(&mut async_)?;
         Ok(Linkers { sync, async_ })
     }
 }
@@ -80,6 +81,44 @@ pub(crate) struct Recipe {
     pub(crate) limits: Limits,
     /// How many links of the module pin a provider instance (links that carry resources).
     pub(crate) link_slots: usize,
+}
+
+/// How long a call may run: until `deadline`, which is `time` from its start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) deadline: Instant,
+    pub(crate) time: std::time::Duration,
+}
+
+impl Budget {
+    /// The module's own timeout from `now`, or less when `outer` (a caller's deadline) is
+    /// nearer; `Timeout` when that has passed already.
+    pub(crate) fn new(recipe: &Recipe, now: Instant, outer: Option<Instant>) -> Result<Budget> {
+        let own = now + recipe.limits.timeout;
+        match outer {
+            Some(outer) if outer < own => {
+                let time = outer.saturating_duration_since(now);
+                if time.is_zero() {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "module `{}`: the caller's deadline passed before the call started",
+                            recipe.name
+                        ),
+                    )
+                    .with_module(&*recipe.name));
+                }
+                Ok(Budget {
+                    deadline: outer,
+                    time,
+                })
+            }
+            _ => Ok(Budget {
+                deadline: own,
+                time: recipe.limits.timeout,
+            }),
+        }
+    }
 }
 
 /// The data of one Store.
@@ -269,32 +308,20 @@ impl LiveInstance {
         self.store.data().flavour
     }
 
-    /// Arms the limits: the module's own timeout from `now`, or less when `outer` (a
-    /// caller's deadline) is nearer. Returns the call's deadline.
-    fn arm(&mut self, recipe: &Recipe, now: Instant, outer: Option<Instant>) -> Result<Instant> {
-        let mut budget = recipe.limits.timeout;
-        if let Some(outer) = outer {
-            let left = outer.saturating_duration_since(now);
-            if left.is_zero() {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "module `{}`: the caller's deadline passed before the call started",
-                        recipe.name
-                    ),
-                )
-                .with_module(&*recipe.name));
-            }
-            budget = budget.min(left);
-        }
+    /// Arms the limits for a call with `budget`.
+    fn arm(&mut self, recipe: &Recipe, budget: Budget) -> Result<()> {
         let state = self.store.data_mut();
-        state.deadline = now + budget;
+        state.deadline = budget.deadline;
         recipe.policy.reset_states(&mut state.slots);
         recipe
             .policy
-            .arm(&mut self.store, &CallCx { budget })
-            .map_err(|e| e.in_module(&recipe.name))?;
-        Ok(now + budget)
+            .arm(
+                &mut self.store,
+                &CallCx {
+                    budget: budget.time,
+                },
+            )
+            .map_err(|e| e.in_module(&recipe.name))
     }
 
     /// The instance's handle of an export, looked up once.
@@ -352,8 +379,9 @@ impl LiveInstance {
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
+        let budget = Budget::new(recipe, Instant::now(), outer)?;
         let mut results = vec![Val::Bool(false); target.results.len()];
-        self.call_into(recipe, target, args, &mut results, Instant::now(), outer)?;
+        self.call_into(recipe, target, args, &mut results, budget)?;
         Ok(results)
     }
 
@@ -365,10 +393,9 @@ impl LiveInstance {
         target: &Function,
         args: &[Val],
         results: &mut [Val],
-        now: Instant,
-        outer: Option<Instant>,
+        budget: Budget,
     ) -> Result<()> {
-        self.arm(recipe, now, outer)?;
+        self.arm(recipe, budget)?;
         let func = self.func(recipe, target)?;
         let r = func.call(&mut self.store, args, results);
         self.finished(recipe, target, r)
@@ -382,19 +409,13 @@ impl LiveInstance {
         target: &Function,
         args: &[Val],
         results: &mut [Val],
-        now: Instant,
-        outer: Option<Instant>,
+        budget: Budget,
     ) -> Result<()> {
-        let deadline = self.arm(recipe, now, outer)?;
+        self.arm(recipe, budget)?;
         let func = self.func(recipe, target)?;
-        // The guest stops itself at the deadline when it runs wasm; a host call that waits
-        // (a sleep, a read) is cut here.
-        let r = tokio::time::timeout_at(
-            deadline.into(),
-            func.call_async(&mut self.store, args, results),
-        )
-        .await
-        .unwrap_or_else(|_| Err(wasmtime::Error::new(blocking::DeadlineInHostCall)));
+        // Wasm code stops at the deadline by the epoch callback, host calls that wait by
+        // their own deadline (`limits::blocking`): no timer per call.
+        let r = func.call_async(&mut self.store, args, results).await;
         self.finished(recipe, target, r)
     }
 
@@ -406,8 +427,9 @@ impl LiveInstance {
         args: &[Val],
         outer: Option<Instant>,
     ) -> Result<Vec<Val>> {
+        let budget = Budget::new(recipe, Instant::now(), outer)?;
         let mut results = vec![Val::Bool(false); target.results.len()];
-        self.call_into_async(recipe, target, args, &mut results, Instant::now(), outer)
+        self.call_into_async(recipe, target, args, &mut results, budget)
             .await?;
         Ok(results)
     }
@@ -469,14 +491,13 @@ impl LiveInstance {
         recipe: &Recipe,
         target: &Function,
         params: P,
-        now: Instant,
-        outer: Option<Instant>,
+        budget: Budget,
     ) -> Result<R>
     where
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
-        self.arm(recipe, now, outer)?;
+        self.arm(recipe, budget)?;
         let typed = self.typed::<P, R>(recipe, target)?;
         let r = typed.call(&mut self.store, params);
         self.typed_finished(recipe, target, r)
@@ -488,24 +509,21 @@ impl LiveInstance {
         recipe: &Recipe,
         target: &Function,
         params: P,
-        now: Instant,
-        outer: Option<Instant>,
+        budget: Budget,
     ) -> Result<R>
     where
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let deadline = self.arm(recipe, now, outer)?;
+        self.arm(recipe, budget)?;
         let typed = self.typed::<P, R>(recipe, target)?;
-        let r = tokio::time::timeout_at(deadline.into(), typed.call_async(&mut self.store, params))
-            .await
-            .unwrap_or_else(|_| Err(wasmtime::Error::new(blocking::DeadlineInHostCall)));
+        let r = typed.call_async(&mut self.store, params).await;
         self.typed_finished(recipe, target, r)
     }
 
     /// Drops a resource this instance owns (running the guest's destructor).
     pub(crate) fn drop_resource(&mut self, recipe: &Recipe, handle: ResourceAny) -> Result<()> {
-        self.arm(recipe, Instant::now(), None)?;
+        self.arm(recipe, Budget::new(recipe, Instant::now(), None)?)?;
         handle
             .resource_drop(&mut self.store)
             .map_err(|e| self.destructor_failed(recipe, e))
@@ -517,7 +535,7 @@ impl LiveInstance {
         recipe: &Recipe,
         handle: ResourceAny,
     ) -> Result<()> {
-        self.arm(recipe, Instant::now(), None)?;
+        self.arm(recipe, Budget::new(recipe, Instant::now(), None)?)?;
         let r = handle.resource_drop_async(&mut self.store).await;
         r.map_err(|e| self.destructor_failed(recipe, e))
     }

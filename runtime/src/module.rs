@@ -11,7 +11,7 @@ use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
-use crate::instance::{Flavour, HostState, LiveInstance, Recipe};
+use crate::instance::{Budget, Flavour, HostState, LiveInstance, Recipe};
 use crate::pool::{Lease, Pool};
 use crate::supervisor::{Admission, Supervisor};
 use crate::unit::RunContext;
@@ -135,12 +135,6 @@ impl Module {
         outcome
     }
 
-    /// The deadline of a call that starts now, within `outer` when it comes through a link.
-    fn deadline(&self, now: Instant, outer: Option<Instant>) -> Instant {
-        let own = now + self.recipe.limits.timeout;
-        outer.map_or(own, |o| o.min(own))
-    }
-
     /// Calls an export on a pooled instance, within `outer` when the call comes through a
     /// link. The module's timeout covers waiting for an instance and running. Blocks the
     /// thread.
@@ -176,14 +170,15 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let now = Instant::now();
-        let deadline = self.deadline(now, outer);
-        let mut lease = self.pool.acquire(&self.name, deadline, Flavour::Sync)?;
+        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        let mut lease = self
+            .pool
+            .acquire(&self.name, budget.deadline, Flavour::Sync)?;
         let mut instance = match lease.instance.take() {
             Some(i) => i,
             None => LiveInstance::new(&self.recipe, None)?,
         };
-        instance.call_into(&self.recipe, func, args, results, now, Some(deadline))?;
+        instance.call_into(&self.recipe, func, args, results, budget)?;
         lease.recycle(instance);
         Ok(())
     }
@@ -211,15 +206,14 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let now = Instant::now();
-        let deadline = self.deadline(now, outer);
-        let mut lease = self.pool.acquire_async(&self.name, deadline).await?;
+        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
         let mut instance = match lease.instance.take() {
             Some(i) => i,
             None => LiveInstance::new_async(&self.recipe, None).await?,
         };
         instance
-            .call_into_async(&self.recipe, func, args, results, now, Some(deadline))
+            .call_into_async(&self.recipe, func, args, results, budget)
             .await?;
         lease.recycle(instance);
         Ok(())
@@ -234,14 +228,15 @@ impl Module {
     {
         let guard = self.admit()?;
         let outcome = (|| {
-            let now = Instant::now();
-            let deadline = self.deadline(now, None);
-            let mut lease = self.pool.acquire(&self.name, deadline, Flavour::Sync)?;
+            let budget = Budget::new(&self.recipe, Instant::now(), None)?;
+            let mut lease = self
+                .pool
+                .acquire(&self.name, budget.deadline, Flavour::Sync)?;
             let mut instance = match lease.instance.take() {
                 Some(i) => i,
                 None => LiveInstance::new(&self.recipe, None)?,
             };
-            let r = instance.call_typed(&self.recipe, func, params, now, Some(deadline))?;
+            let r = instance.call_typed(&self.recipe, func, params, budget)?;
             lease.recycle(instance);
             Ok(r)
         })();
@@ -257,15 +252,14 @@ impl Module {
     {
         let guard = self.admit()?;
         let outcome = async {
-            let now = Instant::now();
-            let deadline = self.deadline(now, None);
-            let mut lease = self.pool.acquire_async(&self.name, deadline).await?;
+            let budget = Budget::new(&self.recipe, Instant::now(), None)?;
+            let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
             let mut instance = match lease.instance.take() {
                 Some(i) => i,
                 None => LiveInstance::new_async(&self.recipe, None).await?,
             };
             let r = instance
-                .call_typed_async(&self.recipe, func, params, now, Some(deadline))
+                .call_typed_async(&self.recipe, func, params, budget)
                 .await?;
             lease.recycle(instance);
             Ok(r)

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -41,6 +42,8 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     policy: RestartPolicy,
+    /// Whether the circuit is open (`State::open_until` is set), readable without the lock.
+    open: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -74,6 +77,7 @@ impl Supervisor {
     pub(crate) fn new(policy: RestartPolicy) -> Self {
         Supervisor {
             policy,
+            open: AtomicBool::new(false),
             state: Mutex::new(State {
                 failures: VecDeque::new(),
                 open_until: None,
@@ -89,6 +93,10 @@ impl Supervisor {
 
     /// Lets a call through, or refuses it while the circuit is open.
     pub(crate) fn admit(&self, module: &str) -> Result<Admission> {
+        // The common case, a closed circuit, takes no lock.
+        if !self.open.load(Ordering::Acquire) {
+            return Ok(Admission::Normal);
+        }
         let mut s = self.lock();
         let Some(until) = s.open_until else {
             return Ok(Admission::Normal);
@@ -120,8 +128,12 @@ impl Supervisor {
         admission: Admission,
         outcome: Result<(), Option<ErrorKind>>,
     ) {
-        let mut s = self.lock();
         let failed = matches!(outcome, Err(Some(kind)) if counts(kind));
+        if admission == Admission::Normal && !failed {
+            // Nothing to count: the common case takes no lock.
+            return;
+        }
+        let mut s = self.lock();
         let inconclusive = outcome.is_err() && !failed;
         if admission == Admission::Trial {
             s.trial_running = false;
@@ -131,10 +143,12 @@ impl Supervisor {
             }
             if failed {
                 s.backoff = (s.backoff * 2).min(RestartPolicy::MAX_BACKOFF);
+                self.open.store(true, Ordering::Release);
                 s.open_until = Some(Instant::now() + s.backoff);
                 tracing::warn!(target: "membrane::supervisor", module, backoff = ?s.backoff, "trial call failed; module stays unavailable");
             } else {
                 s.open_until = None;
+                self.open.store(false, Ordering::Release);
                 s.failures.clear();
                 s.backoff = self.policy.backoff;
                 tracing::info!(target: "membrane::supervisor", module, "trial call succeeded; module is available again");
@@ -154,6 +168,7 @@ impl Supervisor {
             s.failures.pop_front();
         }
         if s.open_until.is_none() && s.failures.len() > self.policy.max as usize {
+            self.open.store(true, Ordering::Release);
             s.open_until = Some(now + s.backoff);
             tracing::warn!(
                 target: "membrane::supervisor",

@@ -137,6 +137,11 @@ pub(crate) trait Unit: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Whether [`Unit::after_call`] does anything (the call path skips the rest).
+    fn reports(&self) -> bool {
+        false
+    }
+
     /// After every call: reports what the call used (output dropped, say).
     fn after_call(&self, _state: &mut (dyn Any + Send), _module: &str) {}
 
@@ -200,6 +205,8 @@ pub(crate) struct Policy {
     stateful: Vec<(usize, usize)>,
     /// Indexes of the units whose `arm` does something.
     arming: Vec<usize>,
+    /// The stateful units (unit, slot) whose `after_call` does something.
+    reporting: Vec<(usize, usize)>,
 }
 
 impl Policy {
@@ -219,16 +226,22 @@ impl Policy {
             .filter_map(|def| (def.prepare)(cx, &mut problems))
             .collect();
         problems.into_result()?;
-        let stateful = (0..units.len())
+        let stateful: Vec<(usize, usize)> = (0..units.len())
             .filter(|i| units[*i].new_state().is_some())
             .enumerate()
             .map(|(slot, unit)| (unit, slot))
             .collect();
         let arming = (0..units.len()).filter(|i| units[*i].arms()).collect();
+        let reporting = stateful
+            .iter()
+            .copied()
+            .filter(|(u, _)| units[*u].reports())
+            .collect();
         Ok(Policy {
             units,
             stateful,
             arming,
+            reporting,
         })
     }
 
@@ -288,7 +301,7 @@ impl Policy {
 
     /// Lets every unit report what the call used.
     pub(crate) fn after_call(&self, slots: &mut Slots, module: &str) {
-        for (unit, slot) in &self.stateful {
+        for (unit, slot) in &self.reporting {
             if let Some((_, state)) = slots.0.get_mut(*slot) {
                 self.units[*unit].after_call(&mut **state, module);
             }

@@ -39,6 +39,10 @@ impl Unit for Output {
         }
     }
 
+    fn reports(&self) -> bool {
+        true
+    }
+
     fn after_call(&self, state: &mut (dyn Any + Send), module: &str) {
         let Some(b) = state.downcast_ref::<Arc<OutputBudget>>() else {
             return;

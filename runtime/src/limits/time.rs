@@ -25,9 +25,11 @@ fn validate(cx: &ModuleCx<'_>, problems: &mut Problems) {
 }
 
 fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
+    let timeout = cx.spec.limits.timeout;
     Some(Box::new(Time {
-        timeout: cx.spec.limits.timeout,
+        timeout,
         tick: cx.epoch_tick,
+        ticks: deadline_ticks(timeout, cx.epoch_tick),
     }))
 }
 
@@ -35,12 +37,14 @@ fn prepare(cx: &ModuleCx<'_>, _: &mut Problems) -> Option<Box<dyn Unit>> {
 struct Time {
     timeout: Duration,
     tick: Duration,
+    /// The epoch ticks of `timeout`, computed once (most calls get the whole timeout).
+    ticks: u64,
 }
 
 impl Unit for Time {
     fn instance(&self, store: &mut dyn Controls) -> crate::Result<()> {
         // Start-up code runs under the same budget as a call.
-        let ticks = deadline_ticks(self.timeout, self.tick);
+        let ticks = self.ticks;
         store.set_epoch_deadline(store.yields().map_or(ticks, |y| y.min(ticks)));
         Ok(())
     }
@@ -51,7 +55,11 @@ impl Unit for Time {
 
     fn arm(&self, store: &mut dyn Controls, call: &CallCx) -> crate::Result<()> {
         // On a fiber the guest yields at every few ticks and the deadline is checked then.
-        let ticks = deadline_ticks(call.budget, self.tick);
+        let ticks = if call.budget == self.timeout {
+            self.ticks
+        } else {
+            deadline_ticks(call.budget, self.tick)
+        };
         store.set_epoch_deadline(store.yields().map_or(ticks, |y| y.min(ticks)));
         Ok(())
     }
