@@ -8,7 +8,8 @@
 //! ```
 //!
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
-//! `raw-async`, `typed-async`, `call-async`. Each runs 1,000 calls to warm up and then
+//! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
+//! driver that makes N linked calls). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
 //! call.
@@ -87,6 +88,20 @@ fn main() {
                 black_box(app.call("provider", &func, &[Val::U64(41)]).await.unwrap());
             }
         }),
+        "cross-sync" => {
+            let f = format!("{DRIVER}#loop-inc");
+            black_box(
+                app.call_blocking("driver", &f, &[Val::U32(n as u32)])
+                    .unwrap(),
+            );
+        }
+        "cross-async" => {
+            let f = format!("{DRIVER}#loop-inc");
+            black_box(
+                rt.block_on(app.call("driver", &f, &[Val::U32(n as u32)]))
+                    .unwrap(),
+            );
+        }
         other => panic!("unknown path {other}"),
     };
     measured(&mut run, 1_000);

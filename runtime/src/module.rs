@@ -3,7 +3,7 @@
 //! supervisor. Calls and `wasi:cli/run` are dispatched here, on the caller's thread
 //! (synchronous) or on the caller's task (async).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
@@ -221,14 +221,22 @@ impl Module {
 
     /// Calls an export with Rust values on a pooled synchronous instance (see
     /// [`crate::Typed`]). Blocks the thread.
-    pub(crate) fn invoke_typed<P, R>(&self, func: &Function, params: P) -> Result<R>
+    /// `outer` is the caller's deadline when the call comes through a link; `check`, when
+    /// given, is set after the types were checked on a live instance (once per link).
+    pub(crate) fn invoke_typed<P, R>(
+        &self,
+        func: &Function,
+        params: P,
+        outer: Option<Instant>,
+        check: Option<&OnceLock<()>>,
+    ) -> Result<R>
     where
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
         let guard = self.admit()?;
         let outcome = (|| {
-            let budget = Budget::new(&self.recipe, Instant::now(), None)?;
+            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
             let mut lease = self
                 .pool
                 .acquire(&self.name, budget.deadline, Flavour::Sync)?;
@@ -236,6 +244,9 @@ impl Module {
                 Some(i) => i,
                 None => LiveInstance::new(&self.recipe, None)?,
             };
+            if let Some(check) = check {
+                self.check_once::<P, R>(&mut instance, func, check)?;
+            }
             let r = instance.call_typed(&self.recipe, func, params, budget)?;
             lease.recycle(instance);
             Ok(r)
@@ -245,19 +256,28 @@ impl Module {
     }
 
     /// [`Module::invoke_typed`] on the caller's task.
-    pub(crate) async fn invoke_typed_async<P, R>(&self, func: &Function, params: P) -> Result<R>
+    pub(crate) async fn invoke_typed_async<P, R>(
+        &self,
+        func: &Function,
+        params: P,
+        outer: Option<Instant>,
+        check: Option<&OnceLock<()>>,
+    ) -> Result<R>
     where
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let guard = self.admit()?;
         let outcome = async {
-            let budget = Budget::new(&self.recipe, Instant::now(), None)?;
+            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
             let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
             let mut instance = match lease.instance.take() {
                 Some(i) => i,
                 None => LiveInstance::new_async(&self.recipe, None).await?,
             };
+            if let Some(check) = check {
+                self.check_once::<P, R>(&mut instance, func, check)?;
+            }
             let r = instance
                 .call_typed_async(&self.recipe, func, params, budget)
                 .await?;
@@ -267,6 +287,38 @@ impl Module {
         .await;
         guard.record(&outcome);
         outcome
+    }
+
+    /// Checks `P` and `R` against `func` on a live instance, the first time only.
+    fn check_once<P, R>(
+        &self,
+        instance: &mut LiveInstance,
+        func: &Function,
+        check: &OnceLock<()>,
+    ) -> Result<()>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        if check.get().is_some() {
+            return Ok(());
+        }
+        instance
+            .check_typed::<P, R>(&self.recipe, func)?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Link,
+                    format!(
+                        "module `{}`: {} cannot be called with the link's types",
+                        self.name, func.name
+                    ),
+                )
+                .with_module(&*self.name)
+                .with_export(&func.name)
+                .with_source(e)
+            })?;
+        let _ = check.set(());
+        Ok(())
     }
 
     /// Takes an instance out of the pool for a resource session, waiting at most until

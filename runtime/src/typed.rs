@@ -93,7 +93,10 @@ where
 
     /// Calls the export on the caller's task (see [`App::call`](crate::App::call)).
     pub async fn call(&self, params: P) -> Result<R> {
-        let r = self.module.invoke_typed_async(&self.func, params).await;
+        let r = self
+            .module
+            .invoke_typed_async(&self.func, params, None, None)
+            .await;
         tokio::task::consume_budget().await;
         r
     }
@@ -101,7 +104,7 @@ where
     /// Calls the export on the current thread (see
     /// [`App::call_blocking`](crate::App::call_blocking)).
     pub fn call_blocking(&self, params: P) -> Result<R> {
-        self.module.invoke_typed(&self.func, params)
+        self.module.invoke_typed(&self.func, params, None, None)
     }
 
     /// The export's full name.

@@ -77,6 +77,13 @@ pub(crate) fn define(
         Provider::Module(p) if link.resources.is_empty() => {
             for f in &link.funcs {
                 let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                if super::trampoline::define(
+                    &mut inst, flavour, &f.name, &f.params, &f.results, p, &func,
+                )
+                .map_err(fail)?
+                {
+                    continue;
+                }
                 let p = p.clone();
                 match flavour {
                     Flavour::Sync => inst.func_new(&f.name, move |store, _ty, params, results| {

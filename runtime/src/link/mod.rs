@@ -15,6 +15,7 @@
 pub(crate) mod forward;
 pub(crate) mod host;
 pub(crate) mod session;
+pub(crate) mod trampoline;
 pub(crate) mod typecheck;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,8 @@ pub(crate) struct Link {
 #[derive(Debug, Clone)]
 pub(crate) struct LinkedFunc {
     pub name: String,
+    /// The importer's parameter types.
+    pub params: Vec<Type>,
     /// The importer's result types, used to give returned resources their proxy type.
     pub results: Vec<Type>,
     /// The importer's resource types by name, to read `results`.
@@ -262,6 +265,7 @@ fn module_link(
         }
         funcs.push(LinkedFunc {
             name: fname.to_string(),
+            params: wf.params().map(|(_, t)| t).collect(),
             results: wf.results().collect(),
             resources: shared_res.clone(),
         });
@@ -389,6 +393,7 @@ fn host_link(
                 }
                 funcs.push(LinkedFunc {
                     name: fname.to_string(),
+                    params: wf.params().map(|(_, t)| t).collect(),
                     results: wf.results().collect(),
                     resources: Arc::new(Vec::new()),
                 });
