@@ -9,7 +9,8 @@
 //!
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
-//! driver that makes N linked calls). Each runs 1,000 calls to warm up and then
+//! driver that makes N linked calls), `inst-raw` (instantiate with raw wasmtime, on-demand
+//! allocator), `inst-per-call` (N linked calls to a per-call provider). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
 //! call.
@@ -41,8 +42,9 @@ fn main() {
     // Valgrind cannot reserve the pooling allocator's address space: allocate on demand
     // (the call path is the same either way).
     let mut config = membrane::Config::default();
-    config.instance_slots = 0;
-    let app = rt.block_on(linked_app_with(config, Lifecycle::Reuse));
+    config.instance_slots = std::env::var("SLOTS").map_or(0, |s| s.parse().unwrap());
+    let app = rt.block_on(linked_app_with(config.clone(), Lifecycle::Reuse));
+    let per_call = rt.block_on(linked_app_with(config, Lifecycle::PerCall));
     let func = format!("{API}#inc");
     let typed = app.typed::<(u64,), (u64,)>("provider", &func).unwrap();
     let mut raw = setup.instantiate();
@@ -101,6 +103,11 @@ fn main() {
                 rt.block_on(app.call("driver", &f, &[Val::U32(n as u32)]))
                     .unwrap(),
             );
+        }
+        "inst-raw" => (0..n).for_each(|_| drop(black_box(setup.instantiate()))),
+        "inst-per-call" => {
+            let f = format!("{DRIVER}#loop-inc");
+            black_box(per_call.call_blocking("driver", &f, &[Val::U32(n as u32)]).unwrap());
         }
         other => panic!("unknown path {other}"),
     };
