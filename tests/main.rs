@@ -8,6 +8,7 @@ mod cli;
 mod env;
 mod errors;
 mod fs;
+mod host_resources;
 mod hostile;
 mod limits;
 mod links;

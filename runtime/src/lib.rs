@@ -87,6 +87,7 @@ pub use limits::files::{open_files_limit, raise_open_files_limit};
 pub use limits::output::MAX_LOG_LINES;
 pub use link::LinkInfo;
 pub use link::host::HostInterface;
+pub use link::objects::{HostObjects, MAX_PROXIES, MethodParams};
 pub use load::LoadProgress;
 pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
@@ -101,6 +102,7 @@ pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
 pub use validate::validate;
 pub use value::{Function, to_wave, type_name};
+pub use wasmtime::component::Resource;
 pub use wasmtime::component::Val;
 pub use wasmtime::component::types::Type;
 

@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "notes",
     "bench_provider",
     "bench_driver",
+    "docs_user",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -17,7 +17,7 @@ use crate::unit::{BlameCx, ModuleCx, Slots, Unit, UnitDef};
 /// The most table elements one table may hold. Tables of Rust and C guests hold a few
 /// hundred function references; this bound keeps a hostile table from costing the host
 /// gigabytes.
-pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 17;
 
 pub(crate) const DEF: UnitDef = UnitDef { validate, prepare };
 

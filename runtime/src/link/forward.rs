@@ -21,6 +21,7 @@ use wasmtime::component::types::Type;
 use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
 
 use super::host::HostInterface;
+use super::objects::MAX_PROXIES;
 use super::session::links;
 use super::typecheck::has_resources;
 use super::{Link, LinkedFunc};
@@ -34,10 +35,6 @@ pub(crate) enum Provider {
     Module(Arc<Module>),
     Host(Arc<HostInterface>),
 }
-
-/// The most provider resources one importer instance may hold through links at once. Each
-/// costs host memory that the guest's memory limit does not count.
-pub const MAX_PROXIES: usize = 65_536;
 
 /// Every proxy resource type gets its own id, so that handles of one resource can never be
 /// passed where another is expected.
@@ -65,7 +62,7 @@ pub(crate) fn define(
     match provider {
         Provider::Host(h) => {
             let needed: Vec<String> = link.funcs.iter().map(|f| f.name.clone()).collect();
-            h.install(&mut inst, &needed).map_err(|e| {
+            h.install(&mut inst, &needed, &link.resources).map_err(|e| {
                 Error::link(format!(
                     "module `{importer}` imports `{}` from the host, but the host's functions do not match its types",
                     link.import
@@ -332,7 +329,7 @@ fn to_importer(
                         f.name
                     )
                 })?;
-            if links(store.data_mut()).proxies.len() >= MAX_PROXIES {
+            if links(store.data_mut()).handles() >= MAX_PROXIES {
                 return Err(wasmtime::Error::new(Error::new(
                     crate::ErrorKind::TableLimit,
                     format!(

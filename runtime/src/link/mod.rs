@@ -14,6 +14,7 @@
 
 pub(crate) mod forward;
 pub(crate) mod host;
+pub(crate) mod objects;
 pub(crate) mod session;
 pub(crate) mod trampoline;
 pub(crate) mod typecheck;
@@ -378,6 +379,7 @@ fn host_link(
     };
     let mut errors = Vec::new();
     let mut funcs = Vec::new();
+    let mut resources = Vec::new();
     for (fname, item) in want.exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(wf) => {
@@ -386,7 +388,7 @@ fn host_link(
                         Error::link(format!(
                             "{importer} imports {base}#{fname}: the host's `{}` has no function `{fname}`; it has: {}",
                             h.name(),
-                            h.func_names().join(", ")
+                            or_none(&h.func_names())
                         ))
                         .with_export(format!("{import}#{fname}")),
                     );
@@ -398,9 +400,19 @@ fn host_link(
                     resources: Arc::new(Vec::new()),
                 });
             }
-            ComponentItem::Resource(_) => errors.push(Error::link(format!(
-                "{importer} imports resource `{fname}` of `{import}` from the host; host interfaces with resources are not supported"
-            ))),
+            ComponentItem::Resource(_) => {
+                if !h.has_resource(fname) {
+                    errors.push(
+                        Error::link(format!(
+                            "{importer} imports resource `{fname}` of `{import}` from the host, but the host's `{}` has no resource `{fname}`; it has: {}",
+                            h.name(),
+                            or_none(&h.resource_names())
+                        ))
+                        .with_export(format!("{import}#{fname}")),
+                    );
+                }
+                resources.push(fname.to_string());
+            }
             _ => {}
         }
     }
@@ -412,8 +424,16 @@ fn host_link(
         provider: HOST.to_string(),
         export: h.name().to_string(),
         funcs,
-        resources: Vec::new(),
+        resources,
     })
+}
+
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Sorts modules so that every provider comes before its importers; refuses cycles.

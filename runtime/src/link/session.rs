@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use wasmtime::component::ResourceAny;
 
+use super::objects::Objects;
 use crate::instance::HostState;
 use crate::module::Session;
 
@@ -29,9 +30,16 @@ pub(crate) struct Links {
     /// Resource handles this instance holds on providers' resources, by proxy rep.
     pub proxies: HashMap<u32, Proxy>,
     next_proxy: u32,
+    /// Values behind the handles of host resources this instance holds.
+    pub objects: Objects,
 }
 
 impl Links {
+    /// Resource handles the instance holds: proxies and host objects.
+    pub(crate) fn handles(&self) -> usize {
+        self.proxies.len() + self.objects.len()
+    }
+
     /// Registers a provider handle and returns the rep of its new proxy.
     pub(crate) fn add_proxy(&mut self, slot: usize, handle: ResourceAny) -> u32 {
         self.next_proxy = self.next_proxy.wrapping_add(1);
