@@ -9,7 +9,7 @@
 //!
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
-//! driver that makes N linked calls), `inst-raw` (instantiate with raw wasmtime, on-demand
+//! driver that makes N linked calls), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
 //! allocator), `inst-per-call` (N linked calls to a per-call provider). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
@@ -48,6 +48,7 @@ fn main() {
     let func = format!("{API}#inc");
     let typed = app.typed::<(u64,), (u64,)>("provider", &func).unwrap();
     let mut raw = setup.instantiate();
+    let mut raw_res = raw_driver();
     let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
     let dyn_inc = setup.dyn_func(&mut raw, "inc");
     let mut araw = rt.block_on(async_setup.instantiate_async());
@@ -104,10 +105,36 @@ fn main() {
                     .unwrap(),
             );
         }
+        "raw-res" => {
+            black_box(
+                raw_res
+                    .loop_bump
+                    .call(&mut raw_res.store, (n as u32,))
+                    .unwrap(),
+            );
+        }
+        "cross-res-sync" => {
+            let f = format!("{DRIVER}#loop-bump");
+            black_box(
+                app.call_blocking("driver", &f, &[Val::U32(n as u32)])
+                    .unwrap(),
+            );
+        }
+        "cross-res-async" => {
+            let f = format!("{DRIVER}#loop-bump");
+            black_box(
+                rt.block_on(app.call("driver", &f, &[Val::U32(n as u32)]))
+                    .unwrap(),
+            );
+        }
         "inst-raw" => (0..n).for_each(|_| drop(black_box(setup.instantiate()))),
         "inst-per-call" => {
             let f = format!("{DRIVER}#loop-inc");
-            black_box(per_call.call_blocking("driver", &f, &[Val::U32(n as u32)]).unwrap());
+            black_box(
+                per_call
+                    .call_blocking("driver", &f, &[Val::U32(n as u32)])
+                    .unwrap(),
+            );
         }
         other => panic!("unknown path {other}"),
     };

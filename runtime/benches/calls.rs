@@ -295,6 +295,66 @@ fn instantiation(c: &mut Criterion) {
     g.finish();
 }
 
+/// A resource method call: guest -> host in raw wasmtime (the floor), guest -> other module
+/// across a link (a proxy), and guest -> a Membrane host resource.
+fn resource_calls(c: &mut Criterion) {
+    let tokio = tokio_rt();
+    let task_rt = current_rt();
+    let mut g = c.benchmark_group("resource_method");
+    let mut raw = raw_driver();
+    g.bench_function("raw_guest_to_host_resource_method", |b| {
+        b.iter_custom(|iters| {
+            let mut left = iters;
+            let start = Instant::now();
+            while left > 0 {
+                let n = left.min(1_000_000) as u32;
+                black_box(raw.loop_bump.call(&mut raw.store, (n,)).unwrap());
+                left -= n as u64;
+            }
+            start.elapsed()
+        })
+    });
+    let app = tokio.block_on(linked_app(Lifecycle::Reuse));
+    g.bench_function("membrane_cross_module_resource_method_sync", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &tokio,
+                &app,
+                "loop-bump",
+                |n| vec![Val::U32(n)],
+                iters,
+                false,
+            )
+        })
+    });
+    g.bench_function("membrane_cross_module_resource_method_async", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &task_rt,
+                &app,
+                "loop-bump",
+                |n| vec![Val::U32(n)],
+                iters,
+                true,
+            )
+        })
+    });
+    let host = tokio.block_on(host_res_app());
+    g.bench_function("membrane_host_resource_method_sync", |b| {
+        b.iter_custom(|iters| {
+            linked_loop(
+                &tokio,
+                &host,
+                "loop-bump",
+                |n| vec![Val::U32(n)],
+                iters,
+                false,
+            )
+        })
+    });
+    g.finish();
+}
+
 fn compute(c: &mut Criterion) {
     let task_rt = current_rt();
     let doc = markdown_doc();
@@ -396,6 +456,6 @@ mod http {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = small_calls, string_calls, instantiation, compute
+    targets = small_calls, string_calls, instantiation, resource_calls, compute
 }
 criterion_main!(benches);

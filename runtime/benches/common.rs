@@ -40,6 +40,7 @@ pub async fn linked_app_with(config: Config, provider_lifecycle: Lifecycle) -> m
                 "driver",
                 ModuleSpec::from_file(guests::BENCH_DRIVER)
                     .link("membrane-bench:calls/api", "provider")
+                    .link("membrane-bench:calls/res", "provider")
                     .timeout(Duration::from_secs(600)),
             )
             .module(
@@ -168,4 +169,101 @@ pub fn markdown_doc() -> String {
         );
     }
     doc
+}
+
+/// A counter implemented by the host, for the resource floors.
+pub struct HostCounter(u64);
+
+/// The driver in raw wasmtime with `api` and `res` implemented by the host: the floor of a
+/// guest -> host resource method call (`loop-bump`).
+pub struct RawDriver {
+    pub store: wasmtime::Store<RawState>,
+    pub loop_bump: wasmtime::component::TypedFunc<(u32,), (u64,)>,
+}
+
+pub fn raw_driver() -> RawDriver {
+    use wasmtime::component::{Component, Linker, Resource, ResourceType};
+    let mut config = wasmtime::Config::new();
+    config.concurrency_support(false);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let component = Component::from_file(&engine, guests::BENCH_DRIVER).unwrap();
+    let mut linker: Linker<RawState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    {
+        let mut api = linker.instance("membrane-bench:calls/api@0.1.0").unwrap();
+        api.func_wrap("inc", |_, (x,): (u64,)| Ok((x + 1,)))
+            .unwrap();
+        api.func_wrap("echo", |_, (s,): (String,)| Ok((s,)))
+            .unwrap();
+        api.func_wrap("markdown", |_, (s,): (String,)| Ok((s,)))
+            .unwrap();
+    }
+    let mut res = linker.instance("membrane-bench:calls/res@0.1.0").unwrap();
+    res.resource(
+        "counter",
+        ResourceType::host::<HostCounter>(),
+        |mut store, rep| {
+            store
+                .data_mut()
+                .table
+                .delete(Resource::<HostCounter>::new_own(rep))?;
+            Ok(())
+        },
+    )
+    .unwrap();
+    res.func_wrap("[constructor]counter", |mut store, (start,): (u64,)| {
+        Ok((store.data_mut().table.push(HostCounter(start))?,))
+    })
+    .unwrap();
+    res.func_wrap(
+        "[method]counter.bump",
+        |mut store, (c,): (Resource<HostCounter>,)| {
+            let c = store.data_mut().table.get_mut(&c)?;
+            c.0 += 1;
+            Ok((c.0,))
+        },
+    )
+    .unwrap();
+    let mut store = wasmtime::Store::new(&engine, raw_state());
+    let instance = linker.instantiate(&mut store, &component).unwrap();
+    let iface = component
+        .get_export_index(None, "membrane-bench:calls/driver@0.1.0")
+        .unwrap();
+    let f = component
+        .get_export_index(Some(&iface), "loop-bump")
+        .unwrap();
+    let loop_bump = instance.get_typed_func(&mut store, &f).unwrap();
+    RawDriver { store, loop_bump }
+}
+
+/// The driver with `res` implemented by the host through [`membrane::HostInterface`] (and
+/// `api` by the provider).
+pub async fn host_res_app() -> membrane::App {
+    let rt = Runtime::new(Config::default()).unwrap();
+    rt.provide(
+        membrane::HostInterface::new("membrane-bench:calls/res@0.1.0")
+            .resource::<HostCounter>("counter")
+            .constructor("counter", |(start,): (u64,)| Ok(HostCounter(start)))
+            .method("counter", "bump", |c: &mut HostCounter, (): ()| {
+                c.0 += 1;
+                Ok((c.0,))
+            }),
+    )
+    .unwrap();
+    rt.load_spec(
+        AppSpec::new()
+            .module(
+                "driver",
+                ModuleSpec::from_file(guests::BENCH_DRIVER)
+                    .link("membrane-bench:calls/api", "provider")
+                    .link("membrane-bench:calls/res", "host")
+                    .timeout(Duration::from_secs(600)),
+            )
+            .module(
+                "provider",
+                ModuleSpec::from_file(guests::BENCH_PROVIDER).timeout(Duration::from_secs(600)),
+            ),
+    )
+    .await
+    .unwrap()
 }

@@ -289,6 +289,48 @@ impl Module {
         outcome
     }
 
+    /// Calls `func` with Rust values on a session's instance (a resource method through a
+    /// link), within `outer`. `check` is the link's once-only type check.
+    pub(crate) fn call_session_typed<P, R>(
+        &self,
+        session: &mut Session,
+        func: &Function,
+        params: P,
+        outer: Instant,
+        check: &OnceLock<()>,
+    ) -> Result<R>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
+        self.check_once::<P, R>(&mut session.instance, func, check)?;
+        session
+            .instance
+            .call_typed(&self.recipe, func, params, budget)
+    }
+
+    /// [`Module::call_session_typed`] on the caller's task.
+    pub(crate) async fn call_session_typed_async<P, R>(
+        &self,
+        session: &mut Session,
+        func: &Function,
+        params: P,
+        outer: Instant,
+        check: &OnceLock<()>,
+    ) -> Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
+        self.check_once::<P, R>(&mut session.instance, func, check)?;
+        session
+            .instance
+            .call_typed_async(&self.recipe, func, params, budget)
+            .await
+    }
+
     /// Checks `P` and `R` against `func` on a live instance, the first time only.
     fn check_once<P, R>(
         &self,

@@ -88,6 +88,11 @@ impl Drop for RuntimeInner {
     }
 }
 
+/// Bytes of each pooled memory and table that stay resident when an instance ends: they
+/// are zeroed with `memset` instead of being given back with `madvise`, which spares a page
+/// fault per touched page on the next instantiation (docs/decisions/0002).
+const KEEP_RESIDENT: usize = 64 << 10;
+
 impl Runtime {
     /// Creates the engine and starts its epoch clock.
     pub fn new(config: Config) -> Result<Runtime> {
@@ -115,7 +120,9 @@ impl Runtime {
                 .total_core_instances(n.saturating_mul(4))
                 .total_memories(n.saturating_mul(2))
                 .total_tables(n.saturating_mul(2))
-                .table_elements(crate::limits::MAX_TABLE_ELEMENTS);
+                .table_elements(crate::limits::MAX_TABLE_ELEMENTS)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm).map_err(|e| {

@@ -4,6 +4,7 @@ wit_bindgen::generate!({ path: "../../wit/bench", world: "driver-world" });
 
 use exports::membrane_bench::calls::driver::Guest;
 use membrane_bench::calls::api;
+use membrane_bench::calls::res::Counter;
 
 struct Driver;
 
@@ -21,6 +22,14 @@ impl Guest for Driver {
             total += api::echo(&s).len() as u64;
         }
         total
+    }
+    fn loop_bump(n: u32) -> u64 {
+        let counter = Counter::new(0);
+        let mut last = 0;
+        for _ in 0..n {
+            last = counter.bump();
+        }
+        last
     }
 }
 

@@ -125,6 +125,13 @@ pub(crate) fn define(
             let ids = Arc::new(ids);
             for f in &link.funcs {
                 let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                if super::methods::define(
+                    &mut inst, flavour, &f.name, &f.params, &f.results, p, &func, slot,
+                )
+                .map_err(fail)?
+                {
+                    continue;
+                }
                 let call = SessionCall {
                     provider: p.clone(),
                     func,

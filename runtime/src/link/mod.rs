@@ -14,6 +14,7 @@
 
 pub(crate) mod forward;
 pub(crate) mod host;
+pub(crate) mod methods;
 pub(crate) mod objects;
 pub(crate) mod session;
 pub(crate) mod trampoline;

@@ -10,8 +10,8 @@
 //! are bounded by [`MAX_PROXIES`] per instance.
 
 use std::any::Any;
-use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Resource};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -23,7 +23,7 @@ pub const MAX_PROXIES: usize = 65_536;
 /// The host values of one instance, by rep.
 #[derive(Default)]
 pub(crate) struct Objects {
-    map: HashMap<u32, Box<dyn Any + Send>>,
+    map: FxHashMap<u32, Box<dyn Any + Send>>,
     next: u32,
 }
 

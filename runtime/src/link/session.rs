@@ -6,8 +6,7 @@
 //! sessions go back to their pools, their instances are dropped) but belongs to the link
 //! layer; the instance keeps it opaque.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use wasmtime::component::ResourceAny;
 
 use super::objects::Objects;
@@ -28,7 +27,7 @@ pub(crate) struct Links {
     /// One per link with resources, by slot; `None` until first used or after a failure.
     pub sessions: Vec<Option<Session>>,
     /// Resource handles this instance holds on providers' resources, by proxy rep.
-    pub proxies: HashMap<u32, Proxy>,
+    pub proxies: FxHashMap<u32, Proxy>,
     next_proxy: u32,
     /// Values behind the handles of host resources this instance holds.
     pub objects: Objects,

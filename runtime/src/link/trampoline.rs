@@ -37,7 +37,7 @@ fn short(ty: &Type) -> Option<&'static str> {
 }
 
 /// The signature as `p1,p2->r`, when every part is a primitive of the list.
-fn key(params: &[Type], results: &[Type]) -> Option<String> {
+pub(crate) fn key(params: &[Type], results: &[Type]) -> Option<String> {
     let p: Option<Vec<&str>> = params.iter().map(short).collect();
     let r: Option<Vec<&str>> = results.iter().map(short).collect();
     Some(format!("{}->{}", p?.join(","), r?.join(",")))
