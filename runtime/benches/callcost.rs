@@ -9,7 +9,7 @@
 //!
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
-//! driver that makes N linked calls), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
+//! driver that makes N linked calls), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
 //! allocator), `inst-per-call` (N linked calls to a per-call provider). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
@@ -53,6 +53,17 @@ fn main() {
     let dyn_inc = setup.dyn_func(&mut raw, "inc");
     let mut araw = rt.block_on(async_setup.instantiate_async());
     let ainc = async_setup.func::<(u64,), (u64,)>(&mut araw, "inc");
+    let md = setup.func::<(String,), (String,)>(&mut raw, "markdown");
+    let epoch_setup = raw_setup_config(false, false, false, true);
+    let mut eraw = epoch_setup.instantiate();
+    let emd = epoch_setup.func::<(String,), (String,)>(&mut eraw, "markdown");
+    let md_typed = app
+        .typed::<(String,), (String,)>("provider", &format!("{API}#markdown"))
+        .unwrap();
+    let aecho = async_setup.func::<(String,), (String,)>(&mut araw, "echo");
+    let echo_func = format!("{API}#echo");
+    let doc = markdown_doc();
+    let kib = "x".repeat(1024);
     let mut run = |n: u64| match path.as_str() {
         "raw-typed" => (0..n).for_each(|_| {
             black_box(inc.call(&mut raw.store, (black_box(41),)).unwrap());
@@ -105,6 +116,34 @@ fn main() {
                     .unwrap(),
             );
         }
+        "md-raw" => (0..n).for_each(|_| {
+            black_box(md.call(&mut raw.store, (doc.clone(),)).unwrap());
+        }),
+        "md-raw-epochs" => (0..n).for_each(|_| {
+            black_box(emd.call(&mut eraw.store, (doc.clone(),)).unwrap());
+        }),
+        "md-typed-blocking" => (0..n).for_each(|_| {
+            black_box(md_typed.call_blocking((doc.clone(),)).unwrap());
+        }),
+        "echo-raw-async" => rt.block_on(async {
+            for _ in 0..n {
+                black_box(
+                    aecho
+                        .call_async(&mut araw.store, (kib.clone(),))
+                        .await
+                        .unwrap(),
+                );
+            }
+        }),
+        "echo-call-async" => rt.block_on(async {
+            for _ in 0..n {
+                black_box(
+                    app.call("provider", &echo_func, &[Val::String(kib.clone())])
+                        .await
+                        .unwrap(),
+                );
+            }
+        }),
         "raw-res" => {
             black_box(
                 raw_res

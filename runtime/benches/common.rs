@@ -88,8 +88,20 @@ pub fn raw_setup(pooling: bool) -> RawSetup {
 /// `concurrency`: wasmtime's default component-model-async bookkeeping;
 /// `async_calls`: WASI linked for async, to be called with `call_async`.
 pub fn raw_setup_with(pooling: bool, concurrency: bool, async_calls: bool) -> RawSetup {
+    raw_setup_config(pooling, concurrency, async_calls, false)
+}
+
+/// [`raw_setup_with`], and with `epochs` the code instrumented for epoch interruption as
+/// Membrane's is (the deadline never reached).
+pub fn raw_setup_config(
+    pooling: bool,
+    concurrency: bool,
+    async_calls: bool,
+    epochs: bool,
+) -> RawSetup {
     let mut config = wasmtime::Config::new();
     config.concurrency_support(concurrency);
+    config.epoch_interruption(epochs);
     if pooling {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
             wasmtime::PoolingAllocationConfig::default(),
@@ -128,6 +140,7 @@ impl RawSetup {
 
     pub fn instantiate(&self) -> Raw {
         let mut store = wasmtime::Store::new(&self.engine, raw_state());
+        store.set_epoch_deadline(u64::MAX);
         let instance = self.pre.instantiate(&mut store).unwrap();
         Raw { store, instance }
     }
