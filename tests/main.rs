@@ -12,6 +12,7 @@ mod hostile;
 mod limits;
 mod links;
 mod net;
+mod plugins;
 mod pools;
 mod stdio;
 mod supervision;
