@@ -58,12 +58,12 @@ fn main() {
         let call = call_cost(&tokio, &app);
         let idle = idle_rss(&tokio, &app);
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} µs | {} |",
             language.module(),
             membrane::format_size(size),
             ms(cold),
             ms(cached),
-            format!("{:.1} µs", call.as_secs_f64() * 1e6),
+            call.as_secs_f64() * 1e6,
             membrane::format_size(idle),
         );
     }
