@@ -233,6 +233,7 @@ fn cached_build(builder: &dyn Builder) -> Result<PathBuf, String> {
         let mut cmd = builder.command(&plugins.join("tools"), &partial)?;
         run(&mut cmd, &format!("building the {} plugin", builder.name()))?;
         rename(&partial, &cached)?;
+        prune(&cache, builder.name(), &cached);
     }
     let out_dir = example.join("target");
     let out = out_dir.join(format!("{}.wasm", builder.name()));
@@ -248,6 +249,23 @@ fn cached_build(builder: &dyn Builder) -> Result<PathBuf, String> {
         rename(&partial, &out)?;
     }
     Ok(out)
+}
+
+/// Removes the outputs of `name` other than `keep`: they were built from older sources.
+fn prune(cache: &Path, name: &str, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    let prefix = format!("{name}-");
+    for path in entries.flatten().map(|e| e.path()) {
+        let stale = path != keep
+            && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&prefix) && n.ends_with(".wasm") && !n.contains(".partial.")
+            });
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// The first 16 hex digits of the SHA-256 of the tool's name and version, every file of the
@@ -309,9 +327,24 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let tail = lines[lines.len().saturating_sub(6)..].join(" | ");
+    // The lines that say what went wrong, without stack frames; else the last lines.
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.to_ascii_lowercase().contains("error"))
+        .filter(|l| {
+            let rest = l.strip_prefix("npm error").unwrap_or(l).trim();
+            !rest.is_empty() && !rest.starts_with("at ") && !rest.starts_with('}')
+        })
+        .take(5)
+        .collect();
+    let said = if errors.is_empty() {
+        lines[lines.len().saturating_sub(6)..].join(" | ")
+    } else {
+        errors.join(" | ")
+    };
     Err(format!(
-        "{what}: {program} failed ({}): {tail}",
+        "{what}: {program} failed ({}): {said}",
         output.status
     ))
 }
