@@ -84,12 +84,23 @@ pub fn component(language: Language) -> Result<PathBuf, String> {
     }
 }
 
-/// [`component`] of every language; the first failure ends it.
+/// [`component`] of every language, built side by side (each tool is mostly one thread);
+/// the first failure is the error.
 pub fn all_components() -> Result<(), String> {
-    for language in Language::ALL {
-        component(language)?;
-    }
-    Ok(())
+    std::thread::scope(|scope| {
+        let builds: Vec<_> = Language::ALL
+            .map(|language| scope.spawn(move || component(language)))
+            .into_iter()
+            .collect();
+        builds
+            .into_iter()
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| Err("a plugin build panicked".into()))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(drop)
+    })
 }
 
 /// How one non-Rust plugin is built.
