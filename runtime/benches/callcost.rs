@@ -107,7 +107,11 @@ fn main() {
         "inst-raw" => (0..n).for_each(|_| drop(black_box(setup.instantiate()))),
         "inst-per-call" => {
             let f = format!("{DRIVER}#loop-inc");
-            black_box(per_call.call_blocking("driver", &f, &[Val::U32(n as u32)]).unwrap());
+            black_box(
+                per_call
+                    .call_blocking("driver", &f, &[Val::U32(n as u32)])
+                    .unwrap(),
+            );
         }
         other => panic!("unknown path {other}"),
     };
