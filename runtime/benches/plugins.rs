@@ -60,11 +60,11 @@ fn main() {
         println!(
             "| {} | {} | {} | {} | {:.1} µs | {} |",
             language.module(),
-            membrane::format_size(size),
+            mib(size),
             ms(cold),
             ms(cached),
             call.as_secs_f64() * 1e6,
-            membrane::format_size(idle),
+            kib(idle),
         );
     }
 }
@@ -131,6 +131,14 @@ fn rss_bytes() -> u64 {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.0} KiB", bytes as f64 / 1024.0)
 }
 
 fn ms(d: Duration) -> String {
