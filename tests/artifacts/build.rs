@@ -28,7 +28,12 @@ const GUESTS: &[&str] = &[
     "bench_provider",
     "bench_driver",
     "docs_user",
+    "plugin_rust",
 ];
+
+/// Guests of the `guests/` workspace whose source lives elsewhere (with their example),
+/// by package directory relative to the repository root.
+const ELSEWHERE: &[(&str, &str)] = &[("plugin_rust", "examples/plugins/rust")];
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -50,8 +55,17 @@ fn main() {
         guests.join("Cargo.lock").display()
     );
     for g in GUESTS {
-        println!("cargo:rerun-if-changed={}", guests.join(g).display());
+        let dir = match ELSEWHERE.iter().find(|(name, _)| name == g) {
+            Some((_, dir)) => root.join(dir),
+            None => guests.join(g),
+        };
+        println!("cargo:rerun-if-changed={}", dir.display());
     }
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("examples/plugins/wit").display()
+    );
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     ensure_target(&guests);
@@ -82,10 +96,11 @@ fn main() {
                 guests.display()
             ));
         }
-        let _ = writeln!(
-            code,
-            "/// The `{g}` guest component, built from guests/{g}."
-        );
+        let source = ELSEWHERE
+            .iter()
+            .find(|(name, _)| name == g)
+            .map_or_else(|| format!("guests/{g}"), |(_, dir)| dir.to_string());
+        let _ = writeln!(code, "/// The `{g}` guest component, built from {source}.");
         let _ = writeln!(
             code,
             "pub const {}: &str = {:?};",
@@ -95,6 +110,17 @@ fn main() {
     }
     let _ = writeln!(code, "/// The repository root.");
     let _ = writeln!(code, "pub const ROOT: &str = {:?};", utf8(root));
+    // Where the plugins of examples/plugins keep their tools and caches: this build's target
+    // directory, so that `cargo clean` clears them and a clean clone starts without them.
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let _ = writeln!(
+        code,
+        "/// The target directory of this build (`$CARGO_TARGET_DIR` or `target/`)."
+    );
+    let _ = writeln!(code, "pub const TARGET_DIR: &str = {:?};", utf8(&target));
     let dest = PathBuf::from(env_var("OUT_DIR")).join("guests.rs");
     if let Err(e) = std::fs::write(&dest, code) {
         fail(&format!("cannot write {}: {e}", dest.display()));
