@@ -245,7 +245,7 @@ pub fn raw_driver() -> RawDriver {
     let f = component
         .get_export_index(Some(&iface), "loop-bump")
         .unwrap();
-    let loop_bump = instance.get_typed_func(&mut store, &f).unwrap();
+    let loop_bump = instance.get_typed_func(&mut store, f).unwrap();
     RawDriver { store, loop_bump }
 }
 
