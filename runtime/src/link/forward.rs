@@ -269,16 +269,7 @@ fn to_provider(
         Val::Resource(any) => {
             let owned = any.owned();
             let rep = ResourceDynamic::try_from_resource_any(*any, &mut *store)?.rep();
-            let proxies = &mut links(store.data_mut()).proxies;
-            let handle = match proxies.get(&rep) {
-                Some(p) if p.slot == slot => p.handle,
-                _ => wasmtime::bail!(
-                    "resource handle {rep} is no longer valid: the provider instance that held it was discarded after a failure"
-                ),
-            };
-            if owned {
-                proxies.remove(&rep);
-            }
+            let handle = links(store.data_mut()).provider_handle(rep, slot, owned)?;
             Val::Resource(handle)
         }
         Val::List(items) => Val::List(

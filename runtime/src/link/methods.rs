@@ -127,13 +127,7 @@ impl Target {
         this: &ResourceDynamic,
     ) -> wasmtime::Result<(ResourceAny, Option<Session>)> {
         let l = links(store.data_mut());
-        let handle = match l.proxies.get(&this.rep()) {
-            Some(p) if p.slot == self.slot => p.handle,
-            _ => wasmtime::bail!(
-                "resource handle {} is no longer valid: the provider instance that held it was discarded after a failure",
-                this.rep()
-            ),
-        };
+        let handle = l.provider_handle(this.rep(), self.slot, false)?;
         Ok((handle, l.sessions[self.slot].take()))
     }
 

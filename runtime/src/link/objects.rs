@@ -66,13 +66,7 @@ impl<'a> HostObjects<'a> {
             ));
         }
         let objects = &mut *self.objects;
-        loop {
-            objects.next = objects.next.wrapping_add(1);
-            if !objects.map.contains_key(&objects.next) {
-                break;
-            }
-        }
-        let rep = objects.next;
+        let rep = next_rep(&mut objects.next, |r| objects.map.contains_key(&r));
         objects.map.insert(rep, Box::new(value));
         Ok(Resource::new_own(rep))
     }
@@ -106,6 +100,16 @@ impl<'a> HostObjects<'a> {
     /// Whether the instance holds no host object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The next rep after `*next` that is not `taken`, wrapping around; `*next` moves to it.
+pub(crate) fn next_rep(next: &mut u32, taken: impl Fn(u32) -> bool) -> u32 {
+    loop {
+        *next = next.wrapping_add(1);
+        if !taken(*next) {
+            return *next;
+        }
     }
 }
 

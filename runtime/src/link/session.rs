@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap;
 use wasmtime::component::ResourceAny;
 
-use super::objects::Objects;
+use super::objects::{Objects, next_rep};
 use crate::instance::HostState;
 use crate::module::Session;
 
@@ -41,12 +41,29 @@ impl Links {
 
     /// Registers a provider handle and returns the rep of its new proxy.
     pub(crate) fn add_proxy(&mut self, slot: usize, handle: ResourceAny) -> u32 {
-        self.next_proxy = self.next_proxy.wrapping_add(1);
-        while self.proxies.contains_key(&self.next_proxy) {
-            self.next_proxy = self.next_proxy.wrapping_add(1);
+        let rep = next_rep(&mut self.next_proxy, |r| self.proxies.contains_key(&r));
+        self.proxies.insert(rep, Proxy { slot, handle });
+        rep
+    }
+
+    /// The provider's handle behind proxy `rep`, which must belong to link slot `slot`; an
+    /// owned handle (`take`) leaves the proxy table.
+    pub(crate) fn provider_handle(
+        &mut self,
+        rep: u32,
+        slot: usize,
+        take: bool,
+    ) -> wasmtime::Result<ResourceAny> {
+        let handle = match self.proxies.get(&rep) {
+            Some(p) if p.slot == slot => p.handle,
+            _ => wasmtime::bail!(
+                "resource handle {rep} is no longer valid: the provider instance that held it was discarded after a failure"
+            ),
+        };
+        if take {
+            self.proxies.remove(&rep);
         }
-        self.proxies.insert(self.next_proxy, Proxy { slot, handle });
-        self.next_proxy
+        Ok(handle)
     }
 
     /// Forgets every proxy into a session that was discarded.
