@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::link::LinkInfo;
 use crate::load::{LoadCx, OnProgress};
 use crate::module::Module;
-use crate::spec::{AppSpec, ModuleSpec};
+use crate::metrics::Metrics;
+use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 use crate::supervisor::Health;
 use crate::typed::Typed;
 use crate::unit::RunContext;
@@ -46,6 +47,9 @@ struct AppInner {
     entry: Option<String>,
     links: Vec<LinkInfo>,
     warnings: Vec<String>,
+    http: Option<HttpSpec>,
+    admin: AdminSpec,
+    metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -55,7 +59,8 @@ impl App {
         spec: AppSpec,
         progress: Option<OnProgress<'_>>,
     ) -> Result<App> {
-        let loaded = crate::load::load(&cx, spec, progress).await?;
+        let metrics = Metrics::new();
+        let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;
         Ok(App {
             inner: Arc::new(AppInner {
                 _runtime: runtime,
@@ -64,6 +69,9 @@ impl App {
                 entry: loaded.entry,
                 links: loaded.links,
                 warnings: loaded.warnings,
+                http: loaded.http,
+                admin: loaded.admin,
+                metrics,
             }),
         })
     }
@@ -111,6 +119,42 @@ impl App {
                 )
             })
             .collect()
+    }
+
+    /// How the app is served over HTTP (`[app.http]`), if it is a service.
+    pub fn http_spec(&self) -> Option<&HttpSpec> {
+        self.inner.http.as_ref()
+    }
+
+    /// The admin listener (`[app.admin]`).
+    pub fn admin_spec(&self) -> &AdminSpec {
+        &self.inner.admin
+    }
+
+    /// The app's metrics in the OpenMetrics text format that Prometheus scrapes (see the
+    /// README for the list): calls, durations, instances, queues, circuits, denials and, when
+    /// served, HTTP requests.
+    pub fn metrics_text(&self) -> String {
+        for (name, m) in &self.inner.modules {
+            let (busy, waiting, idle) = m.pool.load();
+            let (health, _) = m.supervisor.health();
+            self.inner.metrics.set_module_state(
+                name,
+                busy,
+                idle,
+                waiting,
+                matches!(health, Health::Unavailable { .. }),
+            );
+        }
+        self.inner.metrics.render()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn module_arc(&self, name: &str) -> Result<Arc<Module>> {
+        self.module(name).cloned()
     }
 
     /// The declaration a module was loaded from.

@@ -130,6 +130,7 @@ impl Exports {
             index,
             params: func.params().map(|(n, t)| (n.to_string(), t)).collect(),
             results: func.results().collect::<Vec<Type>>(),
+            metrics: Default::default(),
         })
     }
 

@@ -27,13 +27,17 @@ use wasmtime::component::{
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
 use crate::capability::hooks::{self, Guarded};
+use crate::capability::http::{HttpGrant, OutboundHttp};
 use crate::capability::quota::QuotaMap;
 use crate::classify::classify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::blocking::{self, Deadlined};
 use crate::limits::files::OpenFiles;
 use crate::limits::memory::MemoryLimiter;
+use crate::metrics::{Capability, ModuleMetrics};
 use crate::spec::Limits;
 use crate::unit::{CallCx, Controls, InstanceCx, Policy, RunContext, Slots};
 use crate::value::Function;
@@ -62,8 +66,10 @@ impl Linkers {
         wasmtime_wasi::p2::add_to_linker_sync(&mut sync)?;
         hooks::sync::add_to_linker(&mut sync)?;
         blocking::add_to_linker(&mut sync)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync)?;
         let mut async_ = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_)?;
         hooks::async_::add_to_linker(&mut async_)?;
         blocking::add_to_linker_async(&mut async_)?;
         Ok(Linkers { sync, async_ })
@@ -81,6 +87,8 @@ pub(crate) struct Recipe {
     pub(crate) limits: Limits,
     /// How many links of the module pin a provider instance (links that carry resources).
     pub(crate) link_slots: usize,
+    /// The module's metrics (denials are counted per module).
+    pub(crate) metrics: Arc<ModuleMetrics>,
 }
 
 /// How long a call may run: until `deadline`, which is `time` from its start.
@@ -137,6 +145,19 @@ pub(crate) struct HostState {
     pub(crate) links: Option<Box<dyn Any + Send>>,
     /// Stands in when no memory limit is configured.
     unlimited: Unlimited,
+    /// `wasi:http`: the context, and the outbound policy (`grants.http`).
+    http_ctx: WasiHttpCtx,
+    http: OutboundHttp,
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -158,6 +179,12 @@ impl Guarded for HostState {
     ) {
         let (files, quotas) = self.slots.pair_mut::<OpenFiles, QuotaMap>();
         (files, quotas, &mut self.table)
+    }
+
+    fn socket_denied(&mut self) {
+        self.http
+            .metrics()
+            .denied(Capability::Network, &"a TCP socket (the module has no grants.network)");
     }
 }
 
@@ -231,6 +258,7 @@ impl LiveInstance {
             module: &recipe.name,
             run,
             slots: &slots,
+            metrics: &recipe.metrics,
         };
         let wasi = recipe.policy.wasi_ctx(&cx)?;
         let state = HostState {
@@ -242,6 +270,8 @@ impl LiveInstance {
             link_slots: recipe.link_slots,
             links: None,
             unlimited: Unlimited,
+            http_ctx: WasiHttpCtx::new(),
+            http: OutboundHttp::new(recipe.policy.get::<HttpGrant>(), recipe.metrics.clone()),
         };
         let mut store = Store::new(recipe.sync_pre.engine(), state);
         store.limiter(|s| s.limiter());
@@ -309,7 +339,7 @@ impl LiveInstance {
     }
 
     /// Arms the limits for a call with `budget`.
-    fn arm(&mut self, recipe: &Recipe, budget: Budget) -> Result<()> {
+    pub(crate) fn arm(&mut self, recipe: &Recipe, budget: Budget) -> Result<()> {
         let state = self.store.data_mut();
         state.deadline = budget.deadline;
         recipe.policy.reset_states(&mut state.slots);
@@ -347,7 +377,7 @@ impl LiveInstance {
         Ok(f)
     }
 
-    fn finished(
+    pub(crate) fn finished(
         &mut self,
         recipe: &Recipe,
         target: &Function,

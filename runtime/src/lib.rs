@@ -57,8 +57,10 @@ mod capability;
 mod classify;
 mod compile;
 mod exports;
+mod incoming;
 mod instance;
 pub(crate) mod limits;
+mod metrics;
 mod module;
 mod pool;
 mod supervisor;
@@ -93,7 +95,7 @@ pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
-    AppSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec,
+    AdminSpec, AppSpec, HttpSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec,
     OutputRoute, RestartPolicy,
 };
 pub use supervisor::Health;

@@ -17,12 +17,14 @@ use crate::capability::fs::Filesystem;
 use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::exports::Exports;
+use crate::metrics::Metrics;
 use crate::instance::{Flavour, Linkers};
 use crate::link::host::HostInterface;
 use crate::link::{self, LinkInfo, forward::Provider};
 use crate::module::Module;
 use crate::names::HOST;
-use crate::spec::{AppSpec, ModuleSpec};
+use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 use crate::unit::ModuleCx;
 use crate::validate::{Settings, check, locate};
 
@@ -63,12 +65,15 @@ pub(crate) struct Loaded {
     pub entry: Option<String>,
     pub links: Vec<LinkInfo>,
     pub warnings: Vec<String>,
+    pub http: Option<HttpSpec>,
+    pub admin: AdminSpec,
 }
 
 pub(crate) async fn load(
     rt: &LoadCx,
     spec: AppSpec,
     progress: Option<OnProgress<'_>>,
+    metrics: &Arc<Metrics>,
 ) -> Result<Loaded> {
     let settings = Settings {
         metered: rt.metered,
@@ -93,6 +98,7 @@ pub(crate) async fn load(
     problems.into_result()?;
 
     let entry = spec.entry_name().map(str::to_string);
+    let (http, admin) = (spec.http.clone(), spec.admin.clone());
     let started = std::time::Instant::now();
     let specs = spec.modules.clone();
     let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
@@ -100,6 +106,9 @@ pub(crate) async fn load(
     let compiled = compile_all(rt, spec.modules, &settings, progress, &mut problems).await;
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
+    if let Some(http) = &http {
+        check_routes(rt, http, &compiled, &mut problems);
+    }
     // Links are checked even when some modules failed, so that one `check` lists
     // everything; links to a failed module are skipped (its own error says why).
     let failed: Vec<&String> = specs
@@ -155,9 +164,16 @@ pub(crate) async fn load(
             })
         };
         let (sync_pre, async_pre) = (pre(&sync)?, pre(&async_)?);
+        let module_metrics = metrics.module(&name);
         modules.insert(
             name,
-            Arc::new(Module::new(c, sync_pre, async_pre, link_slots)),
+            Arc::new(Module::new(
+                c,
+                sync_pre,
+                async_pre,
+                link_slots,
+                module_metrics,
+            )),
         );
     }
     infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
@@ -170,7 +186,35 @@ pub(crate) async fn load(
         entry,
         links: infos,
         warnings,
+        http,
+        admin,
     })
+}
+
+/// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
+fn check_routes(
+    rt: &LoadCx,
+    http: &HttpSpec,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (prefix, module) in &http.routes {
+        let Some(c) = compiled.get(module) else {
+            continue;
+        };
+        let exports = Exports::new(module.as_str().into(), c.component.clone(), rt.engine.clone());
+        if let Err(why) = crate::incoming::check_handler(&exports) {
+            problems.push(
+                Error::link(format!(
+                    "module `{module}` is routed at {prefix:?} (app.http.routes) but {why}; \
+                     build it for the wasi:http proxy world, or route the path to a module that is"
+                ))
+                .with_module(module)
+                .with_export(crate::incoming::HANDLER)
+                .with_key(format!("app.http.routes.{prefix}")),
+            );
+        }
+    }
 }
 
 /// Compiles every module with one worker per core pulling from a shared queue (a thread per

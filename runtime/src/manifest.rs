@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
-    AppSpec, DirGrant, DirMode, Grants, Lifecycle, Limits, Locations, ModuleSpec, OutputRoute,
-    RestartPolicy,
+    AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations, ModuleSpec,
+    OutputRoute, RestartPolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -37,6 +37,26 @@ struct ManifestFile {
 struct AppSection {
     entry: Option<Spanned<String>>,
     stack: Option<Spanned<String>>,
+    http: Option<Spanned<HttpSection>>,
+    admin: Option<AdminSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<Spanned<String>>,
+    #[serde(default)]
+    routes: BTreeMap<String, Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    write_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<u32>>,
+    drain: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    listen: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +93,8 @@ struct GrantsSection {
     stderr: Option<Spanned<OutputRoute>>,
     #[serde(default)]
     network: Vec<Spanned<String>>,
+    #[serde(default)]
+    http: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +119,7 @@ struct LimitsSection {
     hostcall: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
     files: Option<Spanned<u32>>,
+    body: Option<Spanned<String>>,
 }
 
 /// A parsed manifest: the app and where it came from.
@@ -210,6 +233,14 @@ impl Manifest {
         {
             app = app.stack(bytes);
         }
+        if let Some(http) = file.app.http {
+            lines.note("app.http", &http.span());
+            app = app.http(http_spec(http.into_inner(), &mut lines));
+        }
+        if let Some(admin) = file.app.admin {
+            lines.note("app.admin.listen", &admin.listen.span());
+            app = app.admin(admin.listen.into_inner());
+        }
         let Lines { map, problems, .. } = lines;
         problems.into_result()?;
         app.locations = Some(Arc::new(Locations {
@@ -221,6 +252,34 @@ impl Manifest {
             app,
         })
     }
+}
+
+fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
+    let mut http = HttpSpec::default();
+    if let Some(listen) = s.listen {
+        lines.note("app.http.listen", &listen.span());
+        http.listen = Some(listen.into_inner());
+    }
+    for (prefix, module) in s.routes {
+        lines.note(format!("app.http.routes.{prefix}"), &module.span());
+        http.routes.insert(prefix, module.into_inner());
+    }
+    for (k, v, slot) in [
+        ("header_timeout", &s.header_timeout, &mut http.header_timeout),
+        ("write_timeout", &s.write_timeout, &mut http.write_timeout),
+        ("drain", &s.drain, &mut http.drain),
+    ] {
+        if let Some(v) = v
+            && let Some(d) = lines.duration(format!("app.http.{k}"), v)
+        {
+            *slot = d;
+        }
+    }
+    if let Some(v) = s.max_connections {
+        lines.note("app.http.max_connections", &v.span());
+        http.max_connections = *v.get_ref() as usize;
+    }
+    http
 }
 
 fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>) -> ModuleSpec {
@@ -269,6 +328,10 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         lines.note(key(&format!("grants.network[{i}]")), &dest.span());
         grants.network.push(dest.into_inner());
     }
+    for (i, origin) in s.grants.http.into_iter().enumerate() {
+        lines.note(key(&format!("grants.http[{i}]")), &origin.span());
+        grants.http.push(origin.into_inner());
+    }
     spec.grants = grants;
 
     let l = s.limits;
@@ -292,6 +355,11 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         && let Some(b) = lines.size(key("limits.output"), v)
     {
         limits.output = b;
+    }
+    if let Some(v) = &l.body
+        && let Some(b) = lines.size(key("limits.body"), v)
+    {
+        limits.body = b;
     }
     for (k, v, slot) in [
         ("instances", l.instances, &mut limits.instances),
@@ -401,6 +469,42 @@ files = 10
         assert_eq!(at.find("modules.api.grants.network[1]").unwrap().line, 13);
         assert_eq!(at.find("modules.api.limits.memory").unwrap().line, 15);
         assert_eq!(at.find("modules.api.grants.dirs[0].guest").unwrap().line, 9);
+    }
+
+    #[test]
+    fn serving_keys() {
+        let m = parse(
+            r#"
+[app.http]
+listen = "127.0.0.1:8080"
+routes = { "/" = "web", "/api/" = "api" }
+header_timeout = "2s"
+max_connections = 10
+[app.admin]
+listen = "127.0.0.1:9090"
+[modules.web]
+component = "web.wasm"
+grants = { http = ["https://api.example.com", "http://127.0.0.1:9000"] }
+limits = { body = "2KiB" }
+"#,
+        )
+        .unwrap();
+        let http = m.app.http_spec().unwrap();
+        assert_eq!(http.listen.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(http.routes["/api/"], "api");
+        assert_eq!(http.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(http.max_connections, 10);
+        assert_eq!(http.write_timeout, HttpSpec::DEFAULT_WRITE_TIMEOUT);
+        assert_eq!(m.app.admin_spec().listen.as_deref(), Some("127.0.0.1:9090"));
+        let web = &m.app.modules["web"];
+        assert_eq!(web.grants.http.len(), 2);
+        assert_eq!(web.limits.body, 2048);
+        let at = m.app.locations.as_ref().unwrap();
+        assert_eq!(at.find("app.http.routes./api/").unwrap().line, 4);
+        assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 12);
+        let e = parse("[app.http]\nlisten = \"x\"\ndrain = \"forever\"\n[modules.a]\ncomponent = \"a\"\n")
+            .unwrap_err();
+        assert_eq!(e.problems()[0].key(), Some("app.http.drain"));
     }
 
     #[test]

@@ -11,6 +11,9 @@ use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
+use crate::metrics::ModuleMetrics;
+use tracing::Instrument;
+
 use crate::instance::{Budget, Flavour, HostState, LiveInstance, Recipe};
 use crate::pool::{Lease, Pool};
 use crate::supervisor::{Admission, Supervisor};
@@ -23,6 +26,7 @@ pub(crate) struct Module {
     exports: Exports,
     pub(crate) pool: Arc<Pool>,
     pub(crate) supervisor: Supervisor,
+    pub(crate) metrics: Arc<ModuleMetrics>,
 }
 
 /// A provider instance pinned to one importer instance for a link with resources, with
@@ -32,32 +36,59 @@ pub(crate) struct Session {
     _lease: Lease<Arc<Pool>>,
 }
 
-/// Tells the supervisor how an admitted call ended; a call whose future was dropped before
-/// it ended proves nothing either way.
-struct Supervised<'a> {
+/// Tells the supervisor and the metrics how an admitted call ended; a call whose future was
+/// dropped before it ended proves nothing either way to the supervisor (the metrics count it
+/// as `cancelled`).
+pub(crate) struct Supervised<'a> {
     module: &'a Module,
+    func: &'a Function,
     admission: Option<Admission>,
+    start: Instant,
+    span: tracing::Span,
 }
 
 impl Supervised<'_> {
-    fn record<T>(mut self, outcome: &Result<T>) {
-        if let Some(admission) = self.admission.take() {
-            self.module.supervisor.record(
-                &self.module.name,
-                admission,
-                // A provider's failure is the provider's to count, not this module's.
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
-            );
+    /// The call's span: a child of the caller's (the request's, or the linked call's).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    pub(crate) fn record<T>(mut self, outcome: &Result<T>) {
+        let Some(admission) = self.admission.take() else {
+            return;
+        };
+        let m = self.module;
+        // A provider's failure is the provider's to count, not this module's.
+        let counted = outcome
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| if e.upstream() { None } else { Some(e.kind()) });
+        match outcome {
+            Ok(_) => {
+                let f = m.metrics.function(&self.func.metrics, &self.func.name);
+                f.ok.inc();
+                f.duration.observe(self.start.elapsed().as_secs_f64());
+                if !self.span.is_disabled() {
+                    self.span.record("outcome", "ok");
+                }
+            }
+            Err(e) => {
+                let f = m.metrics.function(&self.func.metrics, &self.func.name);
+                f.duration.observe(self.start.elapsed().as_secs_f64());
+                m.metrics.failed(&self.func.name, Some(e.kind()));
+                if !self.span.is_disabled() {
+                    self.span.record("outcome", e.kind().as_str());
+                }
+            }
         }
+        m.supervisor.record(&m.name, admission, counted);
     }
 }
 
 impl Drop for Supervised<'_> {
     fn drop(&mut self) {
         if let Some(admission) = self.admission.take() {
+            self.module.metrics.failed(&self.func.name, None);
             self.module
                 .supervisor
                 .record(&self.module.name, admission, Err(None));
@@ -73,6 +104,7 @@ impl Module {
         sync_pre: InstancePre<HostState>,
         async_pre: InstancePre<HostState>,
         link_slots: usize,
+        metrics: Arc<ModuleMetrics>,
     ) -> Module {
         let name: Arc<str> = compiled.name.into();
         let spec = compiled.spec;
@@ -91,9 +123,11 @@ impl Module {
                 policy: compiled.policy,
                 limits: spec.limits,
                 link_slots,
+                metrics: metrics.clone(),
             }),
             exports,
             name,
+            metrics,
         }
     }
 
@@ -107,18 +141,34 @@ impl Module {
         self.exports.function(text)
     }
 
-    fn admit(&self) -> Result<Supervised<'_>> {
+    /// Admits a call of `func` if the module's circuit is closed (or this is its trial);
+    /// the guard records how it ended.
+    pub(crate) fn admit<'a>(&'a self, func: &'a Function) -> Result<Supervised<'a>> {
+        let admission = self.supervisor.admit(&self.name)?;
         Ok(Supervised {
             module: self,
-            admission: Some(self.supervisor.admit(&self.name)?),
+            func,
+            admission: Some(admission),
+            start: Instant::now(),
+            span: tracing::debug_span!(
+                target: "membrane::call",
+                "call",
+                module = %self.name,
+                function = %func.name,
+                outcome = tracing::field::Empty,
+            ),
         })
     }
 
-    /// Runs `call` if the module's circuit is closed (or this is its trial), and tells the
-    /// supervisor how it went.
-    pub(crate) fn supervised<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
-        let guard = self.admit()?;
-        let outcome = call();
+    /// Runs `call` of `func` if the module's circuit is closed (or this is its trial), and
+    /// tells the supervisor how it went.
+    pub(crate) fn supervised<T>(
+        &self,
+        func: &Function,
+        call: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.admit(func)?;
+        let outcome = guard.span().in_scope(call);
         guard.record(&outcome);
         outcome
     }
@@ -127,10 +177,11 @@ impl Module {
     /// dropped, the call counts neither way.
     pub(crate) async fn supervised_async<T>(
         &self,
+        func: &Function,
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let guard = self.admit()?;
-        let outcome = call.await;
+        let guard = self.admit(func)?;
+        let outcome = call.instrument(guard.span().clone()).await;
         guard.record(&outcome);
         outcome
     }
@@ -157,8 +208,10 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let guard = self.admit()?;
-        let outcome = self.invoke_admitted(func, args, results, outer);
+        let guard = self.admit(func)?;
+        let outcome = guard
+            .span()
+            .in_scope(|| self.invoke_admitted(func, args, results, outer));
         guard.record(&outcome);
         outcome
     }
@@ -193,8 +246,11 @@ impl Module {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let guard = self.admit()?;
-        let outcome = self.invoke_admitted_async(func, args, results, outer).await;
+        let guard = self.admit(func)?;
+        let outcome = self
+            .invoke_admitted_async(func, args, results, outer)
+            .instrument(guard.span().clone())
+            .await;
         guard.record(&outcome);
         outcome
     }
@@ -234,8 +290,8 @@ impl Module {
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
-        let guard = self.admit()?;
-        let outcome = (|| {
+        let guard = self.admit(func)?;
+        let outcome = guard.span().in_scope(|| {
             let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
             let mut lease = self
                 .pool
@@ -250,7 +306,7 @@ impl Module {
             let r = instance.call_typed(&self.recipe, func, params, budget)?;
             lease.recycle(instance);
             Ok(r)
-        })();
+        });
         guard.record(&outcome);
         outcome
     }
@@ -267,7 +323,8 @@ impl Module {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let guard = self.admit()?;
+        let guard = self.admit(func)?;
+        let span = guard.span().clone();
         let outcome = async {
             let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
             let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
@@ -284,6 +341,7 @@ impl Module {
             lease.recycle(instance);
             Ok(r)
         }
+        .instrument(span)
         .await;
         guard.record(&outcome);
         outcome
@@ -406,13 +464,6 @@ impl Module {
     /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin, on
     /// the caller's task. Returns the guest's exit status.
     pub(crate) async fn run(&self, run: &RunContext) -> Result<i32> {
-        let guard = self.admit()?;
-        let outcome = self.run_admitted(run).await;
-        guard.record(&outcome);
-        outcome
-    }
-
-    async fn run_admitted(&self, run: &RunContext) -> Result<i32> {
         let func = self.function("wasi:cli/run#run").map_err(|_| {
             Error::not_found(format!(
                 "module `{}` does not export wasi:cli/run, so it cannot be run; it is a library module: use `membrane call`",
@@ -420,6 +471,16 @@ impl Module {
             ))
             .with_module(&*self.name)
         })?;
+        let guard = self.admit(&func)?;
+        let outcome = self
+            .run_admitted(run, &func)
+            .instrument(guard.span().clone())
+            .await;
+        guard.record(&outcome);
+        outcome
+    }
+
+    async fn run_admitted(&self, run: &RunContext, func: &Function) -> Result<i32> {
         let deadline = Instant::now() + self.recipe.limits.timeout;
         let _lease = self.pool.acquire_async(&self.name, deadline).await?;
         // The entry's exit is the command's status, not a failure of the module.
@@ -427,7 +488,7 @@ impl Module {
             Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
             other => other?,
         };
-        match instance.call_async(&self.recipe, &func, &[], None).await {
+        match instance.call_async(&self.recipe, func, &[], None).await {
             Ok(results) => Ok(match results.first() {
                 Some(Val::Result(Err(_))) => 1,
                 _ => 0,

@@ -69,6 +69,8 @@ pub(crate) struct InstanceCx<'a> {
     pub run: Option<&'a RunContext>,
     /// The states of the instance's units, made before `apply`.
     pub slots: &'a Slots,
+    /// The module's metrics, where denials are counted.
+    pub metrics: &'a Arc<crate::metrics::ModuleMetrics>,
 }
 
 /// One call, as the limits see it.

@@ -18,6 +18,8 @@ pub struct Function {
     pub(crate) index: ComponentExportIndex,
     pub(crate) params: Vec<(String, Type)>,
     pub(crate) results: Vec<Type>,
+    /// The function's counters, made on its first call.
+    pub(crate) metrics: crate::metrics::FuncMetricsCell,
 }
 
 impl Function {

@@ -9,6 +9,7 @@
 //! | [`env`] | `env`: environment variables; arguments for `membrane run`'s entry |
 //! | [`stdio`] | `stdout`, `stderr`: log, inherit or discard; stdin for `membrane run`'s entry |
 //! | [`network`] | `network`: outbound TCP destinations |
+//! | [`http`] | `http`: outbound `wasi:http` origins |
 //!
 //! WASI interfaces themselves are always linked (the guest may import them); what a guest
 //! can do through them is decided here, and for files, sockets and disk space also by the
@@ -18,6 +19,7 @@
 pub(crate) mod env;
 pub(crate) mod fs;
 pub(crate) mod hooks;
+pub(crate) mod http;
 pub(crate) mod network;
 pub(crate) mod protect;
 pub(crate) mod quota;
@@ -26,4 +28,10 @@ pub(crate) mod stdio;
 use crate::unit::UnitDef;
 
 /// Every capability. A new capability is one file and one line here.
-pub(crate) const CAPABILITIES: &[UnitDef] = &[fs::DEF, env::DEF, stdio::DEF, network::DEF];
+pub(crate) const CAPABILITIES: &[UnitDef] = &[
+    fs::DEF,
+    env::DEF,
+    stdio::DEF,
+    network::DEF,
+    http::DEF,
+];

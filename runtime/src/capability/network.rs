@@ -20,6 +20,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
 use crate::error::{Error, Problems, Result};
+use crate::metrics::Capability;
 use crate::unit::{InstanceCx, ModuleCx, Unit, UnitDef};
 
 /// A parsed network destination's host.
@@ -120,7 +121,7 @@ fn resolve(name: &str, port: u16) -> Vec<IpAddr> {
 }
 
 impl Unit for Network {
-    fn apply(&self, wasi: &mut WasiCtxBuilder, _cx: &InstanceCx<'_>) -> Result<()> {
+    fn apply(&self, wasi: &mut WasiCtxBuilder, cx: &InstanceCx<'_>) -> Result<()> {
         wasi.allow_tcp(true);
         wasi.allow_udp(false);
         wasi.allow_ip_name_lookup(
@@ -129,6 +130,7 @@ impl Unit for Network {
                 .any(|(h, _)| matches!(h, NetHost::Name(_))),
         );
         let rules = self.rules.clone();
+        let metrics = cx.metrics.clone();
         wasi.socket_addr_check(move |addr, use_| {
             let ok = match use_ {
                 SocketAddrUse::TcpConnect => allowed(&rules, addr),
@@ -137,7 +139,8 @@ impl Unit for Network {
                 _ => false,
             };
             if !ok {
-                tracing::debug!(target: "membrane::audit", %addr, ?use_, "socket use denied");
+                let what = format!("{use_:?} to {addr} (not in grants.network)");
+                metrics.denied(Capability::Network, &what);
             }
             Box::pin(async move { ok })
         });

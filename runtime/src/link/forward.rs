@@ -218,7 +218,7 @@ impl SessionCall {
         let p = &self.provider;
         // The provider's supervisor sees session calls like any other call, and a session
         // takes a slot of the provider's pool like any instance.
-        let outcome = p.supervised(|| {
+        let outcome = p.supervised(&self.func, || {
             let mut session = match session {
                 Some(s) => s,
                 None => p.session(deadline)?,
@@ -242,7 +242,7 @@ impl SessionCall {
         let session = links(store.data_mut()).sessions[self.slot].take();
         let p = &self.provider;
         let outcome = p
-            .supervised_async(async {
+            .supervised_async(&self.func, async {
                 let mut session = match session {
                     Some(s) => s,
                     None => p.session_async(deadline).await?,

@@ -169,7 +169,7 @@ where
                 let deadline = store.data().deadline;
                 let t = &target;
                 let p = &t.provider;
-                let outcome = p.supervised(|| {
+                let outcome = p.supervised(&t.func, || {
                     let mut session = match session {
                         Some(s) => s,
                         None => p.session(deadline)?,
@@ -197,7 +197,7 @@ where
                     let t = &target;
                     let p = &t.provider;
                     let outcome = p
-                        .supervised_async(async {
+                        .supervised_async(&t.func, async {
                             let mut session = match session {
                                 Some(s) => s,
                                 None => p.session_async(deadline).await?,

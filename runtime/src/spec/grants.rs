@@ -14,6 +14,7 @@ use std::path::PathBuf;
 /// | `stdout`, `stderr` | [`OutputRoute::Log`] |
 /// | stdin | closed (end of file), except for the entry module of `membrane run` |
 /// | `network` | none: every socket address is refused, name lookup is off |
+/// | `http` | none: every outbound `wasi:http` request fails with `HTTP-request-denied` |
 /// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -28,6 +29,8 @@ pub struct Grants {
     pub stderr: OutputRoute,
     /// Allowed outbound TCP destinations, `host:port`.
     pub network: Vec<String>,
+    /// Allowed outbound `wasi:http` origins, `scheme://host[:port]`.
+    pub http: Vec<String>,
 }
 
 /// A host directory visible to the guest.

@@ -53,6 +53,7 @@ impl Default for RestartPolicy {
 /// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists) |
 /// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
 /// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
+/// | `body` | 1 MiB | largest HTTP request body the module accepts when served; larger is answered 413 |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -72,6 +73,8 @@ pub struct Limits {
     pub output: u64,
     /// Open host files, directories and sockets one instance may hold at once.
     pub files: u32,
+    /// Largest HTTP request body, in bytes, when the module serves HTTP.
+    pub body: u64,
 }
 
 impl Limits {
@@ -89,6 +92,8 @@ impl Limits {
     pub const DEFAULT_OUTPUT: u64 = 1 << 20;
     /// Default `files`: 256 open host files, directories and sockets per instance.
     pub const DEFAULT_FILES: u32 = 256;
+    /// Default `body`: 1 MiB.
+    pub const DEFAULT_BODY: u64 = 1 << 20;
 }
 
 impl Default for Limits {
@@ -102,6 +107,7 @@ impl Default for Limits {
             hostcall: Self::DEFAULT_HOSTCALL,
             output: Self::DEFAULT_OUTPUT,
             files: Self::DEFAULT_FILES,
+            body: Self::DEFAULT_BODY,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod grants;
 mod limits;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
+pub use serve::{AdminSpec, HttpSpec};
 
 use crate::error::Location;
 
@@ -50,6 +52,10 @@ pub struct AppSpec {
     pub(crate) entry: Option<String>,
     pub(crate) modules: BTreeMap<String, ModuleSpec>,
     pub(crate) stack: Option<u64>,
+    /// How `membrane serve` serves the app, if it is a service.
+    pub(crate) http: Option<HttpSpec>,
+    /// The admin listener of `membrane serve`.
+    pub(crate) admin: AdminSpec,
     /// The manifest the app was read from, and where its keys are.
     pub(crate) locations: Option<Arc<Locations>>,
 }
@@ -85,6 +91,28 @@ impl AppSpec {
     pub fn stack(mut self, bytes: u64) -> Self {
         self.stack = Some(bytes);
         self
+    }
+
+    /// Serves the app over HTTP (see [`HttpSpec`]).
+    pub fn http(mut self, http: HttpSpec) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How the app is served over HTTP, if it is.
+    pub fn http_spec(&self) -> Option<&HttpSpec> {
+        self.http.as_ref()
+    }
+
+    /// Sets the admin listener's address (see [`AdminSpec`]).
+    pub fn admin(mut self, listen: impl Into<String>) -> Self {
+        self.admin.listen = Some(listen.into());
+        self
+    }
+
+    /// The admin listener.
+    pub fn admin_spec(&self) -> &AdminSpec {
+        &self.admin
     }
 
     /// The wasm stack the app asks for, if it does.
@@ -230,6 +258,21 @@ impl ModuleSpec {
     /// Routes the module's stderr.
     pub fn stderr(mut self, route: OutputRoute) -> Self {
         self.grants.stderr = route;
+        self
+    }
+
+    /// Allows outbound `wasi:http` requests to `origin` (`scheme://host[:port]`, such as
+    /// `https://api.example.com`): scheme, host and port must match. Checked when the app
+    /// loads.
+    pub fn http(mut self, origin: impl Into<String>) -> Self {
+        self.grants.http.push(origin.into());
+        self
+    }
+
+    /// Caps the request body the module accepts when it serves HTTP; larger requests are
+    /// answered 413 before the guest sees them.
+    pub fn body(mut self, bytes: u64) -> Self {
+        self.limits.body = bytes;
         self
     }
 

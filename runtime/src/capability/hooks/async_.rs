@@ -184,7 +184,11 @@ fn define<T: Guarded + Send>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                 Ok(s) => Ok((Ok(s),)),
                 Err(e) => {
                     let mut view = store.data_mut().sockets();
-                    Ok((Err(network::Host::convert_error_code(&mut view, e)?),))
+                    let code = network::Host::convert_error_code(&mut view, e)?;
+                    if code == network::ErrorCode::AccessDenied {
+                        store.data_mut().socket_denied();
+                    }
+                    Ok((Err(code),))
                 }
             }
         },

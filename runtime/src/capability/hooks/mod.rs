@@ -45,6 +45,9 @@ pub(crate) trait Guarded: WasiView + 'static {
         Option<&mut QuotaMap>,
         &mut ResourceTable,
     );
+
+    /// Audits a socket refused because the module has no `grants.network`.
+    fn socket_denied(&mut self);
 }
 
 type Store<'a, T> = StoreContextMut<'a, T>;

@@ -1,0 +1,319 @@
+//! An app's metrics, in Prometheus naming (base units, counters ending in `_total`, the
+//! `membrane_` prefix), rendered in the OpenMetrics text format that Prometheus scrapes.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `membrane_calls_total` | module, function, outcome | calls into modules: `ok` or the error kind |
+//! | `membrane_call_duration_seconds` | module, function | how long calls took (histogram) |
+//! | `membrane_instances` | module, state | `busy` and `idle` instances (at scrape time) |
+//! | `membrane_queue_depth` | module | callers waiting for an instance |
+//! | `membrane_circuit_open` | module | 1 while the module's circuit is open |
+//! | `membrane_denials_total` | module, capability | denied uses of a capability (also on the `membrane::audit` log target) |
+//! | `membrane_http_requests_total` | route, status | requests answered by `membrane serve` |
+//! | `membrane_http_request_duration_seconds` | route | time to the response head (histogram) |
+//!
+//! The call path pays two clock reads, an atomic increment and one uncontended lock (the
+//! histogram) per call: every counter a call touches is looked up once per function and
+//! kept ([`FuncMetrics`]), never looked up by label on the way.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::error::ErrorKind;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    module: String,
+    function: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FuncLabels {
+    module: String,
+    function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModuleLabels {
+    module: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    module: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    module: String,
+    capability: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets from 10 µs to about 42 s: module calls take microseconds, requests milliseconds.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
+}
+
+/// The metrics of one app.
+pub(crate) struct Metrics {
+    registry: Mutex<Registry>,
+    calls: Family<CallLabels, Counter>,
+    call_duration: Histograms<FuncLabels>,
+    instances: Family<StateLabels, Gauge>,
+    queue_depth: Family<ModuleLabels, Gauge>,
+    circuit_open: Family<ModuleLabels, Gauge>,
+    denials: Family<DenialLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Histograms<RouteLabels>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Arc<Metrics> {
+        let mut r = Registry::with_prefix("membrane");
+        let m = Metrics {
+            calls: Family::default(),
+            call_duration: Family::new_with_constructor(duration_histogram),
+            instances: Family::default(),
+            queue_depth: Family::default(),
+            circuit_open: Family::default(),
+            denials: Family::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(duration_histogram),
+            registry: Mutex::new(Registry::default()),
+        };
+        r.register(
+            "calls",
+            "Calls into modules, by outcome: ok or the error kind",
+            m.calls.clone(),
+        );
+        r.register_with_unit(
+            "call_duration",
+            "How long calls into modules took",
+            Unit::Seconds,
+            m.call_duration.clone(),
+        );
+        r.register(
+            "instances",
+            "Live instances of each module, busy or idle",
+            m.instances.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Callers waiting for an instance of each module",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "circuit_open",
+            "1 while the module's circuit is open (calls refused)",
+            m.circuit_open.clone(),
+        );
+        r.register(
+            "denials",
+            "Denied uses of a capability, by module and capability",
+            m.denials.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            m.http_requests.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time from a request's arrival to its response head",
+            Unit::Seconds,
+            m.http_duration.clone(),
+        );
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        Arc::new(m)
+    }
+
+    /// The metrics of one module of the app.
+    pub(crate) fn module(self: &Arc<Self>, name: &str) -> Arc<ModuleMetrics> {
+        let denied = |capability| {
+            self.denials.get_or_create_owned(&DenialLabels {
+                module: name.to_string(),
+                capability,
+            })
+        };
+        Arc::new(ModuleMetrics {
+            name: name.into(),
+            denied_network: denied(Capability::Network.as_str()),
+            denied_http: denied(Capability::Http.as_str()),
+            app: self.clone(),
+        })
+    }
+
+    /// Sets a module's gauges (at scrape time).
+    pub(crate) fn set_module_state(
+        &self,
+        module: &str,
+        busy: usize,
+        idle: usize,
+        waiting: usize,
+        open: bool,
+    ) {
+        for (state, n) in [("busy", busy), ("idle", idle)] {
+            self.instances
+                .get_or_create(&StateLabels {
+                    module: module.to_string(),
+                    state,
+                })
+                .set(n as i64);
+        }
+        let m = ModuleLabels {
+            module: module.to_string(),
+        };
+        self.queue_depth.get_or_create(&m).set(waiting as i64);
+        self.circuit_open.get_or_create(&m).set(i64::from(open));
+    }
+
+    /// Counts one HTTP request answered with `status` after `elapsed`.
+    pub(crate) fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// A capability whose denials are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capability {
+    /// A socket destination not in `grants.network`.
+    Network,
+    /// An outbound HTTP origin not in `grants.http`.
+    Http,
+}
+
+impl Capability {
+    fn as_str(self) -> &'static str {
+        match self {
+            Capability::Network => "network",
+            Capability::Http => "http",
+        }
+    }
+}
+
+/// The metrics of one module: denials, and the handles of each function's counters.
+pub(crate) struct ModuleMetrics {
+    pub(crate) name: Arc<str>,
+    denied_network: Counter,
+    denied_http: Counter,
+    app: Arc<Metrics>,
+}
+
+impl fmt::Debug for ModuleMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModuleMetrics({})", self.name)
+    }
+}
+
+impl ModuleMetrics {
+    /// Audits a denied use of `capability`: an event on target `membrane::audit` naming the
+    /// module and what was denied, and one more in `membrane_denials_total`.
+    pub(crate) fn denied(&self, capability: Capability, what: &dyn fmt::Display) {
+        match capability {
+            Capability::Network => self.denied_network.inc(),
+            Capability::Http => self.denied_http.inc(),
+        };
+        tracing::info!(
+            target: "membrane::audit",
+            module = %self.name,
+            capability = capability.as_str(),
+            denied = %crate::sanitize::escape(&what.to_string()),
+            "capability denied"
+        );
+    }
+
+    /// The counters of one function, made on its first call.
+    pub(crate) fn function<'a>(&self, cell: &'a FuncMetricsCell, function: &str) -> &'a FuncMetrics {
+        cell.0.get_or_init(|| FuncMetrics {
+            ok: self.app.calls.get_or_create_owned(&CallLabels {
+                module: self.name.to_string(),
+                function: function.to_string(),
+                outcome: "ok".into(),
+            }),
+            duration: self.app.call_duration.get_or_create_owned(&FuncLabels {
+                module: self.name.to_string(),
+                function: function.to_string(),
+            }),
+        })
+    }
+
+    /// Counts a call that failed with `kind` (rare enough to look the counter up).
+    pub(crate) fn failed(&self, function: &str, kind: Option<ErrorKind>) {
+        let outcome = match kind {
+            Some(k) => k.to_string(),
+            None => "cancelled".to_string(),
+        };
+        self.app
+            .calls
+            .get_or_create(&CallLabels {
+                module: self.name.to_string(),
+                function: function.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
+/// A function's counters, kept with the function.
+pub(crate) struct FuncMetrics {
+    pub(crate) ok: Counter,
+    pub(crate) duration: Histogram,
+}
+
+/// Where a function keeps its counters once made.
+#[derive(Default)]
+pub(crate) struct FuncMetricsCell(OnceLock<FuncMetrics>);
+
+impl fmt::Debug for FuncMetricsCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FuncMetricsCell")
+    }
+}

@@ -1,0 +1,106 @@
+//! How an app is served over HTTP (`membrane serve`): the listener, the routes from path
+//! prefixes to modules, the protections of the server itself, and the admin listener.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The `[app.http]` section: where the app listens and which module answers which path.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `listen` | none (required to serve) | `IP:PORT` to listen on; `membrane serve --listen` overrides it |
+/// | `routes` | none | path prefix -> module; the longest matching prefix wins |
+/// | `header_timeout` | 5 s | a client must send a request's head within this (slowloris) |
+/// | `write_timeout` | 10 s | a response write that makes no progress for this long aborts the connection |
+/// | `max_connections` | 1024 | connections served at once; more wait in the kernel's backlog |
+/// | `drain` | 30 s | on SIGTERM/SIGINT, how long requests in flight may take to finish |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpSpec {
+    /// The address to listen on, `IP:PORT`.
+    pub listen: Option<String>,
+    /// Path prefix (starting with `/`) -> module name.
+    pub routes: BTreeMap<String, String>,
+    /// How long a client may take to send a request's head.
+    pub header_timeout: Duration,
+    /// How long one write of a response may wait for a slow client.
+    pub write_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub drain: Duration,
+}
+
+impl HttpSpec {
+    /// Default `header_timeout`: 5 seconds.
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default `write_timeout`: 10 seconds.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default `max_connections`: 1024.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+    /// Default `drain`: 30 seconds.
+    pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+    /// Routes requests whose path starts with `prefix` to `module`.
+    pub fn route(mut self, prefix: impl Into<String>, module: impl Into<String>) -> Self {
+        self.routes.insert(prefix.into(), module.into());
+        self
+    }
+
+    /// Sets the address to listen on.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// The module that answers `path`: the route with the longest prefix of it.
+    pub fn route_for(&self, path: &str) -> Option<(&str, &str)> {
+        self.routes
+            .iter()
+            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(p, m)| (p.as_str(), m.as_str()))
+    }
+}
+
+impl Default for HttpSpec {
+    fn default() -> Self {
+        HttpSpec {
+            listen: None,
+            routes: BTreeMap::new(),
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            drain: Self::DEFAULT_DRAIN,
+        }
+    }
+}
+
+/// The `[app.admin]` section: a second listener, for operators only, with `GET /metrics`
+/// (Prometheus text format) and `GET /status` (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AdminSpec {
+    /// The address to listen on, `IP:PORT`.
+    pub listen: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_wins() {
+        let h = HttpSpec::default()
+            .route("/", "web")
+            .route("/api/", "api")
+            .route("/api/v2/", "v2");
+        assert_eq!(h.route_for("/"), Some(("/", "web")));
+        assert_eq!(h.route_for("/index.html"), Some(("/", "web")));
+        assert_eq!(h.route_for("/api/x"), Some(("/api/", "api")));
+        assert_eq!(h.route_for("/api"), Some(("/", "web")));
+        assert_eq!(h.route_for("/api/v2/y"), Some(("/api/v2/", "v2")));
+        let h = HttpSpec::default().route("/api/", "api");
+        assert_eq!(h.route_for("/other"), None);
+    }
+}
