@@ -75,6 +75,7 @@ mod graph;
 mod inspect;
 mod load;
 mod runtime;
+pub mod serve;
 mod typed;
 mod validate;
 

@@ -1,0 +1,68 @@
+//! The admin listener, for operators: `GET /metrics` (OpenMetrics text, which Prometheus
+//! scrapes) and `GET /status` (JSON: each module's instances, queue, circuit and recent
+//! failures, as [`App::status`] knows them).
+
+use http::{HeaderValue, Method, StatusCode};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::serve::service::{Response, text};
+use crate::supervisor::Health;
+
+/// The content type of the metrics.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Answers one admin request.
+pub(crate) fn handle(app: &App, req: &hyper::Request<Incoming>) -> Response {
+    let (body, content_type) = match req.uri().path() {
+        "/metrics" => (app.metrics_text(), OPENMETRICS),
+        "/status" => (status_json(app), "application/json"),
+        _ => return text(StatusCode::NOT_FOUND, "admin endpoints: GET /metrics, GET /status\n"),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+        resp.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let mut resp = text(StatusCode::OK, body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// The app's status as JSON, `{"modules": {"NAME": {...}}}`: per module its busy, idle
+/// and waiting instances, circuit (`healthy`, `circuit-open`, `trial`), recent failures and
+/// limits. What `GET /status` answers.
+pub fn status_json(app: &App) -> String {
+    let modules: serde_json::Map<String, serde_json::Value> = app
+        .status()
+        .into_iter()
+        .map(|(name, s)| {
+            let (health, retry_in_ms) = match s.health {
+                Health::Healthy => ("healthy", None),
+                Health::Unavailable { retry_in } => {
+                    ("circuit-open", Some(retry_in.as_millis() as u64))
+                }
+                Health::Trial => ("trial", None),
+            };
+            let limits = app.spec(&name).map(|spec| &spec.limits);
+            let value = serde_json::json!({
+                "busy": s.busy,
+                "idle": s.idle,
+                "waiting": s.waiting,
+                "circuit": health,
+                "retry_in_ms": retry_in_ms,
+                "recent_failures": s.recent_failures,
+                "instances_limit": limits.map(|l| l.instances),
+                "queue_limit": limits.map(|l| l.queue),
+            });
+            (name, value)
+        })
+        .collect();
+    let mut out = serde_json::json!({ "modules": modules }).to_string();
+    out.push('\n');
+    out
+}

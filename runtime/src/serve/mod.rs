@@ -1,0 +1,259 @@
+//! `membrane serve`: an app as an HTTP service.
+//!
+//! Requests are routed by the longest matching path prefix (`[app.http] routes`) to a
+//! module that exports `wasi:http/incoming-handler@0.2.x` (checked when the app loads) and
+//! run on one of its instances under its limits ([`crate::incoming`]). The server itself
+//! protects the modules: malformed HTTP is answered 400 by hyper and never reaches a guest;
+//! a client must send a request's head within `header_timeout` (slowloris); a response
+//! write that makes no progress for `write_timeout` aborts the connection; at most
+//! `max_connections` connections are served at once; HTTP/1.1 keep-alive and HTTP/2 (with
+//! prior knowledge) are spoken on one port. At shutdown the listener closes first (new
+//! connections are refused), requests in flight get `drain` to finish, then the rest are
+//! aborted.
+//!
+//! An optional second listener serves the admin endpoints ([`admin`]).
+
+pub mod admin;
+mod io;
+mod service;
+mod trace;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::error::{Error, ErrorKind, Result};
+use crate::spec::HttpSpec;
+
+
+
+/// What `membrane serve` takes from its command line, overriding the manifest.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Overrides `[app.http] listen`.
+    pub listen: Option<String>,
+    /// Overrides `[app.admin] listen`.
+    pub admin: Option<String>,
+}
+
+impl ServeOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Listens on `addr` instead of `[app.http] listen`.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// Serves the admin endpoints on `addr` instead of `[app.admin] listen`.
+    pub fn admin(mut self, addr: impl Into<String>) -> Self {
+        self.admin = Some(addr.into());
+        self
+    }
+}
+
+/// An app bound to its listeners, ready to serve (see [`Server::run`]).
+pub struct Server {
+    app: App,
+    http: HttpSpec,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.local_addr())
+            .field("admin", &self.admin_addr())
+            .finish()
+    }
+}
+
+/// Parses and binds one listener address; `what` names the key or flag in errors.
+async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidArgs,
+            format!("{what}: {addr:?} is not an address to listen on; write IP:PORT, such as 127.0.0.1:8080"),
+        )
+        .with_key(what)
+    })?;
+    TcpListener::bind(parsed).await.map_err(|e| {
+        Error::new(ErrorKind::Io, format!("{what}: cannot listen on {parsed}"))
+            .with_key(what)
+            .with_source(e)
+    })
+}
+
+impl Server {
+    /// Binds the app's listeners: `[app.http] listen` (or `options.listen`) and, when set,
+    /// the admin listener. The app must have an `[app.http]` section with routes.
+    pub async fn bind(app: &App, options: ServeOptions) -> Result<Server> {
+        let http = app.http_spec().cloned().ok_or_else(|| {
+            Error::manifest(
+                "the app has no [app.http] section: add one with `listen` and `routes` (path prefix -> module) to serve it",
+            )
+            .with_key("app.http")
+        })?;
+        if http.routes.is_empty() {
+            return Err(Error::manifest(
+                "[app.http] has no routes: add routes = { \"/\" = \"MODULE\" } naming the module that answers",
+            )
+            .with_key("app.http.routes"));
+        }
+        let (listen, what) = match (&options.listen, &http.listen) {
+            (Some(a), _) => (a.clone(), "--listen"),
+            (None, Some(a)) => (a.clone(), "app.http.listen"),
+            (None, None) => {
+                return Err(Error::manifest(
+                    "no address to listen on: set listen under [app.http] or pass --listen IP:PORT",
+                )
+                .with_key("app.http.listen"));
+            }
+        };
+        let listener = bind(&listen, what).await?;
+        let admin = match (&options.admin, &app.admin_spec().listen) {
+            (Some(a), _) => Some(bind(a, "--admin").await?),
+            (None, Some(a)) => Some(bind(a, "app.admin.listen").await?),
+            (None, None) => None,
+        };
+        Ok(Server {
+            app: app.clone(),
+            http,
+            listener,
+            admin,
+        })
+    }
+
+    /// The address requests are served on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// The address of the admin endpoints, if they are served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets the requests in flight
+    /// finish for up to `[app.http] drain`, and returns. Returns how many connections were
+    /// still open when the drain time ran out (and were aborted).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<usize> {
+        let Server {
+            app,
+            http,
+            listener,
+            admin,
+        } = self;
+        let drain = http.drain;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(http.header_timeout)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(Some(256));
+        let router = Arc::new(service::Router { app, http });
+        let admin_task = admin.map(|l| tokio::spawn(serve_admin(l, router.app.clone())));
+        let graceful = GracefulShutdown::new();
+        let permits = Arc::new(Semaphore::new(router.http.max_connections.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, _peer) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of descriptors, say: back off a little instead of spinning.
+                        tracing::warn!(target: "membrane::http", error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let io = TokioIo::new(io::TimedIo::new(stream, router.http.write_timeout));
+            let r = router.clone();
+            let service = service_fn(move |req| {
+                let r = r.clone();
+                async move { Ok::<_, Infallible>(r.handle(req).await) }
+            });
+            let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+            tokio::spawn(async move {
+                // Errors here are the client's: a reset, a timeout, bad HTTP (answered 400).
+                if let Err(e) = conn.await {
+                    tracing::debug!(target: "membrane::http", error = %e, "connection ended");
+                }
+                drop(permit);
+            });
+        }
+        // New connections are refused from here on.
+        drop(listener);
+        tracing::info!(target: "membrane::http", "shutting down: draining requests in flight");
+        let open = graceful.count();
+        let aborted = tokio::select! {
+            () = graceful.shutdown() => 0,
+            () = tokio::time::sleep(drain) => {
+                tracing::warn!(
+                    target: "membrane::http",
+                    "the drain time ({drain:?}, app.http.drain) ran out; aborting the connections left (of {open})"
+                );
+                permits.available_permits().abs_diff(router.http.max_connections.max(1))
+            }
+        };
+        if let Some(t) = admin_task {
+            t.abort();
+        }
+        Ok(aborted)
+    }
+}
+
+/// Serves the admin endpoints until aborted.
+async fn serve_admin(listener: TcpListener, app: App) {
+    let builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(5));
+        b
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let resp = admin::handle(&app, &req);
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
