@@ -57,6 +57,23 @@ enum Command {
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Serve the app over HTTP: routes from [app.http], admin endpoints from [app.admin].
+    ///
+    /// Stops on SIGTERM or SIGINT: new connections are refused, requests in flight get
+    /// [app.http] drain to finish, and the exit status is 0.
+    Serve {
+        /// The app's manifest.
+        manifest: PathBuf,
+        /// Listen on this address instead of [app.http] listen (IP:PORT).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<String>,
+        /// Serve /metrics and /status on this address instead of [app.admin] listen.
+        #[arg(long, value_name = "IP:PORT")]
+        admin: Option<String>,
+        /// Run every module's `build` command first.
+        #[arg(long)]
+        build: bool,
+    },
     /// Load and check an app without running it; lists every problem.
     Check {
         /// The app's manifest.
@@ -134,16 +151,23 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    init_logging();
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(serving);
     // Instances hold descriptors up to their `files` limit; give them the room the
     // administrator allows.
     membrane::raise_open_files_limit();
-    // Calls run on blocking threads (see docs/decisions/0001-call-path.md), so the async side
-    // only waits; one thread does that, and starts faster than a worker pool.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A one-shot command waits on one call: one thread does that, and starts faster than a
+    // worker pool. A server runs guests on the executor's threads, one per core.
+    let rt = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             say(&format!("error: cannot start the async runtime: {e}"));
@@ -162,17 +186,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr, filtered by `MEMBRANE_LOG` (`tracing` directives; by default
+/// warnings, guest output and, for `serve`, everything at info: audit events, request
+/// failures, shutdown). `MEMBRANE_LOG_FORMAT=json` writes one JSON object per line. A server
+/// also logs each request and module call when its span closes, with its duration.
+fn init_logging(serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MEMBRANE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,membrane::guest=info"));
-    tracing_subscriber::fmt()
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let default = if serving {
+        "info"
+    } else {
+        "warn,membrane::guest=info"
+    };
+    let filter = EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let spans = if serving {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(output::LogWriter)
         .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_span_events(spans);
+    let json = std::env::var("MEMBRANE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(serving)
+            .init();
+    }
 }
 
 /// Prints an error and its causes. Every piece goes through `membrane::describe`, which
@@ -249,6 +298,37 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 text.push('\n');
             }
             out(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            manifest,
+            listen,
+            admin,
+            build,
+        } => {
+            let m = Manifest::from_file(&manifest)?;
+            if build {
+                build::build_all(&m)?;
+            }
+            let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
+            let mut options = membrane::serve::ServeOptions::new();
+            options.listen = listen;
+            options.admin = admin;
+            let server = membrane::serve::Server::bind(&app, options).await?;
+            let mut line = String::new();
+            if let Some(addr) = server.local_addr() {
+                line.push_str(&format!("serving on http://{addr}"));
+            }
+            if let Some(addr) = server.admin_addr() {
+                line.push_str(&format!(" (admin: http://{addr}/metrics, /status)"));
+            }
+            say(&line);
+            let aborted = server.run(shutdown_signal()?).await?;
+            if aborted > 0 {
+                say(&format!(
+                    "stopped; {aborted} connection(s) were aborted when the drain time ran out"
+                ));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { manifest } => {
@@ -329,6 +409,19 @@ fn config_for(app: &AppSpec) -> Config {
     let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
     config.instance_slots = wanted.clamp(16, 10_000) as u32;
     config
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn is_wasm(path: &Path) -> bool {
