@@ -15,6 +15,7 @@ mod links;
 mod net;
 mod plugins;
 mod pools;
+mod serve;
 mod stdio;
 mod supervision;
 mod typed;

@@ -501,7 +501,7 @@ limits = { body = "2KiB" }
         assert_eq!(web.limits.body, 2048);
         let at = m.app.locations.as_ref().unwrap();
         assert_eq!(at.find("app.http.routes./api/").unwrap().line, 4);
-        assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 12);
+        assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 11);
         let e = parse("[app.http]\nlisten = \"x\"\ndrain = \"forever\"\n[modules.a]\ncomponent = \"a\"\n")
             .unwrap_err();
         assert_eq!(e.problems()[0].key(), Some("app.http.drain"));

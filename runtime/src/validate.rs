@@ -73,6 +73,7 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
             .with_key("app.stack"),
         );
     }
+    check_serving(spec, &mut problems);
     for (name, m) in &spec.modules {
         let key = |rest: &str| format!("modules.{name}.{rest}");
         if let Err(msg) = validate_module_name(name) {
@@ -145,6 +146,68 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         }
     }
     problems
+}
+
+/// `[app.http]` and `[app.admin]`: addresses, routes, the server's own limits. (That a routed
+/// module exports the HTTP handler is checked when it has been compiled.)
+fn check_serving(spec: &AppSpec, problems: &mut Problems) {
+    let address = |key: &str, addr: &str, problems: &mut Problems| {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(
+                Error::manifest(format!(
+                    "{key}: {addr:?} is not an address to listen on; write IP:PORT, such as 127.0.0.1:8080"
+                ))
+                .with_key(key),
+            );
+        }
+    };
+    if let Some(a) = &spec.admin.listen {
+        address("app.admin.listen", a, problems);
+    }
+    let Some(http) = &spec.http else {
+        return;
+    };
+    if let Some(a) = &http.listen {
+        address("app.http.listen", a, problems);
+    }
+    for (prefix, module) in &http.routes {
+        let key = format!("app.http.routes.{prefix}");
+        if !prefix.starts_with('/') {
+            problems.push(
+                Error::manifest(format!(
+                    "{key}: the prefix {prefix:?} must start with `/` (a path prefix, such as \"/api/\")"
+                ))
+                .with_key(key.clone()),
+            );
+        }
+        if !spec.modules.contains_key(module) {
+            let known: Vec<&str> = spec.modules.keys().map(String::as_str).collect();
+            problems.push(
+                Error::manifest(format!(
+                    "{key}: {module:?} names no module; declared modules: {}",
+                    known.join(", ")
+                ))
+                .with_key(key),
+            );
+        }
+    }
+    for (k, d) in [
+        ("header_timeout", http.header_timeout),
+        ("write_timeout", http.write_timeout),
+    ] {
+        if d.is_zero() {
+            problems.push(
+                Error::manifest(format!("app.http.{k} must be longer than zero"))
+                    .with_key(format!("app.http.{k}")),
+            );
+        }
+    }
+    if http.max_connections == 0 {
+        problems.push(
+            Error::manifest("app.http.max_connections must be at least 1")
+                .with_key("app.http.max_connections"),
+        );
+    }
 }
 
 /// Adds the manifest file and line to every problem that names a key.

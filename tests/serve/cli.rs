@@ -1,0 +1,230 @@
+//! `membrane serve` as a process: signals, logs, traces, bad command lines.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{guests, membrane, stderr, write_manifest};
+
+/// A running `membrane serve`; killed when dropped.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// The log lines written so far (waits `settle` for more).
+    fn logs(&self, settle: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        let end = Instant::now() + settle;
+        while let Ok(l) = self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            out.push(l);
+        }
+        out
+    }
+}
+
+fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    cmd.args(["serve", manifest.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env_remove("MEMBRANE_LOG")
+        .env(
+            "MEMBRANE_CACHE_DIR",
+            std::env::temp_dir().join("membrane-test-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("membrane serve starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first line says where it listens.
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("membrane serve says where it listens");
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    Proc {
+        child,
+        addr,
+        lines: rx,
+    }
+}
+
+fn probe_manifest(dir: &Path, extra: &str) -> std::path::PathBuf {
+    write_manifest(
+        dir,
+        &format!(
+            "[app.http]\nroutes = {{ \"/\" = \"m\" }}\n{extra}\n[modules.m]\ncomponent = {:?}\n",
+            guests::HTTP_PROBE
+        ),
+    )
+}
+
+fn sigterm(p: &Proc) {
+    let pid = rustix::process::Pid::from_raw(p.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_in_flight_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start(&probe_manifest(dir.path(), ""), &[]);
+    let addr = p.addr;
+    let in_flight = tokio::spawn(async move { super::get(addr, "/sleep?ms=1500").await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sigterm(&p);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused while draining"
+    );
+    let r = in_flight.await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "slept 1500\n"));
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_logged_with_their_kind_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app.http]\nroutes = {{ \"/\" = \"m\" }}\n[modules.m]\ncomponent = {:?}\nlimits = {{ timeout = \"300ms\", body = \"8B\" }}\n",
+            guests::HTTP_PROBE
+        ),
+    );
+    let p = start(&manifest, &[("MEMBRANE_LOG_FORMAT", "json")]);
+    assert_eq!(super::get(p.addr, "/trap").await.status, 500);
+    assert_eq!(super::get(p.addr, "/spin").await.status, 504);
+    let big = super::request("POST", "/echo", vec![b'x'; 100]);
+    assert_eq!(super::send(p.addr, big).await.unwrap().status, 413);
+    let logs = p.logs(Duration::from_millis(500));
+    let events: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["fields"]["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"trap"), "{logs:#?}");
+    assert!(kinds.contains(&"timeout"), "{logs:#?}");
+    assert!(
+        events.iter().any(|e| e["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("413"))),
+        "{logs:#?}"
+    );
+    // No guest detail in what the client saw, but the cause chain in the log.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["error"].as_str().is_some_and(|m| m.contains("panicked"))),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_request_traces_each_module_as_a_child_span() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app.http]\nroutes = {{ \"/\" = \"web\" }}\n\
+             [modules.web]\ncomponent = {:?}\nlinks = {{ \"acme:kv/store\" = \"store\", \"acme:text/render\" = \"render\" }}\n\
+             [modules.store]\ncomponent = {:?}\ngrants = {{ dirs = [{{ host = \"data\", guest = \"/data\", mode = \"rw\" }}] }}\n\
+             [modules.render]\ncomponent = {:?}\n",
+            guests::WEB,
+            guests::KV_STORE,
+            guests::RENDER
+        ),
+    );
+    let _ = root;
+    let p = start(&manifest, &[("MEMBRANE_LOG_FORMAT", "json")]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let req = http::Request::builder()
+        .uri("/")
+        .header("host", "x")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = super::send(p.addr, req).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers["traceparent"].to_str().unwrap().contains(trace));
+    let logs = p.logs(Duration::from_millis(500));
+    let closes: Vec<serde_json::Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "close")
+        .collect();
+    // The store's call closes inside web's call, inside the request.
+    let store = closes
+        .iter()
+        .find(|e| e["span"]["name"] == "call" && e["span"]["module"] == "store")
+        .unwrap_or_else(|| panic!("no span of the store's call: {logs:#?}"));
+    let parents: Vec<&serde_json::Value> = store["spans"].as_array().unwrap().iter().collect();
+    assert_eq!(parents[0]["name"], "request", "{store}");
+    assert_eq!(parents[0]["trace_id"], trace, "{store}");
+    assert!(
+        parents
+            .iter()
+            .any(|s| s["name"] == "call" && s["module"] == "web"),
+        "{store}"
+    );
+    assert_eq!(store["span"]["outcome"], "ok", "{store}");
+    assert!(store["fields"]["time.busy"].is_string(), "{store}");
+}
+
+#[test]
+fn bad_command_lines_and_manifests_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(dir.path(), "");
+    let m = manifest.to_str().unwrap();
+    let o = membrane(&["serve", m, "--listen", "localhost"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--listen"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+    // No address anywhere.
+    let o = membrane(&["serve", m]);
+    assert!(stderr(&o).contains("--listen"), "{}", stderr(&o));
+    // An app that is not a service.
+    let plain = write_manifest(
+        dir.path(),
+        &format!("[modules.m]\ncomponent = {:?}\n", guests::HTTP_PROBE),
+    );
+    let o = membrane(&["serve", plain.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert!(stderr(&o).contains("[app.http]"), "{}", stderr(&o));
+    // A bad value in the manifest names the key and the line.
+    let bad = probe_manifest(dir.path(), "listen = \"nowhere\"\ndrain = \"soon\"");
+    let o = membrane(&["check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("app.http.listen") && e.contains("app.http.drain"), "{e}");
+}

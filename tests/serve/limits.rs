@@ -1,0 +1,208 @@
+//! Each limit of a served module, and of the server, proven by the refusal.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use membrane::{AppSpec, HttpSpec, RestartPolicy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{eventually, get, one, probe, request, send, serve};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_before_the_guest_reads_it() {
+    let s = one(probe("m").body(16)).await;
+    let ok = send(s.addr, request("POST", "/echo", "small body")).await.unwrap();
+    assert_eq!((ok.status, ok.body.as_str()), (200, "small body"));
+    // Declared too large: refused from the Content-Length.
+    let r = send(s.addr, request("POST", "/echo", vec![b'x'; 100])).await.unwrap();
+    assert_eq!(r.status, 413);
+    // Chunked: refused when the count passes the limit.
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let chunks = Chunks(vec![Bytes::from(vec![b'y'; 10]); 5].into());
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/echo")
+        .header("host", "x")
+        .body(chunks)
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 413);
+}
+
+/// A body sent in chunks with no declared length (chunked transfer encoding).
+pub struct Chunks(pub std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_is_500_without_guest_detail() {
+    let s = one(probe("m")).await;
+    let r = get(s.addr, "/trap").await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "internal error\n");
+    // The instance was discarded; the next request gets a fresh one.
+    assert_eq!(get(s.addr, "/after").await.status, 200);
+    let m = s.app.metrics_text();
+    assert!(m.contains("outcome=\"trap\""), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_before_the_head_is_504() {
+    let s = one(probe("m").timeout(Duration::from_millis(300))).await;
+    let started = std::time::Instant::now();
+    let r = get(s.addr, "/spin").await;
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    eventually("the spinning instance is stopped", || s.app.status()["m"].busy == 0).await;
+    assert_eq!(get(s.addr, "/fine").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_after_the_head_aborts_the_connection() {
+    let s = one(probe("m").timeout(Duration::from_millis(300))).await;
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(request("GET", "/spin-after-head", Bytes::new()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        .await
+        .expect("the body ends");
+    assert!(body.is_err(), "the body must end in an error, not look complete");
+    eventually("the instance is freed", || s.app.status()["m"].busy == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_503_with_retry_after() {
+    let s = one(
+        probe("m")
+            .concurrency(1, 0)
+            .timeout(Duration::from_millis(1500)),
+    )
+    .await;
+    let addr = s.addr;
+    let busy = tokio::spawn(async move { get(addr, "/spin").await });
+    eventually("the first request runs", || s.app.status()["m"].busy == 1).await;
+    let r = get(s.addr, "/second").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(busy.await.unwrap().status, 504);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_is_503_with_the_time_to_retry() {
+    let mut policy = RestartPolicy::default();
+    policy.max = 1;
+    policy.backoff = Duration::from_secs(3);
+    let s = one(probe("m").restart(policy)).await;
+    assert_eq!(get(s.addr, "/trap").await.status, 500);
+    assert_eq!(get(s.addr, "/trap").await.status, 500);
+    let r = get(s.addr, "/ok").await;
+    assert_eq!(r.status, 503);
+    let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3).contains(&secs), "{secs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_cannot_pin_an_instance() {
+    let mut http = HttpSpec::default().route("/", "m");
+    http.write_timeout = Duration::from_millis(300);
+    let s = serve(
+        AppSpec::new().module("m", probe("m").timeout(Duration::from_secs(30))),
+        http,
+    )
+    .await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /big?n=67108864 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the socket buffers fill, the guest blocks writing, the write times out.
+    eventually("the guest is writing", || s.app.status()["m"].busy == 1).await;
+    eventually("the instance is freed", || s.app.status()["m"].busy == 0).await;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the connection was not closed"),
+        }
+    }
+    assert!(total < 64 << 20, "the response was cut short ({total} bytes)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_head_is_cut_off_after_the_header_timeout() {
+    let mut http = HttpSpec::default().route("/", "m");
+    http.header_timeout = Duration::from_millis(300);
+    let s = serve(AppSpec::new().module("m", probe("m")), http).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    // Trickle a header line now and then, never finishing the head.
+    loop {
+        tokio::select! {
+            r = stream.read(&mut buf) => {
+                let n = r.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+                break;
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    break;
+                }
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "not cut off");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait() {
+    let mut http = HttpSpec::default().route("/", "m");
+    http.max_connections = 1;
+    let s = serve(AppSpec::new().module("m", probe("m")), http).await;
+    // One idle keep-alive connection takes the only place.
+    let first = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(first))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let r = sender.send_request(request("GET", "/a", Bytes::new())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let addr = s.addr;
+    let second = tokio::spawn(async move { get(addr, "/b").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second connection must wait for a place");
+    drop(sender);
+    conn.abort();
+    let r = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+    assert_eq!(r.status, 200);
+}

@@ -1,0 +1,126 @@
+//! Routing, protocols, and what is refused before a guest sees it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use membrane::{AppSpec, ErrorKind, HttpSpec, ModuleSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{get, one, probe, request, serve};
+use crate::common::{guests, runtime};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_prefix_wins_and_unrouted_paths_are_404() {
+    let spec = AppSpec::new()
+        .module("web", probe("web"))
+        .module("api", probe("api"))
+        .module("v2", probe("v2"));
+    let http = HttpSpec::default()
+        .route("/app/", "web")
+        .route("/app/api/", "api")
+        .route("/app/api/v2/", "v2");
+    let s = serve(spec, http).await;
+    let r = get(s.addr, "/app/index.html?x=1").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "web GET /app/index.html?x=1\n"));
+    assert_eq!(get(s.addr, "/app/api/notes").await.body, "api GET /app/api/notes\n");
+    assert_eq!(get(s.addr, "/app/api/v2/x").await.body, "v2 GET /app/api/v2/x\n");
+    // A prefix is a prefix of the path, not of a path segment's name.
+    assert_eq!(get(s.addr, "/app/api").await.body, "web GET /app/api\n");
+    let r = get(s.addr, "/elsewhere").await;
+    assert_eq!(r.status, 404);
+    assert!(r.headers.contains_key("traceparent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_serves_many_requests_on_one_connection() {
+    let s = one(probe("m")).await;
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for i in 0..5 {
+        let resp = sender
+            .send_request(request("GET", &format!("/n{i}"), Bytes::new()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("m GET /n{i}\n").as_bytes());
+    }
+    // An idle connection holds no instance.
+    let st = &s.app.status()["m"];
+    assert_eq!(st.busy, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge() {
+    let s = one(probe("m")).await;
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("http://{}/h2", s.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "m GET /h2\n".as_bytes());
+}
+
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_is_400_and_never_reaches_a_guest() {
+    let s = one(probe("m")).await;
+    for bad in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    ] {
+        let out = raw(s.addr, bad).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{bad:?} -> {out:?}");
+    }
+    // HTTP/1.0 without a Host header: answered by the server.
+    let out = raw(s.addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.1 400"), "{out:?}");
+    let m = s.app.metrics_text();
+    assert!(
+        !m.contains("outcome=\"ok\""),
+        "no guest was called:\n{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_module_must_export_the_handler() {
+    let spec = AppSpec::new()
+        .module("web", probe("web"))
+        .module("lib", ModuleSpec::from_file(guests::PROBE))
+        .http(HttpSpec::default().route("/", "web").route("/lib/", "lib"));
+    let e = runtime().load_spec(spec).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Link, "{e}");
+    let p = &e.problems()[0];
+    assert_eq!(p.module(), Some("lib"));
+    assert_eq!(p.key(), Some("app.http.routes./lib/"));
+    // And a route to no module at all.
+    let spec = AppSpec::new()
+        .module("web", probe("web"))
+        .http(HttpSpec::default().route("/", "nope").route("api", "web"));
+    let e = runtime().load_spec(spec).await.unwrap_err();
+    let keys: Vec<_> = e.problems().iter().filter_map(|p| p.key()).collect();
+    assert!(keys.contains(&"app.http.routes./"), "{e}");
+    assert!(keys.contains(&"app.http.routes.api"), "{e}");
+}
