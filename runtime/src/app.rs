@@ -59,7 +59,7 @@ impl App {
         spec: AppSpec,
         progress: Option<OnProgress<'_>>,
     ) -> Result<App> {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(cx.metrics);
         let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;
         Ok(App {
             inner: Arc::new(AppInner {

@@ -54,6 +54,8 @@ pub(crate) struct LoadCx {
     pub metered: bool,
     pub epoch_tick: std::time::Duration,
     pub max_wasm_stack: usize,
+    /// Whether calls are counted in the app's metrics.
+    pub metrics: bool,
     /// The host interfaces registered when the load started.
     pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
 }

@@ -79,6 +79,8 @@ fn duration_histogram() -> Histogram {
 
 /// The metrics of one app.
 pub(crate) struct Metrics {
+    /// Whether calls are counted (denials and HTTP requests always are).
+    calls_counted: bool,
     registry: Mutex<Registry>,
     calls: Family<CallLabels, Counter>,
     call_duration: Histograms<FuncLabels>,
@@ -97,9 +99,10 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Arc<Metrics> {
+    pub(crate) fn new(calls_counted: bool) -> Arc<Metrics> {
         let mut r = Registry::with_prefix("membrane");
         let m = Metrics {
+            calls_counted,
             calls: Family::default(),
             call_duration: Family::new_with_constructor(duration_histogram),
             instances: Family::default(),
@@ -254,6 +257,11 @@ impl fmt::Debug for ModuleMetrics {
 }
 
 impl ModuleMetrics {
+    /// Whether calls are counted.
+    pub(crate) fn counts_calls(&self) -> bool {
+        self.app.calls_counted
+    }
+
     /// Audits a denied use of `capability`: an event on target `membrane::audit` naming the
     /// module and what was denied, and one more in `membrane_denials_total`.
     pub(crate) fn denied(&self, capability: Capability, what: &dyn fmt::Display) {

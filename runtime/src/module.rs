@@ -63,22 +63,21 @@ impl Supervised<'_> {
             .as_ref()
             .map(|_| ())
             .map_err(|e| if e.upstream() { None } else { Some(e.kind()) });
-        match outcome {
-            Ok(_) => {
-                let f = m.metrics.function(&self.func.metrics, &self.func.name);
-                f.ok.inc();
-                f.duration.observe(self.start.elapsed().as_secs_f64());
-                if !self.span.is_disabled() {
-                    self.span.record("outcome", "ok");
+        if !self.span.is_disabled() {
+            let text = match outcome {
+                Ok(_) => "ok",
+                Err(e) => e.kind().as_str(),
+            };
+            self.span.record("outcome", text);
+        }
+        if m.metrics.counts_calls() {
+            let f = m.metrics.function(&self.func.metrics, &self.func.name);
+            f.duration.observe(self.start.elapsed().as_secs_f64());
+            match outcome {
+                Ok(_) => {
+                    f.ok.inc();
                 }
-            }
-            Err(e) => {
-                let f = m.metrics.function(&self.func.metrics, &self.func.name);
-                f.duration.observe(self.start.elapsed().as_secs_f64());
-                m.metrics.failed(&self.func.name, Some(e.kind()));
-                if !self.span.is_disabled() {
-                    self.span.record("outcome", e.kind().as_str());
-                }
+                Err(e) => m.metrics.failed(&self.func.name, Some(e.kind())),
             }
         }
         m.supervisor.record(&m.name, admission, counted);
@@ -88,7 +87,9 @@ impl Supervised<'_> {
 impl Drop for Supervised<'_> {
     fn drop(&mut self) {
         if let Some(admission) = self.admission.take() {
-            self.module.metrics.failed(&self.func.name, None);
+            if self.module.metrics.counts_calls() {
+                self.module.metrics.failed(&self.func.name, None);
+            }
             self.module
                 .supervisor
                 .record(&self.module.name, admission, Err(None));

@@ -37,6 +37,9 @@ pub struct Config {
     /// Where compiled components are cached; `None` (the default) compiles every time.
     /// The `membrane` command uses [`default_cache_dir`](crate::default_cache_dir).
     pub cache_dir: Option<PathBuf>,
+    /// Count every call in the app's metrics ([`App::metrics_text`](crate::App::metrics_text)):
+    /// two clock reads, an atomic increment and a histogram update per call. Default on.
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             instance_slots: 1000,
             fuel: false,
             cache_dir: None,
+            metrics: true,
         }
     }
 }
@@ -77,6 +81,7 @@ impl RuntimeInner {
             metered: self.config.fuel,
             epoch_tick: self.config.epoch_tick,
             max_wasm_stack: self.config.max_wasm_stack,
+            metrics: self.config.metrics,
             hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
