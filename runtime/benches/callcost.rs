@@ -43,6 +43,8 @@ fn main() {
     // (the call path is the same either way).
     let mut config = membrane::Config::default();
     config.instance_slots = std::env::var("SLOTS").map_or(0, |s| s.parse().unwrap());
+    // METRICS=0 leaves calls out of the metrics, to measure what counting them costs.
+    config.metrics = std::env::var("METRICS").map_or(true, |v| v != "0");
     let app = rt.block_on(linked_app_with(config.clone(), Lifecycle::Reuse));
     let per_call = rt.block_on(linked_app_with(config, Lifecycle::PerCall));
     let func = format!("{API}#inc");

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# HTTP benchmarks of `membrane serve` against `wasmtime serve` 48, with wrk, on 127.0.0.1.
+#
+#   scripts/bench-http.sh            # all figures of BENCHMARKS.md's `membrane serve` section
+#
+# Needs: wrk (apt-get install wrk), python3, and `wasmtime` 48.0.8 with `serve` on PATH or in
+# $WASMTIME (cargo install wasmtime-cli --version 48.0.8 --locked, outside the project).
+# Every figure is measured in the same run as its peer. Each run: wrk -t2 -c64 -d${DURATION}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+DURATION=${DURATION:-10s}
+WASMTIME=${WASMTIME:-$(command -v wasmtime || echo /work/tools/wasmtime/bin/wasmtime)}
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+[ -x "$WASMTIME" ] || { echo "wasmtime 48 is missing: cargo install wasmtime-cli --version 48.0.8 --locked" >&2; exit 1; }
+
+cargo build --release -q -p membrane
+(cd guests && cargo build --release -q --target wasm32-wasip2 -p http_hello -p http_relay -p bench_provider)
+wasm=$root/guests/target/wasm32-wasip2/release
+membrane=$root/target/release/membrane
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+cat >"$work/hello.toml" <<TOML
+[app.http]
+listen = "127.0.0.1:18081"
+routes = { "/" = "hello" }
+[modules.hello]
+component = "$wasm/http_hello.wasm"
+TOML
+cat >"$work/linked.toml" <<TOML
+[app.http]
+listen = "127.0.0.1:18083"
+routes = { "/" = "relay" }
+[modules.relay]
+component = "$wasm/http_relay.wasm"
+links = { "membrane-bench:calls/api" = "provider" }
+[modules.provider]
+component = "$wasm/bench_provider.wasm"
+TOML
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+# Runs wrk and prints "req/s p50 p99".
+load() {
+  local out; out=$(wrk -t2 -c64 -d"$DURATION" --latency "$1")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
+  echo "$rps $p50 $p99"
+}
+start() { "$@" >"$work/log.$$" 2>&1 & pids+=($!); }
+
+echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION"
+# Each server gets its own run; each pair is measured back to back.
+MEMBRANE_LOG=info start "$membrane" serve "$work/hello.toml"; m_pid=$!
+wait_port 18081; curl -sf http://127.0.0.1:18081/ >/dev/null
+start "$WASMTIME" serve --addr 127.0.0.1:18082 -Scli "$wasm/http_hello.wasm"; w_pid=$!
+wait_port 18082; curl -sf http://127.0.0.1:18082/ >/dev/null
+load http://127.0.0.1:18082/ >/dev/null  # warm-up
+echo "hello  wasmtime serve        : $(load http://127.0.0.1:18082/)"
+load http://127.0.0.1:18081/ >/dev/null  # warm-up
+echo "hello  membrane serve (info) : $(load http://127.0.0.1:18081/)"
+kill "$w_pid"; kill "$m_pid"; sleep 0.5
+
+MEMBRANE_LOG=off MEMBRANE_NO_METRICS=1 start "$membrane" serve "$work/hello.toml"; m_pid=$!
+wait_port 18081
+load http://127.0.0.1:18081/ >/dev/null
+echo "hello  membrane serve (off)  : $(load http://127.0.0.1:18081/)"
+echo "hello  membrane serve (info) : $(kill "$m_pid"; sleep 0.5; MEMBRANE_LOG=info start "$membrane" serve "$work/hello.toml"; wait_port 18081; load http://127.0.0.1:18081/ >/dev/null; load http://127.0.0.1:18081/)"
+
+MEMBRANE_LOG=info start "$membrane" serve "$work/linked.toml"
+wait_port 18083; curl -sf http://127.0.0.1:18083/ >/dev/null
+load http://127.0.0.1:18083/ >/dev/null
+echo "linked membrane serve (info) : $(load http://127.0.0.1:18083/)"
+echo "hello  membrane serve (info) : $(load http://127.0.0.1:18081/)"
+
+echo "idle connections:"
+python3 "$root/scripts/idle-connections.py" 1000 18081 "$(pgrep -f "serve $work/hello.toml" | head -1)"
