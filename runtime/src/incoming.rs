@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
@@ -95,6 +96,7 @@ pub(crate) async fn serve(
     scheme: Scheme,
 ) -> std::result::Result<Response, Failure> {
     let func = module.function(HANDLER).map_err(Failure::Error)?;
+    let guest_module = module.clone();
     let limits = &module.recipe().limits;
     let limit = limits.body;
     let declared = req
@@ -114,8 +116,14 @@ pub(crate) async fn serve(
     });
     let deadline = Instant::now() + limits.timeout;
     let (tx, mut rx) = oneshot::channel();
+    let (ended_tx, ended_rx) = oneshot::channel();
     let task = tokio::spawn(
-        run(module.clone(), func, req, tx, scheme, deadline).instrument(tracing::Span::current()),
+        async move {
+            let outcome = run(guest_module, func, req, tx, scheme, deadline).await;
+            let _ = ended_tx.send(outcome.is_ok());
+            outcome
+        }
+        .instrument(tracing::Span::current()),
     );
     // Until the head is out, a client that goes away takes the guest with it.
     let mut task = AbortOnDrop(Some(task));
@@ -124,7 +132,13 @@ pub(crate) async fn serve(
     let outcome = tokio::select! {
         biased;
         head = &mut rx => match head {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok(resp.map(|body| {
+                Completed {
+                    inner: body,
+                    ended: Some(ended_rx),
+                }
+                .boxed_unsync()
+            })),
             Ok(Err(code)) => Err(Failure::Guest(code)),
             // The guest's task ended without answering: its outcome says why.
             Err(_) => Err(ended(task.join(deadline).await, &module)),
@@ -239,6 +253,52 @@ impl LiveInstance {
         let typed = func.typed::<HandleParams, ()>(&self.store).map_err(host)?;
         let r = typed.call_async(&mut self.store, (req, out)).await;
         self.finished(recipe, target, r)
+    }
+}
+
+/// A response body that ends cleanly only when the handler returned successfully: a guest
+/// that traps or times out after the head has its body end in an error (wasi-http would
+/// end it as if complete), so the server aborts the connection rather than pass a
+/// truncated body off as whole.
+struct Completed {
+    inner: HyperOutgoingBody,
+    /// Whether the handler's call succeeded; sent when it ends.
+    ended: Option<oneshot::Receiver<bool>>,
+}
+
+impl Body for Completed {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {}
+            other => return other,
+        }
+        let Some(ended) = this.ended.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(ended).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(ok) => {
+                this.ended = None;
+                if ok.unwrap_or(false) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(
+                        wasmtime_wasi_http::Error::HttpResponseIncomplete,
+                    )))
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

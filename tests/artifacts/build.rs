@@ -28,6 +28,9 @@ const GUESTS: &[&str] = &[
     "bench_provider",
     "bench_driver",
     "docs_user",
+    "http_hello",
+    "http_probe",
+    "http_relay",
     "plugin_rust",
 ];
 

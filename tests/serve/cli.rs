@@ -143,31 +143,33 @@ async fn failures_are_logged_with_their_kind_as_json() {
     assert!(
         events
             .iter()
-            .any(|e| e["fields"]["error"].as_str().is_some_and(|m| m.contains("panicked"))),
+            .any(|e| e["fields"]["error"].as_str().is_some_and(|m| m.contains("trapped"))),
         "{logs:#?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_linked_request_traces_each_module_as_a_child_span() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
     let manifest = write_manifest(
         dir.path(),
         &format!(
-            "[app.http]\nroutes = {{ \"/\" = \"web\" }}\n\
-             [modules.web]\ncomponent = {:?}\nlinks = {{ \"acme:kv/store\" = \"store\", \"acme:text/render\" = \"render\" }}\n\
-             [modules.store]\ncomponent = {:?}\ngrants = {{ dirs = [{{ host = \"data\", guest = \"/data\", mode = \"rw\" }}] }}\n\
-             [modules.render]\ncomponent = {:?}\n",
-            guests::WEB,
-            guests::KV_STORE,
-            guests::RENDER
+            "[app.http]\nroutes = {{ \"/\" = \"relay\" }}\n\
+             [modules.relay]\ncomponent = {:?}\nlinks = {{ \"membrane-bench:calls/driver\" = \"driver\" }}\n\
+             [modules.driver]\ncomponent = {:?}\nlinks = {{ \"membrane-bench:calls/api\" = \"provider\", \"membrane-bench:calls/res\" = \"provider\" }}\n\
+             [modules.provider]\ncomponent = {:?}\n",
+            guests::HTTP_RELAY,
+            guests::BENCH_DRIVER,
+            guests::BENCH_PROVIDER
         ),
     );
-    let _ = root;
-    let p = start(&manifest, &[("MEMBRANE_LOG_FORMAT", "json")]);
+    let p = start(
+        &manifest,
+        &[
+            ("MEMBRANE_LOG_FORMAT", "json"),
+            ("MEMBRANE_LOG", "info,membrane::call=debug"),
+        ],
+    );
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let req = http::Request::builder()
         .uri("/")
@@ -184,18 +186,18 @@ async fn a_linked_request_traces_each_module_as_a_child_span() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["fields"]["message"] == "close")
         .collect();
-    // The store's call closes inside web's call, inside the request.
+    // The provider's call closes inside the driver's, inside the relay's, inside the request.
     let store = closes
         .iter()
-        .find(|e| e["span"]["name"] == "call" && e["span"]["module"] == "store")
-        .unwrap_or_else(|| panic!("no span of the store's call: {logs:#?}"));
+        .find(|e| e["span"]["name"] == "call" && e["span"]["module"] == "provider")
+        .unwrap_or_else(|| panic!("no span of the provider's call: {logs:#?}"));
     let parents: Vec<&serde_json::Value> = store["spans"].as_array().unwrap().iter().collect();
     assert_eq!(parents[0]["name"], "request", "{store}");
     assert_eq!(parents[0]["trace_id"], trace, "{store}");
     assert!(
         parents
             .iter()
-            .any(|s| s["name"] == "call" && s["module"] == "web"),
+            .any(|s| s["name"] == "call" && s["module"] == "driver"),
         "{store}"
     );
     assert_eq!(store["span"]["outcome"], "ok", "{store}");
@@ -222,9 +224,14 @@ fn bad_command_lines_and_manifests_are_clear_errors() {
     let o = membrane(&["serve", plain.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
     assert!(stderr(&o).contains("[app.http]"), "{}", stderr(&o));
     // A bad value in the manifest names the key and the line.
-    let bad = probe_manifest(dir.path(), "listen = \"nowhere\"\ndrain = \"soon\"");
-    let o = membrane(&["check", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = stderr(&o);
-    assert!(e.contains("app.http.listen") && e.contains("app.http.drain"), "{e}");
+    for (extra, key) in [
+        ("drain = \"soon\"", "app.http.drain"),
+        ("listen = \"nowhere\"", "app.http.listen"),
+    ] {
+        let bad = probe_manifest(dir.path(), extra);
+        let o = membrane(&["check", bad.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(key) && e.contains("membrane.toml:3"), "{e}");
+    }
 }
