@@ -129,3 +129,17 @@ async fn a_routed_module_must_export_the_handler() {
     assert!(keys.contains(&"app.http.routes./"), "{e}");
     assert!(keys.contains(&"app.http.routes.api"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_lets_requests_in_flight_finish_and_refuses_new_ones() {
+    let s = one(probe("m")).await;
+    let addr = s.addr;
+    let in_flight = tokio::spawn(async move { get(addr, "/sleep?ms=800").await });
+    super::eventually("the request runs", || s.app.status()["m"].busy == 1).await;
+    let stopped = tokio::spawn(s.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    let r = in_flight.await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "slept 800\n"));
+    assert_eq!(stopped.await.unwrap(), 0, "no connection had to be aborted");
+}
