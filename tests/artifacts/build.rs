@@ -31,6 +31,7 @@ const GUESTS: &[&str] = &[
     "http_hello",
     "http_probe",
     "http_relay",
+    "web",
     "plugin_rust",
 ];
 

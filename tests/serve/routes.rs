@@ -143,3 +143,31 @@ async fn stopping_lets_requests_in_flight_finish_and_refuses_new_ones() {
     assert_eq!((r.status, r.body.as_str()), (200, "slept 800\n"));
     assert_eq!(stopped.await.unwrap(), 0, "no connection had to be aborted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_example_crosses_three_modules() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let text = std::fs::read_to_string(root.join("examples/web/membrane.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let text = text
+        .replace("../../guests/target/wasm32-wasip2/release/web.wasm", guests::WEB)
+        .replace("../../guests/target/wasm32-wasip2/release/kv_store.wasm", guests::KV_STORE)
+        .replace("../../guests/target/wasm32-wasip2/release/render.wasm", guests::RENDER);
+    let manifest = crate::common::write_manifest(dir.path(), &text);
+    let m = membrane::Manifest::from_file(&manifest).unwrap();
+    let app = runtime().load_spec(m.app).await.unwrap();
+    let s = super::serve_app(app).await;
+    let r = super::send(s.addr, request("POST", "/notes", "buy milk")).await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (201, "added 1\n"));
+    let r = super::send(s.addr, request("POST", "/notes", "call Ada")).await.unwrap();
+    assert_eq!(r.body, "added 2\n");
+    let r = get(s.addr, "/").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("buy milk") && r.body.contains("call Ada"), "{}", r.body);
+    assert_eq!(get(s.addr, "/notes/2").await.body, "call Ada\n");
+    assert_eq!(get(s.addr, "/notes/9").await.status, 404);
+    assert_eq!(super::send(s.addr, request("DELETE", "/", "")).await.unwrap().status, 405);
+    // The store wrote only its granted directory.
+    assert!(std::fs::read_dir(dir.path().join("data")).unwrap().count() >= 3);
+}
