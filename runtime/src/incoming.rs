@@ -241,7 +241,10 @@ impl LiveInstance {
         let host = |e: wasmtime::Error| {
             Error::new(
                 ErrorKind::InvalidArgs,
-                format!("module `{}`: the request cannot be given to the guest", recipe.name),
+                format!(
+                    "module `{}`: the request cannot be given to the guest",
+                    recipe.name
+                ),
             )
             .with_module(&*recipe.name)
             .with_export(&target.name)
@@ -289,9 +292,7 @@ impl Body for Completed {
                 if ok.unwrap_or(false) {
                     Poll::Ready(None)
                 } else {
-                    Poll::Ready(Some(Err(
-                        wasmtime_wasi_http::Error::HttpResponseIncomplete,
-                    )))
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
                 }
             }
         }

@@ -182,9 +182,10 @@ impl Guarded for HostState {
     }
 
     fn socket_denied(&mut self) {
-        self.http
-            .metrics()
-            .denied(Capability::Network, &"a TCP socket (the module has no grants.network)");
+        self.http.metrics().denied(
+            Capability::Network,
+            &"a TCP socket (the module has no grants.network)",
+        );
     }
 }
 

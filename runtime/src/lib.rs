@@ -96,8 +96,8 @@ pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
-    AdminSpec, AppSpec, HttpSpec, ComponentSource, DirGrant, DirMode, Grants, Lifecycle, Limits, ModuleSpec,
-    OutputRoute, RestartPolicy,
+    AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
+    ModuleSpec, OutputRoute, RestartPolicy,
 };
 pub use supervisor::Health;
 pub use typed::Typed;

@@ -18,10 +18,10 @@ use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::exports::Exports;
-use crate::metrics::Metrics;
 use crate::instance::{Flavour, Linkers};
 use crate::link::host::HostInterface;
 use crate::link::{self, LinkInfo, forward::Provider};
+use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::names::HOST;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
@@ -204,7 +204,11 @@ fn check_routes(
         let Some(c) = compiled.get(module) else {
             continue;
         };
-        let exports = Exports::new(module.as_str().into(), c.component.clone(), rt.engine.clone());
+        let exports = Exports::new(
+            module.as_str().into(),
+            c.component.clone(),
+            rt.engine.clone(),
+        );
         if let Err(why) = crate::incoming::check_handler(&exports) {
             problems.push(
                 Error::link(format!(

@@ -265,7 +265,11 @@ fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
         http.routes.insert(prefix, module.into_inner());
     }
     for (k, v, slot) in [
-        ("header_timeout", &s.header_timeout, &mut http.header_timeout),
+        (
+            "header_timeout",
+            &s.header_timeout,
+            &mut http.header_timeout,
+        ),
         ("write_timeout", &s.write_timeout, &mut http.write_timeout),
         ("drain", &s.drain, &mut http.drain),
     ] {
@@ -502,8 +506,10 @@ limits = { body = "2KiB" }
         let at = m.app.locations.as_ref().unwrap();
         assert_eq!(at.find("app.http.routes./api/").unwrap().line, 4);
         assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 11);
-        let e = parse("[app.http]\nlisten = \"x\"\ndrain = \"forever\"\n[modules.a]\ncomponent = \"a\"\n")
-            .unwrap_err();
+        let e = parse(
+            "[app.http]\nlisten = \"x\"\ndrain = \"forever\"\n[modules.a]\ncomponent = \"a\"\n",
+        )
+        .unwrap_err();
         assert_eq!(e.problems()[0].key(), Some("app.http.drain"));
     }
 

@@ -27,7 +27,10 @@ impl Proc {
     fn logs(&self, settle: Duration) -> Vec<String> {
         let mut out = Vec::new();
         let end = Instant::now() + settle;
-        while let Ok(l) = self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
             out.push(l);
         }
         out
@@ -36,14 +39,19 @@ impl Proc {
 
 fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-    cmd.args(["serve", manifest.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env_remove("MEMBRANE_LOG")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env_remove("MEMBRANE_LOG")
+    .env(
+        "MEMBRANE_CACHE_DIR",
+        std::env::temp_dir().join("membrane-test-cache"),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -141,9 +149,9 @@ async fn failures_are_logged_with_their_kind_as_json() {
     );
     // No guest detail in what the client saw, but the cause chain in the log.
     assert!(
-        events
-            .iter()
-            .any(|e| e["fields"]["error"].as_str().is_some_and(|m| m.contains("trapped"))),
+        events.iter().any(|e| e["fields"]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("trapped"))),
         "{logs:#?}"
     );
 }

@@ -15,10 +15,14 @@ use super::{eventually, get, one, probe, request, send, serve};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_before_the_guest_reads_it() {
     let s = one(probe("m").body(16)).await;
-    let ok = send(s.addr, request("POST", "/echo", "small body")).await.unwrap();
+    let ok = send(s.addr, request("POST", "/echo", "small body"))
+        .await
+        .unwrap();
     assert_eq!((ok.status, ok.body.as_str()), (200, "small body"));
     // Declared too large: refused from the Content-Length.
-    let r = send(s.addr, request("POST", "/echo", vec![b'x'; 100])).await.unwrap();
+    let r = send(s.addr, request("POST", "/echo", vec![b'x'; 100]))
+        .await
+        .unwrap();
     assert_eq!(r.status, 413);
     // Chunked: refused when the count passes the limit.
     let stream = TcpStream::connect(s.addr).await.unwrap();
@@ -71,7 +75,10 @@ async fn the_timeout_before_the_head_is_504() {
     let r = get(s.addr, "/spin").await;
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(5));
-    eventually("the spinning instance is stopped", || s.app.status()["m"].busy == 0).await;
+    eventually("the spinning instance is stopped", || {
+        s.app.status()["m"].busy == 0
+    })
+    .await;
     assert_eq!(get(s.addr, "/fine").await.status, 200);
 }
 
@@ -91,17 +98,18 @@ async fn the_timeout_after_the_head_aborts_the_connection() {
     let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
         .await
         .expect("the body ends");
-    assert!(body.is_err(), "the body must end in an error, not look complete");
+    assert!(
+        body.is_err(),
+        "the body must end in an error, not look complete"
+    );
     eventually("the instance is freed", || s.app.status()["m"].busy == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_503_with_retry_after() {
-    let s = one(
-        probe("m")
-            .concurrency(1, 0)
-            .timeout(Duration::from_millis(1500)),
-    )
+    let s = one(probe("m")
+        .concurrency(1, 0)
+        .timeout(Duration::from_millis(1500)))
     .await;
     let addr = s.addr;
     let busy = tokio::spawn(async move { get(addr, "/spin").await });
@@ -157,7 +165,10 @@ async fn a_client_that_does_not_read_cannot_pin_an_instance() {
             Err(_) => panic!("the connection was not closed"),
         }
     }
-    assert!(total < 32 << 20, "the response was cut short ({total} bytes)");
+    assert!(
+        total < 32 << 20,
+        "the response was cut short ({total} bytes)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +177,10 @@ async fn a_slow_head_is_cut_off_after_the_header_timeout() {
     http.header_timeout = Duration::from_millis(300);
     let s = serve(AppSpec::new().module("m", probe("m")), http).await;
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 256];
     // Trickle a header line now and then, never finishing the head.
@@ -200,14 +214,23 @@ async fn connections_over_the_cap_wait() {
         .await
         .unwrap();
     let conn = tokio::spawn(conn);
-    let r = sender.send_request(request("GET", "/a", Bytes::new())).await.unwrap();
+    let r = sender
+        .send_request(request("GET", "/a", Bytes::new()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let addr = s.addr;
     let second = tokio::spawn(async move { get(addr, "/b").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!second.is_finished(), "the second connection must wait for a place");
+    assert!(
+        !second.is_finished(),
+        "the second connection must wait for a place"
+    );
     drop(sender);
     conn.abort();
-    let r = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status, 200);
 }

@@ -79,7 +79,11 @@ pub fn probe(name: &str) -> ModuleSpec {
 
 /// One app of one probe module `m` routed at `/`.
 pub async fn one(m: ModuleSpec) -> Served {
-    serve(AppSpec::new().module("m", m), HttpSpec::default().route("/", "m")).await
+    serve(
+        AppSpec::new().module("m", m),
+        HttpSpec::default().route("/", "m"),
+    )
+    .await
 }
 
 /// A response: status, headers, body.

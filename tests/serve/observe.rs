@@ -30,24 +30,38 @@ async fn metrics_count_the_requests_sent() {
         value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
     }
     assert_eq!(
-        sample(&m, "membrane_http_requests_total{route=\"/\",status=\"200\"}"),
+        sample(
+            &m,
+            "membrane_http_requests_total{route=\"/\",status=\"200\"}"
+        ),
         Some(7.0),
         "{m}"
     );
     assert_eq!(
-        sample(&m, "membrane_http_requests_total{route=\"/\",status=\"500\"}"),
+        sample(
+            &m,
+            "membrane_http_requests_total{route=\"/\",status=\"500\"}"
+        ),
         Some(1.0)
     );
     let handler = m
         .lines()
-        .find(|l| l.starts_with("membrane_calls_total{module=\"m\"") && l.contains("outcome=\"ok\""))
+        .find(|l| {
+            l.starts_with("membrane_calls_total{module=\"m\"") && l.contains("outcome=\"ok\"")
+        })
         .expect("a calls sample");
-    assert!(handler.contains("wasi:http/incoming-handler@0.2."), "{handler}");
+    assert!(
+        handler.contains("wasi:http/incoming-handler@0.2."),
+        "{handler}"
+    );
     assert!(handler.ends_with(" 7"), "{handler}");
     assert!(m.contains("membrane_call_duration_seconds_count{module=\"m\""));
     assert_eq!(sample(&m, "membrane_circuit_open{module=\"m\"}"), Some(0.0));
     assert_eq!(sample(&m, "membrane_queue_depth{module=\"m\"}"), Some(0.0));
-    assert_eq!(sample(&m, "membrane_instances{module=\"m\",state=\"busy\"}"), Some(0.0));
+    assert_eq!(
+        sample(&m, "membrane_instances{module=\"m\",state=\"busy\"}"),
+        Some(0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

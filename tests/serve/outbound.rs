@@ -38,8 +38,15 @@ async fn only_granted_origins_can_be_reached() {
     let up = upstream().await;
     let other = upstream().await;
     let s = one(probe("m").http(format!("http://127.0.0.1:{}", up.port()))).await;
-    let r = get(s.addr, &format!("/fetch?url=http://127.0.0.1:{}/hi", up.port())).await;
-    assert_eq!((r.status, r.body.as_str()), (200, "status=200\nupstream /hi"));
+    let r = get(
+        s.addr,
+        &format!("/fetch?url=http://127.0.0.1:{}/hi", up.port()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "status=200\nupstream /hi")
+    );
     // Another port, another host name for the same address, another scheme: denied.
     for url in [
         format!("http://127.0.0.1:{}/hi", other.port()),
@@ -52,7 +59,10 @@ async fn only_granted_origins_can_be_reached() {
     }
     let m = s.app.metrics_text();
     assert_eq!(
-        sample(&m, "membrane_denials_total{module=\"m\",capability=\"http\"}"),
+        sample(
+            &m,
+            "membrane_denials_total{module=\"m\",capability=\"http\"}"
+        ),
         Some(3.0),
         "{m}"
     );
@@ -62,7 +72,11 @@ async fn only_granted_origins_can_be_reached() {
 async fn no_grant_means_no_outbound_http_and_no_sockets() {
     let up = upstream().await;
     let s = one(probe("m")).await;
-    let r = get(s.addr, &format!("/fetch?url=http://127.0.0.1:{}/", up.port())).await;
+    let r = get(
+        s.addr,
+        &format!("/fetch?url=http://127.0.0.1:{}/", up.port()),
+    )
+    .await;
     assert_eq!(r.status, 502);
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
     // Plain sockets stay governed by grants.network.
@@ -70,12 +84,18 @@ async fn no_grant_means_no_outbound_http_and_no_sockets() {
     assert_eq!(r.status, 502, "{}", r.body);
     let m = s.app.metrics_text();
     assert_eq!(
-        sample(&m, "membrane_denials_total{module=\"m\",capability=\"http\"}"),
+        sample(
+            &m,
+            "membrane_denials_total{module=\"m\",capability=\"http\"}"
+        ),
         Some(1.0),
         "{m}"
     );
     assert_eq!(
-        sample(&m, "membrane_denials_total{module=\"m\",capability=\"network\"}"),
+        sample(
+            &m,
+            "membrane_denials_total{module=\"m\",capability=\"network\"}"
+        ),
         Some(1.0),
         "{m}"
     );
@@ -85,7 +105,10 @@ async fn no_grant_means_no_outbound_http_and_no_sockets() {
 async fn a_network_grant_is_not_an_http_grant() {
     let up = upstream().await;
     let s = one(probe("m").network(up.to_string())).await;
-    assert_eq!(get(s.addr, &format!("/connect?addr={up}")).await.body, "connected");
+    assert_eq!(
+        get(s.addr, &format!("/connect?addr={up}")).await.body,
+        "connected"
+    );
     let r = get(s.addr, &format!("/fetch?url=http://{up}/")).await;
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
 }

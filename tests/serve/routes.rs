@@ -24,9 +24,18 @@ async fn the_longest_prefix_wins_and_unrouted_paths_are_404() {
         .route("/app/api/v2/", "v2");
     let s = serve(spec, http).await;
     let r = get(s.addr, "/app/index.html?x=1").await;
-    assert_eq!((r.status, r.body.as_str()), (200, "web GET /app/index.html?x=1\n"));
-    assert_eq!(get(s.addr, "/app/api/notes").await.body, "api GET /app/api/notes\n");
-    assert_eq!(get(s.addr, "/app/api/v2/x").await.body, "v2 GET /app/api/v2/x\n");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "web GET /app/index.html?x=1\n")
+    );
+    assert_eq!(
+        get(s.addr, "/app/api/notes").await.body,
+        "api GET /app/api/notes\n"
+    );
+    assert_eq!(
+        get(s.addr, "/app/api/v2/x").await.body,
+        "v2 GET /app/api/v2/x\n"
+    );
     // A prefix is a prefix of the path, not of a path segment's name.
     assert_eq!(get(s.addr, "/app/api").await.body, "web GET /app/api\n");
     let r = get(s.addr, "/elsewhere").await;
@@ -97,12 +106,12 @@ async fn malformed_http_is_400_and_never_reaches_a_guest() {
     }
     // HTTP/1.0 without a Host header: answered by the server.
     let out = raw(s.addr, b"GET / HTTP/1.0\r\n\r\n").await;
-    assert!(out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.1 400"), "{out:?}");
-    let m = s.app.metrics_text();
     assert!(
-        !m.contains("outcome=\"ok\""),
-        "no guest was called:\n{m}"
+        out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.1 400"),
+        "{out:?}"
     );
+    let m = s.app.metrics_text();
+    assert!(!m.contains("outcome=\"ok\""), "no guest was called:\n{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +147,10 @@ async fn stopping_lets_requests_in_flight_finish_and_refuses_new_ones() {
     super::eventually("the request runs", || s.app.status()["m"].busy == 1).await;
     let stopped = tokio::spawn(s.stop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
     let r = in_flight.await.unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "slept 800\n"));
     assert_eq!(stopped.await.unwrap(), 0, "no connection had to be aborted");
@@ -146,28 +158,53 @@ async fn stopping_lets_requests_in_flight_finish_and_refuses_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_example_crosses_three_modules() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
     let text = std::fs::read_to_string(root.join("examples/web/membrane.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     let text = text
-        .replace("../../guests/target/wasm32-wasip2/release/web.wasm", guests::WEB)
-        .replace("../../guests/target/wasm32-wasip2/release/kv_store.wasm", guests::KV_STORE)
-        .replace("../../guests/target/wasm32-wasip2/release/render.wasm", guests::RENDER);
+        .replace(
+            "../../guests/target/wasm32-wasip2/release/web.wasm",
+            guests::WEB,
+        )
+        .replace(
+            "../../guests/target/wasm32-wasip2/release/kv_store.wasm",
+            guests::KV_STORE,
+        )
+        .replace(
+            "../../guests/target/wasm32-wasip2/release/render.wasm",
+            guests::RENDER,
+        );
     let manifest = crate::common::write_manifest(dir.path(), &text);
     let m = membrane::Manifest::from_file(&manifest).unwrap();
     let app = runtime().load_spec(m.app).await.unwrap();
     let s = super::serve_app(app).await;
-    let r = super::send(s.addr, request("POST", "/notes", "buy milk")).await.unwrap();
+    let r = super::send(s.addr, request("POST", "/notes", "buy milk"))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.body.as_str()), (201, "added 1\n"));
-    let r = super::send(s.addr, request("POST", "/notes", "call Ada")).await.unwrap();
+    let r = super::send(s.addr, request("POST", "/notes", "call Ada"))
+        .await
+        .unwrap();
     assert_eq!(r.body, "added 2\n");
     let r = get(s.addr, "/").await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("buy milk") && r.body.contains("call Ada"), "{}", r.body);
+    assert!(
+        r.body.contains("buy milk") && r.body.contains("call Ada"),
+        "{}",
+        r.body
+    );
     assert_eq!(get(s.addr, "/notes/2").await.body, "call Ada\n");
     assert_eq!(get(s.addr, "/notes/9").await.status, 404);
-    assert_eq!(super::send(s.addr, request("DELETE", "/", "")).await.unwrap().status, 405);
+    assert_eq!(
+        super::send(s.addr, request("DELETE", "/", ""))
+            .await
+            .unwrap()
+            .status,
+        405
+    );
     // The store wrote only its granted directory.
     assert!(std::fs::read_dir(dir.path().join("data")).unwrap().count() >= 3);
 }

@@ -100,7 +100,11 @@ impl Guest for Web {
                     Ok(id) => respond(out, 201, &format!("added {id}\n")),
                     Err(e) => respond(out, 500, &format!("cannot store the note: {e}\n")),
                 },
-                _ => respond(out, 400, "send the note as a UTF-8 body of at most 64 KiB\n"),
+                _ => respond(
+                    out,
+                    400,
+                    "send the note as a UTF-8 body of at most 64 KiB\n",
+                ),
             },
             (p, Method::Get) if p.starts_with("/notes/") => {
                 let note = p["/notes/".len()..]

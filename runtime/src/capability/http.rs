@@ -46,9 +46,7 @@ pub(crate) fn parse_origin(text: &str) -> Result<Origin, String> {
         Some("https") => true,
         Some("http") => false,
         Some(other) => {
-            return Err(format!(
-                "{text:?}: scheme `{other}` is not http or https"
-            ));
+            return Err(format!("{text:?}: scheme `{other}` is not http or https"));
         }
         None => {
             return Err(format!(
@@ -73,7 +71,10 @@ pub(crate) fn parse_origin(text: &str) -> Result<Origin, String> {
 }
 
 fn origin_of(https: bool, authority: &Authority) -> Option<Origin> {
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if host.is_empty() {
         return None;
     }
@@ -213,9 +214,17 @@ mod tests {
             parse_origin("http://[::ffff:127.0.0.1]:80").unwrap().host,
             "127.0.0.1"
         );
-        assert!(parse_origin("api.example.com").unwrap_err().contains("no scheme"));
+        assert!(
+            parse_origin("api.example.com")
+                .unwrap_err()
+                .contains("no scheme")
+        );
         assert!(parse_origin("ftp://x").unwrap_err().contains("not http"));
-        assert!(parse_origin("http://x/path").unwrap_err().contains("has a path"));
+        assert!(
+            parse_origin("http://x/path")
+                .unwrap_err()
+                .contains("has a path")
+        );
         assert!(parse_origin("http://u:p@x").unwrap_err().contains("user"));
     }
 
@@ -227,7 +236,7 @@ mod tests {
                 parse_origin("https://api.example.com").unwrap(),
             ]),
         };
-        let metrics = crate::metrics::Metrics::new().module("m");
+        let metrics = crate::metrics::Metrics::new(true).module("m");
         let hooks = OutboundHttp::new(Some(&grant), metrics);
         let ok = |u: &str| hooks.allowed(&u.parse().unwrap());
         assert!(ok("http://127.0.0.1:9000/x?y"));

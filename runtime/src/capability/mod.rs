@@ -28,10 +28,5 @@ pub(crate) mod stdio;
 use crate::unit::UnitDef;
 
 /// Every capability. A new capability is one file and one line here.
-pub(crate) const CAPABILITIES: &[UnitDef] = &[
-    fs::DEF,
-    env::DEF,
-    stdio::DEF,
-    network::DEF,
-    http::DEF,
-];
+pub(crate) const CAPABILITIES: &[UnitDef] =
+    &[fs::DEF, env::DEF, stdio::DEF, network::DEF, http::DEF];

@@ -17,7 +17,12 @@ pub(crate) fn handle(app: &App, req: &hyper::Request<Incoming>) -> Response {
     let (body, content_type) = match req.uri().path() {
         "/metrics" => (app.metrics_text(), OPENMETRICS),
         "/status" => (status_json(app), "application/json"),
-        _ => return text(StatusCode::NOT_FOUND, "admin endpoints: GET /metrics, GET /status\n"),
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                "admin endpoints: GET /metrics, GET /status\n",
+            );
+        }
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");

@@ -34,8 +34,6 @@ use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::spec::HttpSpec;
 
-
-
 /// What `membrane serve` takes from its command line, overriding the manifest.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

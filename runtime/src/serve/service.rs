@@ -53,7 +53,10 @@ impl Router {
                 .and_then(|v| v.to_str().ok()),
         );
         let path = req.uri().path().to_string();
-        let route = self.http.route_for(&path).map(|(p, m)| (p.to_string(), m.to_string()));
+        let route = self
+            .http
+            .route_for(&path)
+            .map(|(p, m)| (p.to_string(), m.to_string()));
         let span = tracing::info_span!(
             target: "membrane::http",
             "request",
@@ -144,9 +147,10 @@ impl Router {
             Failure::Error(e) => {
                 let (status, retry) = match e.kind() {
                     ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
-                    ErrorKind::Unavailable => {
-                        (StatusCode::SERVICE_UNAVAILABLE, Some(self.retry_after(module)))
-                    }
+                    ErrorKind::Unavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(self.retry_after(module)),
+                    ),
                     ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
                     _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
                 };
@@ -161,7 +165,9 @@ impl Router {
                 let mut resp = text(
                     status,
                     match status {
-                        StatusCode::SERVICE_UNAVAILABLE => "the service is unavailable, retry later\n",
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            "the service is unavailable, retry later\n"
+                        }
                         StatusCode::GATEWAY_TIMEOUT => "the request timed out\n",
                         _ => "internal error\n",
                     },

@@ -198,7 +198,8 @@ fn init_logging(serving: bool) {
     } else {
         "warn,membrane::guest=info"
     };
-    let filter = EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let spans = if serving {
         FmtSpan::CLOSE
     } else {
