@@ -402,6 +402,8 @@ fn config_for(app: &AppSpec) -> Config {
         config.cache_dir = membrane::default_cache_dir();
     }
     config.fuel = app.modules().values().any(|m| m.limits.fuel.is_some());
+    // For benchmarks of what counting calls costs (scripts/bench-http.sh).
+    config.metrics = std::env::var_os("MEMBRANE_NO_METRICS").is_none();
     if let Some(stack) = app.stack_size() {
         config.max_wasm_stack = stack as usize;
     }
