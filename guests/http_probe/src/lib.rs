@@ -7,11 +7,11 @@
 //! | `/trap` | panics before answering |
 //! | `/spin` | loops forever before answering |
 //! | `/spin-after-head` | sends a 200 head and `started\n`, then loops forever |
-//! | `/big?n=BYTES` | streams BYTES bytes of `x` in 4 KiB writes |
+//! | `/big?n=BYTES` | streams BYTES bytes of `x` in 4 KiB writes, from one 4 KiB buffer |
 //! | `/sleep?ms=N` | sleeps N ms (a WASI clock wait), then answers `slept N` |
 //! | `/fetch?url=URL` | GETs URL with `wasi:http/outgoing-handler`; 200 `status=S\n<body>`, or 502 `error=<code>` |
 //! | `/connect?addr=IP:PORT` | opens a TCP connection; 200 `connected` or 502 `error=<code>` |
-//! | `/headers` | answers the request's headers, one `name: value` line each, sorted |
+//! | `/headers` | answers the request's headers, one `name: value` line each, sorted by name |
 //! | anything else | `<NAME> <METHOD> <path>`, NAME from the environment (default `probe`) |
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -97,8 +97,18 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
     let mut data = Vec::new();
     {
         let stream = body.stream().map_err(|_| "no stream".to_string())?;
-        while let Ok(chunk) = stream.blocking_read(64 << 10) {
-            data.extend_from_slice(&chunk);
+        loop {
+            match stream.blocking_read(64 << 10) {
+                Ok(chunk) => data.extend_from_slice(&chunk),
+                Err(wasip2::io::streams::StreamError::Closed) => break,
+                // A body cut short upstream fails the fetch, with the code the host gives.
+                Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => {
+                    return Err(match wasip2::http::types::http_error_code(&e) {
+                        Some(code) => format!("{code:?}"),
+                        None => e.to_debug_string(),
+                    });
+                }
+            }
         }
     }
     Ok((status, data))
@@ -150,8 +160,22 @@ impl Guest for Probe {
                 }
             }
             "/big" => {
-                let n: usize = param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0);
-                respond(out, 200, &vec![b'x'; n]);
+                let n: u64 = param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let Some(body) = head(out, 200) else { return };
+                if let Ok(stream) = body.write() {
+                    // One 4 KiB buffer written again and again: the guest's memory does not
+                    // grow with n, and each write waits for the client to take the last.
+                    let chunk = [b'x'; 4096];
+                    let mut left = n;
+                    while left > 0 {
+                        let len = left.min(chunk.len() as u64) as usize;
+                        if stream.blocking_write_and_flush(&chunk[..len]).is_err() {
+                            return;
+                        }
+                        left -= len as u64;
+                    }
+                }
+                let _ = OutgoingBody::finish(body, None);
             }
             "/sleep" => {
                 let ms: u64 = param(query, "ms").and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -171,14 +195,14 @@ impl Guest for Probe {
                 Err(e) => respond(out, 502, format!("error={e}").as_bytes()),
             },
             "/headers" => {
-                let mut lines: Vec<String> = request
-                    .headers()
-                    .entries()
-                    .into_iter()
-                    .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(&v)))
+                let mut entries = request.headers().entries();
+                // By name only (stable, so repeated headers keep their order).
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let lines: String = entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v)))
                     .collect();
-                lines.sort();
-                respond(out, 200, lines.concat().as_bytes());
+                respond(out, 200, lines.as_bytes());
             }
             _ => {
                 let name = wasip2::cli::environment::get_environment()
@@ -187,12 +211,15 @@ impl Guest for Probe {
                     .map_or_else(|| "probe".to_string(), |(_, v)| v);
                 let method = match request.method() {
                     Method::Get => "GET".to_string(),
+                    Method::Head => "HEAD".to_string(),
                     Method::Post => "POST".to_string(),
                     Method::Put => "PUT".to_string(),
                     Method::Delete => "DELETE".to_string(),
-                    Method::Head => "HEAD".to_string(),
+                    Method::Connect => "CONNECT".to_string(),
+                    Method::Options => "OPTIONS".to_string(),
+                    Method::Trace => "TRACE".to_string(),
+                    Method::Patch => "PATCH".to_string(),
                     Method::Other(m) => m,
-                    other => format!("{other:?}").to_uppercase(),
                 };
                 respond(out, 200, format!("{name} {method} {full}\n").as_bytes());
             }
