@@ -117,6 +117,7 @@ impl Guest for Web {
                 }
             }
             ("/" | "/notes", _) => respond(out, 405, "method not allowed\n"),
+            (p, _) if p.starts_with("/notes/") => respond(out, 405, "method not allowed\n"),
             _ => respond(out, 404, "not found\n"),
         }
     }
