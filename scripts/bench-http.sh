@@ -16,7 +16,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 [ -x "$WASMTIME" ] || { echo "wasmtime 48 is missing: cargo install wasmtime-cli --version 48.0.8 --locked" >&2; exit 1; }
 
 cargo build --release -q -p membrane
-(cd guests && cargo build --release -q --target wasm32-wasip2 -p http_hello -p http_relay -p bench_provider)
+(cd guests && cargo build --release -q --target wasm32-wasip2 -p http_hello -p http_relay -p bench_driver -p bench_provider)
 wasm=$root/guests/target/wasm32-wasip2/release
 membrane=$root/target/release/membrane
 work=$(mktemp -d)
@@ -37,7 +37,10 @@ listen = "127.0.0.1:18083"
 routes = { "/" = "relay" }
 [modules.relay]
 component = "$wasm/http_relay.wasm"
-links = { "membrane-bench:calls/api" = "provider" }
+links = { "membrane-bench:calls/driver" = "driver" }
+[modules.driver]
+component = "$wasm/bench_driver.wasm"
+links = { "membrane-bench:calls/api" = "provider", "membrane-bench:calls/res" = "provider" }
 [modules.provider]
 component = "$wasm/bench_provider.wasm"
 TOML
@@ -53,31 +56,38 @@ load() {
   if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
   echo "$rps $p50 $p99"
 }
-start() { "$@" >"$work/log.$$" 2>&1 & pids+=($!); }
+start() { "$@" >>"$work/server.log" 2>&1 & pids+=($!); }
 
-echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION"
-# Each server gets its own run; each pair is measured back to back.
-MEMBRANE_LOG=info start "$membrane" serve "$work/hello.toml"; m_pid=$!
-wait_port 18081; curl -sf http://127.0.0.1:18081/ >/dev/null
-start "$WASMTIME" serve --addr 127.0.0.1:18082 -Scli "$wasm/http_hello.wasm"; w_pid=$!
-wait_port 18082; curl -sf http://127.0.0.1:18082/ >/dev/null
-load http://127.0.0.1:18082/ >/dev/null  # warm-up
-echo "hello  wasmtime serve        : $(load http://127.0.0.1:18082/)"
-load http://127.0.0.1:18081/ >/dev/null  # warm-up
-echo "hello  membrane serve (info) : $(load http://127.0.0.1:18081/)"
-kill "$w_pid"; kill "$m_pid"; sleep 0.5
+echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION --latency; columns: req/s p50 p99"
+# serve NAME PORT ENV... -- CMD...: starts a server and waits for its port.
+serve() { local port=$1; shift; start env "$@"; wait_port "$port"; curl -sf "http://127.0.0.1:$port/" >/dev/null; load "http://127.0.0.1:$port/" >/dev/null; }
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=(); sleep 0.5; }
 
-MEMBRANE_LOG=off MEMBRANE_NO_METRICS=1 start "$membrane" serve "$work/hello.toml"; m_pid=$!
-wait_port 18081
-load http://127.0.0.1:18081/ >/dev/null
-echo "hello  membrane serve (off)  : $(load http://127.0.0.1:18081/)"
-echo "hello  membrane serve (info) : $(kill "$m_pid"; sleep 0.5; MEMBRANE_LOG=info start "$membrane" serve "$work/hello.toml"; wait_port 18081; load http://127.0.0.1:18081/ >/dev/null; load http://127.0.0.1:18081/)"
+# 1. The same hello component under wasmtime serve and membrane serve (logs at info, metrics on).
+for round in 1 2; do
+  serve 18082 "$WASMTIME" serve --addr 127.0.0.1:18082 -Scli "$wasm/http_hello.wasm"
+  echo "hello  wasmtime serve 48        : $(load http://127.0.0.1:18082/)"
+  stop_all
+  serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
+  echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+  stop_all
+done
 
-MEMBRANE_LOG=info start "$membrane" serve "$work/linked.toml"
-wait_port 18083; curl -sf http://127.0.0.1:18083/ >/dev/null
-load http://127.0.0.1:18083/ >/dev/null
-echo "linked membrane serve (info) : $(load http://127.0.0.1:18083/)"
-echo "hello  membrane serve (info) : $(load http://127.0.0.1:18081/)"
+# 2. What logging at info and metrics cost: the same server with both off.
+serve 18081 MEMBRANE_LOG=off MEMBRANE_NO_METRICS=1 "$membrane" serve "$work/hello.toml"
+echo "hello  membrane serve (off)     : $(load http://127.0.0.1:18081/)"
+stop_all
+serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
+echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+stop_all
 
-echo "idle connections:"
-python3 "$root/scripts/idle-connections.py" 1000 18081 "$(pgrep -f "serve $work/hello.toml" | head -1)"
+# 3. A request that crosses two links (relay -> driver -> provider) against hello.
+serve 18083 MEMBRANE_LOG=info "$membrane" serve "$work/linked.toml"
+echo "linked membrane serve (info)    : $(load http://127.0.0.1:18083/)"
+stop_all
+serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
+echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+
+# 4. Idle keep-alive connections (each made one request), while the hello server runs.
+python3 "$root/scripts/idle-connections.py" 1000 18081 "${pids[0]}"
+stop_all
