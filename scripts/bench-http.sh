@@ -61,7 +61,7 @@ start() { "$@" >>"$work/server.log" 2>&1 & pids+=($!); }
 echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION --latency; columns: req/s p50 p99"
 # serve NAME PORT ENV... -- CMD...: starts a server and waits for its port.
 serve() { local port=$1; shift; start env "$@"; wait_port "$port"; curl -sf "http://127.0.0.1:$port/" >/dev/null; load "http://127.0.0.1:$port/" >/dev/null; }
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=(); sleep 0.5; }
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); sleep 0.3; }
 
 # 1. The same hello component under wasmtime serve and membrane serve (logs at info, metrics on).
 for round in 1 2; do
@@ -73,21 +73,27 @@ for round in 1 2; do
   stop_all
 done
 
-# 2. What logging at info and metrics cost: the same server with both off.
-serve 18081 MEMBRANE_LOG=off MEMBRANE_NO_METRICS=1 "$membrane" serve "$work/hello.toml"
-echo "hello  membrane serve (off)     : $(load http://127.0.0.1:18081/)"
-stop_all
-serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
-echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
-stop_all
+# 2. What logging at info and metrics cost: the same server with both off, alternated.
+for round in 1 2 3; do
+  serve 18081 MEMBRANE_LOG=off MEMBRANE_NO_METRICS=1 "$membrane" serve "$work/hello.toml"
+  echo "hello  membrane serve (off)     : $(load http://127.0.0.1:18081/)"
+  stop_all
+  serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
+  echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+  stop_all
+done
 
-# 3. A request that crosses two links (relay -> driver -> provider) against hello.
-serve 18083 MEMBRANE_LOG=info "$membrane" serve "$work/linked.toml"
-echo "linked membrane serve (info)    : $(load http://127.0.0.1:18083/)"
-stop_all
-serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
-echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+# 3. A request that crosses two links (relay -> driver -> provider) against hello, alternated.
+for round in 1 2; do
+  serve 18083 MEMBRANE_LOG=info "$membrane" serve "$work/linked.toml"
+  echo "linked membrane serve (info)    : $(load http://127.0.0.1:18083/)"
+  stop_all
+  serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
+  echo "hello  membrane serve (info)    : $(load http://127.0.0.1:18081/)"
+  stop_all
+done
 
 # 4. Idle keep-alive connections (each made one request), while the hello server runs.
+serve 18081 MEMBRANE_LOG=info "$membrane" serve "$work/hello.toml"
 python3 "$root/scripts/idle-connections.py" 1000 18081 "${pids[0]}"
 stop_all

@@ -199,19 +199,16 @@ impl Metrics {
         self.circuit_open.get_or_create(&m).set(i64::from(open));
     }
 
-    /// Counts one HTTP request answered with `status` after `elapsed`.
-    pub(crate) fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
-        self.http_requests
-            .get_or_create(&HttpLabels {
+    /// The counters of one route (`none` for requests no route matched), made once.
+    pub(crate) fn route(self: &Arc<Self>, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            duration: self.http_duration.get_or_create_owned(&RouteLabels {
                 route: route.to_string(),
-                status,
-            })
-            .inc();
-        self.http_duration
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
-            .observe(elapsed.as_secs_f64());
+            }),
+            statuses: Mutex::new(Vec::new()),
+            app: self.clone(),
+        }
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -221,6 +218,33 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// The HTTP counters of one route, kept by the server so that a request looks nothing up.
+pub(crate) struct RouteMetrics {
+    route: String,
+    duration: Histogram,
+    /// One counter per status seen, in order of first use (a handful).
+    statuses: Mutex<Vec<(u16, Counter)>>,
+    app: Arc<Metrics>,
+}
+
+impl RouteMetrics {
+    /// Counts one request answered with `status` after `elapsed`.
+    pub(crate) fn request(&self, status: u16, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = statuses.iter().find(|(s, _)| *s == status) {
+            c.inc();
+            return;
+        }
+        let c = self.app.http_requests.get_or_create_owned(&HttpLabels {
+            route: self.route.clone(),
+            status,
+        });
+        c.inc();
+        statuses.push((status, c));
     }
 }
 

@@ -176,6 +176,7 @@ async fn a_linked_request_traces_each_module_as_a_child_span() {
         &[
             ("MEMBRANE_LOG_FORMAT", "json"),
             ("MEMBRANE_LOG", "info,membrane::call=debug"),
+            ("MEMBRANE_LOG_SPANS", "1"),
         ],
     );
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -167,7 +167,7 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(Some(256));
-        let router = Arc::new(service::Router { app, http });
+        let router = Arc::new(service::Router::new(app, http));
         let admin_task = admin.map(|l| tokio::spawn(serve_admin(l, router.app.clone())));
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(router.http.max_connections.max(1)));

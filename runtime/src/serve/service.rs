@@ -2,6 +2,7 @@
 //! and every failure turned into a status with no guest detail (the detail goes to the log,
 //! target `membrane::http`, with the error's kind and cause chain).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::app::App;
 use crate::error::{ErrorKind, chain};
 use crate::incoming::{self, Failure};
+use crate::metrics::RouteMetrics;
 use crate::serve::trace::TraceContext;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
@@ -26,6 +28,9 @@ pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
 pub(crate) struct Router {
     pub app: App,
     pub http: HttpSpec,
+    /// The counters of each route, and of requests no route matched.
+    metrics: BTreeMap<String, RouteMetrics>,
+    unrouted: RouteMetrics,
 }
 
 /// A response with a short plain-text body.
@@ -44,6 +49,21 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
 }
 
 impl Router {
+    pub(crate) fn new(app: App, http: HttpSpec) -> Router {
+        let metrics = http
+            .routes
+            .keys()
+            .map(|prefix| (prefix.clone(), app.metrics().route(prefix)))
+            .collect();
+        let unrouted = app.metrics().route("none");
+        Router {
+            app,
+            http,
+            metrics,
+            unrouted,
+        }
+    }
+
     /// Answers one request.
     pub(crate) async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> Response {
         let started = Instant::now();
@@ -69,22 +89,20 @@ impl Router {
             span_id = %trace.span_id,
             status = tracing::field::Empty,
         );
-        let mut resp = {
-            let _enter = span.enter();
-            match &route {
-                None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
-                Some((_, module)) => self.dispatch(module, req, &span).await,
-            }
+        let mut resp = match &route {
+            None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
+            Some((_, module)) => self.dispatch(module, req, &span).await,
         };
         if let Ok(v) = HeaderValue::from_str(&trace.header()) {
             resp.headers_mut().insert("traceparent", v);
         }
         let status = resp.status().as_u16();
         span.record("status", status);
-        let route = route.as_ref().map_or("none", |r| r.0.as_str());
-        self.app
-            .metrics()
-            .http_request(route, status, started.elapsed());
+        let counters = route
+            .as_ref()
+            .and_then(|r| self.metrics.get(&r.0))
+            .unwrap_or(&self.unrouted);
+        counters.request(status, started.elapsed());
         resp
     }
 

@@ -188,8 +188,9 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr, filtered by `MEMBRANE_LOG` (`tracing` directives; by default
 /// warnings, guest output and, for `serve`, everything at info: audit events, request
-/// failures, shutdown). `MEMBRANE_LOG_FORMAT=json` writes one JSON object per line. A server
-/// also logs each request and module call when its span closes, with its duration.
+/// failures, shutdown). `MEMBRANE_LOG_FORMAT=json` writes one JSON object per line.
+/// `MEMBRANE_LOG_SPANS=1` also logs each request and module call when its span closes, with
+/// its duration.
 fn init_logging(serving: bool) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::fmt::format::FmtSpan;
@@ -200,7 +201,9 @@ fn init_logging(serving: bool) {
     };
     let filter =
         EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let spans = if serving {
+    // Span closes (a line per request and per module call, with durations) are opt-in:
+    // at a high request rate they are most of what logging costs.
+    let spans = if std::env::var_os("MEMBRANE_LOG_SPANS").is_some_and(|v| v != "0") {
         FmtSpan::CLOSE
     } else {
         FmtSpan::NONE
