@@ -82,13 +82,16 @@ impl Router {
             "request",
             method = %req.method(),
             path = %crate::sanitize::escape(&path),
-            route = route.as_ref().map_or("", |r| r.0.as_str()),
             module = route.as_ref().map_or("", |r| r.1.as_str()),
             trace_id = %trace.trace_id,
-            parent_id = trace.parent_id.as_deref().unwrap_or(""),
-            span_id = %trace.span_id,
+            parent_id = tracing::field::Empty,
             status = tracing::field::Empty,
         );
+        if let Some(parent) = &trace.parent_id
+            && !span.is_disabled()
+        {
+            span.record("parent_id", parent.as_str());
+        }
         let mut resp = match &route {
             None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
             Some((_, module)) => self.dispatch(module, req, &span).await,
