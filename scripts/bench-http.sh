@@ -91,7 +91,7 @@ for round in 1 2 3; do
 done
 
 # 3. A request that crosses two links (relay -> driver -> provider) against hello, alternated.
-for round in 1 2; do
+for round in 1 2 3 4; do
   serve 18083 MEMBRANE_LOG=info "$membrane" serve "$work/linked.toml"
   echo "linked membrane serve (info)    : $(load http://127.0.0.1:18083/)"
   stop_all
