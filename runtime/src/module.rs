@@ -72,7 +72,7 @@ impl Supervised<'_> {
         }
         if m.metrics.counts_calls() {
             let f = m.metrics.function(&self.func.metrics, &self.func.name);
-            f.duration.observe(self.start.elapsed().as_secs_f64());
+            f.duration.observe(self.start.elapsed());
             match outcome {
                 Ok(_) => {
                     f.ok.inc();
