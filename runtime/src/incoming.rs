@@ -88,14 +88,15 @@ pub(crate) enum Failure {
     Guest(ErrorCode),
 }
 
-/// Gives a request to `module` and waits for the response head (or a failure) until the
-/// module's timeout. The guest keeps running after the head, to write the body.
+/// Gives a request to `module`'s `handler` (its [`HANDLER`] export) and waits for the
+/// response head (or a failure) until the module's timeout. The guest keeps running after
+/// the head, to write the body.
 pub(crate) async fn serve(
     module: Arc<Module>,
+    func: Arc<Function>,
     req: hyper::Request<hyper::body::Incoming>,
     scheme: Scheme,
 ) -> std::result::Result<Response, Failure> {
-    let func = module.function(HANDLER).map_err(Failure::Error)?;
     let guest_module = module.clone();
     let limits = &module.recipe().limits;
     let limit = limits.body;

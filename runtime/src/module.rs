@@ -6,15 +6,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use tracing::Instrument;
 use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
 
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
-use crate::metrics::ModuleMetrics;
-use tracing::Instrument;
-
 use crate::instance::{Budget, Flavour, HostState, LiveInstance, Recipe};
+use crate::metrics::ModuleMetrics;
 use crate::pool::{Lease, Pool};
 use crate::supervisor::{Admission, Supervisor};
 use crate::unit::RunContext;
@@ -43,7 +42,8 @@ pub(crate) struct Supervised<'a> {
     module: &'a Module,
     func: &'a Function,
     admission: Option<Admission>,
-    start: Instant,
+    /// When the call started, if calls are counted.
+    start: Option<Instant>,
     span: tracing::Span,
 }
 
@@ -70,9 +70,9 @@ impl Supervised<'_> {
             };
             self.span.record("outcome", text);
         }
-        if m.metrics.counts_calls() {
+        if let Some(start) = self.start {
             let f = m.metrics.function(&self.func.metrics, &self.func.name);
-            f.duration.observe(self.start.elapsed());
+            f.duration.observe(start.elapsed());
             match outcome {
                 Ok(_) => {
                     f.ok.inc();
@@ -150,7 +150,7 @@ impl Module {
             module: self,
             func,
             admission: Some(admission),
-            start: Instant::now(),
+            start: self.metrics.counts_calls().then(Instant::now),
             span: tracing::debug_span!(
                 target: "membrane::call",
                 "call",

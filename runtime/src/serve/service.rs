@@ -14,12 +14,14 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
-use crate::error::{ErrorKind, chain};
+use crate::error::{ErrorKind, Result, chain};
 use crate::incoming::{self, Failure};
 use crate::metrics::RouteMetrics;
+use crate::module::Module;
 use crate::serve::trace::TraceContext;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
+use crate::value::Function;
 
 /// What the server answers with.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
@@ -28,9 +30,17 @@ pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
 pub(crate) struct Router {
     pub app: App,
     pub http: HttpSpec,
-    /// The counters of each route, and of requests no route matched.
-    metrics: BTreeMap<String, RouteMetrics>,
+    /// Each route's module, handler and counters, resolved once.
+    routes: BTreeMap<String, Route>,
+    /// The counters of requests no route matched.
     unrouted: RouteMetrics,
+}
+
+/// One route, resolved when the server starts.
+struct Route {
+    module: Arc<Module>,
+    handler: Arc<Function>,
+    metrics: RouteMetrics,
 }
 
 /// A response with a short plain-text body.
@@ -49,19 +59,29 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
 }
 
 impl Router {
-    pub(crate) fn new(app: App, http: HttpSpec) -> Router {
-        let metrics = http
-            .routes
-            .keys()
-            .map(|prefix| (prefix.clone(), app.metrics().route(prefix)))
-            .collect();
+    /// Resolves every route's module and handler (checked when the app loaded).
+    pub(crate) fn new(app: App, http: HttpSpec) -> Result<Router> {
+        let mut routes = BTreeMap::new();
+        for (prefix, module) in &http.routes {
+            let module = app.module_arc(module)?;
+            let handler = module.function(incoming::HANDLER)?;
+            let metrics = app.metrics().route(prefix);
+            routes.insert(
+                prefix.clone(),
+                Route {
+                    module,
+                    handler,
+                    metrics,
+                },
+            );
+        }
         let unrouted = app.metrics().route("none");
-        Router {
+        Ok(Router {
             app,
             http,
-            metrics,
+            routes,
             unrouted,
-        }
+        })
     }
 
     /// Answers one request.
@@ -72,17 +92,16 @@ impl Router {
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok()),
         );
-        let path = req.uri().path().to_string();
         let route = self
             .http
-            .route_for(&path)
-            .map(|(p, m)| (p.to_string(), m.to_string()));
+            .route_for(req.uri().path())
+            .and_then(|(prefix, _)| self.routes.get(prefix));
         let span = tracing::info_span!(
             target: "membrane::http",
             "request",
             method = %req.method(),
-            path = %crate::sanitize::escape(&path),
-            module = route.as_ref().map_or("", |r| r.1.as_str()),
+            path = %crate::sanitize::escape(req.uri().path()),
+            module = route.map_or("", |r| &*r.module.name),
             trace_id = %trace.trace_id,
             parent_id = tracing::field::Empty,
             status = tracing::field::Empty,
@@ -92,42 +111,39 @@ impl Router {
         {
             span.record("parent_id", parent.as_str());
         }
-        let mut resp = match &route {
+        let mut resp = match route {
             None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
-            Some((_, module)) => self.dispatch(module, req, &span).await,
+            Some(route) => self.dispatch(route, req, &span).await,
         };
         if let Ok(v) = HeaderValue::from_str(&trace.header()) {
             resp.headers_mut().insert("traceparent", v);
         }
         let status = resp.status().as_u16();
         span.record("status", status);
-        let counters = route
-            .as_ref()
-            .and_then(|r| self.metrics.get(&r.0))
-            .unwrap_or(&self.unrouted);
-        counters.request(status, started.elapsed());
+        route
+            .map_or(&self.unrouted, |r| &r.metrics)
+            .request(status, started.elapsed());
         resp
     }
 
     async fn dispatch(
         &self,
-        module: &str,
+        route: &Route,
         req: hyper::Request<Incoming>,
         span: &tracing::Span,
     ) -> Response {
         if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
             return text(StatusCode::BAD_REQUEST, "the request has no Host header\n");
         }
-        let m = match self.app.module_arc(module) {
-            Ok(m) => m,
-            // Routes are checked at load: every route names a module.
-            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
-        };
-        let fut = incoming::serve(m.clone(), req, Scheme::Http);
-        let outcome = tracing::Instrument::instrument(fut, span.clone()).await;
-        match outcome {
+        let fut = incoming::serve(
+            route.module.clone(),
+            route.handler.clone(),
+            req,
+            Scheme::Http,
+        );
+        match tracing::Instrument::instrument(fut, span.clone()).await {
             Ok(resp) => resp,
-            Err(failure) => self.failed(module, failure),
+            Err(failure) => self.failed(&route.module.name, failure),
         }
     }
 
