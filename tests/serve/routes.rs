@@ -208,3 +208,27 @@ async fn the_web_example_crosses_three_modules() {
     // The store wrote only its granted directory.
     assert!(std::fs::read_dir(dir.path().join("data")).unwrap().count() >= 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_still_running_when_the_drain_time_ends_are_aborted() {
+    let mut http = HttpSpec::default().route("/", "m");
+    http.drain = Duration::from_millis(300);
+    let s = serve(AppSpec::new().module("m", probe("m")), http).await;
+    let addr = s.addr;
+    let in_flight = tokio::spawn(async move {
+        super::send(addr, request("GET", "/sleep?ms=5000", Bytes::new())).await
+    });
+    super::eventually("the request runs", || s.app.status()["m"].busy == 1).await;
+    let started = std::time::Instant::now();
+    assert_eq!(s.stop().await, 1, "the one connection left is aborted");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = in_flight.await.unwrap();
+    assert!(
+        r.is_err(),
+        "the client sees the connection end, not a response"
+    );
+}

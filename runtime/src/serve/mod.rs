@@ -167,9 +167,10 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(Some(256));
-        let router = Arc::new(service::Router::new(app, http));
+        let router = Arc::new(service::Router::new(app, http)?);
         let admin_task = admin.map(|l| tokio::spawn(serve_admin(l, router.app.clone())));
         let graceful = GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
         let permits = Arc::new(Semaphore::new(router.http.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
@@ -202,7 +203,10 @@ impl Server {
                 async move { Ok::<_, Infallible>(r.handle(req).await) }
             });
             let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-            tokio::spawn(async move {
+            // Finished connections are reaped as new ones come, so the set stays as large
+            // as the connections open.
+            while connections.try_join_next().is_some() {}
+            connections.spawn(async move {
                 // Errors here are the client's: a reset, a timeout, bad HTTP (answered 400).
                 if let Err(e) = conn.await {
                     tracing::debug!(target: "membrane::http", error = %e, "connection ended");
@@ -217,11 +221,17 @@ impl Server {
         let aborted = tokio::select! {
             () = graceful.shutdown() => 0,
             () = tokio::time::sleep(drain) => {
+                // Dropping a connection's future closes its socket and stops the guest still
+                // answering on it.
+                while connections.try_join_next().is_some() {}
+                let left = connections.len();
                 tracing::warn!(
                     target: "membrane::http",
-                    "the drain time ({drain:?}, app.http.drain) ran out; aborting the connections left (of {open})"
+                    "the drain time ({drain:?}, app.http.drain) ran out; aborting {left} of {open} connections"
                 );
-                permits.available_permits().abs_diff(router.http.max_connections.max(1))
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
+                left
             }
         };
         if let Some(t) = admin_task {
