@@ -79,7 +79,8 @@ type Histograms<L> = Family<L, DurationHistogram>;
 pub(crate) struct Metrics {
     /// Whether calls are counted (denials and HTTP requests always are).
     calls_counted: bool,
-    registry: Mutex<Registry>,
+    /// Read-only once made: rendering only reads it.
+    registry: Registry,
     calls: Family<CallLabels, Counter>,
     call_duration: Histograms<FuncLabels>,
     instances: Family<StateLabels, Gauge>,
@@ -98,63 +99,51 @@ impl fmt::Debug for Metrics {
 
 impl Metrics {
     pub(crate) fn new(calls_counted: bool) -> Arc<Metrics> {
+        let (calls, call_duration) = (Family::default(), Family::default());
+        let (instances, queue_depth, circuit_open) =
+            (Family::default(), Family::default(), Family::default());
+        let (denials, http_requests, http_duration) =
+            (Family::default(), Family::default(), Family::default());
         let mut r = Registry::with_prefix("membrane");
-        let m = Metrics {
-            calls_counted,
-            calls: Family::default(),
-            call_duration: Family::default(),
-            instances: Family::default(),
-            queue_depth: Family::default(),
-            circuit_open: Family::default(),
-            denials: Family::default(),
-            http_requests: Family::default(),
-            http_duration: Family::default(),
-            registry: Mutex::new(Registry::default()),
-        };
-        r.register(
-            "calls",
-            "Calls into modules, by outcome: ok or the error kind",
-            m.calls.clone(),
-        );
+        let help = "Calls into modules, by outcome: ok or the error kind";
+        r.register("calls", help, Family::clone(&calls));
+        let help = "How long calls into modules took";
         r.register_with_unit(
             "call_duration",
-            "How long calls into modules took",
+            help,
             Unit::Seconds,
-            m.call_duration.clone(),
+            Family::clone(&call_duration),
         );
-        r.register(
-            "instances",
-            "Live instances of each module, busy or idle",
-            m.instances.clone(),
-        );
-        r.register(
-            "queue_depth",
-            "Callers waiting for an instance of each module",
-            m.queue_depth.clone(),
-        );
-        r.register(
-            "circuit_open",
-            "1 while the module's circuit is open (calls refused)",
-            m.circuit_open.clone(),
-        );
-        r.register(
-            "denials",
-            "Denied uses of a capability, by module and capability",
-            m.denials.clone(),
-        );
-        r.register(
-            "http_requests",
-            "HTTP requests answered, by route and status",
-            m.http_requests.clone(),
-        );
+        let help = "Live instances of each module, busy or idle";
+        r.register("instances", help, Family::clone(&instances));
+        let help = "Callers waiting for an instance of each module";
+        r.register("queue_depth", help, Family::clone(&queue_depth));
+        let help = "1 while the module's circuit is open (calls refused)";
+        r.register("circuit_open", help, Family::clone(&circuit_open));
+        let help = "Denied uses of a capability, by module and capability";
+        r.register("denials", help, Family::clone(&denials));
+        let help = "HTTP requests answered, by route and status";
+        r.register("http_requests", help, Family::clone(&http_requests));
+        let help = "Time from a request's arrival to its response head";
+        let unit = Unit::Seconds;
         r.register_with_unit(
             "http_request_duration",
-            "Time from a request's arrival to its response head",
-            Unit::Seconds,
-            m.http_duration.clone(),
+            help,
+            unit,
+            Family::clone(&http_duration),
         );
-        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
-        Arc::new(m)
+        Arc::new(Metrics {
+            calls_counted,
+            registry: r,
+            calls,
+            call_duration,
+            instances,
+            queue_depth,
+            circuit_open,
+            denials,
+            http_requests,
+            http_duration,
+        })
     }
 
     /// The metrics of one module of the app.
@@ -212,9 +201,8 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
