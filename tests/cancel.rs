@@ -129,7 +129,7 @@ async fn dropping_the_call_stops_the_guest_and_frees_the_slot() {
         assert_eq!(app.status()["m"].busy, 1, "{func} is running");
         call.abort();
         assert!(call.await.unwrap_err().is_cancelled());
-        let status = app.status()["m"];
+        let status = app.status()["m"].clone();
         assert_eq!(
             (status.busy, status.idle),
             (0, 0),
@@ -174,7 +174,7 @@ async fn a_thousand_calls_with_half_dropped_leave_nothing_behind() {
     for call in dropped {
         let _ = call.await;
     }
-    let status = app.status()["m"];
+    let status = app.status()["m"].clone();
     assert_eq!((status.busy, status.waiting), (0, 0));
     assert!(status.idle <= 8);
     assert_eq!(status.recent_failures, 0);

@@ -36,7 +36,7 @@ async fn queued_callers_wait_their_turn() {
     for c in calls {
         c.await.unwrap().unwrap();
     }
-    let status = app.status()["m"];
+    let status = app.status()["m"].clone();
     assert_eq!((status.busy, status.waiting), (0, 0));
     assert_eq!(status.idle, 1, "one instance served every call");
 }

@@ -1,7 +1,8 @@
 //! A loaded app: compiled, checked modules ready to be called.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use wasmtime::component::Val;
 
@@ -11,45 +12,34 @@ use crate::load::{LoadCx, OnProgress};
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
-use crate::supervisor::Health;
 use crate::typed::Typed;
 use crate::unit::RunContext;
+use crate::upgrade::report::{ReloadReport, UpgradeReport};
 use crate::value::Function;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
-
-/// A snapshot of one module's instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ModuleStatus {
-    /// Instances running a call.
-    pub busy: usize,
-    /// Callers waiting for an instance.
-    pub waiting: usize,
-    /// Instances kept for reuse.
-    pub idle: usize,
-    /// Whether the module takes calls (see [`RestartPolicy`](crate::RestartPolicy)).
-    pub health: Health,
-    /// Failures counted in the restart policy's window.
-    pub recent_failures: usize,
-}
 
 /// A loaded app. Cheap to clone; calls may run concurrently.
 #[derive(Clone)]
 pub struct App {
-    inner: Arc<AppInner>,
+    pub(crate) inner: Arc<AppInner>,
 }
 
-struct AppInner {
+pub(crate) struct AppInner {
     // Keeps the runtime (its engine and epoch clock) alive as long as the app.
     _runtime: Arc<dyn std::any::Any + Send + Sync>,
-    modules: BTreeMap<String, Arc<Module>>,
-    specs: BTreeMap<String, ModuleSpec>,
+    pub(crate) modules: BTreeMap<String, Arc<Module>>,
     entry: Option<String>,
-    links: Vec<LinkInfo>,
+    links: RwLock<Vec<LinkInfo>>,
     warnings: Vec<String>,
     http: Option<HttpSpec>,
     admin: AdminSpec,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// What loading used (engine, linkers, cache, host interfaces): upgrades use it too.
+    pub(crate) cx: LoadCx,
+    /// The manifest the app was loaded from, which a reload reads again.
+    manifest: Option<PathBuf>,
+    /// Reloads of the whole app, one at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -60,25 +50,37 @@ impl App {
         progress: Option<OnProgress<'_>>,
     ) -> Result<App> {
         let metrics = Metrics::new(cx.metrics);
+        let manifest = spec.manifest_path().map(Path::to_path_buf);
         let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;
         Ok(App {
             inner: Arc::new(AppInner {
                 _runtime: runtime,
                 modules: loaded.modules,
-                specs: loaded.specs,
                 entry: loaded.entry,
-                links: loaded.links,
+                links: RwLock::new(loaded.links),
                 warnings: loaded.warnings,
                 http: loaded.http,
                 admin: loaded.admin,
                 metrics,
+                cx,
+                manifest,
+                reloading: tokio::sync::Mutex::new(()),
             }),
         })
     }
 
-    /// Every link of the app, checked and resolved.
-    pub fn links(&self) -> &[LinkInfo] {
-        &self.inner.links
+    /// Every link of the app, checked and resolved (as of the modules' current generations).
+    pub fn links(&self) -> Vec<LinkInfo> {
+        self.inner
+            .links
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The manifest the app was loaded from, if it was (a reload reads it again).
+    pub fn manifest_path(&self) -> Option<&Path> {
+        self.inner.manifest.as_deref()
     }
 
     /// Things that work but are probably mistakes, such as a link to an interface the
@@ -91,34 +93,12 @@ impl App {
     /// `instances` limit), so that the first calls do not pay for instantiation. Returns
     /// how many idle instances the module has afterwards. Does nothing for per-call modules.
     pub async fn prewarm(&self, module: &str, n: usize) -> Result<usize> {
-        self.module(module)?.prewarm(n).await
+        self.module(module)?.current_full().prewarm(n).await
     }
 
     /// [`App::prewarm`] for the synchronous path ([`App::call_blocking`]). Blocks the thread.
     pub fn prewarm_blocking(&self, module: &str, n: usize) -> Result<usize> {
-        self.module(module)?.prewarm_blocking(n)
-    }
-
-    /// How busy each module is right now.
-    pub fn status(&self) -> BTreeMap<String, ModuleStatus> {
-        self.inner
-            .modules
-            .iter()
-            .map(|(name, m)| {
-                let (busy, waiting, idle) = m.pool.load();
-                let (health, recent_failures) = m.supervisor.health();
-                (
-                    name.clone(),
-                    ModuleStatus {
-                        busy,
-                        waiting,
-                        idle,
-                        health,
-                        recent_failures,
-                    },
-                )
-            })
-            .collect()
+        self.module(module)?.current().prewarm_blocking(n)
     }
 
     /// How the app is served over HTTP (`[app.http]`), if it is a service.
@@ -137,13 +117,13 @@ impl App {
     pub fn metrics_text(&self) -> String {
         for (name, m) in &self.inner.modules {
             let (busy, waiting, idle) = m.pool.load();
-            let (health, _) = m.supervisor.health();
+            let (health, _) = m.current().supervisor.health();
             self.inner.metrics.set_module_state(
                 name,
                 busy,
                 idle,
                 waiting,
-                matches!(health, Health::Unavailable { .. }),
+                matches!(health, crate::supervisor::Health::Unavailable { .. }),
             );
         }
         self.inner.metrics.render()
@@ -157,9 +137,12 @@ impl App {
         self.module(name).cloned()
     }
 
-    /// The declaration a module was loaded from.
-    pub fn spec(&self, module: &str) -> Option<&ModuleSpec> {
-        self.inner.specs.get(module)
+    /// The declaration of a module's current generation.
+    pub fn spec(&self, module: &str) -> Option<ModuleSpec> {
+        self.inner
+            .modules
+            .get(module)
+            .map(|m| m.current().spec.clone())
     }
 
     /// The names of the app's modules.
@@ -172,7 +155,7 @@ impl App {
         self.inner.entry.as_deref()
     }
 
-    fn module(&self, name: &str) -> Result<&Arc<Module>> {
+    pub(crate) fn module(&self, name: &str) -> Result<&Arc<Module>> {
         self.inner.modules.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.modules().collect();
             Error::not_found(format!(
@@ -186,7 +169,7 @@ impl App {
     /// Looks up an exported function (`ns:pkg/iface#func`, with an optional `@version`
     /// after the interface, or a bare root-level name) and returns its signature.
     pub fn function(&self, module: &str, export: &str) -> Result<Arc<Function>> {
-        self.module(module)?.function(export)
+        self.module(module)?.current().function(export)
     }
 
     /// A typed handle on an export (see [`Typed`]): looked up and checked against `P` and
@@ -197,9 +180,7 @@ impl App {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let m = self.module(module)?.clone();
-        let func = m.function(export)?;
-        Typed::new(m, func)
+        Typed::new(self.module(module)?.clone(), export)
     }
 
     /// Calls an exported function of a module and returns its results.
@@ -212,11 +193,11 @@ impl App {
     /// waits included), discards its instance and frees its slot at once; such a call does
     /// not count against the module.
     pub async fn call(&self, module: &str, export: &str, args: &[Val]) -> Result<Vec<Val>> {
-        let m = self.module(module)?;
-        let func = m.function(export)?;
+        let g = self.module(module)?.current_full();
+        let func = g.function(export)?;
         func.check_args(args)?;
         let mut results = vec![Val::Bool(false); func.results.len()];
-        m.invoke_into_async(&func, args, &mut results, None).await?;
+        g.invoke_into_async(&func, args, &mut results, None).await?;
         // A caller that loops over calls would otherwise keep its worker thread.
         tokio::task::consume_budget().await;
         Ok(results)
@@ -227,10 +208,10 @@ impl App {
     /// The guest stops at the module's timeout, in wasm code and in the host calls that wait
     /// (sleeps, reads, polls).
     pub fn call_blocking(&self, module: &str, export: &str, args: &[Val]) -> Result<Vec<Val>> {
-        let m = self.module(module)?;
-        let func = m.function(export)?;
+        let g = self.module(module)?.current();
+        let func = g.function(export)?;
         func.check_args(args)?;
-        m.invoke(&func, args, None)
+        g.invoke(&func, args, None)
     }
 
     /// Runs the entry module's `wasi:cli/run` with `args` (after `argv[0]`, which is the
@@ -247,6 +228,87 @@ impl App {
             args,
             inherit_stdin,
         };
-        self.module(entry)?.run(&run).await
+        self.module(entry)?.current_full().run(&run).await
+    }
+    /// Replaces a module with a new version while the app serves (see the README's "Live
+    /// upgrade"): the new version passes the load's checks against the live app (the gate;
+    /// a failure changes nothing and lists every problem), takes its state over when both
+    /// versions export `membrane:lifecycle/snapshot`, and then takes new calls; calls and
+    /// resource sessions already running finish on the old version. During the new
+    /// version's probation ([`UpgradePolicy`](crate::UpgradePolicy)) the old one stays ready,
+    /// and the module rolls back by itself if the new one's circuit opens or too many of its
+    /// calls fail. A downgrade is an upgrade to an older component. `Conflict` while another
+    /// upgrade of the module runs.
+    pub async fn upgrade(&self, module: &str, spec: ModuleSpec) -> Result<UpgradeReport> {
+        self.module(module)?;
+        let changes = BTreeMap::from([(module.to_string(), spec)]);
+        let mut reports = self.upgrade_all(changes, None).await?;
+        Ok(reports.remove(0))
+    }
+
+    /// Goes back to the module's previous generation, which is kept during the current
+    /// one's probation (`NotFound` when there is none).
+    pub fn rollback(&self, module: &str) -> Result<UpgradeReport> {
+        let m = self.module(module)?;
+        let _busy = m.upgrades.try_lock().map_err(|_| {
+            Error::new(
+                crate::ErrorKind::Conflict,
+                format!("module `{module}` is being upgraded; roll back when that has finished"),
+            )
+            .with_module(module)
+        })?;
+        crate::upgrade::rollback(m, None)
+    }
+
+    /// Reads the manifest again and upgrades every module whose component bytes, grants,
+    /// limits, links or policies changed, all gated before any switches, providers first
+    /// (see [`App::reload_spec`]).
+    pub async fn reload(&self, manifest: impl AsRef<Path>) -> Result<ReloadReport> {
+        let manifest = crate::manifest::Manifest::from_file(manifest)?;
+        self.reload_spec(manifest.app).await
+    }
+
+    /// Upgrades the modules whose declaration in `spec` differs from what serves now. The
+    /// app's set of modules cannot change (that takes a restart); changes to `[app]`
+    /// settings such as `[app.http]` are reported as warnings and take effect on restart.
+    pub async fn reload_spec(&self, spec: AppSpec) -> Result<ReloadReport> {
+        let _one = self.inner.reloading.lock().await;
+        let diff = crate::reload::diff(self, &spec)?;
+        let upgraded = if diff.changes.is_empty() {
+            Vec::new()
+        } else {
+            self.upgrade_all(diff.changes, Some(&spec)).await?
+        };
+        Ok(ReloadReport {
+            upgraded,
+            unchanged: diff.unchanged,
+            warnings: diff.warnings,
+        })
+    }
+
+    async fn upgrade_all(
+        &self,
+        changes: BTreeMap<String, ModuleSpec>,
+        from: Option<&AppSpec>,
+    ) -> Result<Vec<UpgradeReport>> {
+        let inner = &self.inner;
+        let manifest = from
+            .and_then(|s| s.manifest_path())
+            .or(inner.manifest.as_deref());
+        let live = crate::upgrade::gate::Live {
+            cx: &inner.cx,
+            modules: &inner.modules,
+            http: inner.http.as_ref(),
+            admin: &inner.admin,
+            manifest,
+            locations: from.and_then(|s| s.locations.as_deref()),
+        };
+        let importers: Vec<String> = changes.keys().cloned().collect();
+        let (reports, links) = crate::upgrade::upgrade(&live, changes).await?;
+        let mut all = inner.links.write().unwrap_or_else(|p| p.into_inner());
+        all.retain(|l| !importers.contains(&l.importer));
+        all.extend(links);
+        all.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
+        Ok(reports)
     }
 }

@@ -81,13 +81,14 @@ impl Cache {
 
     /// Returns the compiled component for `bytes`, from the cache or freshly compiled (and
     /// then stored). A damaged or stale entry is recompiled, not trusted.
-    pub(crate) fn component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    /// `key` is [`digest`] of the bytes.
+    pub(crate) fn component(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        key: &str,
+    ) -> wasmtime::Result<Component> {
         let t = std::time::Instant::now();
-        let key: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        tracing::trace!(target: "membrane::cache", elapsed = ?t.elapsed(), "hashed");
         let path = self.dir.join(format!("{key}.cwasm"));
         // Read into memory rather than map the file: a mapped file that someone truncates
         // would crash the process with SIGBUS.
@@ -139,4 +140,16 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The SHA-256 of component bytes, in hex: the cache key, and the hash a module's
+/// generation shows in `App::status`.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

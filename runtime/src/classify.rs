@@ -34,6 +34,15 @@ pub(crate) fn classify(
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return with_names(Error::exit(exit.0, name));
     }
+    if err.downcast_ref::<crate::instance::Retired>().is_some() {
+        return with_names(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "module `{name}`: {what} was ended: the module was upgraded and this generation's drain time ran out; \
+                 raise [modules.{name}.upgrade] drain if calls need longer"
+            ),
+        ));
+    }
     // A linked provider failed: keep its kind, and say which call of ours it broke.
     let err = match err.downcast::<Error>() {
         Ok(inner) => {

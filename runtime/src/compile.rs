@@ -24,6 +24,8 @@ pub(crate) struct Compiled {
     pub(crate) spec: ModuleSpec,
     /// The directories above the component file (none for bytes), for the overlap checks.
     pub(crate) component_dirs: Vec<DirId>,
+    /// The SHA-256 of the component bytes, in hex.
+    pub(crate) hash: String,
 }
 
 /// Reads the component bytes of a module, and for a file the directories above it (for
@@ -106,8 +108,9 @@ impl Compiled {
         check_header(name, &bytes)?;
         check_initial_sizes(name, &bytes, &spec.limits)?;
         let t = std::time::Instant::now();
+        let hash = crate::cache::digest(&bytes);
         let compiled = match cache {
-            Some(cache) => cache.component(engine, &bytes),
+            Some(cache) => cache.component(engine, &bytes, &hash),
             None => Component::new(engine, &bytes),
         };
         let component = compiled.map_err(|e| {
@@ -124,6 +127,7 @@ impl Compiled {
             policy,
             spec,
             component_dirs,
+            hash,
         })
     }
 }

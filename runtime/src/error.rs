@@ -52,6 +52,9 @@ pub enum ErrorKind {
     InvalidArgs,
     /// The guest asked to exit with a non-zero status (`wasi:cli/exit`).
     Exit,
+    /// The request conflicts with one in progress: an upgrade of a module that is being
+    /// upgraded already. Try again when it has finished.
+    Conflict,
     /// The host itself failed while serving a call (a bug in Membrane or in a host
     /// interface of the embedding application), not the guest.
     HostPanic,
@@ -80,6 +83,7 @@ impl ErrorKind {
             ErrorKind::InvalidComponent => "invalid-component",
             ErrorKind::InvalidArgs => "invalid-args",
             ErrorKind::Exit => "exit",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::HostPanic => "host-panic",
         }
     }

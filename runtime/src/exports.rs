@@ -33,6 +33,11 @@ impl Exports {
         }
     }
 
+    /// The compiled component.
+    pub(crate) fn component(&self) -> &Component {
+        &self.component
+    }
+
     /// Finds an exported function by its textual name, once; later lookups hit a cache.
     pub(crate) fn function(&self, text: &str) -> Result<Arc<Function>> {
         if let Some(f) = self

@@ -79,7 +79,7 @@ pub fn render(app: &App, format: GraphFormat) -> String {
             );
             for name in app.modules() {
                 let spec = app.spec(name).expect("every module has a spec");
-                let text = describe(name, spec, entry == Some(name)).join("\\n");
+                let text = describe(name, &spec, entry == Some(name)).join("\\n");
                 writeln!(
                     out,
                     "  \"{name}\" [label=\"{}\"];",
@@ -110,7 +110,7 @@ pub fn render(app: &App, format: GraphFormat) -> String {
             out.push_str("flowchart LR\n");
             for name in app.modules() {
                 let spec = app.spec(name).expect("every module has a spec");
-                let text = describe(name, spec, entry == Some(name)).join("<br/>");
+                let text = describe(name, &spec, entry == Some(name)).join("<br/>");
                 writeln!(
                     out,
                     "  {}[\"{}\"]",

@@ -37,8 +37,8 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
+use crate::generation::Generation;
 use crate::instance::{Budget, LiveInstance, Recipe};
-use crate::module::Module;
 use crate::value::Function;
 
 /// The export a routed module must have.
@@ -88,11 +88,11 @@ pub(crate) enum Failure {
     Guest(ErrorCode),
 }
 
-/// Gives a request to `module`'s `handler` (its [`HANDLER`] export) and waits for the
+/// Gives a request to `module`'s `handler` (in the generation that is current) (its [`HANDLER`] export) and waits for the
 /// response head (or a failure) until the module's timeout. The guest keeps running after
 /// the head, to write the body.
 pub(crate) async fn serve(
-    module: Arc<Module>,
+    module: Arc<Generation>,
     func: Arc<Function>,
     req: hyper::Request<hyper::body::Incoming>,
     scheme: Scheme,
@@ -167,7 +167,7 @@ pub(crate) async fn serve(
 }
 
 /// The failure of a guest task that ended without a response head.
-fn ended(joined: Option<Result<()>>, module: &Module) -> Failure {
+fn ended(joined: Option<Result<()>>, module: &Generation) -> Failure {
     match joined {
         Some(Err(e)) if e.kind() == ErrorKind::Timeout => Failure::Timeout(e),
         Some(Err(e)) => Failure::Error(e),
@@ -194,7 +194,7 @@ fn ended(joined: Option<Result<()>>, module: &Module) -> Failure {
 
 /// The guest's side: admitted, on a pooled instance, under the module's limits.
 async fn run(
-    module: Arc<Module>,
+    module: Arc<Generation>,
     func: Arc<Function>,
     req: hyper::Request<LimitedBody>,
     tx: oneshot::Sender<std::result::Result<Response, ErrorCode>>,
@@ -209,14 +209,14 @@ async fn run(
             .pool
             .acquire_async(&module.name, budget.deadline)
             .await?;
-        let mut instance = match lease.instance.take() {
+        let mut instance = match module.reuse(&mut lease) {
             Some(i) => i,
             None => LiveInstance::new_async(recipe, None).await?,
         };
         instance
             .handle_http(recipe, &func, req, tx, scheme, budget)
             .await?;
-        lease.recycle(instance);
+        module.keep(&mut lease, instance);
         Ok(())
     }
     .instrument(guard.span().clone())

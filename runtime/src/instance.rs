@@ -80,6 +80,11 @@ impl Linkers {
 /// recipe, never the module that owns it, so a module can hold two recipes at once.
 pub(crate) struct Recipe {
     pub(crate) name: Arc<str>,
+    /// The generation of the module this recipe is (see [`crate::generation`]).
+    pub(crate) generation: u64,
+    /// Set when the generation's drain time is over: calls still running on the async path
+    /// are ended at the next epoch tick.
+    pub(crate) retired: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) sync_pre: InstancePre<HostState>,
     pub(crate) async_pre: InstancePre<HostState>,
     /// The module's capabilities and limits.
@@ -239,9 +244,23 @@ impl Controls for Store<HostState> {
     }
 }
 
+/// Ends a call of a generation whose drain time is over (classified as `Unavailable`).
+#[derive(Debug)]
+pub(crate) struct Retired;
+
+impl std::fmt::Display for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the module's generation was retired after its drain time")
+    }
+}
+
+impl std::error::Error for Retired {}
+
 /// A live instance of a module.
 pub(crate) struct LiveInstance {
     pub(crate) store: Store<HostState>,
+    /// The generation of the recipe the instance was made from.
+    pub(crate) generation: u64,
     instance: Instance,
     /// Function handles looked up in this instance, by [`Function::id`].
     funcs: Vec<Option<Func>>,
@@ -277,8 +296,13 @@ impl LiveInstance {
         let mut store = Store::new(recipe.sync_pre.engine(), state);
         store.limiter(|s| s.limiter());
         if flavour == Flavour::Async {
-            // Yield to the executor at every tick, and stop at the deadline.
-            store.epoch_deadline_callback(|store| {
+            // Yield to the executor at every tick, and stop at the deadline, or when the
+            // generation was retired after its drain time.
+            let retired = recipe.retired.clone();
+            store.epoch_deadline_callback(move |store| {
+                if retired.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(wasmtime::Error::new(Retired));
+                }
                 Ok(if Instant::now() >= store.data().deadline {
                     UpdateDeadline::Interrupt
                 } else {
@@ -314,6 +338,7 @@ impl LiveInstance {
             .map_err(|e| Self::failed(recipe, &store, e))?;
         Ok(LiveInstance {
             store,
+            generation: recipe.generation,
             instance,
             funcs: Vec::new(),
         })
@@ -329,6 +354,7 @@ impl LiveInstance {
         let instance = instance.map_err(|e| Self::failed(recipe, &store, e))?;
         Ok(LiveInstance {
             store,
+            generation: recipe.generation,
             instance,
             funcs: Vec::new(),
         })

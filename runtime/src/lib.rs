@@ -57,8 +57,10 @@ mod capability;
 mod classify;
 mod compile;
 mod exports;
+mod generation;
 mod incoming;
 mod instance;
+mod life;
 pub(crate) mod limits;
 mod metrics;
 mod module;
@@ -74,12 +76,15 @@ mod app;
 mod graph;
 mod inspect;
 mod load;
+mod reload;
 mod runtime;
 pub mod serve;
+mod status;
 mod typed;
+mod upgrade;
 mod validate;
 
-pub use app::{App, ModuleStatus};
+pub use app::App;
 pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
 pub use error::{Error, ErrorKind, Location, Result, chain, describe};
@@ -97,12 +102,14 @@ pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    ModuleSpec, OutputRoute, RestartPolicy,
+    ModuleSpec, OutputRoute, RestartPolicy, UpgradePolicy,
 };
+pub use status::ModuleStatus;
 pub use supervisor::Health;
 pub use typed::Typed;
 pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
+pub use upgrade::report::{GenerationState, LastUpgrade, ReloadReport, UpgradeReport};
 pub use validate::validate;
 pub use value::{Function, to_wave, type_name};
 pub use wasmtime::component::Resource;

@@ -18,12 +18,14 @@ use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::exports::Exports;
+use crate::generation::Generation;
 use crate::instance::{Flavour, Linkers};
 use crate::link::host::HostInterface;
 use crate::link::{self, LinkInfo, forward::Provider};
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::names::HOST;
+use crate::pool::Pool;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 use crate::unit::ModuleCx;
 use crate::validate::{Settings, check, locate};
@@ -45,6 +47,7 @@ pub struct LoadProgress<'a> {
 pub type OnProgress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Send + Sync);
 
 /// What loading needs from the runtime.
+#[derive(Clone)]
 pub(crate) struct LoadCx {
     pub engine: wasmtime::Engine,
     /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
@@ -63,7 +66,6 @@ pub(crate) struct LoadCx {
 /// What a load produces.
 pub(crate) struct Loaded {
     pub modules: BTreeMap<String, Arc<Module>>,
-    pub specs: BTreeMap<String, ModuleSpec>,
     pub entry: Option<String>,
     pub links: Vec<LinkInfo>,
     pub warnings: Vec<String>,
@@ -137,46 +139,13 @@ pub(crate) async fn load(
         let Some(c) = compiled.remove(&name) else {
             continue;
         };
-        let (mut sync, mut async_) = (rt.linkers.sync.clone(), rt.linkers.async_.clone());
-        let mut link_slots = 0;
-        for l in plan.links.get(&name).into_iter().flatten() {
-            let provider = if l.provider == HOST {
-                Provider::Host(hosts[&l.export].clone())
-            } else {
-                Provider::Module(modules[&l.provider].clone())
-            };
-            let slot = link_slots;
-            if !l.resources.is_empty() && l.provider != HOST {
-                link_slots += 1;
-            }
-            link::forward::define(&mut sync, Flavour::Sync, &name, l, &provider, slot)?;
-            link::forward::define(&mut async_, Flavour::Async, &name, l, &provider, slot)?;
-            infos.push(LinkInfo {
-                importer: name.clone(),
-                import: l.import.clone(),
-                provider: l.provider.clone(),
-                export: l.export.clone(),
-            });
-        }
-        let pre = |linker: &wasmtime::component::Linker<_>| {
-            linker.instantiate_pre(&c.component).map_err(|e| {
-                Error::link(format!("module `{name}`: its imports cannot be satisfied"))
-                    .with_module(&name)
-                    .with_source(e)
-            })
-        };
-        let (sync_pre, async_pre) = (pre(&sync)?, pre(&async_)?);
-        let module_metrics = metrics.module(&name);
-        modules.insert(
-            name,
-            Arc::new(Module::new(
-                c,
-                sync_pre,
-                async_pre,
-                link_slots,
-                module_metrics,
-            )),
-        );
+        let links = plan.links.get(&name).map_or(&[][..], Vec::as_slice);
+        let limits = &c.spec.limits;
+        let pool = Arc::new(Pool::new(limits.instances, limits.queue, c.spec.lifecycle));
+        let (generation, mut module_links) =
+            assemble(rt, c, links, &modules, 1, pool, metrics.module(&name))?;
+        infos.append(&mut module_links);
+        modules.insert(name, Arc::new(Module::new(generation)));
     }
     infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
     let mut warnings = plan.warnings;
@@ -184,7 +153,6 @@ pub(crate) async fn load(
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
     Ok(Loaded {
         modules,
-        specs,
         entry,
         links: infos,
         warnings,
@@ -193,8 +161,55 @@ pub(crate) async fn load(
     })
 }
 
+/// Builds generation `number` of a compiled module: its links forwarded to their providers
+/// (modules of `modules`, or host interfaces), pre-instantiated in both flavours. Returns it
+/// with its links as [`LinkInfo`]s.
+pub(crate) fn assemble(
+    rt: &LoadCx,
+    c: Compiled,
+    links: &[link::Link],
+    modules: &BTreeMap<String, Arc<Module>>,
+    number: u64,
+    pool: Arc<Pool>,
+    metrics: Arc<crate::metrics::ModuleMetrics>,
+) -> Result<(Generation, Vec<LinkInfo>)> {
+    let name = c.name.clone();
+    let (mut sync, mut async_) = (rt.linkers.sync.clone(), rt.linkers.async_.clone());
+    let mut link_slots = 0;
+    let mut infos = Vec::new();
+    for l in links {
+        let provider = if l.provider == HOST {
+            Provider::Host(rt.hosts[&l.export].clone())
+        } else {
+            Provider::Module(modules[&l.provider].clone())
+        };
+        let slot = link_slots;
+        if !l.resources.is_empty() && l.provider != HOST {
+            link_slots += 1;
+        }
+        link::forward::define(&mut sync, Flavour::Sync, &name, l, &provider, slot)?;
+        link::forward::define(&mut async_, Flavour::Async, &name, l, &provider, slot)?;
+        infos.push(LinkInfo {
+            importer: name.clone(),
+            import: l.import.clone(),
+            provider: l.provider.clone(),
+            export: l.export.clone(),
+        });
+    }
+    let pre = |linker: &wasmtime::component::Linker<_>| {
+        linker.instantiate_pre(&c.component).map_err(|e| {
+            Error::link(format!("module `{name}`: its imports cannot be satisfied"))
+                .with_module(&name)
+                .with_source(e)
+        })
+    };
+    let pres = (pre(&sync)?, pre(&async_)?);
+    let generation = Generation::new(number, c, pres, link_slots, pool, metrics);
+    Ok((generation, infos))
+}
+
 /// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
-fn check_routes(
+pub(crate) fn check_routes(
     rt: &LoadCx,
     http: &HttpSpec,
     compiled: &BTreeMap<String, Compiled>,
@@ -226,7 +241,7 @@ fn check_routes(
 /// Compiles every module with one worker per core pulling from a shared queue (a thread per
 /// module would only add start-up and contention: wasmtime parallelises each compilation
 /// too). Failures go to `problems`, each naming its module.
-async fn compile_all(
+pub(crate) async fn compile_all(
     rt: &LoadCx,
     modules: BTreeMap<String, ModuleSpec>,
     settings: &Settings,
@@ -292,7 +307,7 @@ async fn compile_all(
 
 /// Refuses read-write grants that reach what decides the host's code: component files, the
 /// manifest, the compiled-code cache.
-fn check_grant_overlaps(
+pub(crate) fn check_grant_overlaps(
     rt: &LoadCx,
     specs: &BTreeMap<String, ModuleSpec>,
     compiled: &BTreeMap<String, Compiled>,

@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
     AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations, ModuleSpec,
-    OutputRoute, RestartPolicy,
+    OutputRoute, RestartPolicy, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -72,6 +72,15 @@ struct ModuleSection {
     links: BTreeMap<String, Spanned<String>>,
     lifecycle: Option<Spanned<Lifecycle>>,
     restart: Option<RestartSection>,
+    upgrade: Option<UpgradeSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpgradeSection {
+    drain: Option<Spanned<String>>,
+    probation: Option<Spanned<String>>,
+    rollback_ratio: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -401,6 +410,24 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
             policy.backoff = d;
         }
         spec.restart = policy;
+    }
+    if let Some(u) = s.upgrade {
+        let mut policy = UpgradePolicy::default();
+        if let Some(v) = &u.drain
+            && let Some(d) = lines.duration(key("upgrade.drain"), v)
+        {
+            policy.drain = d;
+        }
+        if let Some(v) = &u.probation
+            && let Some(d) = lines.duration(key("upgrade.probation"), v)
+        {
+            policy.probation = d;
+        }
+        if let Some(r) = u.rollback_ratio {
+            lines.note(key("upgrade.rollback_ratio"), &r.span());
+            policy.rollback_ratio = *r.get_ref();
+        }
+        spec.upgrade = policy;
     }
     if let Some(lc) = s.lifecycle {
         lines.note(key("lifecycle"), &lc.span());

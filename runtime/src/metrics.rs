@@ -156,6 +156,7 @@ impl Metrics {
         };
         Arc::new(ModuleMetrics {
             name: name.into(),
+            calls: std::sync::atomic::AtomicU64::new(0),
             denied_network: denied(Capability::Network.as_str()),
             denied_http: denied(Capability::Http.as_str()),
             app: self.clone(),
@@ -255,6 +256,8 @@ impl Capability {
 /// The metrics of one module: denials, and the handles of each function's counters.
 pub(crate) struct ModuleMetrics {
     pub(crate) name: Arc<str>,
+    /// Every call counted, whatever its outcome (the call rate of the operator's page).
+    pub(crate) calls: std::sync::atomic::AtomicU64,
     denied_network: Counter,
     denied_http: Counter,
     app: Arc<Metrics>,

@@ -1,501 +1,168 @@
-//! A module as it runs: its current recipe (compiled component, pre-linked instantiation in
-//! both flavours, capabilities and limits), its exports, its pool of instances and its
-//! supervisor. Calls and `wasi:cli/run` are dispatched here, on the caller's thread
-//! (synchronous) or on the caller's task (async).
+//! A module of a running app: its name, its pool of instances and its counters, which last
+//! as long as the app, and its current generation, which a live upgrade replaces.
+//!
+//! Everything that calls into a module (links, typed handles, routes, `App::call`) goes
+//! through [`Target`]: the export is resolved once per generation and cached, so a call costs
+//! two atomic loads more than a call into a fixed generation, and a new generation is picked
+//! up by the next call. A call runs entirely on the generation it resolved, so a switch never
+//! splits one.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use tracing::Instrument;
-use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, Val};
+use arc_swap::{ArcSwap, Guard};
 
-use crate::compile::Compiled;
-use crate::error::{Error, ErrorKind, Result};
-use crate::exports::Exports;
-use crate::instance::{Budget, Flavour, HostState, LiveInstance, Recipe};
+use crate::error::Result;
+use crate::generation::Generation;
 use crate::metrics::ModuleMetrics;
-use crate::pool::{Lease, Pool};
-use crate::supervisor::{Admission, Supervisor};
-use crate::unit::RunContext;
+use crate::pool::Pool;
 use crate::value::Function;
 
+/// One module of an app, across its generations.
 pub(crate) struct Module {
     pub(crate) name: Arc<str>,
-    recipe: Arc<Recipe>,
-    exports: Exports,
+    /// Shared by every generation: two generations never hold more instances together than
+    /// the module's `instances` limit.
     pub(crate) pool: Arc<Pool>,
-    pub(crate) supervisor: Supervisor,
     pub(crate) metrics: Arc<ModuleMetrics>,
+    current: ArcSwap<Generation>,
+    /// Upgrades of this module, one at a time.
+    pub(crate) upgrades: tokio::sync::Mutex<()>,
+    /// What the upgrade code keeps: the previous generation, those draining, the last result.
+    pub(crate) history: Mutex<History>,
 }
 
-/// A provider instance pinned to one importer instance for a link with resources, with
-/// the pool slot it occupies.
-pub(crate) struct Session {
-    pub(crate) instance: LiveInstance,
-    _lease: Lease<Arc<Pool>>,
-}
-
-/// Tells the supervisor and the metrics how an admitted call ended; a call whose future was
-/// dropped before it ended proves nothing either way to the supervisor (the metrics count it
-/// as `cancelled`).
-pub(crate) struct Supervised<'a> {
-    module: &'a Module,
-    func: &'a Function,
-    admission: Option<Admission>,
-    /// When the call started, if calls are counted.
-    start: Option<Instant>,
-    span: tracing::Span,
-}
-
-impl Supervised<'_> {
-    /// The call's span: a child of the caller's (the request's, or the linked call's).
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
-    }
-
-    pub(crate) fn record<T>(mut self, outcome: &Result<T>) {
-        let Some(admission) = self.admission.take() else {
-            return;
-        };
-        let m = self.module;
-        // A provider's failure is the provider's to count, not this module's.
-        let counted = outcome
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| if e.upstream() { None } else { Some(e.kind()) });
-        if !self.span.is_disabled() {
-            let text = match outcome {
-                Ok(_) => "ok",
-                Err(e) => e.kind().as_str(),
-            };
-            self.span.record("outcome", text);
-        }
-        if let Some(start) = self.start {
-            let f = m.metrics.function(&self.func.metrics, &self.func.name);
-            f.duration.observe(start.elapsed());
-            match outcome {
-                Ok(_) => {
-                    f.ok.inc();
-                }
-                Err(e) => m.metrics.failed(&self.func.name, Some(e.kind())),
-            }
-        }
-        m.supervisor.record(&m.name, admission, counted);
-    }
-}
-
-impl Drop for Supervised<'_> {
-    fn drop(&mut self) {
-        if let Some(admission) = self.admission.take() {
-            if self.module.metrics.counts_calls() {
-                self.module.metrics.failed(&self.func.name, None);
-            }
-            self.module
-                .supervisor
-                .record(&self.module.name, admission, Err(None));
-        }
-    }
+/// The module's generations other than the current one, and how the last upgrade went.
+#[derive(Default)]
+pub(crate) struct History {
+    /// The generation before the current one, kept ready during the current one's probation.
+    pub(crate) previous: Option<Arc<Generation>>,
+    /// When the current generation's probation ends.
+    pub(crate) probation_until: Option<Instant>,
+    /// Replaced generations still finishing their calls and sessions.
+    pub(crate) draining: Vec<Arc<Generation>>,
+    /// The last upgrade or rollback.
+    pub(crate) last: Option<crate::upgrade::report::LastUpgrade>,
+    /// The highest generation number given out.
+    pub(crate) highest: u64,
 }
 
 impl Module {
-    /// A compiled module, pre-instantiated in both flavours against linkers that satisfy its
-    /// imports.
-    pub(crate) fn new(
-        compiled: Compiled,
-        sync_pre: InstancePre<HostState>,
-        async_pre: InstancePre<HostState>,
-        link_slots: usize,
-        metrics: Arc<ModuleMetrics>,
-    ) -> Module {
-        let name: Arc<str> = compiled.name.into();
-        let spec = compiled.spec;
-        let exports = Exports::new(name.clone(), compiled.component, sync_pre.engine().clone());
+    /// A module whose first generation is `first`.
+    pub(crate) fn new(first: Generation) -> Module {
+        let first = Arc::new(first);
         Module {
-            pool: Arc::new(Pool::new(
-                spec.limits.instances,
-                spec.limits.queue,
-                spec.lifecycle,
-            )),
-            supervisor: Supervisor::new(spec.restart),
-            recipe: Arc::new(Recipe {
-                name: name.clone(),
-                sync_pre,
-                async_pre,
-                policy: compiled.policy,
-                limits: spec.limits,
-                link_slots,
-                metrics: metrics.clone(),
+            name: first.name.clone(),
+            pool: first.pool.clone(),
+            metrics: first.metrics.clone(),
+            history: Mutex::new(History {
+                highest: first.number,
+                ..History::default()
             }),
-            exports,
-            name,
-            metrics,
+            current: ArcSwap::new(first),
+            upgrades: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// What the module's instances are made from.
-    pub(crate) fn recipe(&self) -> &Recipe {
-        &self.recipe
+    /// The generation new calls go to.
+    #[inline]
+    pub(crate) fn current(&self) -> Guard<Arc<Generation>> {
+        self.current.load()
     }
 
-    /// Finds an exported function by its textual name, once; later lookups hit a cache.
-    pub(crate) fn function(&self, text: &str) -> Result<Arc<Function>> {
-        self.exports.function(text)
+    /// [`Module::current`] as an owned reference, to hold across `.await`s.
+    pub(crate) fn current_full(&self) -> Arc<Generation> {
+        self.current.load_full()
     }
 
-    /// Admits a call of `func` if the module's circuit is closed (or this is its trial);
-    /// the guard records how it ended.
-    pub(crate) fn admit<'a>(&'a self, func: &'a Function) -> Result<Supervised<'a>> {
-        let admission = self.supervisor.admit(&self.name)?;
-        Ok(Supervised {
-            module: self,
-            func,
-            admission: Some(admission),
-            start: self.metrics.counts_calls().then(Instant::now),
-            span: tracing::debug_span!(
-                target: "membrane::call",
-                "call",
-                module = %self.name,
-                function = %func.name,
-                outcome = tracing::field::Empty,
-            ),
+    /// Makes `next` the generation new calls go to; returns the one it replaces, which no
+    /// longer keeps idle instances (its idle ones are dropped now).
+    pub(crate) fn switch(&self, next: Arc<Generation>) -> Arc<Generation> {
+        next.life.superseded.store(false, Ordering::Release);
+        let old = self.current.swap(next);
+        old.life.superseded.store(true, Ordering::Release);
+        self.pool.clear_idle();
+        old
+    }
+
+    pub(crate) fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An export of a module resolved in one generation.
+pub(crate) struct Resolved {
+    pub(crate) generation: Arc<Generation>,
+    pub(crate) func: Arc<Function>,
+    /// Set once the Rust types of a typed forwarder were checked on a live instance of this
+    /// generation.
+    pub(crate) checked: OnceLock<()>,
+}
+
+/// A named export of a module, resolved in whichever generation is current.
+pub(crate) struct Target {
+    pub(crate) module: Arc<Module>,
+    export: String,
+    cache: ArcSwap<Resolved>,
+}
+
+impl Target {
+    /// Resolves `export` in the module's current generation (an error if it has no such
+    /// function).
+    pub(crate) fn new(module: Arc<Module>, export: &str) -> Result<Target> {
+        let generation = module.current_full();
+        let func = generation.function(export)?;
+        Ok(Target {
+            cache: ArcSwap::from_pointee(Resolved {
+                generation,
+                func,
+                checked: OnceLock::new(),
+            }),
+            module,
+            export: export.to_string(),
         })
     }
 
-    /// Runs `call` of `func` if the module's circuit is closed (or this is its trial), and
-    /// tells the supervisor how it went.
-    pub(crate) fn supervised<T>(
-        &self,
-        func: &Function,
-        call: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        let guard = self.admit(func)?;
-        let outcome = guard.span().in_scope(call);
-        guard.record(&outcome);
-        outcome
-    }
-
-    /// [`Module::supervised`] for a call that runs on the caller's task; if its future is
-    /// dropped, the call counts neither way.
-    pub(crate) async fn supervised_async<T>(
-        &self,
-        func: &Function,
-        call: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let guard = self.admit(func)?;
-        let outcome = call.instrument(guard.span().clone()).await;
-        guard.record(&outcome);
-        outcome
-    }
-
-    /// Calls an export on a pooled instance, within `outer` when the call comes through a
-    /// link. The module's timeout covers waiting for an instance and running. Blocks the
-    /// thread.
-    pub(crate) fn invoke(
-        &self,
-        func: &Function,
-        args: &[Val],
-        outer: Option<Instant>,
-    ) -> Result<Vec<Val>> {
-        let mut results = vec![Val::Bool(false); func.results.len()];
-        self.invoke_into(func, args, &mut results, outer)?;
-        Ok(results)
-    }
-
-    /// [`Module::invoke`] writing into `results` (the hot path of linked calls).
-    pub(crate) fn invoke_into(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        outer: Option<Instant>,
-    ) -> Result<()> {
-        let guard = self.admit(func)?;
-        let outcome = guard
-            .span()
-            .in_scope(|| self.invoke_admitted(func, args, results, outer));
-        guard.record(&outcome);
-        outcome
-    }
-
-    fn invoke_admitted(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        outer: Option<Instant>,
-    ) -> Result<()> {
-        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
-        let mut lease = self
-            .pool
-            .acquire(&self.name, budget.deadline, Flavour::Sync)?;
-        let mut instance = match lease.instance.take() {
-            Some(i) => i,
-            None => LiveInstance::new(&self.recipe, None)?,
-        };
-        instance.call_into(&self.recipe, func, args, results, budget)?;
-        lease.recycle(instance);
-        Ok(())
-    }
-
-    /// [`Module::invoke_into`] on the caller's task: the guest runs on a fiber, yields to
-    /// the executor at every epoch tick, and stops when the future is dropped (the instance
-    /// is then discarded, its slot freed at once).
-    pub(crate) async fn invoke_into_async(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        outer: Option<Instant>,
-    ) -> Result<()> {
-        let guard = self.admit(func)?;
-        let outcome = self
-            .invoke_admitted_async(func, args, results, outer)
-            .instrument(guard.span().clone())
-            .await;
-        guard.record(&outcome);
-        outcome
-    }
-
-    async fn invoke_admitted_async(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        outer: Option<Instant>,
-    ) -> Result<()> {
-        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
-        let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
-        let mut instance = match lease.instance.take() {
-            Some(i) => i,
-            None => LiveInstance::new_async(&self.recipe, None).await?,
-        };
-        instance
-            .call_into_async(&self.recipe, func, args, results, budget)
-            .await?;
-        lease.recycle(instance);
-        Ok(())
-    }
-
-    /// Calls an export with Rust values on a pooled synchronous instance (see
-    /// [`crate::Typed`]). Blocks the thread.
-    /// `outer` is the caller's deadline when the call comes through a link; `check`, when
-    /// given, is set after the types were checked on a live instance (once per link).
-    pub(crate) fn invoke_typed<P, R>(
-        &self,
-        func: &Function,
-        params: P,
-        outer: Option<Instant>,
-        check: Option<&OnceLock<()>>,
-    ) -> Result<R>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
-        let guard = self.admit(func)?;
-        let outcome = guard.span().in_scope(|| {
-            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
-            let mut lease = self
-                .pool
-                .acquire(&self.name, budget.deadline, Flavour::Sync)?;
-            let mut instance = match lease.instance.take() {
-                Some(i) => i,
-                None => LiveInstance::new(&self.recipe, None)?,
-            };
-            if let Some(check) = check {
-                self.check_once::<P, R>(&mut instance, func, check)?;
-            }
-            let r = instance.call_typed(&self.recipe, func, params, budget)?;
-            lease.recycle(instance);
-            Ok(r)
+    /// The export as the current generation has it.
+    #[inline]
+    pub(crate) fn get(&self) -> Result<Guard<Arc<Resolved>>> {
+        let cached = self.cache.load();
+        let current = self.module.current();
+        if Arc::ptr_eq(&cached.generation, &current) {
+            return Ok(cached);
+        }
+        drop(cached);
+        let fresh = Arc::new(Resolved {
+            func: current.function(&self.export)?,
+            generation: Guard::into_inner(current),
+            checked: OnceLock::new(),
         });
-        guard.record(&outcome);
-        outcome
+        self.cache.store(fresh);
+        Ok(self.cache.load())
     }
 
-    /// [`Module::invoke_typed`] on the caller's task.
-    pub(crate) async fn invoke_typed_async<P, R>(
-        &self,
-        func: &Function,
-        params: P,
-        outer: Option<Instant>,
-        check: Option<&OnceLock<()>>,
-    ) -> Result<R>
-    where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        let guard = self.admit(func)?;
-        let span = guard.span().clone();
-        let outcome = async {
-            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
-            let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
-            let mut instance = match lease.instance.take() {
-                Some(i) => i,
-                None => LiveInstance::new_async(&self.recipe, None).await?,
-            };
-            if let Some(check) = check {
-                self.check_once::<P, R>(&mut instance, func, check)?;
-            }
-            let r = instance
-                .call_typed_async(&self.recipe, func, params, budget)
-                .await?;
-            lease.recycle(instance);
-            Ok(r)
+    /// [`Target::get`] as an owned reference, to hold across `.await`s.
+    pub(crate) fn get_full(&self) -> Result<Arc<Resolved>> {
+        Ok(Guard::into_inner(self.get()?))
+    }
+
+    /// The export as `generation` has it (a resource session's, which may be an older one
+    /// than the current).
+    pub(crate) fn in_generation(&self, generation: &Arc<Generation>) -> Result<Arc<Resolved>> {
+        let cached = self.cache.load_full();
+        if Arc::ptr_eq(&cached.generation, generation) {
+            return Ok(cached);
         }
-        .instrument(span)
-        .await;
-        guard.record(&outcome);
-        outcome
+        Ok(Arc::new(Resolved {
+            func: generation.function(&self.export)?,
+            generation: generation.clone(),
+            checked: OnceLock::new(),
+        }))
     }
 
-    /// Calls `func` with Rust values on a session's instance (a resource method through a
-    /// link), within `outer`. `check` is the link's once-only type check.
-    pub(crate) fn call_session_typed<P, R>(
-        &self,
-        session: &mut Session,
-        func: &Function,
-        params: P,
-        outer: Instant,
-        check: &OnceLock<()>,
-    ) -> Result<R>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
-        let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(&mut session.instance, func, check)?;
-        session
-            .instance
-            .call_typed(&self.recipe, func, params, budget)
-    }
-
-    /// [`Module::call_session_typed`] on the caller's task.
-    pub(crate) async fn call_session_typed_async<P, R>(
-        &self,
-        session: &mut Session,
-        func: &Function,
-        params: P,
-        outer: Instant,
-        check: &OnceLock<()>,
-    ) -> Result<R>
-    where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(&mut session.instance, func, check)?;
-        session
-            .instance
-            .call_typed_async(&self.recipe, func, params, budget)
-            .await
-    }
-
-    /// Checks `P` and `R` against `func` on a live instance, the first time only.
-    fn check_once<P, R>(
-        &self,
-        instance: &mut LiveInstance,
-        func: &Function,
-        check: &OnceLock<()>,
-    ) -> Result<()>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
-        if check.get().is_some() {
-            return Ok(());
-        }
-        instance
-            .check_typed::<P, R>(&self.recipe, func)?
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Link,
-                    format!(
-                        "module `{}`: {} cannot be called with the link's types",
-                        self.name, func.name
-                    ),
-                )
-                .with_module(&*self.name)
-                .with_export(&func.name)
-                .with_source(e)
-            })?;
-        let _ = check.set(());
-        Ok(())
-    }
-
-    /// Takes an instance out of the pool for a resource session, waiting at most until
-    /// `deadline` for a slot. The slot stays taken until the session is dropped.
-    pub(crate) fn session(&self, deadline: Instant) -> Result<Session> {
-        let lease = self
-            .pool
-            .acquire_owned(&self.name, deadline, Flavour::Sync)?;
-        let instance = LiveInstance::new(&self.recipe, None)?;
-        Ok(Self::pinned(instance, lease))
-    }
-
-    /// [`Module::session`] for an importer whose calls run on a fiber.
-    pub(crate) async fn session_async(&self, deadline: Instant) -> Result<Session> {
-        let lease = self.pool.acquire_owned_async(&self.name, deadline).await?;
-        let instance = LiveInstance::new_async(&self.recipe, None).await?;
-        Ok(Self::pinned(instance, lease))
-    }
-
-    fn pinned(instance: LiveInstance, mut lease: Lease<Arc<Pool>>) -> Session {
-        // A session's instance ends with its importer: never one that served other callers,
-        // never back to the idle list.
-        drop(lease.instance.take());
-        Session {
-            instance,
-            _lease: lease,
-        }
-    }
-
-    /// Creates idle instances (for the async path) ahead of calls.
-    pub(crate) async fn prewarm(&self, n: usize) -> Result<usize> {
-        self.pool
-            .fill_async(n, || LiveInstance::new_async(&self.recipe, None))
-            .await
-    }
-
-    /// Creates idle instances for synchronous calls ahead of them. Blocks the thread.
-    pub(crate) fn prewarm_blocking(&self, n: usize) -> Result<usize> {
-        self.pool
-            .fill(n, Flavour::Sync, || LiveInstance::new(&self.recipe, None))
-    }
-
-    /// Runs `wasi:cli/run` on a fresh instance that gets the run's arguments and stdin, on
-    /// the caller's task. Returns the guest's exit status.
-    pub(crate) async fn run(&self, run: &RunContext) -> Result<i32> {
-        let func = self.function("wasi:cli/run#run").map_err(|_| {
-            Error::not_found(format!(
-                "module `{}` does not export wasi:cli/run, so it cannot be run; it is a library module: use `membrane call`",
-                self.name
-            ))
-            .with_module(&*self.name)
-        })?;
-        let guard = self.admit(&func)?;
-        let outcome = self
-            .run_admitted(run, &func)
-            .instrument(guard.span().clone())
-            .await;
-        guard.record(&outcome);
-        outcome
-    }
-
-    async fn run_admitted(&self, run: &RunContext, func: &Function) -> Result<i32> {
-        let deadline = Instant::now() + self.recipe.limits.timeout;
-        let _lease = self.pool.acquire_async(&self.name, deadline).await?;
-        // The entry's exit is the command's status, not a failure of the module.
-        let mut instance = match LiveInstance::new_async(&self.recipe, Some(run)).await {
-            Err(e) if e.kind() == ErrorKind::Exit => return Ok(e.exit_code().unwrap_or(1)),
-            other => other?,
-        };
-        match instance.call_async(&self.recipe, func, &[], None).await {
-            Ok(results) => Ok(match results.first() {
-                Some(Val::Result(Err(_))) => 1,
-                _ => 0,
-            }),
-            Err(e) if e.kind() == ErrorKind::Exit => Ok(e.exit_code().unwrap_or(1)),
-            Err(e) => Err(e),
-        }
+    /// The export's name as the target was made with.
+    pub(crate) fn export(&self) -> &str {
+        &self.export
     }
 }

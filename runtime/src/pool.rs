@@ -14,6 +14,7 @@
 //! in `App::status` as busy.
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -61,9 +62,10 @@ impl Gate {
 struct Taken(Option<LiveInstance>, Option<LiveInstance>);
 
 pub(crate) struct Pool {
-    max: usize,
-    queue: usize,
-    lifecycle: Lifecycle,
+    // Changed only by an upgrade that changes the limits (see `Pool::reconfigure`).
+    max: AtomicUsize,
+    queue: AtomicUsize,
+    reuse: AtomicBool,
     gate: Mutex<Gate>,
     freed: Condvar,
     freed_async: Notify,
@@ -82,9 +84,9 @@ pub(crate) struct Lease<P: Deref<Target = Pool>> {
 impl Pool {
     pub(crate) fn new(max: usize, queue: usize, lifecycle: Lifecycle) -> Pool {
         Pool {
-            max: max.max(1),
-            queue,
-            lifecycle,
+            max: AtomicUsize::new(max.max(1)),
+            queue: AtomicUsize::new(queue),
+            reuse: AtomicBool::new(lifecycle == Lifecycle::Reuse),
             gate: Mutex::new(Gate {
                 busy: 0,
                 waiting: 0,
@@ -97,6 +99,38 @@ impl Pool {
         }
     }
 
+    /// Takes a new generation's limits: `instances`, `queue` and lifecycle. Callers already
+    /// waiting keep waiting; a lower `instances` takes effect as busy instances end.
+    pub(crate) fn reconfigure(&self, max: usize, queue: usize, lifecycle: Lifecycle) {
+        self.max.store(max.max(1), Ordering::Relaxed);
+        self.queue.store(queue, Ordering::Relaxed);
+        self.reuse
+            .store(lifecycle == Lifecycle::Reuse, Ordering::Relaxed);
+        self.clear_idle();
+        // A higher limit may let waiting callers in.
+        self.freed.notify_all();
+        self.freed_async.notify_waiters();
+    }
+
+    /// Drops every idle instance (after a switch of generation, they are of the old one).
+    pub(crate) fn clear_idle(&self) {
+        let mut g = self.lock();
+        let dropped = (
+            std::mem::take(&mut g.idle_sync),
+            std::mem::take(&mut g.idle_async),
+        );
+        drop(g);
+        drop(dropped);
+    }
+
+    fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    fn queue(&self) -> usize {
+        self.queue.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Gate> {
         self.gate.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -107,7 +141,7 @@ impl Pool {
             format!(
                 "module `{module}` is overloaded: all {} instance(s) are busy and {waiting} caller(s) already wait; \
                  raise [modules.{module}.limits] instances or queue",
-                self.max
+                self.max()
             ),
         )
         .with_module(module)
@@ -167,6 +201,17 @@ impl Pool {
         Ok(self.lease(self.clone(), instance))
     }
 
+    /// [`Pool::acquire_owned_async`] that hands over the idle instance of either flavour
+    /// (to move a module's state, which lives in whichever instance there is).
+    pub(crate) async fn acquire_any_owned_async(
+        self: &Arc<Self>,
+        module: &str,
+        deadline: Instant,
+    ) -> Result<Lease<Arc<Pool>>> {
+        let Taken(instance, evicted) = self.admit_async(module, deadline).await?;
+        Ok(self.lease(self.clone(), instance.or(evicted)))
+    }
+
     fn lease<P: Deref<Target = Pool>>(&self, pool: P, instance: Option<LiveInstance>) -> Lease<P> {
         Lease {
             pool,
@@ -179,13 +224,13 @@ impl Pool {
     /// instance of `flavour` if there is one.
     fn admit(&self, module: &str, deadline: Instant, flavour: Flavour) -> Result<Taken> {
         let mut gate = self.lock();
-        if gate.busy >= self.max {
-            if gate.waiting >= self.queue {
+        if gate.busy >= self.max() {
+            if gate.waiting >= self.queue() {
                 return Err(self.overloaded(module, gate.waiting));
             }
             gate.waiting += 1;
             gate.waiting_sync += 1;
-            while gate.busy >= self.max {
+            while gate.busy >= self.max() {
                 let now = Instant::now();
                 if now >= deadline {
                     gate.waiting -= 1;
@@ -209,10 +254,10 @@ impl Pool {
     async fn admit_async(&self, module: &str, deadline: Instant) -> Result<Taken> {
         {
             let mut gate = self.lock();
-            if gate.busy < self.max {
+            if gate.busy < self.max() {
                 return Ok(gate.take(Flavour::Async));
             }
-            if gate.waiting >= self.queue {
+            if gate.waiting >= self.queue() {
                 return Err(self.overloaded(module, gate.waiting));
             }
             gate.waiting += 1;
@@ -235,7 +280,7 @@ impl Pool {
                 return Err(Self::too_late(module));
             }
             let mut gate = self.lock();
-            if gate.busy < self.max {
+            if gate.busy < self.max() {
                 return Ok(gate.take(Flavour::Async));
             }
         }
@@ -249,13 +294,13 @@ impl Pool {
         flavour: Flavour,
         mut make: impl FnMut() -> Result<LiveInstance>,
     ) -> Result<usize> {
-        if self.lifecycle == Lifecycle::PerCall {
+        if !self.reuse.load(Ordering::Relaxed) {
             return Ok(0);
         }
         loop {
             let mut g = self.lock();
             let idle = g.idle_sync.len() + g.idle_async.len();
-            if g.idle(flavour).len() >= n.min(self.max) || idle + g.busy >= self.max {
+            if g.idle(flavour).len() >= n.min(self.max()) || idle + g.busy >= self.max() {
                 return Ok(g.idle(flavour).len());
             }
             drop(g);
@@ -270,14 +315,14 @@ impl Pool {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<LiveInstance>>,
     {
-        if self.lifecycle == Lifecycle::PerCall {
+        if !self.reuse.load(Ordering::Relaxed) {
             return Ok(0);
         }
         loop {
             {
                 let g = self.lock();
                 let idle = g.idle_sync.len() + g.idle_async.len();
-                if g.idle_async.len() >= n.min(self.max) || idle + g.busy >= self.max {
+                if g.idle_async.len() >= n.min(self.max()) || idle + g.busy >= self.max() {
                     return Ok(g.idle_async.len());
                 }
             }
@@ -297,7 +342,7 @@ impl Pool {
 impl<P: Deref<Target = Pool>> Lease<P> {
     /// Gives a healthy instance back for reuse.
     pub(crate) fn recycle(&mut self, instance: LiveInstance) {
-        if self.pool.lifecycle == Lifecycle::Reuse {
+        if self.pool.reuse.load(Ordering::Relaxed) {
             self.returned = Some(instance);
         }
     }

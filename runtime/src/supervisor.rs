@@ -55,7 +55,7 @@ pub(crate) enum Admission {
 }
 
 /// Whether a failure says something about the module's health.
-fn counts(kind: ErrorKind) -> bool {
+pub(crate) fn counts(kind: ErrorKind) -> bool {
     matches!(
         kind,
         ErrorKind::Timeout
@@ -178,6 +178,11 @@ impl Supervisor {
                 "too many failures; module marked unavailable"
             );
         }
+    }
+
+    /// Whether the circuit is open now (calls fail fast), without the lock.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     pub(crate) fn health(&self) -> (Health, usize) {

@@ -8,8 +8,8 @@ use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::LiveInstance;
-use crate::module::Module;
-use crate::value::{Function, type_name};
+use crate::module::{Module, Target};
+use crate::value::type_name;
 
 /// A typed handle on one export of one module: `P` is the tuple of parameters and `R` the
 /// tuple of results, in Rust types that map to the export's WIT types (`u32`, `String`,
@@ -29,16 +29,16 @@ use crate::value::{Function, type_name};
 /// [`App::call_blocking`](crate::App::call_blocking): on an instance of the module's pool,
 /// under its limits and supervision. Cheap to clone.
 pub struct Typed<P, R> {
-    module: Arc<Module>,
-    func: Arc<Function>,
+    /// The export in the module's current generation; a new generation is checked against
+    /// `P` and `R` on its first call.
+    target: Arc<Target>,
     _types: PhantomData<fn(P) -> R>,
 }
 
 impl<P, R> Clone for Typed<P, R> {
     fn clone(&self) -> Self {
         Typed {
-            module: self.module.clone(),
-            func: self.func.clone(),
+            target: self.target.clone(),
             _types: PhantomData,
         }
     }
@@ -47,8 +47,8 @@ impl<P, R> Clone for Typed<P, R> {
 impl<P, R> std::fmt::Debug for Typed<P, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Typed")
-            .field("module", &self.module.name)
-            .field("export", &self.func.name)
+            .field("module", &self.target.module.name)
+            .field("export", &self.target.export())
             .finish()
     }
 }
@@ -59,9 +59,12 @@ where
     R: ComponentNamedList + Lift + Send + Sync + 'static,
 {
     /// Checks `P` and `R` against the export, on one instance of the module.
-    pub(crate) fn new(module: Arc<Module>, func: Arc<Function>) -> Result<Self> {
-        let mut instance = LiveInstance::new(module.recipe(), None)?;
-        if let Err(e) = instance.check_typed::<P, R>(module.recipe(), &func)? {
+    pub(crate) fn new(module: Arc<Module>, export: &str) -> Result<Self> {
+        let target = Target::new(module, export)?;
+        let resolved = target.get_full()?;
+        let (generation, func) = (&resolved.generation, &resolved.func);
+        let mut instance = LiveInstance::new(generation.recipe(), None)?;
+        if let Err(e) = instance.check_typed::<P, R>(generation.recipe(), func)? {
             return Err(Error::new(
                 ErrorKind::InvalidArgs,
                 format!(
@@ -80,22 +83,23 @@ where
                     std::any::type_name::<R>(),
                 ),
             )
-            .with_module(&*module.name)
+            .with_module(&*generation.name)
             .with_export(&func.name)
             .with_source(e));
         }
+        let _ = resolved.checked.set(());
         Ok(Typed {
-            module,
-            func,
+            target: Arc::new(target),
             _types: PhantomData,
         })
     }
 
     /// Calls the export on the caller's task (see [`App::call`](crate::App::call)).
     pub async fn call(&self, params: P) -> Result<R> {
-        let r = self
-            .module
-            .invoke_typed_async(&self.func, params, None, None)
+        let t = self.target.get_full()?;
+        let r = t
+            .generation
+            .invoke_typed_async(&t.func, params, None, Some(&t.checked))
             .await;
         tokio::task::consume_budget().await;
         r
@@ -104,11 +108,13 @@ where
     /// Calls the export on the current thread (see
     /// [`App::call_blocking`](crate::App::call_blocking)).
     pub fn call_blocking(&self, params: P) -> Result<R> {
-        self.module.invoke_typed(&self.func, params, None, None)
+        let t = self.target.get()?;
+        t.generation
+            .invoke_typed(&t.func, params, None, Some(&t.checked))
     }
 
     /// The export's full name.
     pub fn name(&self) -> &str {
-        &self.func.name
+        self.target.export()
     }
 }

@@ -127,6 +127,15 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
                 );
             }
         }
+        let ratio = m.upgrade.rollback_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            problems.push(
+                Error::manifest(format!(
+                    "module `{name}`: upgrade.rollback_ratio is {ratio}; it must be above 0 and at most 1 (1 rolls back only when every call fails)"
+                ))
+                .with_key(key("upgrade.rollback_ratio")),
+            );
+        }
         let cx = ModuleCx {
             name,
             spec: m,

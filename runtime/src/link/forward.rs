@@ -26,9 +26,9 @@ use super::session::links;
 use super::typecheck::has_resources;
 use super::{Link, LinkedFunc};
 use crate::error::{Error, Result};
+use crate::generation::Session;
 use crate::instance::{Flavour, HostState};
-use crate::module::{Module, Session};
-use crate::value::Function;
+use crate::module::{Module, Target};
 
 /// Who serves a link.
 pub(crate) enum Provider {
@@ -73,27 +73,33 @@ pub(crate) fn define(
         }
         Provider::Module(p) if link.resources.is_empty() => {
             for f in &link.funcs {
-                let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                let target = Arc::new(Target::new(
+                    p.clone(),
+                    &format!("{}#{}", link.export, f.name),
+                )?);
                 if super::trampoline::define(
-                    &mut inst, flavour, &f.name, &f.params, &f.results, p, &func,
+                    &mut inst, flavour, &f.name, &f.params, &f.results, &target,
                 )
                 .map_err(fail)?
                 {
                     continue;
                 }
-                let p = p.clone();
                 match flavour {
                     Flavour::Sync => inst.func_new(&f.name, move |store, _ty, params, results| {
                         let deadline = store.data().deadline;
-                        p.invoke_into(&func, params, results, Some(deadline))
+                        let r = target.get().map_err(wasmtime::Error::new)?;
+                        r.generation
+                            .invoke_into(&r.func, params, results, Some(deadline))
                             .map_err(wasmtime::Error::new)
                     }),
                     Flavour::Async => {
                         inst.func_new_async(&f.name, move |store, _ty, params, results| {
-                            let (p, func) = (p.clone(), func.clone());
+                            let target = target.clone();
                             Box::new(async move {
                                 let deadline = store.data().deadline;
-                                p.invoke_into_async(&func, params, results, Some(deadline))
+                                let r = target.get_full().map_err(wasmtime::Error::new)?;
+                                r.generation
+                                    .invoke_into_async(&r.func, params, results, Some(deadline))
                                     .await
                                     .map_err(wasmtime::Error::new)
                             })
@@ -109,32 +115,30 @@ pub(crate) fn define(
             for name in &link.resources {
                 let id = NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed);
                 ids.insert(name.clone(), id);
-                let p = p.clone();
                 let ty = ResourceType::host_dynamic(id);
                 match flavour {
-                    Flavour::Sync => {
-                        inst.resource(name, ty, move |store, rep| drop_proxy(store, rep, &p))
-                    }
+                    Flavour::Sync => inst.resource(name, ty, drop_proxy),
                     Flavour::Async => inst.resource_async(name, ty, move |store, rep| {
-                        let p = p.clone();
-                        Box::new(async move { drop_proxy_async(store, rep, &p).await })
+                        Box::new(async move { drop_proxy_async(store, rep).await })
                     }),
                 }
                 .map_err(fail)?;
             }
             let ids = Arc::new(ids);
             for f in &link.funcs {
-                let func = p.function(&format!("{}#{}", link.export, f.name))?;
+                let target = Arc::new(Target::new(
+                    p.clone(),
+                    &format!("{}#{}", link.export, f.name),
+                )?);
                 if super::methods::define(
-                    &mut inst, flavour, &f.name, &f.params, &f.results, p, &func, slot,
+                    &mut inst, flavour, &f.name, &f.params, &f.results, &target, slot,
                 )
                 .map_err(fail)?
                 {
                     continue;
                 }
                 let call = SessionCall {
-                    provider: p.clone(),
-                    func,
+                    target,
                     ids: ids.clone(),
                     linked: f.clone(),
                     slot,
@@ -164,8 +168,7 @@ pub(crate) fn define(
 
 /// One function of a link with resources: the call goes to the importer instance's session.
 struct SessionCall {
-    provider: Arc<Module>,
-    func: Arc<Function>,
+    target: Arc<Target>,
     ids: Arc<HashMap<String, u32>>,
     linked: LinkedFunc,
     slot: usize,
@@ -215,17 +218,26 @@ impl SessionCall {
         let args = self.args(store, params)?;
         let deadline = store.data().deadline;
         let session = links(store.data_mut()).sessions[self.slot].take();
-        let p = &self.provider;
+        // A session stays on the generation it started on.
+        let r = match &session {
+            Some(s) => self.target.in_generation(&s.generation),
+            None => self.target.get_full(),
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => return self.finish(store, Err(e), results),
+        };
+        let g = &r.generation;
         // The provider's supervisor sees session calls like any other call, and a session
         // takes a slot of the provider's pool like any instance.
-        let outcome = p.supervised(&self.func, || {
+        let outcome = g.supervised(&r.func, || {
             let mut session = match session {
                 Some(s) => s,
-                None => p.session(deadline)?,
+                None => g.session(deadline)?,
             };
             let out = session
                 .instance
-                .call(p.recipe(), &self.func, &args, Some(deadline))?;
+                .call(g.recipe(), &r.func, &args, Some(deadline))?;
             Ok((session, out))
         });
         self.finish(store, outcome, results)
@@ -240,16 +252,24 @@ impl SessionCall {
         let args = self.args(store, params)?;
         let deadline = store.data().deadline;
         let session = links(store.data_mut()).sessions[self.slot].take();
-        let p = &self.provider;
-        let outcome = p
-            .supervised_async(&self.func, async {
+        let r = match &session {
+            Some(s) => self.target.in_generation(&s.generation),
+            None => self.target.get_full(),
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => return self.finish(store, Err(e), results),
+        };
+        let g = &r.generation;
+        let outcome = g
+            .supervised_async(&r.func, async {
                 let mut session = match session {
                     Some(s) => s,
-                    None => p.session_async(deadline).await?,
+                    None => g.session_async(deadline).await?,
                 };
                 let out = session
                     .instance
-                    .call_async(p.recipe(), &self.func, &args, Some(deadline))
+                    .call_async(g.recipe(), &r.func, &args, Some(deadline))
                     .await?;
                 Ok((session, out))
             })
@@ -389,7 +409,6 @@ fn to_importer(
 async fn drop_proxy_async(
     mut store: StoreContextMut<'_, HostState>,
     rep: u32,
-    provider: &Module,
 ) -> wasmtime::Result<()> {
     let state = links(store.data_mut());
     let Some(proxy) = state.proxies.remove(&rep) else {
@@ -398,9 +417,10 @@ async fn drop_proxy_async(
     let Some(mut session) = state.sessions[proxy.slot].take() else {
         return Ok(());
     };
+    let generation = session.generation.clone();
     match session
         .instance
-        .drop_resource_async(provider.recipe(), proxy.handle)
+        .drop_resource_async(generation.recipe(), proxy.handle)
         .await
     {
         Ok(()) => {
@@ -414,12 +434,9 @@ async fn drop_proxy_async(
     }
 }
 
-/// The importer dropped its handle: drop the provider's resource in its session.
-fn drop_proxy(
-    mut store: StoreContextMut<'_, HostState>,
-    rep: u32,
-    provider: &Module,
-) -> wasmtime::Result<()> {
+/// The importer dropped its handle: drop the provider's resource in its session (on the
+/// generation the session started on).
+fn drop_proxy(mut store: StoreContextMut<'_, HostState>, rep: u32) -> wasmtime::Result<()> {
     let state = links(store.data_mut());
     let Some(proxy) = state.proxies.remove(&rep) else {
         // Its session was discarded already, and the resource with it.
@@ -428,9 +445,10 @@ fn drop_proxy(
     let Some(mut session) = state.sessions[proxy.slot].take() else {
         return Ok(());
     };
+    let generation = session.generation.clone();
     match session
         .instance
-        .drop_resource(provider.recipe(), proxy.handle)
+        .drop_resource(generation.recipe(), proxy.handle)
     {
         Ok(()) => {
             links(store.data_mut()).sessions[proxy.slot] = Some(session);

@@ -8,7 +8,7 @@
 //! handle with the provider's [`ResourceAny`] in front. Handles that move (`own` parameters
 //! or results) always take the dynamic path, which keeps the proxy table right.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::types::Type;
@@ -19,9 +19,9 @@ use wasmtime::component::{
 use super::session::links;
 use super::trampoline::key;
 use crate::error::Result;
+use crate::generation::Session;
 use crate::instance::{Flavour, HostState};
-use crate::module::{Module, Session};
-use crate::value::Function;
+use crate::module::{Resolved, Target};
 
 /// Prepends a handle to a tuple of parameters.
 pub(crate) trait Prepend<H>: Sized {
@@ -65,8 +65,7 @@ pub(crate) fn define(
     name: &str,
     params: &[Type],
     results: &[Type],
-    provider: &Arc<Module>,
-    func: &Arc<Function>,
+    target: &Arc<Target>,
     slot: usize,
 ) -> wasmtime::Result<bool> {
     let Some((Type::Borrow(_), rest)) = params.split_first() else {
@@ -75,11 +74,9 @@ pub(crate) fn define(
     let Some(key) = key(rest, results) else {
         return Ok(false);
     };
-    let target = Target {
-        provider: provider.clone(),
-        func: func.clone(),
+    let target = Method {
+        target: target.clone(),
         slot,
-        checked: Arc::new(OnceLock::new()),
     };
     macro_rules! shapes {
         ($($k:literal => ($($p:ty),*) -> ($($r:ty),*)),* $(,)?) => {
@@ -112,14 +109,20 @@ pub(crate) fn define(
 
 /// Where a method's calls go.
 #[derive(Clone)]
-struct Target {
-    provider: Arc<Module>,
-    func: Arc<Function>,
+struct Method {
+    target: Arc<Target>,
     slot: usize,
-    checked: Arc<OnceLock<()>>,
 }
 
-impl Target {
+impl Method {
+    /// The method in the session's generation, or the current one for a new session.
+    fn resolve(&self, session: &Option<Session>) -> Result<Arc<Resolved>> {
+        match session {
+            Some(s) => self.target.in_generation(&s.generation),
+            None => self.target.get_full(),
+        }
+    }
+
     /// The provider's handle for the importer's proxy, and the session that holds it.
     fn enter(
         &self,
@@ -154,7 +157,7 @@ fn install<P, R>(
     inst: &mut LinkerInstance<'_, HostState>,
     flavour: Flavour,
     name: &str,
-    target: Target,
+    target: Method,
 ) -> wasmtime::Result<()>
 where
     P: Prepend<ResourceDynamic> + Prepend<ResourceAny> + Send + Sync + 'static,
@@ -167,21 +170,22 @@ where
                 let (this, rest) = <P as Prepend<ResourceDynamic>>::split(full);
                 let (handle, session) = target.enter(&mut store, &this)?;
                 let deadline = store.data().deadline;
-                let t = &target;
-                let p = &t.provider;
-                let outcome = p.supervised(&t.func, || {
-                    let mut session = match session {
-                        Some(s) => s,
-                        None => p.session(deadline)?,
-                    };
-                    let r = p.call_session_typed::<<P as Prepend<ResourceAny>>::Full, R>(
-                        &mut session,
-                        &t.func,
-                        <P as Prepend<ResourceAny>>::join(handle, rest),
-                        deadline,
-                        &t.checked,
-                    )?;
-                    Ok((session, r))
+                let outcome = target.resolve(&session).and_then(|m| {
+                    let g = &m.generation;
+                    g.supervised(&m.func, || {
+                        let mut session = match session {
+                            Some(s) => s,
+                            None => g.session(deadline)?,
+                        };
+                        let r = g.call_session_typed::<<P as Prepend<ResourceAny>>::Full, R>(
+                            &mut session,
+                            &m.func,
+                            <P as Prepend<ResourceAny>>::join(handle, rest),
+                            deadline,
+                            &m.checked,
+                        )?;
+                        Ok((session, r))
+                    })
                 });
                 target.leave(&mut store, outcome)
             },
@@ -194,21 +198,24 @@ where
                     let (this, rest) = <P as Prepend<ResourceDynamic>>::split(full);
                     let (handle, session) = target.enter(&mut store, &this)?;
                     let deadline = store.data().deadline;
-                    let t = &target;
-                    let p = &t.provider;
-                    let outcome = p
-                        .supervised_async(&t.func, async {
+                    let m = match target.resolve(&session) {
+                        Ok(m) => m,
+                        Err(e) => return target.leave(&mut store, Err(e)),
+                    };
+                    let g = &m.generation;
+                    let outcome = g
+                        .supervised_async(&m.func, async {
                             let mut session = match session {
                                 Some(s) => s,
-                                None => p.session_async(deadline).await?,
+                                None => g.session_async(deadline).await?,
                             };
-                            let r = p
+                            let r = g
                                 .call_session_typed_async::<<P as Prepend<ResourceAny>>::Full, R>(
                                     &mut session,
-                                    &t.func,
+                                    &m.func,
                                     <P as Prepend<ResourceAny>>::join(handle, rest),
                                     deadline,
-                                    &t.checked,
+                                    &m.checked,
                                 )
                                 .await?;
                             Ok((session, r))

@@ -79,10 +79,26 @@ pub(crate) struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// What planning needs of a module: its declaration and its compiled component (a module
+/// being loaded, or a live generation when an upgrade is gated).
+pub(crate) trait Planned {
+    fn spec(&self) -> &crate::spec::ModuleSpec;
+    fn component(&self) -> &wasmtime::component::Component;
+}
+
+impl Planned for Compiled {
+    fn spec(&self) -> &crate::spec::ModuleSpec {
+        &self.spec
+    }
+    fn component(&self) -> &wasmtime::component::Component {
+        &self.component
+    }
+}
+
 /// Matches every module's imports with its links and checks each link.
-pub(crate) fn plan(
+pub(crate) fn plan<M: Planned>(
     engine: &Engine,
-    modules: &BTreeMap<String, Compiled>,
+    modules: &BTreeMap<String, M>,
     failed: &[&String],
     hosts: &HashMap<String, Arc<HostInterface>>,
 ) -> Result<Plan> {
@@ -90,10 +106,10 @@ pub(crate) fn plan(
     let mut warnings = Vec::new();
     let mut all = BTreeMap::new();
     for (name, m) in modules {
-        let mut used = vec![false; m.spec.links.len()];
-        let keys: Vec<(&String, &String)> = m.spec.links.iter().collect();
+        let mut used = vec![false; m.spec().links.len()];
+        let keys: Vec<(&String, &String)> = m.spec().links.iter().collect();
         let mut links = Vec::new();
-        let ty = m.component.component_type();
+        let ty = m.component().component_type();
         for (import, item) in ty.imports(engine) {
             if import.starts_with("wasi:") {
                 continue;
@@ -187,10 +203,10 @@ fn module_link(
     import: &str,
     want: &ComponentInstance,
     provider: &str,
-    p: &Compiled,
+    p: &impl Planned,
 ) -> std::result::Result<Link, Vec<Error>> {
     let (base, version) = split_version(import);
-    let ty = p.component.component_type();
+    let ty = p.component().component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let same_base: Vec<&String> = exports
         .iter()

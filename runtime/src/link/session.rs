@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 use wasmtime::component::ResourceAny;
 
 use super::objects::{Objects, next_rep};
+use crate::generation::Session;
 use crate::instance::HostState;
-use crate::module::Session;
 
 /// A provider's resource, seen by the importer through a host handle.
 pub(crate) struct Proxy {

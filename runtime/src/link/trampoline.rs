@@ -11,14 +11,13 @@
 //! already proven identical to the provider's; the first call also checks them against a
 //! live provider instance, as wasmtime's typed functions require.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wasmtime::component::types::Type;
 use wasmtime::component::{ComponentNamedList, Lift, LinkerInstance, Lower};
 
 use crate::instance::{Flavour, HostState};
-use crate::module::Module;
-use crate::value::Function;
+use crate::module::Target;
 
 /// One primitive of a common signature.
 fn short(ty: &Type) -> Option<&'static str> {
@@ -51,8 +50,7 @@ pub(crate) fn define(
     name: &str,
     params: &[Type],
     results: &[Type],
-    provider: &Arc<Module>,
-    func: &Arc<Function>,
+    target: &Arc<Target>,
 ) -> wasmtime::Result<bool> {
     let Some(key) = key(params, results) else {
         return Ok(false);
@@ -60,7 +58,7 @@ pub(crate) fn define(
     macro_rules! shapes {
         ($($k:literal => ($($p:ty),*) -> ($($r:ty),*)),* $(,)?) => {
             match key.as_str() {
-                $($k => install::<($($p,)*), ($($r,)*)>(inst, flavour, name, provider, func)?,)*
+                $($k => install::<($($p,)*), ($($r,)*)>(inst, flavour, name, target)?,)*
                 _ => return Ok(false),
             }
         };
@@ -100,26 +98,29 @@ fn install<P, R>(
     inst: &mut LinkerInstance<'_, HostState>,
     flavour: Flavour,
     name: &str,
-    provider: &Arc<Module>,
-    func: &Arc<Function>,
+    target: &Arc<Target>,
 ) -> wasmtime::Result<()>
 where
     P: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
     R: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
 {
-    let (p, func) = (provider.clone(), func.clone());
-    let checked = Arc::new(OnceLock::new());
+    // The types are checked once per generation of the provider (`Resolved::checked`).
+    let target = target.clone();
     match flavour {
         Flavour::Sync => inst.func_wrap(name, move |store, params: P| {
             let deadline = store.data().deadline;
-            p.invoke_typed::<P, R>(&func, params, Some(deadline), Some(&checked))
+            let r = target.get().map_err(wasmtime::Error::new)?;
+            r.generation
+                .invoke_typed::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
                 .map_err(wasmtime::Error::new)
         }),
         Flavour::Async => inst.func_wrap_async(name, move |store, params: P| {
-            let (p, func, checked) = (p.clone(), func.clone(), checked.clone());
+            let target = target.clone();
             Box::new(async move {
                 let deadline = store.data().deadline;
-                p.invoke_typed_async::<P, R>(&func, params, Some(deadline), Some(&checked))
+                let r = target.get_full().map_err(wasmtime::Error::new)?;
+                r.generation
+                    .invoke_typed_async::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
                     .await
                     .map_err(wasmtime::Error::new)
             })

@@ -1,6 +1,7 @@
 //! The admin listener, for operators: `GET /metrics` (OpenMetrics text, which Prometheus
-//! scrapes) and `GET /status` (JSON: each module's instances, queue, circuit and recent
-//! failures, as [`App::status`] knows them).
+//! scrapes), `GET /status` (JSON: each module's instances, queue, circuit, recent
+//! failures, generation and upgrades, as [`App::status`] knows them), and the changes
+//! of [`super::control`]: `POST /reload`, `POST /rollback/<module>`.
 
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
@@ -8,19 +9,23 @@ use hyper::body::Incoming;
 use crate::app::App;
 use crate::serve::service::{Response, text};
 use crate::supervisor::Health;
+use crate::upgrade::report::GenerationState;
 
 /// The content type of the metrics.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Answers one admin request.
-pub(crate) fn handle(app: &App, req: &hyper::Request<Incoming>) -> Response {
+pub(crate) async fn handle(app: &App, req: hyper::Request<Incoming>) -> Response {
+    if let Some(resp) = super::control::handle(app, &req).await {
+        return resp;
+    }
     let (body, content_type) = match req.uri().path() {
         "/metrics" => (app.metrics_text(), OPENMETRICS),
         "/status" => (status_json(app), "application/json"),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                "admin endpoints: GET /metrics, GET /status\n",
+                "admin endpoints: GET /metrics, GET /status, POST /reload, POST /rollback/<module>\n",
             );
         }
     };
@@ -53,8 +58,30 @@ pub fn status_json(app: &App) -> String {
                 }
                 Health::Trial => ("trial", None),
             };
-            let limits = app.spec(&name).map(|spec| &spec.limits);
+            let limits = app.spec(&name).map(|spec| spec.limits);
+            let limits = limits.as_ref();
+            let probation_left_ms = match s.state {
+                GenerationState::Probation { left } => Some(left.as_millis() as u64),
+                _ => None,
+            };
+            let last_upgrade = s.last_upgrade.as_ref().map(|u| {
+                serde_json::json!({
+                    "ok": u.ok,
+                    "from": u.from,
+                    "to": u.to,
+                    "message": u.message,
+                    "at_unix_ms": u.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                })
+            });
             let value = serde_json::json!({
+                "generation": s.generation,
+                "hash": format!("sha256:{}", s.hash),
+                "state": s.state.as_str(),
+                "probation_left_ms": probation_left_ms,
+                "draining": s.draining,
+                "ended": s.ended,
+                "calls": s.calls,
+                "last_upgrade": last_upgrade,
                 "busy": s.busy,
                 "idle": s.idle,
                 "waiting": s.waiting,

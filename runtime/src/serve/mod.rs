@@ -14,6 +14,7 @@
 //! An optional second listener serves the admin endpoints ([`admin`]).
 
 pub mod admin;
+mod control;
 mod io;
 mod service;
 mod trace;
@@ -256,8 +257,8 @@ async fn serve_admin(listener: TcpListener, app: App) {
         };
         let app = app.clone();
         let service = service_fn(move |req| {
-            let resp = admin::handle(&app, &req);
-            async move { Ok::<_, Infallible>(resp) }
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {

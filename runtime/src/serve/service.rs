@@ -17,11 +17,10 @@ use crate::app::App;
 use crate::error::{ErrorKind, Result, chain};
 use crate::incoming::{self, Failure};
 use crate::metrics::RouteMetrics;
-use crate::module::Module;
+use crate::module::Target;
 use crate::serve::trace::TraceContext;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
-use crate::value::Function;
 
 /// What the server answers with.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
@@ -38,8 +37,8 @@ pub(crate) struct Router {
 
 /// One route, resolved when the server starts.
 struct Route {
-    module: Arc<Module>,
-    handler: Arc<Function>,
+    /// The routed module's handler, in whichever generation is current.
+    handler: Target,
     metrics: RouteMetrics,
 }
 
@@ -63,17 +62,9 @@ impl Router {
     pub(crate) fn new(app: App, http: HttpSpec) -> Result<Router> {
         let mut routes = BTreeMap::new();
         for (prefix, module) in &http.routes {
-            let module = app.module_arc(module)?;
-            let handler = module.function(incoming::HANDLER)?;
+            let handler = Target::new(app.module_arc(module)?, incoming::HANDLER)?;
             let metrics = app.metrics().route(prefix);
-            routes.insert(
-                prefix.clone(),
-                Route {
-                    module,
-                    handler,
-                    metrics,
-                },
-            );
+            routes.insert(prefix.clone(), Route { handler, metrics });
         }
         let unrouted = app.metrics().route("none");
         Ok(Router {
@@ -101,7 +92,7 @@ impl Router {
             "request",
             method = %req.method(),
             path = %crate::sanitize::escape(req.uri().path()),
-            module = route.map_or("", |r| &*r.module.name),
+            module = route.map_or("", |r| &*r.handler.module.name),
             trace_id = %trace.trace_id,
             parent_id = tracing::field::Empty,
             status = tracing::field::Empty,
@@ -135,15 +126,15 @@ impl Router {
         if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
             return text(StatusCode::BAD_REQUEST, "the request has no Host header\n");
         }
-        let fut = incoming::serve(
-            route.module.clone(),
-            route.handler.clone(),
-            req,
-            Scheme::Http,
-        );
+        let name = &route.handler.module.name;
+        let r = match route.handler.get_full() {
+            Ok(r) => r,
+            Err(e) => return self.failed(name, Failure::Error(e)),
+        };
+        let fut = incoming::serve(r.generation.clone(), r.func.clone(), req, Scheme::Http);
         match tracing::Instrument::instrument(fut, span.clone()).await {
             Ok(resp) => resp,
-            Err(failure) => self.failed(&route.module.name, failure),
+            Err(failure) => self.failed(name, failure),
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 /// | `network` | none: every socket address is refused, name lookup is off |
 /// | `http` | none: every outbound `wasi:http` request fails with `HTTP-request-denied` |
 /// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Grants {
     /// Preopened host directories.

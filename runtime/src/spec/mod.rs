@@ -9,6 +9,7 @@
 mod grants;
 mod limits;
 mod serve;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use serve::{AdminSpec, HttpSpec};
+pub use upgrade::UpgradePolicy;
 
 use crate::error::Location;
 
@@ -174,6 +176,8 @@ pub struct ModuleSpec {
     /// Imports wired to a provider: interface name (optionally `@version`) -> provider
     /// module, or `host` for an interface the embedding application registered.
     pub links: BTreeMap<String, String>,
+    /// How a new version replaces this one while the app runs (`[modules.X.upgrade]`).
+    pub upgrade: UpgradePolicy,
 }
 
 impl ModuleSpec {
@@ -196,6 +200,7 @@ impl ModuleSpec {
             lifecycle: Lifecycle::default(),
             restart: RestartPolicy::default(),
             links: BTreeMap::new(),
+            upgrade: UpgradePolicy::default(),
         }
     }
 
@@ -307,6 +312,13 @@ impl ModuleSpec {
     /// Sets the restart policy (circuit breaker) of the module.
     pub fn restart(mut self, policy: RestartPolicy) -> Self {
         self.restart = policy;
+        self
+    }
+
+    /// Sets how a new version replaces this one while the app runs (drain, probation,
+    /// rollback ratio).
+    pub fn upgrade(mut self, policy: UpgradePolicy) -> Self {
+        self.upgrade = policy;
         self
     }
 

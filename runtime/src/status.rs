@@ -1,0 +1,84 @@
+//! What an app's modules are doing: instances, circuit, generation and upgrades.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::app::App;
+use crate::supervisor::Health;
+use crate::upgrade::report::{GenerationState, LastUpgrade};
+
+/// A snapshot of one module: its instances, health and generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModuleStatus {
+    /// Instances running a call (of any generation).
+    pub busy: usize,
+    /// Callers waiting for an instance.
+    pub waiting: usize,
+    /// Instances kept for reuse.
+    pub idle: usize,
+    /// Whether the module takes calls (see [`RestartPolicy`](crate::RestartPolicy)).
+    pub health: Health,
+    /// Failures counted in the restart policy's window.
+    pub recent_failures: usize,
+    /// The current generation: 1 as loaded, one more per upgrade (a rollback goes back to
+    /// the previous number).
+    pub generation: u64,
+    /// The SHA-256 of the current generation's component, in hex.
+    pub hash: String,
+    /// Serving, or on probation after an upgrade.
+    pub state: GenerationState,
+    /// Replaced generations still finishing calls or resource sessions.
+    pub draining: usize,
+    /// Calls ended or refused because their generation's drain time ran out.
+    pub ended: u64,
+    /// Calls counted since the app loaded (when metrics are on).
+    pub calls: u64,
+    /// The last upgrade or rollback, if any.
+    pub last_upgrade: Option<LastUpgrade>,
+}
+
+impl App {
+    /// What each module is doing right now.
+    pub fn status(&self) -> BTreeMap<String, ModuleStatus> {
+        self.inner
+            .modules
+            .iter()
+            .map(|(name, m)| {
+                let (busy, waiting, idle) = m.pool.load();
+                let current = m.current_full();
+                let (health, recent_failures) = current.supervisor.health();
+                let h = m.history();
+                let state = match h.probation_until {
+                    Some(until) => GenerationState::Probation {
+                        left: until.saturating_duration_since(Instant::now()),
+                    },
+                    None => GenerationState::Serving,
+                };
+                let ended = h
+                    .draining
+                    .iter()
+                    .chain(h.previous.iter())
+                    .chain(std::iter::once(&current))
+                    .map(|g| g.life.ended.load(Ordering::Relaxed))
+                    .sum();
+                let status = ModuleStatus {
+                    busy,
+                    waiting,
+                    idle,
+                    health,
+                    recent_failures,
+                    generation: current.number,
+                    hash: current.hash.to_string(),
+                    state,
+                    draining: h.draining.len(),
+                    ended,
+                    calls: m.metrics.calls.load(Ordering::Relaxed),
+                    last_upgrade: h.last.clone(),
+                };
+                (name.clone(), status)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,156 @@
+//! The gate: the checks a new generation passes before it takes calls, against the live
+//! app. They are the load's checks (declaration, compilation, grants that would reach host
+//! code, routes, links in both directions with types and versions function by function,
+//! cycles), run over the app as it would be after the switch: the modules being upgraded
+//! as compiled now, every other module as its current generation. Every problem is
+//! reported at once, as `membrane check` does, and a failed gate changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::compile::Compiled;
+use crate::error::{Problems, Result};
+use crate::generation::Generation;
+use crate::link::{self, Planned};
+use crate::load::{LoadCx, check_grant_overlaps, check_routes, compile_all};
+use crate::module::Module;
+use crate::spec::{AppSpec, HttpSpec, ModuleSpec};
+use crate::validate::{Settings, check, locate};
+
+/// What passed the gate: the new modules compiled, and the links of each, providers first.
+pub(crate) struct Passed {
+    pub compiled: BTreeMap<String, Compiled>,
+    pub links: BTreeMap<String, Vec<link::Link>>,
+    /// The modules to switch, providers before their importers.
+    pub order: Vec<String>,
+    /// How long compiling (or reading the cache) took.
+    pub compile: std::time::Duration,
+}
+
+/// A module as planning sees it: being upgraded, or live.
+enum Side<'a> {
+    New(&'a Compiled),
+    Live(Arc<Generation>),
+}
+
+impl Planned for Side<'_> {
+    fn spec(&self) -> &ModuleSpec {
+        match self {
+            Side::New(c) => &c.spec,
+            Side::Live(g) => &g.spec,
+        }
+    }
+    fn component(&self) -> &wasmtime::component::Component {
+        match self {
+            Side::New(c) => &c.component,
+            Side::Live(g) => g.component(),
+        }
+    }
+}
+
+/// The app's state for the gate.
+pub(crate) struct Live<'a> {
+    pub cx: &'a LoadCx,
+    pub modules: &'a BTreeMap<String, Arc<Module>>,
+    pub http: Option<&'a HttpSpec>,
+    pub admin: &'a crate::spec::AdminSpec,
+    pub manifest: Option<&'a Path>,
+    pub locations: Option<&'a crate::spec::Locations>,
+}
+
+/// Runs every check for replacing the modules of `changes` with these declarations.
+pub(crate) async fn check_upgrade(
+    live: &Live<'_>,
+    changes: BTreeMap<String, ModuleSpec>,
+) -> Result<Passed> {
+    let settings = Settings {
+        metered: live.cx.metered,
+        epoch_tick: live.cx.epoch_tick,
+    };
+    // The declaration as it would be: checked whole, so that links name real modules.
+    let mut whole = AppSpec::new();
+    for (name, m) in live.modules {
+        let spec = match changes.get(name) {
+            Some(new) => new.clone(),
+            None => m.current().spec.clone(),
+        };
+        whole = whole.module(name.clone(), spec);
+    }
+    whole.http = live.http.cloned();
+    whole.admin = live.admin.clone();
+    let mut problems = check(&whole, &settings);
+    locate(live.locations, &mut problems);
+    problems.into_result()?;
+
+    let specs = changes.clone();
+    let mut problems = Problems::default();
+    let started = std::time::Instant::now();
+    let compiled = compile_all(live.cx, changes, &settings, None, &mut problems).await;
+    let compile = started.elapsed();
+    check_grant_overlaps(live.cx, &specs, &compiled, live.manifest, &mut problems);
+    if let Some(http) = live.http {
+        let routed = HttpSpec {
+            routes: http
+                .routes
+                .iter()
+                .filter(|(_, m)| compiled.contains_key(*m))
+                .map(|(p, m)| (p.clone(), m.clone()))
+                .collect(),
+            ..http.clone()
+        };
+        check_routes(live.cx, &routed, &compiled, &mut problems);
+    }
+    let failed: Vec<&String> = specs
+        .keys()
+        .filter(|n| !compiled.contains_key(*n))
+        .collect();
+    let sides: BTreeMap<String, Side<'_>> = live
+        .modules
+        .iter()
+        .filter(|(name, _)| !failed.contains(name))
+        .map(|(name, m)| {
+            let side = match compiled.get(name) {
+                Some(c) => Side::New(c),
+                None => Side::Live(m.current_full()),
+            };
+            (name.clone(), side)
+        })
+        .collect();
+    let plan = match link::plan(&live.cx.engine, &sides, &failed, &live.cx.hosts) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    let order = match &plan {
+        Some(plan) => match link::order(&plan.links) {
+            Ok(order) => Some(order),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    drop(sides);
+    locate(live.locations, &mut problems);
+    problems.into_result()?;
+    let (plan, order) = (plan.expect("no problems"), order.expect("no problems"));
+    let order = order
+        .into_iter()
+        .filter(|n| compiled.contains_key(n))
+        .collect();
+    let links = plan
+        .links
+        .into_iter()
+        .filter(|(n, _)| compiled.contains_key(n))
+        .collect();
+    Ok(Passed {
+        compiled,
+        links,
+        order,
+        compile,
+    })
+}
