@@ -6,8 +6,9 @@ use std::process::ExitCode;
 mod build;
 mod output;
 mod progress;
+mod reload;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use membrane::{AppSpec, Config, DirMode, Manifest, ModuleSpec, Runtime};
 use output::{OutputFailed, out, say};
@@ -73,6 +74,21 @@ enum Command {
         /// Run every module's `build` command first.
         #[arg(long)]
         build: bool,
+        /// Reload when the manifest or a module's component file changes (after it has
+        /// settled), as SIGHUP does.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Ask a running `membrane serve` to reload its manifest (POST /reload to its admin
+    /// listener): modules whose component, grants, limits or links changed are upgraded
+    /// live, after the same checks as at load; a refused reload changes nothing.
+    Reload {
+        /// The admin listener of the server. Default: [app.admin] listen of MANIFEST.
+        #[arg(long, value_name = "IP:PORT")]
+        admin: Option<String>,
+        /// The app's manifest, to find the admin listener.
+        #[arg(default_value = "membrane.toml")]
+        manifest: PathBuf,
     },
     /// Load and check an app without running it; lists every problem.
     Check {
@@ -309,6 +325,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             admin,
             build,
+            watch,
         } => {
             let m = Manifest::from_file(&manifest)?;
             if build {
@@ -327,13 +344,43 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 line.push_str(&format!(" (admin: http://{addr}/metrics, /status)"));
             }
             say(&line);
+            let manifest_path = app
+                .manifest_path()
+                .map_or_else(|| manifest.clone(), Path::to_path_buf);
+            let hup = tokio::spawn(reload::on_sighup(app.clone(), manifest_path.clone()));
+            let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path)));
             let aborted = server.run(shutdown_signal()?).await?;
+            hup.abort();
+            if let Some(w) = watcher {
+                w.abort();
+            }
             if aborted > 0 {
                 say(&format!(
                     "stopped; {aborted} connection(s) were aborted when the drain time ran out"
                 ));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Reload { admin, manifest } => {
+            let admin = match admin {
+                Some(a) => a,
+                None => {
+                    let m = Manifest::from_file(&manifest).with_context(|| {
+                        "give the server's admin address with --admin IP:PORT, or the manifest that names it".to_string()
+                    })?;
+                    m.app.admin_spec().listen.clone().with_context(|| {
+                        format!(
+                            "{} has no [app.admin] listen; give the server's admin address with --admin IP:PORT",
+                            manifest.display()
+                        )
+                    })?
+                }
+            };
+            Ok(if reload::ask(&admin)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Check { manifest } => {
             let result = async {
@@ -412,8 +459,10 @@ fn config_for(app: &AppSpec) -> Config {
     }
     // Every instance of a module, resource sessions included, comes from its pool, so the
     // sum of `instances` is all the app can hold at once.
+    // Twice that leaves room for live upgrades: one that raises `instances`, and the moment
+    // a module's state moves, when its old and new instance are both alive.
     let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
-    config.instance_slots = wanted.clamp(16, 10_000) as u32;
+    config.instance_slots = (wanted * 2).clamp(16, 10_000) as u32;
     config
 }
 
