@@ -19,4 +19,5 @@ mod serve;
 mod stdio;
 mod supervision;
 mod typed;
+mod upgrade;
 mod values;

@@ -104,7 +104,7 @@ impl Supervised<'_> {
         }
         m.supervisor.record(&m.name, admission, counted);
         if outcome.is_err() && m.life.is_retired() {
-            m.life.ended.fetch_add(1, Ordering::Relaxed);
+            m.metrics.ended.fetch_add(1, Ordering::Relaxed);
         }
         if m.life.watching() {
             let failed = matches!(counted, Err(Some(kind)) if crate::supervisor::counts(kind));
@@ -187,7 +187,7 @@ impl Generation {
     /// the guard records how it ended.
     pub(crate) fn admit<'a>(&'a self, func: &'a Function) -> Result<Supervised<'a>> {
         if self.life.is_retired() {
-            self.life.ended.fetch_add(1, Ordering::Relaxed);
+            self.metrics.ended.fetch_add(1, Ordering::Relaxed);
             return Err(self.retired_error());
         }
         let admission = self.supervisor.admit(&self.name)?;

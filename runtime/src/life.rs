@@ -22,8 +22,6 @@ pub(crate) struct Life {
     pub(crate) superseded: AtomicBool,
     /// The drain time is over: new calls are refused and running ones ended.
     pub(crate) retired: Arc<AtomicBool>,
-    /// Calls refused or ended because the generation was retired.
-    pub(crate) ended: AtomicU64,
     probation: Probation,
 }
 
@@ -33,6 +31,9 @@ struct Probation {
     ok: AtomicU64,
     failed: AtomicU64,
     ratio: Mutex<f64>,
+    /// Failures that end the probation: the circuit's `max` (the circuit itself would
+    /// open one failure later).
+    max_failures: AtomicU64,
     on_trip: Mutex<Option<OnTrip>>,
 }
 
@@ -43,12 +44,12 @@ impl Life {
             sessions: AtomicUsize::new(0),
             superseded: AtomicBool::new(false),
             retired: Arc::new(AtomicBool::new(false)),
-            ended: AtomicU64::new(0),
             probation: Probation {
                 watching: AtomicBool::new(false),
                 ok: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 ratio: Mutex::new(1.0),
+                max_failures: AtomicU64::new(u64::MAX),
                 on_trip: Mutex::new(None),
             },
         }
@@ -63,10 +64,13 @@ impl Life {
         self.retired.load(Ordering::Relaxed)
     }
 
-    /// Starts watching calls: past `ratio` failed (of at least `min_calls`), or when
-    /// [`Life::observe`] is told the circuit opened, `on_trip` runs once.
-    pub(crate) fn watch(&self, ratio: f64, on_trip: OnTrip) {
+    /// Starts watching calls: at `max_failures` failed calls, past `ratio` failed (of at
+    /// least `min_calls`), or when [`Life::observe`] is told the circuit opened, `on_trip`
+    /// runs once.
+    pub(crate) fn watch(&self, ratio: f64, max_failures: u32, on_trip: OnTrip) {
         let p = &self.probation;
+        p.max_failures
+            .store(u64::from(max_failures.max(1)), Ordering::Relaxed);
         p.ok.store(0, Ordering::Relaxed);
         p.failed.store(0, Ordering::Relaxed);
         *p.ratio.lock().unwrap_or_else(|e| e.into_inner()) = ratio;
@@ -107,9 +111,9 @@ impl Life {
         };
         let ratio = *p.ratio.lock().unwrap_or_else(|e| e.into_inner());
         let total = ok + bad;
-        let reason = if circuit_open {
+        let reason = if circuit_open || bad >= p.max_failures.load(Ordering::Relaxed) {
             Some(format!(
-                "its circuit opened after {bad} failed call(s) on probation"
+                "{bad} of its calls failed on probation, as many as its circuit allows (restart.max)"
             ))
         } else if total >= min_calls && bad as f64 > ratio * total as f64 {
             Some(format!(

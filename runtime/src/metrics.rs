@@ -157,6 +157,7 @@ impl Metrics {
         Arc::new(ModuleMetrics {
             name: name.into(),
             calls: std::sync::atomic::AtomicU64::new(0),
+            ended: std::sync::atomic::AtomicU64::new(0),
             denied_network: denied(Capability::Network.as_str()),
             denied_http: denied(Capability::Http.as_str()),
             app: self.clone(),
@@ -258,6 +259,8 @@ pub(crate) struct ModuleMetrics {
     pub(crate) name: Arc<str>,
     /// Every call counted, whatever its outcome (the call rate of the operator's page).
     pub(crate) calls: std::sync::atomic::AtomicU64,
+    /// Calls ended or refused because their generation was retired after its drain time.
+    pub(crate) ended: std::sync::atomic::AtomicU64,
     denied_network: Counter,
     denied_http: Counter,
     app: Arc<Metrics>,

@@ -56,13 +56,7 @@ impl App {
                     },
                     None => GenerationState::Serving,
                 };
-                let ended = h
-                    .draining
-                    .iter()
-                    .chain(h.previous.iter())
-                    .chain(std::iter::once(&current))
-                    .map(|g| g.life.ended.load(Ordering::Relaxed))
-                    .sum();
+                let ended = m.metrics.ended.load(Ordering::Relaxed);
                 let status = ModuleStatus {
                     busy,
                     waiting,

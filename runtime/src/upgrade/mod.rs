@@ -159,12 +159,9 @@ fn switch(m: &Arc<Module>, new: Arc<Generation>) -> Arc<Generation> {
     let old = m.switch(new.clone());
     reconfigure(m, &old, &new);
     h.highest = h.highest.max(new.number);
-    if let Some(before) = h.previous.take()
-        && !h.draining.iter().any(|g| Arc::ptr_eq(g, &before))
-        && before.life.drained()
-    {
-        drop(before);
-    }
+    // A generation kept for an earlier probation is no longer needed; if it still runs
+    // calls, its own watcher drains it.
+    h.previous = None;
     h.draining.push(old.clone());
     if policy.probation.is_zero() {
         h.probation_until = None;
@@ -174,6 +171,7 @@ fn switch(m: &Arc<Module>, new: Arc<Generation>) -> Arc<Generation> {
         let weak = Arc::downgrade(m);
         new.life.watch(
             policy.rollback_ratio,
+            new.spec.restart.max,
             Box::new(move |reason| {
                 if let Some(m) = weak.upgrade() {
                     let _ = rollback(&m, Some(reason));
@@ -300,14 +298,13 @@ fn drain_step(m: &Module, old: &Arc<Generation>, time_is_up: bool) -> bool {
         // Rolled back to it: it serves again.
         return true;
     }
-    let kept = h.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, old));
     if old.life.drained() {
-        if !kept {
-            h.draining.retain(|g| !Arc::ptr_eq(g, old));
-        }
+        h.draining.retain(|g| !Arc::ptr_eq(g, old));
         tracing::debug!(target: "membrane::upgrade", module = %m.name, generation = old.number, "drained");
-        return !kept;
+        return true;
     }
+    // Kept ready for a rollback: not retired while the probation lasts.
+    let kept = h.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, old));
     if time_is_up && !kept {
         let running = old
             .life

@@ -1,0 +1,244 @@
+//! The triggers of `membrane serve`: SIGHUP, POST /reload and `membrane reload`,
+//! POST /rollback/<module>, and `--watch`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{guests, membrane, stderr, stdout, write_manifest};
+use crate::serve::{get, request, send};
+
+/// A running `membrane serve`; killed when dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Waits for a log line containing `text`.
+    fn wait_for_log(&self, text: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(60);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            if l.contains(text) {
+                return l;
+            }
+        }
+        panic!("no log line with {text:?}");
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+}
+
+fn manifest(dir: &Path) -> std::path::PathBuf {
+    write_manifest(
+        dir,
+        &format!(
+            r#"
+[app.http]
+routes = {{ "/" = "web" }}
+
+[app.admin]
+listen = "127.0.0.1:0"
+
+[modules.web]
+component = {web:?}
+links = {{ "acme:greet/api" = "greet" }}
+
+[modules.greet]
+component = "greet.wasm"
+"#,
+            web = guests::GREET_HTTP
+        ),
+    )
+}
+
+fn start(manifest: &Path, args: &[&str]) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    cmd.args([
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(args)
+    .env_remove("MEMBRANE_LOG")
+    .env(
+        "MEMBRANE_CACHE_DIR",
+        std::env::temp_dir().join("membrane-test-cache"),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("membrane serve starts");
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("membrane serve says where it listens");
+        if line.contains("serving on http://") {
+            break line;
+        }
+    };
+    let after = |marker: &str, end: char| -> SocketAddr {
+        let rest = line.split(marker).nth(1).unwrap();
+        rest.split(end).next().unwrap().parse().unwrap()
+    };
+    Served {
+        addr: after("serving on http://", ' '),
+        admin: after("admin: http://", '/'),
+        child,
+        lines: rx,
+    }
+}
+
+async fn answer(s: &Served) -> String {
+    let r = get(s.addr, "/bob").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn eventually_answers(s: &Served, want: &str) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = answer(s).await;
+        if got.trim() == want {
+            return;
+        }
+        assert!(Instant::now() < end, "still {got:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_a_bad_manifest_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::GREET_V1, dir.path().join("greet.wasm")).unwrap();
+    let path = manifest(dir.path());
+    let s = start(&path, &[]);
+    assert_eq!(answer(&s).await.trim(), "v1 hello bob");
+
+    std::fs::copy(guests::GREET_V2, dir.path().join("greet.wasm")).unwrap();
+    s.signal(rustix::process::Signal::HUP);
+    s.wait_for_log("reload: module upgraded");
+    eventually_answers(&s, "v2 hello bob").await;
+
+    // An invalid manifest: the problem is logged with its key, nothing changes.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[modules.greet.limits]\ntimeout = \"0s\"\n"),
+    )
+    .unwrap();
+    s.signal(rustix::process::Signal::HUP);
+    let line = s.wait_for_log("reload refused");
+    assert!(line.contains("timeout"), "{line}");
+    assert_eq!(answer(&s).await.trim(), "v2 hello bob");
+    let status = get(s.admin, "/status").await;
+    let v: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    assert_eq!(v["modules"]["greet"]["generation"], 2);
+    assert_eq!(v["modules"]["greet"]["last_upgrade"]["ok"], false);
+    let message = v["modules"]["greet"]["last_upgrade"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("timeout"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membrane_reload_and_the_admin_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::GREET_V1, dir.path().join("greet.wasm")).unwrap();
+    let path = manifest(dir.path());
+    let s = start(&path, &[]);
+    let admin = s.admin.to_string();
+
+    std::fs::copy(guests::GREET_V2, dir.path().join("greet.wasm")).unwrap();
+    let out = membrane(&["reload", "--admin", &admin]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("upgraded greet: generation 1 -> 2"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(answer(&s).await.trim(), "v2 hello bob");
+
+    // Refused: exit 1, the problem printed, the old version serves.
+    std::fs::copy(guests::GREET_DROPPED, dir.path().join("greet.wasm")).unwrap();
+    let out = membrane(&["reload", "--admin", &admin]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("reload refused (link)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hello"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    assert_eq!(answer(&s).await.trim(), "v2 hello bob");
+
+    // Roll back by hand over the admin listener; cross-site requests are refused.
+    let mut cross = request("POST", "/rollback/greet", "");
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(send(s.admin, cross).await.unwrap().status, 403);
+    let r = send(s.admin, request("POST", "/rollback/greet", ""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["rolled_back"]["to"], 1);
+    assert_eq!(answer(&s).await.trim(), "v1 hello bob");
+    let r = send(s.admin, request("POST", "/rollback/greet", ""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let r = send(s.admin, request("POST", "/rollback/nope", ""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(get(s.admin, "/reload").await.status, 405);
+
+    // No server there.
+    let out = membrane(&["reload", "--admin", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot reach the admin listener"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reloads_when_a_component_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::GREET_V1, dir.path().join("greet.wasm")).unwrap();
+    let path = manifest(dir.path());
+    let s = start(&path, &["--watch"]);
+    assert_eq!(answer(&s).await.trim(), "v1 hello bob");
+    std::fs::copy(guests::GREET_V2, dir.path().join("greet.wasm")).unwrap();
+    eventually_answers(&s, "v2 hello bob").await;
+    s.wait_for_log("reload: module upgraded");
+}
