@@ -32,6 +32,8 @@ pub(crate) struct Generation {
     pub(crate) hash: Arc<str>,
     /// The declaration this generation was made from.
     pub(crate) spec: ModuleSpec,
+    /// The directories above the component file, for the overlap checks of later upgrades.
+    pub(crate) component_dirs: Vec<crate::capability::protect::DirId>,
     /// Calls and sessions running, and where the generation is in its life.
     pub(crate) life: Life,
     recipe: Arc<Recipe>,
@@ -147,6 +149,7 @@ impl Generation {
         Generation {
             number,
             hash: compiled.hash.into(),
+            component_dirs: compiled.component_dirs,
             pool,
             supervisor: Supervisor::new(spec.restart),
             recipe: Arc::new(Recipe {

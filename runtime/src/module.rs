@@ -7,7 +7,7 @@
 //! up by the next call. A call runs entirely on the generation it resolved, so a switch never
 //! splits one.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -27,6 +27,9 @@ pub(crate) struct Module {
     pub(crate) pool: Arc<Pool>,
     pub(crate) metrics: Arc<ModuleMetrics>,
     current: ArcSwap<Generation>,
+    /// Switches so far: a [`Target`] whose cached resolution has the same count is current
+    /// (one plain atomic load on the call path).
+    switches: AtomicU64,
     /// Upgrades of this module, one at a time.
     pub(crate) upgrades: tokio::sync::Mutex<()>,
     /// What the upgrade code keeps: the previous generation, those draining, the last result.
@@ -61,6 +64,7 @@ impl Module {
                 ..History::default()
             }),
             current: ArcSwap::new(first),
+            switches: AtomicU64::new(0),
             upgrades: tokio::sync::Mutex::new(()),
         }
     }
@@ -81,6 +85,7 @@ impl Module {
     pub(crate) fn switch(&self, next: Arc<Generation>) -> Arc<Generation> {
         next.life.superseded.store(false, Ordering::Release);
         let old = self.current.swap(next);
+        self.switches.fetch_add(1, Ordering::AcqRel);
         old.life.superseded.store(true, Ordering::Release);
         self.pool.clear_idle();
         old
@@ -93,6 +98,8 @@ impl Module {
 
 /// An export of a module resolved in one generation.
 pub(crate) struct Resolved {
+    /// The module's switch count when this was resolved.
+    switch: u64,
     pub(crate) generation: Arc<Generation>,
     pub(crate) func: Arc<Function>,
     /// Set once the Rust types of a typed forwarder were checked on a live instance of this
@@ -111,10 +118,12 @@ impl Target {
     /// Resolves `export` in the module's current generation (an error if it has no such
     /// function).
     pub(crate) fn new(module: Arc<Module>, export: &str) -> Result<Target> {
+        let switch = module.switches.load(Ordering::Acquire);
         let generation = module.current_full();
         let func = generation.function(export)?;
         Ok(Target {
             cache: ArcSwap::from_pointee(Resolved {
+                switch,
                 generation,
                 func,
                 checked: OnceLock::new(),
@@ -128,12 +137,15 @@ impl Target {
     #[inline]
     pub(crate) fn get(&self) -> Result<Guard<Arc<Resolved>>> {
         let cached = self.cache.load();
-        let current = self.module.current();
-        if Arc::ptr_eq(&cached.generation, &current) {
+        // Read before the generation: a switch in between makes the next call look again.
+        let switch = self.module.switches.load(Ordering::Acquire);
+        if cached.switch == switch {
             return Ok(cached);
         }
         drop(cached);
+        let current = self.module.current();
         let fresh = Arc::new(Resolved {
+            switch,
             func: current.function(&self.export)?,
             generation: Guard::into_inner(current),
             checked: OnceLock::new(),
@@ -155,6 +167,8 @@ impl Target {
             return Ok(cached);
         }
         Ok(Arc::new(Resolved {
+            // Never taken for the current one: it is not cached.
+            switch: u64::MAX,
             func: generation.function(&self.export)?,
             generation: generation.clone(),
             checked: OnceLock::new(),

@@ -284,3 +284,19 @@ async fn a_call_still_running_at_the_drain_time_is_ended_as_unavailable() {
         .unwrap();
     assert_eq!(membrane::to_wave(&v[0]).unwrap(), "some(\"2\")");
 }
+
+#[tokio::test]
+async fn the_gate_refuses_a_new_grant_that_reaches_another_modules_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("greet.wasm");
+    std::fs::copy(guests::GREET_V1, &file).unwrap();
+    let app = linked(greet(file.to_str().unwrap())).await;
+    let front = ModuleSpec::from_file(guests::GREET_FRONT)
+        .link(API, "greet")
+        .link("acme:greet/tally", "greet")
+        .dir(dir.path(), "/data", membrane::DirMode::ReadWrite);
+    let e = app.upgrade("front", front).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{}", membrane::chain(&e));
+    assert_eq!(e.module(), Some("front"));
+    assert_eq!(app.status()["front"].generation, 1);
+}

@@ -118,7 +118,9 @@ pub(crate) fn check_overlaps(
                  could change what the host runs. Move it out of the grant, or make the grant read-only (mode = \"ro\")",
                 dir.host.display()
             ),
-        ));
+        )
+        .with_module(module)
+        .with_key(format!("modules.{module}.grants.dirs")));
     };
     let mut files: Vec<(String, Vec<DirId>)> = protected
         .components

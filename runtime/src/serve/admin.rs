@@ -20,12 +20,13 @@ pub(crate) async fn handle(app: &App, req: hyper::Request<Incoming>) -> Response
         return resp;
     }
     let (body, content_type) = match req.uri().path() {
+        "/" => return super::page::handle(app, req.method()),
         "/metrics" => (app.metrics_text(), OPENMETRICS),
         "/status" => (status_json(app), "application/json"),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                "admin endpoints: GET /metrics, GET /status, POST /reload, POST /rollback/<module>\n",
+                "admin endpoints: GET / (a page for operators), GET /metrics, GET /status, POST /reload, POST /rollback/<module>\n",
             );
         }
     };

@@ -16,6 +16,7 @@
 pub mod admin;
 mod control;
 mod io;
+pub(crate) mod page;
 mod service;
 mod trace;
 

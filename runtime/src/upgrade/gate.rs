@@ -13,7 +13,7 @@ use crate::compile::Compiled;
 use crate::error::{Problems, Result};
 use crate::generation::Generation;
 use crate::link::{self, Planned};
-use crate::load::{LoadCx, check_grant_overlaps, check_routes, compile_all};
+use crate::load::{LoadCx, check_routes, compile_all};
 use crate::module::Module;
 use crate::spec::{AppSpec, HttpSpec, ModuleSpec};
 use crate::validate::{Settings, check, locate};
@@ -88,7 +88,7 @@ pub(crate) async fn check_upgrade(
     let started = std::time::Instant::now();
     let compiled = compile_all(live.cx, changes, &settings, None, &mut problems).await;
     let compile = started.elapsed();
-    check_grant_overlaps(live.cx, &specs, &compiled, live.manifest, &mut problems);
+    check_overlaps_whole(live, &specs, &compiled, &mut problems);
     if let Some(http) = live.http {
         let routed = HttpSpec {
             routes: http
@@ -153,4 +153,48 @@ pub(crate) async fn check_upgrade(
         order,
         compile,
     })
+}
+
+/// The load's check that no read-write grant reaches code the host runs, over the whole app
+/// as it would be: a new grant must not reach an unchanged module's component, nor an
+/// unchanged grant a new component.
+fn check_overlaps_whole(
+    live: &Live<'_>,
+    specs: &BTreeMap<String, ModuleSpec>,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    use crate::capability::fs::Filesystem;
+    use crate::capability::protect::{Protected, check_overlaps};
+    use crate::spec::ComponentSource;
+    let unchanged: Vec<Arc<Generation>> = live
+        .modules
+        .iter()
+        .filter(|(n, _)| !specs.contains_key(*n))
+        .map(|(_, m)| m.current_full())
+        .collect();
+    let mut writable = Vec::new();
+    let mut components = Vec::new();
+    for c in compiled.values() {
+        if let Some(fs) = c.policy.get::<Filesystem>() {
+            writable.extend(fs.writable().map(|d| (c.name.as_str(), d)));
+        }
+        if let ComponentSource::File(p) = &c.spec.source {
+            components.push((c.name.as_str(), p.as_path(), c.component_dirs.as_slice()));
+        }
+    }
+    for g in &unchanged {
+        if let Some(fs) = g.recipe().policy.get::<Filesystem>() {
+            writable.extend(fs.writable().map(|d| (&*g.name, d)));
+        }
+        if let ComponentSource::File(p) = &g.spec.source {
+            components.push((&*g.name, p.as_path(), g.component_dirs.as_slice()));
+        }
+    }
+    let protected = Protected {
+        components,
+        manifest: live.manifest,
+        cache: live.cx.cache_dir.as_deref(),
+    };
+    check_overlaps(&writable, &protected, problems);
 }
