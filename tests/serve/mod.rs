@@ -1,9 +1,11 @@
 //! `membrane serve`: a real server on 127.0.0.1, real HTTP clients, real guests.
 
+mod browser;
 mod cli;
 mod limits;
 mod observe;
 mod outbound;
+mod page;
 mod routes;
 
 use std::net::SocketAddr;

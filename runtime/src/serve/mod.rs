@@ -11,7 +11,8 @@
 //! connections are refused), requests in flight get `drain` to finish, then the rest are
 //! aborted.
 //!
-//! An optional second listener serves the admin endpoints ([`admin`]).
+//! An optional second listener serves the admin endpoints ([`admin`]) and, at `/`, a page
+//! for the operator ([`page`]).
 
 pub mod admin;
 mod control;

@@ -72,9 +72,9 @@ const ROW_GAP: f64 = 32.0;
 /// The slot a bend takes in a row.
 const BEND_WIDTH: f64 = 12.0;
 /// The smallest gap between two rows.
-const MIN_GAP: f64 = 56.0;
+const MIN_GAP: f64 = 72.0;
 /// Above the first lane of labels and below the last, room for the curves and arrowheads.
-const LANE_PAD: f64 = 14.0;
+const LANE_PAD: f64 = 20.0;
 /// Between two lanes of labels, and between two labels of a lane.
 const LABEL_SEP: f64 = 6.0;
 const SWEEPS: usize = 6;
@@ -82,93 +82,140 @@ const SWEEPS: usize = 6;
 /// Lays out `nodes` and `edges`. Edges that point up or to themselves (there are none in an
 /// app: cycles are refused when it loads) are drawn as a single curve.
 pub(crate) fn layout(nodes: &[Size], edges: &[EdgeIn]) -> Drawing {
-    let layer = layers(nodes.len(), edges);
-    let mut g = Grid::new(nodes, edges, &layer);
-    g.order();
-    let x = g.columns();
-    let rows = g.rows.len();
-    // Row heights: the tallest box (a row always has one: layers are contiguous).
-    let heights: Vec<f64> = g
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .filter_map(|&i| g.node_of(i).map(|n| nodes[n].height))
-                .fold(0.0, f64::max)
-        })
-        .collect();
-    let starts = Starts::new(&g, &x, nodes);
-    // Gaps and label lanes, row by row, in coordinates relative to the row's bottom.
-    let mut gaps = vec![MIN_GAP; rows.saturating_sub(1)];
+    let p = Placed::new(nodes, edges);
+    let rows = p.g.rows.len();
+    // The gaps between rows, top down, and the labels in them.
+    let mut gaps = Vec::with_capacity(rows);
     let mut label_at: Vec<Option<Point>> = vec![None; edges.len()];
-    for (r, gap) in gaps.iter_mut().enumerate() {
-        let first: Vec<usize> = (0..edges.len())
-            .filter(|&e| g.forward(e) && layer[edges[e].from] == r)
-            .collect();
-        let stretch = |e: usize, gap: f64| {
-            let from = edges[e].from;
-            let start = Point {
-                x: starts.out[e],
-                y: nodes[from].height - heights[r],
-            };
-            let next = g.chains[e][1];
-            let end_x = if g.node_of(next).is_some() {
-                starts.into[e]
-            } else {
-                x[next].0 + x[next].1 / 2.0
-            };
-            (start, Point { x: end_x, y: gap })
-        };
-        let (g_, labels) = lanes(&first, |e| edges[e].label, stretch);
-        *gap = g_;
-        for (e, p) in labels {
-            label_at[e] = Some(p);
+    for r in 0..rows.saturating_sub(1) {
+        let (gap, labels) = p.gap(r);
+        gaps.push(gap);
+        for (e, at) in labels {
+            label_at[e] = Some(at);
         }
     }
-    // Absolute rows.
     let mut top = vec![MARGIN; rows];
     for r in 1..rows {
-        top[r] = top[r - 1] + heights[r - 1] + gaps[r - 1];
+        top[r] = top[r - 1] + p.heights[r - 1] + gaps[r - 1];
     }
     let rects: Vec<Rect> = (0..nodes.len())
         .map(|n| Rect {
-            x: x[n].0,
-            y: top[layer[n]],
+            x: p.x[n].0,
+            y: top[p.layer[n]],
             width: nodes[n].width,
             height: nodes[n].height,
         })
         .collect();
-    let routes: Vec<Route> = (0..edges.len())
-        .map(|e| {
-            let EdgeIn { from, to, .. } = edges[e];
-            let mut points = vec![Point {
-                x: starts.out[e],
-                y: rects[from].y + rects[from].height,
-            }];
-            for &b in &g.chains[e][1..g.chains[e].len() - 1] {
-                let r = g.row_of[b];
-                let bx = x[b].0 + x[b].1 / 2.0;
-                points.push(Point { x: bx, y: top[r] });
-                points.push(Point {
-                    x: bx,
-                    y: top[r] + heights[r],
-                });
-            }
-            points.push(Point {
-                x: starts.into[e],
-                y: rects[to].y,
-            });
-            let label = match label_at[e] {
-                Some(p) => Point {
-                    x: p.x,
-                    y: top[layer[from]] + heights[layer[from]] + p.y,
-                },
-                None => midpoint(points[0], points[points.len() - 1]),
-            };
-            Route { points, label }
-        })
+    let routes = (0..edges.len())
+        .map(|e| p.route(e, &top, &rects, label_at[e]))
         .collect();
     fit(rects, routes, edges)
+}
+
+/// The drawing once its rows are ordered and packed: everything but the heights of the
+/// gaps between rows, which depend on the labels in them.
+struct Placed<'a> {
+    nodes: &'a [Size],
+    edges: &'a [EdgeIn],
+    layer: Vec<usize>,
+    g: Grid,
+    /// Each item's left edge and width.
+    x: Vec<(f64, f64)>,
+    /// Each row's height: its tallest box (a row always has one: layers are contiguous).
+    heights: Vec<f64>,
+    starts: Starts,
+}
+
+impl<'a> Placed<'a> {
+    fn new(nodes: &'a [Size], edges: &'a [EdgeIn]) -> Placed<'a> {
+        let layer = layers(nodes.len(), edges);
+        let mut g = Grid::new(nodes, edges, &layer);
+        g.order();
+        let x = g.columns();
+        let heights = g
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .filter_map(|&i| g.node_of(i).map(|n| nodes[n].height))
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        let starts = Starts::new(&g, &x);
+        Placed {
+            nodes,
+            edges,
+            layer,
+            g,
+            x,
+            heights,
+            starts,
+        }
+    }
+
+    fn centre(&self, item: usize) -> f64 {
+        self.x[item].0 + self.x[item].1 / 2.0
+    }
+
+    /// The height of the gap below row `r` and the centres of the labels in it, relative
+    /// to the row's bottom.
+    fn gap(&self, r: usize) -> (f64, Vec<(usize, Point)>) {
+        let (edges, g) = (self.edges, &self.g);
+        let first: Vec<usize> = (0..edges.len())
+            .filter(|&e| g.forward(e) && self.layer[edges[e].from] == r)
+            .collect();
+        let stretch = |e: usize, gap: f64| {
+            let start = Point {
+                x: self.starts.out[e],
+                y: self.nodes[edges[e].from].height - self.heights[r],
+            };
+            let next = g.chains[e][1];
+            let end_x = match g.node_of(next) {
+                Some(_) => self.starts.into[e],
+                None => self.centre(next),
+            };
+            (start, Point { x: end_x, y: gap })
+        };
+        // Edges fanning out of one box spread apart further down: their labels go low;
+        // edges fanning into one box, high.
+        let count =
+            |f: &dyn Fn(usize) -> usize, e: usize| first.iter().filter(|&&o| f(o) == f(e)).count();
+        let low = |e: usize| count(&|o| edges[o].from, e) > count(&|o| g.chains[o][1], e);
+        lanes(&first, |e| edges[e].label, low, stretch)
+    }
+
+    /// Edge `e` through its bends, once the rows' tops are known; `label` is relative to
+    /// the bottom of the importer's row.
+    fn route(&self, e: usize, top: &[f64], rects: &[Rect], label: Option<Point>) -> Route {
+        let EdgeIn { from, to, .. } = self.edges[e];
+        let chain = &self.g.chains[e];
+        let mut points = vec![Point {
+            x: self.starts.out[e],
+            y: rects[from].y + rects[from].height,
+        }];
+        for &b in &chain[1..chain.len() - 1] {
+            let r = self.g.row_of[b];
+            let x = self.centre(b);
+            points.push(Point { x, y: top[r] });
+            points.push(Point {
+                x,
+                y: top[r] + self.heights[r],
+            });
+        }
+        points.push(Point {
+            x: self.starts.into[e],
+            y: rects[to].y,
+        });
+        let row = self.layer[from];
+        let label = match label {
+            Some(p) => Point {
+                x: p.x,
+                y: top[row] + self.heights[row] + p.y,
+            },
+            None => midpoint(points[0], points[points.len() - 1]),
+        };
+        Route { points, label }
+    }
 }
 
 /// Each node's layer: the longest chain of edges above it (capped, so that a cycle ends).
@@ -318,17 +365,17 @@ struct Starts {
 }
 
 impl Starts {
-    fn new(g: &Grid, x: &[(f64, f64)], nodes: &[Size]) -> Starts {
+    fn new(g: &Grid, x: &[(f64, f64)]) -> Starts {
         let centre = |i: usize| x[i].0 + x[i].1 / 2.0;
         let edges = g.chains.len();
         let mut out = vec![0.0; edges];
         let mut into = vec![0.0; edges];
-        for n in 0..nodes.len() {
-            let spread = |mut ends: Vec<(f64, usize)>, at: &mut Vec<f64>| {
+        for (n, &(left, width)) in x.iter().enumerate().take(g.nodes) {
+            let spread = |mut ends: Vec<(f64, usize)>, at: &mut [f64]| {
                 ends.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let k = ends.len() as f64;
                 for (i, (_, e)) in ends.into_iter().enumerate() {
-                    at[e] = x[n].0 + x[n].1 * (i as f64 + 1.0) / (k + 1.0);
+                    at[e] = left + width * (i as f64 + 1.0) / (k + 1.0);
                 }
             };
             let leaving = (0..edges)
@@ -346,12 +393,14 @@ impl Starts {
     }
 }
 
-/// Puts the labels of the edges whose first stretch crosses one gap into lanes. `stretch`
-/// gives an edge's first stretch for a gap height, relative to the row's bottom. Returns
-/// the gap's height and each label's centre.
+/// Puts the labels of the edges whose first stretch crosses one gap into lanes, trying the
+/// lowest lane first for the edges where `low` holds. `stretch` gives an edge's first
+/// stretch for a gap height, relative to the row's bottom. Returns the gap's height and
+/// each label's centre.
 fn lanes(
     edges: &[usize],
     label: impl Fn(usize) -> Size,
+    low: impl Fn(usize) -> bool,
     stretch: impl Fn(usize, f64) -> (Point, Point),
 ) -> (f64, Vec<(usize, Point)>) {
     if edges.is_empty() {
@@ -373,7 +422,11 @@ fn lanes(
         for &e in &order {
             let (a, b) = stretch(e, gap);
             let half = label(e).width / 2.0;
-            let spot = (0..count).find_map(|k| {
+            let mut tries: Vec<usize> = (0..count).collect();
+            if low(e) {
+                tries.reverse();
+            }
+            let spot = tries.into_iter().find_map(|k| {
                 let y = lane_y(k);
                 let x = x_at(a, b, y);
                 let (lo, hi) = (x - half, x + half);
