@@ -273,7 +273,13 @@ impl App {
     /// settings such as `[app.http]` are reported as warnings and take effect on restart.
     pub async fn reload_spec(&self, spec: AppSpec) -> Result<ReloadReport> {
         let _one = self.inner.reloading.lock().await;
-        let diff = crate::reload::diff(self, &spec)?;
+        let running = crate::reload::Running {
+            modules: &self.inner.modules,
+            http: self.inner.http.as_ref(),
+            admin: &self.inner.admin,
+            entry: self.inner.entry.as_deref(),
+        };
+        let diff = crate::reload::diff(&running, &spec)?;
         let upgraded = if diff.changes.is_empty() {
             Vec::new()
         } else {

@@ -13,6 +13,18 @@ use crate::error::{Error, ErrorKind};
 use crate::trap::GuestFailure;
 use crate::unit::{BlameCx, Policy, Slots};
 
+/// Ends a call of a generation whose drain time is over (classified as `Unavailable`).
+#[derive(Debug)]
+pub(crate) struct Retired;
+
+impl std::fmt::Display for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the module's generation was retired after its drain time")
+    }
+}
+
+impl std::error::Error for Retired {}
+
 /// Maps a wasmtime failure of module `name` to a typed error. `slots` and `policy` are the
 /// instance's unit states and the module's units; `what` is what was running (an export
 /// name, `instantiation`); `export` is set when it was an export.
@@ -34,7 +46,7 @@ pub(crate) fn classify(
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return with_names(Error::exit(exit.0, name));
     }
-    if err.downcast_ref::<crate::instance::Retired>().is_some() {
+    if err.downcast_ref::<Retired>().is_some() {
         return with_names(Error::new(
             ErrorKind::Unavailable,
             format!(

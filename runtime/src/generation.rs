@@ -2,7 +2,7 @@
 //! both flavours, capabilities and limits), its exports and its supervisor, sharing the
 //! module's pool of instances with the module's other generations. Calls and
 //! `wasi:cli/run` are dispatched here, on the caller's thread (synchronous) or on the
-//! caller's task (async). A live upgrade adds a generation (see [`crate::module`]); calls
+//! caller's task (async). A live upgrade adds a generation (the module, in `module.rs`, holds the current one); calls
 //! already running finish on the generation they started on.
 
 use std::sync::atomic::Ordering;

@@ -80,7 +80,7 @@ impl Linkers {
 /// recipe, never the module that owns it, so a module can hold two recipes at once.
 pub(crate) struct Recipe {
     pub(crate) name: Arc<str>,
-    /// The generation of the module this recipe is (see [`crate::generation`]).
+    /// The generation of the module this recipe is (`generation.rs`).
     pub(crate) generation: u64,
     /// Set when the generation's drain time is over: calls still running on the async path
     /// are ended at the next epoch tick.
@@ -244,18 +244,6 @@ impl Controls for Store<HostState> {
     }
 }
 
-/// Ends a call of a generation whose drain time is over (classified as `Unavailable`).
-#[derive(Debug)]
-pub(crate) struct Retired;
-
-impl std::fmt::Display for Retired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the module's generation was retired after its drain time")
-    }
-}
-
-impl std::error::Error for Retired {}
-
 /// A live instance of a module.
 pub(crate) struct LiveInstance {
     pub(crate) store: Store<HostState>,
@@ -301,7 +289,7 @@ impl LiveInstance {
             let retired = recipe.retired.clone();
             store.epoch_deadline_callback(move |store| {
                 if retired.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(wasmtime::Error::new(Retired));
+                    return Err(wasmtime::Error::new(crate::classify::Retired));
                 }
                 Ok(if Instant::now() >= store.data().deadline {
                     UpdateDeadline::Interrupt

@@ -3,7 +3,7 @@
 //! or retired (its drain time is over: what still runs is ended), and, during probation, how
 //! its calls went.
 //!
-//! The counters are read by the upgrade code ([`crate::upgrade`]) to know when an old
+//! The counters are read by the upgrade code (`upgrade/mod.rs`) to know when an old
 //! generation has drained and when a new one in probation should roll back.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::app::App;
+use std::sync::Arc;
+
 use crate::compile::read_source;
 use crate::error::{Error, Problems, Result};
-use crate::spec::{AppSpec, ModuleSpec};
+use crate::module::Module;
+use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 
 /// What a reload would change.
 pub(crate) struct Diff {
@@ -18,8 +20,16 @@ pub(crate) struct Diff {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn diff(app: &App, spec: &AppSpec) -> Result<Diff> {
-    let live: Vec<&str> = app.modules().collect();
+/// The app as it runs: what a new declaration is compared with.
+pub(crate) struct Running<'a> {
+    pub modules: &'a BTreeMap<String, Arc<Module>>,
+    pub http: Option<&'a HttpSpec>,
+    pub admin: &'a AdminSpec,
+    pub entry: Option<&'a str>,
+}
+
+pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
+    let live: Vec<&str> = app.modules.keys().map(String::as_str).collect();
     let added: Vec<&str> = spec
         .modules
         .keys()
@@ -42,7 +52,7 @@ pub(crate) fn diff(app: &App, spec: &AppSpec) -> Result<Diff> {
     let mut changes = BTreeMap::new();
     let mut unchanged = Vec::new();
     for (name, new) in &spec.modules {
-        let current = app.module(name)?.current_full();
+        let current = app.modules[name].current_full();
         let old = &current.spec;
         let hash = match read_source(name, &new.source) {
             Ok((bytes, _)) => crate::cache::digest(&bytes),
@@ -67,13 +77,13 @@ pub(crate) fn diff(app: &App, spec: &AppSpec) -> Result<Diff> {
     crate::validate::locate(spec.locations.as_deref(), &mut problems);
     problems.into_result()?;
     let mut warnings = Vec::new();
-    if spec.http.as_ref() != app.http_spec() {
+    if spec.http.as_ref() != app.http {
         warnings.push("[app.http] changed; the listener and routes change on restart".to_string());
     }
-    if &spec.admin != app.admin_spec() {
+    if &spec.admin != app.admin {
         warnings.push("[app.admin] changed; it takes effect on restart".to_string());
     }
-    if spec.entry_name() != app.entry() {
+    if spec.entry_name() != app.entry {
         warnings.push("[app] entry changed; it takes effect on restart".to_string());
     }
     Ok(Diff {
