@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use crate::common::{guests, membrane, stderr, write_manifest};
 
 /// A running `membrane serve`; killed when dropped.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The admin listener, when the app has one.
+    pub admin: Option<SocketAddr>,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -24,7 +26,7 @@ impl Drop for Proc {
 
 impl Proc {
     /// The log lines written so far (waits `settle` for more).
-    fn logs(&self, settle: Duration) -> Vec<String> {
+    pub fn logs(&self, settle: Duration) -> Vec<String> {
         let mut out = Vec::new();
         let end = Instant::now() + settle;
         while let Ok(l) = self
@@ -35,9 +37,35 @@ impl Proc {
         }
         out
     }
+
+    /// Waits (up to a minute) for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(60);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            if l.contains(text) {
+                return l;
+            }
+        }
+        panic!("no log line with {text:?}");
+    }
+
+    /// Sends the process a signal.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
 }
 
 fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
+    start_with(manifest, &[], env)
+}
+
+/// Starts `membrane serve MANIFEST --listen 127.0.0.1:0 ARGS` with `env`, and waits for the
+/// line that says where it listens.
+pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
     cmd.args([
         "serve",
@@ -45,6 +73,7 @@ fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
         "--listen",
         "127.0.0.1:0",
     ])
+    .args(args)
     .env_remove("MEMBRANE_LOG")
     .env(
         "MEMBRANE_CACHE_DIR",
@@ -66,17 +95,22 @@ fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
         }
     });
     // The first line says where it listens.
-    let addr = loop {
+    let line = loop {
         let line = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("membrane serve says where it listens");
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        if line.contains("serving on http://") {
+            break line;
         }
     };
+    let after = |marker: &str, end: char| -> Option<SocketAddr> {
+        let rest = line.split(marker).nth(1)?;
+        rest.split(end).next()?.parse().ok()
+    };
     Proc {
+        addr: after("serving on http://", ' ').expect("an address"),
+        admin: after("admin: http://", '/'),
         child,
-        addr,
         lines: rx,
     }
 }
@@ -92,8 +126,7 @@ fn probe_manifest(dir: &Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn sigterm(p: &Proc) {
-    let pid = rustix::process::Pid::from_raw(p.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    p.signal(rustix::process::Signal::TERM);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

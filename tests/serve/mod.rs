@@ -1,7 +1,7 @@
 //! `membrane serve`: a real server on 127.0.0.1, real HTTP clients, real guests.
 
 mod browser;
-mod cli;
+pub mod cli;
 mod limits;
 mod observe;
 mod outbound;

@@ -1,50 +1,12 @@
 //! The triggers of `membrane serve`: SIGHUP, POST /reload and `membrane reload`,
 //! POST /rollback/<module>, and `--watch`.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{guests, membrane, stderr, stdout, write_manifest};
+use crate::serve::cli::{Proc, start_with};
 use crate::serve::{get, request, send};
-
-/// A running `membrane serve`; killed when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    /// Waits for a log line containing `text`.
-    fn wait_for_log(&self, text: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(60);
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            if l.contains(text) {
-                return l;
-            }
-        }
-        panic!("no log line with {text:?}");
-    }
-
-    fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, sig).unwrap();
-    }
-}
 
 fn manifest(dir: &Path) -> std::path::PathBuf {
     write_manifest(
@@ -69,59 +31,17 @@ component = "greet.wasm"
     )
 }
 
-fn start(manifest: &Path, args: &[&str]) -> Served {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-    cmd.args([
-        "serve",
-        manifest.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .args(args)
-    .env_remove("MEMBRANE_LOG")
-    .env(
-        "MEMBRANE_CACHE_DIR",
-        std::env::temp_dir().join("membrane-test-cache"),
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("membrane serve starts");
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("membrane serve says where it listens");
-        if line.contains("serving on http://") {
-            break line;
-        }
-    };
-    let after = |marker: &str, end: char| -> SocketAddr {
-        let rest = line.split(marker).nth(1).unwrap();
-        rest.split(end).next().unwrap().parse().unwrap()
-    };
-    Served {
-        addr: after("serving on http://", ' '),
-        admin: after("admin: http://", '/'),
-        child,
-        lines: rx,
-    }
+fn start(manifest: &Path, args: &[&str]) -> Proc {
+    start_with(manifest, args, &[])
 }
 
-async fn answer(s: &Served) -> String {
+async fn answer(s: &Proc) -> String {
     let r = get(s.addr, "/bob").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body
 }
 
-async fn eventually_answers(s: &Served, want: &str) {
+async fn eventually_answers(s: &Proc, want: &str) {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let got = answer(s).await;
@@ -157,7 +77,7 @@ async fn sighup_reloads_and_a_bad_manifest_changes_nothing() {
     let line = s.wait_for_log("reload refused");
     assert!(line.contains("timeout"), "{line}");
     assert_eq!(answer(&s).await.trim(), "v2 hello bob");
-    let status = get(s.admin, "/status").await;
+    let status = get(s.admin.unwrap(), "/status").await;
     let v: serde_json::Value = serde_json::from_str(&status.body).unwrap();
     assert_eq!(v["modules"]["greet"]["generation"], 2);
     assert_eq!(v["modules"]["greet"]["last_upgrade"]["ok"], false);
@@ -173,7 +93,7 @@ async fn membrane_reload_and_the_admin_endpoints() {
     std::fs::copy(guests::GREET_V1, dir.path().join("greet.wasm")).unwrap();
     let path = manifest(dir.path());
     let s = start(&path, &[]);
-    let admin = s.admin.to_string();
+    let admin = s.admin.unwrap().to_string();
 
     std::fs::copy(guests::GREET_V2, dir.path().join("greet.wasm")).unwrap();
     let out = membrane(&["reload", "--admin", &admin]);
@@ -203,23 +123,23 @@ async fn membrane_reload_and_the_admin_endpoints() {
     cross
         .headers_mut()
         .insert("sec-fetch-site", "cross-site".parse().unwrap());
-    assert_eq!(send(s.admin, cross).await.unwrap().status, 403);
-    let r = send(s.admin, request("POST", "/rollback/greet", ""))
+    assert_eq!(send(s.admin.unwrap(), cross).await.unwrap().status, 403);
+    let r = send(s.admin.unwrap(), request("POST", "/rollback/greet", ""))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["rolled_back"]["to"], 1);
     assert_eq!(answer(&s).await.trim(), "v1 hello bob");
-    let r = send(s.admin, request("POST", "/rollback/greet", ""))
+    let r = send(s.admin.unwrap(), request("POST", "/rollback/greet", ""))
         .await
         .unwrap();
     assert_eq!(r.status, 404);
-    let r = send(s.admin, request("POST", "/rollback/nope", ""))
+    let r = send(s.admin.unwrap(), request("POST", "/rollback/nope", ""))
         .await
         .unwrap();
     assert_eq!(r.status, 404);
-    assert_eq!(get(s.admin, "/reload").await.status, 405);
+    assert_eq!(get(s.admin.unwrap(), "/reload").await.status, 405);
 
     // No server there.
     let out = membrane(&["reload", "--admin", "127.0.0.1:1"]);

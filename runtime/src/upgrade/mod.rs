@@ -24,7 +24,7 @@ use crate::generation::Generation;
 use crate::link::LinkInfo;
 use crate::load::assemble;
 use crate::module::Module;
-use crate::spec::{ModuleSpec, UpgradePolicy};
+use crate::spec::ModuleSpec;
 use report::{LastUpgrade, UpgradeReport};
 
 /// How often the watcher of a switch looks at the old generation.
@@ -258,28 +258,42 @@ pub(crate) fn rollback(m: &Arc<Module>, why: Option<String>) -> Result<UpgradeRe
 
 /// Watches a switch on a thread of its own (upgrades are rare; this works under any
 /// executor): drops `old` from the draining list once nothing runs on it, retires it at its
-/// drain time, and ends `new`'s probation when it has passed.
+/// drain time, and ends `new`'s probation when it has passed. It holds the module weakly:
+/// an app dropped meanwhile is freed at once, and the thread ends.
 fn watch(m: &Arc<Module>, old: Arc<Generation>, new: Option<Arc<Generation>>) {
     let name = m.name.clone();
-    let m = m.clone();
+    let start = Instant::now();
+    let drain_end = start + old.spec.upgrade.drain;
+    let probation_end = new.as_ref().map(|n| start + n.spec.upgrade.probation);
+    let (m, old, new) = (
+        Arc::downgrade(m),
+        Arc::downgrade(&old),
+        new.as_ref().map(Arc::downgrade),
+    );
     let spawned = std::thread::Builder::new()
-        .name(format!("membrane-upgrade-{}", m.name))
+        .name(format!("membrane-upgrade-{name}"))
         .spawn(move || {
-            let start = Instant::now();
-            let drain: UpgradePolicy = old.spec.upgrade;
-            let drain_end = start + drain.drain;
-            let probation_end = new.as_ref().map(|n| start + n.spec.upgrade.probation);
             let mut drained = false;
             let mut probation_done = probation_end.is_none();
             loop {
+                let Some(m) = m.upgrade() else { break };
                 let now = Instant::now();
                 if !drained {
-                    drained = drain_step(&m, &old, now >= drain_end);
+                    drained = match old.upgrade() {
+                        Some(old) => drain_step(&m, &old, now >= drain_end),
+                        None => true,
+                    };
                 }
                 if !probation_done && probation_end.is_some_and(|end| now >= end) {
-                    end_probation(&m, &old, new.as_ref().expect("probation of a new one"));
+                    if let (Some(old), Some(new)) = (
+                        old.upgrade(),
+                        new.as_ref().and_then(std::sync::Weak::upgrade),
+                    ) {
+                        end_probation(&m, &old, &new);
+                    }
                     probation_done = true;
                 }
+                drop(m);
                 if drained && probation_done {
                     break;
                 }
