@@ -61,7 +61,9 @@ enum Command {
     /// Serve the app over HTTP: routes from [app.http], admin endpoints from [app.admin].
     ///
     /// Stops on SIGTERM or SIGINT: new connections are refused, requests in flight get
-    /// [app.http] drain to finish, and the exit status is 0.
+    /// [app.http] drain to finish, and the exit status is 0. Reloads the manifest on SIGHUP
+    /// (as `membrane reload` does): changed modules are upgraded live after the load's
+    /// checks; a refused reload changes nothing and logs every problem.
     Serve {
         /// The app's manifest.
         manifest: PathBuf,
