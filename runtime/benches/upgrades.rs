@@ -236,27 +236,9 @@ async fn run() {
     );
 
     // Reload latency: request to serving, cached compile vs none.
-    let mut cached = Vec::new();
-    for i in 0..20 {
-        let c = if i % 2 == 0 {
-            guests::GREET_V2
-        } else {
-            guests::GREET_V1
-        };
-        let r = app.upgrade("greet", spec(c)).await.unwrap();
-        cached.push(r.elapsed);
-    }
+    let cached = alternate(&app, 20).await;
     let (plain, _) = load(None).await;
-    let mut uncached = Vec::new();
-    for i in 0..10 {
-        let c = if i % 2 == 0 {
-            guests::GREET_V2
-        } else {
-            guests::GREET_V1
-        };
-        let r = plain.upgrade("greet", spec(c)).await.unwrap();
-        uncached.push(r.elapsed);
-    }
+    let uncached = alternate(&plain, 10).await;
     let show = |name: &str, mut v: Vec<Duration>| {
         v.sort();
         println!(
@@ -318,6 +300,20 @@ async fn run() {
     );
     stop_server.notify_one();
     let _ = serving.await;
+}
+
+/// `n` upgrades of greet, alternating v2 and v1; how long each took to serve.
+async fn alternate(app: &App, n: usize) -> Vec<Duration> {
+    let mut took = Vec::new();
+    for i in 0..n {
+        let c = if i % 2 == 0 {
+            guests::GREET_V2
+        } else {
+            guests::GREET_V1
+        };
+        took.push(app.upgrade("greet", spec(c)).await.unwrap().elapsed);
+    }
+    took
 }
 
 /// `secs` of load with `switches` upgrades spread over it; returns wrk's figures and the

@@ -2,8 +2,8 @@
 //! both flavours, capabilities and limits), its exports and its supervisor, sharing the
 //! module's pool of instances with the module's other generations. Calls and
 //! `wasi:cli/run` are dispatched here, on the caller's thread (synchronous) or on the
-//! caller's task (async). A live upgrade adds a generation (the module, in `module.rs`, holds the current one); calls
-//! already running finish on the generation they started on.
+//! caller's task (async). A live upgrade adds a generation (the module, in `module.rs`, holds
+//! the current one); calls already running finish on the generation they started on.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -230,7 +230,7 @@ impl Generation {
 
     /// An idle instance of this generation from `lease`, if it holds one (an instance of
     /// another generation is dropped: the slot stays taken).
-    pub(crate) fn reuse<P: std::ops::Deref<Target = Pool>>(
+    fn reuse<P: std::ops::Deref<Target = Pool>>(
         &self,
         lease: &mut Lease<P>,
     ) -> Option<LiveInstance> {
@@ -238,6 +238,28 @@ impl Generation {
             .instance
             .take()
             .filter(|i| i.generation == self.number)
+    }
+
+    /// The instance a synchronous call runs on: the lease's idle one, or a new one.
+    pub(crate) fn instance<P: std::ops::Deref<Target = Pool>>(
+        &self,
+        lease: &mut Lease<P>,
+    ) -> Result<LiveInstance> {
+        match self.reuse(lease) {
+            Some(i) => Ok(i),
+            None => LiveInstance::new(&self.recipe, None),
+        }
+    }
+
+    /// [`Generation::instance`] for a call on the caller's task.
+    pub(crate) async fn instance_async<P: std::ops::Deref<Target = Pool>>(
+        &self,
+        lease: &mut Lease<P>,
+    ) -> Result<LiveInstance> {
+        match self.reuse(lease) {
+            Some(i) => Ok(i),
+            None => LiveInstance::new_async(&self.recipe, None).await,
+        }
     }
 
     /// Gives a healthy instance back to the pool, unless this generation was replaced.
@@ -318,10 +340,7 @@ impl Generation {
         let mut lease = self
             .pool
             .acquire(&self.name, budget.deadline, Flavour::Sync)?;
-        let mut instance = match self.reuse(&mut lease) {
-            Some(i) => i,
-            None => LiveInstance::new(&self.recipe, None)?,
-        };
+        let mut instance = self.instance(&mut lease)?;
         instance.call_into(&self.recipe, func, args, results, budget)?;
         self.keep(&mut lease, instance);
         Ok(())
@@ -355,10 +374,7 @@ impl Generation {
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
         let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
-        let mut instance = match self.reuse(&mut lease) {
-            Some(i) => i,
-            None => LiveInstance::new_async(&self.recipe, None).await?,
-        };
+        let mut instance = self.instance_async(&mut lease).await?;
         instance
             .call_into_async(&self.recipe, func, args, results, budget)
             .await?;

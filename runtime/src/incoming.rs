@@ -209,10 +209,7 @@ async fn run(
             .pool
             .acquire_async(&module.name, budget.deadline)
             .await?;
-        let mut instance = match module.reuse(&mut lease) {
-            Some(i) => i,
-            None => LiveInstance::new_async(recipe, None).await?,
-        };
+        let mut instance = module.instance_async(&mut lease).await?;
         instance
             .handle_http(recipe, &func, req, tx, scheme, budget)
             .await?;

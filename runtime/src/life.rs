@@ -30,7 +30,8 @@ struct Probation {
     watching: AtomicBool,
     ok: AtomicU64,
     failed: AtomicU64,
-    ratio: Mutex<f64>,
+    /// The rollback ratio, as `f64` bits.
+    ratio: AtomicU64,
     /// Failures that end the probation: the circuit's `max` (the circuit itself would
     /// open one failure later).
     max_failures: AtomicU64,
@@ -48,7 +49,7 @@ impl Life {
                 watching: AtomicBool::new(false),
                 ok: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
-                ratio: Mutex::new(1.0),
+                ratio: AtomicU64::new(1f64.to_bits()),
                 max_failures: AtomicU64::new(u64::MAX),
                 on_trip: Mutex::new(None),
             },
@@ -73,7 +74,7 @@ impl Life {
             .store(u64::from(max_failures.max(1)), Ordering::Relaxed);
         p.ok.store(0, Ordering::Relaxed);
         p.failed.store(0, Ordering::Relaxed);
-        *p.ratio.lock().unwrap_or_else(|e| e.into_inner()) = ratio;
+        p.ratio.store(ratio.to_bits(), Ordering::Relaxed);
         *p.on_trip.lock().unwrap_or_else(|e| e.into_inner()) = Some(on_trip);
         p.watching.store(true, Ordering::Release);
     }
@@ -109,7 +110,7 @@ impl Life {
                 p.failed.load(Ordering::Relaxed),
             )
         };
-        let ratio = *p.ratio.lock().unwrap_or_else(|e| e.into_inner());
+        let ratio = f64::from_bits(p.ratio.load(Ordering::Relaxed));
         let total = ok + bad;
         let reason = if circuit_open || bad >= p.max_failures.load(Ordering::Relaxed) {
             Some(format!(

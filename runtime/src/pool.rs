@@ -99,14 +99,14 @@ impl Pool {
         }
     }
 
-    /// Takes a new generation's limits: `instances`, `queue` and lifecycle. Callers already
-    /// waiting keep waiting; a lower `instances` takes effect as busy instances end.
+    /// Takes a new generation's limits: `instances`, `queue` and lifecycle (after the switch,
+    /// which dropped the idle instances). Callers already waiting keep waiting; a lower
+    /// `instances` takes effect as busy instances end.
     pub(crate) fn reconfigure(&self, max: usize, queue: usize, lifecycle: Lifecycle) {
         self.max.store(max.max(1), Ordering::Relaxed);
         self.queue.store(queue, Ordering::Relaxed);
         self.reuse
             .store(lifecycle == Lifecycle::Reuse, Ordering::Relaxed);
-        self.clear_idle();
         // A higher limit may let waiting callers in.
         self.freed.notify_all();
         self.freed_async.notify_waiters();

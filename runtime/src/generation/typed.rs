@@ -36,10 +36,7 @@ impl Generation {
             let mut lease = self
                 .pool
                 .acquire(&self.name, budget.deadline, Flavour::Sync)?;
-            let mut instance = match self.reuse(&mut lease) {
-                Some(i) => i,
-                None => LiveInstance::new(&self.recipe, None)?,
-            };
+            let mut instance = self.instance(&mut lease)?;
             if let Some(check) = check {
                 self.check_once::<P, R>(&mut instance, func, check)?;
             }
@@ -68,10 +65,7 @@ impl Generation {
         let outcome = async {
             let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
             let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
-            let mut instance = match self.reuse(&mut lease) {
-                Some(i) => i,
-                None => LiveInstance::new_async(&self.recipe, None).await?,
-            };
+            let mut instance = self.instance_async(&mut lease).await?;
             if let Some(check) = check {
                 self.check_once::<P, R>(&mut instance, func, check)?;
             }

@@ -157,6 +157,8 @@ fn switch(m: &Arc<Module>, new: Arc<Generation>) -> Arc<Generation> {
     let policy = new.spec.upgrade;
     let mut h = m.history();
     let old = m.switch(new.clone());
+    // Replaced while on probation: its failures no longer say anything about what serves.
+    old.life.unwatch();
     reconfigure(m, &old, &new);
     h.highest = h.highest.max(new.number);
     // A generation kept for an earlier probation is no longer needed; if it still runs
@@ -168,12 +170,15 @@ fn switch(m: &Arc<Module>, new: Arc<Generation>) -> Arc<Generation> {
     } else {
         h.previous = Some(old.clone());
         h.probation_until = Some(Instant::now() + policy.probation);
-        let weak = Arc::downgrade(m);
+        let (weak, tripped) = (Arc::downgrade(m), Arc::downgrade(&new));
         new.life.watch(
             policy.rollback_ratio,
             new.spec.restart.max,
             Box::new(move |reason| {
-                if let Some(m) = weak.upgrade() {
+                // Only the generation that serves is rolled back.
+                if let (Some(m), Some(g)) = (weak.upgrade(), tripped.upgrade())
+                    && Arc::ptr_eq(&m.current(), &g)
+                {
                     let _ = rollback(&m, Some(reason));
                 }
             }),
