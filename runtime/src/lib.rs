@@ -65,10 +65,12 @@ pub(crate) mod limits;
 mod metrics;
 mod module;
 mod pool;
+mod sandbox;
 mod supervisor;
 mod trap;
 mod unit;
 mod value;
+mod wire;
 // Linking modules to each other and to the host.
 mod link;
 // The app and the runtime on top.
@@ -83,6 +85,7 @@ mod status;
 mod typed;
 mod upgrade;
 mod validate;
+pub mod worker;
 
 pub use app::App;
 pub use cache::default_cache_dir;
@@ -102,7 +105,7 @@ pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    ModuleSpec, OutputRoute, RestartPolicy, UpgradePolicy,
+    ModuleSpec, OutputRoute, Placement, RestartPolicy, UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
     AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations, ModuleSpec,
-    OutputRoute, RestartPolicy, UpgradePolicy,
+    OutputRoute, Placement, RestartPolicy, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -73,6 +73,8 @@ struct ModuleSection {
     lifecycle: Option<Spanned<Lifecycle>>,
     restart: Option<RestartSection>,
     upgrade: Option<UpgradeSection>,
+    placement: Option<Spanned<Placement>>,
+    allow_weaker_sandbox: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -428,6 +430,14 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
             policy.rollback_ratio = *r.get_ref();
         }
         spec.upgrade = policy;
+    }
+    if let Some(p) = s.placement {
+        lines.note(key("placement"), &p.span());
+        spec.placement = p.into_inner();
+    }
+    if let Some(w) = s.allow_weaker_sandbox {
+        lines.note(key("allow_weaker_sandbox"), &w.span());
+        spec.allow_weaker_sandbox = w.into_inner();
     }
     if let Some(lc) = s.lifecycle {
         lines.note(key("lifecycle"), &lc.span());

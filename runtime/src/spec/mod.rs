@@ -8,6 +8,7 @@
 
 mod grants;
 mod limits;
+mod placement;
 mod serve;
 mod upgrade;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
+pub use placement::Placement;
 pub use serve::{AdminSpec, HttpSpec};
 pub use upgrade::UpgradePolicy;
 
@@ -178,6 +180,11 @@ pub struct ModuleSpec {
     pub links: BTreeMap<String, String>,
     /// How a new version replaces this one while the app runs (`[modules.X.upgrade]`).
     pub upgrade: UpgradePolicy,
+    /// Where the module's instances run (`placement`).
+    pub placement: Placement,
+    /// Whether a `process` module may start on a kernel that cannot apply every layer of
+    /// the worker sandbox (`allow_weaker_sandbox`); without it such a module is refused.
+    pub allow_weaker_sandbox: bool,
 }
 
 impl ModuleSpec {
@@ -201,6 +208,8 @@ impl ModuleSpec {
             restart: RestartPolicy::default(),
             links: BTreeMap::new(),
             upgrade: UpgradePolicy::default(),
+            placement: Placement::default(),
+            allow_weaker_sandbox: false,
         }
     }
 
@@ -306,6 +315,19 @@ impl ModuleSpec {
     pub fn concurrency(mut self, instances: usize, queue: usize) -> Self {
         self.limits.instances = instances;
         self.limits.queue = queue;
+        self
+    }
+
+    /// Sets where the module's instances run ([`Placement`]).
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// Lets a `process` module start on a kernel without every layer of the worker sandbox
+    /// (see SECURITY.md); without it such a module is refused at load.
+    pub fn allow_weaker_sandbox(mut self, allow: bool) -> Self {
+        self.allow_weaker_sandbox = allow;
         self
     }
 

@@ -161,6 +161,8 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    // A worker of a `process` module locks itself down before any thread exists.
+    membrane::worker::main_if_worker();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,0 +1,3 @@
+//! The OS-level sandbox of a worker process (`placement = "process"`).
+
+pub(crate) mod probe;

@@ -1,0 +1,1 @@
+//! Component values in the component model's value definition encoding.
