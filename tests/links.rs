@@ -68,6 +68,7 @@ async fn matching_interfaces_link() {
             import: "acme:kv/store@0.1.0".into(),
             provider: "store".into(),
             export: "acme:kv/store@0.1.0".into(),
+            fused: false,
         }]
     );
 }

@@ -13,6 +13,7 @@ mod hostile;
 mod limits;
 mod links;
 mod net;
+mod placement;
 mod plugins;
 mod pools;
 mod serve;

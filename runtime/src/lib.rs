@@ -73,6 +73,8 @@ mod value;
 mod wire;
 // Linking modules to each other and to the host.
 mod link;
+// `placement = "fused"`: composing modules with their fused providers at load.
+mod fuse;
 // The app and the runtime on top.
 mod app;
 mod graph;

@@ -107,7 +107,11 @@ pub(crate) async fn load(
     let specs = spec.modules.clone();
     let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
     let mut problems = Problems::default();
-    let compiled = compile_all(rt, spec.modules, &settings, progress, &mut problems).await;
+    // Fused importers are compiled as their composition, then get their own identity back.
+    let fusion = crate::fuse::prepare::prepare(&specs, &mut problems).await;
+    let to_compile = fusion.swap(spec.modules);
+    let compiled = compile_all(rt, to_compile, &settings, progress, &mut problems).await;
+    let compiled = fusion.restore(compiled);
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
     if let Some(http) = &http {
@@ -148,7 +152,9 @@ pub(crate) async fn load(
         modules.insert(name, Arc::new(Module::new(generation)));
     }
     infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
+    fusion.report(&mut infos);
     let mut warnings = plan.warnings;
+    warnings.extend(fusion.warnings().iter().cloned());
     warnings.extend(descriptor_warning(&specs));
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
     Ok(Loaded {
@@ -194,6 +200,7 @@ pub(crate) fn assemble(
             import: l.import.clone(),
             provider: l.provider.clone(),
             export: l.export.clone(),
+            fused: false,
         });
     }
     let pre = |linker: &wasmtime::component::Linker<_>| {

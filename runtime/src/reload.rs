@@ -1,6 +1,6 @@
 //! Reloading an app: which modules a new declaration changes.
 //!
-//! A module changes when its component bytes (by SHA-256), grants, limits, links,
+//! A module changes when its component bytes (by SHA-256), grants, limits, links, placement,
 //! lifecycle, restart or upgrade policy differ from its current generation's. The set of
 //! modules must stay the same; `[app]` settings that only a restart applies are reported.
 
@@ -65,6 +65,7 @@ pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
             && new.grants == old.grants
             && new.limits == old.limits
             && new.links == old.links
+            && new.placement == old.placement
             && new.lifecycle == old.lifecycle
             && new.restart == old.restart
             && new.upgrade == old.upgrade;

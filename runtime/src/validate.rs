@@ -144,6 +144,7 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         };
         Policy::validate(&[LIMITS, CAPABILITIES], &cx, &mut problems);
     }
+    crate::fuse::group::check(&crate::fuse::group::decl(&spec.modules), &mut problems);
     // Every problem about a module names it.
     for p in problems.iter_mut() {
         if let Some(module) = p

@@ -71,6 +71,9 @@ pub struct LinkInfo {
     pub provider: String,
     /// The interface as the provider exports it, with version.
     pub export: String,
+    /// Whether the link is served inside a composition (`placement = "fused"` on both
+    /// sides): a call within the importer's component, with no host crossing.
+    pub fused: bool,
 }
 
 /// The outcome of [`plan`].
@@ -105,9 +108,15 @@ pub(crate) fn plan<M: Planned>(
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     let mut all = BTreeMap::new();
+    let decl: crate::fuse::group::Decl<'_> = modules
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.spec()))
+        .collect();
     for (name, m) in modules {
-        let mut used = vec![false; m.spec().links.len()];
-        let keys: Vec<(&String, &String)> = m.spec().links.iter().collect();
+        // A composed importer imports what its members link outside, not its fused links.
+        let planned = crate::fuse::group::planned_links(&decl, name);
+        let mut used = vec![false; planned.len()];
+        let keys: Vec<(&String, &String)> = planned.iter().collect();
         let mut links = Vec::new();
         let ty = m.component().component_type();
         for (import, item) in ty.imports(engine) {
@@ -168,7 +177,8 @@ pub(crate) fn plan<M: Planned>(
             }
         }
         for (i, (key, provider)) in keys.iter().enumerate() {
-            if !used[i] {
+            // A link to a module that failed is left to that module's own error.
+            if !used[i] && !failed.iter().any(|f| f == provider) {
                 let w = format!(
                     "module `{name}` links `{key}` to `{provider}` but does not import it; remove the link"
                 );

@@ -80,6 +80,17 @@ pub(crate) async fn check_upgrade(
     whole.http = live.http.cloned();
     whole.admin = live.admin.clone();
     let mut problems = check(&whole, &settings);
+    let old: BTreeMap<String, ModuleSpec> = live
+        .modules
+        .iter()
+        .map(|(n, m)| (n.clone(), m.current().spec.clone()))
+        .collect();
+    crate::fuse::group::check_upgrade(
+        &crate::fuse::group::decl(&old),
+        &crate::fuse::group::decl(&whole.modules),
+        changes.keys().map(String::as_str),
+        &mut problems,
+    );
     locate(live.locations, &mut problems);
     problems.into_result()?;
 

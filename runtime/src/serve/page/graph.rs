@@ -71,10 +71,9 @@ impl Card {
     }
 }
 
-/// Where a module's boundary sits. Every module is `isolated` (its own Store in this
-/// process) until the manifest grows a `placement` key; read it here then.
-pub(crate) fn placement(_spec: &ModuleSpec) -> &'static str {
-    "isolated"
+/// Where a module's boundary sits (`placement`: isolated, process or fused).
+pub(crate) fn placement(spec: &ModuleSpec) -> &'static str {
+    spec.placement.as_str()
 }
 
 /// The status line of a box: `gen 2 · probation · healthy`. The page's script writes the

@@ -1,0 +1,3 @@
+//! Placement of modules: where a module's boundary sits.
+
+mod fused;
