@@ -58,6 +58,10 @@ pub enum ErrorKind {
     /// The host itself failed while serving a call (a bug in Membrane or in a host
     /// interface of the embedding application), not the guest.
     HostPanic,
+    /// The worker process that ran the call (`placement = "process"`) died: killed, aborted,
+    /// out of memory, or it sent something malformed and was stopped. It is restarted for
+    /// the next call.
+    Crashed,
 }
 
 impl ErrorKind {
@@ -85,7 +89,41 @@ impl ErrorKind {
             ErrorKind::Exit => "exit",
             ErrorKind::Conflict => "conflict",
             ErrorKind::HostPanic => "host-panic",
+            ErrorKind::Crashed => "crashed",
         }
+    }
+}
+
+impl ErrorKind {
+    /// Every kind, for reading a kind's name back (errors that cross from a worker).
+    pub(crate) const ALL: [ErrorKind; 22] = [
+        ErrorKind::Manifest,
+        ErrorKind::Link,
+        ErrorKind::Denied,
+        ErrorKind::NotFound,
+        ErrorKind::Timeout,
+        ErrorKind::OutOfFuel,
+        ErrorKind::MemoryLimit,
+        ErrorKind::StackOverflow,
+        ErrorKind::HostcallLimit,
+        ErrorKind::TableLimit,
+        ErrorKind::FilesLimit,
+        ErrorKind::DiskQuota,
+        ErrorKind::Trap,
+        ErrorKind::Overloaded,
+        ErrorKind::Unavailable,
+        ErrorKind::Io,
+        ErrorKind::InvalidComponent,
+        ErrorKind::InvalidArgs,
+        ErrorKind::Exit,
+        ErrorKind::Conflict,
+        ErrorKind::HostPanic,
+        ErrorKind::Crashed,
+    ];
+
+    /// The kind whose [`ErrorKind::as_str`] is `name`.
+    pub(crate) fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

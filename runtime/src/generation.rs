@@ -21,6 +21,7 @@ use crate::metrics::ModuleMetrics;
 use crate::pool::{Lease, Pool};
 use crate::spec::{ModuleSpec, UpgradePolicy};
 use crate::supervisor::{Admission, Supervisor};
+use crate::transport::Transport;
 use crate::unit::RunContext;
 use crate::value::Function;
 
@@ -43,6 +44,8 @@ pub(crate) struct Generation {
     pub(crate) pool: Arc<Pool>,
     pub(crate) supervisor: Supervisor,
     pub(crate) metrics: Arc<ModuleMetrics>,
+    /// Where the module's instances run when not in this process (`placement = "process"`).
+    transport: Option<Arc<dyn Transport>>,
 }
 
 /// A provider instance pinned to one importer instance for a link with resources, with
@@ -164,13 +167,35 @@ impl Generation {
                 limits: spec.limits.clone(),
                 link_slots,
                 metrics: metrics.clone(),
+                remote: false,
             }),
             spec,
             life,
             exports,
             name,
             metrics,
+            transport: None,
         }
+    }
+
+    /// Serves this generation's calls through `transport` (a worker process) instead of
+    /// instances in this process, which it then never makes.
+    pub(crate) fn with_transport(mut self, transport: Arc<dyn Transport>) -> Generation {
+        if let Some(recipe) = Arc::get_mut(&mut self.recipe) {
+            recipe.remote = true;
+        }
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Where the instances run when not in this process.
+    pub(crate) fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.transport.as_ref()
+    }
+
+    /// Whether the instances run outside this process.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.transport.is_some()
     }
 
     /// The compiled component.
@@ -340,6 +365,9 @@ impl Generation {
         let mut lease = self
             .pool
             .acquire(&self.name, budget.deadline, Flavour::Sync)?;
+        if let Some(t) = &self.transport {
+            return t.call(func, args, results, budget.deadline);
+        }
         let mut instance = self.instance(&mut lease)?;
         instance.call_into(&self.recipe, func, args, results, budget)?;
         self.keep(&mut lease, instance);
@@ -374,6 +402,9 @@ impl Generation {
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
         let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
+        if let Some(t) = &self.transport {
+            return t.call_async(func, args, results, budget.deadline).await;
+        }
         let mut instance = self.instance_async(&mut lease).await?;
         instance
             .call_into_async(&self.recipe, func, args, results, budget)

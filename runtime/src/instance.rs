@@ -94,6 +94,9 @@ pub(crate) struct Recipe {
     pub(crate) link_slots: usize,
     /// The module's metrics (denials are counted per module).
     pub(crate) metrics: Arc<ModuleMetrics>,
+    /// Set when the module's instances run in a worker process (`placement = "process"`):
+    /// no instance of it is ever made in this process.
+    pub(crate) remote: bool,
 }
 
 /// How long a call may run: until `deadline`, which is `time` from its start.
@@ -261,6 +264,20 @@ impl LiveInstance {
         run: Option<&RunContext>,
         flavour: Flavour,
     ) -> Result<Store<HostState>> {
+        if recipe.remote {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{0}` runs in a worker process (placement = \"process\"), which serves \
+                     calls with dynamic values (App::call, links without resources) but not this kind \
+                     of call (typed handles, resource sessions, HTTP routes, `run`); set \
+                     [modules.{0}] placement = \"isolated\" for it",
+                    recipe.name
+                ),
+            )
+            .with_module(&*recipe.name)
+            .with_key(format!("modules.{}.placement", recipe.name)));
+        }
         let slots = recipe.policy.new_slots();
         let cx = InstanceCx {
             module: &recipe.name,

@@ -59,6 +59,8 @@ pub(crate) struct LoadCx {
     pub max_wasm_stack: usize,
     /// Whether calls are counted in the app's metrics.
     pub metrics: bool,
+    /// The program started as a `process` module's worker (`None`: this executable).
+    pub worker_program: Option<std::path::PathBuf>,
     /// The host interfaces registered when the load started.
     pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
 }
@@ -131,6 +133,13 @@ pub(crate) async fn load(
             None
         }
     };
+    if let Some(plan) = &plan {
+        let routes: Vec<(&str, &str)> = http
+            .iter()
+            .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
+            .collect();
+        crate::placement::check(&specs, &plan.links, &routes, &mut problems);
+    }
     locate(locations.as_deref(), &mut problems);
     problems.into_result()?;
     let plan = plan.expect("no problems means a plan");
@@ -211,8 +220,59 @@ pub(crate) fn assemble(
         })
     };
     let pres = (pre(&sync)?, pre(&async_)?);
-    let generation = Generation::new(number, c, pres, link_slots, pool, metrics);
+    let worker = if c.spec.placement == crate::spec::Placement::Process {
+        Some(start_worker(rt, &c, links, modules, &metrics)?)
+    } else {
+        None
+    };
+    let mut generation = Generation::new(number, c, pres, link_slots, pool, metrics);
+    if let Some(w) = worker {
+        generation = generation.with_transport(w);
+    }
     Ok((generation, infos))
+}
+
+/// Starts the worker process of a `process` module; its links are served by this host.
+fn start_worker(
+    rt: &LoadCx,
+    c: &Compiled,
+    links: &[link::Link],
+    modules: &BTreeMap<String, Arc<Module>>,
+    metrics: &Arc<crate::metrics::ModuleMetrics>,
+) -> Result<Arc<dyn crate::transport::Transport>> {
+    // Links to the host and links with resources were refused at load (placement.rs).
+    let served: Vec<_> = links
+        .iter()
+        .filter_map(|l| Some((l, modules.get(&l.provider)?.clone())))
+        .collect();
+    let remote = crate::link::remote::RemoteLinks::new(&served)?;
+    let program = match &rt.worker_program {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            Error::io(
+                format!(
+                    "module `{}`: cannot find this program to start its worker",
+                    c.name
+                ),
+                e,
+            )
+        })?,
+    };
+    let settings = crate::worker::EngineSettings {
+        epoch_tick: rt.epoch_tick,
+        max_wasm_stack: rt.max_wasm_stack,
+        fuel: rt.metered,
+    };
+    let w = crate::worker::start(
+        &c.name,
+        &c.spec,
+        &c.component,
+        settings,
+        program,
+        Arc::new(remote),
+        metrics.clone(),
+    )?;
+    Ok(Arc::new(w))
 }
 
 /// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.

@@ -40,6 +40,11 @@ pub struct Config {
     /// Count every call in the app's metrics ([`App::metrics_text`](crate::App::metrics_text)):
     /// two clock reads, an atomic increment and a histogram update per call. Default on.
     pub metrics: bool,
+    /// The program started as the worker process of each `placement = "process"` module;
+    /// `None` (the default) is the running executable, which must then call
+    /// [`worker::main_if_worker`](crate::worker::main_if_worker) first in `main` (the
+    /// `membrane` command does).
+    pub worker_program: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -51,6 +56,7 @@ impl Default for Config {
             fuel: false,
             cache_dir: None,
             metrics: true,
+            worker_program: None,
         }
     }
 }
@@ -82,6 +88,7 @@ impl RuntimeInner {
             epoch_tick: self.config.epoch_tick,
             max_wasm_stack: self.config.max_wasm_stack,
             metrics: self.config.metrics,
+            worker_program: self.config.worker_program.clone(),
             hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }

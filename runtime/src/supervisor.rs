@@ -67,6 +67,7 @@ pub(crate) fn counts(kind: ErrorKind) -> bool {
             | ErrorKind::TableLimit
             | ErrorKind::FilesLimit
             | ErrorKind::DiskQuota
+            | ErrorKind::Crashed
             // An exit inside an export call ends the instance like a trap; `run`'s exit is
             // the command's status and never reaches the supervisor as an error.
             | ErrorKind::Exit

@@ -45,6 +45,8 @@ const GUESTS: &[&str] = &[
     "counter_v2",
     "counter_bad",
     "counter_plain",
+    "adder",
+    "calc",
     "plugin_rust",
 ];
 

@@ -77,10 +77,14 @@ pub(crate) fn define(
                     p.clone(),
                     &format!("{}#{}", link.export, f.name),
                 )?);
-                if super::trampoline::define(
-                    &mut inst, flavour, &f.name, &f.params, &f.results, &target,
-                )
-                .map_err(fail)?
+                // A provider in a worker process is called with dynamic values (the typed
+                // fast path would need an instance here).
+                let remote = p.current().is_remote();
+                if !remote
+                    && super::trampoline::define(
+                        &mut inst, flavour, &f.name, &f.params, &f.results, &target,
+                    )
+                    .map_err(fail)?
                 {
                     continue;
                 }

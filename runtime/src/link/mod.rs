@@ -16,6 +16,7 @@ pub(crate) mod forward;
 pub(crate) mod host;
 pub(crate) mod methods;
 pub(crate) mod objects;
+pub(crate) mod remote;
 pub(crate) mod session;
 pub(crate) mod trampoline;
 pub(crate) mod typecheck;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 /// | `network` | none: every socket address is refused, name lookup is off |
 /// | `http` | none: every outbound `wasi:http` request fails with `HTTP-request-denied` |
 /// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Grants {
     /// Preopened host directories.
@@ -34,7 +34,7 @@ pub struct Grants {
 }
 
 /// A host directory visible to the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirGrant {
     /// The host directory (relative paths are relative to the manifest).
     pub host: PathBuf,
@@ -49,7 +49,7 @@ pub struct DirGrant {
 }
 
 /// Whether a granted directory may be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DirMode {
     /// Files can be read and directories listed; nothing can be created, changed or removed.
     #[default]
@@ -70,7 +70,7 @@ impl fmt::Display for DirMode {
 }
 
 /// Where a module's stdout or stderr goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputRoute {
     /// Each line becomes a `tracing` event at INFO level (target `membrane::guest`) carrying

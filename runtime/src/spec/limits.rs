@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Whether instances are reused between calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Lifecycle {
     /// An instance serves many calls, one at a time; its memory persists between them.
@@ -54,7 +54,7 @@ impl Default for RestartPolicy {
 /// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
 /// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
 /// | `body` | 1 MiB | largest HTTP request body the module accepts when served; larger is answered 413 |
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Limits {
     /// Maximum linear memory of one instance, in bytes.

@@ -1,4 +1,5 @@
 //! What crosses a process boundary: component values in the component model's value
 //! encoding (the one wRPC specifies), and the messages between a host and its workers.
 
+pub(crate) mod message;
 pub(crate) mod value;

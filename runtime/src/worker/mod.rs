@@ -6,6 +6,20 @@
 //! limits: [`crate::sandbox`]) while it still has a single thread, and only then creates its
 //! engine and touches the component.
 
+pub(crate) mod channel;
+pub(crate) mod hello;
+pub(crate) mod host;
+mod log;
+pub(crate) mod process;
+mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::spec::{DirMode, ModuleSpec};
+use crate::transport::Links;
+
 /// The environment variable that makes a process a worker: the descriptor number of its
 /// end of the socket pair.
 pub(crate) const WORKER_ENV: &str = "MEMBRANE_WORKER_FD";
@@ -35,7 +49,85 @@ pub fn main_if_worker() {
         std::process::exit(code);
     }
     if std::env::var_os(WORKER_ENV).is_some() {
-        // Filled in by the worker's serving loop.
-        std::process::exit(70);
+        std::process::exit(serve::main(3, 4));
+    }
+}
+
+/// What the engine is set to, for a worker's engine to match (compiled code loads only in
+/// an engine of the same settings).
+#[derive(Clone, Copy)]
+pub(crate) struct EngineSettings {
+    pub epoch_tick: std::time::Duration,
+    pub max_wasm_stack: usize,
+    pub fuel: bool,
+}
+
+/// Starts the worker of module `name` (`placement = "process"`): its sandbox follows its
+/// grants and limits; `links` serves the calls it makes through its links.
+pub(crate) fn start(
+    name: &str,
+    spec: &ModuleSpec,
+    component: &wasmtime::component::Component,
+    engine: EngineSettings,
+    program: PathBuf,
+    links: Arc<dyn Links>,
+    metrics: Arc<crate::metrics::ModuleMetrics>,
+) -> Result<host::Worker> {
+    let code = component.serialize().map_err(|e| {
+        crate::error::Error::new(
+            crate::error::ErrorKind::InvalidComponent,
+            format!("module `{name}`: its compiled code cannot be handed to a worker"),
+        )
+        .with_source(e)
+    })?;
+    let hello = hello::Hello {
+        name: name.to_string(),
+        grants: spec.grants.clone(),
+        limits: spec.limits.clone(),
+        lifecycle: spec.lifecycle,
+        epoch_tick: engine.epoch_tick,
+        max_wasm_stack: engine.max_wasm_stack,
+        fuel: engine.fuel,
+        sandbox: sandbox_plan(spec),
+        log_level: log::host_level(),
+    };
+    let mut body = Vec::with_capacity(code.len() + 1024);
+    hello.frame(&code, &mut body);
+    host::Worker::start(name.into(), program, body, links, metrics)
+}
+
+/// The OS sandbox of a module's worker: exactly its granted directories, sockets only with
+/// a network or HTTP grant, memory and descriptors from its limits.
+pub(crate) fn sandbox_plan(spec: &ModuleSpec) -> crate::sandbox::Plan {
+    let g = &spec.grants;
+    let dirs = |mode: DirMode| -> Vec<PathBuf> {
+        g.dirs
+            .iter()
+            .filter(|d| d.mode == mode)
+            .map(|d| d.host.clone())
+            .collect()
+    };
+    let named = |dest: &str| {
+        let host = dest.split("://").last().unwrap_or(dest);
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        host.trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_err()
+    };
+    let l = &spec.limits;
+    // Each instance may make up to `memory` writable, plus tables, stacks and the
+    // runtime's own heap: RLIMIT_DATA counts what is made writable, not reservations.
+    let data = (l.memory.saturating_add(16 << 20))
+        .saturating_mul(l.instances as u64)
+        .saturating_add(512 << 20);
+    crate::sandbox::Plan {
+        ro: dirs(DirMode::ReadOnly),
+        rw: dirs(DirMode::ReadWrite),
+        network: !g.network.is_empty() || !g.http.is_empty(),
+        names: g.network.iter().chain(&g.http).any(|d| named(d)),
+        data_limit: Some(data),
+        // The instances' files, plus the runtime's own (sockets, code, stdio).
+        files: Some(u64::from(l.files).saturating_mul(l.instances as u64) + 64),
+        allow_weaker: spec.allow_weaker_sandbox,
     }
 }

@@ -1,0 +1,77 @@
+//! What each placement supports, checked when an app loads (and when an upgrade is gated),
+//! so that a module never ends up half-served at run time.
+//!
+//! A `process` module is served with dynamic values over its worker's connections: calls
+//! from the embedder (`App::call`) and links without resources, in both directions. Not yet:
+//! links that carry resources to or from it, links from it to host interfaces, HTTP routes
+//! to it (`run` of it is refused when asked: `instance.rs`). Each is refused here with the key to change.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Problems};
+use crate::link::Link;
+use crate::names::HOST;
+use crate::spec::{ModuleSpec, Placement};
+
+/// Refuses what a `process` module cannot be part of yet.
+pub(crate) fn check(
+    specs: &BTreeMap<String, ModuleSpec>,
+    links: &BTreeMap<String, Vec<Link>>,
+    routes: &[(&str, &str)],
+    problems: &mut Problems,
+) {
+    let process = |m: &str| {
+        specs
+            .get(m)
+            .is_some_and(|s| s.placement == Placement::Process)
+    };
+    let refuse = |module: &str, what: String| {
+        Error::link(format!(
+            "module `{module}` is placed in a worker process, {what}; set [modules.{module}] placement = \"isolated\" (or \"fused\")"
+        ))
+        .with_module(module)
+        .with_key(format!("modules.{module}.placement"))
+    };
+    for (importer, ls) in links {
+        for l in ls {
+            if process(importer) && l.provider == HOST {
+                problems.push(refuse(
+                    importer,
+                    format!(
+                        "and a worker cannot reach the host interface `{}` yet",
+                        l.export
+                    ),
+                ));
+            } else if !l.resources.is_empty() && process(importer) {
+                problems.push(refuse(
+                    importer,
+                    format!(
+                        "and its link `{}` carries resources, which cannot cross a process boundary yet",
+                        l.import
+                    ),
+                ));
+            } else if !l.resources.is_empty() && process(&l.provider) {
+                problems.push(refuse(
+                    &l.provider,
+                    format!(
+                        "and `{importer}`'s link `{}` to it carries resources, which cannot cross a process boundary yet",
+                        l.import
+                    ),
+                ));
+            }
+        }
+    }
+    for (prefix, module) in routes {
+        if process(module) {
+            problems.push(
+                refuse(
+                    module,
+                    format!(
+                        "and HTTP requests (route {prefix:?}) cannot be served from a worker yet"
+                    ),
+                )
+                .with_key(format!("app.http.routes.{prefix}")),
+            );
+        }
+    }
+}

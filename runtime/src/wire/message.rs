@@ -1,0 +1,122 @@
+//! The messages between a host and a worker (`placement = "process"`), after the frame
+//! header of `worker/channel.rs`.
+//!
+//! | tag | direction | body |
+//! |---|---|---|
+//! | [`CALL`] | host -> worker | time left (u64 ns, LE), export name (u16 LE length + UTF-8), arguments |
+//! | [`OK`] | worker -> host | results |
+//! | [`ERR`] | either | an error as JSON ([`WireError`]) |
+//! | [`CALLBACK`] | worker -> host | like [`CALL`]: a linked function (`import#func`) the guest calls |
+//! | [`CALLBACK_OK`] | host -> worker | the linked call's results |
+//! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
+//!
+//! Arguments and results are component values in the component model's value encoding
+//! (`wire/value.rs`), one after another, typed by the function both sides know.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A call of an export.
+pub(crate) const CALL: u8 = 1;
+/// A call's results.
+pub(crate) const OK: u8 = 2;
+/// A call's (or a linked call's) error.
+pub(crate) const ERR: u8 = 3;
+/// A linked call from the worker's guest to the host.
+pub(crate) const CALLBACK: u8 = 4;
+/// A linked call's results.
+pub(crate) const CALLBACK_OK: u8 = 5;
+/// Run the sandbox self-check (tests only).
+pub(crate) const PROBE: u8 = 6;
+/// The self-check's findings, as JSON.
+pub(crate) const PROBED: u8 = 7;
+
+/// The start of a [`CALL`] or [`CALLBACK`] body; the arguments follow.
+pub(crate) fn put_call(out: &mut Vec<u8>, left: Duration, name: &str) {
+    let ns = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+    out.extend_from_slice(&ns.to_le_bytes());
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&name.as_bytes()[..len as usize]);
+}
+
+/// Reads a [`CALL`] or [`CALLBACK`] body: the time left, the name and the arguments.
+pub(crate) fn read_call(body: &[u8]) -> Result<(Duration, &str, &[u8])> {
+    let bad = || malformed("a call message is cut short");
+    let ns = u64::from_le_bytes(body.get(..8).ok_or_else(bad)?.try_into().unwrap());
+    let len = u16::from_le_bytes(body.get(8..10).ok_or_else(bad)?.try_into().unwrap()) as usize;
+    let name = body.get(10..10 + len).ok_or_else(bad)?;
+    let name = std::str::from_utf8(name).map_err(|_| malformed("a function name is not UTF-8"))?;
+    Ok((Duration::from_nanos(ns), name, &body[10 + len..]))
+}
+
+/// An error as it crosses: its kind by name and the fields a caller matches on.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct WireError {
+    kind: String,
+    message: String,
+    module: Option<String>,
+    export: Option<String>,
+    key: Option<String>,
+    upstream: bool,
+    exit: Option<i32>,
+}
+
+/// Writes `e` as an [`ERR`] body.
+pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
+    let w = WireError {
+        kind: e.kind().as_str().to_string(),
+        message: e.message().to_string(),
+        module: e.module().map(str::to_string),
+        export: e.export().map(str::to_string),
+        key: e.key().map(str::to_string),
+        upstream: e.upstream(),
+        exit: e.exit_code(),
+    };
+    // Serializing plain strings cannot fail.
+    let _ = serde_json::to_writer(out, &w);
+}
+
+/// Reads an [`ERR`] body back into an error.
+pub(crate) fn read_error(body: &[u8]) -> Error {
+    let Ok(w) = serde_json::from_slice::<WireError>(body) else {
+        return malformed("an error message is not valid");
+    };
+    let kind = ErrorKind::from_name(&w.kind).unwrap_or(ErrorKind::Crashed);
+    let mut e = match (kind, w.exit) {
+        (ErrorKind::Exit, Some(code)) => Error::exit(code, w.module.as_deref().unwrap_or("")),
+        _ => Error::new(kind, w.message),
+    };
+    if let Some(m) = w.module {
+        e = e.with_module(m);
+    }
+    if let Some(x) = w.export {
+        e = e.with_export(x);
+    }
+    if let Some(k) = w.key {
+        e = e.with_key(k);
+    }
+    if w.upstream {
+        e.set_upstream();
+    }
+    e
+}
+
+/// The other side broke the protocol: it is treated as crashed.
+pub(crate) fn malformed(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Crashed,
+        format!("the worker connection broke the protocol: {what}"),
+    )
+}
+
+/// What the worker must run (host -> worker, on the control socket): a JSON length
+/// (u32 LE), the JSON (`worker/hello.rs`), then the serialized compiled component.
+pub(crate) const HELLO: u8 = 10;
+/// The worker locked itself down and is ready (worker -> host): what it applied, as JSON.
+pub(crate) const READY: u8 = 11;
+/// The worker could not start (worker -> host): an error as JSON.
+pub(crate) const FAILED: u8 = 12;
+/// A log event of the worker (worker -> host), as JSON (`worker/log.rs`).
+pub(crate) const LOG: u8 = 13;

@@ -1,0 +1,251 @@
+//! One connection between the host and a worker: frames over a Unix stream socket.
+//!
+//! A frame is a little-endian `u32` length, a tag byte and the body (the length counts tag
+//! and body). A call is a round trip of two frames, and most calls into a module are
+//! short, so the side that waits first spins on non-blocking reads for a few microseconds
+//! (the answer usually arrives within them: no sleep, no wake-up) and only then parks in
+//! poll(2) or, on the async path, in the tokio reactor. The spin is bounded, so a waiting
+//! side costs at most that much CPU per frame.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::net::{RecvFlags, SendFlags};
+
+/// The largest frame either side accepts (a call's encoded arguments or results).
+pub(crate) const MAX_FRAME: usize = 64 << 20;
+
+/// How long a waiting side spins before it parks.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// Why no frame came.
+#[derive(Debug)]
+pub(crate) enum RecvError {
+    /// The other side closed its end or died.
+    Closed,
+    /// Nothing came before the deadline.
+    TimedOut,
+    /// The other side broke the framing (a length over [`MAX_FRAME`]), or the socket failed.
+    Broken(String),
+}
+
+/// A framed connection.
+pub(crate) struct Channel {
+    sock: UnixStream,
+    /// Bytes read and not yet consumed: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The frame handed out last, consumed by the next receive.
+    pending: usize,
+    out: Vec<u8>,
+    reactor: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
+}
+
+impl Channel {
+    pub(crate) fn new(sock: UnixStream) -> Channel {
+        Channel {
+            sock,
+            buf: vec![0; 64 << 10],
+            start: 0,
+            end: 0,
+            pending: 0,
+            out: Vec::with_capacity(4 << 10),
+            reactor: None,
+        }
+    }
+
+    /// A buffer to build the next frame's body in, after [`Channel::begin`].
+    pub(crate) fn begin(&mut self, tag: u8) -> &mut Vec<u8> {
+        self.out.clear();
+        self.out.extend_from_slice(&[0, 0, 0, 0, tag]);
+        &mut self.out
+    }
+
+    /// Sends the frame built since [`Channel::begin`].
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
+        let len = u32::try_from(self.out.len() - 4)
+            .ok()
+            .filter(|l| (*l as usize) <= MAX_FRAME)
+            .ok_or_else(|| io::Error::other("a value is too large to cross to a worker"))?;
+        self.out[..4].copy_from_slice(&len.to_le_bytes());
+        let mut sent = 0;
+        while sent < self.out.len() {
+            match rustix::net::send(&self.sock, &self.out[sent..], SendFlags::NOSIGNAL) {
+                Ok(n) => sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one frame.
+    pub(crate) fn send(&mut self, tag: u8, body: &[u8]) -> io::Result<()> {
+        self.begin(tag).extend_from_slice(body);
+        self.finish()
+    }
+
+    /// A complete frame in the buffer, if there is one.
+    fn frame(&mut self) -> Result<Option<(u8, usize, usize)>, RecvError> {
+        let have = self.end - self.start;
+        if have < 5 {
+            return Ok(None);
+        }
+        let len =
+            u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().unwrap()) as usize;
+        if len == 0 || len > MAX_FRAME + 1 {
+            return Err(RecvError::Broken(format!("a frame of {len} bytes")));
+        }
+        if have < 4 + len {
+            if self.start + 4 + len > self.buf.len() {
+                // Make room: move what is there to the front, grow for the rest.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if 4 + len > self.buf.len() {
+                    self.buf.resize(4 + len, 0);
+                }
+            }
+            return Ok(None);
+        }
+        let tag = self.buf[self.start + 4];
+        let body = (self.start + 5, self.start + 4 + len);
+        self.pending = 4 + len;
+        Ok(Some((tag, body.0, body.1)))
+    }
+
+    fn consume(&mut self) {
+        self.start += std::mem::take(&mut self.pending);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads what the socket has without blocking; `Ok(false)` when it had nothing.
+    fn fill(&mut self) -> Result<bool, RecvError> {
+        if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        match rustix::net::recv(&self.sock, &mut self.buf[self.end..], RecvFlags::DONTWAIT) {
+            Ok((0, _)) => Err(RecvError::Closed),
+            Ok((n, _)) => {
+                self.end += n;
+                Ok(true)
+            }
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(false),
+            Err(rustix::io::Errno::CONNRESET | rustix::io::Errno::PIPE) => Err(RecvError::Closed),
+            Err(e) => Err(RecvError::Broken(e.to_string())),
+        }
+    }
+
+    /// Waits for the next frame until `until` (forever with `None`), spinning for `spin`
+    /// first. Returns the tag and the body, valid until the next receive.
+    pub(crate) fn recv(
+        &mut self,
+        until: Option<Instant>,
+        spin: Duration,
+    ) -> Result<(u8, &[u8]), RecvError> {
+        self.consume();
+        let spin_until = Instant::now() + spin;
+        loop {
+            if let Some((tag, a, b)) = self.frame()? {
+                return Ok((tag, &self.buf[a..b]));
+            }
+            if self.fill()? {
+                continue;
+            }
+            let now = Instant::now();
+            if now < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let timeout = match until {
+                Some(u) if u <= now => return Err(RecvError::TimedOut),
+                Some(u) => Some(u - now),
+                None => None,
+            };
+            self.park(timeout)?;
+        }
+    }
+
+    /// Blocks in poll(2) until the socket is readable or `timeout` passes.
+    fn park(&self, timeout: Option<Duration>) -> Result<(), RecvError> {
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as i64,
+        });
+        let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(RecvError::Broken(e.to_string())),
+        }
+    }
+
+    /// [`Channel::recv`] on the caller's task: after the spin it waits in the tokio reactor
+    /// (outside a runtime, in poll(2)).
+    pub(crate) async fn recv_async(
+        &mut self,
+        until: Option<Instant>,
+        spin: Duration,
+    ) -> Result<(u8, &[u8]), RecvError> {
+        self.consume();
+        let spin_until = Instant::now() + spin;
+        loop {
+            if let Some((tag, a, b)) = self.frame()? {
+                return Ok((tag, &self.buf[a..b]));
+            }
+            if self.fill()? {
+                continue;
+            }
+            let now = Instant::now();
+            if now < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let timeout = match until {
+                Some(u) if u <= now => return Err(RecvError::TimedOut),
+                Some(u) => Some(u - now),
+                None => None,
+            };
+            if tokio::runtime::Handle::try_current().is_err() {
+                self.park(timeout)?;
+                continue;
+            }
+            if self.reactor.is_none() {
+                let fd = self
+                    .sock
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| RecvError::Broken(e.to_string()))?;
+                // SAFETY: the AsyncFd owns `fd` (a duplicate of the socket) for its whole
+                // life, so the number stays open and means the same socket.
+                let registered = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .map_err(|e| RecvError::Broken(e.to_string()))?;
+                self.reactor = Some(registered);
+            }
+            let reactor = self.reactor.as_ref().expect("registered above");
+            let ready = reactor.readable();
+            let mut guard = match timeout {
+                Some(t) => match tokio::time::timeout(t, ready).await {
+                    Ok(r) => r.map_err(|e| RecvError::Broken(e.to_string()))?,
+                    Err(_) => return Err(RecvError::TimedOut),
+                },
+                None => ready.await.map_err(|e| RecvError::Broken(e.to_string()))?,
+            };
+            // The next non-blocking read tells whether there really is something.
+            guard.clear_ready();
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The host's side of a `process` module: calls go to its worker process, one connection
+//! per concurrent call; the worker's linked calls come back on the same connection and are
+//! served here like any linked call. A worker that dies fails only the calls in flight on it
+//! (`Crashed`) and is started again by the next call; a worker that does not answer by the
+//! call's deadline plus [`GRACE`] is killed (`Timeout`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Val;
+
+use super::channel::{Channel, RecvError, SPIN};
+use super::process::Process;
+use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::ModuleMetrics;
+use crate::transport::{BoxFuture, Links, Transport};
+use crate::value::Function;
+use crate::wire::message::{
+    CALL, CALLBACK, CALLBACK_OK, ERR, OK, PROBE, PROBED, malformed, put_call, put_error, read_call,
+    read_error,
+};
+use crate::wire::value::{self, NoHandles};
+
+/// How long after a call's deadline the host waits for the worker's answer before it kills
+/// the worker. The worker stops the call at the deadline itself; this covers a worker that
+/// cannot (stopped, stuck in the kernel, hostile).
+pub(crate) const GRACE: Duration = Duration::from_millis(100);
+
+/// A `process` module's workers: one process at a time, restarted when it dies.
+pub(crate) struct Worker {
+    name: Arc<str>,
+    program: PathBuf,
+    /// The start message (instructions and compiled code).
+    hello: Vec<u8>,
+    links: Arc<dyn Links>,
+    metrics: Arc<ModuleMetrics>,
+    current: Mutex<Option<Arc<Process>>>,
+}
+
+impl Worker {
+    /// The worker of `name`, started now so that a sandbox the kernel cannot apply fails
+    /// the load, not the first call.
+    pub(crate) fn start(
+        name: Arc<str>,
+        program: PathBuf,
+        hello: Vec<u8>,
+        links: Arc<dyn Links>,
+        metrics: Arc<ModuleMetrics>,
+    ) -> Result<Worker> {
+        let w = Worker {
+            name,
+            program,
+            hello,
+            links,
+            metrics,
+            current: Mutex::new(None),
+        };
+        w.process()?;
+        Ok(w)
+    }
+
+    /// The running process, started (again) if there is none.
+    pub(crate) fn process(&self) -> Result<Arc<Process>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = current.as_ref()
+            && !p.is_dead()
+        {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Process::start(
+            &self.program,
+            &self.name,
+            &self.hello,
+            &self.metrics,
+        )?);
+        *current = Some(p.clone());
+        Ok(p)
+    }
+
+    /// The running process's id, if one runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().filter(|p| !p.is_dead()).map(|p| p.pid)
+    }
+
+    /// Sends the call; the connection is then waited on for the answer.
+    fn send_call(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        func: &Function,
+        args: &[Val],
+        deadline: Instant,
+    ) -> Result<()> {
+        let body = ch.begin(CALL);
+        put_call(
+            body,
+            deadline.saturating_duration_since(Instant::now()),
+            &func.name,
+        );
+        for (v, (_, ty)) in args.iter().zip(&func.params) {
+            value::encode(v, ty, body, &mut NoHandles)?;
+        }
+        ch.finish()
+            .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))
+    }
+
+    /// What one frame of the answer means: `Some` ends the call.
+    fn answer(
+        &self,
+        p: &Process,
+        tag: u8,
+        body: &[u8],
+        func: &Function,
+        results: &mut [Val],
+    ) -> Option<Result<()>> {
+        match tag {
+            OK => Some(
+                value::decode_into(body, &func.results, results, &mut NoHandles)
+                    .map_err(|e| p.crashed(&format!("sent malformed results: {e}"))),
+            ),
+            ERR => Some(Err(read_error(body))),
+            _ => None,
+        }
+    }
+
+    /// The error of a connection that broke while waiting.
+    fn lost(&self, p: &Process, e: RecvError) -> Error {
+        match e {
+            RecvError::TimedOut => {
+                p.kill();
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "module `{}`: its worker process (pid {}) did not answer by the call's deadline \
+                         plus {GRACE:?}; it was killed and is restarted for the next call \
+                         (raise [modules.{}.limits] timeout if calls need longer)",
+                        self.name, p.pid, self.name
+                    ),
+                )
+                .with_module(&*self.name)
+            }
+            RecvError::Closed => p.crashed("died during the call"),
+            RecvError::Broken(why) => p.crashed(&format!("broke the protocol ({why})")),
+        }
+    }
+
+    /// Decodes a linked call from the worker: its name, deadline and arguments.
+    fn callback_args(&self, body: &[u8], deadline: Instant) -> Result<(String, Instant, Vec<Val>)> {
+        let (left, name, args) = read_call(body)?;
+        let (params, _) = self.links.types(name).ok_or_else(|| {
+            malformed(&format!(
+                "the worker called `{name}`, which it does not import"
+            ))
+        })?;
+        let args = value::decode_all(args, params, &mut NoHandles)?;
+        Ok((
+            name.to_string(),
+            (Instant::now() + left).min(deadline),
+            args,
+        ))
+    }
+
+    /// Sends a linked call's outcome back to the worker.
+    fn reply(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        name: &str,
+        outcome: Result<Vec<Val>>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(results) => {
+                let (_, tys) = self.links.types(name).expect("looked up before the call");
+                let body = ch.begin(CALLBACK_OK);
+                let mut encoded = Ok(());
+                for (v, ty) in results.iter().zip(tys) {
+                    encoded = value::encode(v, ty, body, &mut NoHandles);
+                    if encoded.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = encoded {
+                    put_error(ch.begin(ERR), &e);
+                }
+            }
+            Err(e) => put_error(ch.begin(ERR), &e),
+        }
+        ch.finish()
+            .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))
+    }
+
+    fn results_for(&self, name: &str) -> Vec<Val> {
+        let n = self.links.types(name).map_or(0, |(_, r)| r.len());
+        vec![Val::Bool(false); n]
+    }
+
+    /// Runs the sandbox self-check in the worker (tests): what the kernel refused.
+    pub(crate) fn probe(&self, request: &str) -> Result<String> {
+        let p = self.process()?;
+        let mut ch = p.channel()?;
+        ch.send(PROBE, request.as_bytes())
+            .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match ch.recv(Some(deadline), SPIN) {
+            Ok((PROBED, body)) => {
+                let text = String::from_utf8_lossy(body).into_owned();
+                p.put(ch);
+                Ok(text)
+            }
+            Ok((ERR, body)) => Err(read_error(body)),
+            Ok((tag, _)) => Err(p.crashed(&format!("answered a probe with message {tag}"))),
+            Err(e) => Err(self.lost(&p, e)),
+        }
+    }
+}
+
+impl Transport for Worker {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn call(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        deadline: Instant,
+    ) -> Result<()> {
+        let p = self.process()?;
+        let mut ch = p.channel()?;
+        self.send_call(&p, &mut ch, func, args, deadline)?;
+        loop {
+            let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
+                Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
+                    Some(outcome) => {
+                        p.put(ch);
+                        return outcome;
+                    }
+                    None => return Err(p.crashed(&format!("sent an unexpected message ({tag})"))),
+                },
+                Err(e) => return Err(self.lost(&p, e)),
+            };
+            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+            let mut out = self.results_for(&name);
+            let outcome = self.links.call(&name, &args, &mut out, until).map(|()| out);
+            self.reply(&p, &mut ch, &name, outcome)?;
+        }
+    }
+
+    fn call_async<'a>(
+        &'a self,
+        func: &'a Function,
+        args: &'a [Val],
+        results: &'a mut [Val],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let p = self.process()?;
+            let mut ch = p.channel()?;
+            self.send_call(&p, &mut ch, func, args, deadline)?;
+            loop {
+                let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
+                    Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                    Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
+                        Some(outcome) => {
+                            p.put(ch);
+                            return outcome;
+                        }
+                        None => {
+                            return Err(p.crashed(&format!("sent an unexpected message ({tag})")));
+                        }
+                    },
+                    Err(e) => return Err(self.lost(&p, e)),
+                };
+                let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+                let mut out = self.results_for(&name);
+                let outcome = self
+                    .links
+                    .call_async(&name, &args, &mut out, until)
+                    .await
+                    .map(|()| out);
+                self.reply(&p, &mut ch, &name, outcome)?;
+            }
+        })
+    }
+}
+
+impl Worker {
+    /// The transport's worker, if it is one.
+    pub(crate) fn of(t: &dyn Transport) -> Option<&Worker> {
+        t.as_any().downcast_ref::<Worker>()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(p) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            p.kill();
+        }
+    }
+}

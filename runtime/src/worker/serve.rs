@@ -1,0 +1,378 @@
+//! The worker's side: read what to run, lock down, then serve calls.
+//!
+//! Order matters. While the process has one thread it reads its start message, opens its
+//! granted directories (the capability layer holds them as handles), and locks itself down
+//! ([`crate::sandbox::lock_down`]). Only then does it create the engine (which starts the
+//! epoch thread) and load the compiled component it was sent. Each connection the host
+//! passes over fd 4 is served by a thread of its own with an instance of its own; the
+//! guest's linked calls go back to the host over the same connection.
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, Val};
+
+use super::channel::{Channel, RecvError, SPIN};
+use super::hello::Hello;
+use super::log;
+use crate::capability::CAPABILITIES;
+use crate::error::{Error, ErrorKind, Result};
+use crate::exports::Exports;
+use crate::instance::{Budget, HostState, LiveInstance, Recipe};
+use crate::limits::LIMITS;
+use crate::spec::{Lifecycle, ModuleSpec};
+use crate::unit::{ModuleCx, Policy};
+use crate::wire::message::{
+    CALL, CALLBACK, CALLBACK_OK, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call, put_error,
+    read_call, read_error,
+};
+use crate::wire::value::{self, NoHandles};
+
+/// How long a connection's thread spins for the next call after answering one.
+const IDLE_SPIN: Duration = SPIN;
+
+/// What every connection's thread shares.
+struct Served {
+    recipe: Recipe,
+    exports: Exports,
+    lifecycle: Lifecycle,
+}
+
+thread_local! {
+    /// The connection this thread serves, for the guest's linked calls.
+    static CONNECTION: RefCell<Option<Channel>> = const { RefCell::new(None) };
+}
+
+/// Runs the worker on the control socket `control` (fd 3) and the fd-passing socket (fd 4).
+/// Returns the process's exit status.
+pub(crate) fn main(control: i32, fdpass: i32) -> i32 {
+    // SAFETY: the host passed these descriptors for the worker to own.
+    let control = unsafe { UnixStream::from_raw_fd(control) };
+    let fdpass = unsafe { UnixStream::from_raw_fd(fdpass) };
+    let Ok(writer) = control.try_clone() else {
+        return 2;
+    };
+    let mut ch = Channel::new(control);
+    let out = Arc::new(std::sync::Mutex::new(Channel::new(writer)));
+    let served = match start(&mut ch, &out) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let mut body = Vec::new();
+            put_error(&mut body, &e);
+            let _ = out.lock().map(|mut o| o.send(FAILED, &body));
+            return 3;
+        }
+    };
+    // Connections arrive over fd 4 until the host goes away.
+    let fds = std::thread::Builder::new()
+        .name("membrane-worker-accept".into())
+        .spawn(move || accept(fdpass, served));
+    if fds.is_err() {
+        return 2;
+    }
+    // The control socket ends when the host ends or drops the worker: then exit.
+    loop {
+        match ch.recv(None, Duration::ZERO) {
+            Ok(_) => {}
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// Reads the start message, locks down, loads the component.
+fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Served> {
+    let (hello, code) = match ch.recv(None, Duration::ZERO) {
+        Ok((HELLO, body)) => {
+            let (hello, code) = Hello::read(body).map_err(|e| startup(&e))?;
+            (hello, code.to_vec())
+        }
+        Ok((tag, _)) => return Err(startup(&format!("expected the start message, got {tag}"))),
+        Err(e) => return Err(startup(&format!("no start message: {e:?}"))),
+    };
+    let name = hello.name.clone();
+    let mut spec = ModuleSpec::from_bytes(Vec::new());
+    spec.grants = hello.grants.clone();
+    spec.limits = hello.limits.clone();
+    spec.lifecycle = hello.lifecycle;
+    let cx = ModuleCx {
+        name: &name,
+        spec: &spec,
+        metered: hello.fuel,
+        epoch_tick: hello.epoch_tick,
+    };
+    // Granted directories are opened (as handles) before the lockdown; everything after
+    // it happens inside the sandbox.
+    let policy = Policy::prepare(&[LIMITS, CAPABILITIES], &cx)?;
+    let applied = crate::sandbox::lock_down(&hello.sandbox)?;
+    log::install(out.clone(), hello.log_level);
+    let config = crate::Config {
+        epoch_tick: hello.epoch_tick,
+        max_wasm_stack: hello.max_wasm_stack,
+        instance_slots: u32::try_from(hello.limits.instances).unwrap_or(u32::MAX),
+        fuel: hello.fuel,
+        cache_dir: None,
+        metrics: false,
+        ..crate::Config::default()
+    };
+    let rt = crate::Runtime::new(config)?;
+    let engine = rt.inner.engine.clone();
+    // SAFETY: the bytes are the host's serialization of a component it compiled with an
+    // engine of the same settings; the host is trusted, the guest never sees them.
+    let component = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidComponent,
+            format!("module `{name}`: the worker cannot load the compiled component"),
+        )
+        .with_source(e)
+    })?;
+    let mut linker = rt.inner.linkers.sync.clone();
+    define_links(&mut linker, &component, &engine)?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| {
+        Error::link(format!(
+            "module `{name}`: its imports cannot be satisfied in the worker"
+        ))
+        .with_source(e)
+    })?;
+    let metrics = crate::metrics::Metrics::new(false).module(&name);
+    let name: Arc<str> = name.into();
+    let served = Served {
+        recipe: Recipe {
+            name: name.clone(),
+            generation: 1,
+            retired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            sync_pre: pre.clone(),
+            async_pre: pre,
+            policy,
+            limits: hello.limits,
+            link_slots: 0,
+            metrics,
+            remote: false,
+        },
+        exports: Exports::new(name, component, engine),
+        lifecycle: hello.lifecycle,
+    };
+    // The runtime's epoch thread must keep ticking for as long as the worker lives.
+    std::mem::forget(rt);
+    let report = serde_json::to_vec(&applied).unwrap_or_default();
+    out.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(READY, &report)
+        .map_err(|e| Error::io("cannot tell the host the worker is ready", e))?;
+    Ok(served)
+}
+
+fn startup(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("the worker could not start: {what}"),
+    )
+}
+
+/// Every non-WASI import the component has is a link the host planned and checked: each
+/// of its functions becomes a call back to the host over the thread's connection.
+fn define_links(
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> Result<()> {
+    let ty = component.component_type();
+    for (import, item) in ty.imports(engine) {
+        if import.starts_with("wasi:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(inst_ty) = item.ty else {
+            continue;
+        };
+        let mut inst = linker.instance(import).map_err(|e| {
+            Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
+        })?;
+        for (fname, fitem) in inst_ty.exports(engine) {
+            let ComponentItem::ComponentFunc(f) = fitem.ty else {
+                continue;
+            };
+            let params: Vec<_> = f.params().map(|(_, t)| t).collect();
+            let results: Vec<_> = f.results().collect();
+            let name = format!("{import}#{fname}");
+            inst.func_new(fname, move |store, _ty, args, out| {
+                let deadline = store.data().deadline;
+                linked_call(&name, &params, &results, args, out, deadline)
+                    .map_err(wasmtime::Error::new)
+            })
+            .map_err(|e| {
+                Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A linked call of the guest: sent to the host on this thread's connection, answered there.
+fn linked_call(
+    name: &str,
+    params: &[wasmtime::component::types::Type],
+    results: &[wasmtime::component::types::Type],
+    args: &[Val],
+    out: &mut [Val],
+    deadline: Instant,
+) -> Result<()> {
+    CONNECTION.with(|c| {
+        let mut c = c.borrow_mut();
+        let ch = c
+            .as_mut()
+            .ok_or_else(|| startup("a linked call outside a call"))?;
+        let body = ch.begin(CALLBACK);
+        put_call(
+            body,
+            deadline.saturating_duration_since(Instant::now()),
+            name,
+        );
+        for (v, ty) in args.iter().zip(params) {
+            value::encode(v, ty, body, &mut NoHandles)?;
+        }
+        ch.finish()
+            .map_err(|e| Error::io("the host connection failed", e))?;
+        match ch.recv(None, SPIN) {
+            Ok((CALLBACK_OK, body)) => value::decode_into(body, results, out, &mut NoHandles),
+            Ok((ERR, body)) => {
+                let mut e = read_error(body);
+                // The failure is the provider's, as for an in-process link.
+                e.set_upstream();
+                Err(e)
+            }
+            Ok((tag, _)) => Err(startup(&format!(
+                "unexpected message {tag} during a linked call"
+            ))),
+            Err(e) => Err(startup(&format!("the host connection ended: {e:?}"))),
+        }
+    })
+}
+
+/// Receives connections over fd 4, each with a thread of its own.
+fn accept(fdpass: UnixStream, served: Arc<Served>) {
+    loop {
+        let mut byte = [0u8; 1];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            &fdpass,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            &mut control,
+            rustix::net::RecvFlags::CMSG_CLOEXEC,
+        );
+        match got {
+            Ok(m) if m.bytes == 0 => return,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+        let fds: Vec<OwnedFd> = control
+            .drain()
+            .filter_map(|m| match m {
+                rustix::net::RecvAncillaryMessage::ScmRights(fds) => Some(fds),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for fd in fds {
+            let served = served.clone();
+            let sock = UnixStream::from(fd);
+            // Calls run on this thread's stack: room for the wasm stack and the host's.
+            let _ = std::thread::Builder::new()
+                .name("membrane-worker-call".into())
+                .stack_size(8 << 20)
+                .spawn(move || serve(Channel::new(sock), &served));
+        }
+    }
+}
+
+/// Serves one connection: a call at a time on an instance of its own.
+fn serve(ch: Channel, served: &Served) {
+    CONNECTION.with(|c| *c.borrow_mut() = Some(ch));
+    let mut instance: Option<LiveInstance> = None;
+    loop {
+        // Take the call out of the connection's buffer before running it: the guest's
+        // linked calls use the connection meanwhile.
+        let request = CONNECTION.with(|c| {
+            let mut c = c.borrow_mut();
+            let ch = c.as_mut().expect("set above");
+            match ch.recv(None, IDLE_SPIN) {
+                Ok((tag, body)) => Ok((tag, body.to_vec())),
+                Err(e) => Err(e),
+            }
+        });
+        let (tag, body) = match request {
+            Ok(r) => r,
+            Err(RecvError::Closed | RecvError::Broken(_) | RecvError::TimedOut) => return,
+        };
+        let reply = match tag {
+            CALL => call(served, &mut instance, &body),
+            PROBE => Reply::Probe(crate::sandbox::probe::check(&String::from_utf8_lossy(
+                &body,
+            ))),
+            _ => return,
+        };
+        let sent = CONNECTION.with(|c| {
+            let mut c = c.borrow_mut();
+            let ch = c.as_mut().expect("set above");
+            match reply {
+                Reply::Ok(results, func) => {
+                    let body = ch.begin(OK);
+                    let mut r = Ok(());
+                    for (v, ty) in results.iter().zip(&func.results) {
+                        r = value::encode(v, ty, body, &mut NoHandles);
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    if let Err(e) = r {
+                        put_error(ch.begin(ERR), &e);
+                    }
+                }
+                Reply::Err(e) => put_error(ch.begin(ERR), &e),
+                Reply::Probe(text) => {
+                    ch.begin(PROBED).extend_from_slice(text.as_bytes());
+                }
+            }
+            ch.finish()
+        });
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+enum Reply {
+    Ok(Vec<Val>, Arc<crate::value::Function>),
+    Err(Error),
+    Probe(String),
+}
+
+/// Runs one call on the connection's instance (a new one after a failure, or per call).
+fn call(served: &Served, instance: &mut Option<LiveInstance>, body: &[u8]) -> Reply {
+    let mut run = || -> Result<(Vec<Val>, Arc<crate::value::Function>)> {
+        let (left, name, args) = read_call(body)?;
+        let func = served.exports.function(name)?;
+        let tys: Vec<_> = func.params.iter().map(|(_, t)| t.clone()).collect();
+        let args = value::decode_all(args, &tys, &mut NoHandles)?;
+        let now = Instant::now();
+        let budget = Budget::new(&served.recipe, now, Some(now + left))?;
+        let mut inst = match instance.take() {
+            Some(i) => i,
+            None => LiveInstance::new(&served.recipe, None)?,
+        };
+        let mut results = vec![Val::Bool(false); func.results.len()];
+        inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
+        if served.lifecycle == Lifecycle::Reuse {
+            *instance = Some(inst);
+        }
+        Ok((results, func))
+    };
+    match run() {
+        Ok((results, func)) => Reply::Ok(results, func),
+        Err(e) => Reply::Err(e),
+    }
+}

@@ -1,0 +1,188 @@
+//! `placement = "process"`: a module's instances in a sandboxed worker process.
+
+use std::time::{Duration, Instant};
+
+use membrane::{AppSpec, Config, ErrorKind, ModuleSpec, Placement, RestartPolicy, Runtime, Val};
+
+use crate::common::*;
+
+/// A runtime whose workers are the `membrane` binary (this test binary cannot be one).
+pub fn worker_runtime() -> Runtime {
+    let mut config = Config::default();
+    config.worker_program = Some(env!("CARGO_BIN_EXE_membrane").into());
+    Runtime::new(config).expect("runtime")
+}
+
+fn in_process(spec: ModuleSpec) -> ModuleSpec {
+    spec.placement(Placement::Process)
+}
+
+/// The probe guest as module `m` in a worker, with what `f` adds.
+pub async fn probe_in_worker(f: impl FnOnce(ModuleSpec) -> ModuleSpec) -> membrane::App {
+    worker_runtime()
+        .load_spec(AppSpec::new().module("m", in_process(f(ModuleSpec::from_file(guests::PROBE)))))
+        .await
+        .expect("app loads")
+}
+
+fn u32s(vals: &[Val]) -> u32 {
+    match vals {
+        [Val::U32(n)] => *n,
+        other => panic!("not one u32: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_cross_into_the_worker_and_back() {
+    let app = probe_in_worker(|m| m.concurrency(1, 8).env("GREETING", "hi")).await;
+    let pid = app.worker_pid("m").unwrap().expect("a worker runs");
+    assert_ne!(pid, std::process::id());
+    let out = caps(&app, "sum", &[Val::List(vec![Val::S64(2), Val::S64(40)])])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Val::S64(42)]);
+    let out = caps(&app, "length", &[s("héllo")]).await.unwrap();
+    assert_eq!(out, vec![Val::U64(6)]);
+    // One instance, reused: its memory persists between calls.
+    for want in 1..=3u64 {
+        let out = caps(&app, "bump", &[]).await.unwrap();
+        assert_eq!(out, vec![Val::U64(want)]);
+    }
+    // The blocking path goes through the same worker.
+    let out = app
+        .call_blocking("m", &format!("{CAPS}#bump"), &[])
+        .unwrap();
+    assert_eq!(out, vec![Val::U64(4)]);
+    let out = caps(&app, "get-env", &[s("GREETING")]).await.unwrap();
+    assert_eq!(out, vec![Val::Option(Some(Box::new(s("hi"))))]);
+    // The worker gets only the granted variables, never the host's environment.
+    let out = caps(&app, "env-vars", &[]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![Val::List(vec![Val::Tuple(vec![s("GREETING"), s("hi")])])]
+    );
+}
+
+#[tokio::test]
+async fn guest_failures_keep_their_kinds() {
+    let app = probe_in_worker(|m| m.timeout(Duration::from_millis(300))).await;
+    let e = caps(&app, "panic", &[s("boom")]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Trap, "{e}");
+    assert_eq!(e.module(), Some("m"));
+    let e = caps(&app, "spin", &[]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let e = caps(&app, "exit", &[Val::U32(3)]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Exit, "{e}");
+    // Wrong arguments are refused before they reach the worker.
+    let e = caps(&app, "length", &[Val::U32(1)]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgs, "{e}");
+    // The worker is still the same process and still serves.
+    let out = caps(&app, "length", &[s("ok")]).await.unwrap();
+    assert_eq!(out, vec![Val::U64(2)]);
+}
+
+#[tokio::test]
+async fn memory_limit_holds_in_the_worker() {
+    let app = probe_in_worker(|m| m.memory(8 << 20)).await;
+    let out = caps(&app, "try-alloc", &[Val::U64(64 << 20)])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], Val::Result(Err(_))), "{out:?}");
+    let e = caps(&app, "bomb", &[]).await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::MemoryLimit | ErrorKind::Trap),
+        "{e}"
+    );
+}
+
+/// calc (importer) -> adder (provider), each with the given placement.
+async fn calc_app(calc: Placement, adder: Placement) -> membrane::App {
+    worker_runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "calc",
+                    ModuleSpec::from_file(guests::CALC)
+                        .link("membrane-test:placement/math", "adder")
+                        .placement(calc),
+                )
+                .module(
+                    "adder",
+                    ModuleSpec::from_file(guests::ADDER)
+                        .placement(adder)
+                        .restart(RestartPolicy::default()),
+                ),
+        )
+        .await
+        .expect("app loads")
+}
+
+const CALC: &str = "membrane-test:placement/calc";
+
+#[tokio::test]
+async fn links_across_every_pair_of_placements() {
+    use Placement::*;
+    for (c, a) in [
+        (Isolated, Process),
+        (Process, Isolated),
+        (Process, Process),
+        (Isolated, Isolated),
+    ] {
+        let app = calc_app(c, a).await;
+        let out = app
+            .call("calc", &format!("{CALC}#add"), &[Val::U32(40), Val::U32(2)])
+            .await
+            .unwrap();
+        assert_eq!(u32s(&out), 42, "{c} -> {a}");
+        let out = app
+            .call_blocking("calc", &format!("{CALC}#add"), &[Val::U32(1), Val::U32(2)])
+            .unwrap();
+        assert_eq!(u32s(&out), 3, "{c} -> {a} (blocking)");
+        let bytes: Vec<Val> = (0..1024u32).map(|i| Val::U8(i as u8)).collect();
+        let out = app
+            .call("calc", &format!("{CALC}#echo"), &[Val::List(bytes.clone())])
+            .await
+            .unwrap();
+        assert_eq!(out, vec![Val::List(bytes)], "{c} -> {a}");
+        let out = app
+            .call("calc", &format!("{CALC}#loop-add"), &[Val::U32(100)])
+            .await
+            .unwrap();
+        assert_eq!(out, vec![Val::U64((1..=100).sum())], "{c} -> {a}");
+        // A provider's failure reaches the importer's caller with its kind, counted
+        // against the provider.
+        let e = app
+            .call("calc", &format!("{CALC}#fail"), &[s("no")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Trap, "{c} -> {a}: {e}");
+        let status = app.status();
+        assert_eq!(status["adder"].recent_failures, 1, "{c} -> {a}: {status:?}");
+        assert_eq!(status["calc"].recent_failures, 0, "{c} -> {a}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn deadlines_pass_along_into_the_worker() {
+    // The importer's 200 ms bounds the provider's call in the worker.
+    let app = worker_runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "calc",
+                    ModuleSpec::from_file(guests::CALC)
+                        .link("membrane-test:placement/math", "adder")
+                        .timeout(Duration::from_millis(200)),
+                )
+                .module("adder", in_process(ModuleSpec::from_file(guests::ADDER))),
+        )
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let e = app
+        .call("calc", &format!("{CALC}#nap"), &[Val::U64(5_000)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
