@@ -313,16 +313,14 @@ async fn a_live_upgrade_does_not_recompose() {
             driver(Placement::Fused).timeout(Duration::from_secs(3)),
         )
         .await
-        .err()
-        .expect("a fused importer is not upgraded live");
+        .expect_err("a fused importer is not upgraded live");
     assert_eq!(e.kind(), ErrorKind::Manifest, "{e}");
     assert_eq!(e.key(), Some("modules.driver.placement"));
     // Nor is a provider moved out of the composition.
     let e = app
         .upgrade("provider", provider(Placement::Isolated))
         .await
-        .err()
-        .expect("a fused provider keeps its placement");
+        .expect_err("a fused provider keeps its placement");
     assert_eq!(e.key(), Some("modules.provider.placement"));
     // A fused provider's other changes apply to its own instances.
     app.upgrade(
