@@ -316,8 +316,9 @@ mod tests {
         let modules = app(&[
             ("a", F, &[("x:y/b", "b"), ("x:y/o", "o")]),
             ("b", F, &[("x:y/c", "c")]),
-            ("c", F, &[("x:y/h", "host"), ("x:y/o", "o")]),
+            ("c", F, &[("x:y/h", "host"), ("x:y/o", "o"), ("x:y/w", "w")]),
             ("o", I, &[]),
+            ("w", Placement::Process, &[]),
         ]);
         let d = decl(&modules);
         let w = wires(&d, "a");
@@ -327,11 +328,13 @@ mod tests {
             planned.into_iter().collect::<Vec<_>>(),
             [
                 ("x:y/h".to_string(), "host".to_string()),
-                ("x:y/o".to_string(), "o".to_string())
+                ("x:y/o".to_string(), "o".to_string()),
+                // Only fused providers fuse: a `process` one stays an ordinary link.
+                ("x:y/w".to_string(), "w".to_string())
             ]
         );
         // A provider is planned with its own links (c is its own importer's root too).
-        assert_eq!(planned_links(&d, "b").len(), 2);
+        assert_eq!(planned_links(&d, "b").len(), 3);
         assert!(wires(&d, "o").is_empty());
         let mut p = Problems::default();
         check(&d, &mut p);
