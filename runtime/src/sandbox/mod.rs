@@ -33,7 +33,6 @@ pub(crate) mod probe;
 mod rlimits;
 mod seccomp;
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -66,7 +65,8 @@ pub(crate) struct Plan {
     /// /etc/host.conf, where present).
     pub names: bool,
     /// RLIMIT_DATA in bytes: what the worker may make writable in all (wasm memories,
-    /// tables, stacks, the runtime's heap). Reservations do not count.
+    /// tables, the runtime's heap, and every thread's and fiber's stack, which are private
+    /// writable mappings too). Reserved but inaccessible address space does not count.
     pub data_limit: Option<u64>,
     /// RLIMIT_NOFILE: a bound on descriptor numbers, so it must cover the descriptors the
     /// worker holds already (stdio, its sockets) as well as new ones.
@@ -150,7 +150,7 @@ impl Support {
 
     /// Ok when a worker with `plan` gets the full sandbox here, or the plan accepts a
     /// weaker one; otherwise the [`ErrorKind::Denied`] error that [`lock_down`] would
-    /// return. `membrane check` uses it to refuse a `process` module ahead of time.
+    /// return. `membrane check` can use it to refuse a `process` module ahead of time.
     pub(crate) fn require(&self, plan: &Plan) -> Result<()> {
         let missing = self.missing(plan);
         if missing.is_empty() || plan.allow_weaker {
@@ -202,16 +202,6 @@ impl Support {
                 layers.join(", ")
             ),
         )
-    }
-}
-
-impl fmt::Display for Layer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Layer::LandlockFilesystem => "landlock-filesystem",
-            Layer::LandlockNetwork => "landlock-network",
-            Layer::Seccomp => "seccomp",
-        })
     }
 }
 
