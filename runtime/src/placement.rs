@@ -61,6 +61,21 @@ pub(crate) fn check(
             }
         }
     }
+    // A kernel that cannot apply every layer of the worker sandbox refuses the module,
+    // unless its manifest accepts a weaker one: never silently weaker.
+    let mut support = None;
+    for (name, spec) in specs {
+        if spec.placement != Placement::Process {
+            continue;
+        }
+        let support = support.get_or_insert_with(crate::sandbox::support);
+        if let Err(e) = support.require(&crate::worker::sandbox_plan(spec)) {
+            problems.push(
+                e.with_module(name.as_str())
+                    .with_key(format!("modules.{name}.allow_weaker_sandbox")),
+            );
+        }
+    }
     for (prefix, module) in routes {
         if process(module) {
             problems.push(

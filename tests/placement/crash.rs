@@ -65,7 +65,8 @@ async fn a_worker_that_keeps_crashing_opens_the_circuit() {
     let mut policy = RestartPolicy::default();
     policy.max = 3;
     let app = probe_in_worker(|m| m.restart(policy)).await;
-    for _ in 0..3 {
+    // Past `max` failures the circuit opens.
+    for _ in 0..4 {
         let pid = app.worker_pid("m").unwrap().unwrap_or(0);
         let call = {
             let app = app.clone();

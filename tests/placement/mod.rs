@@ -1,5 +1,6 @@
 //! Placement of modules: where a module's boundary sits.
 
+mod capabilities;
 mod crash;
 mod fused;
 mod process;

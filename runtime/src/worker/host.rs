@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 
 use super::channel::{Channel, RecvError, SPIN};
+use super::log;
 use super::process::Process;
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::ModuleMetrics;
 use crate::transport::{BoxFuture, Links, Transport};
 use crate::value::Function;
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, OK, PROBE, PROBED, malformed, put_call, put_error, read_call,
-    read_error,
+    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, put_call, put_error,
+    read_call, read_error,
 };
 use crate::wire::value::{self, NoHandles};
 
@@ -203,7 +204,13 @@ impl Worker {
         ch.send(PROBE, request.as_bytes())
             .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        match ch.recv(Some(deadline), SPIN) {
+        let answer = loop {
+            match ch.recv(Some(deadline), SPIN) {
+                Ok((LOG, body)) => log::reemit(&self.name, &self.metrics, body),
+                other => break other.map(|(t, b)| (t, b.to_vec())),
+            }
+        };
+        match answer.as_ref().map(|(t, b)| (*t, b.as_slice())) {
             Ok((PROBED, body)) => {
                 let text = String::from_utf8_lossy(body).into_owned();
                 p.put(ch);
@@ -211,7 +218,7 @@ impl Worker {
             }
             Ok((ERR, body)) => Err(read_error(body)),
             Ok((tag, _)) => Err(p.crashed(&format!("answered a probe with message {tag}"))),
-            Err(e) => Err(self.lost(&p, e)),
+            Err(_) => Err(self.lost(&p, answer.err().expect("an error"))),
         }
     }
 }
@@ -234,6 +241,10 @@ impl Transport for Worker {
         loop {
             let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                Ok((LOG, body)) => {
+                    log::reemit(&self.name, &self.metrics, body);
+                    continue;
+                }
                 Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
                     Some(outcome) => {
                         p.put(ch);
@@ -264,6 +275,10 @@ impl Transport for Worker {
             loop {
                 let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
                     Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                    Ok((LOG, body)) => {
+                        log::reemit(&self.name, &self.metrics, body);
+                        continue;
+                    }
                     Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
                         Some(outcome) => {
                             p.put(ch);
@@ -303,7 +318,8 @@ impl Drop for Worker {
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            p.kill();
+            // Let it end its instances (and log their last output) first.
+            p.stop(Duration::from_millis(200));
         }
     }
 }

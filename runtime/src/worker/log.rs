@@ -76,6 +76,9 @@ impl Subscriber for Forward {
         };
         event.record(&mut Fields(&mut line.fields));
         if let Ok(body) = serde_json::to_vec(&line) {
+            if super::serve::send_on_connection(LOG, &body) {
+                return;
+            }
             let _ = self
                 .out
                 .lock()

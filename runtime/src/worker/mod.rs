@@ -9,7 +9,7 @@
 pub(crate) mod channel;
 pub(crate) mod hello;
 pub(crate) mod host;
-mod log;
+pub(crate) mod log;
 pub(crate) mod process;
 mod serve;
 

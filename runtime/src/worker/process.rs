@@ -33,6 +33,9 @@ pub(crate) struct Process {
     module: Arc<str>,
     /// Passes each new connection's socket.
     fdpass: Mutex<UnixStream>,
+    /// The host's end of the control socket (the reaper reads a duplicate): shut down to
+    /// ask the worker to end.
+    control: UnixStream,
     /// Connections not serving a call now.
     idle: Mutex<Vec<Channel>>,
     /// Set when the process ended (or was killed): its connections fail, the next call
@@ -79,6 +82,10 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
+        // The documented switch that simulates a kernel without Landlock reaches the worker.
+        if let Some(v) = std::env::var_os(crate::sandbox::LANDLOCK_OVERRIDE_ENV) {
+            cmd.env(crate::sandbox::LANDLOCK_OVERRIDE_ENV, v);
+        }
         // SAFETY: between fork and exec only dup2 and fcntl run, both async-signal-safe;
         // nothing allocates.
         unsafe {
@@ -87,6 +94,7 @@ impl Process {
         let mut child = cmd.spawn().map_err(|e| fail("spawn failed", e))?;
         drop((child_control, child_fdpass));
         let pid = child.id();
+        let control_end = control.try_clone().map_err(|e| fail("no descriptor", e))?;
         let mut ch = Channel::new(control);
         let ready = handshake(&mut ch, hello, module, metrics);
         let applied = match ready {
@@ -112,6 +120,7 @@ impl Process {
             pid,
             module: module.clone(),
             fdpass: Mutex::new(fdpass),
+            control: control_end,
             idle: Mutex::new(Vec::new()),
             dead,
             applied,
@@ -153,6 +162,7 @@ impl Process {
 
     /// Ends the process now (SIGKILL); its reaper collects it.
     pub(crate) fn kill(&self) {
+        tracing::debug!(target: "membrane::worker", module = %self.module, pid = self.pid, "killing the worker");
         self.dead.flag.store(true, Ordering::Release);
         let status = self.dead.status.lock().unwrap_or_else(|p| p.into_inner());
         if status.is_none()
@@ -162,6 +172,27 @@ impl Process {
         }
         drop(status);
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Asks the worker to end: its connections close (instances end, their last output is
+    /// logged), then its control socket; it is killed if it has not exited within `wait`.
+    pub(crate) fn stop(&self, wait: Duration) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let _ = self.control.shutdown(std::net::Shutdown::Write);
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if self
+                .dead
+                .status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.kill();
     }
 
     /// Marks the process dead after a broken connection, and says so as an error.

@@ -42,9 +42,22 @@ struct Served {
     lifecycle: Lifecycle,
 }
 
+/// Connections being served, for a clean exit.
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 thread_local! {
     /// The connection this thread serves, for the guest's linked calls.
     static CONNECTION: RefCell<Option<Channel>> = const { RefCell::new(None) };
+}
+
+/// Sends a frame on this thread's connection when it serves one and is not in the middle
+/// of a frame; `false` otherwise. Log events of a call go this way, so the host logs them
+/// before the call's answer.
+pub(super) fn send_on_connection(tag: u8, body: &[u8]) -> bool {
+    CONNECTION.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => c.as_mut().is_some_and(|ch| ch.send(tag, body).is_ok()),
+        Err(_) => false,
+    })
 }
 
 /// Runs the worker on the control socket `control` (fd 3) and the fd-passing socket (fd 4).
@@ -74,13 +87,14 @@ pub(crate) fn main(control: i32, fdpass: i32) -> i32 {
     if fds.is_err() {
         return 2;
     }
-    // The control socket ends when the host ends or drops the worker: then exit.
-    loop {
-        match ch.recv(None, Duration::ZERO) {
-            Ok(_) => {}
-            Err(_) => return 0,
-        }
+    // The control socket ends when the host ends or drops the worker: then exit, once the
+    // connections (which the host closes first) have ended their instances.
+    while ch.recv(None, Duration::ZERO).is_ok() {}
+    let until = Instant::now() + Duration::from_millis(150);
+    while ACTIVE.load(std::sync::atomic::Ordering::Acquire) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
     }
+    0
 }
 
 /// Reads the start message, locks down, loads the component.
@@ -291,8 +305,18 @@ fn accept(fdpass: UnixStream, served: Arc<Served>) {
 
 /// Serves one connection: a call at a time on an instance of its own.
 fn serve(ch: Channel, served: &Served) {
+    ACTIVE.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     CONNECTION.with(|c| *c.borrow_mut() = Some(ch));
     let mut instance: Option<LiveInstance> = None;
+    serve_calls(served, &mut instance);
+    // The instance ends (its last output logged over the control socket) before the
+    // connection counts as done.
+    drop(instance);
+    CONNECTION.with(|c| *c.borrow_mut() = None);
+    ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
     loop {
         // Take the call out of the connection's buffer before running it: the guest's
         // linked calls use the connection meanwhile.
@@ -309,7 +333,7 @@ fn serve(ch: Channel, served: &Served) {
             Err(RecvError::Closed | RecvError::Broken(_) | RecvError::TimedOut) => return,
         };
         let reply = match tag {
-            CALL => call(served, &mut instance, &body),
+            CALL => call(served, instance, &body),
             PROBE => Reply::Probe(crate::sandbox::probe::check(&String::from_utf8_lossy(
                 &body,
             ))),
