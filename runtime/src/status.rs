@@ -37,6 +37,10 @@ pub struct ModuleStatus {
     pub calls: u64,
     /// The last upgrade or rollback, if any.
     pub last_upgrade: Option<LastUpgrade>,
+    /// Where the current generation's instances run.
+    pub placement: crate::spec::Placement,
+    /// The process id of its worker (`placement = "process"`), while one runs.
+    pub worker_pid: Option<u32>,
 }
 
 impl App {
@@ -70,6 +74,11 @@ impl App {
                     ended,
                     calls: m.metrics.calls.load(Ordering::Relaxed),
                     last_upgrade: h.last.clone(),
+                    placement: current.spec.placement,
+                    worker_pid: current
+                        .transport()
+                        .and_then(|t| crate::worker::host::Worker::of(&**t))
+                        .and_then(crate::worker::host::Worker::pid),
                 };
                 (name.clone(), status)
             })

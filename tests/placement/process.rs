@@ -186,3 +186,106 @@ async fn deadlines_pass_along_into_the_worker() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
+
+fn process_manifest(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    write_manifest(
+        dir,
+        &format!(
+            "[modules.m]\ncomponent = {:?}\nplacement = \"process\"\n{extra}",
+            guests::PROBE
+        ),
+    )
+}
+
+/// `membrane` with the documented switch that simulates a kernel without Landlock.
+fn membrane_without_landlock(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+        .args(args)
+        .env_remove("MEMBRANE_LOG")
+        .env("MEMBRANE_SANDBOX_LANDLOCK", "off")
+        .env(
+            "MEMBRANE_CACHE_DIR",
+            std::env::temp_dir().join("membrane-test-cache"),
+        )
+        .output()
+        .expect("membrane runs")
+}
+
+#[test]
+fn check_refuses_a_process_module_on_a_kernel_without_landlock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = process_manifest(tmp.path(), "");
+    let path = m.to_str().unwrap();
+    assert!(membrane(&["check", path]).status.success());
+    let o = membrane_without_landlock(&["check", path]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("allow_weaker_sandbox"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Accepted in the manifest, the module starts with the layers this kernel has, and
+    // serves.
+    let m = process_manifest(tmp.path(), "allow_weaker_sandbox = true\n");
+    let path = m.to_str().unwrap();
+    let o = membrane_without_landlock(&["check", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = membrane_without_landlock(&["call", path, "m", &format!("{CAPS}#length"), "\"abc\""]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "3");
+}
+
+#[tokio::test]
+async fn a_link_to_a_host_interface_is_refused_with_the_key_to_change() {
+    let rt = worker_runtime();
+    rt.provide(
+        membrane::HostInterface::new("membrane-test:placement/math@0.1.0")
+            .func("add", |(a, b): (u32, u32)| Ok((a + b,)))
+            .func("echo", |(b,): (Vec<u8>,)| Ok((b,)))
+            .func("nap", |(ms,): (u64,)| Ok((ms,)))
+            .func("fail", |(_m,): (String,)| Ok(()))
+            .func("bump", |(): ()| Ok((1u64,))),
+    )
+    .unwrap();
+    let spec = |p| {
+        AppSpec::new().module(
+            "m",
+            ModuleSpec::from_file(guests::CALC)
+                .link("membrane-test:placement/math", "host")
+                .placement(p),
+        )
+    };
+    // Isolated, the host serves the link; in a worker it cannot yet.
+    rt.load_spec(spec(Placement::Isolated))
+        .await
+        .expect("isolated loads");
+    let e = rt
+        .load_spec(spec(Placement::Process))
+        .await
+        .err()
+        .expect("refused");
+    let p = e
+        .problems()
+        .iter()
+        .chain(std::iter::once(&e))
+        .find(|p| p.key() == Some("modules.m.placement"))
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(p.kind(), ErrorKind::Link);
+    assert_eq!(p.module(), Some("m"));
+}
+
+#[test]
+fn graph_and_status_show_the_placement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = process_manifest(tmp.path(), "");
+    let o = membrane(&["graph", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("placement process"), "{}", stdout(&o));
+}
+
+#[tokio::test]
+async fn status_names_the_placement_and_the_worker() {
+    let app = probe_in_worker(|m| m).await;
+    let st = &app.status()["m"];
+    assert_eq!(st.placement, Placement::Process);
+    assert_eq!(st.worker_pid, app.worker_pid("m").unwrap());
+    assert!(st.worker_pid.is_some());
+}

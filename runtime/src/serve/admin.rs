@@ -77,6 +77,8 @@ pub fn status_json(app: &App) -> String {
             let value = serde_json::json!({
                 "generation": s.generation,
                 "hash": format!("sha256:{}", s.hash),
+                "placement": s.placement.as_str(),
+                "worker_pid": s.worker_pid,
                 "state": s.state.as_str(),
                 "probation_left_ms": probation_left_ms,
                 "draining": s.draining,

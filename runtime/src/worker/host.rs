@@ -218,7 +218,7 @@ impl Worker {
             }
             Ok((ERR, body)) => Err(read_error(body)),
             Ok((tag, _)) => Err(p.crashed(&format!("answered a probe with message {tag}"))),
-            Err(_) => Err(self.lost(&p, answer.err().expect("an error"))),
+            Err(_) => Err(self.lost(&p, answer.expect_err("an error"))),
         }
     }
 }

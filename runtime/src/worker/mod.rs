@@ -37,11 +37,11 @@ pub(crate) const PROBE_ENV: &str = "MEMBRANE_SANDBOX_PROBE";
 /// exist already. The `membrane` command does this. The host starts workers from
 /// [`Config::worker_program`](crate::Config) (by default the running executable).
 ///
+/// The first statement of `main`:
+///
 /// ```no_run
-/// fn main() {
-///     membrane::worker::main_if_worker();
-///     // ... the application, which may load `process` modules
-/// }
+/// membrane::worker::main_if_worker();
+/// // ... then the application, which may load `process` modules
 /// ```
 pub fn main_if_worker() {
     if let Some(json) = std::env::var_os(PROBE_ENV) {

@@ -41,8 +41,6 @@ pub(crate) struct Process {
     /// Set when the process ended (or was killed): its connections fail, the next call
     /// starts another.
     dead: Arc<Ended>,
-    /// What the sandbox applied, as the worker reported it.
-    pub(crate) applied: serde_json::Value,
 }
 
 /// The end of a process, shared with its reaper thread.
@@ -123,7 +121,6 @@ impl Process {
             control: control_end,
             idle: Mutex::new(Vec::new()),
             dead,
-            applied,
         })
     }
 
