@@ -70,6 +70,13 @@ fn process_calls(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    g.bench_function("isolated_echo_1k_blocking", |b| {
+        b.iter(|| {
+            isolated
+                .call_blocking("adder", &echo, black_box(&kib))
+                .unwrap()
+        })
+    });
     g.bench_function("process_echo_1k_blocking", |b| {
         b.iter(|| {
             process

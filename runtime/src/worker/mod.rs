@@ -12,6 +12,7 @@ pub(crate) mod host;
 pub(crate) mod log;
 pub(crate) mod process;
 mod serve;
+mod typed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +74,19 @@ pub(crate) fn start(
     links: Arc<dyn Links>,
     metrics: Arc<crate::metrics::ModuleMetrics>,
 ) -> Result<host::Worker> {
+    if std::env::var_os(WORKER_ENV).is_some() {
+        // This program was started as a worker but went on as itself: starting workers
+        // from here would start them without end.
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::Unavailable,
+            format!(
+                "module `{name}`: this process was started as a Membrane worker but did not call \
+                 membrane::worker::main_if_worker() first in main; call it there, or set \
+                 Config::worker_program to the `membrane` binary"
+            ),
+        )
+        .with_module(name));
+    }
     let code = component.serialize().map_err(|e| {
         crate::error::Error::new(
             crate::error::ErrorKind::InvalidComponent,

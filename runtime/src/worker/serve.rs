@@ -40,6 +40,27 @@ struct Served {
     recipe: Recipe,
     exports: Exports,
     lifecycle: Lifecycle,
+    /// Each export's shape for the typed path (`typed.rs`), found on its first call.
+    shapes: std::sync::RwLock<std::collections::HashMap<usize, Option<String>>>,
+}
+
+impl Served {
+    fn shape(&self, func: &crate::value::Function) -> Option<String> {
+        if let Some(k) = self
+            .shapes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&func.id)
+        {
+            return k.clone();
+        }
+        let k = super::typed::key(func);
+        self.shapes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(func.id, k.clone());
+        k
+    }
 }
 
 /// Connections being served, for a clean exit.
@@ -168,6 +189,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         },
         exports: Exports::new(name, component, engine),
         lifecycle: hello.lifecycle,
+        shapes: Default::default(),
     };
     // The runtime's epoch thread must keep ticking for as long as the worker lives.
     std::mem::forget(rt);
@@ -357,6 +379,7 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
                     }
                 }
                 Reply::Err(e) => put_error(ch.begin(ERR), &e),
+                Reply::Encoded(results) => ch.begin(OK).extend_from_slice(&results),
                 Reply::Probe(text) => {
                     ch.begin(PROBED).extend_from_slice(text.as_bytes());
                 }
@@ -371,32 +394,53 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
 
 enum Reply {
     Ok(Vec<Val>, Arc<crate::value::Function>),
+    /// Results written to the wire already (the typed path).
+    Encoded(Vec<u8>),
     Err(Error),
     Probe(String),
 }
 
 /// Runs one call on the connection's instance (a new one after a failure, or per call).
 fn call(served: &Served, instance: &mut Option<LiveInstance>, body: &[u8]) -> Reply {
-    let mut run = || -> Result<(Vec<Val>, Arc<crate::value::Function>)> {
+    let mut run = || -> Result<Reply> {
         let (left, name, args) = read_call(body)?;
         let func = served.exports.function(name)?;
-        let tys: Vec<_> = func.params.iter().map(|(_, t)| t.clone()).collect();
-        let args = value::decode_all(args, &tys, &mut NoHandles)?;
         let now = Instant::now();
         let budget = Budget::new(&served.recipe, now, Some(now + left))?;
         let mut inst = match instance.take() {
             Some(i) => i,
             None => LiveInstance::new(&served.recipe, None)?,
         };
-        let mut results = vec![Val::Bool(false); func.results.len()];
-        inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
+        let shape = served.shape(&func);
+        let mut out = Vec::new();
+        let reply = match shape.as_deref().and_then(|k| {
+            super::typed::call(k, &mut inst, &served.recipe, &func, args, budget, &mut out)
+        }) {
+            Some(done) => {
+                done?;
+                Reply::Encoded(out)
+            }
+            None => {
+                let mut input = args;
+                let args = func
+                    .params
+                    .iter()
+                    .map(|(_, t)| value::decode(&mut input, t, &mut NoHandles))
+                    .collect::<Result<Vec<_>>>()?;
+                if !input.is_empty() {
+                    return Err(crate::wire::message::malformed(
+                        "trailing bytes after the arguments",
+                    ));
+                }
+                let mut results = vec![Val::Bool(false); func.results.len()];
+                inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
+                Reply::Ok(results, func)
+            }
+        };
         if served.lifecycle == Lifecycle::Reuse {
             *instance = Some(inst);
         }
-        Ok((results, func))
+        Ok(reply)
     };
-    match run() {
-        Ok((results, func)) => Reply::Ok(results, func),
-        Err(e) => Reply::Err(e),
-    }
+    run().unwrap_or_else(Reply::Err)
 }
