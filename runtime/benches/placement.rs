@@ -124,6 +124,53 @@ fn worker_start(_c: &mut Criterion) {
         let pid = app.worker_pid("adder").unwrap().unwrap();
         rss.push(rss_kib(pid));
     }
+    // kill -9 of the worker in the middle of a call: how long until the call fails, and
+    // until the next call has succeeded (a new worker started and answered).
+    // No circuit in the way: each crash is followed by a good call.
+    let mut policy = membrane::RestartPolicy::default();
+    policy.max = u32::MAX;
+    let app = tokio
+        .block_on(rt.load_spec(AppSpec::new().module(
+            "adder",
+            ModuleSpec::from_file(membrane_test_artifacts::ADDER)
+                .placement(Placement::Process)
+                .restart(policy),
+        )))
+        .expect("loads");
+    let nap = format!("{MATH}#nap");
+    let add = format!("{MATH}#add");
+    app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)]).unwrap();
+    let (mut failed, mut recovered) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let pid = app.worker_pid("adder").unwrap().unwrap();
+        let caller = {
+            let (app, nap) = (app.clone(), nap.clone());
+            std::thread::spawn(move || {
+                let r = app.call_blocking("adder", &nap, &[Val::U64(10_000)]);
+                (r.is_err(), Instant::now())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        let (err, at) = caller.join().unwrap();
+        assert!(err, "the call in flight must fail");
+        failed.push(at.duration_since(t));
+        app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)]).unwrap();
+        recovered.push(t.elapsed());
+    }
+    failed.sort();
+    recovered.sort();
+    println!(
+        "placement/kill_9_in_flight_fails_after: median {:?}, max {:?}; next_call_succeeds_after: median {:?}, max {:?}",
+        failed[failed.len() / 2],
+        failed[failed.len() - 1],
+        recovered[recovered.len() / 2],
+        recovered[recovered.len() - 1]
+    );
     starts.sort();
     rss.sort();
     println!(
