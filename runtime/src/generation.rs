@@ -24,8 +24,12 @@ use crate::supervisor::{Admission, Supervisor};
 use crate::transport::Transport;
 use crate::unit::RunContext;
 use crate::value::Function;
+use crate::worker::session::RemoteSession;
 
+mod session;
 mod typed;
+
+pub(crate) use session::SessionInstance;
 
 pub(crate) struct Generation {
     pub(crate) name: Arc<str>,
@@ -51,7 +55,7 @@ pub(crate) struct Generation {
 /// A provider instance pinned to one importer instance for a link with resources, with
 /// the pool slot it occupies.
 pub(crate) struct Session {
-    pub(crate) instance: LiveInstance,
+    pub(crate) instance: SessionInstance,
     /// The generation the session started on: its calls and drops stay there.
     pub(crate) generation: Arc<Generation>,
     _lease: Lease<Arc<Pool>>,
@@ -419,18 +423,24 @@ impl Generation {
         let lease = self
             .pool
             .acquire_owned(&self.name, deadline, Flavour::Sync)?;
-        let instance = LiveInstance::new(&self.recipe, None)?;
+        let instance = match &self.transport {
+            Some(t) => SessionInstance::Remote(Box::new(RemoteSession::open(t)?)),
+            None => SessionInstance::Local(LiveInstance::new(&self.recipe, None)?),
+        };
         Ok(self.pinned(instance, lease))
     }
 
     /// [`Generation::session`] for an importer whose calls run on a fiber.
     pub(crate) async fn session_async(self: &Arc<Self>, deadline: Instant) -> Result<Session> {
         let lease = self.pool.acquire_owned_async(&self.name, deadline).await?;
-        let instance = LiveInstance::new_async(&self.recipe, None).await?;
+        let instance = match &self.transport {
+            Some(t) => SessionInstance::Remote(Box::new(RemoteSession::open(t)?)),
+            None => SessionInstance::Local(LiveInstance::new_async(&self.recipe, None).await?),
+        };
         Ok(self.pinned(instance, lease))
     }
 
-    fn pinned(self: &Arc<Self>, instance: LiveInstance, mut lease: Lease<Arc<Pool>>) -> Session {
+    fn pinned(self: &Arc<Self>, instance: SessionInstance, mut lease: Lease<Arc<Pool>>) -> Session {
         // A session's instance ends with its importer: never one that served other callers,
         // never back to the idle list.
         drop(lease.instance.take());

@@ -2,8 +2,9 @@
 //! so that a module never ends up half-served at run time.
 //!
 //! A `process` module is served with dynamic values over its worker's connections: calls
-//! from the embedder (`App::call`) and links without resources, in both directions. Not yet:
-//! links that carry resources to or from it, links from it to host interfaces, HTTP routes
+//! from the embedder (`App::call`), links in both directions, and resources it provides
+//! (through a connection pinned to the importer instance). Not yet: links that carry
+//! resources from it (as the importer), links from it to host interfaces, HTTP routes
 //! to it (`run` of it is refused when asked: `instance.rs`). Each is refused here with the key to change.
 
 use std::collections::BTreeMap;
@@ -46,15 +47,7 @@ pub(crate) fn check(
                 problems.push(refuse(
                     importer,
                     format!(
-                        "and its link `{}` carries resources, which cannot cross a process boundary yet",
-                        l.import
-                    ),
-                ));
-            } else if !l.resources.is_empty() && process(&l.provider) {
-                problems.push(refuse(
-                    &l.provider,
-                    format!(
-                        "and `{importer}`'s link `{}` to it carries resources, which cannot cross a process boundary yet",
+                        "and its link `{}` carries resources, which a worker cannot import yet (it can provide them)",
                         l.import
                     ),
                 ));

@@ -96,9 +96,10 @@ impl Generation {
         R: ComponentNamedList + Lift,
     {
         let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(&mut session.instance, func, check)?;
+        self.check_once::<P, R>(session.instance.local()?, func, check)?;
         session
             .instance
+            .local()?
             .call_typed(&self.recipe, func, params, budget)
     }
 
@@ -116,9 +117,10 @@ impl Generation {
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(&mut session.instance, func, check)?;
+        self.check_once::<P, R>(session.instance.local()?, func, check)?;
         session
             .instance
+            .local()?
             .call_typed_async(&self.recipe, func, params, budget)
             .await
     }

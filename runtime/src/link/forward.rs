@@ -134,10 +134,13 @@ pub(crate) fn define(
                     p.clone(),
                     &format!("{}#{}", link.export, f.name),
                 )?);
-                if super::methods::define(
-                    &mut inst, flavour, &f.name, &f.params, &f.results, &target, slot,
-                )
-                .map_err(fail)?
+                // A provider in a worker process: every call goes the dynamic way.
+                let remote = p.current().is_remote();
+                if !remote
+                    && super::methods::define(
+                        &mut inst, flavour, &f.name, &f.params, &f.results, &target, slot,
+                    )
+                    .map_err(fail)?
                 {
                     continue;
                 }

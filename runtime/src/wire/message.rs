@@ -8,6 +8,7 @@
 //! | [`ERR`] | either | an error as JSON ([`WireError`]) |
 //! | [`CALLBACK`] | worker -> host | like [`CALL`]: a linked function (`import#func`) the guest calls |
 //! | [`CALLBACK_OK`] | host -> worker | the linked call's results |
+//! | [`DROP`] | host -> worker | a resource handle (u32 LE) to drop in the connection's instance |
 //! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
 //!
 //! Arguments and results are component values in the component model's value encoding
@@ -31,6 +32,9 @@ pub(crate) const CALLBACK_OK: u8 = 5;
 pub(crate) const PROBE: u8 = 6;
 /// The self-check's findings, as JSON.
 pub(crate) const PROBED: u8 = 7;
+/// Drop a resource of the connection's instance (host -> worker): its handle, u32 LE.
+/// Answered with [`OK`] (no results) or [`ERR`].
+pub(crate) const DROP: u8 = 8;
 
 /// The start of a [`CALL`] or [`CALLBACK`] body; the arguments follow.
 pub(crate) fn put_call(out: &mut Vec<u8>, left: Duration, name: &str) {

@@ -21,7 +21,8 @@ use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, put_call, put_error,
     read_call, read_error,
 };
-use crate::wire::value::{self, NoHandles};
+use crate::wire::value::{self, Handles, NoHandles};
+use wasmtime::component::types::Type;
 
 /// How long after a call's deadline the host waits for the worker's answer before it kills
 /// the worker. The worker stops the call at the deadline itself; this covers a worker that
@@ -86,13 +87,14 @@ impl Worker {
     }
 
     /// Sends the call; the connection is then waited on for the answer.
-    fn send_call(
+    pub(crate) fn send_call(
         &self,
         p: &Process,
         ch: &mut Channel,
         func: &Function,
         args: &[Val],
         deadline: Instant,
+        h: &mut dyn Handles,
     ) -> Result<()> {
         let body = ch.begin(CALL);
         put_call(
@@ -101,7 +103,7 @@ impl Worker {
             &func.name,
         );
         for (v, (_, ty)) in args.iter().zip(&func.params) {
-            value::encode(v, ty, body, &mut NoHandles)?;
+            value::encode(v, ty, body, h)?;
         }
         ch.finish()
             .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))
@@ -113,12 +115,13 @@ impl Worker {
         p: &Process,
         tag: u8,
         body: &[u8],
-        func: &Function,
+        types: &[Type],
         results: &mut [Val],
+        h: &mut dyn Handles,
     ) -> Option<Result<()>> {
         match tag {
             OK => Some(
-                value::decode_into(body, &func.results, results, &mut NoHandles)
+                value::decode_into(body, types, results, h)
                     .map_err(|e| p.crashed(&format!("sent malformed results: {e}"))),
             ),
             ERR => Some(Err(read_error(body))),
@@ -223,6 +226,78 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Sends a request (`request` writes it) and waits for its answer, serving the
+    /// worker's linked calls meanwhile; decodes results of `types` into `results`.
+    pub(crate) fn exchange(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
+        types: &[Type],
+        results: &mut [Val],
+        deadline: Instant,
+        h: &mut dyn Handles,
+    ) -> Result<()> {
+        request(ch, h)?;
+        loop {
+            let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
+                Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                Ok((LOG, body)) => {
+                    log::reemit(&self.name, &self.metrics, body);
+                    continue;
+                }
+                Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {
+                    Some(outcome) => return outcome,
+                    None => return Err(p.crashed(&format!("sent an unexpected message ({tag})"))),
+                },
+                Err(e) => return Err(self.lost(p, e)),
+            };
+            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+            let mut out = self.results_for(&name);
+            let outcome = self.links.call(&name, &args, &mut out, until).map(|()| out);
+            self.reply(p, ch, &name, outcome)?;
+        }
+    }
+
+    /// [`Worker::exchange`] on the caller's task.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn exchange_async(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
+        types: &[Type],
+        results: &mut [Val],
+        deadline: Instant,
+        h: &mut (dyn Handles + Send),
+    ) -> Result<()> {
+        request(ch, h)?;
+        loop {
+            let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
+                Ok((CALLBACK, body)) => self.callback_args(body, deadline),
+                Ok((LOG, body)) => {
+                    log::reemit(&self.name, &self.metrics, body);
+                    continue;
+                }
+                Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {
+                    Some(outcome) => return outcome,
+                    None => return Err(p.crashed(&format!("sent an unexpected message ({tag})"))),
+                },
+                Err(e) => return Err(self.lost(p, e)),
+            };
+            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+            let mut out = self.results_for(&name);
+            let outcome = self
+                .links
+                .call_async(&name, &args, &mut out, until)
+                .await
+                .map(|()| out);
+            self.reply(p, ch, &name, outcome)?;
+        }
+    }
+}
+
 impl Transport for Worker {
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -237,28 +312,20 @@ impl Transport for Worker {
     ) -> Result<()> {
         let p = self.process()?;
         let mut ch = p.channel()?;
-        self.send_call(&p, &mut ch, func, args, deadline)?;
-        loop {
-            let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
-                Ok((CALLBACK, body)) => self.callback_args(body, deadline),
-                Ok((LOG, body)) => {
-                    log::reemit(&self.name, &self.metrics, body);
-                    continue;
-                }
-                Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
-                    Some(outcome) => {
-                        p.put(ch);
-                        return outcome;
-                    }
-                    None => return Err(p.crashed(&format!("sent an unexpected message ({tag})"))),
-                },
-                Err(e) => return Err(self.lost(&p, e)),
-            };
-            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
-            let mut out = self.results_for(&name);
-            let outcome = self.links.call(&name, &args, &mut out, until).map(|()| out);
-            self.reply(&p, &mut ch, &name, outcome)?;
-        }
+        let request =
+            |ch: &mut Channel, h: &mut dyn Handles| self.send_call(&p, ch, func, args, deadline, h);
+        let r = self.exchange(
+            &p,
+            &mut ch,
+            request,
+            &func.results,
+            results,
+            deadline,
+            &mut NoHandles,
+        );
+        // A connection of a process that died or was killed is not kept.
+        p.put(ch);
+        r
     }
 
     fn call_async<'a>(
@@ -271,34 +338,22 @@ impl Transport for Worker {
         Box::pin(async move {
             let p = self.process()?;
             let mut ch = p.channel()?;
-            self.send_call(&p, &mut ch, func, args, deadline)?;
-            loop {
-                let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
-                    Ok((CALLBACK, body)) => self.callback_args(body, deadline),
-                    Ok((LOG, body)) => {
-                        log::reemit(&self.name, &self.metrics, body);
-                        continue;
-                    }
-                    Ok((tag, body)) => match self.answer(&p, tag, body, func, results) {
-                        Some(outcome) => {
-                            p.put(ch);
-                            return outcome;
-                        }
-                        None => {
-                            return Err(p.crashed(&format!("sent an unexpected message ({tag})")));
-                        }
-                    },
-                    Err(e) => return Err(self.lost(&p, e)),
-                };
-                let (name, until, args) = callback.inspect_err(|_| p.kill())?;
-                let mut out = self.results_for(&name);
-                let outcome = self
-                    .links
-                    .call_async(&name, &args, &mut out, until)
-                    .await
-                    .map(|()| out);
-                self.reply(&p, &mut ch, &name, outcome)?;
-            }
+            let request = |ch: &mut Channel, h: &mut dyn Handles| {
+                self.send_call(&p, ch, func, args, deadline, h)
+            };
+            let r = self
+                .exchange_async(
+                    &p,
+                    &mut ch,
+                    request,
+                    &func.results,
+                    results,
+                    deadline,
+                    &mut NoHandles,
+                )
+                .await;
+            p.put(ch);
+            r
         })
     }
 }

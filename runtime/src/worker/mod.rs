@@ -12,6 +12,7 @@ pub(crate) mod host;
 pub(crate) mod log;
 pub(crate) mod process;
 mod serve;
+pub(crate) mod session;
 mod typed;
 
 use std::path::PathBuf;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, Val};
+use wasmtime::component::{Component, Linker, ResourceAny, Val};
 
 use super::channel::{Channel, RecvError, SPIN};
 use super::hello::Hello;
@@ -27,10 +27,10 @@ use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call, put_error,
-    read_call, read_error,
+    CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call,
+    put_error, read_call, read_error,
 };
-use crate::wire::value::{self, NoHandles};
+use crate::wire::value::{self, Handles, NoHandles};
 
 /// How long a connection's thread spins for the next call after answering one.
 const IDLE_SPIN: Duration = SPIN;
@@ -339,6 +339,7 @@ fn serve(ch: Channel, served: &Served) {
 }
 
 fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
+    let mut table = Table::default();
     loop {
         // Take the call out of the connection's buffer before running it: the guest's
         // linked calls use the connection meanwhile.
@@ -355,7 +356,8 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
             Err(RecvError::Closed | RecvError::Broken(_) | RecvError::TimedOut) => return,
         };
         let reply = match tag {
-            CALL => call(served, instance, &body),
+            CALL => call(served, instance, &mut table, &body),
+            DROP => drop_resource(served, instance, &mut table, &body),
             PROBE => Reply::Probe(crate::sandbox::probe::check(&String::from_utf8_lossy(
                 &body,
             ))),
@@ -365,19 +367,6 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
             let mut c = c.borrow_mut();
             let ch = c.as_mut().expect("set above");
             match reply {
-                Reply::Ok(results, func) => {
-                    let body = ch.begin(OK);
-                    let mut r = Ok(());
-                    for (v, ty) in results.iter().zip(&func.results) {
-                        r = value::encode(v, ty, body, &mut NoHandles);
-                        if r.is_err() {
-                            break;
-                        }
-                    }
-                    if let Err(e) = r {
-                        put_error(ch.begin(ERR), &e);
-                    }
-                }
                 Reply::Err(e) => put_error(ch.begin(ERR), &e),
                 Reply::Encoded(results) => ch.begin(OK).extend_from_slice(&results),
                 Reply::Probe(text) => {
@@ -392,40 +381,101 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
     }
 }
 
+/// The resources of a connection's instance that the host holds handles of: a handle is
+/// an index here.
+#[derive(Default)]
+struct Table {
+    slots: Vec<Option<ResourceAny>>,
+    live: usize,
+}
+
+impl Table {
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.live = 0;
+    }
+
+    fn take(&mut self, handle: u32) -> Result<ResourceAny> {
+        let r = self
+            .slots
+            .get_mut(handle as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| crate::wire::message::malformed("an unknown resource handle"))?;
+        self.live -= 1;
+        Ok(r)
+    }
+}
+
+impl Handles for Table {
+    fn lower(&mut self, r: &ResourceAny, _ty: &wasmtime::component::types::Type) -> Result<u32> {
+        let free = self.slots.iter().position(Option::is_none);
+        let i = match free {
+            Some(i) => {
+                self.slots[i] = Some(*r);
+                i
+            }
+            None => {
+                self.slots.push(Some(*r));
+                self.slots.len() - 1
+            }
+        };
+        self.live += 1;
+        Ok(i as u32)
+    }
+
+    fn lift(&mut self, handle: u32, ty: &wasmtime::component::types::Type) -> Result<ResourceAny> {
+        match ty {
+            wasmtime::component::types::Type::Own(_) => self.take(handle),
+            _ => self
+                .slots
+                .get(handle as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| crate::wire::message::malformed("an unknown resource handle")),
+        }
+    }
+}
+
 enum Reply {
-    Ok(Vec<Val>, Arc<crate::value::Function>),
-    /// Results written to the wire already (the typed path).
+    /// Results written to the wire.
     Encoded(Vec<u8>),
     Err(Error),
     Probe(String),
 }
 
-/// Runs one call on the connection's instance (a new one after a failure, or per call).
-fn call(served: &Served, instance: &mut Option<LiveInstance>, body: &[u8]) -> Reply {
-    let mut run = || -> Result<Reply> {
+/// Runs one call on the connection's instance (a new one after a failure, or per call
+/// unless it holds resources the host has handles of).
+fn call(
+    served: &Served,
+    instance: &mut Option<LiveInstance>,
+    table: &mut Table,
+    body: &[u8],
+) -> Reply {
+    let mut run = || -> Result<Vec<u8>> {
         let (left, name, args) = read_call(body)?;
         let func = served.exports.function(name)?;
         let now = Instant::now();
         let budget = Budget::new(&served.recipe, now, Some(now + left))?;
         let mut inst = match instance.take() {
             Some(i) => i,
-            None => LiveInstance::new(&served.recipe, None)?,
+            None => {
+                // Handles of a discarded instance mean nothing.
+                table.clear();
+                LiveInstance::new(&served.recipe, None)?
+            }
         };
         let shape = served.shape(&func);
         let mut out = Vec::new();
-        let reply = match shape.as_deref().and_then(|k| {
+        match shape.as_deref().and_then(|k| {
             super::typed::call(k, &mut inst, &served.recipe, &func, args, budget, &mut out)
         }) {
-            Some(done) => {
-                done?;
-                Reply::Encoded(out)
-            }
+            Some(done) => done?,
             None => {
                 let mut input = args;
                 let args = func
                     .params
                     .iter()
-                    .map(|(_, t)| value::decode(&mut input, t, &mut NoHandles))
+                    .map(|(_, t)| value::decode(&mut input, t, table))
                     .collect::<Result<Vec<_>>>()?;
                 if !input.is_empty() {
                     return Err(crate::wire::message::malformed(
@@ -434,13 +484,52 @@ fn call(served: &Served, instance: &mut Option<LiveInstance>, body: &[u8]) -> Re
                 }
                 let mut results = vec![Val::Bool(false); func.results.len()];
                 inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
-                Reply::Ok(results, func)
+                for (v, ty) in results.iter().zip(&func.results) {
+                    value::encode(v, ty, &mut out, table)?;
+                }
             }
-        };
-        if served.lifecycle == Lifecycle::Reuse {
+        }
+        if served.lifecycle == Lifecycle::Reuse || table.live > 0 {
             *instance = Some(inst);
         }
-        Ok(reply)
+        Ok(out)
     };
-    run().unwrap_or_else(Reply::Err)
+    match run() {
+        Ok(out) => Reply::Encoded(out),
+        Err(e) => {
+            if instance.is_none() {
+                table.clear();
+            }
+            Reply::Err(e)
+        }
+    }
+}
+
+/// Drops a resource the host no longer holds, in the connection's instance.
+fn drop_resource(
+    served: &Served,
+    instance: &mut Option<LiveInstance>,
+    table: &mut Table,
+    body: &[u8],
+) -> Reply {
+    let mut run = || -> Result<()> {
+        let handle = body
+            .try_into()
+            .map(u32::from_le_bytes)
+            .map_err(|_| crate::wire::message::malformed("a drop message is not a handle"))?;
+        let r = table.take(handle)?;
+        let inst = instance
+            .as_mut()
+            .ok_or_else(|| crate::wire::message::malformed("a drop without an instance"))?;
+        inst.drop_resource(&served.recipe, r)
+    };
+    match run() {
+        Ok(()) => Reply::Encoded(Vec::new()),
+        Err(e) => {
+            // A failed destructor poisons the instance, as a failed call does.
+            *instance = None;
+            table.clear();
+            Reply::Err(e)
+        }
+    }
 }
