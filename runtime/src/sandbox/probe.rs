@@ -3,7 +3,7 @@
 //!
 //! Two entry points:
 //! - [`main`]: a process started with `MEMBRANE_SANDBOX_PROBE=<json>` (see
-//!   [`crate::worker::main_if_worker`]) locks itself down with the spec's plan, as a worker
+//!   `membrane::worker::main_if_worker`) locks itself down with the spec's plan, as a worker
 //!   would, then runs the attempts and prints one JSON line;
 //! - [`check`]: a worker that is locked down already runs the attempts when the host asks
 //!   (tests only), and answers with the same JSON.

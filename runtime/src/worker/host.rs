@@ -229,6 +229,7 @@ impl Worker {
 impl Worker {
     /// Sends a request (`request` writes it) and waits for its answer, serving the
     /// worker's linked calls meanwhile; decodes results of `types` into `results`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn exchange(
         &self,
         p: &Process,
