@@ -130,16 +130,21 @@ fn worker_start(_c: &mut Criterion) {
     let mut policy = membrane::RestartPolicy::default();
     policy.max = u32::MAX;
     let app = tokio
-        .block_on(rt.load_spec(AppSpec::new().module(
-            "adder",
-            ModuleSpec::from_file(membrane_test_artifacts::ADDER)
-                .placement(Placement::Process)
-                .restart(policy),
-        )))
+        .block_on(
+            rt.load_spec(
+                AppSpec::new().module(
+                    "adder",
+                    ModuleSpec::from_file(membrane_test_artifacts::ADDER)
+                        .placement(Placement::Process)
+                        .restart(policy),
+                ),
+            ),
+        )
         .expect("loads");
     let nap = format!("{MATH}#nap");
     let add = format!("{MATH}#add");
-    app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)]).unwrap();
+    app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)])
+        .unwrap();
     let (mut failed, mut recovered) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         let pid = app.worker_pid("adder").unwrap().unwrap();
@@ -159,7 +164,8 @@ fn worker_start(_c: &mut Criterion) {
         let (err, at) = caller.join().unwrap();
         assert!(err, "the call in flight must fail");
         failed.push(at.duration_since(t));
-        app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)]).unwrap();
+        app.call_blocking("adder", &add, &[Val::U32(1), Val::U32(2)])
+            .unwrap();
         recovered.push(t.elapsed());
     }
     failed.sort();
