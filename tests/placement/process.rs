@@ -366,3 +366,47 @@ async fn resources_cross_into_a_process_provider_and_are_released() {
         .unwrap_or_else(|| panic!("{e}"));
     assert_eq!(p.kind(), ErrorKind::Link);
 }
+
+#[tokio::test]
+async fn a_live_upgrade_does_not_move_a_module_into_or_out_of_a_worker() {
+    let app = calc_app(Placement::Isolated, Placement::Isolated).await;
+    let e = app
+        .upgrade(
+            "adder",
+            ModuleSpec::from_file(guests::ADDER).placement(Placement::Process),
+        )
+        .await
+        .err()
+        .expect("refused");
+    let p = e
+        .problems()
+        .iter()
+        .chain(std::iter::once(&e))
+        .find(|p| p.key() == Some("modules.adder.placement"))
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(p.kind(), ErrorKind::Manifest);
+    // Nothing changed: the link still works, in the host.
+    let out = app
+        .call("calc", &format!("{CALC}#add"), &[Val::U32(2), Val::U32(3)])
+        .await
+        .unwrap();
+    assert_eq!(u32s(&out), 5);
+    assert_eq!(app.status()["adder"].placement, Placement::Isolated);
+    // A process module upgraded in place (same placement) gets a new worker.
+    let app = calc_app(Placement::Isolated, Placement::Process).await;
+    let old = app.worker_pid("adder").unwrap().unwrap();
+    app.upgrade(
+        "adder",
+        ModuleSpec::from_file(guests::ADDER)
+            .placement(Placement::Process)
+            .timeout(Duration::from_secs(5)),
+    )
+    .await
+    .expect("upgrades");
+    let out = app
+        .call("calc", &format!("{CALC}#add"), &[Val::U32(2), Val::U32(3)])
+        .await
+        .unwrap();
+    assert_eq!(u32s(&out), 5);
+    assert_ne!(app.worker_pid("adder").unwrap(), Some(old));
+}

@@ -10,12 +10,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::compile::Compiled;
-use crate::error::{Problems, Result};
+use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::generation::Generation;
 use crate::link::{self, Planned};
 use crate::load::{LoadCx, check_routes, compile_all};
 use crate::module::Module;
-use crate::spec::{AppSpec, HttpSpec, ModuleSpec};
+use crate::spec::{AppSpec, HttpSpec, ModuleSpec, Placement};
 use crate::validate::{Settings, check, locate};
 
 /// What passed the gate: the new modules compiled, and the links of each, providers first.
@@ -91,6 +91,30 @@ pub(crate) async fn check_upgrade(
         changes.keys().map(String::as_str),
         &mut problems,
     );
+    // Importers' links were built for the provider's boundary (typed fast paths in the
+    // host for a module in it, dynamic ones for a worker): moving a module into or out of a
+    // worker process takes a restart.
+    for (name, new) in &changes {
+        let was = old.get(name).map(|m| m.placement);
+        if let Some(was) = was
+            && was != new.placement
+            && (was == Placement::Process || new.placement == Placement::Process)
+        {
+            problems.push(
+                Error::new(
+                    ErrorKind::Manifest,
+                    format!(
+                        "module `{name}`: its placement changes from \"{was}\" to \"{}\", which a live \
+                         upgrade cannot do (the links to it were built for its boundary); restart the app \
+                         to move it",
+                        new.placement
+                    ),
+                )
+                .with_module(name.as_str())
+                .with_key(format!("modules.{name}.placement")),
+            );
+        }
+    }
     locate(live.locations, &mut problems);
     problems.into_result()?;
 
@@ -146,6 +170,14 @@ pub(crate) async fn check_upgrade(
         None => None,
     };
     drop(sides);
+    if let Some(plan) = &plan {
+        let routes: Vec<(&str, &str)> = live
+            .http
+            .iter()
+            .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
+            .collect();
+        crate::placement::check(&whole.modules, &plan.links, &routes, &mut problems);
+    }
     locate(live.locations, &mut problems);
     problems.into_result()?;
     let (plan, order) = (plan.expect("no problems"), order.expect("no problems"));
