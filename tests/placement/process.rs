@@ -376,8 +376,7 @@ async fn a_live_upgrade_does_not_move_a_module_into_or_out_of_a_worker() {
             ModuleSpec::from_file(guests::ADDER).placement(Placement::Process),
         )
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let p = e
         .problems()
         .iter()
