@@ -145,6 +145,34 @@ impl Channel {
         }
     }
 
+    /// One step of a wait: a complete frame (its tag and body range), or how long to park
+    /// (`Ok(Err(timeout))`, `None` for ever) once the spin is over and nothing came.
+    #[allow(clippy::type_complexity)]
+    fn step(
+        &mut self,
+        until: Option<Instant>,
+        spin_until: Instant,
+    ) -> Result<Result<(u8, usize, usize), Option<Duration>>, RecvError> {
+        loop {
+            if let Some(frame) = self.frame()? {
+                return Ok(Ok(frame));
+            }
+            if self.fill()? {
+                continue;
+            }
+            let now = Instant::now();
+            if now < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            return match until {
+                Some(u) if u <= now => Err(RecvError::TimedOut),
+                Some(u) => Ok(Err(Some(u - now))),
+                None => Ok(Err(None)),
+            };
+        }
+    }
+
     /// Waits for the next frame until `until` (forever with `None`), spinning for `spin`
     /// first. Returns the tag and the body, valid until the next receive.
     pub(crate) fn recv(
@@ -155,23 +183,10 @@ impl Channel {
         self.consume();
         let spin_until = Instant::now() + spin;
         loop {
-            if let Some((tag, a, b)) = self.frame()? {
-                return Ok((tag, &self.buf[a..b]));
+            match self.step(until, spin_until)? {
+                Ok((tag, a, b)) => return Ok((tag, &self.buf[a..b])),
+                Err(timeout) => self.park(timeout)?,
             }
-            if self.fill()? {
-                continue;
-            }
-            let now = Instant::now();
-            if now < spin_until {
-                std::hint::spin_loop();
-                continue;
-            }
-            let timeout = match until {
-                Some(u) if u <= now => return Err(RecvError::TimedOut),
-                Some(u) => Some(u - now),
-                None => None,
-            };
-            self.park(timeout)?;
         }
     }
 
@@ -198,21 +213,9 @@ impl Channel {
         self.consume();
         let spin_until = Instant::now() + spin;
         loop {
-            if let Some((tag, a, b)) = self.frame()? {
-                return Ok((tag, &self.buf[a..b]));
-            }
-            if self.fill()? {
-                continue;
-            }
-            let now = Instant::now();
-            if now < spin_until {
-                std::hint::spin_loop();
-                continue;
-            }
-            let timeout = match until {
-                Some(u) if u <= now => return Err(RecvError::TimedOut),
-                Some(u) => Some(u - now),
-                None => None,
+            let timeout = match self.step(until, spin_until)? {
+                Ok((tag, a, b)) => return Ok((tag, &self.buf[a..b])),
+                Err(timeout) => timeout,
             };
             if tokio::runtime::Handle::try_current().is_err() {
                 self.park(timeout)?;
