@@ -272,7 +272,8 @@ fn check_opt(val: Option<&Val>, ty: Option<Type>) -> std::result::Result<(), Str
     }
 }
 
-fn val_kind(val: &Val) -> &'static str {
+/// The kind of a value, for messages (`list`, `record`, ...).
+pub(crate) fn val_kind(val: &Val) -> &'static str {
     match val {
         Val::Bool(_) => "bool",
         Val::S8(_) => "s8",
@@ -288,6 +289,8 @@ fn val_kind(val: &Val) -> &'static str {
         Val::Char(_) => "char",
         Val::String(_) => "string",
         Val::List(_) => "list",
+        Val::FixedLengthList(_) => "fixed-length list",
+        Val::Map(_) => "map",
         Val::Record(_) => "record",
         Val::Tuple(_) => "tuple",
         Val::Variant(..) => "variant",
@@ -296,6 +299,8 @@ fn val_kind(val: &Val) -> &'static str {
         Val::Result(_) => "result",
         Val::Flags(_) => "flags",
         Val::Resource(_) => "resource",
-        _ => "other value",
+        Val::Future(_) => "future",
+        Val::Stream(_) => "stream",
+        Val::ErrorContext(_) => "error-context",
     }
 }

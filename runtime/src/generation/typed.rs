@@ -96,11 +96,9 @@ impl Generation {
         R: ComponentNamedList + Lift,
     {
         let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(session.instance.local()?, func, check)?;
-        session
-            .instance
-            .local()?
-            .call_typed(&self.recipe, func, params, budget)
+        let instance = session.instance.local()?;
+        self.check_once::<P, R>(instance, func, check)?;
+        instance.call_typed(&self.recipe, func, params, budget)
     }
 
     /// [`Generation::call_session_typed`] on the caller's task.
@@ -117,10 +115,9 @@ impl Generation {
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let budget = Budget::new(&self.recipe, Instant::now(), Some(outer))?;
-        self.check_once::<P, R>(session.instance.local()?, func, check)?;
-        session
-            .instance
-            .local()?
+        let instance = session.instance.local()?;
+        self.check_once::<P, R>(instance, func, check)?;
+        instance
             .call_typed_async(&self.recipe, func, params, budget)
             .await
     }

@@ -26,6 +26,7 @@ use wasmtime::component::{ResourceAny, Val};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::type_name;
+use crate::value::val_kind;
 
 /// How many elements of types that encode to no bytes one decode may produce in all: each
 /// still costs a `Val`, and the input cannot justify them. Validation refuses such types
@@ -319,7 +320,7 @@ fn write(v: &Val, ty: &Type, out: &mut Vec<u8>, h: &mut dyn Handles) -> Result<(
             return Err(invalid(format_args!(
                 "expected {}, got {}",
                 type_name(ty),
-                kind(v)
+                val_kind(v)
             )));
         }
     }
@@ -342,7 +343,7 @@ fn write_payload(
         ))),
         (Some(v), None) => Err(invalid(format_args!(
             "expected no payload, got {}",
-            kind(v)
+            val_kind(v)
         ))),
     }
 }
@@ -363,7 +364,7 @@ fn write_bytes(items: &[Val], out: &mut Vec<u8>) -> Result<()> {
             other => {
                 return Err(invalid(format_args!(
                     "[{i}]: expected u8, got {}",
-                    kind(other)
+                    val_kind(other)
                 )));
             }
         }
@@ -774,38 +775,6 @@ fn malformed(message: fmt::Arguments<'_>) -> Error {
 #[cold]
 fn invalid(message: impl fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidArgs, message.to_string())
-}
-
-fn kind(val: &Val) -> &'static str {
-    match val {
-        Val::Bool(_) => "bool",
-        Val::S8(_) => "s8",
-        Val::U8(_) => "u8",
-        Val::S16(_) => "s16",
-        Val::U16(_) => "u16",
-        Val::S32(_) => "s32",
-        Val::U32(_) => "u32",
-        Val::S64(_) => "s64",
-        Val::U64(_) => "u64",
-        Val::Float32(_) => "f32",
-        Val::Float64(_) => "f64",
-        Val::Char(_) => "char",
-        Val::String(_) => "string",
-        Val::List(_) => "list",
-        Val::FixedLengthList(_) => "fixed-length list",
-        Val::Map(_) => "map",
-        Val::Record(_) => "record",
-        Val::Tuple(_) => "tuple",
-        Val::Variant(..) => "variant",
-        Val::Enum(_) => "enum",
-        Val::Option(_) => "option",
-        Val::Result(_) => "result",
-        Val::Flags(_) => "flags",
-        Val::Resource(_) => "resource",
-        Val::Future(_) => "future",
-        Val::Stream(_) => "stream",
-        Val::ErrorContext(_) => "error-context",
-    }
 }
 
 #[cfg(test)]

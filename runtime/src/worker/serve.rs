@@ -41,11 +41,11 @@ struct Served {
     exports: Exports,
     lifecycle: Lifecycle,
     /// Each export's shape for the typed path (`typed.rs`), found on its first call.
-    shapes: std::sync::RwLock<std::collections::HashMap<usize, Option<String>>>,
+    shapes: std::sync::RwLock<std::collections::HashMap<usize, Option<Arc<str>>>>,
 }
 
 impl Served {
-    fn shape(&self, func: &crate::value::Function) -> Option<String> {
+    fn shape(&self, func: &crate::value::Function) -> Option<Arc<str>> {
         if let Some(k) = self
             .shapes
             .read()
@@ -54,7 +54,7 @@ impl Served {
         {
             return k.clone();
         }
-        let k = super::typed::key(func);
+        let k: Option<Arc<str>> = super::typed::key(func).map(Into::into);
         self.shapes
             .write()
             .unwrap_or_else(|p| p.into_inner())
