@@ -2,6 +2,7 @@
 # Installs the Debian packages the integration tests use that are not already installed:
 #
 #   chromium      the admin page's test drives a real headless browser (tests/serve/page.rs)
+#   nats-server   the remote placement tests start real NATS servers (tests/remote/)
 #
 #   scripts/test-deps.sh            # as root on Debian/Ubuntu (CI); elsewhere it does nothing
 #
@@ -11,7 +12,7 @@
 # it to PACKAGES.
 set -euo pipefail
 
-PACKAGES=(chromium)
+PACKAGES=(chromium nats-server)
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
