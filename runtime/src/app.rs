@@ -38,6 +38,8 @@ pub(crate) struct AppInner {
     pub(crate) cx: LoadCx,
     /// The manifest the app was loaded from, which a reload reads again.
     manifest: Option<PathBuf>,
+    /// The `remote` modules this process hosts ([`AppSpec::host`]).
+    pub(crate) hosted: std::collections::BTreeSet<String>,
     /// Reloads of the whole app, one at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -50,6 +52,9 @@ impl App {
         progress: Option<OnProgress<'_>>,
     ) -> Result<App> {
         let metrics = Metrics::new(cx.metrics);
+        let mut cx = cx;
+        cx.nats = crate::remote::connect::for_app(&spec).await?;
+        let hosted = spec.hosted.clone();
         let manifest = spec.manifest_path().map(Path::to_path_buf);
         let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;
         Ok(App {
@@ -64,6 +69,7 @@ impl App {
                 metrics,
                 cx,
                 manifest,
+                hosted,
                 reloading: tokio::sync::Mutex::new(()),
             }),
         })

@@ -24,7 +24,6 @@ use crate::supervisor::{Admission, Supervisor};
 use crate::transport::Transport;
 use crate::unit::RunContext;
 use crate::value::Function;
-use crate::worker::session::RemoteSession;
 
 mod session;
 mod typed;
@@ -58,7 +57,8 @@ pub(crate) struct Session {
     pub(crate) instance: SessionInstance,
     /// The generation the session started on: its calls and drops stay there.
     pub(crate) generation: Arc<Generation>,
-    _lease: Lease<Arc<Pool>>,
+    /// Its slot in this process's pool (none for a remote module: its hosts count).
+    _lease: Option<Lease<Arc<Pool>>>,
 }
 
 impl Drop for Session {
@@ -91,10 +91,13 @@ impl Supervised<'_> {
         };
         let m = self.module;
         // A provider's failure is the provider's to count, not this module's.
-        let counted = outcome
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| if e.upstream() { None } else { Some(e.kind()) });
+        let counted = match &m.transport {
+            Some(t) if !t.governed_here() => Ok(()),
+            _ => outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
+        };
         if !self.span.is_disabled() {
             let text = match outcome {
                 Ok(_) => "ok",
@@ -366,6 +369,9 @@ impl Generation {
         outer: Option<Instant>,
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+            return t.call(func, args, results, budget.deadline);
+        }
         let mut lease = self
             .pool
             .acquire(&self.name, budget.deadline, Flavour::Sync)?;
@@ -405,6 +411,9 @@ impl Generation {
         outer: Option<Instant>,
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+            return t.call_async(func, args, results, budget.deadline).await;
+        }
         let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
         if let Some(t) = &self.transport {
             return t.call_async(func, args, results, budget.deadline).await;
@@ -420,30 +429,42 @@ impl Generation {
     /// Takes an instance out of the pool for a resource session, waiting at most until
     /// `deadline` for a slot. The slot stays taken until the session is dropped.
     pub(crate) fn session(self: &Arc<Self>, deadline: Instant) -> Result<Session> {
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+            return Ok(self.pinned(SessionInstance::Remote(t.clone().session()?), None));
+        }
         let lease = self
             .pool
             .acquire_owned(&self.name, deadline, Flavour::Sync)?;
         let instance = match &self.transport {
-            Some(t) => SessionInstance::Remote(Box::new(RemoteSession::open(t)?)),
+            Some(t) => SessionInstance::Remote(t.clone().session()?),
             None => SessionInstance::Local(LiveInstance::new(&self.recipe, None)?),
         };
-        Ok(self.pinned(instance, lease))
+        Ok(self.pinned(instance, Some(lease)))
     }
 
     /// [`Generation::session`] for an importer whose calls run on a fiber.
     pub(crate) async fn session_async(self: &Arc<Self>, deadline: Instant) -> Result<Session> {
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+            return Ok(self.pinned(SessionInstance::Remote(t.clone().session()?), None));
+        }
         let lease = self.pool.acquire_owned_async(&self.name, deadline).await?;
         let instance = match &self.transport {
-            Some(t) => SessionInstance::Remote(Box::new(RemoteSession::open(t)?)),
+            Some(t) => SessionInstance::Remote(t.clone().session()?),
             None => SessionInstance::Local(LiveInstance::new_async(&self.recipe, None).await?),
         };
-        Ok(self.pinned(instance, lease))
+        Ok(self.pinned(instance, Some(lease)))
     }
 
-    fn pinned(self: &Arc<Self>, instance: SessionInstance, mut lease: Lease<Arc<Pool>>) -> Session {
+    fn pinned(
+        self: &Arc<Self>,
+        instance: SessionInstance,
+        mut lease: Option<Lease<Arc<Pool>>>,
+    ) -> Session {
         // A session's instance ends with its importer: never one that served other callers,
         // never back to the idle list.
-        drop(lease.instance.take());
+        if let Some(lease) = &mut lease {
+            drop(lease.instance.take());
+        }
         self.life.sessions.fetch_add(1, Ordering::AcqRel);
         Session {
             instance,

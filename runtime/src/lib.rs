@@ -66,6 +66,7 @@ mod metrics;
 mod module;
 mod placement;
 mod pool;
+mod remote;
 mod sandbox;
 mod supervisor;
 mod transport;

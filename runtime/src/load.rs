@@ -63,6 +63,8 @@ pub(crate) struct LoadCx {
     pub worker_program: Option<std::path::PathBuf>,
     /// The host interfaces registered when the load started.
     pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
+    /// The app's NATS connection, when it has `remote` modules (set by `App::load`).
+    pub nats: Option<Arc<crate::remote::connect::Nats>>,
 }
 
 /// What a load produces.
@@ -103,6 +105,13 @@ pub(crate) async fn load(
     locate(locations.as_deref(), &mut problems);
     problems.into_result()?;
 
+    // The remote modules this process hosts run here from now on.
+    let mut spec = spec;
+    for name in &spec.hosted {
+        if let Some(m) = spec.modules.get_mut(name) {
+            m.placement = crate::spec::Placement::Isolated;
+        }
+    }
     let entry = spec.entry_name().map(str::to_string);
     let (http, admin) = (spec.http.clone(), spec.admin.clone());
     let started = std::time::Instant::now();
@@ -220,10 +229,13 @@ pub(crate) fn assemble(
         })
     };
     let pres = (pre(&sync)?, pre(&async_)?);
-    let worker = if c.spec.placement == crate::spec::Placement::Process {
-        Some(start_worker(rt, &c, links, modules, &metrics)?)
-    } else {
-        None
+    let worker = match c.spec.placement {
+        crate::spec::Placement::Process => Some(start_worker(rt, &c, links, modules, &metrics)?),
+        crate::spec::Placement::Remote => Some(crate::remote::client::RemoteModule::start(
+            rt.nats.as_ref(),
+            &c,
+        )?),
+        _ => None,
     };
     let mut generation = Generation::new(number, c, pres, link_slots, pool, metrics);
     if let Some(w) = worker {

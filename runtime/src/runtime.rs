@@ -90,6 +90,7 @@ impl RuntimeInner {
             metrics: self.config.metrics,
             worker_program: self.config.worker_program.clone(),
             hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            nats: None,
         }
     }
 }

@@ -10,8 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use wasmtime::component::Val;
+use std::sync::Arc;
+
 use wasmtime::component::types::Type;
+use wasmtime::component::{ResourceAny, Val};
 
 use crate::error::Result;
 use crate::value::Function;
@@ -40,8 +42,51 @@ pub(crate) trait Transport: Send + Sync {
         deadline: Instant,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Opens a resource session: the calls made through it reach one instance of the
+    /// module (wherever it runs) until the session is dropped.
+    fn session(self: Arc<Self>) -> Result<Box<dyn PinnedSession>>;
+
+    /// Whether this process's pool and circuit breaker govern the module's calls. A
+    /// worker's instances are this host's to count and supervise; a remote module's hosts
+    /// apply its limits and restart policy themselves, so here calls take no pool slot
+    /// and failures do not open this host's circuit (an outage of the hosts would
+    /// otherwise keep it open after they are back).
+    fn governed_here(&self) -> bool {
+        true
+    }
+
+    /// How many hosts answered calls recently, for a transport with several.
+    fn hosts_answering(&self) -> Option<usize> {
+        None
+    }
+
     /// The transport itself, for tests and status that know its type.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A resource session with a module served elsewhere: its calls and drops reach one
+/// instance there, so the handles it returned keep meaning that instance's resources.
+pub(crate) trait PinnedSession: Send {
+    /// Calls `func` in the session's instance; blocks the thread.
+    fn call(&mut self, func: &Function, args: &[Val], deadline: Instant) -> Result<Vec<Val>>;
+
+    /// [`PinnedSession::call`] on the caller's task.
+    fn call_async<'a>(
+        &'a mut self,
+        func: &'a Function,
+        args: &'a [Val],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Vec<Val>>>;
+
+    /// Drops a resource of the session there (its destructor runs there); blocks.
+    fn drop_resource(&mut self, handle: ResourceAny, deadline: Instant) -> Result<()>;
+
+    /// [`PinnedSession::drop_resource`] on the caller's task.
+    fn drop_resource_async(
+        &mut self,
+        handle: ResourceAny,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<()>>;
 }
 
 /// The linked functions a remote module may call, served by this host. Names are

@@ -7,13 +7,13 @@ use wasmtime::component::{ResourceAny, Val};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::{Budget, LiveInstance, Recipe};
+use crate::transport::PinnedSession;
 use crate::value::Function;
-use crate::worker::session::RemoteSession;
 
 /// A session's provider instance.
 pub(crate) enum SessionInstance {
     Local(LiveInstance),
-    Remote(Box<RemoteSession>),
+    Remote(Box<dyn PinnedSession>),
 }
 
 impl SessionInstance {

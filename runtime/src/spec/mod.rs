@@ -8,11 +8,12 @@
 
 mod grants;
 mod limits;
+mod nats;
 mod placement;
 mod serve;
 mod upgrade;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
+pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
 pub use serve::{AdminSpec, HttpSpec};
 pub use upgrade::UpgradePolicy;
@@ -62,6 +64,12 @@ pub struct AppSpec {
     pub(crate) admin: AdminSpec,
     /// The manifest the app was read from, and where its keys are.
     pub(crate) locations: Option<Arc<Locations>>,
+    /// The app's name (`[app] name`), used in the NATS subjects of its remote modules.
+    pub(crate) name: Option<String>,
+    /// Where its remote modules are served (`[app] nats`).
+    pub(crate) nats: Option<NatsSpec>,
+    /// `remote` modules this process serves itself (`membrane host --modules`).
+    pub(crate) hosted: BTreeSet<String>,
 }
 
 impl AppSpec {
@@ -95,6 +103,44 @@ impl AppSpec {
     pub fn stack(mut self, bytes: u64) -> Self {
         self.stack = Some(bytes);
         self
+    }
+
+    /// Names the app (`[app] name`): its remote modules' NATS subjects are
+    /// `membrane.<name>.<module>`. Required when a module is `remote`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The app's name, if it has one.
+    pub fn app_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Where the app's `remote` modules are served (`[app] nats`).
+    pub fn nats(mut self, nats: NatsSpec) -> Self {
+        self.nats = Some(nats);
+        self
+    }
+
+    /// The app's NATS servers, if it has any.
+    pub fn nats_spec(&self) -> Option<&NatsSpec> {
+        self.nats.as_ref()
+    }
+
+    /// Makes this process a host of the `remote` modules `modules`: they run here (under
+    /// their own grants and limits, like `isolated` modules), and
+    /// [`App::serve_remote`](crate::App::serve_remote) answers other hosts' calls of
+    /// them over NATS. The other `remote` modules stay remote. Loading refuses a name that
+    /// is not a `remote` module of the app.
+    pub fn host<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> Self {
+        self.hosted.extend(modules.into_iter().map(Into::into));
+        self
+    }
+
+    /// The `remote` modules this process serves itself.
+    pub fn hosted(&self) -> &BTreeSet<String> {
+        &self.hosted
     }
 
     /// Serves the app over HTTP (see [`HttpSpec`]).

@@ -9,6 +9,7 @@ use std::fmt;
 /// | `isolated` (default) | its own wasmtime `Store` per instance in the host process |
 /// | `process` | a worker process of its own, locked down with Landlock, seccomp, no new privileges and resource limits before it touches the component |
 /// | `fused` | composed at load with the providers it links to that are `fused` too, into one component: links between them are plain calls inside one `Store`, sharing one memory limit and one fate |
+/// | `remote` | served by other hosts (`membrane host`) over NATS; each host runs it under the same grants and limits |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -20,6 +21,8 @@ pub enum Placement {
     Process,
     /// Composed with its fused providers into one component.
     Fused,
+    /// Served by other hosts over NATS (`[app] nats`).
+    Remote,
 }
 
 impl Placement {
@@ -29,6 +32,7 @@ impl Placement {
             Placement::Isolated => "isolated",
             Placement::Process => "process",
             Placement::Fused => "fused",
+            Placement::Remote => "remote",
         }
     }
 }

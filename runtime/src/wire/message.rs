@@ -65,6 +65,29 @@ pub(crate) struct WireError {
     key: Option<String>,
     upstream: bool,
     exit: Option<i32>,
+    /// The texts of the error's causes, outermost first.
+    #[serde(default)]
+    causes: Vec<String>,
+}
+
+/// A cause of an error that crossed, as text (the original error types stay on the
+/// other side), chained to the next.
+#[derive(Debug)]
+struct Cause {
+    text: String,
+    next: Option<Box<Cause>>,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|c| c as _)
+    }
 }
 
 /// Writes `e` as an [`ERR`] body.
@@ -77,6 +100,15 @@ pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
         key: e.key().map(str::to_string),
         upstream: e.upstream(),
         exit: e.exit_code(),
+        causes: {
+            let mut causes = Vec::new();
+            let mut cur = std::error::Error::source(e);
+            while let Some(c) = cur {
+                causes.push(c.to_string());
+                cur = c.source();
+            }
+            causes
+        },
     };
     // Serializing plain strings cannot fail.
     let _ = serde_json::to_writer(out, &w);
@@ -104,14 +136,22 @@ pub(crate) fn read_error(body: &[u8]) -> Error {
     if w.upstream {
         e.set_upstream();
     }
+    let chain = w
+        .causes
+        .into_iter()
+        .rev()
+        .fold(None, |next, text| Some(Box::new(Cause { text, next })));
+    if let Some(c) = chain {
+        e = e.with_source(c);
+    }
     e
 }
 
-/// The other side broke the protocol: it is treated as crashed.
+/// The other side (a worker, a remote host) broke the protocol: it is treated as crashed.
 pub(crate) fn malformed(what: &str) -> Error {
     Error::new(
         ErrorKind::Crashed,
-        format!("the worker connection broke the protocol: {what}"),
+        format!("the other side of the connection broke the protocol: {what}"),
     )
 }
 

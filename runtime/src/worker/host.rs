@@ -304,6 +304,10 @@ impl Transport for Worker {
         self
     }
 
+    fn session(self: Arc<Self>) -> Result<Box<dyn crate::transport::PinnedSession>> {
+        Ok(Box::new(super::session::RemoteSession::open(self)?))
+    }
+
     fn call(
         &self,
         func: &Function,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceAny, Val};
+use wasmtime::component::{Component, Linker, Val};
 
 use super::channel::{Channel, RecvError, SPIN};
 use super::hello::Hello;
@@ -30,7 +30,8 @@ use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call,
     put_error, read_call, read_error,
 };
-use crate::wire::value::{self, Handles, NoHandles};
+use crate::wire::table::Table;
+use crate::wire::value::{self, NoHandles};
 
 /// How long a connection's thread spins for the next call after answering one.
 const IDLE_SPIN: Duration = SPIN;
@@ -377,61 +378,6 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
         });
         if sent.is_err() {
             return;
-        }
-    }
-}
-
-/// The resources of a connection's instance that the host holds handles of: a handle is
-/// an index here.
-#[derive(Default)]
-struct Table {
-    slots: Vec<Option<ResourceAny>>,
-    live: usize,
-}
-
-impl Table {
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.live = 0;
-    }
-
-    fn take(&mut self, handle: u32) -> Result<ResourceAny> {
-        let r = self
-            .slots
-            .get_mut(handle as usize)
-            .and_then(Option::take)
-            .ok_or_else(|| crate::wire::message::malformed("an unknown resource handle"))?;
-        self.live -= 1;
-        Ok(r)
-    }
-}
-
-impl Handles for Table {
-    fn lower(&mut self, r: &ResourceAny, _ty: &wasmtime::component::types::Type) -> Result<u32> {
-        let free = self.slots.iter().position(Option::is_none);
-        let i = match free {
-            Some(i) => {
-                self.slots[i] = Some(*r);
-                i
-            }
-            None => {
-                self.slots.push(Some(*r));
-                self.slots.len() - 1
-            }
-        };
-        self.live += 1;
-        Ok(i as u32)
-    }
-
-    fn lift(&mut self, handle: u32, ty: &wasmtime::component::types::Type) -> Result<ResourceAny> {
-        match ty {
-            wasmtime::component::types::Type::Own(_) => self.take(handle),
-            _ => self
-                .slots
-                .get(handle as usize)
-                .copied()
-                .flatten()
-                .ok_or_else(|| crate::wire::message::malformed("an unknown resource handle")),
         }
     }
 }

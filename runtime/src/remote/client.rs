@@ -1,0 +1,312 @@
+//! The caller's side of a `remote` module: each call is a NATS request to the module's
+//! subject, answered by one of the hosts serving it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::header::HeaderMap;
+use async_nats::{Message, Request, RequestErrorKind, Subject};
+use wasmtime::component::Val;
+use wasmtime::component::types::Type;
+
+use super::connect::Nats;
+use super::protocol::{self, DEADLINE, ERROR, FUNC, HASH, HOST};
+use crate::compile::Compiled;
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{BoxFuture, PinnedSession, Transport};
+use crate::value::Function;
+use crate::wire::message::{malformed, read_error};
+use crate::wire::value::{self, Handles, NoHandles};
+
+/// How long after a call's deadline the caller waits for the host's answer (the host
+/// stops the call at the deadline and answers `Timeout` itself; this covers the trip).
+pub(crate) const GRACE: Duration = Duration::from_millis(100);
+
+/// Calls of one remote module this process may have waiting for answers at once; more
+/// are refused (`Overloaded`) rather than queued without bound.
+pub(crate) const MAX_IN_FLIGHT: usize = 4096;
+
+/// How recently a host must have answered to count as answering (status).
+pub(crate) const RECENT: Duration = Duration::from_secs(60);
+
+/// A `remote` module as its callers see it.
+pub(crate) struct RemoteModule {
+    pub(crate) nats: Arc<Nats>,
+    pub(crate) name: Arc<str>,
+    subject: Subject,
+    /// This app's [`protocol::module_hash`] of the module, sent with every call.
+    hash: String,
+    in_flight: Arc<AtomicUsize>,
+    /// The hosts that answered, and when they last did.
+    hosts: Mutex<HashMap<Arc<str>, Instant>>,
+}
+
+impl RemoteModule {
+    /// The transport of a compiled `remote` module.
+    pub(crate) fn start(nats: Option<&Arc<Nats>>, c: &Compiled) -> Result<Arc<dyn Transport>> {
+        // Validation refused a remote module without [app] name and nats.
+        let nats = nats.ok_or_else(|| {
+            Error::manifest(format!(
+                "module `{}` is remote but the app has no NATS connection; set [app] name and nats",
+                c.name
+            ))
+            .with_module(&c.name)
+            .with_key("app.nats")
+        })?;
+        Ok(Arc::new(RemoteModule {
+            nats: nats.clone(),
+            name: c.name.as_str().into(),
+            subject: protocol::subject(&nats.app, &c.name).into(),
+            hash: protocol::module_hash(&c.hash, &c.spec),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            hosts: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The headers of a request for `func` (a drop when `None`) due at `deadline`.
+    pub(crate) fn headers(&self, func: Option<&str>, deadline: Instant) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(f) = func {
+            h.insert(FUNC, f);
+        }
+        h.insert(
+            DEADLINE,
+            protocol::deadline_value(deadline.saturating_duration_since(Instant::now())).as_str(),
+        );
+        h.insert(HASH, self.hash.as_str());
+        h
+    }
+
+    /// Encodes the arguments of a call.
+    pub(crate) fn encode(func: &Function, args: &[Val], h: &mut dyn Handles) -> Result<Vec<u8>> {
+        let mut body = Vec::with_capacity(64);
+        for (v, (_, ty)) in args.iter().zip(&func.params) {
+            value::encode(v, ty, &mut body, h)?;
+        }
+        Ok(body)
+    }
+
+    /// Sends a request to `subject` and waits for its answer until `deadline` plus
+    /// [`GRACE`]. The future owns what it needs, so that a synchronous caller can run it
+    /// on the connection's runtime.
+    pub(crate) fn request(
+        &self,
+        subject: Subject,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        deadline: Instant,
+        session: bool,
+    ) -> impl Future<Output = Result<Message>> + Send + use<> {
+        let client = self.nats.client.clone();
+        let name = self.name.clone();
+        let up = self.nats.connected();
+        let down = (!up).then(|| self.nats.down(&name));
+        let slot = InFlight::take(self);
+        async move {
+            if let Some(e) = down {
+                return Err(e);
+            }
+            let _slot = slot?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timeout(&name));
+            }
+            let request = Request::new()
+                .headers(headers)
+                .payload(body.into())
+                .timeout(Some(left + GRACE));
+            client
+                .send_request(subject, request)
+                .await
+                .map_err(|e| request_error(&name, session, e))
+        }
+    }
+
+    /// What an answer means: results decoded into `results`, or the host's error.
+    pub(crate) fn answer(
+        &self,
+        msg: &Message,
+        types: &[Type],
+        results: &mut [Val],
+        h: &mut dyn Handles,
+    ) -> Result<()> {
+        let headers = msg.headers.as_ref();
+        if let Some(host) = headers.and_then(|h| h.get(HOST)) {
+            self.answered(host.as_str());
+        }
+        if headers.and_then(|h| h.get(ERROR)).is_some() {
+            return Err(read_error(&msg.payload));
+        }
+        value::decode_into(&msg.payload, types, results, h)
+    }
+
+    fn answered(&self, host: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match hosts.get_mut(host) {
+            Some(t) => *t = now,
+            None => {
+                hosts.retain(|_, t| now.duration_since(*t) < RECENT);
+                hosts.insert(host.into(), now);
+            }
+        }
+    }
+
+    /// Runs `fut` to completion from a thread that may not be in any async runtime.
+    pub(crate) fn block_on<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.nats.handle().spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().unwrap_or_else(|_| Err(self.nats.down(&self.name)))
+    }
+}
+
+/// A slot of [`MAX_IN_FLIGHT`], given back when the request ends.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(m: &RemoteModule) -> Result<InFlight> {
+        if m.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            m.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "module `{}` is remote and this host already waits for {MAX_IN_FLIGHT} \
+                     answers from it",
+                    m.name
+                ),
+            )
+            .with_module(&*m.name));
+        }
+        Ok(InFlight(m.in_flight.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn timeout(module: &str) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "module `{module}` is remote and its host did not answer by the call's deadline \
+             (raise [modules.{module}.limits] timeout if calls need longer)"
+        ),
+    )
+    .with_module(module)
+}
+
+/// The error of a request that got no answer.
+fn request_error(module: &str, session: bool, e: async_nats::RequestError) -> Error {
+    match e.kind() {
+        RequestErrorKind::NoResponders if session => Error::new(
+            ErrorKind::Crashed,
+            format!(
+                "module `{module}` is remote and the host that held this resource session is \
+                 gone; its resources are lost"
+            ),
+        )
+        .with_module(module),
+        RequestErrorKind::NoResponders => Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "module `{module}` is remote and no host serves it now (nobody listens on its \
+                 NATS subject); start one: membrane host <manifest> --modules {module}"
+            ),
+        )
+        .with_module(module),
+        RequestErrorKind::TimedOut => timeout(module),
+        RequestErrorKind::MaxPayloadExceeded => Error::new(
+            ErrorKind::InvalidArgs,
+            format!(
+                "a call of remote module `{module}` is larger than the NATS server accepts \
+                 (its max_payload)"
+            ),
+        )
+        .with_module(module)
+        .with_source(e),
+        _ => Error::new(
+            ErrorKind::Unavailable,
+            format!("module `{module}` is remote and the request to its host failed"),
+        )
+        .with_module(module)
+        .with_source(e),
+    }
+}
+
+impl Transport for RemoteModule {
+    fn call(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        deadline: Instant,
+    ) -> Result<()> {
+        let body = Self::encode(func, args, &mut NoHandles)?;
+        let headers = self.headers(Some(&func.name), deadline);
+        let msg = self.block_on(self.request(self.subject.clone(), headers, body, deadline, false))?;
+        self.answer(&msg, &func.results, results, &mut NoHandles)
+    }
+
+    fn call_async<'a>(
+        &'a self,
+        func: &'a Function,
+        args: &'a [Val],
+        results: &'a mut [Val],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let body = Self::encode(func, args, &mut NoHandles)?;
+            let headers = self.headers(Some(&func.name), deadline);
+            let msg = self
+                .request(self.subject.clone(), headers, body, deadline, false)
+                .await?;
+            self.answer(&msg, &func.results, results, &mut NoHandles)
+        })
+    }
+
+    fn session(self: Arc<Self>) -> Result<Box<dyn PinnedSession>> {
+        Ok(Box::new(super::session::NatsSession::new(self)))
+    }
+
+    fn governed_here(&self) -> bool {
+        false
+    }
+
+    fn hosts_answering(&self) -> Option<usize> {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        Some(
+            hosts
+                .values()
+                .filter(|t| now.duration_since(**t) < RECENT)
+                .count(),
+        )
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl RemoteModule {
+    /// The module's queue subject.
+    pub(crate) fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// A malformed answer of a host.
+    pub(crate) fn malformed(&self, what: &str) -> Error {
+        malformed(what).with_module(&*self.name)
+    }
+}

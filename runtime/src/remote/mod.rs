@@ -1,0 +1,13 @@
+//! `remote` placement: a module served by other hosts over NATS.
+//!
+//! Callers send each call as a NATS request to the module's subject; every host serving
+//! the module listens on it in one queue group, so NATS spreads the calls over them,
+//! answers "no responders" at once when none is there, and fails clients over between
+//! the servers of a cluster. A host runs the module under its own manifest entry (grants,
+//! limits), exactly as if it were local, and refuses calls from a caller whose entry
+//! differs ([`protocol::module_hash`]).
+
+pub(crate) mod client;
+pub(crate) mod connect;
+pub(crate) mod protocol;
+pub(crate) mod session;
