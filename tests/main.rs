@@ -16,6 +16,7 @@ mod net;
 mod placement;
 mod plugins;
 mod pools;
+mod remote;
 mod serve;
 mod stdio;
 mod supervision;

@@ -1,0 +1,4 @@
+//! `placement = "remote"`: modules served by other hosts over NATS, tested against real
+//! `nats-server` processes (see [`nats`]).
+
+pub mod nats;
