@@ -247,7 +247,7 @@ impl App {
     /// upgrade of the module runs.
     pub async fn upgrade(&self, module: &str, spec: ModuleSpec) -> Result<UpgradeReport> {
         self.module(module)?;
-        let changes = BTreeMap::from([(module.to_string(), spec)]);
+        let changes = BTreeMap::from([(module.to_string(), self.here(module, spec))]);
         let mut reports = self.upgrade_all(changes, None).await?;
         Ok(reports.remove(0))
     }
@@ -277,8 +277,14 @@ impl App {
     /// Upgrades the modules whose declaration in `spec` differs from what serves now. The
     /// app's set of modules cannot change (that takes a restart); changes to `[app]`
     /// settings such as `[app.http]` are reported as warnings and take effect on restart.
-    pub async fn reload_spec(&self, spec: AppSpec) -> Result<ReloadReport> {
+    pub async fn reload_spec(&self, mut spec: AppSpec) -> Result<ReloadReport> {
         let _one = self.inner.reloading.lock().await;
+        let names: Vec<String> = spec.modules.keys().cloned().collect();
+        for name in names {
+            if let Some(m) = spec.modules.remove(&name) {
+                spec.modules.insert(name.clone(), self.here(&name, m));
+            }
+        }
         let running = crate::reload::Running {
             modules: &self.inner.modules,
             http: self.inner.http.as_ref(),
@@ -296,6 +302,14 @@ impl App {
             unchanged: diff.unchanged,
             warnings: diff.warnings,
         })
+    }
+
+    /// A module's declaration as this process runs it: a `remote` module it hosts runs here.
+    fn here(&self, name: &str, mut spec: ModuleSpec) -> ModuleSpec {
+        if self.inner.hosted.contains(name) && spec.placement == crate::spec::Placement::Remote {
+            spec.placement = crate::spec::Placement::Isolated;
+        }
+        spec
     }
 
     async fn upgrade_all(

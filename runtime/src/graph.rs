@@ -136,10 +136,13 @@ pub fn render(app: &App, format: GraphFormat) -> String {
             let node = |out: &mut String, name: &str, indent: &str| {
                 let spec = app.spec(name).expect("every module has a spec");
                 let text = describe(name, &spec, entry == Some(name)).join("\\n");
+                // A remote module's box is dashed: it runs on other hosts.
+                let remote = spec.placement == crate::spec::Placement::Remote;
                 writeln!(
                     out,
-                    "{indent}\"{name}\" [label=\"{}\"];",
-                    text.replace('"', "\\\"")
+                    "{indent}\"{name}\" [label=\"{}\"{}];",
+                    text.replace('"', "\\\""),
+                    if remote { ", style=dashed" } else { "" }
                 )
                 .unwrap();
             };
@@ -182,9 +185,15 @@ pub fn render(app: &App, format: GraphFormat) -> String {
             let node = |out: &mut String, name: &str, indent: &str| {
                 let spec = app.spec(name).expect("every module has a spec");
                 let text = describe(name, &spec, entry == Some(name)).join("<br/>");
+                // A remote module is a rounded box (a stadium): it runs on other hosts.
+                let (open, close) = if spec.placement == crate::spec::Placement::Remote {
+                    ("([", "])")
+                } else {
+                    ("[", "]")
+                };
                 writeln!(
                     out,
-                    "{indent}{}[\"{}\"]",
+                    "{indent}{}{open}\"{}\"{close}",
                     mermaid_id(name),
                     text.replace('"', "#quot;")
                 )

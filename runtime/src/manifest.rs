@@ -23,6 +23,8 @@ use crate::spec::{
 };
 use crate::units::{parse_duration, parse_size};
 
+mod nats;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestFile {
@@ -36,6 +38,9 @@ struct ManifestFile {
 #[serde(deny_unknown_fields)]
 struct AppSection {
     entry: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    nats: Option<Spanned<nats::Servers>>,
+    nats_auth: Option<Spanned<nats::AuthSection>>,
     stack: Option<Spanned<String>>,
     http: Option<Spanned<HttpSection>>,
     admin: Option<AdminSection>,
@@ -238,6 +243,13 @@ impl Manifest {
         if let Some(entry) = file.app.entry {
             lines.note("app.entry", &entry.span());
             app = app.entry(entry.into_inner());
+        }
+        if let Some(name) = file.app.name {
+            lines.note("app.name", &name.span());
+            app = app.name(name.into_inner());
+        }
+        if let Some(n) = nats::nats_spec(file.app.nats, file.app.nats_auth, base, &mut lines) {
+            app = app.nats(n);
         }
         if let Some(stack) = &file.app.stack
             && let Some(bytes) = lines.size("app.stack".into(), stack)

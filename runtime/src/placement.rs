@@ -6,6 +6,9 @@
 //! (through a connection pinned to the importer instance). Not yet: links that carry
 //! resources from it (as the importer), links from it to host interfaces, HTTP routes
 //! to it (`run` of it is refused when asked: `instance.rs`). Each is refused here with the key to change.
+//!
+//! A `remote` module is called with dynamic values over NATS (calls, links to it, resource
+//! sessions); its own links are its hosts' business. HTTP routes to it are refused.
 
 use std::collections::BTreeMap;
 
@@ -70,6 +73,20 @@ pub(crate) fn check(
         }
     }
     for (prefix, module) in routes {
+        if specs
+            .get(*module)
+            .is_some_and(|s| s.placement == Placement::Remote)
+        {
+            problems.push(
+                Error::link(format!(
+                    "module `{module}` is remote, and HTTP requests (route {prefix:?}) are served by \
+                     the host that has the route; route the path to a local module that links to it, \
+                     or host `{module}` here (membrane serve --host {module})"
+                ))
+                .with_module(*module)
+                .with_key(format!("app.http.routes.{prefix}")),
+            );
+        }
         if process(module) {
             problems.push(
                 refuse(

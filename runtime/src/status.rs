@@ -41,6 +41,11 @@ pub struct ModuleStatus {
     pub placement: crate::spec::Placement,
     /// The process id of its worker (`placement = "process"`), while one runs.
     pub worker_pid: Option<u32>,
+    /// For a `remote` module: how many hosts answered its calls in the last minute.
+    pub remote_hosts: Option<usize>,
+    /// Whether this process hosts the module for other hosts' calls over NATS
+    /// ([`AppSpec::host`](crate::AppSpec::host)).
+    pub hosted: bool,
 }
 
 impl App {
@@ -79,6 +84,8 @@ impl App {
                         .transport()
                         .and_then(|t| crate::worker::host::Worker::of(&**t))
                         .and_then(crate::worker::host::Worker::pid),
+                    remote_hosts: current.transport().and_then(|t| t.hosts_answering()),
+                    hosted: self.inner.hosted.contains(name),
                 };
                 (name.clone(), status)
             })

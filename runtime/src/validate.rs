@@ -12,6 +12,8 @@ use crate::names::{HOST, validate_link_key, validate_module_name};
 use crate::spec::{AppSpec, ComponentSource, Locations};
 use crate::unit::{ModuleCx, Policy};
 
+mod remote;
+
 /// Checks an app's declaration without opening or compiling anything; every problem is
 /// reported in one error ([`Error::problems`]). [`Runtime::load_spec`](crate::Runtime::load_spec)
 /// runs the same checks first.
@@ -74,6 +76,7 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         );
     }
     check_serving(spec, &mut problems);
+    remote::check(spec, &mut problems);
     for (name, m) in &spec.modules {
         let key = |rest: &str| format!("modules.{name}.{rest}");
         if let Err(msg) = validate_module_name(name) {

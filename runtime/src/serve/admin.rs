@@ -79,6 +79,8 @@ pub fn status_json(app: &App) -> String {
                 "hash": format!("sha256:{}", s.hash),
                 "placement": s.placement.as_str(),
                 "worker_pid": s.worker_pid,
+                "remote_hosts": s.remote_hosts,
+                "hosted": s.hosted,
                 "state": s.state.as_str(),
                 "probation_left_ms": probation_left_ms,
                 "draining": s.draining,

@@ -92,13 +92,15 @@ pub(crate) async fn check_upgrade(
         &mut problems,
     );
     // Importers' links were built for the provider's boundary (typed fast paths in the
-    // host for a module in it, dynamic ones for a worker): moving a module into or out of a
-    // worker process takes a restart.
+    // host for a module in it, dynamic ones for a worker or a remote host): moving a module
+    // into or out of a worker process, or to or from other hosts, takes a restart.
     for (name, new) in &changes {
         let was = old.get(name).map(|m| m.placement);
         if let Some(was) = was
             && was != new.placement
-            && (was == Placement::Process || new.placement == Placement::Process)
+            && [was, new.placement]
+                .iter()
+                .any(|p| matches!(p, Placement::Process | Placement::Remote))
         {
             problems.push(
                 Error::new(
