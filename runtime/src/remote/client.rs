@@ -40,8 +40,8 @@ pub(crate) struct RemoteModule {
     /// This app's [`protocol::module_hash`] of the module, sent with every call.
     hash: String,
     in_flight: Arc<AtomicUsize>,
-    /// The hosts that answered, and when they last did.
-    hosts: Mutex<HashMap<Arc<str>, Instant>>,
+    /// The hosts that answered: when they last did, and how many answers in all.
+    hosts: Mutex<HashMap<Arc<str>, (Instant, u64)>>,
 }
 
 impl RemoteModule {
@@ -147,10 +147,13 @@ impl RemoteModule {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         match hosts.get_mut(host) {
-            Some(t) => *t = now,
+            Some((t, n)) => {
+                *t = now;
+                *n += 1;
+            }
             None => {
-                hosts.retain(|_, t| now.duration_since(*t) < RECENT);
-                hosts.insert(host.into(), now);
+                hosts.retain(|_, (t, _)| now.duration_since(*t) < RECENT);
+                hosts.insert(host.into(), (now, 1));
             }
         }
     }
@@ -164,7 +167,8 @@ impl RemoteModule {
         self.nats.handle().spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().unwrap_or_else(|_| Err(self.nats.down(&self.name)))
+        rx.recv()
+            .unwrap_or_else(|_| Err(self.nats.down(&self.name)))
     }
 }
 
@@ -254,7 +258,8 @@ impl Transport for RemoteModule {
     ) -> Result<()> {
         let body = Self::encode(func, args, &mut NoHandles)?;
         let headers = self.headers(Some(&func.name), deadline);
-        let msg = self.block_on(self.request(self.subject.clone(), headers, body, deadline, false))?;
+        let msg =
+            self.block_on(self.request(self.subject.clone(), headers, body, deadline, false))?;
         self.answer(&msg, &func.results, results, &mut NoHandles)
     }
 
@@ -289,7 +294,7 @@ impl Transport for RemoteModule {
         Some(
             hosts
                 .values()
-                .filter(|t| now.duration_since(**t) < RECENT)
+                .filter(|(t, _)| now.duration_since(*t) < RECENT)
                 .count(),
         )
     }
@@ -300,6 +305,20 @@ impl Transport for RemoteModule {
 }
 
 impl RemoteModule {
+    /// How many answers each host that answered recently gave (status, tests).
+    pub(crate) fn answers(&self) -> std::collections::BTreeMap<String, u64> {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .iter()
+            .map(|(h, (_, n))| (h.to_string(), *n))
+            .collect()
+    }
+
+    /// The transport's remote module, if it is one.
+    pub(crate) fn of(t: &dyn Transport) -> Option<&RemoteModule> {
+        t.as_any().downcast_ref::<RemoteModule>()
+    }
+
     /// The module's queue subject.
     pub(crate) fn subject(&self) -> &Subject {
         &self.subject

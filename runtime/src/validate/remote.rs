@@ -78,8 +78,7 @@ pub(crate) fn check(spec: &AppSpec, problems: &mut Problems) {
         return;
     };
     for s in &nats.servers {
-        if s.parse::<async_nats::ServerAddr>().is_err() || !(s.contains("://") || s.contains(':'))
-        {
+        if s.parse::<async_nats::ServerAddr>().is_err() || !(s.contains("://") || s.contains(':')) {
             problems.push(
                 Error::manifest(format!(
                     "app.nats: {s:?} is not a NATS server URL; write nats://HOST:PORT or tls://HOST:PORT"
@@ -88,9 +87,8 @@ pub(crate) fn check(spec: &AppSpec, problems: &mut Problems) {
             );
         }
     }
-    let auth = |what: &str| {
-        Error::manifest(format!("app.nats_auth: {what}")).with_key("app.nats_auth")
-    };
+    let auth =
+        |what: &str| Error::manifest(format!("app.nats_auth: {what}")).with_key("app.nats_auth");
     match (&nats.user, &nats.password) {
         (Some(_), None) => problems.push(auth(
             "a user needs a password: set password_env (an environment variable) or password_file",
@@ -102,5 +100,61 @@ pub(crate) fn check(spec: &AppSpec, problems: &mut Problems) {
         problems.push(auth(
             "set either user and password or an NKey (nkey_env / nkey_file), not both",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{AppSpec, ModuleSpec, NatsSpec, Placement, Secret};
+
+    fn remote() -> ModuleSpec {
+        ModuleSpec::from_bytes(vec![0u8]).placement(Placement::Remote)
+    }
+
+    fn keys(spec: &AppSpec) -> Vec<String> {
+        let mut problems = crate::error::Problems::default();
+        super::check(spec, &mut problems);
+        problems
+            .iter_mut()
+            .map(|p| p.key().unwrap_or("-").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_remote_module_needs_a_name_and_servers() {
+        let app = AppSpec::new().module("render", remote());
+        assert_eq!(keys(&app), ["app.name", "app.nats"]);
+        let app = app
+            .name("notes")
+            .nats(NatsSpec::new(["nats://127.0.0.1:4222"]));
+        assert!(keys(&app).is_empty());
+        let bad = AppSpec::new()
+            .module("render", remote())
+            .name("no.tes")
+            .nats(NatsSpec::new(["not a url"]));
+        assert_eq!(keys(&bad), ["app.name", "app.nats"]);
+    }
+
+    #[test]
+    fn credentials_must_be_whole() {
+        let base = || AppSpec::new().module("render", remote()).name("notes");
+        let mut n = NatsSpec::new(["nats://h:4222"]);
+        n.user = Some("svc".into());
+        assert_eq!(keys(&base().nats(n)), ["app.nats_auth"]);
+        let n = NatsSpec::new(["nats://h:4222"])
+            .user_password("svc", Secret::Env("P".into()))
+            .nkey(Secret::Env("K".into()));
+        assert_eq!(keys(&base().nats(n)), ["app.nats_auth"]);
+    }
+
+    #[test]
+    fn only_remote_modules_can_be_hosted() {
+        let app = AppSpec::new()
+            .module("render", remote())
+            .module("local", ModuleSpec::from_bytes(vec![0u8]))
+            .name("notes")
+            .nats(NatsSpec::new(["nats://h:4222"]))
+            .host(["render", "local", "ghost"]);
+        assert_eq!(keys(&app), ["-", "modules.local.placement"]);
     }
 }
