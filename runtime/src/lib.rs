@@ -107,11 +107,12 @@ pub use link::host::HostInterface;
 pub use link::objects::{HostObjects, MAX_PROXIES, MethodParams};
 pub use load::LoadProgress;
 pub use manifest::Manifest;
+pub use remote::host::RemoteHost;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    ModuleSpec, OutputRoute, Placement, RestartPolicy, UpgradePolicy,
+    ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret, UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

@@ -9,5 +9,6 @@
 
 pub(crate) mod client;
 pub(crate) mod connect;
+pub(crate) mod host;
 pub(crate) mod protocol;
 pub(crate) mod session;

@@ -80,6 +80,41 @@ enum Command {
         /// settled), as SIGHUP does.
         #[arg(long)]
         watch: bool,
+        /// Also serve these `remote` modules to the app's other hosts over NATS, as
+        /// `membrane host --modules` does (comma-separated).
+        #[arg(long = "host", value_name = "MODULE,...", value_delimiter = ',')]
+        host: Vec<String>,
+    },
+    /// Serve `remote` modules of an app to its other hosts over NATS.
+    ///
+    /// Each module named must be placement = "remote" in the manifest. It runs here under
+    /// its own grants and limits, as a local module would, and answers the calls sent to
+    /// its NATS subject (membrane.<app>.<module>) by any process that loaded the same
+    /// manifest; several hosts of one module share its calls. A caller whose manifest
+    /// entry of the module (component, grants, limits) differs is refused. Anyone who may
+    /// publish on the app's subjects can call these modules: restrict that with NATS
+    /// permissions.
+    ///
+    /// Stops on SIGTERM or SIGINT: unsubscribes (new calls go to the other hosts), lets
+    /// the calls in flight finish, and exits with status 0.
+    Host {
+        /// The app's manifest.
+        manifest: PathBuf,
+        /// The remote modules to serve (comma-separated).
+        #[arg(
+            long,
+            value_name = "MODULE,...",
+            value_delimiter = ',',
+            required = true
+        )]
+        modules: Vec<String>,
+        /// Connect to these NATS servers instead of [app] nats (repeat, or comma-separate);
+        /// the credentials of [app.nats_auth] still apply.
+        #[arg(long, value_name = "URL", value_delimiter = ',')]
+        nats: Vec<String>,
+        /// Run every module's `build` command first.
+        #[arg(long)]
+        build: bool,
     },
     /// Ask a running `membrane serve` to reload its manifest (POST /reload to its admin
     /// listener): modules whose component, grants, limits or links changed are upgraded
@@ -171,7 +206,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Host { .. });
     init_logging(serving);
     // Instances hold descriptors up to their `files` limit; give them the room the
     // administrator allows.
@@ -330,12 +365,26 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             admin,
             build,
             watch,
+            host,
         } => {
             let m = Manifest::from_file(&manifest)?;
             if build {
                 build::build_all(&m)?;
             }
-            let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
+            let spec = if host.is_empty() {
+                m.app
+            } else {
+                hosting(m.app, &host, &[])?
+            };
+            let servers = servers_of(&spec);
+            let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
+            let remote = if host.is_empty() {
+                None
+            } else {
+                let remote = app.serve_remote().await?;
+                say(&hosting_line(&remote, &servers));
+                Some(remote)
+            };
             let mut options = membrane::serve::ServeOptions::new();
             options.listen = listen;
             options.admin = admin;
@@ -353,7 +402,25 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| manifest.clone(), Path::to_path_buf);
             let hup = tokio::spawn(reload::on_sighup(app.clone(), manifest_path.clone()));
             let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path)));
-            let aborted = server.run(shutdown_signal()?).await?;
+            // One signal stops both: the HTTP server drains while the remote modules
+            // unsubscribe and finish their calls.
+            let (stop, stopping) = tokio::sync::watch::channel(false);
+            let signal = shutdown_signal()?;
+            let signals = tokio::spawn(async move {
+                signal.await;
+                let _ = stop.send(true);
+            });
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let (aborted, ()) = tokio::join!(server.run(stopped(stopping.clone())), async {
+                if let Some(remote) = remote {
+                    stopped(stopping).await;
+                    remote.shutdown().await;
+                }
+            });
+            signals.abort();
+            let aborted = aborted?;
             hup.abort();
             if let Some(w) = watcher {
                 w.abort();
@@ -363,6 +430,25 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     "stopped; {aborted} connection(s) were aborted when the drain time ran out"
                 ));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Host {
+            manifest,
+            modules,
+            nats,
+            build,
+        } => {
+            let m = Manifest::from_file(&manifest)?;
+            if build {
+                build::build_all(&m)?;
+            }
+            let spec = hosting(m.app, &modules, &nats)?;
+            let servers = servers_of(&spec);
+            let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
+            let remote = app.serve_remote().await?;
+            say(&hosting_line(&remote, &servers));
+            shutdown_signal()?.await;
+            remote.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload { admin, manifest } => {
@@ -468,6 +554,49 @@ fn config_for(app: &AppSpec) -> Config {
     let wanted: usize = app.modules().values().map(|m| m.limits.instances).sum();
     config.instance_slots = (wanted * 2).clamp(16, 10_000) as u32;
     config
+}
+
+/// `spec` made to host the `remote` modules `modules` here, connecting to `servers`
+/// instead of its `[app] nats` when some are given (its credentials stay).
+fn hosting(spec: AppSpec, modules: &[String], servers: &[String]) -> anyhow::Result<AppSpec> {
+    let modules: Vec<&str> = modules
+        .iter()
+        .map(|m| m.trim())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if modules.is_empty() {
+        bail!("name the remote modules to serve: --modules NAME,...");
+    }
+    let mut spec = spec.host(modules);
+    let servers: Vec<&str> = servers
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !servers.is_empty() {
+        let mut nats = spec.nats_spec().cloned().unwrap_or_default();
+        nats.servers = servers.into_iter().map(str::to_string).collect();
+        spec = spec.nats(nats);
+    }
+    Ok(spec)
+}
+
+/// What a host says once it serves; `servers` are the NATS servers of its app.
+fn hosting_line(remote: &membrane::RemoteHost, servers: &str) -> String {
+    let modules: Vec<&str> = remote.modules().collect();
+    format!(
+        "hosting {} of app {} on NATS {servers} (host id {})",
+        modules.join(", "),
+        remote.app_name(),
+        remote.host_id()
+    )
+}
+
+/// The NATS servers of `spec`, for messages.
+fn servers_of(spec: &AppSpec) -> String {
+    spec.nats_spec()
+        .map(|n| n.servers.join(", "))
+        .unwrap_or_default()
 }
 
 /// Completes on the first SIGTERM or SIGINT.
