@@ -53,7 +53,9 @@ impl App {
     ) -> Result<App> {
         let metrics = Metrics::new(cx.metrics);
         let mut cx = cx;
-        cx.nats = crate::remote::connect::for_app(&spec).await?;
+        if cx.connect_nats {
+            cx.nats = crate::remote::connect::for_app(&spec).await?;
+        }
         let hosted = spec.hosted.clone();
         let manifest = spec.manifest_path().map(Path::to_path_buf);
         let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;

@@ -65,6 +65,8 @@ pub(crate) struct LoadCx {
     pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
     /// The app's NATS connection, when it has `remote` modules (set by `App::load`).
     pub nats: Option<Arc<crate::remote::connect::Nats>>,
+    /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
+    pub connect_nats: bool,
 }
 
 /// What a load produces.

@@ -45,6 +45,11 @@ pub struct Config {
     /// [`worker::main_if_worker`](crate::worker::main_if_worker) first in `main` (the
     /// `membrane` command does).
     pub worker_program: Option<PathBuf>,
+    /// Connect to NATS when an app has `placement = "remote"` modules (default on). Off,
+    /// such an app loads without a connection and every call of a remote module fails
+    /// with `Unavailable`: for tools that only look at an app (`membrane graph`,
+    /// `membrane compile`).
+    pub connect_nats: bool,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             cache_dir: None,
             metrics: true,
             worker_program: None,
+            connect_nats: true,
         }
     }
 }
@@ -91,6 +97,7 @@ impl RuntimeInner {
             worker_program: self.config.worker_program.clone(),
             hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
             nats: None,
+            connect_nats: self.config.connect_nats,
         }
     }
 }

@@ -45,17 +45,14 @@ pub(crate) struct RemoteModule {
 }
 
 impl RemoteModule {
-    /// The transport of a compiled `remote` module.
+    /// The transport of a compiled `remote` module; without a connection (the app was
+    /// loaded with [`Config::connect_nats`](crate::Config) off), one that refuses calls.
     pub(crate) fn start(nats: Option<&Arc<Nats>>, c: &Compiled) -> Result<Arc<dyn Transport>> {
-        // Validation refused a remote module without [app] name and nats.
-        let nats = nats.ok_or_else(|| {
-            Error::manifest(format!(
-                "module `{}` is remote but the app has no NATS connection; set [app] name and nats",
-                c.name
-            ))
-            .with_module(&c.name)
-            .with_key("app.nats")
-        })?;
+        let Some(nats) = nats else {
+            return Ok(Arc::new(super::offline::Offline {
+                name: c.name.as_str().into(),
+            }));
+        };
         Ok(Arc::new(RemoteModule {
             nats: nats.clone(),
             name: c.name.as_str().into(),
