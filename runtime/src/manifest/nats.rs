@@ -48,22 +48,22 @@ pub(super) fn nats_spec(
         let span = auth.span();
         lines.note("app.nats_auth", &span);
         let a = auth.into_inner();
-        let one_of =
-            |env: Option<String>, file: Option<String>, what: &str, lines: &mut Lines<'_>| match (
-                env, file,
-            ) {
-                (Some(_), Some(_)) => {
-                    lines.bad(
-                        format!("app.nats_auth.{what}_env"),
-                        &span,
-                        format!("set either {what}_env or {what}_file, not both"),
-                    );
-                    None
-                }
-                (Some(var), None) => Some(Secret::Env(var)),
-                (None, Some(f)) => Some(Secret::File(base.join(f))),
-                (None, None) => None,
-            };
+        let one_of = |env: Option<String>,
+                      file: Option<String>,
+                      what: &str,
+                      lines: &mut Lines<'_>| match (env, file) {
+            (Some(_), Some(_)) => {
+                lines.bad(
+                    format!("app.nats_auth.{what}_env"),
+                    &span,
+                    format!("set either {what}_env or {what}_file, not both"),
+                );
+                None
+            }
+            (Some(var), None) => Some(Secret::Env(var)),
+            (None, Some(f)) => Some(Secret::File(base.join(f))),
+            (None, None) => None,
+        };
         spec.password = one_of(a.password_env, a.password_file, "password", lines);
         spec.nkey = one_of(a.nkey_env, a.nkey_file, "nkey", lines);
         spec.user = a.user;

@@ -96,7 +96,11 @@ impl NatsSession {
         Ok(results)
     }
 
-    fn send(&self, p: Prepared, deadline: Instant) -> impl Future<Output = Result<Message>> + Send + use<> {
+    fn send(
+        &self,
+        p: Prepared,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Message>> + Send + use<> {
         self.module
             .request(p.subject, p.headers, p.body, deadline, p.pinned)
     }

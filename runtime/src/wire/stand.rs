@@ -65,4 +65,3 @@ impl Handles for Stand {
         Ok(r)
     }
 }
-
