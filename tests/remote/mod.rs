@@ -1,4 +1,5 @@
 //! `placement = "remote"`: modules served by other hosts over NATS, tested against real
 //! `nats-server` processes (see [`nats`]).
 
+mod host;
 pub mod nats;

@@ -57,12 +57,6 @@ impl Nats {
     /// reached or the credentials are refused.
     pub(crate) async fn connect(app: &str, spec: &NatsSpec) -> Result<Arc<Nats>> {
         let options = options(app, spec)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("membrane-nats")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the NATS connection's thread", e))?;
         let servers: Vec<async_nats::ServerAddr> = spec
             .servers
             .iter()
@@ -73,11 +67,31 @@ impl Nats {
                 })
             })
             .collect::<Result<_>>()?;
-        let connected = runtime
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("membrane-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the NATS connection's thread", e))?;
+        let connected = match runtime
             .spawn(async move { options.connect(servers).await })
             .await
-            .map_err(|e| Error::new(ErrorKind::HostPanic, format!("connecting to NATS: {e}")))?;
-        let client = connected.map_err(|e| connect_error(spec, e))?;
+        {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(connect_error(spec, e)),
+            Err(e) => Err(Error::new(
+                ErrorKind::HostPanic,
+                format!("connecting to NATS: {e}"),
+            )),
+        };
+        let client = match connected {
+            Ok(client) => client,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics on an async task: let it go.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let host_id = client.new_inbox();
         let host_id = host_id.rsplit('.').next().unwrap_or(&host_id).to_string();
         tracing::info!(target: "membrane::remote", app, servers = ?spec.servers, host = %host_id, "connected to NATS");

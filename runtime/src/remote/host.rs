@@ -39,8 +39,9 @@ use crate::wire::message::put_error;
 /// How often idle resource sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// How long a shutdown waits for the connection to confirm it unsubscribed.
-const FLUSH_WAIT: Duration = Duration::from_secs(1);
+/// How long the NATS server may take to confirm subscriptions (when serving starts) and
+/// unsubscriptions (when it stops).
+const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
 /// Serving the `remote` modules of an app to other hosts over NATS; see
 /// [`App::serve_remote`]. Serves while it lives: [`RemoteHost::shutdown`] stops cleanly,
@@ -134,13 +135,12 @@ impl App {
             host.gates.push(gate);
         }
         // Callers told that this host serves now find its subscriptions in place.
-        nats.client.flush().await.map_err(|e| {
+        round_trip(&nats.client).await.map_err(|why| {
             Error::new(
                 ErrorKind::Unavailable,
-                "the NATS server did not confirm this host's subscriptions",
+                format!("the NATS server did not confirm this host's subscriptions: {why}"),
             )
             .with_key("app.nats")
-            .with_source(e)
         })?;
         host.sweeper = Some(tokio::spawn(sweep(host.gates.clone())));
         tracing::info!(
@@ -186,17 +186,20 @@ impl RemoteHost {
     /// modules served. Then ends the resource sessions this host held.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for listener in std::mem::take(&mut self.listeners) {
-            let _ = listener.await;
-        }
-        let _ = tokio::time::timeout(FLUSH_WAIT, self.nats.client.flush()).await;
+        // Bounded: a connection that is down never confirms (Drop aborts what is left).
+        let _ = tokio::time::timeout(CONFIRM_WAIT, async {
+            for listener in &mut self.listeners {
+                let _ = listener.await;
+            }
+        })
+        .await;
         let longest = self
             .gates
             .iter()
             .map(|g| g.served.limits().1)
             .max()
             .unwrap_or_default();
-        let until = tokio::time::Instant::now() + longest + FLUSH_WAIT;
+        let until = tokio::time::Instant::now() + longest + CONFIRM_WAIT;
         let mut unfinished = 0;
         for g in &self.gates {
             let all = u32::try_from(g.capacity).unwrap_or(u32::MAX);
@@ -246,9 +249,34 @@ async fn listen(gate: Arc<Gate>, mut sub: Subscriber, mut stop: watch::Receiver<
             },
         }
     }
-    let _ = sub.unsubscribe().await;
+    // Draining unsubscribes but still delivers what NATS routed here before the server
+    // took the unsubscription in, then ends the stream: no call is lost in between.
+    if sub.drain().await.is_err() {
+        return;
+    }
     while let Some(msg) = sub.next().await {
         gate.dispatch(msg).await;
+    }
+}
+
+/// Waits until the NATS server has processed everything this client sent so far (its
+/// subscriptions, its unsubscriptions): a message to a fresh inbox of its own comes back
+/// only after them. `flush` only empties the client's buffer.
+async fn round_trip(client: &async_nats::Client) -> std::result::Result<(), String> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .publish(inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    client.flush().await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(CONFIRM_WAIT, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the connection closed".into()),
+        Err(_) => Err(format!("no answer in {CONFIRM_WAIT:?}")),
     }
 }
 
