@@ -14,30 +14,23 @@
 //! callers: anyone who may publish on `membrane.<app>.>` can call the app's remote
 //! modules. Restrict who may publish there with NATS permissions (README).
 
+mod listen;
 mod request;
 mod served;
 mod sessions;
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::{Message, Subject, Subscriber};
-use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use self::request::Ask;
-use self::served::{Answer, Served};
-use self::sessions::IDLE;
+use self::listen::{Gate, listen, round_trip, sweep};
+use self::served::Served;
 use super::connect::Nats;
 use super::protocol::{host_subject, subject};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wire::message::put_error;
-
-/// How often idle resource sessions are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// How long the NATS server may take to confirm subscriptions (when serving starts) and
 /// unsubscriptions (when it stops).
@@ -54,15 +47,6 @@ pub struct RemoteHost {
     stop: watch::Sender<bool>,
     // Keeps the app, and so the modules served, alive as long as this.
     _app: App,
-}
-
-/// One served module and how much of it may run at once.
-struct Gate {
-    served: Served,
-    nats: Arc<Nats>,
-    /// A permit per request answered or waiting for an instance.
-    permits: Arc<Semaphore>,
-    capacity: usize,
 }
 
 impl App {
@@ -232,147 +216,6 @@ impl Drop for RemoteHost {
         }
         if let Some(s) = &self.sweeper {
             s.abort();
-        }
-    }
-}
-
-/// Answers the messages of one subscription until told to stop; then unsubscribes and
-/// answers what NATS delivered before the unsubscription.
-async fn listen(gate: Arc<Gate>, mut sub: Subscriber, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => break,
-            msg = sub.next() => match msg {
-                Some(msg) => gate.dispatch(msg).await,
-                None => return,
-            },
-        }
-    }
-    // Draining unsubscribes but still delivers what NATS routed here before the server
-    // took the unsubscription in, then ends the stream: no call is lost in between.
-    if sub.drain().await.is_err() {
-        return;
-    }
-    while let Some(msg) = sub.next().await {
-        gate.dispatch(msg).await;
-    }
-}
-
-/// Waits until the NATS server has processed everything this client sent so far (its
-/// subscriptions, its unsubscriptions): a message to a fresh inbox of its own comes back
-/// only after them. `flush` only empties the client's buffer.
-async fn round_trip(client: &async_nats::Client) -> std::result::Result<(), String> {
-    let inbox = client.new_inbox();
-    let mut echo = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    client
-        .publish(inbox, bytes::Bytes::new())
-        .await
-        .map_err(|e| e.to_string())?;
-    client.flush().await.map_err(|e| e.to_string())?;
-    match tokio::time::timeout(CONFIRM_WAIT, echo.next()).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err("the connection closed".into()),
-        Err(_) => Err(format!("no answer in {CONFIRM_WAIT:?}")),
-    }
-}
-
-/// Completes when the host is told to stop (or is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-impl Gate {
-    /// Starts answering `msg`, or answers `Overloaded` at once when the module has no room.
-    async fn dispatch(self: &Arc<Self>, msg: Message) {
-        let Some(reply) = msg.reply.clone() else {
-            // Only the end of a session is published without waiting for an answer.
-            if let Ok(request::Request {
-                ask: Ask::Close { session },
-                ..
-            }) = request::read(msg.headers.as_ref())
-            {
-                self.served.close(session);
-            }
-            return;
-        };
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let e = self.served.overloaded(self.capacity);
-            self.send(reply, Err(e)).await;
-            return;
-        };
-        let gate = self.clone();
-        tokio::spawn(async move {
-            let answer = AssertUnwindSafe(gate.served.answer(&msg))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(gate.panicked()));
-            drop(msg);
-            gate.send(reply, answer).await;
-            drop(permit);
-        });
-    }
-
-    async fn send(&self, reply: Subject, answer: Answer) {
-        let host = &*self.nats.host_id;
-        let (headers, body) = match answer {
-            Ok((out, opened)) => (request::answer_headers(host, opened, false), out),
-            Err(e) => {
-                tracing::debug!(
-                    target: "membrane::remote",
-                    module = %self.served.name,
-                    error = %crate::error::chain(&e),
-                    "remote call failed"
-                );
-                let mut body = Vec::new();
-                put_error(&mut body, &e);
-                (request::answer_headers(host, None, true), body)
-            }
-        };
-        if let Err(e) = self
-            .nats
-            .client
-            .publish_with_headers(reply, headers, body.into())
-            .await
-        {
-            tracing::debug!(target: "membrane::remote", module = %self.served.name, error = %e, "cannot send an answer");
-        }
-    }
-
-    fn panicked(&self) -> Error {
-        let m = &self.served.name;
-        Error::new(
-            ErrorKind::HostPanic,
-            format!(
-                "the host serving module `{m}` panicked while answering this call (a bug in \
-                 Membrane; the host goes on serving)"
-            ),
-        )
-        .with_module(&**m)
-    }
-}
-
-/// Ends resource sessions unused for [`IDLE`], every [`SWEEP_EVERY`].
-async fn sweep(gates: Vec<Arc<Gate>>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = Instant::now();
-        for g in &gates {
-            let ended = g.served.sessions.expire(now, IDLE);
-            if !ended.is_empty() {
-                tracing::info!(
-                    target: "membrane::remote",
-                    module = %g.served.name,
-                    sessions = ended.len(),
-                    "ended resource sessions unused for {}",
-                    humantime::format_duration(IDLE)
-                );
-            }
         }
     }
 }
