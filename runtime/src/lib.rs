@@ -84,6 +84,7 @@ mod graph;
 mod inspect;
 mod load;
 mod reload;
+mod remotes;
 mod runtime;
 pub mod serve;
 mod status;

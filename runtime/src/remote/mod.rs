@@ -10,5 +10,6 @@
 pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod host;
+pub(crate) mod offline;
 pub(crate) mod protocol;
 pub(crate) mod session;

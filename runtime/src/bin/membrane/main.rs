@@ -503,7 +503,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Graph { manifest, format } => {
             let m = Manifest::from_file(&manifest)?;
-            let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
+            // Drawing the app needs no NATS server.
+            let mut config = config_for(&m.app);
+            config.connect_nats = false;
+            let app = progress::load(&Runtime::new(config)?, m.app).await?;
             let format = match format {
                 Format::Dot => membrane::GraphFormat::Dot,
                 Format::Mermaid => membrane::GraphFormat::Mermaid,
@@ -513,7 +516,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Compile { manifest } => {
             let m = Manifest::from_file(&manifest)?;
-            let config = config_for(&m.app);
+            let mut config = config_for(&m.app);
+            config.connect_nats = false;
             let Some(dir) = config.cache_dir.clone() else {
                 bail!("no cache directory: set MEMBRANE_CACHE_DIR or HOME");
             };
