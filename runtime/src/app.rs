@@ -53,7 +53,9 @@ impl App {
     ) -> Result<App> {
         let metrics = Metrics::new(cx.metrics);
         let mut cx = cx;
-        if cx.connect_nats {
+        // A declaration with problems is reported as such (by the load below), not as a
+        // connection failure.
+        if cx.connect_nats && crate::validate::validate(&spec).is_ok() {
             cx.nats = crate::remote::connect::for_app(&spec).await?;
         }
         let hosted = spec.hosted.clone();

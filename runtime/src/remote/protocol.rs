@@ -57,13 +57,21 @@ pub(crate) fn host_subject(app: &str, module: &str, host: &str) -> String {
 /// as the app computed it when it loaded) and its policy (grants, limits, lifecycle). A
 /// host refuses calls whose hash differs from its own, so a caller never reaches a module
 /// that runs other code or under other rules than its manifest says.
+///
+/// A directory grant counts by what the guest sees (its path, mode and quotas), not by
+/// the host directory behind it: that is each machine's own (the manifest's directory
+/// joined with the grant's path), and differs between checkouts of one manifest.
 pub(crate) fn module_hash(component_hash: &str, spec: &ModuleSpec) -> String {
     let mut h = Sha256::new();
     h.update(component_hash.as_bytes());
     h.update([0]);
+    let mut grants = spec.grants.clone();
+    for d in &mut grants.dirs {
+        d.host = std::path::PathBuf::new();
+    }
     // Serializing these plain data types cannot fail.
     let policy =
-        serde_json::to_vec(&(&spec.grants, &spec.limits, &spec.lifecycle)).unwrap_or_default();
+        serde_json::to_vec(&(&grants, &spec.limits, &spec.lifecycle)).unwrap_or_default();
     h.update(&policy);
     h.finalize()[..16]
         .iter()
@@ -121,6 +129,21 @@ mod tests {
         let mut other = spec.clone();
         other.grants.env.insert("K".into(), "v".into());
         assert_ne!(a, module_hash("abc", &other));
+        // Nor is the host directory behind a grant, only what the guest sees of it.
+        let dir = |host: &str, guest: &str| crate::spec::DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            mode: crate::spec::DirMode::ReadOnly,
+            quota: None,
+            quota_files: None,
+        };
+        let mut here = spec.clone();
+        here.grants.dirs.push(dir("/srv/a/data", "/data"));
+        let mut there = spec.clone();
+        there.grants.dirs.push(dir("/home/b/app/data", "/data"));
+        assert_eq!(module_hash("abc", &here), module_hash("abc", &there));
+        there.grants.dirs[0].guest = "/other".into();
+        assert_ne!(module_hash("abc", &here), module_hash("abc", &there));
         // Where the module runs is not part of it: the caller has it remote, the host local.
         let mut other = spec;
         other.placement = crate::spec::Placement::Process;
