@@ -21,7 +21,7 @@ const CALC: &str = "membrane-test:placement/calc";
 const RELAY: &str = "membrane-test:chain/relay";
 
 /// An app name no other test of this run uses (subjects stay apart even on one server).
-fn app_name() -> String {
+pub(super) fn app_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "t{}-{}",
@@ -635,14 +635,14 @@ fn manifest(dir: &Path, name: &str, url: &str, extra: &str) -> std::path::PathBu
 }
 
 /// A `membrane` process serving remote modules; killed when dropped.
-struct HostProc {
+pub(super) struct HostProc {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl HostProc {
     /// Starts `membrane ARGS` and waits for the line that says it hosts.
-    fn start(args: &[&str]) -> HostProc {
+    pub(super) fn start(args: &[&str]) -> HostProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_membrane"))
             .args(args)
             .env_remove("MEMBRANE_LOG")
@@ -684,7 +684,7 @@ impl HostProc {
     }
 
     /// SIGTERM, then the exit status (within 10 s).
-    fn stop(&mut self) -> std::process::ExitStatus {
+    pub(super) fn stop(&mut self) -> std::process::ExitStatus {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let end = Instant::now() + Duration::from_secs(10);
