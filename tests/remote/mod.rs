@@ -1,5 +1,6 @@
 //! `placement = "remote"`: modules served by other hosts over NATS, tested against real
 //! `nats-server` processes (see [`nats`]).
 
+mod auth;
 mod host;
 pub mod nats;

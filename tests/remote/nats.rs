@@ -82,6 +82,115 @@ pub fn user_nkey() -> (String, String) {
     )
 }
 
+/// A test certificate authority and a server certificate it signed for 127.0.0.1 (an IP
+/// subject alternative name), as PEM files in a temporary directory: for
+/// [`Nats::with_tls`] and a client's `tls_ca`.
+pub struct TlsFiles {
+    /// The CA's certificate: what a client trusts (`tls_ca`).
+    pub ca: PathBuf,
+    /// The server's certificate, for 127.0.0.1.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Makes a fresh CA and a server certificate for 127.0.0.1 with the `openssl` command, or
+/// returns `None` after a loud SKIPPED line on stderr naming the calling test when there is
+/// no `openssl` (a failure of `openssl` itself panics with its output).
+pub fn tls_files() -> Option<TlsFiles> {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a remote placement test")
+        .to_string();
+    if Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!(
+            "\n==== SKIPPED {test}: no openssl command, so NATS over TLS was not tested; \
+             install with: sudo apt-get install openssl ====\n"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("a directory for certificates");
+    let at = |name: &str| dir.path().join(name);
+    std::fs::write(
+        at("server.ext"),
+        "subjectAltName = IP:127.0.0.1\n\
+         basicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature, keyEncipherment\n\
+         extendedKeyUsage = serverAuth\n",
+    )
+    .expect("write server.ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+            &["-subj", "/CN=membrane test CA"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+            &["-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {}: {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(TlsFiles {
+        ca: at("ca.pem"),
+        cert: at("server.pem"),
+        key: at("server.key"),
+        _dir: dir,
+    })
+}
+
 /// A running `nats-server` on 127.0.0.1, killed when dropped.
 pub struct Nats {
     /// `nats://127.0.0.1:<port>`, for clients.
@@ -170,6 +279,17 @@ impl Nats {
         Nats::single(&format!(
             "authorization {{\n  users = [\n    {{ nkey: {} }}\n  ]\n}}\n",
             quoted(public_key)
+        ))
+    }
+
+    /// A server without authorization that requires TLS of its clients, with the
+    /// certificate and key of `tls` ([`tls_files`]). Its [`Nats::url`] still says
+    /// `nats://`: a client that wants TLS says `tls://127.0.0.1:<port>`.
+    pub fn with_tls(tls: &TlsFiles) -> Nats {
+        Nats::single(&format!(
+            "tls {{\n  cert_file: {}\n  key_file: {}\n  timeout: 2\n}}\n",
+            quoted(&tls.cert.to_string_lossy()),
+            quoted(&tls.key.to_string_lossy())
         ))
     }
 
@@ -389,6 +509,11 @@ impl Nats {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id while it runs (to stop it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Kills the server now (SIGKILL: no goodbye to clients or routes) and reaps it.
