@@ -440,8 +440,6 @@ async fn a_call_in_flight_when_the_connection_drops_fails_fast() {
 /// Loading validates the declaration before it connects: a user without a password is a
 /// manifest problem, whatever the server would say.
 #[tokio::test]
-#[ignore = "runtime bug: App::load connects to NATS before validating (app.rs), so a \
-            declaration problem is reported as the connection's failure"]
 async fn a_bad_declaration_is_reported_before_connecting() {
     let url = format!("nats://127.0.0.1:{}", dead_port());
     let mut nats = NatsSpec::new([&url]);
