@@ -2,5 +2,6 @@
 //! `nats-server` processes (see [`nats`]).
 
 mod auth;
+mod failover;
 mod host;
 pub mod nats;
