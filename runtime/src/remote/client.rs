@@ -98,6 +98,7 @@ impl RemoteModule {
         session: bool,
     ) -> impl Future<Output = Result<Message>> + Send + use<> {
         let client = self.nats.client.clone();
+        let mut watch = self.nats.up.clone();
         let name = self.name.clone();
         let up = self.nats.connected();
         let down = (!up).then(|| self.nats.down(&name));
@@ -115,10 +116,13 @@ impl RemoteModule {
                 .headers(headers)
                 .payload(body.into())
                 .timeout(Some(left + GRACE));
-            client
-                .send_request(subject, request)
-                .await
-                .map_err(|e| request_error(&name, session, e))
+            // The client does not fail a request whose connection drops: watch for that.
+            tokio::select! {
+                answer = client.send_request(subject, request) => {
+                    answer.map_err(|e| request_error(&name, session, e))
+                }
+                _ = watch.wait_for(|up| !*up) => Err(lost(&name)),
+            }
         }
     }
 
@@ -194,6 +198,18 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The error of a call whose connection dropped while it waited for its answer.
+fn lost(module: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "module `{module}` is remote and this host lost its NATS connection while the call \
+             waited for its answer (the host may or may not have run it); it is reconnecting"
+        ),
+    )
+    .with_module(module)
 }
 
 fn timeout(module: &str) -> Error {

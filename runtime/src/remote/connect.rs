@@ -31,6 +31,9 @@ pub(crate) struct Nats {
     /// This process's id as a host: unique per connection, in session subjects and in
     /// the `Membrane-Host` header of its answers.
     pub host_id: Arc<str>,
+    /// Whether the connection is up, as its events say: requests in flight watch it, since
+    /// the client does not fail them when the connection drops.
+    pub up: tokio::sync::watch::Receiver<bool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -56,7 +59,8 @@ impl Nats {
     /// Connects to `spec`'s servers for app `app`; fails the load when no server can be
     /// reached or the credentials are refused.
     pub(crate) async fn connect(app: &str, spec: &NatsSpec) -> Result<Arc<Nats>> {
-        let options = options(app, spec)?;
+        let (up_tx, up) = tokio::sync::watch::channel(true);
+        let options = options(app, spec, up_tx)?;
         let servers: Vec<async_nats::ServerAddr> = spec
             .servers
             .iter()
@@ -99,6 +103,7 @@ impl Nats {
             client,
             app: app.into(),
             host_id: host_id.into(),
+            up,
             runtime: Some(runtime),
         }))
     }
@@ -141,7 +146,11 @@ impl Drop for Nats {
 
 /// The connection options of `spec`: credentials read now, TLS for `tls://`, reconnection
 /// with back-off forever.
-fn options(app: &str, spec: &NatsSpec) -> Result<ConnectOptions> {
+fn options(
+    app: &str,
+    spec: &NatsSpec,
+    up: tokio::sync::watch::Sender<bool>,
+) -> Result<ConnectOptions> {
     let secret = |s: &Secret, key: &str| {
         s.read().map_err(|why| {
             Error::manifest(format!(
@@ -165,6 +174,23 @@ fn options(app: &str, spec: &NatsSpec) -> Result<ConnectOptions> {
         o = o.nkey(secret(seed, &key_of(seed, "nkey"))?);
     }
     if let Some(ca) = &spec.tls_ca {
+        // Read now, so that a wrong path is a manifest problem, not a failed handshake.
+        std::fs::metadata(ca)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                if m.is_file() {
+                    Ok(())
+                } else {
+                    Err("not a file".into())
+                }
+            })
+            .map_err(|why| {
+                Error::manifest(format!(
+                    "app.nats_auth.tls_ca: cannot read {}: {why}",
+                    ca.display()
+                ))
+                .with_key("app.nats_auth.tls_ca")
+            })?;
         o = o.add_root_certificates(ca.clone());
     }
     if spec.servers.iter().any(|s| s.starts_with("tls://")) {
@@ -176,17 +202,21 @@ fn options(app: &str, spec: &NatsSpec) -> Result<ConnectOptions> {
         .client_capacity(CLIENT_CAPACITY)
         .max_reconnects(None)
         .reconnect_delay_callback(backoff)
-        .event_callback(|event| async move {
+        .event_callback(move |event| {
+            let up = up.clone();
+            async move {
             match event {
                 Event::Connected => {
+                    up.send_replace(true);
                     tracing::info!(target: "membrane::remote", "NATS connection up")
                 }
                 Event::Disconnected => {
+                    up.send_replace(false);
                     tracing::warn!(target: "membrane::remote", "NATS connection lost; reconnecting")
                 }
                 other => tracing::debug!(target: "membrane::remote", event = %other, "NATS"),
             }
-        }))
+        }}))
 }
 
 /// The wait before reconnection attempt `attempts`: at once, then doubling from 10 ms up
@@ -197,6 +227,23 @@ fn backoff(attempts: usize) -> Duration {
     }
     let shift = (attempts - 2).min(16) as u32;
     (Duration::from_millis(10) * 2u32.pow(shift)).min(MAX_BACKOFF)
+}
+
+/// Whether a connection failed because TLS refused the server (async-nats reports a
+/// certificate it refuses as an I/O error carrying the rustls error).
+fn tls_refused(e: &async_nats::ConnectError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if c.is::<async_nats::rustls::Error>()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<async_nats::rustls::Error>())
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 fn connect_error(spec: &NatsSpec, e: async_nats::ConnectError) -> Error {
@@ -211,7 +258,7 @@ fn connect_error(spec: &NatsSpec, e: async_nats::ConnectError) -> Error {
         )
         .with_key("app.nats_auth")
         .with_source(e),
-        ConnectErrorKind::Tls => Error::new(
+        kind if kind == ConnectErrorKind::Tls || tls_refused(&e) => Error::new(
             ErrorKind::Unavailable,
             format!(
                 "the TLS connection to NATS ({servers}) failed; check the server's certificate \

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 ///
 /// Credentials are never written in the manifest: a password or an NKey seed is read from
 /// an environment variable or a file the manifest names, when the app loads. A `tls://`
-/// server URL makes the connection use TLS (the system's roots, plus `tls_ca`).
+/// server URL makes the connection use TLS, trusting the system's roots, or only the
+/// roots of `tls_ca` when it is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NatsSpec {
@@ -18,7 +19,8 @@ pub struct NatsSpec {
     pub password: Option<Secret>,
     /// Where the NKey seed (`SU...`) is, for NKey authentication.
     pub nkey: Option<Secret>,
-    /// A PEM file of extra root certificates for `tls://` servers.
+    /// A PEM file of the root certificates to trust for `tls://` servers instead of the
+    /// system's.
     pub tls_ca: Option<PathBuf>,
 }
 
