@@ -2,6 +2,7 @@
 //! `nats-server` processes (see [`nats`]).
 
 mod auth;
+mod example;
 mod failover;
 mod host;
 pub mod nats;
