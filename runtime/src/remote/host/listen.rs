@@ -104,8 +104,10 @@ impl Gate {
                 .await
                 .unwrap_or_else(|_| Err(gate.panicked()));
             drop(msg);
-            gate.send(reply, answer).await;
+            // The room is free before the caller can hear of it: a caller that calls again
+            // at once must not find the module still full.
             drop(permit);
+            gate.send(reply, answer).await;
         });
     }
 
