@@ -145,7 +145,7 @@ async fn no_host_is_unavailable_at_once() {
         let e = caller.call(module, &export, &args).await.unwrap_err();
         let text = membrane::chain(&e);
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{module}: {text}");
-        assert!(text.contains("no host serves it"), "{text}");
+        assert_eq!(e.module(), Some(module), "{text}");
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
 }
@@ -175,7 +175,6 @@ async fn serving_needs_hosted_modules_and_nats() {
             .chain(std::iter::once(&e))
             .find(|p| p.kind() == kind && p.module() == Some(module))
             .unwrap_or_else(|| panic!("{module}: {e}"));
-        assert!(p.to_string().contains("hosted"), "{p}");
     }
 }
 
@@ -243,19 +242,12 @@ async fn a_host_with_another_manifest_entry_refuses_calls() {
     assert_eq!(e.kind(), ErrorKind::Link, "{e}");
     assert_eq!(e.module(), Some("adder"), "{e}");
     assert_eq!(e.key(), Some("modules.adder"), "{e}");
-    let text = e.to_string();
-    assert!(text.contains("differs") && text.contains("hash"), "{text}");
     // Through a link: the importer's call fails with the same kind and cause.
     let e = caller
         .call("calc", &format!("{CALC}#add"), &[Val::U32(1), Val::U32(2)])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Link, "{e}");
-    assert!(
-        membrane::chain(&e).contains("differs"),
-        "{}",
-        membrane::chain(&e)
-    );
     // The host counted none of it against the module.
     assert_eq!(host.status()["adder"].recent_failures, 0);
     serving.shutdown().await;
@@ -328,10 +320,7 @@ async fn resources_cross_a_remote_link_in_sessions() {
         .unwrap_err();
     let text = membrane::chain(&e);
     assert_eq!(e.kind(), ErrorKind::Crashed, "{text}");
-    assert!(
-        text.contains("host that held this resource session is gone"),
-        "{text}"
-    );
+    assert_eq!(e.module(), Some("relay"), "{text}");
 }
 
 /// A raw NATS client of the test, and the subjects of app `name`'s module `module`.
