@@ -388,14 +388,20 @@ async fn bad_requests_are_answered_and_the_host_keeps_serving() {
     // subscriber gets a copy of every request; the host's queue group gets one too).
     let mut spy = raw.client.subscribe(raw.subject.clone()).await.unwrap();
     raw.client.flush().await.unwrap();
-    caller
-        .call("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(1)])
-        .await
-        .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(5), spy.next())
-        .await
-        .unwrap()
-        .unwrap();
+    // The server may take the subscription a moment after the flush: call until the spy
+    // has seen one.
+    let mut seen = None;
+    for _ in 0..50 {
+        caller
+            .call("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(1)])
+            .await
+            .unwrap();
+        if let Ok(m) = tokio::time::timeout(Duration::from_millis(100), spy.next()).await {
+            seen = m;
+            break;
+        }
+    }
+    let seen = seen.expect("the spy saw a call");
     let hash = seen.headers.as_ref().unwrap().get("Membrane-Hash").unwrap();
     let hash = hash.as_str().to_string();
     drop(spy);
