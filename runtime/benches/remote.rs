@@ -21,8 +21,10 @@
 //!   the CPU each process used in the window, from /proc/<pid>/stat; the same export in
 //!   this process (isolated, 1 and 2 instances) as the machine's own ceiling.
 //! - `failover`: 5 times, a fresh cluster of 3 servers, a host on server A (only A on its
-//!   command line), the caller on B, 4 callers in a loop; A killed with SIGKILL: the time
-//!   to the first successful call started after the kill, and the calls failed meanwhile.
+//!   command line), the caller on B, a call started every millisecond (open loop: a call
+//!   lost at the kill, which waits for its deadline, holds up no other); A killed with
+//!   SIGKILL: the time to the first successful call started after the kill, and the calls
+//!   failed meanwhile.
 
 mod common;
 #[path = "../../tests/remote/nats.rs"]
@@ -716,7 +718,8 @@ fn scale_out(work: &Work) {
 // failover
 
 const REPEATS: usize = 5;
-const CALLERS: u32 = 4;
+/// How often the failover load starts a call.
+const EVERY: Duration = Duration::from_millis(1);
 
 /// One call of the failover load.
 #[derive(Clone, Copy)]
@@ -743,22 +746,30 @@ fn failover() {
         ));
         let stop = Arc::new(AtomicBool::new(false));
         let recs = Arc::new(Mutex::new(Vec::<Rec>::new()));
-        let tasks: Vec<_> = (0..CALLERS)
-            .map(|c| {
-                let (app, stop, recs) = (caller.clone(), stop.clone(), recs.clone());
-                rt.spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
+        // Open loop: a call every EVERY, each on a task of its own, so that calls lost at
+        // the kill (waiting for their deadline) hold up no later call.
+        let ticker = {
+            let (app, stop, recs) = (caller.clone(), stop.clone(), recs.clone());
+            rt.spawn(async move {
+                let mut calls = tokio::task::JoinSet::new();
+                let mut tick = tokio::time::interval(EVERY);
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    n = n.wrapping_add(1);
+                    let (app, recs) = (app.clone(), recs.clone());
+                    calls.spawn(async move {
                         let start = Instant::now();
-                        let r = app.call("adder", ADD, &[Val::U32(c), Val::U32(1)]).await;
+                        let r = app.call("adder", ADD, &[Val::U32(n), Val::U32(1)]).await;
                         let end = Instant::now();
                         let error = r.err().map(|e| e.kind());
                         recs.lock().unwrap().push(Rec { start, end, error });
-                        let pause = if error.is_some() { 5 } else { 2 };
-                        tokio::time::sleep(Duration::from_millis(pause)).await;
-                    }
-                })
+                    });
+                    while calls.try_join_next().is_some() {}
+                }
+                while calls.join_next().await.is_some() {}
             })
-            .collect();
+        };
         std::thread::sleep(Duration::from_millis(700));
         let killed = Instant::now();
         cluster[0].kill();
@@ -781,17 +792,14 @@ fn failover() {
         };
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
-        rt.block_on(async {
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        rt.block_on(ticker).unwrap();
         let recs = recs.lock().unwrap().clone();
         let resumed = resumed.expect("calls resumed within 10 s");
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for r in recs.iter().filter(|r| r.start < resumed) {
             if let Some(k) = r.error {
-                *kinds.entry(format!("{k:?}")).or_default() += 1;
+                let when = if r.start < killed { "before" } else { "after" };
+                *kinds.entry(format!("{k:?} ({when})")).or_default() += 1;
             }
         }
         let after = recs.iter().filter(|r| r.start >= resumed).count();
@@ -805,18 +813,33 @@ fn failover() {
             .map(|r| r.end.saturating_duration_since(killed))
             .max()
             .unwrap_or_default();
-        rows.push((resumed - killed, kinds, after, failed_after, last_failure));
+        let mut lost: Vec<String> = recs
+            .iter()
+            .filter(|r| r.start >= killed && r.error == Some(ErrorKind::Timeout))
+            .map(|r| format!("{:.1}", (r.start - killed).as_secs_f64() * 1e3))
+            .collect();
+        if lost.is_empty() {
+            lost.push("-".into());
+        }
+        rows.push((
+            resumed - killed,
+            kinds,
+            after,
+            failed_after,
+            last_failure,
+            lost.join(", "),
+        ));
     }
     println!(
-        "\n### remote/failover: the host's server killed in a 3-server cluster ({CALLERS} callers, 2 ms between calls, 5 ms after a failure)\n"
+        "\n### remote/failover: the host's server killed in a 3-server cluster (a call started every {EVERY:?}, each on its own task)\n"
     );
     println!(
-        "| run | calls resumed after | failed before that | last failure ended after the kill | calls after resuming (failed) |"
+        "| run | calls resumed after | failed before that (started before/after the kill) | last failure ended after the kill | timed-out calls started after the kill at (ms) | calls after resuming (failed) |"
     );
-    println!("|---|---|---|---|---|");
-    for (i, (gap, kinds, after, failed_after, last)) in rows.iter().enumerate() {
+    println!("|---|---|---|---|---|---|");
+    for (i, (gap, kinds, after, failed_after, last, lost)) in rows.iter().enumerate() {
         println!(
-            "| {} | {} | {kinds:?} | {} | {after} ({failed_after}) |",
+            "| {} | {} | {kinds:?} | {} | {lost} | {after} ({failed_after}) |",
             i + 1,
             ms(*gap),
             ms(*last)

@@ -2,8 +2,7 @@
 //! killed with SIGKILL and started again, the NATS server a host is connected to killed in
 //! a 3-server cluster, and the caller's own server restarted.
 //!
-//! Each test runs a few callers in a loop (a call, then a 2 ms pause; 5 ms after a failed
-//! one) and records every call: when it started, when it ended, and its error kind. The
+//! Each test puts a steady load on the module and records every call: when it started, when it ended, and its error kind. The
 //! assertions are about which calls may fail and use only generous time bounds; the
 //! numbers (calls failed, gaps) are printed with `eprintln!` (run with `--nocapture`) and
 //! recorded in BENCHMARKS.md, "Issue 14: remote placement".
@@ -26,9 +25,13 @@ const ADD: &str = "membrane-test:placement/math#add";
 /// Callers running at once in each test.
 const CALLERS: usize = 4;
 
-/// The pause of a caller between two calls, and after a failed one.
+/// The pause of a caller between two calls (in the reconnection test), and after a failed
+/// one.
 const PAUSE: Duration = Duration::from_millis(2);
 const PAUSE_FAILED: Duration = Duration::from_millis(5);
+
+/// The open-loop load's interval between calls.
+const OPEN_EVERY: Duration = Duration::from_millis(1);
 
 /// The generous bound on anything that should take milliseconds to seconds.
 const BOUND: Duration = Duration::from_secs(10);
@@ -132,7 +135,8 @@ struct Rec {
     error: Option<ErrorKind>,
 }
 
-/// [`CALLERS`] tasks calling `adder.add` in a loop until stopped.
+/// [`CALLERS`] tasks calling `adder.add` in a loop until stopped ([`Load::start`]), or
+/// calls started at a fixed rate ([`Load::open`]).
 struct Load {
     stop: Arc<AtomicBool>,
     recs: Arc<Mutex<Vec<Rec>>>,
@@ -140,7 +144,9 @@ struct Load {
 }
 
 impl Load {
-    fn start(app: &App) -> Load {
+    /// Closed loop: [`CALLERS`] tasks, each making a call, then pausing `pause` (none: it
+    /// only yields), or [`PAUSE_FAILED`] after a failed call.
+    fn start(app: &App, pause: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let recs = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..CALLERS as u32)
@@ -161,13 +167,60 @@ impl Load {
                             Err(e) => Some(e.kind()),
                         };
                         recs.lock().unwrap().push(Rec { start, end, error });
-                        tokio::time::sleep(if error.is_some() { PAUSE_FAILED } else { PAUSE })
-                            .await;
+                        match (error, pause.is_zero()) {
+                            (None, true) => tokio::task::yield_now().await,
+                            (None, false) => tokio::time::sleep(pause).await,
+                            (Some(_), _) => tokio::time::sleep(PAUSE_FAILED).await,
+                        }
                     }
                 })
             })
             .collect();
         Load { stop, recs, tasks }
+    }
+
+    /// Open loop: a call started every `every`, each on a task of its own, so that a call
+    /// lost at a failure (waiting for its deadline) holds up no later call.
+    fn open(app: &App, every: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let recs = Arc::new(Mutex::new(Vec::new()));
+        let ticker = {
+            let (app, stop, recs) = (app.clone(), stop.clone(), recs.clone());
+            tokio::spawn(async move {
+                let mut calls = tokio::task::JoinSet::new();
+                let mut tick = tokio::time::interval(every);
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    n = n.wrapping_add(1);
+                    let (app, recs) = (app.clone(), recs.clone());
+                    calls.spawn(async move {
+                        let start = Instant::now();
+                        let r = app.call("adder", ADD, &[Val::U32(n), Val::U32(1)]).await;
+                        let end = Instant::now();
+                        let error = match r {
+                            Ok(out) => {
+                                assert_eq!(out, [Val::U32(n.wrapping_add(1))]);
+                                None
+                            }
+                            Err(e) => Some(e.kind()),
+                        };
+                        recs.lock().unwrap().push(Rec { start, end, error });
+                    });
+                    while let Some(done) = calls.try_join_next() {
+                        done.expect("a call panicked");
+                    }
+                }
+                while let Some(done) = calls.join_next().await {
+                    done.expect("a call panicked");
+                }
+            })
+        };
+        Load {
+            stop,
+            recs,
+            tasks: vec![ticker],
+        }
     }
 
     /// The calls recorded so far.
@@ -253,10 +306,11 @@ fn answers_since(app: &App, before: &BTreeMap<String, u64>) -> BTreeMap<String, 
         .collect()
 }
 
-/// Two hosts of `adder` under steady load; one is killed with SIGKILL. Only the calls it
-/// had in flight fail (`Timeout` at their deadline: NATS says nothing about a request whose
-/// responder died); every call started a deadline after the kill succeeds on the other
-/// host; started again, the killed host gets its share of the calls back.
+/// Two hosts of `adder` under steady load ([`CALLERS`] callers calling back to back); one
+/// is killed with SIGKILL. Only the calls it had in flight fail (`Timeout` at their
+/// deadline: NATS says nothing about a request whose responder died); every call started a
+/// deadline after the kill succeeds on the other host; started again, the killed host gets
+/// its share of the calls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let Some(_) = nats_server() else { return };
@@ -269,7 +323,7 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let caller = runtime().load(&m).await.expect("caller loads");
     until_served(&caller).await;
 
-    let load = Load::start(&caller);
+    let load = Load::start(&caller, Duration::ZERO);
     // Both hosts answer before the kill.
     let end = Instant::now() + BOUND;
     while caller.remote_answers("adder").unwrap().len() < 2 {
@@ -360,8 +414,10 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
 }
 
 /// A host connected to server A of a 3-server cluster (only A in its configuration), the
-/// caller to B. A is killed under load: the host reconnects to a server it learned from the
-/// cluster and the calls resume; after that every call succeeds.
+/// caller to B. A is killed under load (a call started every millisecond, each on its own
+/// task, so that the calls lost with A, which wait for their deadline, hold up no other):
+/// the host reconnects to a server it learned from the cluster and the calls resume; after
+/// that every call succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_follows_the_cluster_when_its_server_dies() {
     let Some(_) = nats_server() else { return };
@@ -373,7 +429,7 @@ async fn a_host_follows_the_cluster_when_its_server_dies() {
     // The host's subscription reaches B over the route.
     until_served(&caller).await;
 
-    let load = Load::start(&caller);
+    let load = Load::open(&caller, OPEN_EVERY);
     tokio::time::sleep(Duration::from_millis(700)).await;
     let killing = Instant::now();
     cluster[0].kill();
@@ -392,12 +448,13 @@ async fn a_host_follows_the_cluster_when_its_server_dies() {
         .filter(|r| r.error.is_some() && r.start < resumed)
         .collect();
     eprintln!(
-        "3-server cluster, the host's server killed under load ({CALLERS} callers): calls \
-         resumed {} after the kill; {} calls failed in the gap {:?} (a failed caller pauses \
-         {PAUSE_FAILED:?})",
+        "3-server cluster, the host's server killed under load (a call every \
+         {OPEN_EVERY:?}): calls resumed {} after the kill; {} calls failed in the gap {:?}, \
+         of which {} started before the kill",
         ms(resumed - killing),
         gap.len(),
         kinds(gap.iter().copied()),
+        gap.iter().filter(|r| r.start < killing).count(),
     );
     assert!(resumed - killed < BOUND);
     let late: Vec<&Rec> = recs
@@ -432,7 +489,7 @@ async fn calls_fail_fast_while_disconnected_and_resume_after_a_restart() {
     let caller = runtime().load(&m).await.expect("caller loads");
     until_served(&caller).await;
 
-    let load = Load::start(&caller);
+    let load = Load::start(&caller, PAUSE);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killing = Instant::now();
     nats.kill();
