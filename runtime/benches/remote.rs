@@ -16,10 +16,13 @@
 //! - `latency`: one call at a time, timed one by one, in 10 rounds of 2,000 calls per
 //!   variant, the variants interleaved round by round (after a round of warm-up), so that
 //!   drift hits them all alike. Medians and percentiles over the 20,000 calls.
-//! - `throughput`: 16 calls in flight of `markdown` (a 20 KiB CommonMark document) for 5 s
-//!   after 1 s of warm-up, with 1 then 2 host processes whose module has `instances = 1`;
-//!   the CPU each process used in the window, from /proc/<pid>/stat; the same export in
-//!   this process (isolated, 1 and 2 instances) as the machine's own ceiling.
+//! - `throughput`: 16 calls in flight of a CPU-bound export (`markdown` of a 20 KiB
+//!   CommonMark document; `calc.loop-add(1500)`, 4 bytes in) in four configurations: in
+//!   this process with 1 and 2 instances (the machine's own ceiling), and from 1 and 2
+//!   `membrane host` processes whose module has `instances = 1`; 5 rounds of the four in
+//!   turn, each 3 s measured after 1 s of warm-up and after the machine is quiet; the CPU
+//!   each process used in the window, from /proc/<pid>/stat, and the machine's, from
+//!   /proc/stat.
 //! - `failover`: 5 times, a fresh cluster of 3 servers, a host on server A (only A on its
 //!   command line), the caller on B, a call started every millisecond (open loop: a call
 //!   lost at the kill, which waits for its deadline, holds up no other); A killed with
@@ -344,7 +347,8 @@ fn latency() {
 
 const IN_FLIGHT: usize = 16;
 const WARM_UP: Duration = Duration::from_secs(1);
-const MEASURE: Duration = Duration::from_secs(5);
+const MEASURE: Duration = Duration::from_secs(3);
+const ROUNDS_TPUT: usize = 5;
 
 /// The CommonMark document of `--bench calls`' markdown (`common::markdown_doc`, 60
 /// sections, 13.8 KB) at 89 sections: about 20 KiB.
@@ -597,114 +601,169 @@ fn throughput() {
     }
 }
 
-/// `work` in this process with 1 and 2 instances, then from 1 and 2 `membrane host`
-/// processes whose module has 1 instance each.
+/// `work` in this process with 1 and 2 instances, and from 1 and 2 `membrane host`
+/// processes whose module has 1 instance each: four configurations measured in turn,
+/// [`ROUNDS_TPUT`] times, so that the machine's drift (it is a shared VM) hits them alike.
+/// The remote ones are two apps on one server: one served by one host, the other by two.
 fn scale_out(work: &Work) {
     let server = Nats::start();
     let rt = tokio_rt();
-    let dir = tempfile::tempdir().unwrap();
-    let m = manifest(
-        dir.path(),
-        &format!("bench-{}", work.module),
-        &server.url,
-        work.module,
-        &work.manifest,
-    );
-    let caller = rt.block_on(runtime().load(&m)).expect("caller loads");
     let nats_pid = server.pid().expect("nats-server runs");
-
-    // The machine's own ceiling: the same export in this process, 1 and 2 instances.
-    let mut rows = Vec::new();
-    let mut single = Vec::new();
-    for instances in [1, 2] {
-        let local = rt
-            .block_on(runtime().load_spec(work.local_spec(instances)))
-            .expect("loads");
-        if instances == 1 {
-            single.push((
-                "in this process, isolated",
-                one_at_a_time(&rt, &local, work),
-            ));
-        }
-        let run = run_load(&rt, &local, work, &[]);
-        rows.push((
-            format!("in this process, isolated, `instances = {instances}`"),
-            run,
-        ));
-    }
-
-    let first = HostProc::start(&m, work.module, None);
-    rt.block_on(until_served(&caller, work.module, work.export, &work.args));
-    single.push((
-        "remote, 1 `membrane host`",
-        one_at_a_time(&rt, &caller, work),
-    ));
-    let pids = vec![
-        ("nats-server".to_string(), nats_pid),
-        ("host 1".to_string(), first.pid()),
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let manifests: Vec<PathBuf> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let name = format!("bench-{}-{}", work.module, i + 1);
+            manifest(d.path(), &name, &server.url, work.module, &work.manifest)
+        })
+        .collect();
+    let one_host = [HostProc::start(&manifests[0], work.module, None)];
+    let two_hosts = [
+        HostProc::start(&manifests[1], work.module, None),
+        HostProc::start(&manifests[1], work.module, None),
     ];
-    let run = run_load(&rt, &caller, work, &pids);
-    rows.push(("remote, 1 `membrane host` (`instances = 1`)".into(), run));
-
-    let second = HostProc::start(&m, work.module, None);
-    // Both in the queue group before measuring.
+    let remote_one = rt.block_on(runtime().load(&manifests[0])).expect("loads");
+    let remote_two = rt.block_on(runtime().load(&manifests[1])).expect("loads");
+    rt.block_on(until_served(
+        &remote_one,
+        work.module,
+        work.export,
+        &work.args,
+    ));
+    // Both hosts in the queue group before measuring.
     let end = Instant::now() + Duration::from_secs(10);
-    while !caller
+    while remote_two
         .remote_answers(work.module)
         .unwrap_or_default()
-        .contains_key(&second.id)
+        .len()
+        < 2
     {
         assert!(Instant::now() < end, "the second host never answered");
-        rt.block_on(until_served(&caller, work.module, work.export, &work.args));
+        rt.block_on(until_served(
+            &remote_two,
+            work.module,
+            work.export,
+            &work.args,
+        ));
     }
-    let pids = vec![
-        ("nats-server".to_string(), nats_pid),
-        ("host 1".to_string(), first.pid()),
-        ("host 2".to_string(), second.pid()),
+    let local = |instances| {
+        rt.block_on(runtime().load_spec(work.local_spec(instances)))
+            .expect("loads")
+    };
+    let (local_one, local_two) = (local(1), local(2));
+    let single = [
+        (
+            "in this process, isolated",
+            one_at_a_time(&rt, &local_one, work),
+        ),
+        (
+            "remote, 1 `membrane host`",
+            one_at_a_time(&rt, &remote_one, work),
+        ),
     ];
-    let run = run_load(&rt, &caller, work, &pids);
-    rows.push((
-        "remote, 2 `membrane host`s (`instances = 1` each)".into(),
-        run,
-    ));
+
+    let pids = |hosts: &[HostProc]| -> Vec<(String, u32)> {
+        let mut p = vec![("nats-server".to_string(), nats_pid)];
+        for (i, h) in hosts.iter().enumerate() {
+            p.push((format!("host {}", i + 1), h.pid()));
+        }
+        p
+    };
+    let configs: [(&str, &App, Vec<(String, u32)>); 4] = [
+        (
+            "in this process, isolated, `instances = 1`",
+            &local_one,
+            Vec::new(),
+        ),
+        (
+            "in this process, isolated, `instances = 2`",
+            &local_two,
+            Vec::new(),
+        ),
+        (
+            "remote, 1 `membrane host` (`instances = 1`)",
+            &remote_one,
+            pids(&one_host),
+        ),
+        (
+            "remote, 2 `membrane host`s (`instances = 1` each)",
+            &remote_two,
+            pids(&two_hosts),
+        ),
+    ];
+    let mut runs: Vec<Vec<Run>> = (0..configs.len()).map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS_TPUT {
+        for (i, (_, app, pids)) in configs.iter().enumerate() {
+            runs[i].push(run_load(&rt, app, work, pids));
+        }
+    }
 
     println!(
-        "\n### remote/throughput: {}, {IN_FLIGHT} calls in flight, {} s measured after {} s\n",
+        "\n### remote/throughput: {}, {IN_FLIGHT} calls in flight, {ROUNDS_TPUT} rounds of \
+         the four in turn, each {} s measured after {} s\n",
         work.title,
         MEASURE.as_secs(),
         WARM_UP.as_secs()
     );
     println!(
-        "| what | calls/s | errors | CPU used (cores) | CPU per call, these processes | machine busy (cores), of which others | answers per host |"
+        "| what | calls/s, median (per round) | CPU used, cores (mean) | CPU per call, these processes | machine busy, cores (of which others) | answers per host | errors |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (what, r) in &rows {
-        let cpu: Vec<String> = r
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for ((what, _, _), rs) in configs.iter().zip(&runs) {
+        let n = rs.len() as f64;
+        let rate = median(rs.iter().map(|r| r.calls_per_s).collect());
+        let rounds: Vec<String> = rs.iter().map(|r| format!("{:.0}", r.calls_per_s)).collect();
+        let cpu: Vec<(String, f64)> = rs[0]
             .cpu
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), rs.iter().map(|r| r.cpu[i].1).sum::<f64>() / n))
+            .collect();
+        let ours: f64 = cpu.iter().map(|(_, c)| c).sum();
+        let mean_rate = rs.iter().map(|r| r.calls_per_s).sum::<f64>() / n;
+        let busy = rs.iter().map(|r| r.machine_busy).sum::<f64>() / n;
+        let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+        for r in rs {
+            for (h, a) in &r.answers {
+                *answers.entry(h.clone()).or_default() += a;
+            }
+        }
+        let answers: Vec<String> = answers.values().map(|n| n.to_string()).collect();
+        let cpu: Vec<String> = cpu
             .iter()
             .map(|(name, c)| format!("{name} {c:.2}"))
             .collect();
-        let answers: Vec<String> = r.answers.values().map(|n| n.to_string()).collect();
-        let ours = r.cpu.iter().map(|(_, c)| c).sum::<f64>();
         println!(
-            "| {what} | {:.0} | {} | {} | {:.0} us | {:.2}, {:.2} | {} |",
-            r.calls_per_s,
-            r.errors,
+            "| {what} | {rate:.0} ({}) | {} | {:.0} us | {busy:.2} ({:.2}) | {} | {} |",
+            rounds.join(", "),
             cpu.join(", "),
-            ours / r.calls_per_s * 1e6,
-            r.machine_busy,
-            (r.machine_busy - ours).max(0.0),
+            ours / mean_rate * 1e6,
+            (busy - ours).max(0.0),
             if answers.is_empty() {
                 "-".to_string()
             } else {
                 answers.join(" / ")
-            }
+            },
+            rs.iter().map(|r| r.errors).sum::<u64>()
         );
     }
-    let ratio = |a: usize, b: usize| rows[a].1.calls_per_s / rows[b].1.calls_per_s;
+    let ratio = |a: usize, b: usize| {
+        let per_round: Vec<f64> = runs[a]
+            .iter()
+            .zip(&runs[b])
+            .map(|(x, y)| x.calls_per_s / y.calls_per_s)
+            .collect();
+        let shown: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+        format!("{:.2}x (per round {})", median(per_round), shown.join(", "))
+    };
     println!(
-        "\n2 hosts / 1 host: **{:.2}x**; in this process, 2 instances / 1 instance: {:.2}x; \
-         1 remote host / 1 local instance: {:.2}x",
+        "\n2 hosts / 1 host: **{}**; in this process, 2 instances / 1 instance: {}; \
+         1 remote host / 1 local instance: {}",
         ratio(3, 2),
         ratio(1, 0),
         ratio(2, 0)
