@@ -447,6 +447,57 @@ fn one_at_a_time(rt: &tokio::runtime::Runtime, app: &App, work: &Work) -> Durati
     times[times.len() / 2]
 }
 
+/// The bytes a value takes on the wire, near enough (a string or list: its bytes and a
+/// length).
+fn wire_len(v: &Val) -> usize {
+    match v {
+        Val::String(s) => s.len() + 4,
+        Val::U64(_) | Val::S64(_) => 8,
+        _ => 4,
+    }
+}
+
+/// The median round trip of one raw async-nats request of `request` bytes answered with
+/// `reply` bytes, one at a time, over 300 (after 30), on its own two connections.
+fn raw_one_at_a_time(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    request: usize,
+    reply: usize,
+) -> Duration {
+    rt.block_on(async {
+        let responder = async_nats::connect(url).await.unwrap();
+        let mut sub = responder.subscribe("bench.raw.sized").await.unwrap();
+        responder.flush().await.unwrap();
+        let r = responder.clone();
+        let answer = Bytes::from(vec![b'x'; reply]);
+        let task = tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                if let Some(to) = msg.reply {
+                    let _ = r.publish(to, answer.clone()).await;
+                }
+            }
+        });
+        let requester = async_nats::connect(url).await.unwrap();
+        let body = Bytes::from(vec![b'x'; request]);
+        let mut times = Vec::new();
+        for i in 0..330 {
+            let t = Instant::now();
+            let msg = requester
+                .request("bench.raw.sized", body.clone())
+                .await
+                .unwrap();
+            assert_eq!(msg.payload.len(), reply);
+            if i >= 30 {
+                times.push(t.elapsed());
+            }
+        }
+        task.abort();
+        times.sort();
+        times[times.len() / 2]
+    })
+}
+
 /// CPU time (user + system) of a process so far.
 fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -652,14 +703,27 @@ fn scale_out(work: &Work) {
             .expect("loads")
     };
     let (local_one, local_two) = (local(1), local(2));
+    let out = rt
+        .block_on(local_one.call(work.module, work.export, &work.args))
+        .expect("the export answers");
+    let (request, reply) = (
+        work.args.iter().map(wire_len).sum::<usize>(),
+        out.iter().map(wire_len).sum::<usize>(),
+    );
+    let raw_what =
+        format!("raw async-nats request/reply of the same sizes ({request} B in, {reply} B out)");
     let single = [
         (
-            "in this process, isolated",
+            "in this process, isolated".to_string(),
             one_at_a_time(&rt, &local_one, work),
         ),
         (
-            "remote, 1 `membrane host`",
+            "remote, 1 `membrane host`".to_string(),
             one_at_a_time(&rt, &remote_one, work),
+        ),
+        (
+            raw_what,
+            raw_one_at_a_time(&rt, &server.url, request, reply),
         ),
     ];
 
