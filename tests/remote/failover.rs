@@ -476,9 +476,10 @@ async fn a_host_follows_the_cluster_when_its_server_dies() {
     }
 }
 
-/// The caller's own server is killed and started again on the same port. During the
-/// outage calls fail at once with `Unavailable` (not at their 2 s deadline); after the
-/// restart the connection comes back by itself and calls succeed again.
+/// The caller's own server is killed and started again on the same port. The calls
+/// waiting for answers then, and every call during the outage, fail at once with
+/// `Unavailable` (not at their 2 s deadline); after the restart the connection comes back
+/// by itself and calls succeed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_fast_while_disconnected_and_resume_after_a_restart() {
     let Some(_) = nats_server() else { return };
@@ -561,6 +562,19 @@ async fn calls_fail_fast_while_disconnected_and_resume_after_a_restart() {
     for r in &outage {
         assert_eq!(r.error, Some(ErrorKind::Unavailable), "{r:?}");
         assert!(r.end - r.start < Duration::from_millis(100), "{r:?}");
+    }
+    // The calls waiting for an answer when the connection dropped fail then too, not at
+    // their 2 s deadline.
+    for r in &before_noticed {
+        assert!(
+            matches!(r.error, None | Some(ErrorKind::Unavailable)),
+            "{r:?}"
+        );
+        assert!(
+            r.end.saturating_duration_since(killing) < Duration::from_secs(1),
+            "a call in flight at the kill ended {:?} after it",
+            r.end.saturating_duration_since(killing)
+        );
     }
     let late: Vec<&Rec> = recs
         .iter()
