@@ -734,7 +734,8 @@ fn scale_out(work: &Work) {
         }
         p
     };
-    let configs: [(&str, &App, Vec<(String, u32)>); 4] = [
+    type Setup<'a> = (&'a str, &'a App, Vec<(String, u32)>);
+    let configs: [Setup; 4] = [
         (
             "in this process, isolated, `instances = 1`",
             &local_one,
