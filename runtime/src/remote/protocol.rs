@@ -70,8 +70,7 @@ pub(crate) fn module_hash(component_hash: &str, spec: &ModuleSpec) -> String {
         d.host = std::path::PathBuf::new();
     }
     // Serializing these plain data types cannot fail.
-    let policy =
-        serde_json::to_vec(&(&grants, &spec.limits, &spec.lifecycle)).unwrap_or_default();
+    let policy = serde_json::to_vec(&(&grants, &spec.limits, &spec.lifecycle)).unwrap_or_default();
     h.update(&policy);
     h.finalize()[..16]
         .iter()
