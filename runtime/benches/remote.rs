@@ -30,13 +30,13 @@
 //!   failed meanwhile.
 
 mod common;
+#[path = "../../tests/remote/hostproc.rs"]
+mod hostproc;
 #[path = "../../tests/remote/nats.rs"]
 mod nats;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use futures_util::StreamExt;
+use hostproc::HostProc;
 use membrane::{App, AppSpec, Config, ErrorKind, ModuleSpec, NatsSpec, Placement, Runtime, Val};
 use nats::{Nats, nats_server};
 
@@ -82,64 +83,15 @@ fn runtime() -> Runtime {
     Runtime::new(config).expect("runtime")
 }
 
-/// A `membrane host` process (the release binary built with this bench); killed when
-/// dropped.
-struct HostProc {
-    child: Child,
-    id: String,
-}
-
-impl HostProc {
-    /// `membrane host MANIFEST --modules MODULE [--nats URL]`, once it says it hosts.
-    fn start(manifest: &Path, module: &str, nats: Option<&str>) -> HostProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-        cmd.arg("host").arg(manifest).args(["--modules", module]);
-        if let Some(url) = nats {
-            cmd.args(["--nats", url]);
-        }
-        let mut child = cmd
-            .env_remove("MEMBRANE_LOG")
-            .env("MEMBRANE_CACHE_DIR", cache_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("membrane starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Drained until the process ends, whether anyone listens or not.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Killed by its drop if it never says it hosts.
-        let mut host = HostProc {
-            child,
-            id: String::new(),
-        };
-        let end = Instant::now() + Duration::from_secs(120);
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            if let Some((_, id)) = line.rsplit_once("(host id ") {
-                host.id = id.trim_end_matches(')').to_string();
-                return host;
-            }
-            seen.push(line);
-        }
-        panic!("membrane host did not say it hosts:\n{}", seen.join("\n"));
+/// `membrane host MANIFEST --modules MODULE [--nats URL]` of the release binary built with
+/// this bench, once it says it hosts.
+fn host(manifest: &Path, module: &str, nats: Option<&str>) -> HostProc {
+    let m = manifest.to_str().unwrap();
+    let mut args = vec!["host", m, "--modules", module];
+    if let Some(url) = nats {
+        args.extend(["--nats", url]);
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for HostProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    HostProc::start_with_cache(&args, &cache_dir())
 }
 
 /// A manifest of app `name` on `url` with one remote module, in `dir`.
@@ -255,7 +207,7 @@ fn latency() {
     // (iv, v) A `membrane host` process.
     let dir = tempfile::tempdir().unwrap();
     let m = adder_manifest(dir.path(), "bench-proc", &server.url);
-    let _host = HostProc::start(&m, "adder", None);
+    let _host = host(&m, "adder", None);
     let proc_caller = rt.block_on(runtime().load(&m)).expect("caller loads");
     rt.block_on(until_served(&proc_caller, "adder", ADD, &args));
 
@@ -669,10 +621,10 @@ fn scale_out(work: &Work) {
             manifest(d.path(), &name, &server.url, work.module, &work.manifest)
         })
         .collect();
-    let one_host = [HostProc::start(&manifests[0], work.module, None)];
+    let one_host = [host(&manifests[0], work.module, None)];
     let two_hosts = [
-        HostProc::start(&manifests[1], work.module, None),
-        HostProc::start(&manifests[1], work.module, None),
+        host(&manifests[1], work.module, None),
+        host(&manifests[1], work.module, None),
     ];
     let remote_one = rt.block_on(runtime().load(&manifests[0])).expect("loads");
     let remote_two = rt.block_on(runtime().load(&manifests[1])).expect("loads");
@@ -860,7 +812,7 @@ fn failover() {
         let mut cluster = Nats::cluster(3);
         let dir = tempfile::tempdir().unwrap();
         let m = adder_manifest(dir.path(), &format!("bench-fo{i}"), &cluster[1].url);
-        let _host = HostProc::start(&m, "adder", Some(&cluster[0].url));
+        let _host = host(&m, "adder", Some(&cluster[0].url));
         let caller = rt.block_on(runtime().load(&m)).expect("caller loads");
         rt.block_on(until_served(
             &caller,

@@ -1,7 +1,8 @@
 //! examples/notes/remote.toml: the notes app with `render` on another host, as the
 //! manifest's comment runs it (a nats-server, `membrane host`, `membrane run`).
 
-use super::host::{HostProc, app_name};
+use super::host::app_name;
+use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 use membrane_test_artifacts as guests;

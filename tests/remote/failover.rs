@@ -8,15 +8,14 @@
 //! recorded in BENCHMARKS.md, "Issue 14: remote placement".
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use membrane::{App, ErrorKind, Val};
 
+use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 
@@ -60,71 +59,14 @@ fn manifest(dir: &Path, name: &str, url: &str, timeout: &str) -> PathBuf {
     )
 }
 
-/// A `membrane host` process; killed when dropped.
-struct HostProc {
-    child: Child,
-    /// Its host id, from the line that says it hosts.
-    id: String,
-}
-
-impl HostProc {
-    /// Starts `membrane host MANIFEST --modules adder [--nats URL]` and waits until it says
-    /// it hosts.
-    fn start(manifest: &Path, nats: Option<&str>) -> HostProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-        cmd.arg("host").arg(manifest).args(["--modules", "adder"]);
-        if let Some(url) = nats {
-            cmd.args(["--nats", url]);
-        }
-        let mut child = cmd
-            .env_remove("MEMBRANE_LOG")
-            .env(
-                "MEMBRANE_CACHE_DIR",
-                std::env::temp_dir().join("membrane-test-cache"),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("membrane starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Killed by its drop if it never says it hosts.
-        let mut host = HostProc {
-            child,
-            id: String::new(),
-        };
-        let end = Instant::now() + Duration::from_secs(120);
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            if let Some((_, id)) = line.rsplit_once("(host id ") {
-                host.id = id.trim_end_matches(')').to_string();
-                return host;
-            }
-            seen.push(line);
-        }
-        panic!(
-            "membrane host did not say it hosts; it said:\n{}",
-            seen.join("\n")
-        );
+/// `membrane host MANIFEST --modules adder [--nats URL]`, once it says it hosts.
+fn host(manifest: &Path, nats: Option<&str>) -> HostProc {
+    let m = manifest.to_str().unwrap();
+    let mut args = vec!["host", m, "--modules", "adder"];
+    if let Some(url) = nats {
+        args.extend(["--nats", url]);
     }
-
-    /// SIGKILL, and reaped: its sockets are closed when this returns.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for HostProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+    HostProc::start(&args)
 }
 
 /// One call made by [`Load`].
@@ -318,8 +260,8 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let timeout = Duration::from_millis(300);
     let m = manifest(dir.path(), &app_name(), &nats.url, "300ms");
-    let mut first = HostProc::start(&m, None);
-    let second = HostProc::start(&m, None);
+    let mut first = host(&m, None);
+    let second = host(&m, None);
     let caller = runtime().load(&m).await.expect("caller loads");
     until_served(&caller).await;
 
@@ -341,7 +283,7 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     // Beyond the deadline (and the caller's grace) of every call in flight at the kill.
     tokio::time::sleep(timeout * 3).await;
     let before_back = caller.remote_answers("adder").unwrap();
-    let again = HostProc::start(&m, None);
+    let again = host(&m, None);
     let back = Instant::now();
     // The returning host answers its share: wait for its first answers, then a second more.
     let end = Instant::now() + BOUND;
@@ -424,7 +366,7 @@ async fn a_host_follows_the_cluster_when_its_server_dies() {
     let mut cluster = Nats::cluster(3);
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), &app_name(), &cluster[1].url, "300ms");
-    let _host = HostProc::start(&m, Some(&cluster[0].url));
+    let _host = host(&m, Some(&cluster[0].url));
     let caller = runtime().load(&m).await.expect("caller loads");
     // The host's subscription reaches B over the route.
     until_served(&caller).await;
@@ -486,7 +428,7 @@ async fn calls_fail_fast_while_disconnected_and_resume_after_a_restart() {
     let mut nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), &app_name(), &nats.url, "2s");
-    let _host = HostProc::start(&m, None);
+    let _host = host(&m, None);
     let caller = runtime().load(&m).await.expect("caller loads");
     until_served(&caller).await;
 

@@ -3,9 +3,7 @@
 //! `membrane host` command.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,6 +11,7 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use membrane::{App, AppSpec, ErrorKind, ModuleSpec, NatsSpec, Placement, Val};
 
+use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 
@@ -627,77 +626,6 @@ fn manifest(dir: &Path, name: &str, url: &str, extra: &str) -> std::path::PathBu
             guests::ADDER
         ),
     )
-}
-
-/// A `membrane` process serving remote modules; killed when dropped.
-pub(super) struct HostProc {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl HostProc {
-    /// Starts `membrane ARGS` and waits for the line that says it hosts.
-    pub(super) fn start(args: &[&str]) -> HostProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_membrane"))
-            .args(args)
-            .env_remove("MEMBRANE_LOG")
-            .env(
-                "MEMBRANE_CACHE_DIR",
-                std::env::temp_dir().join("membrane-test-cache"),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("membrane starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let p = HostProc { child, lines: rx };
-        p.wait_for("hosting ");
-        p
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        let mut seen = Vec::new();
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            if l.contains(text) {
-                return l;
-            }
-            seen.push(l);
-        }
-        panic!("no line with {text:?}; got:\n{}", seen.join("\n"));
-    }
-
-    /// SIGTERM, then the exit status (within 10 s).
-    pub(super) fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < end, "membrane did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for HostProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

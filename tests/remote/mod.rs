@@ -5,4 +5,5 @@ mod auth;
 mod example;
 mod failover;
 mod host;
+pub mod hostproc;
 pub mod nats;
