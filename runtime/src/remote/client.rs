@@ -99,6 +99,9 @@ impl RemoteModule {
     ) -> impl Future<Output = Result<Message>> + Send + use<> {
         let client = self.nats.client.clone();
         let mut watch = self.nats.up.clone();
+        // Only a drop during this call counts: the state was checked just above, and the
+        // event of an earlier reconnection may not have arrived yet.
+        watch.mark_unchanged();
         let name = self.name.clone();
         let up = self.nats.connected();
         let down = (!up).then(|| self.nats.down(&name));
@@ -121,7 +124,7 @@ impl RemoteModule {
                 answer = client.send_request(subject, request) => {
                     answer.map_err(|e| request_error(&name, session, e))
                 }
-                _ = watch.wait_for(|up| !*up) => Err(lost(&name)),
+                _ = dropped(&mut watch) => Err(lost(&name)),
             }
         }
     }
@@ -197,6 +200,15 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Resolves when the connection is reported down (or its reporter is gone).
+async fn dropped(watch: &mut tokio::sync::watch::Receiver<bool>) {
+    while watch.changed().await.is_ok() {
+        if !*watch.borrow_and_update() {
+            return;
+        }
     }
 }
 
