@@ -54,7 +54,9 @@ struct HttpSection {
     routes: BTreeMap<String, Spanned<String>>,
     header_timeout: Option<Spanned<String>>,
     write_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<u32>>,
+    max_connections_per_ip: Option<Spanned<u32>>,
     drain: Option<Spanned<String>>,
 }
 
@@ -294,6 +296,7 @@ fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
             &mut http.header_timeout,
         ),
         ("write_timeout", &s.write_timeout, &mut http.write_timeout),
+        ("idle_timeout", &s.idle_timeout, &mut http.idle_timeout),
         ("drain", &s.drain, &mut http.drain),
     ] {
         if let Some(v) = v
@@ -305,6 +308,10 @@ fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
     if let Some(v) = s.max_connections {
         lines.note("app.http.max_connections", &v.span());
         http.max_connections = *v.get_ref() as usize;
+    }
+    if let Some(v) = s.max_connections_per_ip {
+        lines.note("app.http.max_connections_per_ip", &v.span());
+        http.max_connections_per_ip = Some(*v.get_ref() as usize);
     }
     http
 }

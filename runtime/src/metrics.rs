@@ -11,6 +11,7 @@
 //! | `membrane_denials_total` | module, capability | denied uses of a capability (also on the `membrane::audit` log target) |
 //! | `membrane_http_requests_total` | route, status | requests answered by `membrane serve` |
 //! | `membrane_http_request_duration_seconds` | route | time to the response head (histogram) |
+//! | `membrane_http_connections_closed_total` | reason | connections the server closed on its own: `first-request-timeout`, `idle`, `evicted` (room for a new one), `per-ip` (refused at the address's cap), `grace-ran-out` |
 //!
 //! The call path pays two clock reads and four relaxed atomic additions per call (a counter
 //! and a lock-free histogram): every counter a call touches is looked up once per function and
@@ -69,6 +70,11 @@ struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
 }
@@ -89,6 +95,7 @@ pub(crate) struct Metrics {
     denials: Family<DenialLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<RouteLabels>,
+    http_closed: Family<ReasonLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -132,6 +139,13 @@ impl Metrics {
             unit,
             Family::clone(&http_duration),
         );
+        let http_closed = Family::default();
+        let help = "Connections the server closed on its own, by reason";
+        r.register(
+            "http_connections_closed",
+            help,
+            Family::clone(&http_closed),
+        );
         Arc::new(Metrics {
             calls_counted,
             registry: r,
@@ -143,7 +157,15 @@ impl Metrics {
             denials,
             http_requests,
             http_duration,
+            http_closed,
         })
+    }
+
+    /// Counts a connection the server closed on its own (see the table above for reasons).
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        self.http_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// The metrics of one module of the app.

@@ -207,6 +207,7 @@ fn check_serving(spec: &AppSpec, problems: &mut Problems) {
     for (k, d) in [
         ("header_timeout", http.header_timeout),
         ("write_timeout", http.write_timeout),
+        ("idle_timeout", http.idle_timeout),
     ] {
         if d.is_zero() {
             problems.push(
@@ -219,6 +220,14 @@ fn check_serving(spec: &AppSpec, problems: &mut Problems) {
         problems.push(
             Error::manifest("app.http.max_connections must be at least 1")
                 .with_key("app.http.max_connections"),
+        );
+    }
+    if http.max_connections_per_ip == Some(0) {
+        problems.push(
+            Error::manifest(
+                "app.http.max_connections_per_ip must be at least 1 (leave it out for no cap per address)",
+            )
+            .with_key("app.http.max_connections_per_ip"),
         );
     }
 }

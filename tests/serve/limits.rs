@@ -204,11 +204,44 @@ async fn a_slow_head_is_cut_off_after_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_cap_wait() {
+async fn connections_over_the_cap_wait_while_every_one_is_busy() {
     let mut http = HttpSpec::default().route("/", "m");
     http.max_connections = 1;
     let s = serve(AppSpec::new().module("m", probe("m")), http).await;
-    // One idle keep-alive connection takes the only place.
+    // One connection with a request in flight takes the only place: POST /echo announcing
+    // 10 bytes and sending 5, so the guest waits for the rest.
+    let mut first = TcpStream::connect(s.addr).await.unwrap();
+    first
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    eventually("the request reached the module", || {
+        s.app.status()["m"].busy == 1
+    })
+    .await;
+    let addr = s.addr;
+    let second = tokio::spawn(async move { get(addr, "/b").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second connection must wait for a place"
+    );
+    // The first request ends and its connection goes idle: it makes room.
+    first.write_all(b"world").await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let reply = crate::hostile::connections::read_until(&mut first, "helloworld").await;
+    assert!(reply.contains("helloworld"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_makes_room() {
+    let mut http = HttpSpec::default().route("/", "m");
+    http.max_connections = 1;
+    let s = serve(AppSpec::new().module("m", probe("m")), http).await;
     let first = TcpStream::connect(s.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(first))
         .await
@@ -219,18 +252,15 @@ async fn connections_over_the_cap_wait() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let addr = s.addr;
-    let second = tokio::spawn(async move { get(addr, "/b").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "the second connection must wait for a place"
-    );
-    drop(sender);
-    conn.abort();
-    let r = tokio::time::timeout(Duration::from_secs(5), second)
+    drop(r);
+    // The keep-alive connection is idle: a new connection takes its place at once.
+    let r = tokio::time::timeout(Duration::from_secs(30), get(s.addr, "/b"))
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the idle connection made room");
     assert_eq!(r.status, 200);
+    tokio::time::timeout(Duration::from_secs(30), conn)
+        .await
+        .expect("the idle connection was closed")
+        .unwrap()
+        .ok();
 }

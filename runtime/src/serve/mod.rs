@@ -15,10 +15,12 @@
 //! for the operator ([`page`]).
 
 pub mod admin;
+mod conn;
 mod control;
 mod io;
 pub(crate) mod page;
 mod service;
+mod slots;
 mod trace;
 
 use std::convert::Infallible;
@@ -29,9 +31,7 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
@@ -169,23 +169,27 @@ impl Server {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(Some(256));
+            .max_concurrent_streams(Some(HttpSpec::MAX_STREAMS));
+        let timers = conn::Timers {
+            header: http.header_timeout,
+            idle: http.idle_timeout,
+        };
+        let slots = slots::Slots::new(http.max_connections, http.max_connections_per_ip);
         let router = Arc::new(service::Router::new(app, http)?);
+        let metrics = router.app.metrics().clone();
         let admin_task = admin.map(|l| tokio::spawn(serve_admin(l, router.app.clone())));
-        let graceful = GracefulShutdown::new();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
-        let permits = Arc::new(Semaphore::new(router.http.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
+            // A server whose every connection has a request in flight leaves new ones in
+            // the kernel's backlog; otherwise one without a request makes room.
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let (stream, _peer) = tokio::select! {
+                () = slots.room() => {}
+            }
+            let (stream, peer) = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -198,31 +202,61 @@ impl Server {
                     }
                 },
             };
+            let slot = loop {
+                match slots.admit(peer.ip()) {
+                    Ok(slot) => break Admitted::Yes(Arc::new(slot)),
+                    Err(slots::Refusal::PerIp) => {
+                        tracing::debug!(target: "membrane::http", peer = %peer.ip(), "refused: the address has max_connections_per_ip connections, all busy");
+                        metrics.connection_closed("per-ip");
+                        break Admitted::No;
+                    }
+                    // The connection that would have made room took a request meanwhile.
+                    Err(slots::Refusal::Full) => tokio::select! {
+                        biased;
+                        () = &mut shutdown => break Admitted::Stop,
+                        () = slots.room() => {}
+                    },
+                }
+            };
+            let slot = match slot {
+                Admitted::Yes(slot) => slot,
+                Admitted::No => continue,
+                Admitted::Stop => break,
+            };
             let _ = stream.set_nodelay(true);
             let io = TokioIo::new(io::TimedIo::new(stream, router.http.write_timeout));
             let r = router.clone();
+            let counted = slot.clone();
             let service = service_fn(move |req| {
                 let r = r.clone();
-                async move { Ok::<_, Infallible>(r.handle(req).await) }
+                let active = counted.start();
+                async move {
+                    let resp = r.handle(req).await;
+                    Ok::<_, Infallible>(resp.map(|body| conn::Tracked::new(body, active)))
+                }
             });
-            let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+            let conn = builder.serve_connection(io, service).into_owned();
             // Finished connections are reaped as new ones come, so the set stays as large
             // as the connections open.
             while connections.try_join_next().is_some() {}
-            connections.spawn(async move {
-                // Errors here are the client's: a reset, a timeout, bad HTTP (answered 400).
-                if let Err(e) = conn.await {
-                    tracing::debug!(target: "membrane::http", error = %e, "connection ended");
-                }
-                drop(permit);
-            });
+            connections.spawn(conn::drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                slot,
+                timers,
+                stopping.clone(),
+                metrics.clone(),
+            ));
         }
         // New connections are refused from here on.
         drop(listener);
         tracing::info!(target: "membrane::http", "shutting down: draining requests in flight");
-        let open = graceful.count();
+        let _ = stop.send(true);
+        while connections.try_join_next().is_some() {}
+        let open = connections.len();
+        let drained = async { while connections.join_next().await.is_some() {} };
         let aborted = tokio::select! {
-            () = graceful.shutdown() => 0,
+            () = drained => 0,
             () = tokio::time::sleep(drain) => {
                 // Dropping a connection's future closes its socket and stops the guest still
                 // answering on it.
@@ -242,6 +276,15 @@ impl Server {
         }
         Ok(aborted)
     }
+}
+
+/// What became of an accepted connection.
+enum Admitted {
+    Yes(Arc<slots::Slot>),
+    /// Refused (closed at once).
+    No,
+    /// The server is shutting down.
+    Stop,
 }
 
 /// Serves the admin endpoints until aborted.

@@ -12,8 +12,14 @@ use std::time::Duration;
 /// | `routes` | none | path prefix -> module; the longest matching prefix wins |
 /// | `header_timeout` | 5 s | a client must send a request's head within this (slowloris) |
 /// | `write_timeout` | 10 s | a response write that makes no progress for this long aborts the connection |
-/// | `max_connections` | 1024 | connections served at once; more wait in the kernel's backlog |
+/// | `idle_timeout` | 60 s | a connection with no request in flight is closed after this (HTTP/1.1 keep-alive also waits at most `header_timeout` for the next head) |
+/// | `max_connections` | 1024 | connections served at once; when all are taken, one that has no request in flight is closed to make room, else more wait in the kernel's backlog |
+/// | `max_connections_per_ip` | none | connections from one client address at once; past it, one of that address's connections without a request in flight is closed to make room, else the new one is refused |
 /// | `drain` | 30 s | on SIGTERM/SIGINT, how long requests in flight may take to finish |
+///
+/// Every connection must complete its first request head (HTTP/1.1) or open its first
+/// stream (HTTP/2) within `header_timeout` of being accepted, whatever it sends before; an
+/// HTTP/2 connection carries at most [`HttpSpec::MAX_STREAMS`] streams at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpSpec {
@@ -25,8 +31,12 @@ pub struct HttpSpec {
     pub header_timeout: Duration,
     /// How long one write of a response may wait for a slow client.
     pub write_timeout: Duration,
+    /// How long a connection with no request in flight stays open.
+    pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections from one client IP address at once (`None`: no cap of its own).
+    pub max_connections_per_ip: Option<usize>,
     /// How long in-flight requests may take to finish at shutdown.
     pub drain: Duration,
 }
@@ -36,6 +46,10 @@ impl HttpSpec {
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default `write_timeout`: 10 seconds.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default `idle_timeout`: 60 seconds.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Streams one HTTP/2 connection may have open at once.
+    pub const MAX_STREAMS: u32 = 256;
     /// Default `max_connections`: 1024.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
     /// Default `drain`: 30 seconds.
@@ -70,7 +84,9 @@ impl Default for HttpSpec {
             routes: BTreeMap::new(),
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: None,
             drain: Self::DEFAULT_DRAIN,
         }
     }
