@@ -141,11 +141,7 @@ impl Metrics {
         );
         let http_closed = Family::default();
         let help = "Connections the server closed on its own, by reason";
-        r.register(
-            "http_connections_closed",
-            help,
-            Family::clone(&http_closed),
-        );
+        r.register("http_connections_closed", help, Family::clone(&http_closed));
         Arc::new(Metrics {
             calls_counted,
             registry: r,

@@ -127,7 +127,8 @@ async fn http2_connections_carry_a_bounded_number_of_streams() {
     let mut body = vec![0u8; len];
     c.read_exact(&mut body).await.unwrap();
     let max_streams = body.chunks(6).find_map(|s| {
-        (u16::from_be_bytes([s[0], s[1]]) == 0x3).then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+        (u16::from_be_bytes([s[0], s[1]]) == 0x3)
+            .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
     });
     assert_eq!(max_streams, Some(HttpSpec::MAX_STREAMS));
 }
@@ -158,7 +159,10 @@ async fn an_idle_http2_connection_is_closed() {
         .unwrap()
         .ok();
     let m = s.app.metrics_text();
-    let idle = sample(&m, "membrane_http_connections_closed_total{reason=\"idle\"}");
+    let idle = sample(
+        &m,
+        "membrane_http_connections_closed_total{reason=\"idle\"}",
+    );
     assert_eq!(idle, Some(1.0), "{m}");
 }
 
@@ -204,6 +208,9 @@ async fn one_address_cannot_take_every_slot() {
         .expect("the request in flight is answered");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let m = s.app.metrics_text();
-    let refused = sample(&m, "membrane_http_connections_closed_total{reason=\"per-ip\"}");
+    let refused = sample(
+        &m,
+        "membrane_http_connections_closed_total{reason=\"per-ip\"}",
+    );
     assert_eq!(refused, Some(1.0), "{m}");
 }
