@@ -55,6 +55,11 @@ pub fn text_of(v: &Val) -> String {
     }
 }
 
+/// Where the `membrane` processes of the tests keep their admin tokens.
+pub fn runtime_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("membrane-test-run")
+}
+
 /// Runs the `membrane` binary.
 pub fn membrane(args: &[&str]) -> Output {
     membrane_in(None, args)
@@ -62,10 +67,13 @@ pub fn membrane(args: &[&str]) -> Output {
 
 pub fn membrane_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-    cmd.args(args).env_remove("MEMBRANE_LOG").env(
-        "MEMBRANE_CACHE_DIR",
-        std::env::temp_dir().join("membrane-test-cache"),
-    );
+    cmd.args(args)
+        .env_remove("MEMBRANE_LOG")
+        .env(
+            "MEMBRANE_CACHE_DIR",
+            std::env::temp_dir().join("membrane-test-cache"),
+        )
+        .env("MEMBRANE_RUNTIME_DIR", runtime_dir());
     if let Some(d) = dir {
         cmd.current_dir(d);
     }

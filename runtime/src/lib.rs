@@ -113,7 +113,8 @@ pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret, UpgradePolicy,
+    ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret, TokenSource,
+    UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

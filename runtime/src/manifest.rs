@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
-    AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations, ModuleSpec,
-    OutputRoute, Placement, RestartPolicy, UpgradePolicy,
+    AdminSpec, AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations,
+    ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -64,6 +64,10 @@ struct HttpSection {
 #[serde(deny_unknown_fields)]
 struct AdminSection {
     listen: Spanned<String>,
+    token_file: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -263,8 +267,7 @@ impl Manifest {
             app = app.http(http_spec(http.into_inner(), &mut lines));
         }
         if let Some(admin) = file.app.admin {
-            lines.note("app.admin.listen", &admin.listen.span());
-            app = app.admin(admin.listen.into_inner());
+            app = app.admin_with(admin_spec(admin, base, &mut lines));
         }
         let Lines { map, problems, .. } = lines;
         problems.into_result()?;
@@ -277,6 +280,35 @@ impl Manifest {
             app,
         })
     }
+}
+
+fn admin_spec(s: AdminSection, base: &Path, lines: &mut Lines<'_>) -> AdminSpec {
+    lines.note("app.admin.listen", &s.listen.span());
+    let mut admin = AdminSpec {
+        listen: Some(s.listen.into_inner()),
+        ..AdminSpec::default()
+    };
+    match (s.token_file, s.token_env) {
+        (Some(_), Some(env)) => lines.bad(
+            "app.admin.token_env".into(),
+            &env.span(),
+            "give token_file or token_env, not both (one token, from one place)".into(),
+        ),
+        (Some(file), None) => {
+            lines.note("app.admin.token_file", &file.span());
+            admin = admin.token(TokenSource::File(base.join(file.into_inner())));
+        }
+        (None, Some(env)) => {
+            lines.note("app.admin.token_env", &env.span());
+            admin = admin.token(TokenSource::Env(env.into_inner()));
+        }
+        (None, None) => {}
+    }
+    for (i, h) in s.hosts.into_iter().enumerate() {
+        lines.note(format!("app.admin.hosts[{i}]"), &h.span());
+        admin = admin.host(h.into_inner());
+    }
+    admin
 }
 
 fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {

@@ -176,6 +176,28 @@ fn check_serving(spec: &AppSpec, problems: &mut Problems) {
     };
     if let Some(a) = &spec.admin.listen {
         address("app.admin.listen", a, problems);
+        if let Ok(at) = a.parse::<std::net::SocketAddr>()
+            && !at.ip().is_loopback()
+            && spec.admin.token.is_none()
+        {
+            problems.push(
+                Error::manifest(format!(
+                    "app.admin.listen: {at} is reachable from other machines, so the admin listener needs a token: \
+                     set token_file (a file of mode 600) or token_env under [app.admin], or listen on 127.0.0.1"
+                ))
+                .with_key("app.admin.token_file"),
+            );
+        }
+    }
+    if let Some(crate::spec::TokenSource::Env(name)) = &spec.admin.token
+        && (name.is_empty() || name.contains('='))
+    {
+        problems.push(
+            Error::manifest(format!(
+                "app.admin.token_env: {name:?} is not the name of an environment variable"
+            ))
+            .with_key("app.admin.token_env"),
+        );
     }
     let Some(http) = &spec.http else {
         return;

@@ -25,6 +25,20 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// The admin token `membrane serve` made up and wrote for `membrane reload`.
+    pub fn token(&self) -> String {
+        let admin = self.admin.expect("an admin listener");
+        let path = crate::common::runtime_dir().join(format!(
+            "admin-{}-{}.token",
+            admin.ip(),
+            admin.port()
+        ));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
     /// The log lines written so far (waits `settle` for more).
     pub fn logs(&self, settle: Duration) -> Vec<String> {
         let mut out = Vec::new();
@@ -79,6 +93,7 @@ pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc 
         "MEMBRANE_CACHE_DIR",
         std::env::temp_dir().join("membrane-test-cache"),
     )
+    .env("MEMBRANE_RUNTIME_DIR", crate::common::runtime_dir())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     for (k, v) in env {

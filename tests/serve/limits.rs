@@ -10,7 +10,7 @@ use membrane::{AppSpec, HttpSpec, RestartPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{eventually, get, one, probe, request, send, serve};
+use super::{eventually, get, one, probe, request, send, serve, with_host};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_before_the_guest_reads_it() {
@@ -91,7 +91,7 @@ async fn the_timeout_after_the_head_aborts_the_connection() {
         .unwrap();
     tokio::spawn(conn);
     let resp = sender
-        .send_request(request("GET", "/spin-after-head", Bytes::new()))
+        .send_request(with_host(request("GET", "/spin-after-head", Bytes::new())))
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -248,7 +248,7 @@ async fn an_idle_keep_alive_connection_makes_room() {
         .unwrap();
     let conn = tokio::spawn(conn);
     let r = sender
-        .send_request(request("GET", "/a", Bytes::new()))
+        .send_request(with_host(request("GET", "/a", Bytes::new())))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);

@@ -25,6 +25,8 @@ pub struct Served {
     pub app: App,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The admin listener's token (made up at bind).
+    pub token: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<membrane::Result<usize>>>,
 }
@@ -61,6 +63,7 @@ pub async fn serve_app(app: App) -> Served {
     let server = Server::bind(&app, options).await.expect("binds");
     let addr = server.local_addr().unwrap();
     let admin = server.admin_addr();
+    let token = server.admin_token().map(str::to_owned);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
         let _ = rx.await;
@@ -69,6 +72,7 @@ pub async fn serve_app(app: App) -> Served {
         app,
         addr,
         admin,
+        token,
         stop: Some(tx),
         task: Some(task),
     }
@@ -95,8 +99,13 @@ pub struct Reply {
     pub body: String,
 }
 
-/// Sends one HTTP/1.1 request on a new connection.
-pub async fn send(addr: SocketAddr, req: http::Request<Full<Bytes>>) -> Result<Reply, String> {
+/// Sends one HTTP/1.1 request on a new connection; a request without `Host` gets the
+/// address, as a client sends it.
+pub async fn send(addr: SocketAddr, mut req: http::Request<Full<Bytes>>) -> Result<Reply, String> {
+    if !req.headers().contains_key(http::header::HOST) {
+        req.headers_mut()
+            .insert(http::header::HOST, addr.to_string().parse().unwrap());
+    }
     let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -116,9 +125,26 @@ pub fn request(method: &str, path: &str, body: impl Into<Bytes>) -> http::Reques
     http::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", "test.local")
         .body(Full::new(body.into()))
         .unwrap()
+}
+
+/// A request with `Host: test.local`, for clients that do not add one.
+pub fn with_host(mut req: http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
+    req.headers_mut().insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("test.local"),
+    );
+    req
+}
+
+/// A request that carries the admin token.
+pub fn with_token(mut req: http::Request<Full<Bytes>>, token: &str) -> http::Request<Full<Bytes>> {
+    req.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    req
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {

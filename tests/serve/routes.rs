@@ -9,7 +9,7 @@ use membrane::{AppSpec, ErrorKind, HttpSpec, ModuleSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{get, one, probe, request, serve};
+use super::{get, one, probe, request, serve, with_host};
 use crate::common::{guests, runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +54,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     for i in 0..5 {
         sender.ready().await.unwrap();
         let resp = sender
-            .send_request(request("GET", &format!("/n{i}"), Bytes::new()))
+            .send_request(with_host(request("GET", &format!("/n{i}"), Bytes::new())))
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);

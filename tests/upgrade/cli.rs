@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{guests, membrane, stderr, stdout, write_manifest};
 use crate::serve::cli::{Proc, start_with};
-use crate::serve::{get, request, send};
+use crate::serve::{get, request, send, with_token};
 
 fn manifest(dir: &Path) -> std::path::PathBuf {
     write_manifest(
@@ -124,20 +124,29 @@ async fn membrane_reload_and_the_admin_endpoints() {
         .headers_mut()
         .insert("sec-fetch-site", "cross-site".parse().unwrap());
     assert_eq!(send(s.admin.unwrap(), cross).await.unwrap().status, 403);
-    let r = send(s.admin.unwrap(), request("POST", "/rollback/greet", ""))
-        .await
-        .unwrap();
+    let r = send(
+        s.admin.unwrap(),
+        with_token(request("POST", "/rollback/greet", ""), &s.token()),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["rolled_back"]["to"], 1);
     assert_eq!(answer(&s).await.trim(), "v1 hello bob");
-    let r = send(s.admin.unwrap(), request("POST", "/rollback/greet", ""))
-        .await
-        .unwrap();
+    let r = send(
+        s.admin.unwrap(),
+        with_token(request("POST", "/rollback/greet", ""), &s.token()),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 404);
-    let r = send(s.admin.unwrap(), request("POST", "/rollback/nope", ""))
-        .await
-        .unwrap();
+    let r = send(
+        s.admin.unwrap(),
+        with_token(request("POST", "/rollback/nope", ""), &s.token()),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(get(s.admin.unwrap(), "/reload").await.status, 405);
 

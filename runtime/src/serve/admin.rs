@@ -7,6 +7,7 @@ use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::App;
+use crate::serve::access::Access;
 use crate::serve::service::{Response, text};
 use crate::supervisor::Health;
 use crate::upgrade::report::GenerationState;
@@ -15,12 +16,15 @@ use crate::upgrade::report::GenerationState;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Answers one admin request.
-pub(crate) async fn handle(app: &App, req: hyper::Request<Incoming>) -> Response {
-    if let Some(resp) = super::control::handle(app, &req).await {
+pub(crate) async fn handle(app: &App, access: &Access, req: hyper::Request<Incoming>) -> Response {
+    if let Some(refused) = access.refuse_host(&req) {
+        return refused;
+    }
+    if let Some(resp) = super::control::handle(app, access, &req).await {
         return resp;
     }
     let (body, content_type) = match req.uri().path() {
-        "/" => return super::page::handle(app, req.method()),
+        "/" => return super::page::handle(app, req.method(), access.token()),
         "/metrics" => (app.metrics_text(), OPENMETRICS),
         "/status" => (status_json(app), "application/json"),
         _ => {

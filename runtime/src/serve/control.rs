@@ -4,20 +4,26 @@
 //! "error", "problems": [...]}` with 422 for a refused upgrade, 409 for a conflict, 404 for
 //! an unknown module or nothing to roll back to.
 //!
-//! A browser on the operator's machine must not be turned against the listener by another
-//! site: a request a browser marks as cross-site (`Sec-Fetch-Site`) or whose `Origin` is not
-//! the listener itself is refused with 403. Tools (curl, `membrane reload`) send neither.
+//! A change needs the admin token ([`super::access`]): 401 without it. A browser on the
+//! operator's machine must not be turned against the listener by another site either: a
+//! request a browser marks as cross-site (`Sec-Fetch-Site`) or whose `Origin` is not the
+//! listener itself is refused with 403. Tools (curl, `membrane reload`) send neither.
 
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind};
+use crate::serve::access::Access;
 use crate::serve::service::{Response, text};
 use crate::upgrade::report::UpgradeReport;
 
 /// Answers a change request, or `None` when the request is not one.
-pub(crate) async fn handle(app: &App, req: &hyper::Request<Incoming>) -> Option<Response> {
+pub(crate) async fn handle(
+    app: &App,
+    access: &Access,
+    req: &hyper::Request<Incoming>,
+) -> Option<Response> {
     let path = req.uri().path();
     let rollback = path.strip_prefix("/rollback/");
     if path != "/reload" && rollback.is_none() {
@@ -34,6 +40,9 @@ pub(crate) async fn handle(app: &App, req: &hyper::Request<Incoming>) -> Option<
             StatusCode::FORBIDDEN,
             "cross-site requests may not change the app\n",
         ));
+    }
+    if let Some(refused) = access.refuse_change(req) {
+        return Some(refused);
     }
     let answer = match rollback {
         Some(module) => app

@@ -14,6 +14,7 @@
 //! An optional second listener serves the admin endpoints ([`admin`]) and, at `/`, a page
 //! for the operator ([`page`]).
 
+mod access;
 pub mod admin;
 mod conn;
 mod control;
@@ -71,7 +72,7 @@ pub struct Server {
     app: App,
     http: HttpSpec,
     listener: TcpListener,
-    admin: Option<TcpListener>,
+    admin: Option<(TcpListener, access::Access)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -127,9 +128,20 @@ impl Server {
         };
         let listener = bind(&listen, what).await?;
         let admin = match (&options.admin, &app.admin_spec().listen) {
-            (Some(a), _) => Some(bind(a, "--admin").await?),
-            (None, Some(a)) => Some(bind(a, "app.admin.listen").await?),
+            (Some(a), _) => Some((a, "--admin")),
+            (None, Some(a)) => Some((a, "app.admin.listen")),
             (None, None) => None,
+        };
+        let admin = match admin {
+            Some((addr, what)) => {
+                let l = bind(addr, what).await?;
+                let at = l
+                    .local_addr()
+                    .map_err(|e| Error::io("the admin listener has no address", e))?;
+                let access = access::Access::new(app.admin_spec(), at, what)?;
+                Some((l, access))
+            }
+            None => None,
         };
         Ok(Server {
             app: app.clone(),
@@ -146,7 +158,19 @@ impl Server {
 
     /// The address of the admin endpoints, if they are served.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The bearer token the admin listener's changes (`POST /reload`, `POST /rollback`)
+    /// need, if it is served: the configured one, or one made up at [`Server::bind`].
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin.as_ref().map(|(_, a)| a.token())
+    }
+
+    /// Whether the admin token was made up at [`Server::bind`] (none was configured), so
+    /// that whoever runs the server must hand it to its operators.
+    pub fn admin_token_generated(&self) -> bool {
+        self.admin.as_ref().is_some_and(|(_, a)| a.generated())
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets the requests in flight
@@ -177,7 +201,8 @@ impl Server {
         let slots = slots::Slots::new(http.max_connections, http.max_connections_per_ip);
         let router = Arc::new(service::Router::new(app, http)?);
         let metrics = router.app.metrics().clone();
-        let admin_task = admin.map(|l| tokio::spawn(serve_admin(l, router.app.clone())));
+        let admin_task =
+            admin.map(|(l, access)| tokio::spawn(serve_admin(l, router.app.clone(), access)));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
@@ -288,7 +313,8 @@ enum Admitted {
 }
 
 /// Serves the admin endpoints until aborted.
-async fn serve_admin(listener: TcpListener, app: App) {
+async fn serve_admin(listener: TcpListener, app: App, access: access::Access) {
+    let access = Arc::new(access);
     let builder = {
         let mut b = hyper::server::conn::http1::Builder::new();
         b.timer(TokioTimer::new())
@@ -301,9 +327,11 @@ async fn serve_admin(listener: TcpListener, app: App) {
             continue;
         };
         let app = app.clone();
+        let access = access.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
+            let access = access.clone();
+            async move { Ok::<_, Infallible>(admin::handle(&app, &access, req).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {

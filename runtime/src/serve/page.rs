@@ -38,15 +38,20 @@ const STYLE: &str = include_str!("page/page.css");
 const DASH: &str = "–";
 
 /// Answers `GET /` (and `HEAD /`) with the page; other methods get 405.
-pub(crate) fn handle(app: &App, method: &Method) -> Response {
+pub(crate) fn handle(app: &App, method: &Method, token: &str) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
         resp.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
-    let mut resp = text(StatusCode::OK, render(app));
+    let mut resp = text(StatusCode::OK, render(app, token));
     let headers = resp.headers_mut();
+    // The page carries the admin token: no cache may keep it.
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -108,7 +113,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The whole page.
-fn render(app: &App) -> String {
+fn render(app: &App, token: &str) -> String {
     let status = app.status();
     let title = app
         .manifest_path()
@@ -132,6 +137,7 @@ fn render(app: &App) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · membrane</title>
+<meta name="membrane-admin-token" content="{token}">
 <link rel="icon" href="data:,">
 <style>{STYLE}</style>
 </head>
@@ -157,6 +163,7 @@ fn render(app: &App) -> String {
 </html>
 "#,
         title = escape(&title),
+        token = escape(token),
         manifest = escape(&manifest),
         modules = plural(modules, "module", "modules"),
         links = plural(links, "link", "links"),

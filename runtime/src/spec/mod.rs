@@ -23,7 +23,7 @@ pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
-pub use serve::{AdminSpec, HttpSpec};
+pub use serve::{AdminSpec, HttpSpec, TokenSource};
 pub use upgrade::UpgradePolicy;
 
 use crate::error::Location;
@@ -157,6 +157,12 @@ impl AppSpec {
     /// Sets the admin listener's address (see [`AdminSpec`]).
     pub fn admin(mut self, listen: impl Into<String>) -> Self {
         self.admin.listen = Some(listen.into());
+        self
+    }
+
+    /// Replaces the whole `[app.admin]` section (address, token, host names).
+    pub fn admin_with(mut self, admin: AdminSpec) -> Self {
+        self.admin = admin;
         self
     }
 

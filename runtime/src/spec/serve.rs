@@ -92,13 +92,55 @@ impl Default for HttpSpec {
     }
 }
 
-/// The `[app.admin]` section: a second listener, for operators only, with `GET /metrics`
-/// (Prometheus text format) and `GET /status` (JSON).
+/// The `[app.admin]` section: a second listener, for operators only, with a page (`GET /`),
+/// `GET /metrics` (Prometheus text format), `GET /status` (JSON) and the changes
+/// `POST /reload` and `POST /rollback/<module>`.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `listen` | none (no admin listener) | `IP:PORT`; `membrane serve --admin` overrides it |
+/// | `token_file` | none | a file holding the bearer token that `/reload` and `/rollback` require (mode 600) |
+/// | `token_env` | none | the environment variable holding that token, instead of a file |
+/// | `hosts` | none | more names the listener answers to (its address, any IP literal of a loopback or unspecified listen address, and `localhost` always work) |
+///
+/// Without `token_file` or `token_env`, a token is made up when the listener starts (the
+/// `membrane` command writes it to a private file that `membrane reload` reads); a listener
+/// on an address that is not loopback must have one configured. A request whose `Host` names
+/// anything else is refused (421) before any handler runs: a web page that rebinds its own
+/// name to the listener's address cannot reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct AdminSpec {
     /// The address to listen on, `IP:PORT`.
     pub listen: Option<String>,
+    /// Where the admin token is read from.
+    pub token: Option<TokenSource>,
+    /// Host names the listener answers to besides its own address and `localhost`.
+    pub hosts: Vec<String>,
+}
+
+/// Where the admin listener's bearer token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// A file holding the token (nothing else may read it: mode 600 or stricter).
+    File(std::path::PathBuf),
+    /// An environment variable holding the token.
+    Env(String),
+}
+
+impl AdminSpec {
+    /// Reads the admin token from `source` instead of making one up at start.
+    pub fn token(mut self, source: TokenSource) -> Self {
+        self.token = Some(source);
+        self
+    }
+
+    /// Also answers requests whose `Host` is `name`.
+    pub fn host(mut self, name: impl Into<String>) -> Self {
+        self.hosts.push(name.into());
+        self
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod build;
 mod output;
 mod progress;
 mod reload;
+mod token;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -394,9 +395,21 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 line.push_str(&format!("serving on http://{addr}"));
             }
             if let Some(addr) = server.admin_addr() {
-                line.push_str(&format!(" (admin: http://{addr}/metrics, /status)"));
+                line.push_str(&format!(" (admin: http://{addr}/)"));
             }
             say(&line);
+            // A made-up admin token goes to a private file, for `membrane reload`.
+            let token_file = match (server.admin_addr(), server.admin_token()) {
+                (Some(addr), Some(t)) if server.admin_token_generated() => {
+                    let path = token::write(addr, t)?;
+                    say(&format!(
+                        "admin token (for POST /reload and /rollback): {}",
+                        path.display()
+                    ));
+                    Some(path)
+                }
+                _ => None,
+            };
             let manifest_path = app
                 .manifest_path()
                 .map_or_else(|| manifest.clone(), Path::to_path_buf);
@@ -425,6 +438,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(w) = watcher {
                 w.abort();
             }
+            if let Some(path) = token_file {
+                let _ = std::fs::remove_file(path);
+            }
             if aborted > 0 {
                 say(&format!(
                     "stopped; {aborted} connection(s) were aborted when the drain time ran out"
@@ -452,21 +468,29 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload { admin, manifest } => {
-            let admin = match admin {
-                Some(a) => a,
-                None => {
-                    let m = Manifest::from_file(&manifest).with_context(|| {
-                        "give the server's admin address with --admin IP:PORT, or the manifest that names it".to_string()
-                    })?;
-                    m.app.admin_spec().listen.clone().with_context(|| {
-                        format!(
-                            "{} has no [app.admin] listen; give the server's admin address with --admin IP:PORT",
-                            manifest.display()
-                        )
-                    })?
+            // The manifest names the listener and where its token is; with --admin it may
+            // be absent (the token is then the one the server made up for that address).
+            let spec = match Manifest::from_file(&manifest) {
+                Ok(m) => Some(m.app.admin_spec().clone()),
+                // The server reads the manifest again and reports its problems itself.
+                Err(_) if admin.is_some() => None,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(
+                        "give the server's admin address with --admin IP:PORT, or the manifest that names it",
+                    ));
                 }
             };
-            Ok(if reload::ask(&admin)? {
+            let admin = match admin {
+                Some(a) => a,
+                None => spec.as_ref().and_then(|s| s.listen.clone()).with_context(|| {
+                    format!(
+                        "{} has no [app.admin] listen; give the server's admin address with --admin IP:PORT",
+                        manifest.display()
+                    )
+                })?,
+            };
+            let configured = spec.as_ref().and_then(|s| s.token.as_ref());
+            Ok(if reload::ask(&admin, configured)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

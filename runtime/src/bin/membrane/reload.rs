@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use membrane::{App, ComponentSource};
+use membrane::{App, ComponentSource, TokenSource};
 
 /// How often `--watch` looks at the files, and how long a change must settle before the
 /// reload (a build writes a component in several steps).
@@ -122,12 +122,22 @@ pub async fn watch(app: App, manifest: PathBuf) {
 
 /// `membrane reload`: POST /reload to a server's admin listener; prints what happened.
 /// Returns whether the reload succeeded.
-pub fn ask(admin: &str) -> anyhow::Result<bool> {
+pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool> {
     let addr = admin
         .to_socket_addrs()
         .with_context(|| format!("--admin {admin:?} is not an address like 127.0.0.1:9090"))?
         .next()
         .with_context(|| format!("--admin {admin:?} resolves to no address"))?;
+    let token = crate::token::read(configured, addr)?;
+    let authorization = match &token {
+        Some(t) if t.bytes().all(|b| b.is_ascii_graphic()) => {
+            format!("Authorization: Bearer {t}\r\n")
+        }
+        Some(_) => bail!(
+            "the admin token holds characters a header cannot carry; make it printable ASCII without spaces"
+        ),
+        None => String::new(),
+    };
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
         format!("cannot reach the admin listener at {addr}: is `membrane serve` running with [app.admin] listen (or --admin) there?")
     })?;
@@ -135,7 +145,7 @@ pub fn ask(admin: &str) -> anyhow::Result<bool> {
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
     write!(
         stream,
-        "POST /reload HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /reload HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream
@@ -146,6 +156,17 @@ pub fn ask(admin: &str) -> anyhow::Result<bool> {
         bail!("the admin listener at {addr} sent no HTTP answer");
     };
     let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status == "401" {
+        bail!(
+            "the admin listener at {addr} refused the token{}: give the token the server uses \
+             ([app.admin] token_file or token_env of the manifest, or the file `membrane serve` printed at start)",
+            if token.is_none() {
+                " (none was found)"
+            } else {
+                ""
+            }
+        );
+    }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim()) else {
         bail!(
             "the admin listener at {addr} answered {status}: {}",

@@ -6,6 +6,9 @@
 (() => {
   const DASH = "\u2013";
   const PERIOD_MS = 1000;
+  // The admin token, in this page's own HTML (only a page of this origin can read it).
+  const tokenMeta = document.querySelector('meta[name="membrane-admin-token"]');
+  const TOKEN = tokenMeta ? tokenMeta.content : "";
   const has = (v) => v !== undefined && v !== null && v !== "";
   const show = (v) => (has(v) ? String(v) : DASH);
   const num = (v) => typeof v === "number" && Number.isFinite(v);
@@ -166,7 +169,10 @@
     const label = b.textContent;
     b.textContent = "Rolling back\u2026";
     try {
-      const r = await fetch("/rollback/" + encodeURIComponent(row.name), { method: "POST" });
+      const r = await fetch("/rollback/" + encodeURIComponent(row.name), {
+        method: "POST",
+        headers: { authorization: "Bearer " + TOKEN },
+      });
       let body = null;
       try {
         body = await r.json();
