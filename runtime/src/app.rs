@@ -14,6 +14,7 @@ use crate::module::Module;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 use crate::typed::Typed;
 use crate::unit::RunContext;
+use crate::upgrade::grants::UpgradeOptions;
 use crate::upgrade::report::{ReloadReport, UpgradeReport};
 use crate::value::Function;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
@@ -249,10 +250,23 @@ impl App {
     /// and the module rolls back by itself if the new one's circuit opens or too many of its
     /// calls fail. A downgrade is an upgrade to an older component. `Conflict` while another
     /// upgrade of the module runs.
+    ///
+    /// A new version that widens a grant, raises a limit or quota, or weakens the sandbox is
+    /// refused (`Denied`, one problem per change); see [`App::upgrade_with`].
     pub async fn upgrade(&self, module: &str, spec: ModuleSpec) -> Result<UpgradeReport> {
+        self.upgrade_with(module, spec, UpgradeOptions::new()).await
+    }
+
+    /// [`App::upgrade`], with `options` saying whether wider grants are accepted.
+    pub async fn upgrade_with(
+        &self,
+        module: &str,
+        spec: ModuleSpec,
+        options: UpgradeOptions,
+    ) -> Result<UpgradeReport> {
         self.module(module)?;
         let changes = BTreeMap::from([(module.to_string(), self.here(module, spec))]);
-        let mut reports = self.upgrade_all(changes, None).await?;
+        let mut reports = self.upgrade_all(changes, None, options).await?;
         Ok(reports.remove(0))
     }
 
@@ -274,15 +288,47 @@ impl App {
     /// limits, links or policies changed, all gated before any switches, providers first
     /// (see [`App::reload_spec`]).
     pub async fn reload(&self, manifest: impl AsRef<Path>) -> Result<ReloadReport> {
+        self.reload_with(manifest, UpgradeOptions::new()).await
+    }
+
+    /// [`App::reload`], with `options` saying whether wider grants are accepted.
+    pub async fn reload_with(
+        &self,
+        manifest: impl AsRef<Path>,
+        options: UpgradeOptions,
+    ) -> Result<ReloadReport> {
         let manifest = crate::manifest::Manifest::from_file(manifest)?;
-        self.reload_spec(manifest.app).await
+        self.reload_spec_with(manifest.app, options).await
     }
 
     /// Upgrades the modules whose declaration in `spec` differs from what serves now. The
     /// app's set of modules cannot change (that takes a restart); changes to `[app]`
     /// settings such as `[app.http]` are reported as warnings and take effect on restart.
-    pub async fn reload_spec(&self, mut spec: AppSpec) -> Result<ReloadReport> {
+    ///
+    /// A reload that widens a grant, raises a limit or quota, or weakens the sandbox of any
+    /// module is refused whole (`Denied`, one problem per change); see
+    /// [`App::reload_spec_with`].
+    pub async fn reload_spec(&self, spec: AppSpec) -> Result<ReloadReport> {
+        self.reload_spec_with(spec, UpgradeOptions::new()).await
+    }
+
+    /// [`App::reload_spec`], with `options` saying whether wider grants are accepted. A
+    /// panic anywhere in the reload (a bug) is caught and returned as `HostPanic`; the app
+    /// keeps serving what it served.
+    pub async fn reload_spec_with(
+        &self,
+        spec: AppSpec,
+        options: UpgradeOptions,
+    ) -> Result<ReloadReport> {
         let _one = self.inner.reloading.lock().await;
+        caught("reload", self.reload_locked(spec, options)).await
+    }
+
+    async fn reload_locked(
+        &self,
+        mut spec: AppSpec,
+        options: UpgradeOptions,
+    ) -> Result<ReloadReport> {
         let names: Vec<String> = spec.modules.keys().cloned().collect();
         for name in names {
             if let Some(m) = spec.modules.remove(&name) {
@@ -299,7 +345,7 @@ impl App {
         let upgraded = if diff.changes.is_empty() {
             Vec::new()
         } else {
-            self.upgrade_all(diff.changes, Some(&spec)).await?
+            self.upgrade_all(diff.changes, Some(&spec), options).await?
         };
         Ok(ReloadReport {
             upgraded,
@@ -320,6 +366,20 @@ impl App {
         &self,
         changes: BTreeMap<String, ModuleSpec>,
         from: Option<&AppSpec>,
+        options: UpgradeOptions,
+    ) -> Result<Vec<UpgradeReport>> {
+        caught(
+            "upgrade",
+            self.upgrade_all_unguarded(changes, from, options),
+        )
+        .await
+    }
+
+    async fn upgrade_all_unguarded(
+        &self,
+        changes: BTreeMap<String, ModuleSpec>,
+        from: Option<&AppSpec>,
+        options: UpgradeOptions,
     ) -> Result<Vec<UpgradeReport>> {
         let inner = &self.inner;
         let manifest = from
@@ -334,11 +394,39 @@ impl App {
             locations: from.and_then(|s| s.locations.as_deref()),
         };
         let importers: Vec<String> = changes.keys().cloned().collect();
-        let (reports, links) = crate::upgrade::upgrade(&live, changes).await?;
+        let (reports, links) = crate::upgrade::upgrade(&live, changes, options).await?;
         let mut all = inner.links.write().unwrap_or_else(|p| p.into_inner());
         all.retain(|l| !importers.contains(&l.importer));
         all.extend(links);
         all.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
         Ok(reports)
+    }
+}
+
+/// Runs `work`, turning a panic in it (a bug) into a `HostPanic` error, so that the task
+/// asking for a reload or upgrade (a signal handler, the admin listener, `--watch`, the
+/// embedder's) goes on.
+async fn caught<T>(what: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            let why = crate::sanitize::escape(&why);
+            // The log itself may be what panicked: nothing more may escape from here.
+            let _ = std::panic::catch_unwind(|| {
+                tracing::error!(target: "membrane::upgrade", panic = %why, "the {what} panicked; what it had not switched yet is unchanged");
+            });
+            Err(Error::new(
+                crate::ErrorKind::HostPanic,
+                format!(
+                    "the {what} failed inside the host ({why}); modules it had not switched yet are unchanged; this is a bug, please report it"
+                ),
+            ))
+        }
     }
 }

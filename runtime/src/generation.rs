@@ -220,6 +220,11 @@ impl Generation {
         self.exports.function(text)
     }
 
+    /// The component's exports.
+    pub(crate) fn exports(&self) -> &Exports {
+        &self.exports
+    }
+
     /// Admits a call of `func` if the module's circuit is closed (or this is its trial);
     /// the guard records how it ended.
     pub(crate) fn admit<'a>(&'a self, func: &'a Function) -> Result<Supervised<'a>> {

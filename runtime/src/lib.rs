@@ -121,6 +121,7 @@ pub use supervisor::Health;
 pub use typed::Typed;
 pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
+pub use upgrade::grants::{GrantChange, UpgradeOptions};
 pub use upgrade::report::{GenerationState, LastUpgrade, ReloadReport, UpgradeReport};
 pub use validate::validate;
 pub use value::{Function, to_wave, type_name};

@@ -130,6 +130,7 @@ pub(crate) async fn load(
     if let Some(http) = &http {
         check_routes(rt, http, &compiled, &mut problems);
     }
+    check_snapshots(rt, &compiled, &mut problems);
     // Links are checked even when some modules failed, so that one `check` lists
     // everything; links to a failed module are skipped (its own error says why).
     let failed: Vec<&String> = specs
@@ -315,6 +316,20 @@ pub(crate) fn check_routes(
                 .with_export(crate::incoming::HANDLER)
                 .with_key(format!("app.http.routes.{prefix}")),
             );
+        }
+    }
+}
+
+/// Refuses a module that exports the snapshot interface with other types.
+pub(crate) fn check_snapshots(
+    rt: &LoadCx,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (name, c) in compiled {
+        let exports = Exports::new(name.as_str().into(), c.component.clone(), rt.engine.clone());
+        if let Err(e) = crate::upgrade::snapshot::check(name, &exports) {
+            problems.push(e.with_key(format!("modules.{name}.component")));
         }
     }
 }

@@ -68,7 +68,8 @@ pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
             && new.placement == old.placement
             && new.lifecycle == old.lifecycle
             && new.restart == old.restart
-            && new.upgrade == old.upgrade;
+            && new.upgrade == old.upgrade
+            && new.allow_weaker_sandbox == old.allow_weaker_sandbox;
         if same {
             unchanged.push(name.clone());
         } else {

@@ -594,4 +594,5 @@ mod descriptors;
 mod disk;
 mod grants;
 mod logs;
+mod reload;
 mod streams;

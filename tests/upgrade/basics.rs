@@ -66,7 +66,7 @@ async fn the_importer_can_be_upgraded_too() {
         .link(API, "greet")
         .link("acme:greet/tally", "greet")
         .concurrency(2, 16);
-    let r = app.upgrade("front", front).await.unwrap();
+    let r = app.upgrade_with("front", front, wider()).await.unwrap();
     assert_eq!((r.from, r.to), (1, 2));
     assert_eq!(hello(&app).await.unwrap(), "v1 hello x");
     assert_eq!(app.spec("front").unwrap().limits.instances, 2);
@@ -271,7 +271,8 @@ async fn a_call_still_running_at_the_drain_time_is_ended_as_unavailable() {
     };
     super::eventually("the call runs", || app.status()["m"].busy == 1).await;
     let started = std::time::Instant::now();
-    app.upgrade("m", probe("2")).await.unwrap();
+    // The new version's variable is a wider grant: accepted.
+    app.upgrade_with("m", probe("2"), wider()).await.unwrap();
     let e = spinning.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{}", membrane::chain(&e));
     assert!(started.elapsed() < Duration::from_secs(15));
@@ -295,8 +296,14 @@ async fn the_gate_refuses_a_new_grant_that_reaches_another_modules_component() {
         .link(API, "greet")
         .link("acme:greet/tally", "greet")
         .dir(dir.path(), "/data", membrane::DirMode::ReadWrite);
-    let e = app.upgrade("front", front).await.unwrap_err();
+    // Even with wider grants accepted, the gate refuses a grant that reaches host code.
+    let e = app.upgrade_with("front", front, wider()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Denied, "{}", membrane::chain(&e));
     assert_eq!(e.module(), Some("front"));
     assert_eq!(app.status()["front"].generation, 1);
+}
+
+/// Consent to wider grants and higher limits, for the upgrades that raise them.
+fn wider() -> membrane::UpgradeOptions {
+    membrane::UpgradeOptions::new().accept_wider_grants()
 }

@@ -171,3 +171,56 @@ async fn watch_reloads_when_a_component_file_changes() {
     eventually_answers(&s, "v2 hello bob").await;
     s.wait_for_log("reload: module upgraded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wider_grants_need_membrane_reload_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::GREET_V1, dir.path().join("greet.wasm")).unwrap();
+    let path = manifest(dir.path());
+    let s = start(&path, &[]);
+    let admin = s.admin.unwrap().to_string();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[modules.greet.grants]\nnetwork = [\"127.0.0.1:22\"]\n"),
+    )
+    .unwrap();
+
+    // SIGHUP cannot accept it: refused, with the way to accept it.
+    s.signal(rustix::process::Signal::HUP);
+    let line = s.wait_for_log("reload refused");
+    assert!(line.contains("modules.greet.grants.network"), "{line}");
+    s.wait_for_log("membrane reload --grants");
+    // Nor can a plain `membrane reload`.
+    let out = membrane(&["reload", "--admin", &admin]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("reload refused (denied)"), "{err}");
+    assert!(err.contains("127.0.0.1:22"), "{err}");
+    assert!(err.contains("membrane reload --grants"), "{err}");
+    let status = get(s.admin.unwrap(), "/status").await;
+    let v: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    assert_eq!(v["modules"]["greet"]["generation"], 1);
+
+    // With --grants: applied, listed, audited.
+    let out = membrane(&["reload", "--admin", &admin, "--grants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("widened network modules.greet.grants.network: none -> 127.0.0.1:22"),
+        "{}",
+        stdout(&out)
+    );
+    let line = s.wait_for_log("wider grant accepted");
+    assert!(
+        line.contains("membrane::audit") && line.contains("greet") && line.contains("127.0.0.1:22"),
+        "{line}"
+    );
+    // Anything but ?grants=accept is a bad request.
+    let r = send(
+        s.admin.unwrap(),
+        with_token(request("POST", "/reload?grants=yes", ""), &s.token()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+}

@@ -48,9 +48,13 @@ async fn a_reload_upgrades_only_the_modules_that_changed() {
     assert_eq!(names, ["greet"]);
     assert_eq!(hello(&app).await.unwrap(), "v2 hello x");
 
-    // A changed limit of the importer.
+    // A changed limit of the importer: raised, so it needs consent.
     let path = manifest(dir.path(), 2, "");
-    let r = app.reload(&path).await.unwrap();
+    let e = app.reload(&path).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied);
+    assert_eq!(e.key(), Some("modules.front.limits.instances"));
+    let wider = membrane::UpgradeOptions::new().accept_wider_grants();
+    let r = app.reload_with(&path, wider).await.unwrap();
     let names: Vec<&str> = r.upgraded.iter().map(|u| u.module.as_str()).collect();
     assert_eq!(names, ["front"]);
     assert_eq!(app.status()["front"].generation, 2);

@@ -72,7 +72,11 @@ async fn no_state_moves_when_a_version_lacks_the_snapshot_or_has_more_instances(
 
     let app = counted_to_three().await;
     let r = app
-        .upgrade("c", counter(guests::COUNTER_V2).concurrency(2, 8))
+        .upgrade_with(
+            "c",
+            counter(guests::COUNTER_V2).concurrency(2, 8),
+            membrane::UpgradeOptions::new().accept_wider_grants(),
+        )
         .await
         .unwrap();
     assert!(!r.state_moved);

@@ -1,5 +1,5 @@
 //! The admin listener's changes: `POST /reload` (read the app's manifest again and upgrade
-//! what changed, as SIGHUP does) and `POST /rollback/<module>` (back to the generation kept
+//! what changed, as SIGHUP does; `?grants=accept` accepts wider grants) and `POST /rollback/<module>` (back to the generation kept
 //! during probation). Answers are JSON: `{"ok": true, ...}`, or `{"ok": false, "kind",
 //! "error", "problems": [...]}` with 422 for a refused upgrade, 409 for a conflict, 404 for
 //! an unknown module or nothing to roll back to.
@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::error::{Error, ErrorKind};
 use crate::serve::access::Access;
 use crate::serve::service::{Response, text};
+use crate::upgrade::grants::UpgradeOptions;
 use crate::upgrade::report::UpgradeReport;
 
 /// Answers a change request, or `None` when the request is not one.
@@ -48,7 +49,10 @@ pub(crate) async fn handle(
         Some(module) => app
             .rollback(module)
             .map(|r| serde_json::json!({ "ok": true, "rolled_back": report(&r) })),
-        None => reload(app).await,
+        None => match reload_options(req.uri().query()) {
+            Ok(options) => reload(app, options).await,
+            Err(e) => Err(e),
+        },
     };
     Some(match answer {
         Ok(value) => json(StatusCode::OK, &value),
@@ -56,14 +60,34 @@ pub(crate) async fn handle(
     })
 }
 
-async fn reload(app: &App) -> crate::Result<serde_json::Value> {
+/// `?grants=accept` accepts wider grants; nothing else may be asked.
+fn reload_options(query: Option<&str>) -> crate::Result<UpgradeOptions> {
+    let mut options = UpgradeOptions::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair {
+            "grants=accept" => options = options.accept_wider_grants(),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgs,
+                    format!(
+                        "POST /reload takes only ?grants=accept (to accept wider grants), not {:?}",
+                        crate::sanitize::escape(other)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+async fn reload(app: &App, options: UpgradeOptions) -> crate::Result<serde_json::Value> {
     let Some(manifest) = app.manifest_path() else {
         return Err(Error::new(
             ErrorKind::NotFound,
             "the app was not loaded from a manifest, so there is nothing to reload; use App::upgrade",
         ));
     };
-    let r = app.reload(manifest.to_path_buf()).await?;
+    let r = app.reload_with(manifest.to_path_buf(), options).await?;
     Ok(serde_json::json!({
         "ok": true,
         "upgraded": r.upgraded.iter().map(report).collect::<Vec<_>>(),
@@ -99,6 +123,13 @@ pub(crate) fn report(r: &UpgradeReport) -> serde_json::Value {
         "hash": format!("sha256:{}", r.hash),
         "state_moved": r.state_moved,
         "elapsed_ms": r.elapsed.as_secs_f64() * 1000.0,
+        "grants": r.grants.iter().map(|g| serde_json::json!({
+            "kind": g.kind,
+            "key": g.key,
+            "old": g.old,
+            "new": g.new,
+            "wider": g.wider,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -106,6 +137,8 @@ fn failed(e: &Error) -> Response {
     let status = match e.kind() {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::InvalidArgs => StatusCode::BAD_REQUEST,
+        ErrorKind::HostPanic => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let one = |e: &Error| {

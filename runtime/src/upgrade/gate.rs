@@ -13,7 +13,7 @@ use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::generation::Generation;
 use crate::link::{self, Planned};
-use crate::load::{LoadCx, check_routes, compile_all};
+use crate::load::{LoadCx, check_routes, check_snapshots, compile_all};
 use crate::module::Module;
 use crate::spec::{AppSpec, HttpSpec, ModuleSpec, Placement};
 use crate::validate::{Settings, check, locate};
@@ -138,6 +138,7 @@ pub(crate) async fn check_upgrade(
         };
         check_routes(live.cx, &routed, &compiled, &mut problems);
     }
+    check_snapshots(live.cx, &compiled, &mut problems);
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))

@@ -12,8 +12,9 @@
 //!    more than `rollback_ratio` of its calls fail, the module rolls back by itself.
 
 pub(crate) mod gate;
+pub(crate) mod grants;
 pub(crate) mod report;
-mod snapshot;
+pub(crate) mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(10);
 pub(crate) async fn upgrade(
     live: &gate::Live<'_>,
     changes: BTreeMap<String, ModuleSpec>,
+    options: grants::UpgradeOptions,
 ) -> Result<(Vec<UpgradeReport>, Vec<LinkInfo>)> {
     let started = Instant::now();
     let mut guards = Vec::new();
@@ -55,7 +57,7 @@ pub(crate) async fn upgrade(
         guards.push(guard);
     }
     let names: Vec<String> = changes.keys().cloned().collect();
-    match switch_all(live, changes, started).await {
+    match switch_all(live, changes, options, started).await {
         Ok(done) => Ok(done),
         Err(e) => {
             let message = crate::error::chain(&e);
@@ -79,8 +81,19 @@ pub(crate) async fn upgrade(
 async fn switch_all(
     live: &gate::Live<'_>,
     changes: BTreeMap<String, ModuleSpec>,
+    options: grants::UpgradeOptions,
     started: Instant,
 ) -> Result<(Vec<UpgradeReport>, Vec<LinkInfo>)> {
+    // A module may get more authority only with the operator's word.
+    let mut authority: BTreeMap<String, Vec<grants::GrantChange>> = changes
+        .iter()
+        .map(|(name, new)| {
+            let old = live.modules[name].current();
+            (name.clone(), grants::changes(name, &old.spec, new))
+        })
+        .collect();
+    let all: Vec<grants::GrantChange> = authority.values().flatten().cloned().collect();
+    grants::consent(&all, options)?;
     let mut passed = gate::check_upgrade(live, changes).await?;
     let mut built = Vec::new();
     let mut infos = Vec::new();
@@ -136,6 +149,8 @@ async fn switch_all(
             elapsed = ?started.elapsed(),
             "upgraded"
         );
+        let grants = authority.remove(&*m.name).unwrap_or_default();
+        grants::audit(&grants);
         reports.push(UpgradeReport {
             module: m.name.to_string(),
             from: old.number,
@@ -144,6 +159,7 @@ async fn switch_all(
             state_moved,
             elapsed: started.elapsed(),
             compile: passed.compile,
+            grants,
         });
         watch(&m, old, Some(new));
     }
@@ -258,6 +274,8 @@ pub(crate) fn rollback(m: &Arc<Module>, why: Option<String>) -> Result<UpgradeRe
         state_moved: false,
         elapsed: started.elapsed(),
         compile: Duration::ZERO,
+        // The grants of a version that served before, back with it.
+        grants: grants::changes(&m.name, &bad.spec, &previous.spec),
     })
 }
 

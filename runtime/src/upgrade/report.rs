@@ -20,6 +20,9 @@ pub struct UpgradeReport {
     pub elapsed: Duration,
     /// Of that, compiling (or reading the compiled-code cache).
     pub compile: Duration,
+    /// What changed in the module's grants, limits and sandbox (the wider changes were
+    /// accepted explicitly, see [`UpgradeOptions`](crate::UpgradeOptions)).
+    pub grants: Vec<super::grants::GrantChange>,
 }
 
 /// What [`App::reload`](crate::App::reload) did.

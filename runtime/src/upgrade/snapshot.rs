@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use wasmtime::component::Type;
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::exports::Exports;
 use crate::generation::Generation;
 use crate::instance::{Flavour, LiveInstance};
 use crate::pool::{Lease, Pool};
@@ -49,14 +52,50 @@ impl Held {
     }
 }
 
-/// Whether the state moves: both generations export the snapshot interface and the module
-/// has exactly one instance.
+/// Whether the state moves: both generations export the snapshot interface with its
+/// types (see [`check`]) and the module has exactly one instance.
 pub(crate) fn applies(old: &Generation, new: &Generation) -> bool {
     new.spec.limits.instances == 1
         && old.spec.limits.instances == 1
         && [old, new]
             .iter()
-            .all(|g| g.function(SAVE).is_ok() && g.function(RESTORE).is_ok())
+            .all(|g| matches!(shape(g.exports()), Ok(true)))
+}
+
+/// Refuses a component that exports the snapshot interface with other types than
+/// `save: func() -> list<u8>` and `restore: func(state: list<u8>)`, or only half of it: its
+/// state could not move, and calling it as if it had them would fail in the host.
+pub(crate) fn check(name: &str, exports: &Exports) -> Result<()> {
+    shape(exports).map(|_| ()).map_err(|(export, why)| {
+        Error::link(format!(
+            "module `{name}` exports {export} but {why}; membrane:lifecycle/snapshot@0.1.0 is              `save: func() -> list<u8>` and `restore: func(state: list<u8>)` (wit/membrane-lifecycle)"
+        ))
+        .with_module(name)
+        .with_export(export)
+    })
+}
+
+/// Whether the component exports the snapshot interface (`Ok(false)`: it does not), or the
+/// export and what is wrong with it.
+fn shape(exports: &Exports) -> std::result::Result<bool, (&'static str, String)> {
+    let bytes = |t: &Type| matches!(t, Type::List(l) if l.ty() == Type::U8);
+    match (exports.function(SAVE), exports.function(RESTORE)) {
+        (Err(_), Err(_)) => Ok(false),
+        (Ok(_), Err(_)) => Err((RESTORE, "not restore".to_string())),
+        (Err(_), Ok(_)) => Err((SAVE, "not save".to_string())),
+        (Ok(save), Ok(restore)) => {
+            if !save.params.is_empty() || save.results.len() != 1 || !bytes(&save.results[0]) {
+                return Err((SAVE, "its save has another type".to_string()));
+            }
+            if restore.params.len() != 1
+                || !bytes(&restore.params[0].1)
+                || !restore.results.is_empty()
+            {
+                return Err((RESTORE, "its restore has another type".to_string()));
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// Saves the state of `old`'s instance and restores it into a new instance of `new`.
@@ -90,7 +129,15 @@ pub(crate) async fn carry(old: &Arc<Generation>, new: &Arc<Generation>) -> Resul
     };
     let state = match saved {
         Ok(mut results) if results.len() == 1 => results.remove(0),
-        Ok(_) => unreachable!("save returns one list"),
+        // `applies` checked the type; should the values still disagree, nothing moves.
+        Ok(results) => {
+            let e = Error::new(
+                ErrorKind::Trap,
+                format!("save returned {} values instead of one list", results.len()),
+            );
+            lease.recycle(previous);
+            return Err(fail(SAVE, e));
+        }
         // The instance failed: it is dropped, as after any failed call.
         Err(e) => return Err(fail(SAVE, e)),
     };

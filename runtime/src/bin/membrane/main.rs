@@ -120,10 +120,18 @@ enum Command {
     /// Ask a running `membrane serve` to reload its manifest (POST /reload to its admin
     /// listener): modules whose component, grants, limits or links changed are upgraded
     /// live, after the same checks as at load; a refused reload changes nothing.
+    ///
+    /// A reload that widens a module's grants (a new directory, rw, a variable, a
+    /// destination, an origin), raises a limit or quota, or weakens its sandbox is refused
+    /// unless --grants is given; the answer lists every change.
     Reload {
         /// The admin listener of the server. Default: [app.admin] listen of MANIFEST.
         #[arg(long, value_name = "IP:PORT")]
         admin: Option<String>,
+        /// Accept changes that give modules more authority (each is logged on
+        /// membrane::audit by the server).
+        #[arg(long)]
+        grants: bool,
         /// The app's manifest, to find the admin listener.
         #[arg(default_value = "membrane.toml")]
         manifest: PathBuf,
@@ -390,6 +398,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             options.listen = listen;
             options.admin = admin;
             let server = membrane::serve::Server::bind(&app, options).await?;
+            let hup = reload::sighup()?;
             let mut line = String::new();
             if let Some(addr) = server.local_addr() {
                 line.push_str(&format!("serving on http://{addr}"));
@@ -413,7 +422,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let manifest_path = app
                 .manifest_path()
                 .map_or_else(|| manifest.clone(), Path::to_path_buf);
-            let hup = tokio::spawn(reload::on_sighup(app.clone(), manifest_path.clone()));
+            let hup = tokio::spawn(reload::on_sighup(hup, app.clone(), manifest_path.clone()));
             let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path)));
             // One signal stops both: the HTTP server drains while the remote modules
             // unsubscribe and finish their calls.
@@ -467,7 +476,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             remote.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Reload { admin, manifest } => {
+        Command::Reload {
+            admin,
+            grants,
+            manifest,
+        } => {
             // The manifest names the listener and where its token is; with --admin it may
             // be absent (the token is then the one the server made up for that address).
             let spec = match Manifest::from_file(&manifest) {
@@ -490,7 +503,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 })?,
             };
             let configured = spec.as_ref().and_then(|s| s.token.as_ref());
-            Ok(if reload::ask(&admin, configured)? {
+            Ok(if reload::ask(&admin, configured, grants)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

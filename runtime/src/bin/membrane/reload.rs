@@ -17,7 +17,19 @@ const SETTLE: Duration = Duration::from_millis(300);
 
 /// Reloads `app` from `manifest` and logs what happened; `why` says what asked for it.
 pub async fn reload_and_log(app: &App, manifest: &Path, why: &str) {
-    match app.reload(manifest).await {
+    // On a task of its own: whatever happens in one reload, the trigger's loop goes on.
+    let task = tokio::spawn({
+        let (app, manifest) = (app.clone(), manifest.to_path_buf());
+        async move { app.reload(manifest).await }
+    });
+    let result = match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(target: "membrane::upgrade", trigger = why, error = %e, "reload failed inside the host; nothing after the failure changed");
+            return;
+        }
+    };
+    match result {
         Ok(r) if r.upgraded.is_empty() => {
             tracing::info!(target: "membrane::upgrade", trigger = why, "reload: nothing changed");
             for w in &r.warnings {
@@ -49,18 +61,25 @@ pub async fn reload_and_log(app: &App, manifest: &Path, why: &str) {
             for p in &problems {
                 tracing::warn!(target: "membrane::upgrade", trigger = why, kind = e.kind().as_str(), problem = %p, "reload refused; nothing changed");
             }
+            if e.kind() == membrane::ErrorKind::Denied {
+                tracing::warn!(target: "membrane::upgrade", trigger = why, "the reload widens grants: run `membrane reload --grants` to accept them");
+            }
         }
     }
 }
 
-/// Reloads on every SIGHUP, for as long as the server runs.
-pub async fn on_sighup(app: App, manifest: PathBuf) -> anyhow::Result<()> {
+/// Listens for SIGHUP from now on (before the server says it is up, so that a SIGHUP sent
+/// right after that line never finds the default action, which ends the process).
+pub fn sighup() -> anyhow::Result<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// Reloads on every SIGHUP, for as long as the server runs.
+pub async fn on_sighup(mut hup: tokio::signal::unix::Signal, app: App, manifest: PathBuf) {
     while hup.recv().await.is_some() {
         reload_and_log(&app, &manifest, "SIGHUP").await;
     }
-    Ok(())
 }
 
 /// The files a reload reads: the manifest and each module's component file.
@@ -122,7 +141,7 @@ pub async fn watch(app: App, manifest: PathBuf) {
 
 /// `membrane reload`: POST /reload to a server's admin listener; prints what happened.
 /// Returns whether the reload succeeded.
-pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool> {
+pub fn ask(admin: &str, configured: Option<&TokenSource>, grants: bool) -> anyhow::Result<bool> {
     let addr = admin
         .to_socket_addrs()
         .with_context(|| format!("--admin {admin:?} is not an address like 127.0.0.1:9090"))?
@@ -138,6 +157,7 @@ pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool
         ),
         None => String::new(),
     };
+    let query = if grants { "?grants=accept" } else { "" };
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
         format!("cannot reach the admin listener at {addr}: is `membrane serve` running with [app.admin] listen (or --admin) there?")
     })?;
@@ -145,7 +165,7 @@ pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
     write!(
         stream,
-        "POST /reload HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /reload{query} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream
@@ -181,12 +201,26 @@ pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool
         for u in upgraded {
             println!(
                 "upgraded {}: generation {} -> {} ({}, {:.1} ms)",
-                u["module"].as_str().unwrap_or("?"),
+                text(&u["module"]),
                 u["from"],
                 u["to"],
-                u["hash"].as_str().unwrap_or("?").get(..19).unwrap_or("?"),
+                text(&u["hash"]).get(..19).unwrap_or("?"),
                 u["elapsed_ms"].as_f64().unwrap_or(0.0)
             );
+            for g in u["grants"].as_array().into_iter().flatten() {
+                println!(
+                    "  {} {} {}: {} -> {}",
+                    if g["wider"] == true {
+                        "widened"
+                    } else {
+                        "narrowed"
+                    },
+                    text(&g["kind"]),
+                    text(&g["key"]),
+                    g["old"].as_str().map_or("none".into(), membrane::escape),
+                    g["new"].as_str().map_or("none".into(), membrane::escape),
+                );
+            }
         }
         for w in v["warnings"].as_array().into_iter().flatten() {
             eprintln!("warning: {}", w.as_str().unwrap_or(""));
@@ -198,7 +232,15 @@ pub fn ask(admin: &str, configured: Option<&TokenSource>) -> anyhow::Result<bool
         v["kind"].as_str().unwrap_or("?")
     );
     for p in v["problems"].as_array().into_iter().flatten() {
-        eprintln!("  - {}", p["message"].as_str().unwrap_or("?"));
+        eprintln!("  - {}", text(&p["message"]));
+    }
+    if v["kind"] == "denied" && !grants {
+        eprintln!("to accept wider grants, run `membrane reload --grants`");
     }
     Ok(false)
+}
+
+/// A string field of the server's answer, safe to print.
+fn text(v: &serde_json::Value) -> String {
+    membrane::escape(v.as_str().unwrap_or("?")).into_owned()
 }
