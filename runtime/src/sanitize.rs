@@ -9,9 +9,11 @@
 //!
 //! Escaped: every C0 control (U+0000..U+001F, including tab, newline and carriage return),
 //! DEL, every C1 control (U+0080..U+009F), the line and paragraph separators (U+2028,
-//! U+2029), the bidi controls (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069) and
-//! the byte order mark (U+FEFF). Each becomes `\u{XX}`, except the common `\t`, `\n` and
-//! `\r`, and a backslash becomes `\\`, so the escaped text can be read back unambiguously.
+//! U+2029), and every format character (Unicode category Cf, Unicode 15.1: the bidi
+//! controls, zero-width spaces and joiners such as U+200B, the soft hyphen, the byte order
+//! mark, invisible operators, tag characters and the rest; see [`is_format`]). Each becomes
+//! `\u{XX}`, except the common `\t`, `\n` and `\r`, and a backslash becomes `\\`, so the
+//! escaped text can be read back unambiguously.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,11 +23,35 @@ pub(crate) fn is_dangerous(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}'
         | '\u{7f}'..='\u{9f}'
-        | '\u{2028}' | '\u{2029}'
-        | '\u{61c}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}' | '\u{2029}')
+        || is_format(c)
+}
+
+/// Whether `c` is a format character (general category Cf in Unicode 15.1): invisible, and
+/// able to hide, join or reorder the text around it.
+pub(crate) fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{ad}'
+        | '\u{600}'..='\u{605}'
+        | '\u{61c}'
+        | '\u{6dd}'
+        | '\u{70f}'
+        | '\u{890}'..='\u{891}'
+        | '\u{8e2}'
+        | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
         | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{feff}')
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{110bd}'
+        | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}'
+        | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0001}'
+        | '\u{e0020}'..='\u{e007f}')
 }
 
 /// `text` with every dangerous character (see the module docs) and every backslash escaped.
@@ -128,6 +154,47 @@ mod tests {
             "a\\u{1b}[2Jb\\rc\\u{b}\\u{1c}\\u{0}\\u{e}\\u{5}\\u{2028}\\u{2029}\\u{202e}\\u{85}\\u{7f}\\\\"
         );
         assert!(matches!(escape("plain text, ünïcode"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn every_format_character_is_escaped() {
+        // Category Cf as Python's unicodedata (Unicode 14) lists it; 15.1 adds U+13439..U+1343F.
+        let ranges: &[(u32, u32)] = &[
+            (0xad, 0xad),
+            (0x600, 0x605),
+            (0x61c, 0x61c),
+            (0x6dd, 0x6dd),
+            (0x70f, 0x70f),
+            (0x890, 0x891),
+            (0x8e2, 0x8e2),
+            (0x180e, 0x180e),
+            (0x200b, 0x200f),
+            (0x202a, 0x202e),
+            (0x2060, 0x2064),
+            (0x2066, 0x206f),
+            (0xfeff, 0xfeff),
+            (0xfff9, 0xfffb),
+            (0x110bd, 0x110bd),
+            (0x110cd, 0x110cd),
+            (0x13430, 0x1343f),
+            (0x1bca0, 0x1bca3),
+            (0x1d173, 0x1d17a),
+            (0xe0001, 0xe0001),
+            (0xe0020, 0xe007f),
+        ];
+        let mut n = 0;
+        for &(a, b) in ranges {
+            for c in (a..=b).filter_map(char::from_u32) {
+                assert!(is_format(c), "U+{:04X}", c as u32);
+                assert_eq!(escape(&c.to_string()), format!("\\u{{{:x}}}", c as u32));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 170);
+        // Visible neighbours are not.
+        for c in ['\u{200a}', '\u{2010}', '\u{2065}', '\u{fff8}', '\u{fffc}', 'é', '中'] {
+            assert!(!is_dangerous(c), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]
