@@ -192,7 +192,9 @@ mod tests {
         }
         assert_eq!(n, 170);
         // Visible neighbours are not.
-        for c in ['\u{200a}', '\u{2010}', '\u{2065}', '\u{fff8}', '\u{fffc}', 'é', '中'] {
+        for c in [
+            '\u{200a}', '\u{2010}', '\u{2065}', '\u{fff8}', '\u{fffc}', 'é', '中',
+        ] {
             assert!(!is_dangerous(c), "U+{:04X}", c as u32);
         }
     }

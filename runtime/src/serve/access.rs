@@ -152,7 +152,7 @@ impl Access {
                     || own.is_unspecified()
                     || (own.is_loopback() && ip.is_loopback())
             }
-            Err(_) => name == "localhost" || self.hosts.iter().any(|h| *h == name),
+            Err(_) => name == "localhost" || self.hosts.contains(&name),
         }
     }
 }

@@ -447,7 +447,28 @@ fn lanes(
             return (gap, placed);
         }
     }
-    unreachable!("one lane per label always fits")
+    // One lane per label always fits (the last label placed finds a lane of its own); should
+    // the geometry ever say otherwise (a NaN from odd input), each label gets its own lane
+    // rather than the page failing.
+    let count = edges.len();
+    let gap = (2.0 * LANE_PAD + lane * count as f64).max(MIN_GAP);
+    let first = (gap - lane * count as f64) / 2.0;
+    let placed = edges
+        .iter()
+        .enumerate()
+        .map(|(k, &e)| {
+            let (a, b) = stretch(e, gap);
+            let y = first + lane * (k as f64 + 0.5);
+            (
+                e,
+                Point {
+                    x: x_at(a, b, y),
+                    y,
+                },
+            )
+        })
+        .collect();
+    (gap, placed)
 }
 
 /// The x of the curve from `a` to `b` (see the module docs) where it crosses `y`.
