@@ -32,6 +32,10 @@ pub(crate) const MAX_IN_FLIGHT: usize = 4096;
 /// How recently a host must have answered to count as answering (status).
 pub(crate) const RECENT: Duration = Duration::from_secs(60);
 
+/// Hosts of one module a caller remembers (status); answers naming more are not counted,
+/// so that a party answering with made-up host ids cannot grow the table.
+const MAX_HOSTS: usize = 1024;
+
 /// A `remote` module as its callers see it.
 pub(crate) struct RemoteModule {
     pub(crate) nats: Arc<Nats>,
@@ -39,6 +43,8 @@ pub(crate) struct RemoteModule {
     subject: Subject,
     /// This app's [`protocol::module_hash`] of the module, sent with every call.
     hash: String,
+    /// The largest answer accepted: the module's `hostcall` limit.
+    max_answer: u64,
     in_flight: Arc<AtomicUsize>,
     /// The hosts that answered: when they last did, and how many answers in all.
     hosts: Mutex<HashMap<Arc<str>, (Instant, u64)>>,
@@ -58,6 +64,7 @@ impl RemoteModule {
             name: c.name.as_str().into(),
             subject: protocol::subject(&nats.app, &c.name).into(),
             hash: protocol::module_hash(&c.hash, &c.spec),
+            max_answer: c.spec.limits.hostcall,
             in_flight: Arc::new(AtomicUsize::new(0)),
             hosts: Mutex::new(HashMap::new()),
         }))
@@ -130,6 +137,11 @@ impl RemoteModule {
     }
 
     /// What an answer means: results decoded into `results`, or the host's error.
+    ///
+    /// Whoever answers may be hostile (anyone who may subscribe on the module's subject can):
+    /// an error is read within the bounds of `wire/message.rs` (its size, its message, its
+    /// causes); results larger than the module's `hostcall` limit are refused before they
+    /// are decoded, and are decoded by the hostile-input decoder.
     pub(crate) fn answer(
         &self,
         msg: &Message,
@@ -144,10 +156,28 @@ impl RemoteModule {
         if headers.and_then(|h| h.get(ERROR)).is_some() {
             return Err(read_error(&msg.payload));
         }
+        let size = msg.payload.len() as u64;
+        if size > self.max_answer {
+            let m = &self.name;
+            return Err(Error::new(
+                ErrorKind::HostcallLimit,
+                format!(
+                    "module `{m}` is remote and its host answered with {size} bytes, more than \
+                     its hostcall limit of {} bytes (raise [modules.{m}.limits] hostcall if its \
+                     results are that large)",
+                    self.max_answer
+                ),
+            )
+            .with_module(&**m)
+            .with_key(format!("modules.{m}.limits.hostcall")));
+        }
         value::decode_into(&msg.payload, types, results, h)
     }
 
     fn answered(&self, host: &str) {
+        if !protocol::valid_host_id(host) {
+            return;
+        }
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         match hosts.get_mut(host) {
@@ -157,7 +187,9 @@ impl RemoteModule {
             }
             None => {
                 hosts.retain(|_, (t, _)| now.duration_since(*t) < RECENT);
-                hosts.insert(host.into(), (now, 1));
+                if hosts.len() < MAX_HOSTS {
+                    hosts.insert(host.into(), (now, 1));
+                }
             }
         }
     }
