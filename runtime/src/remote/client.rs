@@ -154,7 +154,7 @@ impl RemoteModule {
             self.answered(host.as_str());
         }
         if headers.and_then(|h| h.get(ERROR)).is_some() {
-            return Err(read_error(&msg.payload));
+            return Err(read_error(&msg.payload).in_module(&self.name));
         }
         let size = msg.payload.len() as u64;
         if size > self.max_answer {
@@ -171,7 +171,13 @@ impl RemoteModule {
             .with_module(&**m)
             .with_key(format!("modules.{m}.limits.hostcall")));
         }
-        value::decode_into(&msg.payload, types, results, h)
+        value::decode_into(&msg.payload, types, results, h).map_err(|e| {
+            let m = &self.name;
+            e.context(format_args!(
+                "module `{m}` is remote and its host's answer does not decode as the results"
+            ))
+            .in_module(m)
+        })
     }
 
     fn answered(&self, host: &str) {
