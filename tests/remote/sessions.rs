@@ -75,6 +75,16 @@ async fn ask(
     subject: &str,
     headers: &[(&str, &str)],
 ) -> (String, serde_json::Value) {
+    let (kind, error, _) = ask_full(b, subject, headers).await;
+    (kind, error)
+}
+
+/// [`ask`], and the answer's headers.
+async fn ask_full(
+    b: &async_nats::Client,
+    subject: &str,
+    headers: &[(&str, &str)],
+) -> (String, serde_json::Value, HeaderMap) {
     let mut h = HeaderMap::new();
     for (k, v) in headers {
         h.insert(*k, *v);
@@ -93,7 +103,7 @@ async fn ask(
         .map(|_| serde_json::from_slice(&msg.payload).expect("an error is JSON"))
         .unwrap_or(serde_json::Value::Null);
     let kind = error["kind"].as_str().unwrap_or("no error").to_string();
-    (kind, error)
+    (kind, error, msg.headers.unwrap_or_default())
 }
 
 /// A key that is well formed and not the session's.
@@ -286,4 +296,84 @@ async fn a_refused_session_request_is_audited() {
         relay(&a, "live-counters", &[]).await.unwrap(),
         [Val::U64(1)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_cannot_hold_every_session() {
+    let Some(_) = nats_server() else { return };
+    let nats = Nats::start();
+    let name = app_name();
+    // Four instances on the host: a caller may hold two of them in sessions.
+    let spec = relay_spec(&name, &nats.url);
+    let worker = spec.modules()["worker"].clone().concurrency(4, 8);
+    let spec = spec.module("worker", worker);
+    let host = runtime()
+        .load_spec(spec.clone().host(["worker"]))
+        .await
+        .unwrap();
+    let serving = host.serve_remote().await.unwrap();
+    let a = runtime().load_spec(spec).await.unwrap();
+    // Learn the module hash from A's opening call (it is no secret).
+    let b = async_nats::connect(&nats.url).await.unwrap();
+    let mut spy = b
+        .subscribe(format!("membrane.{name}.worker"))
+        .await
+        .unwrap();
+    settled(&b).await;
+    relay(&a, "leak-counter", &[Val::U64(1)]).await.unwrap();
+    let seen = tokio::time::timeout(GUARD, spy.next())
+        .await
+        .expect("the spy sees A's call")
+        .expect("the subscription lives");
+    drop(spy);
+    let hash = seen
+        .headers
+        .unwrap()
+        .get("Membrane-Hash")
+        .unwrap()
+        .to_string();
+    let live = format!("{WORK}#live-counters");
+    let queue = format!("membrane.{name}.worker");
+    let open = [
+        ("Membrane-Func", live.as_str()),
+        ("Membrane-Hash", hash.as_str()),
+        ("Membrane-Session", "new"),
+    ];
+    // B opens two sessions, and no third.
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (kind, e, h) = ask_full(&b, &queue, &open).await;
+        assert_eq!(kind, "no error", "{e}");
+        let id = h.get("Membrane-Session").unwrap().to_string();
+        let key = h.get("Membrane-Session-Key").unwrap().to_string();
+        keys.push((id, key));
+    }
+    let (kind, e) = ask(&b, &queue, &open).await;
+    assert_eq!(kind, "overloaded", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("this caller"),
+        "{e}"
+    );
+    // Another connection still opens one.
+    let c = async_nats::connect(&nats.url).await.unwrap();
+    let (kind, e) = ask(&c, &queue, &open).await;
+    assert_eq!(kind, "no error", "{e}");
+    // B's own close, with its key, gives B's room back.
+    let (id, key) = &keys[0];
+    let own = format!("{queue}.host.{}", serving.host_id());
+    let close = [
+        ("Membrane-Close", "1"),
+        ("Membrane-Session", id.as_str()),
+        ("Membrane-Session-Key", key.as_str()),
+    ];
+    let (kind, e) = ask(&b, &own, &close).await;
+    assert_eq!(kind, "no error", "{e}");
+    let (kind, e) = ask(&b, &queue, &open).await;
+    assert_eq!(kind, "no error", "{e}");
+    // A's session went on meanwhile.
+    assert_eq!(
+        relay(&a, "live-counters", &[]).await.unwrap(),
+        [Val::U64(1)]
+    );
+    serving.shutdown().await;
 }

@@ -14,7 +14,7 @@ use async_nats::Message;
 use wasmtime::component::Val;
 
 use super::request::{self, Ask, Pin, SessionRef};
-use super::sessions::{Full, IDLE, MAX_PER_CALLER, MAX_SESSIONS, Refusal, Sessions, caller_of};
+use super::sessions::{Full, IDLE, MAX_SESSIONS, Refusal, Sessions, caller_of, per_caller};
 use crate::error::{Error, ErrorKind, Result};
 use crate::generation::{Generation, Session};
 use crate::metrics::Capability;
@@ -66,7 +66,7 @@ impl Served {
             module,
             targets: RwLock::new(HashMap::new()),
             hash: Mutex::new(None),
-            sessions: Sessions::new(MAX_SESSIONS, MAX_PER_CALLER),
+            sessions: Sessions::new(MAX_SESSIONS),
         }
     }
 
@@ -268,9 +268,10 @@ impl Served {
         let g = self.module.current_full();
         self.check(&g, hash)?;
         let f = g.function(func)?;
+        let share = per_caller(g.spec.limits.instances);
         self.sessions
-            .room(caller)
-            .map_err(|full| self.too_many_sessions(full))?;
+            .room(caller, share)
+            .map_err(|full| self.too_many_sessions(full, share))?;
         let mut table = Table::default();
         let args = decode_args(&f, body, &mut table)?;
         let deadline = deadline(&g, outer, now);
@@ -289,11 +290,11 @@ impl Served {
         let out = encode_results(&f, &results, &mut table)?;
         let opened = self
             .sessions
-            .insert(Pinned { session, table }, caller, Instant::now())
+            .insert(Pinned { session, table }, caller, share, Instant::now())
             .map_err(|(pinned, full)| {
                 // The session's instance ends here, outside the table's lock.
                 drop(pinned);
-                self.too_many_sessions(full)
+                self.too_many_sessions(full, share)
             })?;
         Ok((out, opened))
     }
@@ -353,7 +354,7 @@ impl Served {
         .with_module(&**m)
     }
 
-    fn too_many_sessions(&self, full: Full) -> Error {
+    fn too_many_sessions(&self, full: Full, share: usize) -> Error {
         let m = &self.name;
         let (kind, why) = match full {
             Full::Total => (
@@ -366,9 +367,10 @@ impl Served {
             Full::Caller => (
                 ErrorKind::Overloaded,
                 format!(
-                    "this caller (NATS connection) already holds {MAX_PER_CALLER} resource \
-                     sessions of it on this host; drop resources sooner, or spread the \
-                     importer's instances over more connections"
+                    "this caller (NATS connection) already holds {share} resource sessions \
+                     of it on this host, half of what the host holds (each holds an \
+                     instance); raise [modules.{m}.limits] instances, start more hosts of \
+                     `{m}`, or drop resources sooner"
                 ),
             ),
             Full::NoRandom => (

@@ -8,10 +8,12 @@
 //! the opener received. A request with the wrong key changes nothing in the session, not
 //! even its idle time.
 //!
-//! The table is bounded: [`MAX_SESSIONS`] in all and [`MAX_PER_CALLER`] per caller (the
-//! reply subject of the opening request without its last token: one per NATS connection),
-//! and it forgets sessions nobody used for [`IDLE`]: a caller that went away without
-//! closing its sessions (killed, partitioned) must not hold this host's instances forever.
+//! The table is bounded: [`MAX_SESSIONS`] in all, and half of what the host can hold per
+//! caller ([`per_caller`]; a caller is the reply subject of the opening request without
+//! its last token: one per NATS connection), since every session holds an instance of the
+//! module's pool until it ends. It forgets sessions nobody used for [`IDLE`]: a caller that
+//! went away without closing its sessions (killed, partitioned) must not hold this host's
+//! instances forever.
 //! Calls of one session are serialized: a session is one instance, and one importer
 //! instance calls it one call at a time anyway.
 
@@ -28,10 +30,14 @@ pub(crate) const IDLE: Duration = Duration::from_secs(5 * 60);
 /// Sessions of one module one host keeps at most; more are refused (`Overloaded`).
 pub(crate) const MAX_SESSIONS: usize = 1024;
 
-/// Sessions of one module one caller (NATS connection) may hold on one host, so that one
-/// caller cannot take them all. It counts what a caller tells of itself (its reply
-/// subject), so it bounds callers that want their answers; [`MAX_SESSIONS`] bounds all.
-pub(crate) const MAX_PER_CALLER: usize = MAX_SESSIONS / 4;
+/// Sessions of one module one caller (NATS connection) may hold on one host whose module
+/// has `instances`: half of what the host can hold (each session holds an instance), so
+/// that one caller cannot take every instance from the others. It counts what a caller
+/// tells of itself (its reply subject), so it bounds callers that want their answers;
+/// [`MAX_SESSIONS`] and the module's pool bound all.
+pub(crate) fn per_caller(instances: usize) -> usize {
+    (instances.min(MAX_SESSIONS) / 2).max(1)
+}
 
 /// The longest caller name kept (the start of a reply subject); longer ones are cut.
 const MAX_CALLER: usize = 256;
@@ -66,7 +72,7 @@ impl Refusal {
 pub(crate) enum Full {
     /// The host holds [`MAX_SESSIONS`] of the module.
     Total,
-    /// The caller holds [`MAX_PER_CALLER`] of the module here.
+    /// The caller holds its share ([`per_caller`]) of the module's sessions here.
     Caller,
     /// The operating system gave no random bytes for an id and key.
     NoRandom,
@@ -76,7 +82,6 @@ pub(crate) enum Full {
 pub(crate) struct Sessions<T> {
     inner: Mutex<Inner<T>>,
     max: usize,
-    per_caller: usize,
 }
 
 struct Inner<T> {
@@ -134,15 +139,14 @@ fn random() -> Option<[u8; 16]> {
 }
 
 impl<T> Sessions<T> {
-    /// An empty table of at most `max` sessions, `per_caller` of them for one caller.
-    pub(crate) fn new(max: usize, per_caller: usize) -> Sessions<T> {
+    /// An empty table of at most `max` sessions.
+    pub(crate) fn new(max: usize) -> Sessions<T> {
         Sessions {
             inner: Mutex::new(Inner {
                 open: HashMap::new(),
                 callers: HashMap::new(),
             }),
             max,
-            per_caller,
         }
     }
 
@@ -150,31 +154,32 @@ impl<T> Sessions<T> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether another session of `caller` fits.
-    pub(crate) fn room(&self, caller: &str) -> Result<(), Full> {
-        self.room_in(&self.lock(), caller)
+    /// Whether another session of `caller`, who may hold `share` of them, fits.
+    pub(crate) fn room(&self, caller: &str, share: usize) -> Result<(), Full> {
+        self.room_in(&self.lock(), caller, share)
     }
 
-    fn room_in(&self, inner: &Inner<T>, caller: &str) -> Result<(), Full> {
+    fn room_in(&self, inner: &Inner<T>, caller: &str, share: usize) -> Result<(), Full> {
         if inner.open.len() >= self.max {
             return Err(Full::Total);
         }
-        if inner.callers.get(caller).copied().unwrap_or(0) >= self.per_caller {
+        if inner.callers.get(caller).copied().unwrap_or(0) >= share {
             return Err(Full::Caller);
         }
         Ok(())
     }
 
-    /// Keeps `state` as a new session of `caller` used at `now`: its fresh id and key, or
-    /// `state` back when it does not fit.
+    /// Keeps `state` as a new session of `caller` (who may hold `share` of them) used at
+    /// `now`: its fresh id and key, or `state` back when it does not fit.
     pub(crate) fn insert(
         &self,
         state: T,
         caller: &str,
+        share: usize,
         now: Instant,
     ) -> Result<(SessionId, SessionKey), (T, Full)> {
         let mut inner = self.lock();
-        if let Err(full) = self.room_in(&inner, caller) {
+        if let Err(full) = self.room_in(&inner, caller, share) {
             return Err((state, full));
         }
         let (Some(id), Some(key)) = (random(), random()) else {
@@ -284,12 +289,12 @@ mod tests {
         state: T,
         now: Instant,
     ) -> (SessionId, SessionKey) {
-        t.insert(state, "_INBOX.a", now).unwrap()
+        t.insert(state, "_INBOX.a", 8, now).unwrap()
     }
 
     #[test]
     fn ids_and_keys_are_random_and_the_table_is_bounded() {
-        let t = Sessions::new(2, 2);
+        let t = Sessions::new(2);
         let now = Instant::now();
         let (a, ka) = open(&t, "a", now);
         let (b, kb) = open(&t, "b", now);
@@ -297,9 +302,9 @@ mod tests {
         assert!(!ka.matches(&kb));
         // Not counted up from anything: far apart in a 128-bit space.
         assert!(a.0.abs_diff(b.0) > 1 << 64, "{a} {b}");
-        assert_eq!(t.room("_INBOX.c"), Err(Full::Total));
+        assert_eq!(t.room("_INBOX.c", 8), Err(Full::Total));
         assert_eq!(
-            t.insert("c", "_INBOX.c", now).unwrap_err(),
+            t.insert("c", "_INBOX.c", 8, now).unwrap_err(),
             ("c", Full::Total)
         );
         assert!(t.close(a, Some(&ka)).is_ok());
@@ -310,12 +315,12 @@ mod tests {
         assert_eq!(*t.get(c, Some(&kc), now).unwrap().try_lock().unwrap(), "c");
         assert_eq!(t.clear().len(), 2);
         assert_eq!(t.len(), 0);
-        assert_eq!(t.room("_INBOX.a"), Ok(()));
+        assert_eq!(t.room("_INBOX.a", 8), Ok(()));
     }
 
     #[test]
     fn a_session_needs_its_own_key() {
-        let t = Sessions::new(8, 8);
+        let t = Sessions::new(8);
         let start = Instant::now();
         let (a, ka) = open(&t, 1, start);
         let (b, kb) = open(&t, 2, start);
@@ -338,28 +343,36 @@ mod tests {
 
     #[test]
     fn one_caller_cannot_take_every_session() {
-        let t = Sessions::new(4, 2);
+        let t = Sessions::new(4);
         let now = Instant::now();
+        let share = per_caller(4);
+        assert_eq!(share, 2);
         // Requests of one connection share the reply subject's prefix.
         let ids: Vec<_> = ["_INBOX.x1.r1", "_INBOX.x1.r2"]
             .iter()
-            .map(|r| t.insert((), caller_of(r), now).unwrap())
+            .map(|r| t.insert((), caller_of(r), share, now).unwrap())
             .collect();
-        assert_eq!(t.room(caller_of("_INBOX.x1.r3")), Err(Full::Caller));
-        assert_eq!(
-            t.insert((), caller_of("_INBOX.x1.r3"), now).unwrap_err().1,
-            Full::Caller
-        );
+        let third = caller_of("_INBOX.x1.r3");
+        assert_eq!(t.room(third, share), Err(Full::Caller));
+        assert_eq!(t.insert((), third, share, now).unwrap_err().1, Full::Caller);
         // Another caller still has room, up to the total.
-        t.insert((), caller_of("_INBOX.y.r1"), now).unwrap();
-        t.insert((), caller_of("_INBOX.y.r2"), now).unwrap();
-        assert_eq!(t.room(caller_of("_INBOX.z.r1")), Err(Full::Total));
+        t.insert((), caller_of("_INBOX.y.r1"), share, now).unwrap();
+        t.insert((), caller_of("_INBOX.y.r2"), share, now).unwrap();
+        assert_eq!(t.room(caller_of("_INBOX.z.r1"), share), Err(Full::Total));
         // A session that ends gives its caller's room back, however it ends.
         assert!(t.remove(ids[0].0).is_some());
-        assert_eq!(t.room(caller_of("_INBOX.x1.r4")), Ok(()));
-        t.insert((), caller_of("_INBOX.x1.r4"), now).unwrap();
+        assert_eq!(t.room(caller_of("_INBOX.x1.r4"), share), Ok(()));
+        t.insert((), caller_of("_INBOX.x1.r4"), share, now).unwrap();
         assert_eq!(t.expire(now + IDLE * 2, IDLE).len(), 4);
-        assert_eq!(t.room(caller_of("_INBOX.x1.r5")), Ok(()));
+        assert_eq!(t.room(caller_of("_INBOX.x1.r5"), share), Ok(()));
+    }
+
+    #[test]
+    fn a_callers_share_is_half_of_what_the_host_holds() {
+        assert_eq!(per_caller(1), 1);
+        assert_eq!(per_caller(2), 1);
+        assert_eq!(per_caller(32), 16);
+        assert_eq!(per_caller(usize::MAX), MAX_SESSIONS / 2);
     }
 
     #[test]
@@ -372,7 +385,7 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire_and_busy_or_used_ones_stay() {
-        let t = Sessions::new(8, 8);
+        let t = Sessions::new(8);
         let start = Instant::now();
         let (idle, ki) = open(&t, 1, start);
         let (used, ku) = open(&t, 2, start);
