@@ -16,10 +16,10 @@ use super::connect::Nats;
 use super::protocol::{self, DEADLINE, ERROR, FUNC, HASH, HOST};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{BoxFuture, PinnedSession, Transport};
+use crate::transport::Transport;
 use crate::value::Function;
 use crate::wire::message::{malformed, read_error};
-use crate::wire::value::{self, Handles, NoHandles};
+use crate::wire::value::{self, Handles};
 
 /// How long after a call's deadline the caller waits for the host's answer (the host
 /// stops the call at the deadline and answers `Timeout` itself; this covers the trip).
@@ -311,63 +311,17 @@ fn request_error(module: &str, session: bool, e: async_nats::RequestError) -> Er
     }
 }
 
-impl Transport for RemoteModule {
-    fn call(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        deadline: Instant,
-    ) -> Result<()> {
-        let body = Self::encode(func, args, &mut NoHandles)?;
-        let headers = self.headers(Some(&func.name), deadline);
-        let msg =
-            self.block_on(self.request(self.subject.clone(), headers, body, deadline, false))?;
-        self.answer(&msg, &func.results, results, &mut NoHandles)
-    }
-
-    fn call_async<'a>(
-        &'a self,
-        func: &'a Function,
-        args: &'a [Val],
-        results: &'a mut [Val],
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let body = Self::encode(func, args, &mut NoHandles)?;
-            let headers = self.headers(Some(&func.name), deadline);
-            let msg = self
-                .request(self.subject.clone(), headers, body, deadline, false)
-                .await?;
-            self.answer(&msg, &func.results, results, &mut NoHandles)
-        })
-    }
-
-    fn session(self: Arc<Self>) -> Result<Box<dyn PinnedSession>> {
-        Ok(Box::new(super::session::NatsSession::new(self)))
-    }
-
-    fn governed_here(&self) -> bool {
-        false
-    }
-
-    fn hosts_answering(&self) -> Option<usize> {
+impl RemoteModule {
+    /// How many hosts answered in the last [`RECENT`] (status).
+    pub(crate) fn hosts_recent(&self) -> usize {
         let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        Some(
-            hosts
-                .values()
-                .filter(|(t, _)| now.duration_since(*t) < RECENT)
-                .count(),
-        )
+        hosts
+            .values()
+            .filter(|(t, _)| now.duration_since(*t) < RECENT)
+            .count()
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-impl RemoteModule {
     /// How many answers each host that answered recently gave (status, tests).
     pub(crate) fn answers(&self) -> std::collections::BTreeMap<String, u64> {
         let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
