@@ -106,6 +106,9 @@ async fn ask_full(
     (kind, error, msg.headers.unwrap_or_default())
 }
 
+/// A request B sends in A's session: what it is, its headers, the export it names.
+type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<&'a str>);
+
 /// A key that is well formed and not the session's.
 const WRONG_KEY: &str = "00112233445566778899aabbccddeeff";
 
@@ -151,7 +154,7 @@ async fn another_connection_can_neither_use_nor_close_a_session() {
             ("Membrane-Session-Key", WRONG_KEY),
         ]
     };
-    let refused: Vec<(&str, Vec<(&str, &str)>, Option<&str>)> = vec![
+    let refused: Vec<Refused> = vec![
         ("a call without the key", call(None), Some(live.as_str())),
         (
             "a call with another key",
