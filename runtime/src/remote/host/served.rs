@@ -155,15 +155,16 @@ impl Served {
     ) -> Error {
         let m = &self.name;
         self.module.metrics.count_denial(Capability::Session);
-        // The reply subject and the export name are the requester's text.
+        // The reply subject and the export name are the requester's text: escaped, and
+        // clipped so that one request cannot make a line of any length.
         tracing::info!(
             target: "membrane::audit",
             module = %m,
             session = %id,
             reason = why.reason(),
             request = asked,
-            export = %escape(export.unwrap_or("")),
-            caller = %escape(caller.unwrap_or("")),
+            export = %escape(clip(export.unwrap_or(""), 256)),
+            caller = %escape(clip(caller.unwrap_or(""), 256)),
             "remote session refused"
         );
         let mut e = Error::new(
@@ -221,7 +222,7 @@ impl Served {
         }
         let m = &self.name;
         let theirs = match theirs {
-            Some(h) => format!("hash {:?}", clip_hash(h)),
+            Some(h) => format!("hash {:?}", clip(h, 64)),
             None => "no hash".to_string(),
         };
         Err(Error::new(
@@ -439,11 +440,11 @@ fn deadline(g: &Generation, outer: Option<Instant>, now: Instant) -> Instant {
     outer.map_or(own, |o| o.min(own))
 }
 
-/// At most 64 characters of a hash a caller sent, for the message.
-fn clip_hash(h: &str) -> &str {
-    match h.char_indices().nth(64) {
-        Some((i, _)) => &h[..i],
-        None => h,
+/// At most `n` characters of `text`, which a caller sent, for a message or a log line.
+fn clip(text: &str, n: usize) -> &str {
+    match text.char_indices().nth(n) {
+        Some((i, _)) => &text[..i],
+        None => text,
     }
 }
 
