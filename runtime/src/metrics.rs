@@ -178,6 +178,7 @@ impl Metrics {
             ended: std::sync::atomic::AtomicU64::new(0),
             denied_network: denied(Capability::Network.as_str()),
             denied_http: denied(Capability::Http.as_str()),
+            denied_session: denied(Capability::Session.as_str()),
             app: self.clone(),
         })
     }
@@ -261,6 +262,8 @@ pub(crate) enum Capability {
     Network,
     /// An outbound HTTP origin not in `grants.http`.
     Http,
+    /// A remote resource session used without its key (a host of `remote` modules).
+    Session,
 }
 
 impl Capability {
@@ -268,6 +271,7 @@ impl Capability {
         match self {
             Capability::Network => "network",
             Capability::Http => "http",
+            Capability::Session => "session",
         }
     }
 }
@@ -281,6 +285,7 @@ pub(crate) struct ModuleMetrics {
     pub(crate) ended: std::sync::atomic::AtomicU64,
     denied_network: Counter,
     denied_http: Counter,
+    denied_session: Counter,
     app: Arc<Metrics>,
 }
 
@@ -299,10 +304,7 @@ impl ModuleMetrics {
     /// Audits a denied use of `capability`: an event on target `membrane::audit` naming the
     /// module and what was denied, and one more in `membrane_denials_total`.
     pub(crate) fn denied(&self, capability: Capability, what: &dyn fmt::Display) {
-        match capability {
-            Capability::Network => self.denied_network.inc(),
-            Capability::Http => self.denied_http.inc(),
-        };
+        self.count_denial(capability);
         tracing::info!(
             target: "membrane::audit",
             module = %self.name,
@@ -310,6 +312,16 @@ impl ModuleMetrics {
             denied = %crate::sanitize::escape(&what.to_string()),
             "capability denied"
         );
+    }
+
+    /// Counts a denial of `capability` in `membrane_denials_total`, for a caller that
+    /// writes its own audit event (with fields of its own).
+    pub(crate) fn count_denial(&self, capability: Capability) {
+        match capability {
+            Capability::Network => self.denied_network.inc(),
+            Capability::Http => self.denied_http.inc(),
+            Capability::Session => self.denied_session.inc(),
+        };
     }
 
     /// The counters of one function, made on its first call.

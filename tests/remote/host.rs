@@ -363,6 +363,9 @@ impl Raw {
     }
 }
 
+/// A well-formed session id (128 bits in hex) that no host gave out.
+const UNKNOWN_SESSION: &str = "0123456789abcdef0123456789abcdef";
+
 /// A bad request: what it is, its headers, its body, and the kind of error it gets.
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, ErrorKind);
 
@@ -460,7 +463,7 @@ async fn bad_requests_are_answered_and_the_host_keeps_serving() {
             ErrorKind::Link,
         ),
         (
-            "a session id that is not a number",
+            "a session id that is not one (128 bits in hex)",
             vec![
                 ("Membrane-Func", add.as_str()),
                 ("Membrane-Hash", hash.as_str()),
@@ -474,7 +477,7 @@ async fn bad_requests_are_answered_and_the_host_keeps_serving() {
             vec![
                 ("Membrane-Func", add.as_str()),
                 ("Membrane-Hash", hash.as_str()),
-                ("Membrane-Session", "999"),
+                ("Membrane-Session", UNKNOWN_SESSION),
             ],
             vec![1, 1],
             ErrorKind::Crashed,
@@ -484,7 +487,7 @@ async fn bad_requests_are_answered_and_the_host_keeps_serving() {
             vec![
                 ("Membrane-Drop", "0"),
                 ("Membrane-Hash", hash.as_str()),
-                ("Membrane-Session", "999"),
+                ("Membrane-Session", UNKNOWN_SESSION),
             ],
             vec![],
             ErrorKind::Crashed,

@@ -5,5 +5,7 @@ mod auth;
 mod example;
 mod failover;
 mod host;
+mod hostile;
 pub mod hostproc;
 pub mod nats;
+mod sessions;

@@ -16,10 +16,10 @@ use super::connect::Nats;
 use super::protocol::{self, DEADLINE, ERROR, FUNC, HASH, HOST};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{BoxFuture, PinnedSession, Transport};
+use crate::transport::Transport;
 use crate::value::Function;
 use crate::wire::message::{malformed, read_error};
-use crate::wire::value::{self, Handles, NoHandles};
+use crate::wire::value::{self, Handles};
 
 /// How long after a call's deadline the caller waits for the host's answer (the host
 /// stops the call at the deadline and answers `Timeout` itself; this covers the trip).
@@ -32,6 +32,10 @@ pub(crate) const MAX_IN_FLIGHT: usize = 4096;
 /// How recently a host must have answered to count as answering (status).
 pub(crate) const RECENT: Duration = Duration::from_secs(60);
 
+/// Hosts of one module a caller remembers (status); answers naming more are not counted,
+/// so that a party answering with made-up host ids cannot grow the table.
+const MAX_HOSTS: usize = 1024;
+
 /// A `remote` module as its callers see it.
 pub(crate) struct RemoteModule {
     pub(crate) nats: Arc<Nats>,
@@ -39,6 +43,8 @@ pub(crate) struct RemoteModule {
     subject: Subject,
     /// This app's [`protocol::module_hash`] of the module, sent with every call.
     hash: String,
+    /// The largest answer accepted: the module's `hostcall` limit.
+    max_answer: u64,
     in_flight: Arc<AtomicUsize>,
     /// The hosts that answered: when they last did, and how many answers in all.
     hosts: Mutex<HashMap<Arc<str>, (Instant, u64)>>,
@@ -58,6 +64,7 @@ impl RemoteModule {
             name: c.name.as_str().into(),
             subject: protocol::subject(&nats.app, &c.name).into(),
             hash: protocol::module_hash(&c.hash, &c.spec),
+            max_answer: c.spec.limits.hostcall,
             in_flight: Arc::new(AtomicUsize::new(0)),
             hosts: Mutex::new(HashMap::new()),
         }))
@@ -130,6 +137,11 @@ impl RemoteModule {
     }
 
     /// What an answer means: results decoded into `results`, or the host's error.
+    ///
+    /// Whoever answers may be hostile (anyone who may subscribe on the module's subject can):
+    /// an error is read within the bounds of `wire/message.rs` (its size, its message, its
+    /// causes); results larger than the module's `hostcall` limit are refused before they
+    /// are decoded, and are decoded by the hostile-input decoder.
     pub(crate) fn answer(
         &self,
         msg: &Message,
@@ -142,12 +154,36 @@ impl RemoteModule {
             self.answered(host.as_str());
         }
         if headers.and_then(|h| h.get(ERROR)).is_some() {
-            return Err(read_error(&msg.payload));
+            return Err(read_error(&msg.payload).in_module(&self.name));
         }
-        value::decode_into(&msg.payload, types, results, h)
+        let size = msg.payload.len() as u64;
+        if size > self.max_answer {
+            let m = &self.name;
+            return Err(Error::new(
+                ErrorKind::HostcallLimit,
+                format!(
+                    "module `{m}` is remote and its host answered with {size} bytes, more than \
+                     its hostcall limit of {} bytes (raise [modules.{m}.limits] hostcall if its \
+                     results are that large)",
+                    self.max_answer
+                ),
+            )
+            .with_module(&**m)
+            .with_key(format!("modules.{m}.limits.hostcall")));
+        }
+        value::decode_into(&msg.payload, types, results, h).map_err(|e| {
+            let m = &self.name;
+            e.context(format_args!(
+                "module `{m}` is remote and its host's answer does not decode as the results"
+            ))
+            .in_module(m)
+        })
     }
 
     fn answered(&self, host: &str) {
+        if !protocol::valid_host_id(host) {
+            return;
+        }
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         match hosts.get_mut(host) {
@@ -157,7 +193,9 @@ impl RemoteModule {
             }
             None => {
                 hosts.retain(|_, (t, _)| now.duration_since(*t) < RECENT);
-                hosts.insert(host.into(), (now, 1));
+                if hosts.len() < MAX_HOSTS {
+                    hosts.insert(host.into(), (now, 1));
+                }
             }
         }
     }
@@ -273,63 +311,17 @@ fn request_error(module: &str, session: bool, e: async_nats::RequestError) -> Er
     }
 }
 
-impl Transport for RemoteModule {
-    fn call(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        deadline: Instant,
-    ) -> Result<()> {
-        let body = Self::encode(func, args, &mut NoHandles)?;
-        let headers = self.headers(Some(&func.name), deadline);
-        let msg =
-            self.block_on(self.request(self.subject.clone(), headers, body, deadline, false))?;
-        self.answer(&msg, &func.results, results, &mut NoHandles)
-    }
-
-    fn call_async<'a>(
-        &'a self,
-        func: &'a Function,
-        args: &'a [Val],
-        results: &'a mut [Val],
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let body = Self::encode(func, args, &mut NoHandles)?;
-            let headers = self.headers(Some(&func.name), deadline);
-            let msg = self
-                .request(self.subject.clone(), headers, body, deadline, false)
-                .await?;
-            self.answer(&msg, &func.results, results, &mut NoHandles)
-        })
-    }
-
-    fn session(self: Arc<Self>) -> Result<Box<dyn PinnedSession>> {
-        Ok(Box::new(super::session::NatsSession::new(self)))
-    }
-
-    fn governed_here(&self) -> bool {
-        false
-    }
-
-    fn hosts_answering(&self) -> Option<usize> {
+impl RemoteModule {
+    /// How many hosts answered in the last [`RECENT`] (status).
+    pub(crate) fn hosts_recent(&self) -> usize {
         let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        Some(
-            hosts
-                .values()
-                .filter(|(t, _)| now.duration_since(*t) < RECENT)
-                .count(),
-        )
+        hosts
+            .values()
+            .filter(|(t, _)| now.duration_since(*t) < RECENT)
+            .count()
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-impl RemoteModule {
     /// How many answers each host that answered recently gave (status, tests).
     pub(crate) fn answers(&self) -> std::collections::BTreeMap<String, u64> {
         let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());

@@ -58,7 +58,10 @@ impl App {
     /// `instances` and `queue` bound the calls it answers at once; more are answered
     /// `Overloaded`), its supervisor, its metrics. A call whose caller's manifest entry of
     /// the module differs from this app's is refused (`ErrorKind::Link`). Resource sessions
-    /// stay on this host until their caller closes them or they are unused for 5 minutes.
+    /// stay on this host until their caller closes them or they are unused for 5 minutes;
+    /// each serves only the caller that opened it, which alone holds its key (others are
+    /// refused `Denied` and audited), and one caller holds at most half of the module's
+    /// `instances` in sessions.
     ///
     /// Anyone who may publish on the app's NATS subjects (`membrane.<app>.>`) can call the
     /// modules served: restrict publishing there with NATS permissions.

@@ -13,3 +13,4 @@ pub(crate) mod host;
 pub(crate) mod offline;
 pub(crate) mod protocol;
 pub(crate) mod session;
+pub(crate) mod transport;

@@ -12,10 +12,15 @@
 //! | `Membrane-Deadline-Us` | microseconds left of the caller's deadline | |
 //! | `Membrane-Hash` | [`module_hash`] of the caller's manifest entry | |
 //! | `Membrane-Session` | `new` to open a session, or its id | the id of a session it opened |
+//! | `Membrane-Session-Key` | the session's key (every call, drop and close in it) | the key of a session it opened |
 //! | `Membrane-Drop` | a resource handle of the session to drop (no `Membrane-Func`) | |
 //! | `Membrane-Close` | `1`: the session ends (published, no reply) | |
 //! | `Membrane-Host` | | the answering host's id |
 //! | `Membrane-Error` | | `1`: the body is an error (`wire/message.rs` JSON), not results |
+//!
+//! A session's id and key are each 128 random bits ([`SessionId`], [`SessionKey`]): the id
+//! names the session (logs, errors), the key proves that a request comes from the caller
+//! that opened it, which alone received it (docs/decisions/0008-remote-session-binding.md).
 
 use std::time::Duration;
 
@@ -31,6 +36,8 @@ pub(crate) const DEADLINE: &str = "Membrane-Deadline-Us";
 pub(crate) const HASH: &str = "Membrane-Hash";
 /// A resource session: `new`, or the id the host gave it.
 pub(crate) const SESSION: &str = "Membrane-Session";
+/// The key of a resource session: given to its opener only, required in it.
+pub(crate) const SESSION_KEY: &str = "Membrane-Session-Key";
 /// Opens a session (the value of [`SESSION`]).
 pub(crate) const NEW_SESSION: &str = "new";
 /// Drops a resource of a session: its handle.
@@ -91,6 +98,80 @@ pub(crate) fn parse_deadline(value: &str) -> Option<Duration> {
     value.parse::<u64>().ok().map(Duration::from_micros)
 }
 
+/// The id of a resource session: 128 random bits, written as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SessionId(pub(crate) u128);
+
+impl SessionId {
+    /// Reads an id as [`SessionId`]'s `Display` writes it; anything else is `None`.
+    pub(crate) fn parse(text: &str) -> Option<SessionId> {
+        parse_hex(text).map(u128::from_be_bytes).map(SessionId)
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// The key of a resource session: 128 random bits that only the session's opener learns
+/// (in the answer that opened it), written as 32 lowercase hex digits. Its `Debug` does
+/// not show it, so that it never reaches a log by accident.
+#[derive(Clone, Copy)]
+pub(crate) struct SessionKey(pub(crate) [u8; 16]);
+
+impl SessionKey {
+    /// Reads a key as [`SessionKey::text`] writes it; anything else is `None`.
+    pub(crate) fn parse(text: &str) -> Option<SessionKey> {
+        parse_hex(text).map(SessionKey)
+    }
+
+    /// The key as it crosses, in a header.
+    pub(crate) fn text(&self) -> String {
+        format!("{:032x}", u128::from_be_bytes(self.0))
+    }
+
+    /// Whether `other` is this key, in time that does not depend on where they differ: a
+    /// caller that guesses must not learn how much of its guess was right.
+    pub(crate) fn matches(&self, other: &SessionKey) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
+/// 32 lowercase hex digits as 16 bytes, most significant first.
+fn parse_hex(text: &str) -> Option<[u8; 16]> {
+    let digits = text.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let nibble = |d: u8| match d {
+            b'0'..=b'9' => Some(d - b'0'),
+            b'a'..=b'f' => Some(d - b'a' + 10),
+            _ => None,
+        };
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The longest host id a caller accepts from an answer (a host's own is 22 characters).
+pub(crate) const MAX_HOST_ID: usize = 64;
+
+/// Whether `id`, from an answer, can be a host id: a subject token of at most
+/// [`MAX_HOST_ID`] bytes.
+pub(crate) fn valid_host_id(id: &str) -> bool {
+    id.len() <= MAX_HOST_ID && valid_token(id)
+}
+
 /// Whether `name` can be part of a NATS subject as one token: letters, digits, `-`, `_`.
 pub(crate) fn valid_token(name: &str) -> bool {
     !name.is_empty()
@@ -147,6 +228,37 @@ mod tests {
         let mut other = spec;
         other.placement = crate::spec::Placement::Process;
         assert_eq!(a, module_hash("abc", &other));
+    }
+
+    #[test]
+    fn session_ids_and_keys_round_trip_and_nothing_else_reads() {
+        let id = SessionId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let text = id.to_string();
+        assert_eq!(text, "0123456789abcdef0011223344556677");
+        assert_eq!(SessionId::parse(&text), Some(id));
+        assert_eq!(SessionId(1).to_string().len(), 32);
+        let key = SessionKey([0xa5; 16]);
+        assert!(SessionKey::parse(&key.text()).unwrap().matches(&key));
+        assert!(!SessionKey([0xa5; 16]).matches(&SessionKey([0xa4; 16])));
+        assert_eq!(format!("{key:?}"), "SessionKey(..)");
+        let bad = [
+            "",
+            "1",
+            "new",
+            "0123456789ABCDEF0011223344556677",
+            "+123456789abcdef0011223344556677",
+            "0123456789abcdef00112233445566778",
+            "0123456789abcdef001122334455667",
+            "0123456789abcdef001122334455667g",
+            "0123456789abcdef00112233445566é",
+        ];
+        for b in bad {
+            assert!(SessionId::parse(b).is_none(), "{b:?}");
+            assert!(SessionKey::parse(b).is_none(), "{b:?}");
+        }
+        assert!(valid_host_id("Zc2aLoIt1OB3rQm6EwsHGd"));
+        assert!(!valid_host_id(&"a".repeat(MAX_HOST_ID + 1)));
+        assert!(!valid_host_id("a.b"));
     }
 
     #[test]

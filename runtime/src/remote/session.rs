@@ -2,6 +2,10 @@
 //! subject) and opens a session there; every later call and drop goes to that host's own
 //! subject, so the resources it created keep living in one instance. When that host is
 //! gone, the session's calls fail (`Crashed`), as a session with a dead worker does.
+//!
+//! The answer that opens a session gives its id and key; every later request of the
+//! session carries both, so that the host serves it to this caller only. An opening answer
+//! without a well-formed id, key and host is the host breaking the protocol (`Crashed`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +16,9 @@ use wasmtime::component::types::Type;
 use wasmtime::component::{ResourceAny, Val};
 
 use super::client::RemoteModule;
-use super::protocol::{self, CLOSE, DROP, HOST, NEW_SESSION, SESSION};
+use super::protocol::{
+    self, CLOSE, DROP, ERROR, HOST, NEW_SESSION, SESSION, SESSION_KEY, SessionId, SessionKey,
+};
 use crate::error::Result;
 use crate::transport::{BoxFuture, PinnedSession};
 use crate::value::Function;
@@ -22,9 +28,24 @@ use crate::wire::value::Handles;
 /// One importer instance's session with a remote provider.
 pub(crate) struct NatsSession {
     module: Arc<RemoteModule>,
-    /// The serving host's subject and the session's id there, once the first call opened it.
-    at: Option<(Subject, String)>,
+    /// Where the session lives, once the first call opened it.
+    at: Option<At>,
     stand: Stand,
+}
+
+/// An open session: the serving host's subject, the session's id and key there.
+struct At {
+    subject: Subject,
+    id: SessionId,
+    key: SessionKey,
+}
+
+impl At {
+    /// Names the session in a request's headers.
+    fn mark(&self, headers: &mut HeaderMap) {
+        headers.insert(SESSION, self.id.to_string().as_str());
+        headers.insert(SESSION_KEY, self.key.text().as_str());
+    }
 }
 
 /// A request ready to send.
@@ -60,9 +81,9 @@ impl NatsSession {
             headers.insert(DROP, handle.to_string().as_str());
         }
         let (subject, pinned) = match &self.at {
-            Some((subject, id)) => {
-                headers.insert(SESSION, id.as_str());
-                (subject.clone(), true)
+            Some(at) => {
+                at.mark(&mut headers);
+                (at.subject.clone(), true)
             }
             None => {
                 headers.insert(SESSION, NEW_SESSION);
@@ -79,21 +100,36 @@ impl NatsSession {
 
     /// Notes where the session lives (from the answer that opened it) and decodes it.
     fn finish(&mut self, msg: &Message, types: &[Type]) -> Result<Vec<Val>> {
-        if self.at.is_none()
-            && let Some(h) = &msg.headers
-            && let (Some(id), Some(host)) = (h.get(SESSION), h.get(HOST))
-        {
-            if !protocol::valid_token(host.as_str()) {
-                return Err(self.module.malformed("a host id is not a subject token"));
-            }
-            let subject =
-                protocol::host_subject(&self.module.nats.app, &self.module.name, host.as_str());
-            self.at = Some((subject.into(), id.as_str().to_string()));
+        let failed = msg.headers.as_ref().is_some_and(|h| h.get(ERROR).is_some());
+        // A failed opening call opened nothing; later answers cannot move the session.
+        if self.at.is_none() && !failed {
+            self.at = Some(self.opened(msg)?);
         }
         let mut results = vec![Val::Bool(false); types.len()];
         self.module
             .answer(msg, types, &mut results, &mut self.stand)?;
         Ok(results)
+    }
+
+    /// Where the answer to an opening call says the session lives.
+    fn opened(&self, msg: &Message) -> Result<At> {
+        let h = msg.headers.as_ref();
+        let get = |name: &str| h.and_then(|h| h.get(name)).map(|v| v.as_str());
+        let id = get(SESSION).and_then(SessionId::parse);
+        let key = get(SESSION_KEY).and_then(SessionKey::parse);
+        let host = get(HOST).filter(|h| protocol::valid_host_id(h));
+        let (Some(id), Some(key), Some(host)) = (id, key, host) else {
+            return Err(self.module.malformed(
+                "the answer that opened a resource session lacks a well-formed session id, \
+                 session key or host id",
+            ));
+        };
+        let subject = protocol::host_subject(&self.module.nats.app, &self.module.name, host);
+        Ok(At {
+            subject: subject.into(),
+            id,
+            key,
+        })
     }
 
     fn send(
@@ -164,12 +200,13 @@ impl PinnedSession for NatsSession {
 impl Drop for NatsSession {
     fn drop(&mut self) {
         // The host ends the session's instance (its resources' destructors run there).
-        let Some((subject, id)) = self.at.take() else {
+        let Some(at) = self.at.take() else {
             return;
         };
         let mut headers = HeaderMap::new();
-        headers.insert(SESSION, id.as_str());
+        at.mark(&mut headers);
         headers.insert(CLOSE, "1");
+        let subject = at.subject;
         let client = self.module.nats.client.clone();
         self.module.nats.handle().spawn(async move {
             let _ = client

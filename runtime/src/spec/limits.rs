@@ -50,7 +50,7 @@ impl Default for RestartPolicy {
 /// | `instances` | 32 | instances running at once: the module's concurrency |
 /// | `queue` | 128 | callers that may wait for a busy module; more fail with `Overloaded` |
 /// | `fuel` | none | deterministic budget of one call, in wasm instructions (roughly); needs `Config::fuel` |
-/// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists) |
+/// | `hostcall` | 32 MiB | bytes the guest may pass to the host in one host call (strings, lists); for a `remote` module, also the largest answer its callers take from a host |
 /// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
 /// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
 /// | `body` | 1 MiB | largest HTTP request body the module accepts when served; larger is answered 413 |

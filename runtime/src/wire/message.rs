@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use super::bounds::{self, Causes, MAX_ERROR_BODY, MAX_NAME, clip};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A call of an export.
@@ -67,7 +68,7 @@ pub(crate) struct WireError {
     exit: Option<i32>,
     /// The texts of the error's causes, outermost first.
     #[serde(default)]
-    causes: Vec<String>,
+    causes: Causes,
 }
 
 /// A cause of an error that crossed, as text (the original error types stay on the
@@ -90,54 +91,70 @@ impl std::error::Error for Cause {
     }
 }
 
-/// Writes `e` as an [`ERR`] body.
+/// Writes `e` as an [`ERR`] body, cut to the bounds a reader keeps (`wire/bounds.rs`).
 pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
+    let mut causes = Vec::new();
+    let mut more = 0;
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if causes.len() < bounds::MAX_CAUSES {
+            causes.push(c.to_string());
+        } else {
+            more += 1;
+        }
+        cur = c.source();
+    }
+    let (message, kept) = bounds::bound(e.message().to_string(), causes, more);
+    let name = |n: Option<&str>| n.map(|n| clip(n.to_string(), MAX_NAME));
     let w = WireError {
         kind: e.kind().as_str().to_string(),
-        message: e.message().to_string(),
-        module: e.module().map(str::to_string),
-        export: e.export().map(str::to_string),
-        key: e.key().map(str::to_string),
+        message,
+        module: name(e.module()),
+        export: name(e.export()),
+        key: name(e.key()),
         upstream: e.upstream(),
         exit: e.exit_code(),
-        causes: {
-            let mut causes = Vec::new();
-            let mut cur = std::error::Error::source(e);
-            while let Some(c) = cur {
-                causes.push(c.to_string());
-                cur = c.source();
-            }
-            causes
-        },
+        causes: Causes { kept, more: 0 },
     };
     // Serializing plain strings cannot fail.
     let _ = serde_json::to_writer(out, &w);
 }
 
-/// Reads an [`ERR`] body back into an error.
+/// Reads an [`ERR`] body back into an error, within the bounds of `wire/bounds.rs`: the
+/// other side may be hostile, and the error's text reaches logs and terminals.
 pub(crate) fn read_error(body: &[u8]) -> Error {
+    if body.len() > MAX_ERROR_BODY {
+        return malformed(&format!(
+            "an error message of {} bytes is larger than {MAX_ERROR_BODY}",
+            body.len()
+        ));
+    }
     let Ok(w) = serde_json::from_slice::<WireError>(body) else {
         return malformed("an error message is not valid");
     };
+    let (message, causes) = bounds::bound(w.message, w.causes.kept, w.causes.more);
+    let name = |n: Option<String>| n.map(|n| clip(n, MAX_NAME));
+    let (module, export, key) = (name(w.module), name(w.export), name(w.key));
     let kind = ErrorKind::from_name(&w.kind).unwrap_or(ErrorKind::Crashed);
     let mut e = match (kind, w.exit) {
-        (ErrorKind::Exit, Some(code)) => Error::exit(code, w.module.as_deref().unwrap_or("")),
-        _ => Error::new(kind, w.message),
+        (ErrorKind::Exit, Some(code)) => Error::exit(code, module.as_deref().unwrap_or("")),
+        _ => Error::new(kind, message),
     };
-    if let Some(m) = w.module {
+    if let Some(m) = module {
         e = e.with_module(m);
     }
-    if let Some(x) = w.export {
+    if let Some(x) = export {
         e = e.with_export(x);
     }
-    if let Some(k) = w.key {
+    if let Some(k) = key {
         e = e.with_key(k);
     }
     if w.upstream {
         e.set_upstream();
     }
-    let chain = w
-        .causes
+    // Built from the innermost out; at most `MAX_CAUSES` deep, so dropping it (which
+    // recurses) is shallow too.
+    let chain = causes
         .into_iter()
         .rev()
         .fold(None, |next, text| Some(Box::new(Cause { text, next })));

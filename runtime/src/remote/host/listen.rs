@@ -82,13 +82,14 @@ impl Gate {
     /// Starts answering `msg`, or answers `Overloaded` at once when the module has no room.
     async fn dispatch(self: &Arc<Self>, msg: Message) {
         let Some(reply) = msg.reply.clone() else {
-            // Only the end of a session is published without waiting for an answer.
+            // Only the end of a session is published without waiting for an answer; one
+            // without the session's key is refused all the same (audited, nobody to tell).
             if let Ok(request::Request {
                 ask: Ask::Close { session },
                 ..
             }) = request::read(msg.headers.as_ref())
             {
-                self.served.close(session);
+                let _ = self.served.close(session, None);
             }
             return;
         };

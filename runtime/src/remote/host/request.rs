@@ -10,7 +10,8 @@ use async_nats::HeaderMap;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::remote::protocol::{
-    CLOSE, DEADLINE, DROP, ERROR, FUNC, HASH, HOST, NEW_SESSION, SESSION, parse_deadline,
+    CLOSE, DEADLINE, DROP, ERROR, FUNC, HASH, HOST, NEW_SESSION, SESSION, SESSION_KEY, SessionId,
+    SessionKey, parse_deadline,
 };
 
 /// Which resource session a call runs in.
@@ -21,8 +22,32 @@ pub(crate) enum Pin {
     /// A new one, opened by this call.
     New,
     /// One this host opened before.
-    Id(u64),
+    Id(SessionRef),
 }
+
+/// A session a request names, and the key it offers for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionRef {
+    pub id: SessionId,
+    /// The key sent with the request; `None` when there is none or it is not a key at all
+    /// (refused alike: only the session's opener has its key).
+    pub key: Option<SessionKey>,
+}
+
+impl PartialEq for SessionRef {
+    /// Same session, and both keys absent or equal (tests; keys are checked by
+    /// [`SessionKey::matches`]).
+    fn eq(&self, other: &SessionRef) -> bool {
+        self.id == other.id
+            && match (&self.key, &other.key) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.matches(b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for SessionRef {}
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,9 +55,9 @@ pub(crate) enum Ask<'a> {
     /// A call of an export.
     Call { func: &'a str, pin: Pin },
     /// Dropping a resource of a session (its destructor runs there).
-    Drop { session: u64, handle: u32 },
+    Drop { session: SessionRef, handle: u32 },
     /// Ending a session.
-    Close { session: u64 },
+    Close { session: SessionRef },
 }
 
 /// A request's headers, read.
@@ -60,16 +85,18 @@ fn invalid(what: impl Into<String>) -> Error {
 /// Reads a request's headers.
 pub(crate) fn read(headers: Option<&HeaderMap>) -> Result<Request<'_>> {
     let get = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
-    let session = |value: Option<&str>| -> Result<u64> {
-        match value {
-            Some(v) => v.parse::<u64>().map_err(|_| {
+    let session = |value: Option<&str>| -> Result<SessionRef> {
+        let id = match value {
+            Some(v) => SessionId::parse(v).ok_or_else(|| {
                 invalid(format!(
                     "the {SESSION} header is not a session id of this host: {:?}",
                     clip(v)
                 ))
-            }),
-            None => Err(invalid(format!("the request has no {SESSION} header"))),
-        }
+            })?,
+            None => return Err(invalid(format!("the request has no {SESSION} header"))),
+        };
+        let key = get(SESSION_KEY).and_then(SessionKey::parse);
+        Ok(SessionRef { id, key })
     };
     let ask = if get(CLOSE).is_some() {
         Ask::Close {
@@ -112,13 +139,18 @@ fn clip(text: &str) -> &str {
     &text[..end]
 }
 
-/// The headers of an answer from host `host`: the session it opened, if it did; whether
-/// the body is an error.
-pub(crate) fn answer_headers(host: &str, opened: Option<u64>, error: bool) -> HeaderMap {
+/// The headers of an answer from host `host`: the session it opened, if it did, with its
+/// key; whether the body is an error.
+pub(crate) fn answer_headers(
+    host: &str,
+    opened: Option<(SessionId, SessionKey)>,
+    error: bool,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(HOST, host);
-    if let Some(id) = opened {
+    if let Some((id, key)) = opened {
         h.insert(SESSION, id.to_string());
+        h.insert(SESSION_KEY, key.text());
     }
     if error {
         h.insert(ERROR, "1");
@@ -161,25 +193,45 @@ mod tests {
                 pin: Pin::New
             }
         );
-        let h = headers(&[(FUNC, "f"), (SESSION, "42")]);
+        let keyed = SessionRef {
+            id: SessionId(42),
+            key: Some(SessionKey([7; 16])),
+        };
+        let (id, key) = (ID_42, keyed.key.unwrap().text());
+        let h = headers(&[(FUNC, "f"), (SESSION, id), (SESSION_KEY, &key)]);
         assert_eq!(
             read(Some(&h)).unwrap().ask,
             Ask::Call {
                 func: "f",
-                pin: Pin::Id(42)
+                pin: Pin::Id(keyed)
             }
         );
-        let h = headers(&[(DROP, "7"), (SESSION, "42")]);
+        let h = headers(&[(DROP, "7"), (SESSION, id), (SESSION_KEY, &key)]);
         assert_eq!(
             read(Some(&h)).unwrap().ask,
             Ask::Drop {
-                session: 42,
+                session: keyed,
                 handle: 7
             }
         );
-        let h = headers(&[(CLOSE, "1"), (SESSION, "42")]);
-        assert_eq!(read(Some(&h)).unwrap().ask, Ask::Close { session: 42 });
+        let h = headers(&[(CLOSE, "1"), (SESSION, id), (SESSION_KEY, &key)]);
+        assert_eq!(read(Some(&h)).unwrap().ask, Ask::Close { session: keyed });
+        // A missing or malformed key reads as none: the host refuses it as `Denied`.
+        let keyless = SessionRef {
+            id: SessionId(42),
+            key: None,
+        };
+        for key in [None, Some(""), Some("1"), Some(&key[1..])] {
+            let mut h = headers(&[(CLOSE, "1"), (SESSION, id)]);
+            if let Some(k) = key {
+                h.insert(SESSION_KEY, k);
+            }
+            let ask = read(Some(&h)).unwrap().ask;
+            assert_eq!(ask, Ask::Close { session: keyless }, "{key:?}");
+        }
     }
+
+    const ID_42: &str = "0000000000000000000000000000002a";
 
     #[test]
     fn bad_headers_are_invalid_args() {
@@ -189,9 +241,11 @@ mod tests {
             &[(HASH, "x")],
             &[(FUNC, "f"), (SESSION, "nope")],
             &[(FUNC, "f"), (SESSION, "-1")],
+            // Sequential ids of old hosts are no ids.
+            &[(FUNC, "f"), (SESSION, "42")],
             &[(DROP, "7")],
-            &[(DROP, "x"), (SESSION, "1")],
-            &[(DROP, "4294967296"), (SESSION, "1")],
+            &[(DROP, "x"), (SESSION, ID_42)],
+            &[(DROP, "4294967296"), (SESSION, ID_42)],
             &[(DROP, "1"), (SESSION, NEW_SESSION)],
             &[(CLOSE, "1")],
         ];
@@ -235,9 +289,13 @@ mod tests {
 
     #[test]
     fn answers_name_the_host() {
-        let h = answer_headers("h1", Some(3), true);
+        let h = answer_headers("h1", Some((SessionId(42), SessionKey([7; 16]))), true);
         assert_eq!(h.get(HOST).unwrap().as_str(), "h1");
-        assert_eq!(h.get(SESSION).unwrap().as_str(), "3");
+        assert_eq!(h.get(SESSION).unwrap().as_str(), ID_42);
+        assert_eq!(
+            h.get(SESSION_KEY).unwrap().as_str(),
+            "07070707070707070707070707070707"
+        );
         assert_eq!(h.get(ERROR).unwrap().as_str(), "1");
         let h = answer_headers("h1", None, false);
         assert!(h.get(SESSION).is_none() && h.get(ERROR).is_none());

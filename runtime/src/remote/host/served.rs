@@ -13,12 +13,14 @@ use std::time::Instant;
 use async_nats::Message;
 use wasmtime::component::Val;
 
-use super::request::{self, Ask, Pin};
-use super::sessions::{IDLE, MAX_SESSIONS, Sessions};
+use super::request::{self, Ask, Pin, SessionRef};
+use super::sessions::{Full, IDLE, MAX_SESSIONS, Refusal, Sessions, caller_of, per_caller};
 use crate::error::{Error, ErrorKind, Result};
 use crate::generation::{Generation, Session};
+use crate::metrics::Capability;
 use crate::module::{Module, Target};
-use crate::remote::protocol::module_hash;
+use crate::remote::protocol::{SessionId, SessionKey, module_hash};
+use crate::sanitize::escape;
 use crate::value::Function;
 use crate::wire::table::Table;
 use crate::wire::value::{self, Handles, NoHandles};
@@ -34,7 +36,7 @@ pub(crate) struct Pinned {
 }
 
 /// An answer: the body (results, or nothing for a drop) and the session a call opened.
-pub(crate) type Answer = Result<(Vec<u8>, Option<u64>)>;
+pub(crate) type Answer = Result<(Vec<u8>, Option<(SessionId, SessionKey)>)>;
 
 /// What a request does in a resource session.
 enum Work<'a> {
@@ -79,6 +81,7 @@ impl Served {
     pub(crate) async fn answer(&self, msg: &Message) -> Answer {
         let now = Instant::now();
         let mut export = None;
+        let caller = msg.reply.as_deref().map(caller_of).unwrap_or_default();
         let outcome = async {
             let req = request::read(msg.headers.as_ref())?;
             let outer = req.deadline(now);
@@ -91,29 +94,28 @@ impl Served {
                             .await
                             .map(|out| (out, None)),
                         Pin::New => self
-                            .open(func, req.hash, &msg.payload, outer, now)
+                            .open(func, req.hash, &msg.payload, outer, now, caller)
                             .await
-                            .map(|(out, id)| (out, Some(id))),
-                        Pin::Id(id) => {
+                            .map(|(out, opened)| (out, Some(opened))),
+                        Pin::Id(session) => {
                             let work = Work::Call {
                                 func,
                                 body: &msg.payload,
                                 outer,
                             };
-                            self.in_session(id, req.hash, now, work)
+                            self.in_session(session, req.hash, now, work, caller)
                                 .await
                                 .map(|out| (out, None))
                         }
                     }
                 }
                 Ask::Drop { session, handle } => self
-                    .in_session(session, req.hash, now, Work::Drop(handle))
+                    .in_session(session, req.hash, now, Work::Drop(handle), caller)
                     .await
                     .map(|out| (out, None)),
-                Ask::Close { session } => {
-                    self.close(session);
-                    Ok((Vec::new(), None))
-                }
+                Ask::Close { session } => self
+                    .close(session, Some(caller))
+                    .map(|()| (Vec::new(), None)),
             }
         }
         .await;
@@ -126,9 +128,58 @@ impl Served {
         })
     }
 
-    /// Ends session `id` (a caller's `Membrane-Close`); an unknown one is gone already.
-    pub(crate) fn close(&self, id: u64) {
-        drop(self.sessions.remove(id));
+    /// Ends a session for a caller's `Membrane-Close` (`caller` is its reply subject's
+    /// prefix when it asked for an answer). An unknown session is gone already; a close
+    /// without the session's key is refused (`Denied`) and audited.
+    pub(crate) fn close(&self, s: SessionRef, caller: Option<&str>) -> Result<()> {
+        match self.sessions.close(s.id, s.key.as_ref()) {
+            Ok(state) => {
+                drop(state);
+                Ok(())
+            }
+            Err(Refusal::Gone) => Ok(()),
+            Err(why) => Err(self.refused(s.id, why, "close", None, caller)),
+        }
+    }
+
+    /// Refuses a request in session `id` that is not its opener's: an audit event (module,
+    /// session, reason, what was asked and by which caller), one more in
+    /// `membrane_denials_total`, and the `Denied` error to answer.
+    fn refused(
+        &self,
+        id: SessionId,
+        why: Refusal,
+        asked: &str,
+        export: Option<&str>,
+        caller: Option<&str>,
+    ) -> Error {
+        let m = &self.name;
+        self.module.metrics.count_denial(Capability::Session);
+        // The reply subject and the export name are the requester's text: escaped, and
+        // clipped so that one request cannot make a line of any length.
+        tracing::info!(
+            target: "membrane::audit",
+            module = %m,
+            session = %id,
+            reason = why.reason(),
+            request = asked,
+            export = %escape(clip(export.unwrap_or(""), 256)),
+            caller = %escape(clip(caller.unwrap_or(""), 256)),
+            "remote session refused"
+        );
+        let mut e = Error::new(
+            ErrorKind::Denied,
+            format!(
+                "module `{m}`: this host refuses the {asked} in resource session {id}: \
+                 {}; only the caller that opened a session may use or close it",
+                why.reason()
+            ),
+        )
+        .with_module(&**m);
+        if let Some(x) = export {
+            e = e.with_export(x);
+        }
+        e
     }
 
     /// The export `func` as the current generation has it.
@@ -171,7 +222,7 @@ impl Served {
         }
         let m = &self.name;
         let theirs = match theirs {
-            Some(h) => format!("hash {:?}", clip_hash(h)),
+            Some(h) => format!("hash {:?}", clip(h, 64)),
             None => "no hash".to_string(),
         };
         Err(Error::new(
@@ -205,7 +256,7 @@ impl Served {
         encode_results(&r.func, &results, &mut NoHandles)
     }
 
-    /// A call that opens a resource session, kept for the caller's later calls.
+    /// A call that opens a resource session for `caller`, kept for its later calls.
     async fn open(
         &self,
         func: &str,
@@ -213,13 +264,15 @@ impl Served {
         body: &[u8],
         outer: Option<Instant>,
         now: Instant,
-    ) -> Result<(Vec<u8>, u64)> {
+        caller: &str,
+    ) -> Result<(Vec<u8>, (SessionId, SessionKey))> {
         let g = self.module.current_full();
         self.check(&g, hash)?;
         let f = g.function(func)?;
-        if !self.sessions.has_room() {
-            return Err(self.too_many_sessions());
-        }
+        let share = per_caller(g.spec.limits.instances);
+        self.sessions
+            .room(caller, share)
+            .map_err(|full| self.too_many_sessions(full, share))?;
         let mut table = Table::default();
         let args = decode_args(&f, body, &mut table)?;
         let deadline = deadline(&g, outer, now);
@@ -236,23 +289,40 @@ impl Served {
             })
             .await?;
         let out = encode_results(&f, &results, &mut table)?;
-        let id = self
+        let opened = self
             .sessions
-            .insert(Pinned { session, table }, Instant::now())
-            .map_err(|_| self.too_many_sessions())?;
-        Ok((out, id))
+            .insert(Pinned { session, table }, caller, share, Instant::now())
+            .map_err(|(pinned, full)| {
+                // The session's instance ends here, outside the table's lock.
+                drop(pinned);
+                self.too_many_sessions(full, share)
+            })?;
+        Ok((out, opened))
     }
 
-    /// Runs `work` in session `id`, one at a time per session. A failure ends the session
-    /// (its instance may be broken; the caller forgets it too, as with a local provider).
+    /// Runs `work` in session `s`, one at a time per session, when the request has its key
+    /// (else `Denied`, and the session is untouched). A failure ends the session (its
+    /// instance may be broken; the caller forgets it too, as with a local provider).
     async fn in_session(
         &self,
-        id: u64,
+        s: SessionRef,
         hash: Option<&str>,
         now: Instant,
         work: Work<'_>,
+        caller: &str,
     ) -> Result<Vec<u8>> {
-        let shared = self.sessions.get(id, now).ok_or_else(|| self.gone(id))?;
+        let id = s.id;
+        let shared = match self.sessions.get(id, s.key.as_ref(), now) {
+            Ok(shared) => shared,
+            Err(Refusal::Gone) => return Err(self.gone(id)),
+            Err(why) => {
+                let (asked, export) = match &work {
+                    Work::Call { func, .. } => ("call", Some(*func)),
+                    Work::Drop(_) => ("drop", None),
+                };
+                return Err(self.refused(id, why, asked, export, Some(caller)));
+            }
+        };
         let mut pinned = shared.lock().await;
         let outcome = match self.check(&pinned.session.generation, hash) {
             Err(e) => Err(e),
@@ -266,12 +336,12 @@ impl Served {
         drop(pinned);
         match &outcome {
             Ok(_) => self.sessions.touch(id, Instant::now()),
-            Err(_) => self.close(id),
+            Err(_) => drop(self.sessions.remove(id)),
         }
         outcome
     }
 
-    fn gone(&self, id: u64) -> Error {
+    fn gone(&self, id: SessionId) -> Error {
         let m = &self.name;
         Error::new(
             ErrorKind::Crashed,
@@ -285,16 +355,33 @@ impl Served {
         .with_module(&**m)
     }
 
-    fn too_many_sessions(&self) -> Error {
+    fn too_many_sessions(&self, full: Full, share: usize) -> Error {
         let m = &self.name;
-        Error::new(
-            ErrorKind::Overloaded,
-            format!(
-                "module `{m}`: this host already holds {MAX_SESSIONS} resource sessions of \
-                 it; start more hosts of `{m}`, or have callers drop their resources sooner"
+        let (kind, why) = match full {
+            Full::Total => (
+                ErrorKind::Overloaded,
+                format!(
+                    "this host already holds {MAX_SESSIONS} resource sessions of it; start \
+                     more hosts of `{m}`, or have callers drop their resources sooner"
+                ),
             ),
-        )
-        .with_module(&**m)
+            Full::Caller => (
+                ErrorKind::Overloaded,
+                format!(
+                    "this caller (NATS connection) already holds {share} resource sessions \
+                     of it on this host, half of what the host holds (each holds an \
+                     instance); raise [modules.{m}.limits] instances, start more hosts of \
+                     `{m}`, or drop resources sooner"
+                ),
+            ),
+            Full::NoRandom => (
+                ErrorKind::Unavailable,
+                "the operating system gave this host no random bytes for a session's id \
+                 and key"
+                    .to_string(),
+            ),
+        };
+        Error::new(kind, format!("module `{m}`: {why}")).with_module(&**m)
     }
 
     /// The answer to a request this host has no room for now.
@@ -353,11 +440,11 @@ fn deadline(g: &Generation, outer: Option<Instant>, now: Instant) -> Instant {
     outer.map_or(own, |o| o.min(own))
 }
 
-/// At most 64 characters of a hash a caller sent, for the message.
-fn clip_hash(h: &str) -> &str {
-    match h.char_indices().nth(64) {
-        Some((i, _)) => &h[..i],
-        None => h,
+/// At most `n` characters of `text`, which a caller sent, for a message or a log line.
+fn clip(text: &str, n: usize) -> &str {
+    match text.char_indices().nth(n) {
+        Some((i, _)) => &text[..i],
+        None => text,
     }
 }
 
