@@ -159,24 +159,19 @@ impl Access {
 
 /// Compares two secrets in time that does not depend on where they differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    a.ct_eq(b).into()
 }
 
-/// 32 random bytes from the kernel, in hex.
+/// 32 random bytes from the operating system, in hex.
 fn generate() -> Result<String> {
-    use std::io::Read as _;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| {
-            Error::io(
-                "cannot make an admin token: /dev/urandom is not readable",
-                e,
-            )
-        })?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::new(
+            crate::error::ErrorKind::Io,
+            format!("cannot make an admin token: the system's random source failed ({e})"),
+        )
+    })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
