@@ -116,8 +116,8 @@ pub(crate) async fn drive<C, E>(
                         closing = Some(Instant::now() + GRACE);
                     }
                     Some(Phase::Busy) => {}
+                    // The slot was taken back (counted by the accept loop).
                     None => {
-                        metrics.connection_closed("evicted");
                         if slot.conn.active() == 0 {
                             return;
                         }

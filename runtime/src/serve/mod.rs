@@ -229,7 +229,12 @@ impl Server {
             };
             let slot = loop {
                 match slots.admit(peer.ip()) {
-                    Ok(slot) => break Admitted::Yes(Arc::new(slot)),
+                    Ok((slot, evicted)) => {
+                        if evicted {
+                            metrics.connection_closed("evicted");
+                        }
+                        break Admitted::Yes(Arc::new(slot));
+                    }
                     Err(slots::Refusal::PerIp) => {
                         tracing::debug!(target: "membrane::http", peer = %peer.ip(), "refused: the address has max_connections_per_ip connections, all busy");
                         metrics.connection_closed("per-ip");

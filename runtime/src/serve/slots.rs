@@ -139,18 +139,24 @@ impl Slots {
     }
 
     /// Takes a slot for a connection from `ip`, closing a connection without a request in
-    /// flight when the server or the address is at its cap.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+    /// flight when the server or the address is at its cap; also says whether it closed one.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, bool), Refusal> {
         let ip = ip.to_canonical();
         let mut s = self.state();
+        let mut evicted = false;
         if let Some(cap) = self.per_ip
             && s.by_ip.get(&ip).copied().unwrap_or(0) >= cap
-            && !s.evict(|e| e.ip == ip)
         {
-            return Err(Refusal::PerIp);
+            if !s.evict(|e| e.ip == ip) {
+                return Err(Refusal::PerIp);
+            }
+            evicted = true;
         }
-        if s.open.len() >= self.max && !s.evict(|_| true) {
-            return Err(Refusal::Full);
+        if s.open.len() >= self.max {
+            if !s.evict(|_| true) {
+                return Err(Refusal::Full);
+            }
+            evicted = true;
         }
         let id = s.next;
         s.next += 1;
@@ -168,11 +174,12 @@ impl Slots {
             },
         );
         *s.by_ip.entry(ip).or_insert(0) += 1;
-        Ok(Slot {
+        let slot = Slot {
             slots: self.clone(),
             id,
             conn,
-        })
+        };
+        Ok((slot, evicted))
     }
 
     /// Connections holding a slot.
@@ -268,53 +275,62 @@ mod tests {
     #[tokio::test]
     async fn a_full_server_closes_the_oldest_connection_without_a_request() {
         let slots = Slots::new(2, None);
-        let a = Arc::new(slots.admit(ip("127.0.0.1")).unwrap());
-        let b = Arc::new(slots.admit(ip("127.0.0.1")).unwrap());
+        let a = Arc::new(slots.admit(ip("127.0.0.1")).unwrap().0);
+        let b = Arc::new(slots.admit(ip("127.0.0.1")).unwrap().0);
         let busy = b.start();
         // a has sent nothing: it makes room.
-        let c = Arc::new(slots.admit(ip("127.0.0.2")).unwrap());
+        let c = Arc::new(slots.admit(ip("127.0.0.2")).unwrap().0);
         assert!(a.conn.evicted() && a.phase().is_none());
         assert_eq!(slots.open(), 2);
         // b is busy and c fresh: c goes, never b.
-        let d = Arc::new(slots.admit(ip("127.0.0.3")).unwrap());
+        let d = Arc::new(slots.admit(ip("127.0.0.3")).unwrap().0);
         assert!(c.conn.evicted() && !b.conn.evicted());
         let _d_busy = d.start();
         assert!(!slots.has_room());
-        assert_eq!(slots.admit(ip("127.0.0.3")).err(), Some(Refusal::Full));
+        assert_eq!(
+            slots.admit(ip("127.0.0.3")).map(|a| a.1).err(),
+            Some(Refusal::Full)
+        );
         // b goes idle: it has been idle longer than any other, so it makes room.
         drop(busy);
         assert!(matches!(b.phase(), Some(Phase::Idle(_))));
         assert!(slots.has_room());
-        let _e = slots.admit(ip("127.0.0.4")).unwrap();
+        let _e = slots.admit(ip("127.0.0.4")).unwrap().0;
         assert!(b.conn.evicted() && !d.conn.evicted());
     }
 
     #[tokio::test]
     async fn busy_connections_are_never_taken_back() {
         let slots = Slots::new(1, None);
-        let a = Arc::new(slots.admit(ip("10.0.0.1")).unwrap());
+        let a = Arc::new(slots.admit(ip("10.0.0.1")).unwrap().0);
         let _busy = a.start();
-        assert_eq!(slots.admit(ip("10.0.0.2")).err(), Some(Refusal::Full));
+        assert_eq!(
+            slots.admit(ip("10.0.0.2")).map(|a| a.1).err(),
+            Some(Refusal::Full)
+        );
         assert!(!slots.has_room());
         drop(_busy);
         // Idle now: it makes room when a connection comes.
         assert!(slots.has_room() && !a.conn.evicted());
-        let _b = slots.admit(ip("10.0.0.2")).unwrap();
+        let _b = slots.admit(ip("10.0.0.2")).unwrap().0;
         assert!(a.conn.evicted());
     }
 
     #[tokio::test]
     async fn one_address_cannot_take_more_than_its_cap() {
         let slots = Slots::new(10, Some(2));
-        let a = Arc::new(slots.admit(ip("10.0.0.1")).unwrap());
-        let b = Arc::new(slots.admit(ip("::ffff:10.0.0.1")).unwrap());
+        let a = Arc::new(slots.admit(ip("10.0.0.1")).unwrap().0);
+        let b = Arc::new(slots.admit(ip("::ffff:10.0.0.1")).unwrap().0);
         let (_x, _y) = (a.start(), b.start());
-        assert_eq!(slots.admit(ip("10.0.0.1")).err(), Some(Refusal::PerIp));
+        assert_eq!(
+            slots.admit(ip("10.0.0.1")).map(|a| a.1).err(),
+            Some(Refusal::PerIp)
+        );
         // Another address is not affected.
-        let _c = slots.admit(ip("10.0.0.2")).unwrap();
+        let _c = slots.admit(ip("10.0.0.2")).unwrap().0;
         drop(_x);
         // a is idle: the address's next connection replaces it.
-        let _d = slots.admit(ip("10.0.0.1")).unwrap();
+        let _d = slots.admit(ip("10.0.0.1")).unwrap().0;
         assert!(a.conn.evicted() && !b.conn.evicted());
         drop(a);
         assert_eq!(slots.open(), 3);
