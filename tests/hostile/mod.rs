@@ -593,3 +593,8 @@ mod disk;
 mod grants;
 mod logs;
 mod streams;
+
+// Classes 3 and 4 of the second review (issue 22): a compromised worker process.
+mod fake_worker;
+mod inherited;
+mod worker;

@@ -12,11 +12,16 @@
 //! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
 //!
 //! Arguments and results are component values in the component model's value encoding
-//! (`wire/value.rs`), one after another, typed by the function both sides know.
+//! (`wire/value.rs`), one after another, typed by the function both sides know. How large
+//! each message may be, and which ones a host accepts from its worker: `wire/sizes.rs`.
 
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The largest error either side sends (`wire/sizes.rs`): [`put_error`] shortens a longer
+/// one.
+pub(crate) const MAX_ERROR: usize = 1 << 20;
 
 /// A call of an export.
 pub(crate) const CALL: u8 = 1;
@@ -90,9 +95,10 @@ impl std::error::Error for Cause {
     }
 }
 
-/// Writes `e` as an [`ERR`] body.
+/// Writes `e` as an [`ERR`] body, of at most [`MAX_ERROR`] bytes: a longer error (a deep
+/// backtrace, a long chain of causes) is shortened, never refused.
 pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
-    let w = WireError {
+    let mut w = WireError {
         kind: e.kind().as_str().to_string(),
         message: e.message().to_string(),
         module: e.module().map(str::to_string),
@@ -110,15 +116,58 @@ pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
             causes
         },
     };
+    let start = out.len();
     // Serializing plain strings cannot fail.
-    let _ = serde_json::to_writer(out, &w);
+    let _ = serde_json::to_writer(&mut *out, &w);
+    if out.len() - start > MAX_ERROR {
+        out.truncate(start);
+        w.shorten();
+        let _ = serde_json::to_writer(out, &w);
+    }
 }
 
-/// Reads an [`ERR`] body back into an error.
+impl WireError {
+    /// Cuts the texts so that the JSON stays within [`MAX_ERROR`] even when every
+    /// character needs a six-byte JSON escape: (16 KiB + 16 x 4 KiB + 3 x 1 KiB) x 6.
+    fn shorten(&mut self) {
+        cut(&mut self.message, 16 << 10);
+        self.causes.truncate(16);
+        for c in &mut self.causes {
+            cut(c, 4 << 10);
+        }
+        for name in [&mut self.module, &mut self.export, &mut self.key]
+            .into_iter()
+            .flatten()
+        {
+            cut(name, 1 << 10);
+        }
+        cut(&mut self.kind, 64);
+    }
+}
+
+/// Cuts `text` to at most `max` bytes (on a character boundary), marking the cut.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("...");
+}
+
+/// Reads an [`ERR`] body back into an error; a body that is not one is itself an error
+/// (`crashed`).
 pub(crate) fn read_error(body: &[u8]) -> Error {
-    let Ok(w) = serde_json::from_slice::<WireError>(body) else {
-        return malformed("an error message is not valid");
-    };
+    parse_error(body).unwrap_or_else(|_| malformed("an error message is not valid"))
+}
+
+/// Reads an [`ERR`] or [`FAILED`] body from a side that must send a well-formed one (a
+/// worker: a malformed error is a broken protocol); `Err` says what is wrong with it.
+pub(crate) fn parse_error(body: &[u8]) -> std::result::Result<Error, String> {
+    let w = serde_json::from_slice::<WireError>(body).map_err(|e| e.to_string())?;
     let kind = ErrorKind::from_name(&w.kind).unwrap_or(ErrorKind::Crashed);
     let mut e = match (kind, w.exit) {
         (ErrorKind::Exit, Some(code)) => Error::exit(code, w.module.as_deref().unwrap_or("")),
@@ -144,7 +193,7 @@ pub(crate) fn read_error(body: &[u8]) -> Error {
     if let Some(c) = chain {
         e = e.with_source(c);
     }
-    e
+    Ok(e)
 }
 
 /// The other side (a worker, a remote host) broke the protocol: it is treated as crashed.
@@ -164,3 +213,36 @@ pub(crate) const READY: u8 = 11;
 pub(crate) const FAILED: u8 = 12;
 /// A log event of the worker (worker -> host), as JSON (`worker/log.rs`).
 pub(crate) const LOG: u8 = 13;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_error_is_shortened_to_fit_and_keeps_its_kind() {
+        // Every character of the message and the causes needs a six-byte JSON escape.
+        let text = "\u{1}".repeat(1 << 20);
+        let mut chain: Option<Box<Cause>> = None;
+        for _ in 0..100 {
+            chain = Some(Box::new(Cause {
+                text: text[..16 << 10].to_string(),
+                next: chain,
+            }));
+        }
+        let e = Error::new(ErrorKind::StackOverflow, text.clone())
+            .with_module("m".repeat(1 << 20))
+            .with_source(chain.unwrap());
+        let mut body = Vec::new();
+        put_error(&mut body, &e);
+        assert!(body.len() <= MAX_ERROR, "{}", body.len());
+        let back = parse_error(&body).unwrap();
+        assert_eq!(back.kind(), ErrorKind::StackOverflow);
+        assert!(back.message().ends_with("..."));
+        // A small error crosses whole.
+        let mut body = Vec::new();
+        put_error(&mut body, &Error::new(ErrorKind::Trap, "boom").with_module("m"));
+        let back = parse_error(&body).unwrap();
+        assert_eq!((back.message(), back.module()), ("boom", Some("m")));
+        assert!(parse_error(b"{not json").is_err());
+    }
+}

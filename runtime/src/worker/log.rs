@@ -1,6 +1,7 @@
-//! The worker's log events, carried to the host and logged there as if the module ran in
-//! the host: guest output lines (`membrane::guest`), audited denials (`membrane::audit`,
-//! also counted in the host's metrics) and the worker's own events (`membrane::worker`).
+//! The worker's log events, carried to the host: guest output lines (`membrane::guest`),
+//! audited denials (`membrane::audit`), the limits' reports (`membrane::limits`) and the
+//! worker's own events (`membrane::worker`). The host logs them under the module's name,
+//! as what they are: claims of a process it does not trust (`worker/relog.rs`).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -10,18 +11,49 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
 use super::channel::Channel;
-use crate::metrics::{Capability, ModuleMetrics};
 use crate::wire::message::LOG;
+use crate::wire::sizes::MAX_LOG;
 
-/// One event as it crosses.
+/// One event as it crosses: JSON of at most [`MAX_LOG`] bytes.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Line {
-    target: String,
-    level: u8,
-    fields: Vec<(String, String)>,
+pub(crate) struct Line {
+    pub(crate) target: String,
+    /// 0 error, 1 warn, 2 info, 3 debug, 4 trace.
+    pub(crate) level: u8,
+    pub(crate) fields: Vec<(String, String)>,
 }
 
-fn level_number(l: &Level) -> u8 {
+impl Line {
+    /// The event as it crosses: shortened when it would not fit in [`MAX_LOG`] (a guest's
+    /// line always fits: at most `MAX_LINE` bytes, six bytes of escape each at worst).
+    fn body(&mut self) -> Option<Vec<u8>> {
+        let body = serde_json::to_vec(self).ok()?;
+        if body.len() <= MAX_LOG {
+            return Some(body);
+        }
+        // 8 fields of 1 KiB, each byte at most six in JSON: well within the bound.
+        self.fields.truncate(8);
+        for (name, value) in &mut self.fields {
+            shorten(name, 64);
+            shorten(value, 1 << 10);
+        }
+        shorten(&mut self.target, 64);
+        serde_json::to_vec(self).ok().filter(|b| b.len() <= MAX_LOG)
+    }
+}
+
+fn shorten(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+}
+
+pub(crate) fn level_number(l: &Level) -> u8 {
     match *l {
         Level::ERROR => 0,
         Level::WARN => 1,
@@ -75,7 +107,7 @@ impl Subscriber for Forward {
             fields: Vec::new(),
         };
         event.record(&mut Fields(&mut line.fields));
-        if let Ok(body) = serde_json::to_vec(&line) {
+        if let Some(body) = line.body() {
             if super::serve::send_on_connection(LOG, &body) {
                 return;
             }
@@ -93,55 +125,4 @@ impl Subscriber for Forward {
 /// Installs the forwarding subscriber in the worker.
 pub(crate) fn install(out: Arc<Mutex<Channel>>, level: u8) {
     let _ = tracing::subscriber::set_global_default(Forward { out, level });
-}
-
-/// Logs a worker's event in the host, under the module's name.
-pub(crate) fn reemit(module: &str, metrics: &Arc<ModuleMetrics>, body: &[u8]) {
-    let Ok(line) = serde_json::from_slice::<Line>(body) else {
-        return;
-    };
-    let field = |name: &str| {
-        line.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    match line.target.as_str() {
-        "membrane::guest" => {
-            let stream = field("stream");
-            let text = field("text");
-            tracing::info!(target: "membrane::guest", module = %module, stream, text = %text);
-        }
-        "membrane::audit" => {
-            let capability = match field("capability") {
-                "network" => Some(Capability::Network),
-                "http" => Some(Capability::Http),
-                _ => None,
-            };
-            match capability {
-                // Counted and logged by the host's metrics, as for an in-process module.
-                Some(c) => metrics.denied(c, &field("denied")),
-                None => {
-                    tracing::info!(target: "membrane::audit", module = %module, event = ?line.fields)
-                }
-            }
-        }
-        _ => {
-            let message = field("message");
-            match line.level {
-                0 => {
-                    tracing::error!(target: "membrane::worker", module = %module, fields = ?line.fields, "{message}")
-                }
-                1 => {
-                    tracing::warn!(target: "membrane::worker", module = %module, fields = ?line.fields, "{message}")
-                }
-                2 => {
-                    tracing::info!(target: "membrane::worker", module = %module, fields = ?line.fields, "{message}")
-                }
-                _ => {
-                    tracing::debug!(target: "membrane::worker", module = %module, fields = ?line.fields, "{message}")
-                }
-            }
-        }
-    }
 }
