@@ -240,7 +240,10 @@ mod tests {
         assert!(back.message().ends_with("..."));
         // A small error crosses whole.
         let mut body = Vec::new();
-        put_error(&mut body, &Error::new(ErrorKind::Trap, "boom").with_module("m"));
+        put_error(
+            &mut body,
+            &Error::new(ErrorKind::Trap, "boom").with_module("m"),
+        );
         let back = parse_error(&body).unwrap();
         assert_eq!((back.message(), back.module()), ("boom", Some("m")));
         assert!(parse_error(b"{not json").is_err());

@@ -75,6 +75,8 @@ pub(crate) fn host_level() -> u8 {
 struct Forward {
     out: Arc<Mutex<Channel>>,
     level: u8,
+    /// Sends an event on the calling thread's call connection, when it has one free.
+    on_connection: fn(u8, &[u8]) -> bool,
 }
 
 struct Fields<'a>(&'a mut Vec<(String, String)>);
@@ -108,7 +110,7 @@ impl Subscriber for Forward {
         };
         event.record(&mut Fields(&mut line.fields));
         if let Some(body) = line.body() {
-            if super::serve::send_on_connection(LOG, &body) {
+            if (self.on_connection)(LOG, &body) {
                 return;
             }
             let _ = self
@@ -122,7 +124,13 @@ impl Subscriber for Forward {
     fn exit(&self, _span: &Id) {}
 }
 
-/// Installs the forwarding subscriber in the worker.
-pub(crate) fn install(out: Arc<Mutex<Channel>>, level: u8) {
-    let _ = tracing::subscriber::set_global_default(Forward { out, level });
+/// Installs the forwarding subscriber in the worker: events at `level` or above go on the
+/// calling thread's call connection when `on_connection` can send them there (so the host
+/// logs a call's events before its answer), on the control socket `out` otherwise.
+pub(crate) fn install(out: Arc<Mutex<Channel>>, level: u8, on_connection: fn(u8, &[u8]) -> bool) {
+    let _ = tracing::subscriber::set_global_default(Forward {
+        out,
+        level,
+        on_connection,
+    });
 }

@@ -78,7 +78,7 @@ thread_local! {
 /// Sends a frame on this thread's connection when it serves one and is not in the middle
 /// of a frame; `false` otherwise. Log events of a call go this way, so the host logs them
 /// before the call's answer.
-pub(super) fn send_on_connection(tag: u8, body: &[u8]) -> bool {
+fn send_on_connection(tag: u8, body: &[u8]) -> bool {
     CONNECTION.with(|c| match c.try_borrow_mut() {
         Ok(mut c) => c.as_mut().is_some_and(|ch| ch.send(tag, body).is_ok()),
         Err(_) => false,
@@ -150,7 +150,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     // it happens inside the sandbox.
     let policy = Policy::prepare(&[LIMITS, CAPABILITIES], &cx)?;
     let applied = crate::sandbox::lock_down(&hello.sandbox)?;
-    log::install(out.clone(), hello.log_level);
+    log::install(out.clone(), hello.log_level, send_on_connection);
     let config = crate::Config {
         epoch_tick: hello.epoch_tick,
         max_wasm_stack: hello.max_wasm_stack,
