@@ -380,3 +380,39 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
+
+#[test]
+fn a_process_modules_inherit_output_is_logged_not_written_to_the_hosts_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.m]\ncomponent = {:?}\nplacement = \"process\"\n\
+             grants = {{ stdout = \"inherit\", stderr = \"inherit\" }}\n",
+            guests::PROBE
+        ),
+    );
+    for to_stderr in ["false", "true"] {
+        let o = membrane(&[
+            "call",
+            m.to_str().unwrap(),
+            "m",
+            &format!("{CAPS}#print"),
+            "\"PWNED-INHERIT \\u{1b}[2J\"",
+            to_stderr,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // Only the result (none) on stdout; the line in the log, escaped, as the guest's.
+        assert_eq!(stdout(&o), "", "{to_stderr}");
+        let log = stderr(&o);
+        assert_clean(&log, "the log");
+        let line = log
+            .lines()
+            .find(|l| l.contains("PWNED-INHERIT"))
+            .unwrap_or_else(|| panic!("{to_stderr}: not logged: {log}"));
+        assert!(line.contains("module=m"), "{line}");
+        assert!(line.contains("\\u{1b}[2J"), "{line}");
+        // As guest output (info), not as raw output of the worker's process (a warning).
+        assert!(line.contains(" INFO "), "{line}");
+    }
+}

@@ -134,3 +134,41 @@ pub(crate) fn install(out: Arc<Mutex<Channel>>, level: u8, on_connection: fn(u8,
         on_connection,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_always_fits_in_a_log_frame() {
+        // A guest's longest line, every byte a control: crosses whole.
+        let text = crate::sanitize::Quoted(&"\u{1}".repeat(crate::MAX_LINE)).to_string();
+        let mut guest = Line {
+            target: "membrane::guest".into(),
+            level: 2,
+            fields: vec![
+                ("stream".into(), "stdout".into()),
+                ("text".into(), text.clone()),
+            ],
+        };
+        let body = guest.body().unwrap();
+        assert!(body.len() <= MAX_LOG);
+        assert_eq!(
+            serde_json::from_slice::<Line>(&body).unwrap().fields[1].1,
+            text
+        );
+        // An event of the worker's own with huge fields is shortened, not lost.
+        let mut huge = Line {
+            target: "membrane::worker".into(),
+            level: 1,
+            fields: (0..100)
+                .map(|i| (format!("f{i}"), "\u{1}".repeat(100 << 10)))
+                .collect(),
+        };
+        let body = huge.body().unwrap();
+        assert!(body.len() <= MAX_LOG, "{}", body.len());
+        let back: Line = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back.fields.len(), 8);
+        assert!(back.fields[0].1.ends_with("..."));
+    }
+}
