@@ -25,8 +25,10 @@ pub const HELLO: u8 = 10;
 pub const READY: u8 = 11;
 pub const LOG: u8 = 13;
 
-/// Guest-target log frames a flood sends, on the control socket and during a call.
+/// Guest-target log frames a flood sends during a call...
 pub const FLOOD: usize = 200_000;
+/// ... and on the control socket, outside calls (20 times the host's burst there).
+pub const FLOOD_OUTSIDE: usize = 20_000;
 /// Lines a flood writes to the worker's stderr.
 pub const FLOOD_LINES: usize = 5_000;
 
@@ -207,26 +209,10 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
         }
         ("flood", 1) => {
             send(&mut control, &frame(READY, b"{}"));
-            for i in 0..FLOOD {
-                let text = format!("flood-control {i}");
-                let body = event(
-                    "membrane::guest",
-                    2,
-                    &[("stream", "stdout"), ("text", &text)],
-                );
-                send(&mut control, &frame(LOG, &body));
-            }
+            flood(&mut control, FLOOD_OUTSIDE, "flood-control", false);
             raw(2, "flood-stderr\n".repeat(FLOOD_LINES).as_bytes());
             Box::new(|conn, _| {
-                for i in 0..FLOOD {
-                    let text = format!("\"flood-call {i}\"");
-                    let body = event(
-                        "membrane::guest",
-                        2,
-                        &[("stream", "stdout"), ("text", &text)],
-                    );
-                    send(conn, &frame(LOG, &body));
-                }
+                flood(conn, FLOOD, "flood-call", true);
                 None
             })
         }
@@ -255,6 +241,23 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
         _ => Box::new(|_, _| None),
     };
     serve(control, fdpass, on_call);
+}
+
+/// `n` guest-line events whose text starts with `text` (in quotes, as the worker's own
+/// forwarder sends a guest's text, when `quoted`), written in large pieces.
+fn flood(s: &mut UnixStream, n: usize, text: &str, quoted: bool) {
+    let q = if quoted { r#"\""# } else { "" };
+    let mut out = Vec::with_capacity(1 << 20);
+    for i in 0..n {
+        let body = format!(
+            r#"{{"target":"membrane::guest","level":2,"fields":[["stream","stdout"],["text","{q}{text} {i}{q}"]]}}"#
+        );
+        out.extend_from_slice(&frame(LOG, body.as_bytes()));
+        if out.len() > (1 << 20) - 256 || i + 1 == n {
+            send(s, &out);
+            out.clear();
+        }
+    }
 }
 
 /// A start that does `f` on its first call and then never answers.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use membrane::{AppSpec, Config, ModuleSpec, Placement, RestartPolicy, Runtime};
 use serde_json::{Value, json};
 
-use super::fake_worker::{FLOOD, FLOOD_LINES, script};
+use super::fake_worker::{FLOOD, FLOOD_LINES, FLOOD_OUTSIDE, script};
 use super::logs::assert_clean;
 use crate::common::*;
 
@@ -326,7 +326,7 @@ fn log_floods_from_a_worker_are_bounded_and_counted() {
         .filter(|w| number(w, "dropped=") != Some(per_call))
         .filter_map(|w| number(w, "dropped="))
         .sum();
-    let sent = (FLOOD + FLOOD_LINES) as u64;
+    let sent = (FLOOD_OUTSIDE + FLOOD_LINES) as u64;
     // The worker's own chatter (the test harness's lines on its stdout) counts as well.
     let counted = outside as u64 + dropped;
     assert!(
