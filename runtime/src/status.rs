@@ -41,6 +41,10 @@ pub struct ModuleStatus {
     pub placement: crate::spec::Placement,
     /// The process id of its worker (`placement = "process"`), while one runs.
     pub worker_pid: Option<u32>,
+    /// Log events and output lines of its workers (`placement = "process"`) that the host
+    /// dropped past their budgets since the app loaded (each drop also said in a warning
+    /// on `membrane::limits`); 0 for other placements.
+    pub worker_log_dropped: u64,
     /// For a `remote` module: how many hosts answered its calls in the last minute.
     pub remote_hosts: Option<usize>,
     /// Whether this process hosts the module for other hosts' calls over NATS
@@ -66,6 +70,9 @@ impl App {
                     None => GenerationState::Serving,
                 };
                 let ended = m.metrics.ended.load(Ordering::Relaxed);
+                let worker = current
+                    .transport()
+                    .and_then(|t| crate::worker::host::Worker::of(&**t));
                 let status = ModuleStatus {
                     busy,
                     waiting,
@@ -80,10 +87,8 @@ impl App {
                     calls: m.metrics.calls.load(Ordering::Relaxed),
                     last_upgrade: h.last.clone(),
                     placement: current.spec.placement,
-                    worker_pid: current
-                        .transport()
-                        .and_then(|t| crate::worker::host::Worker::of(&**t))
-                        .and_then(crate::worker::host::Worker::pid),
+                    worker_pid: worker.and_then(crate::worker::host::Worker::pid),
+                    worker_log_dropped: worker.map_or(0, crate::worker::host::Worker::log_dropped),
                     remote_hosts: current.transport().and_then(|t| t.hosts_answering()),
                     hosted: self.inner.hosted.contains(name),
                 };

@@ -18,7 +18,7 @@ fn dangerous(c: char) -> bool {
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
-fn assert_clean(text: &str, what: &str) {
+pub(super) fn assert_clean(text: &str, what: &str) {
     if let Some(c) = text.chars().find(|c| dangerous(*c)) {
         panic!("{what} carries {c:?} raw: {text:?}");
     }

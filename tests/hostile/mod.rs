@@ -596,3 +596,8 @@ mod grants;
 mod logs;
 mod reload;
 mod streams;
+
+// Classes 3 and 4 of the second review (issue 22): a compromised worker process.
+mod fake_worker;
+mod inherited;
+mod worker;

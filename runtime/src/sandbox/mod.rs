@@ -28,6 +28,7 @@
 //! the `allow_weaker_sandbox` path; it only ever weakens the sandbox, and a module is still
 //! refused unless its manifest accepts the weaker sandbox.
 
+pub(crate) mod descriptors;
 mod landlock;
 pub(crate) mod probe;
 mod rlimits;

@@ -83,6 +83,7 @@ pub fn status_json(app: &App) -> String {
                 "hash": format!("sha256:{}", s.hash),
                 "placement": s.placement.as_str(),
                 "worker_pid": s.worker_pid,
+                "worker_log_dropped": s.worker_log_dropped,
                 "remote_hosts": s.remote_hosts,
                 "hosted": s.hosted,
                 "state": s.state.as_str(),

@@ -12,12 +12,17 @@
 //! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
 //!
 //! Arguments and results are component values in the component model's value encoding
-//! (`wire/value.rs`), one after another, typed by the function both sides know.
+//! (`wire/value.rs`), one after another, typed by the function both sides know. How large
+//! each message may be, and which ones a host accepts from its worker: `wire/sizes.rs`.
 
 use std::time::Duration;
 
 use super::bounds::{self, Causes, MAX_ERROR_BODY, MAX_NAME, clip};
 use crate::error::{Error, ErrorKind, Result};
+
+/// The largest error either side sends (`wire/sizes.rs`): [`put_error`] keeps an error
+/// within the bounds of `wire/bounds.rs`, well below it even with every character escaped.
+pub(crate) const MAX_ERROR: usize = MAX_ERROR_BODY;
 
 /// A call of an export.
 pub(crate) const CALL: u8 = 1;
@@ -121,17 +126,23 @@ pub(crate) fn put_error(out: &mut Vec<u8>, e: &Error) {
 }
 
 /// Reads an [`ERR`] body back into an error, within the bounds of `wire/bounds.rs`: the
-/// other side may be hostile, and the error's text reaches logs and terminals.
+/// other side may be hostile, and the error's text reaches logs and terminals. A body that
+/// is not one is itself an error (`crashed`).
 pub(crate) fn read_error(body: &[u8]) -> Error {
+    parse_error(body).unwrap_or_else(|why| malformed(&clip(why, 512)))
+}
+
+/// Reads an [`ERR`] or [`FAILED`] body from a side that must send a well-formed one (a
+/// worker: a malformed error is a broken protocol); `Err` says what is wrong with it.
+pub(crate) fn parse_error(body: &[u8]) -> std::result::Result<Error, String> {
     if body.len() > MAX_ERROR_BODY {
-        return malformed(&format!(
+        return Err(format!(
             "an error message of {} bytes is larger than {MAX_ERROR_BODY}",
             body.len()
         ));
     }
-    let Ok(w) = serde_json::from_slice::<WireError>(body) else {
-        return malformed("an error message is not valid");
-    };
+    let w = serde_json::from_slice::<WireError>(body)
+        .map_err(|e| format!("an error message is not valid: {e}"))?;
     let (message, causes) = bounds::bound(w.message, w.causes.kept, w.causes.more);
     let name = |n: Option<String>| n.map(|n| clip(n, MAX_NAME));
     let (module, export, key) = (name(w.module), name(w.export), name(w.key));
@@ -161,7 +172,7 @@ pub(crate) fn read_error(body: &[u8]) -> Error {
     if let Some(c) = chain {
         e = e.with_source(c);
     }
-    e
+    Ok(e)
 }
 
 /// The other side (a worker, a remote host) broke the protocol: it is treated as crashed.
@@ -181,3 +192,43 @@ pub(crate) const READY: u8 = 11;
 pub(crate) const FAILED: u8 = 12;
 /// A log event of the worker (worker -> host), as JSON (`worker/log.rs`).
 pub(crate) const LOG: u8 = 13;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_error_is_shortened_to_fit_and_keeps_its_kind() {
+        // Every character of the message and the causes needs a six-byte JSON escape.
+        let text = "\u{1}".repeat(1 << 20);
+        let mut chain: Option<Box<Cause>> = None;
+        for _ in 0..100 {
+            chain = Some(Box::new(Cause {
+                text: text[..16 << 10].to_string(),
+                next: chain,
+            }));
+        }
+        let e = Error::new(ErrorKind::StackOverflow, text.clone())
+            .with_module("m".repeat(1 << 20))
+            .with_source(chain.unwrap());
+        let mut body = Vec::new();
+        put_error(&mut body, &e);
+        assert!(body.len() <= MAX_ERROR, "{}", body.len());
+        let back = parse_error(&body).unwrap();
+        assert_eq!(back.kind(), ErrorKind::StackOverflow);
+        assert!(
+            back.message().ends_with("more bytes cut]"),
+            "{}",
+            back.message()
+        );
+        // A small error crosses whole.
+        let mut body = Vec::new();
+        put_error(
+            &mut body,
+            &Error::new(ErrorKind::Trap, "boom").with_module("m"),
+        );
+        let back = parse_error(&body).unwrap();
+        assert_eq!((back.message(), back.module()), ("boom", Some("m")));
+        assert!(parse_error(b"{not json").is_err());
+    }
+}

@@ -3,6 +3,7 @@
 
 pub(crate) mod bounds;
 pub(crate) mod message;
+pub(crate) mod sizes;
 pub(crate) mod stand;
 pub(crate) mod table;
 pub(crate) mod value;

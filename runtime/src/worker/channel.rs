@@ -6,6 +6,11 @@
 //! (the answer usually arrives within them: no sleep, no wake-up) and only then parks in
 //! poll(2) or, on the async path, in the tokio reactor. The spin is bounded, so a waiting
 //! side costs at most that much CPU per frame.
+//!
+//! What a receiving side holds is bounded by what arrived, never by what a header
+//! announced: a frame's tag and length are checked against what this side accepts
+//! ([`Accept`], `wire/sizes.rs`) as soon as its header is in, and the buffer grows (by
+//! doubling, up to the frame's size) only when the bytes already received fill it.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,11 +20,17 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags};
 use rustix::net::{RecvFlags, SendFlags};
 
-/// The largest frame either side accepts (a call's encoded arguments or results).
-pub(crate) const MAX_FRAME: usize = 64 << 20;
+pub(crate) use crate::wire::sizes::Accept;
+use crate::wire::sizes::MAX_FRAME;
 
 /// How long a waiting side spins before it parks.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// The buffer a connection starts with.
+const INITIAL: usize = 64 << 10;
+
+/// A connection whose buffer grew past this gives it back once it is empty again.
+const KEEP: usize = 1 << 20;
 
 /// Why no frame came.
 #[derive(Debug)]
@@ -28,7 +39,8 @@ pub(crate) enum RecvError {
     Closed,
     /// Nothing came before the deadline.
     TimedOut,
-    /// The other side broke the framing (a length over [`MAX_FRAME`]), or the socket failed.
+    /// The other side broke the framing (a message it never sends, a length over the
+    /// message's bound), or the socket failed.
     Broken(String),
 }
 
@@ -41,18 +53,25 @@ pub(crate) struct Channel {
     end: usize,
     /// The frame handed out last, consumed by the next receive.
     pending: usize,
+    /// The size (header included) of the frame whose first bytes are in the buffer.
+    want: usize,
+    /// What this side accepts.
+    accept: Accept,
     out: Vec<u8>,
     reactor: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
 }
 
 impl Channel {
-    pub(crate) fn new(sock: UnixStream) -> Channel {
+    /// A connection over `sock` that receives what `accept` allows.
+    pub(crate) fn new(sock: UnixStream, accept: Accept) -> Channel {
         Channel {
             sock,
-            buf: vec![0; 64 << 10],
+            buf: vec![0; INITIAL],
             start: 0,
             end: 0,
             pending: 0,
+            want: 0,
+            accept,
             out: Vec::with_capacity(4 << 10),
             reactor: None,
         }
@@ -89,33 +108,43 @@ impl Channel {
         self.finish()
     }
 
-    /// A complete frame in the buffer, if there is one.
+    /// A complete frame in the buffer, if there is one. A header that announces a message
+    /// this side does not accept, or more than its bound, breaks the connection before any
+    /// of the body is held.
     fn frame(&mut self) -> Result<Option<(u8, usize, usize)>, RecvError> {
         let have = self.end - self.start;
+        if have < 4 {
+            return Ok(None);
+        }
+        let head = &self.buf[self.start..self.start + 4];
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let Some(body) = len.checked_sub(1) else {
+            return Err(RecvError::Broken("a frame of 0 bytes".into()));
+        };
         if have < 5 {
             return Ok(None);
         }
-        let len =
-            u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().unwrap()) as usize;
-        if len == 0 || len > MAX_FRAME + 1 {
-            return Err(RecvError::Broken(format!("a frame of {len} bytes")));
+        let tag = self.buf[self.start + 4];
+        match self.accept.max_body(tag) {
+            None => {
+                return Err(RecvError::Broken(format!(
+                    "a message it never sends (tag {tag})"
+                )));
+            }
+            Some(max) if body > max => {
+                return Err(RecvError::Broken(format!(
+                    "a frame of {body} bytes for message {tag}, over its bound of {max}"
+                )));
+            }
+            Some(_) => {}
         }
         if have < 4 + len {
-            if self.start + 4 + len > self.buf.len() {
-                // Make room: move what is there to the front, grow for the rest.
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-                if 4 + len > self.buf.len() {
-                    self.buf.resize(4 + len, 0);
-                }
-            }
+            self.want = 4 + len;
             return Ok(None);
         }
-        let tag = self.buf[self.start + 4];
-        let body = (self.start + 5, self.start + 4 + len);
+        let tag_at = self.start + 4;
         self.pending = 4 + len;
-        Ok(Some((tag, body.0, body.1)))
+        Ok(Some((self.buf[tag_at], tag_at + 1, self.start + 4 + len)))
     }
 
     fn consume(&mut self) {
@@ -123,15 +152,26 @@ impl Channel {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.buf.len() > KEEP {
+                // A large frame's buffer is not kept by an idle connection.
+                self.buf = vec![0; INITIAL];
+            }
         }
     }
 
     /// Reads what the socket has without blocking; `Ok(false)` when it had nothing.
     fn fill(&mut self) -> Result<bool, RecvError> {
         if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                // The buffer is full of one frame's first bytes, all of which arrived: it
+                // doubles, never past the frame's size.
+                let len = self.buf.len();
+                self.buf.resize((len * 2).min(self.want.max(len + 1)), 0);
+            }
         }
         match rustix::net::recv(&self.sock, &mut self.buf[self.end..], RecvFlags::DONTWAIT) {
             Ok((0, _)) => Err(RecvError::Closed),
@@ -250,5 +290,87 @@ impl Channel {
             // The next non-blocking read tells whether there really is something.
             guard.clear_ready();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::wire::message::{CALL, LOG, OK};
+
+    fn worker_side() -> (UnixStream, Channel) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let accept = Accept::FromWorker {
+            values: crate::wire::sizes::max_values(32 << 20),
+        };
+        (a, Channel::new(b, accept))
+    }
+
+    fn header(tag: u8, body: usize) -> Vec<u8> {
+        let mut h = ((body + 1) as u32).to_le_bytes().to_vec();
+        h.push(tag);
+        h
+    }
+
+    fn recv_now(ch: &mut Channel) -> Result<(u8, Vec<u8>), RecvError> {
+        let until = Some(Instant::now() + Duration::from_secs(10));
+        ch.recv(until, Duration::ZERO).map(|(t, b)| (t, b.to_vec()))
+    }
+
+    #[test]
+    fn an_announced_length_over_the_bound_is_refused_before_any_body() {
+        let (mut peer, mut ch) = worker_side();
+        peer.write_all(&header(LOG, 64 << 20)).unwrap();
+        peer.write_all(&[b'x'; 1024]).unwrap();
+        assert!(
+            matches!(recv_now(&mut ch), Err(RecvError::Broken(m)) if m.contains("over its bound"))
+        );
+        assert_eq!(ch.buf.len(), INITIAL);
+    }
+
+    #[test]
+    fn a_message_the_worker_never_sends_is_refused() {
+        let (mut peer, mut ch) = worker_side();
+        peer.write_all(&header(CALL, 3)).unwrap();
+        assert!(matches!(recv_now(&mut ch), Err(RecvError::Broken(m)) if m.contains("tag 1")));
+        // A zero length, with nothing after it.
+        let (mut peer, mut ch) = worker_side();
+        peer.write_all(&0u32.to_le_bytes()).unwrap();
+        assert!(matches!(recv_now(&mut ch), Err(RecvError::Broken(_))));
+    }
+
+    #[test]
+    fn the_buffer_holds_what_arrived_not_what_was_announced() {
+        let (mut peer, mut ch) = worker_side();
+        peer.write_all(&header(OK, 32 << 20)).unwrap();
+        peer.write_all(&[0; 1024]).unwrap();
+        drop(peer);
+        assert!(matches!(recv_now(&mut ch), Err(RecvError::Closed)));
+        assert_eq!(ch.buf.len(), INITIAL);
+    }
+
+    #[test]
+    fn a_large_frame_arrives_whole_and_its_buffer_is_given_back() {
+        let (mut peer, mut ch) = worker_side();
+        let body: Vec<u8> = (0..3 << 20).map(|i| i as u8).collect();
+        let writer = std::thread::spawn(move || {
+            let mut frame = header(OK, body.len());
+            frame.extend_from_slice(&body);
+            frame.extend_from_slice(&header(OK, 1));
+            frame.push(7);
+            peer.write_all(&frame).unwrap();
+            body
+        });
+        let (tag, got) = recv_now(&mut ch).unwrap();
+        let body = writer.join().unwrap();
+        assert_eq!((tag, got.len()), (OK, body.len()));
+        assert!(got == body);
+        assert!(ch.buf.len() <= 2 * (body.len() + 5), "{}", ch.buf.len());
+        assert_eq!(recv_now(&mut ch).unwrap(), (OK, vec![7]));
+        // Consumed: the connection no longer holds megabytes.
+        ch.consume();
+        assert_eq!(ch.buf.len(), INITIAL);
     }
 }

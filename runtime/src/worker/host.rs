@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 
 use super::channel::{Channel, RecvError, SPIN};
-use super::log;
 use super::process::Process;
+use super::relog::{CallLog, Relog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::ModuleMetrics;
+use crate::spec::Limits;
 use crate::transport::{BoxFuture, Links, Transport};
 use crate::value::Function;
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, put_call, put_error,
-    read_call, read_error,
+    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, parse_error, put_call,
+    put_error, read_call, read_error,
 };
+use crate::wire::sizes::max_values;
 use crate::wire::value::{self, Handles, NoHandles};
 use wasmtime::component::types::Type;
 
@@ -36,7 +38,10 @@ pub(crate) struct Worker {
     /// The start message (instructions and compiled code).
     hello: Vec<u8>,
     links: Arc<dyn Links>,
-    metrics: Arc<ModuleMetrics>,
+    /// What its workers log and write, budgeted and counted across restarts.
+    relog: Arc<Relog>,
+    /// The largest results (and linked calls' arguments) a worker may send.
+    values: usize,
     current: Mutex<Option<Arc<Process>>>,
 }
 
@@ -49,13 +54,15 @@ impl Worker {
         hello: Vec<u8>,
         links: Arc<dyn Links>,
         metrics: Arc<ModuleMetrics>,
+        limits: &Limits,
     ) -> Result<Worker> {
         let w = Worker {
+            relog: Arc::new(Relog::new(name.clone(), metrics, limits.output)),
+            values: max_values(limits.hostcall),
             name,
             program,
             hello,
             links,
-            metrics,
             current: Mutex::new(None),
         };
         w.process()?;
@@ -74,7 +81,8 @@ impl Worker {
             &self.program,
             &self.name,
             &self.hello,
-            &self.metrics,
+            &self.relog,
+            self.values,
         )?);
         *current = Some(p.clone());
         Ok(p)
@@ -84,6 +92,12 @@ impl Worker {
     pub(crate) fn pid(&self) -> Option<u32> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().filter(|p| !p.is_dead()).map(|p| p.pid)
+    }
+
+    /// Log events and output lines of its workers dropped past their budgets, since the
+    /// module loaded.
+    pub(crate) fn log_dropped(&self) -> u64 {
+        self.relog.dropped()
     }
 
     /// Sends the call; the connection is then waited on for the answer.
@@ -124,7 +138,10 @@ impl Worker {
                 value::decode_into(body, types, results, h)
                     .map_err(|e| p.crashed(&format!("sent malformed results: {e}"))),
             ),
-            ERR => Some(Err(read_error(body))),
+            // A worker sends well-formed errors; anything else is a broken protocol.
+            ERR => Some(Err(parse_error(body).unwrap_or_else(|why| {
+                p.crashed(&format!("sent a malformed error ({why})"))
+            }))),
             _ => None,
         }
     }
@@ -207,12 +224,14 @@ impl Worker {
         ch.send(PROBE, request.as_bytes())
             .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut log = self.relog.call();
         let answer = loop {
             match ch.recv(Some(deadline), SPIN) {
-                Ok((LOG, body)) => log::reemit(&self.name, &self.metrics, body),
+                Ok((LOG, body)) => self.relog.in_call(body, &mut log),
                 other => break other.map(|(t, b)| (t, b.to_vec())),
             }
         };
+        self.relog.end_call(log);
         match answer.as_ref().map(|(t, b)| (*t, b.as_slice())) {
             Ok((PROBED, body)) => {
                 let text = String::from_utf8_lossy(body).into_owned();
@@ -228,7 +247,8 @@ impl Worker {
 
 impl Worker {
     /// Sends a request (`request` writes it) and waits for its answer, serving the
-    /// worker's linked calls meanwhile; decodes results of `types` into `results`.
+    /// worker's linked calls meanwhile; decodes results of `types` into `results`. The
+    /// worker's log events meanwhile draw on the call's budget.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn exchange(
         &self,
@@ -240,12 +260,30 @@ impl Worker {
         deadline: Instant,
         h: &mut dyn Handles,
     ) -> Result<()> {
+        let mut log = self.relog.call();
+        let r = self.answered(p, ch, request, types, results, deadline, h, &mut log);
+        self.relog.end_call(log);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answered(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
+        types: &[Type],
+        results: &mut [Val],
+        deadline: Instant,
+        h: &mut dyn Handles,
+        log: &mut CallLog,
+    ) -> Result<()> {
         request(ch, h)?;
         loop {
             let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
                 Ok((LOG, body)) => {
-                    log::reemit(&self.name, &self.metrics, body);
+                    self.relog.in_call(body, log);
                     continue;
                 }
                 Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {
@@ -273,12 +311,32 @@ impl Worker {
         deadline: Instant,
         h: &mut (dyn Handles + Send),
     ) -> Result<()> {
+        let mut log = self.relog.call();
+        let r = self
+            .answered_async(p, ch, request, types, results, deadline, h, &mut log)
+            .await;
+        self.relog.end_call(log);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn answered_async(
+        &self,
+        p: &Process,
+        ch: &mut Channel,
+        request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
+        types: &[Type],
+        results: &mut [Val],
+        deadline: Instant,
+        h: &mut (dyn Handles + Send),
+        log: &mut CallLog,
+    ) -> Result<()> {
         request(ch, h)?;
         loop {
             let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
                 Ok((LOG, body)) => {
-                    log::reemit(&self.name, &self.metrics, body);
+                    self.relog.in_call(body, log);
                     continue;
                 }
                 Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {

@@ -5,12 +5,24 @@
 //! what it must run, locks itself down (Landlock, seccomp, no new privileges, resource
 //! limits: [`crate::sandbox`]) while it still has a single thread, and only then creates its
 //! engine and touches the component.
+//!
+//! The host does not trust its worker: the worker may be compromised (a guest that escaped
+//! wasmtime). Every frame it sends is bounded by the largest legal message before anything
+//! is held (`wire/sizes.rs`), and a violation ends it as a crash; what it logs or writes is
+//! escaped, budgeted and counted (`relog.rs`, `pipes.rs`); it gets no descriptor of the
+//! host's but its stdio and two sockets, and its stdout and stderr are the host's pipes,
+//! never the host's own streams. For the same reason a guest's `stdout`/`stderr = "inherit"`
+//! is logged in a worker (as `log` is): the worker has no way to the host's streams.
 
 pub(crate) mod channel;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod hello;
 pub(crate) mod host;
 pub(crate) mod log;
+mod pipes;
 pub(crate) mod process;
+pub(crate) mod relog;
 mod serve;
 pub(crate) mod session;
 mod typed;
@@ -19,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::spec::{DirMode, ModuleSpec};
+use crate::spec::{DirMode, ModuleSpec, OutputRoute};
 use crate::transport::Links;
 
 /// The environment variable that makes a process a worker: the descriptor number of its
@@ -95,9 +107,15 @@ pub(crate) fn start(
         )
         .with_source(e)
     })?;
+    let mut grants = spec.grants.clone();
+    for route in [&mut grants.stdout, &mut grants.stderr] {
+        if *route == OutputRoute::Inherit {
+            *route = OutputRoute::Log;
+        }
+    }
     let hello = hello::Hello {
         name: name.to_string(),
-        grants: spec.grants.clone(),
+        grants,
         limits: spec.limits.clone(),
         lifecycle: spec.lifecycle,
         epoch_tick: engine.epoch_tick,
@@ -108,7 +126,7 @@ pub(crate) fn start(
     };
     let mut body = Vec::with_capacity(code.len() + 1024);
     hello.frame(&code, &mut body);
-    host::Worker::start(name.into(), program, body, links, metrics)
+    host::Worker::start(name.into(), program, body, links, metrics, &spec.limits)
 }
 
 /// The OS sandbox of a module's worker: exactly its granted directories, sockets only with

@@ -3,10 +3,13 @@
 //! The host starts the worker program with two sockets: fd 3, the control socket (the
 //! start message, the worker's log events, and its end, seen as end of file), and fd 4,
 //! over which each new connection's socket is passed (one connection per concurrent call;
-//! the worker serves each on a thread of its own with an instance of its own). A thread per
-//! process reads the control socket, re-emits the worker's log events, and reaps the
-//! process when it ends, so no zombie is left. The environment is not passed on: the
-//! worker's guest sees only its granted variables, and the worker nothing else.
+//! the worker serves each on a thread of its own with an instance of its own). Its stdin
+//! is /dev/null and its stdout and stderr are pipes the host reads (`worker/pipes.rs`);
+//! no other descriptor of the host reaches it (`sandbox/descriptors.rs`). A thread per
+//! process reads the control socket, logs the worker's events (`worker/relog.rs`), and
+//! reaps the process when it ends, so no zombie is left; a worker that breaks the protocol
+//! there is killed. The environment is not passed on: the worker's guest sees only its
+//! granted variables, and the worker nothing else.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -16,16 +19,21 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::channel::{Channel, RecvError};
-use super::{WORKER_ENV, log};
+use super::WORKER_ENV;
+use super::channel::{Accept, Channel, RecvError};
+use super::relog::Relog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::metrics::ModuleMetrics;
-use crate::wire::message::{FAILED, HELLO, LOG, READY, read_error};
+use crate::wire::message::{FAILED, HELLO, LOG, READY, parse_error};
 
 /// How long a worker may take to start (compiled code is deserialized, not compiled).
 const START_TIME: Duration = Duration::from_secs(20);
+
+/// How long the host waits for the reaper of a worker it killed: a hang guard, the reaper
+/// ends as soon as the killed process's sockets and pipes close.
+const SETTLE_TIME: Duration = Duration::from_secs(5);
 
 /// A running worker.
 pub(crate) struct Process {
@@ -38,6 +46,8 @@ pub(crate) struct Process {
     control: UnixStream,
     /// Connections not serving a call now.
     idle: Mutex<Vec<Channel>>,
+    /// What the host accepts on its connections.
+    accept: Accept,
     /// Set when the process ended (or was killed): its connections fail, the next call
     /// starts another.
     dead: Arc<Ended>,
@@ -46,19 +56,22 @@ pub(crate) struct Process {
 /// The end of a process, shared with its reaper thread.
 pub(crate) struct Ended {
     flag: AtomicBool,
-    /// The exit status once reaped; `None` while it runs. Held while signalling, so a
-    /// signal never reaches a reaped (and perhaps reused) pid.
+    /// The exit status once reaped, and everything the worker wrote logged; `None` while
+    /// it runs. Held while signalling, so a signal never reaches a reaped (and perhaps
+    /// reused) pid.
     status: Mutex<Option<String>>,
 }
 
 impl Process {
     /// Starts `program` as the worker of `module`, sends it `hello` and waits until it has
-    /// locked itself down and is ready.
+    /// locked itself down and is ready. What it logs and writes goes to `relog`; its
+    /// results and linked calls' arguments may be `values` bytes long.
     pub(crate) fn start(
         program: &Path,
         module: &Arc<str>,
         hello: &[u8],
-        metrics: &Arc<ModuleMetrics>,
+        relog: &Arc<Relog>,
+        values: usize,
     ) -> Result<Process> {
         let fail = |what: &str, e: io::Error| {
             Error::new(
@@ -78,28 +91,48 @@ impl Process {
         cmd.env_clear()
             .env(WORKER_ENV, "3")
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // The documented switch that simulates a kernel without Landlock reaches the worker.
         if let Some(v) = std::env::var_os(crate::sandbox::LANDLOCK_OVERRIDE_ENV) {
             cmd.env(crate::sandbox::LANDLOCK_OVERRIDE_ENV, v);
         }
-        // SAFETY: between fork and exec only dup2 and fcntl run, both async-signal-safe;
-        // nothing allocates.
+        // SAFETY: between fork and exec only dup2, fcntl, close_range and the reads of a
+        // directory into a buffer on the stack run, all async-signal-safe; nothing
+        // allocates.
         unsafe {
-            cmd.pre_exec(move || place(a, b));
+            cmd.pre_exec(move || {
+                place(a, b)?;
+                crate::sandbox::descriptors::close_on_exec_from(5)
+            });
         }
         let mut child = cmd.spawn().map_err(|e| fail("spawn failed", e))?;
         drop((child_control, child_fdpass));
         let pid = child.id();
+        // Read from the start: a worker that writes before it is ready must not block.
+        let pipes = match (child.stdout.take(), child.stderr.take()) {
+            (Some(out), Some(err)) => super::pipes::read(out, err, relog.clone(), pid),
+            _ => Err(io::Error::other("no pipes")),
+        };
+        let pipes = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail("its output cannot be read", e));
+            }
+        };
         let control_end = control.try_clone().map_err(|e| fail("no descriptor", e))?;
-        let mut ch = Channel::new(control);
-        let ready = handshake(&mut ch, hello, module, metrics);
+        let accept = Accept::FromWorker { values };
+        let mut ch = Channel::new(control, accept);
+        let ready = handshake(&mut ch, hello, module, relog);
         let applied = match ready {
             Ok(applied) => applied,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = pipes.join();
+                relog.flush();
                 return Err(e);
             }
         };
@@ -108,10 +141,13 @@ impl Process {
             status: Mutex::new(None),
         });
         let reaper = dead.clone();
-        let (name, metrics) = (module.clone(), metrics.clone());
+        let (name, relog) = (module.clone(), relog.clone());
         std::thread::Builder::new()
             .name(format!("membrane-worker-{pid}"))
-            .spawn(move || watch(ch, child, reaper, name, metrics))
+            .spawn(move || {
+                let pipes = pipes;
+                watch(ch, child, pipes, reaper, name, relog)
+            })
             .map_err(|e| fail("no thread to watch it", e))?;
         tracing::debug!(target: "membrane::worker", module = %module, pid, sandbox = %applied, "worker started");
         Ok(Process {
@@ -120,6 +156,7 @@ impl Process {
             fdpass: Mutex::new(fdpass),
             control: control_end,
             idle: Mutex::new(Vec::new()),
+            accept,
             dead,
         })
     }
@@ -147,7 +184,7 @@ impl Process {
             rustix::net::SendFlags::NOSIGNAL,
         )
         .map_err(|e| self.broken(e.into()))?;
-        Ok(Channel::new(mine))
+        Ok(Channel::new(mine, self.accept))
     }
 
     /// Gives a connection back after a call that ended cleanly.
@@ -173,11 +210,21 @@ impl Process {
 
     /// Asks the worker to end: its connections close (instances end, their last output is
     /// logged), then its control socket; it is killed if it has not exited within `wait`.
+    /// Returns once it is reaped and everything it said is logged.
     pub(crate) fn stop(&self, wait: Duration) {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let _ = self.control.shutdown(std::net::Shutdown::Write);
+        if self.settled(wait) {
+            return;
+        }
+        self.kill();
+        self.settled(SETTLE_TIME);
+    }
+
+    /// Waits up to `wait` for the reaper to have finished; whether it has.
+    fn settled(&self, wait: Duration) -> bool {
         let until = Instant::now() + wait;
-        while Instant::now() < until {
+        loop {
             if self
                 .dead
                 .status
@@ -185,11 +232,13 @@ impl Process {
                 .unwrap_or_else(|p| p.into_inner())
                 .is_some()
             {
-                return;
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        self.kill();
     }
 
     /// Marks the process dead after a broken connection, and says so as an error.
@@ -278,71 +327,107 @@ fn handshake(
     ch: &mut Channel,
     hello: &[u8],
     module: &Arc<str>,
-    metrics: &Arc<ModuleMetrics>,
+    relog: &Relog,
 ) -> Result<serde_json::Value> {
-    let lost = |what: String| {
+    let lost = |kind: ErrorKind, what: String| {
         Error::new(
-            ErrorKind::Unavailable,
+            kind,
             format!("module `{module}`: its worker process {what}"),
         )
         .with_module(&**module)
     };
-    ch.send(HELLO, hello)
-        .map_err(|e| lost(format!("did not take its start message: {e}")))?;
+    ch.send(HELLO, hello).map_err(|e| {
+        lost(
+            ErrorKind::Unavailable,
+            format!("did not take its start message: {e}"),
+        )
+    })?;
     let until = Instant::now() + START_TIME;
     loop {
         match ch.recv(Some(until), Duration::ZERO) {
             Ok((READY, body)) => return Ok(serde_json::from_slice(body).unwrap_or_default()),
             Ok((FAILED, body)) => {
-                let e = read_error(body);
+                let e = parse_error(body).map_err(|why| {
+                    lost(
+                        ErrorKind::Crashed,
+                        format!("broke the protocol (a malformed error: {why})"),
+                    )
+                })?;
                 return Err(match e.module() {
                     Some(_) => e,
                     None => e.with_module(&**module),
                 });
             }
-            Ok((LOG, body)) => log::reemit(module, metrics, body),
-            Ok((tag, _)) => return Err(lost(format!("sent an unexpected message ({tag})"))),
+            Ok((LOG, body)) => relog.outside(body),
+            Ok((tag, _)) => {
+                return Err(lost(
+                    ErrorKind::Crashed,
+                    format!("broke the protocol (message {tag} before it was ready)"),
+                ));
+            }
             Err(RecvError::TimedOut) => {
-                return Err(lost(format!(
-                    "did not become ready within {START_TIME:?}; if this program embeds Membrane, \
-                     call membrane::worker::main_if_worker() first in main, or set Config::worker_program"
-                )));
+                return Err(lost(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "did not become ready within {START_TIME:?}; if this program embeds Membrane, \
+                         call membrane::worker::main_if_worker() first in main, or set Config::worker_program"
+                    ),
+                ));
             }
             Err(RecvError::Closed) => {
                 return Err(lost(
+                    ErrorKind::Unavailable,
                     "exited during its start; if this program embeds Membrane, call \
                      membrane::worker::main_if_worker() first in main, or set Config::worker_program"
                         .into(),
                 ));
             }
-            Err(RecvError::Broken(e)) => return Err(lost(format!("broke the protocol: {e}"))),
+            Err(RecvError::Broken(e)) => {
+                return Err(lost(
+                    ErrorKind::Crashed,
+                    format!("broke the protocol ({e})"),
+                ));
+            }
         }
     }
 }
 
-/// The reaper: re-emits log events until the control socket ends, then collects the exit
-/// status.
+/// The reaper: logs the worker's events until the control socket ends or the worker
+/// breaks the protocol there (it is killed then), collects the exit status, and waits for
+/// the last of its output.
 fn watch(
     mut ch: Channel,
     mut child: Child,
+    pipes: JoinHandle<()>,
     dead: Arc<Ended>,
     module: Arc<str>,
-    metrics: Arc<ModuleMetrics>,
+    relog: Arc<Relog>,
 ) {
-    loop {
+    let broke = loop {
         match ch.recv(None, Duration::ZERO) {
-            Ok((LOG, body)) => log::reemit(&module, &metrics, body),
-            Ok(_) => {}
-            Err(_) => break,
+            Ok((LOG, body)) => relog.outside(body),
+            Ok((tag, _)) => break Some(format!("message {tag} on its control socket")),
+            Err(RecvError::Broken(why)) => break Some(why),
+            Err(RecvError::Closed | RecvError::TimedOut) => break None,
         }
-    }
+    };
     dead.flag.store(true, Ordering::Release);
+    let pid = child.id();
+    if let Some(why) = &broke {
+        tracing::warn!(target: "membrane::worker", module = %module, pid, reason = %crate::sanitize::escape(why), "the worker broke the protocol; it is killed and restarted for the next call");
+    }
     let mut status = dead.status.lock().unwrap_or_else(|p| p.into_inner());
+    // A worker that broke the protocol, or closed its end and went on, does not live on;
+    // one that is exiting is not harmed.
+    let _ = child.kill();
     let text = match child.wait() {
         Ok(s) => describe(s),
         Err(e) => format!("its status is unknown: {e}"),
     };
-    tracing::debug!(target: "membrane::worker", module = %module, pid = child.id(), status = %text, "worker ended");
+    // The pipes end with the process: its last lines, then the count of what was dropped.
+    let _ = pipes.join();
+    relog.flush();
+    tracing::debug!(target: "membrane::worker", module = %module, pid, status = %text, "worker ended");
     *status = Some(text);
 }
 

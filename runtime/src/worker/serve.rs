@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, Val};
 
-use super::channel::{Channel, RecvError, SPIN};
+use super::channel::{Accept, Channel, RecvError, SPIN};
 use super::hello::Hello;
 use super::log;
 use crate::capability::CAPABILITIES;
@@ -30,6 +30,7 @@ use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call,
     put_error, read_call, read_error,
 };
+use crate::wire::sizes::max_values;
 use crate::wire::table::Table;
 use crate::wire::value::{self, NoHandles};
 
@@ -41,6 +42,8 @@ struct Served {
     recipe: Recipe,
     exports: Exports,
     lifecycle: Lifecycle,
+    /// The largest values the host accepts from this worker (`wire/sizes.rs`).
+    values: usize,
     /// Each export's shape for the typed path (`typed.rs`), found on its first call.
     shapes: std::sync::RwLock<std::collections::HashMap<usize, Option<Arc<str>>>>,
 }
@@ -75,7 +78,7 @@ thread_local! {
 /// Sends a frame on this thread's connection when it serves one and is not in the middle
 /// of a frame; `false` otherwise. Log events of a call go this way, so the host logs them
 /// before the call's answer.
-pub(super) fn send_on_connection(tag: u8, body: &[u8]) -> bool {
+fn send_on_connection(tag: u8, body: &[u8]) -> bool {
     CONNECTION.with(|c| match c.try_borrow_mut() {
         Ok(mut c) => c.as_mut().is_some_and(|ch| ch.send(tag, body).is_ok()),
         Err(_) => false,
@@ -91,8 +94,11 @@ pub(crate) fn main(control: i32, fdpass: i32) -> i32 {
     let Ok(writer) = control.try_clone() else {
         return 2;
     };
-    let mut ch = Channel::new(control);
-    let out = Arc::new(std::sync::Mutex::new(Channel::new(writer)));
+    let mut ch = Channel::new(control, Accept::FromHost);
+    let out = Arc::new(std::sync::Mutex::new(Channel::new(
+        writer,
+        Accept::FromHost,
+    )));
     let served = match start(&mut ch, &out) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -144,7 +150,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     // it happens inside the sandbox.
     let policy = Policy::prepare(&[LIMITS, CAPABILITIES], &cx)?;
     let applied = crate::sandbox::lock_down(&hello.sandbox)?;
-    log::install(out.clone(), hello.log_level);
+    log::install(out.clone(), hello.log_level, send_on_connection);
     let config = crate::Config {
         epoch_tick: hello.epoch_tick,
         max_wasm_stack: hello.max_wasm_stack,
@@ -166,7 +172,8 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         .with_source(e)
     })?;
     let mut linker = rt.inner.linkers.sync.clone();
-    define_links(&mut linker, &component, &engine)?;
+    let values = max_values(hello.limits.hostcall);
+    define_links(&mut linker, &component, &engine, values)?;
     let pre = linker.instantiate_pre(&component).map_err(|e| {
         Error::link(format!(
             "module `{name}`: its imports cannot be satisfied in the worker"
@@ -191,6 +198,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         exports: Exports::new(name, component, engine),
         lifecycle: hello.lifecycle,
         shapes: Default::default(),
+        values,
     };
     // The runtime's epoch thread must keep ticking for as long as the worker lives.
     std::mem::forget(rt);
@@ -202,6 +210,18 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     Ok(served)
 }
 
+/// Values larger than the host accepts from a worker: refused here, as the guest's own
+/// error, rather than sent and taken for a broken protocol.
+fn too_large(what: &str, len: usize, max: usize) -> Error {
+    Error::new(
+        ErrorKind::HostcallLimit,
+        format!(
+            "{what} take {len} bytes, more than the {max} a worker may send its host; \
+             lower what crosses, or raise the module's limits.hostcall"
+        ),
+    )
+}
+
 fn startup(what: &str) -> Error {
     Error::new(
         ErrorKind::Unavailable,
@@ -210,11 +230,13 @@ fn startup(what: &str) -> Error {
 }
 
 /// Every non-WASI import the component has is a link the host planned and checked: each
-/// of its functions becomes a call back to the host over the thread's connection.
+/// of its functions becomes a call back to the host over the thread's connection, with
+/// arguments of at most `values` bytes.
 fn define_links(
     linker: &mut Linker<HostState>,
     component: &Component,
     engine: &wasmtime::Engine,
+    values: usize,
 ) -> Result<()> {
     let ty = component.component_type();
     for (import, item) in ty.imports(engine) {
@@ -236,7 +258,7 @@ fn define_links(
             let name = format!("{import}#{fname}");
             inst.func_new(fname, move |store, _ty, args, out| {
                 let deadline = store.data().deadline;
-                linked_call(&name, &params, &results, args, out, deadline)
+                linked_call(&name, &params, &results, args, out, deadline, values)
                     .map_err(wasmtime::Error::new)
             })
             .map_err(|e| {
@@ -255,6 +277,7 @@ fn linked_call(
     args: &[Val],
     out: &mut [Val],
     deadline: Instant,
+    values: usize,
 ) -> Result<()> {
     CONNECTION.with(|c| {
         let mut c = c.borrow_mut();
@@ -267,8 +290,16 @@ fn linked_call(
             deadline.saturating_duration_since(Instant::now()),
             name,
         );
+        let start = body.len();
         for (v, ty) in args.iter().zip(params) {
             value::encode(v, ty, body, &mut NoHandles)?;
+        }
+        if body.len() - start > values {
+            return Err(too_large(
+                "a linked call's arguments",
+                body.len() - start,
+                values,
+            ));
         }
         ch.finish()
             .map_err(|e| Error::io("the host connection failed", e))?;
@@ -321,7 +352,7 @@ fn accept(fdpass: UnixStream, served: Arc<Served>) {
             let _ = std::thread::Builder::new()
                 .name("membrane-worker-call".into())
                 .stack_size(8 << 20)
-                .spawn(move || serve(Channel::new(sock), &served));
+                .spawn(move || serve(Channel::new(sock, Accept::FromHost), &served));
         }
     }
 }
@@ -437,6 +468,9 @@ fn call(
         }
         if served.lifecycle == Lifecycle::Reuse || table.live > 0 {
             *instance = Some(inst);
+        }
+        if out.len() > served.values {
+            return Err(too_large("the results", out.len(), served.values));
         }
         Ok(out)
     };
