@@ -230,6 +230,16 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
             send(conn, &header(OK, 32 << 20));
             send(conn, &[0u8; 1024]);
         }),
+        // Results of `caps#list-dir` (`result<list<string>, string>`) that are legal and
+        // within the frame's bound: 30 MiB of empty strings, each a byte on the wire and a
+        // 32-byte value in the host. Then an honest answer.
+        ("amplified", 1) => never_answer(|conn, _| {
+            let n = 30 << 20;
+            let mut body = vec![0u8];
+            body.extend(uleb(n as u64));
+            body.resize(body.len() + n, 0);
+            send(conn, &frame(OK, &body));
+        }),
         ("garbage", 1) => never_answer(|conn, _| send(conn, &frame(0xee, b"unknown"))),
         ("garbage", 2) => never_answer(|conn, _| send(conn, &0u32.to_le_bytes())),
         ("garbage", 3) => never_answer(|conn, _| send(conn, &frame(OK, &[0x80; 11]))),

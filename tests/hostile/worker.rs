@@ -31,6 +31,7 @@ fn plan(case: &str) -> (usize, Duration) {
         "flood" => (1, Duration::from_secs(60)),
         "oversized" => (4, Duration::from_secs(2)),
         "garbage" => (6, Duration::from_secs(10)),
+        "amplified" => (2, Duration::from_secs(10)),
         other => panic!("no case {other}"),
     }
 }
@@ -73,7 +74,11 @@ async fn drive(case: &str, script: std::path::PathBuf) {
         .expect("the app loads");
     for i in 0..calls {
         let before = reset_peak();
-        let r = caps(&app, "length", &[s("abc")]).await;
+        let r = if case == "amplified" && i == 0 {
+            caps(&app, "list-dir", &[s("/")]).await
+        } else {
+            caps(&app, "length", &[s("abc")]).await
+        };
         let growth = peak().saturating_sub(before);
         let line = json!({
             "call": i,
@@ -354,6 +359,19 @@ fn oversized_frames_are_refused_before_the_host_allocates() {
         assert_eq!(r["pid_after"], Value::Null, "not killed: {r}");
     }
     assert_eq!(run.starts, 4);
+}
+
+#[test]
+fn results_that_would_take_many_times_their_size_are_refused_while_decoding() {
+    let run = run("amplified");
+    // 30 MiB on the wire would be about a GiB of values: refused by the module's hostcall
+    // budget (32 MiB of decoded values) as it decodes, the worker replaced.
+    assert_eq!(kinds(&run), ["Crashed", "ok"], "{:#?}", run.results);
+    let error = run.results[0]["error"].as_str().unwrap();
+    assert!(error.contains("limits.hostcall"), "{error}");
+    let growth = run.results[0]["peak_growth"].as_u64().unwrap();
+    eprintln!("peak resident growth {growth} bytes");
+    assert!(growth < 160 << 20, "{}", run.results[0]);
 }
 
 #[test]

@@ -171,7 +171,7 @@ impl RemoteModule {
             .with_module(&**m)
             .with_key(format!("modules.{m}.limits.hostcall")));
         }
-        value::decode_into(&msg.payload, types, results, h).map_err(|e| {
+        value::decode_into(&msg.payload, types, results, h, budget(self.max_answer)).map_err(|e| {
             let m = &self.name;
             e.context(format_args!(
                 "module `{m}` is remote and its host's answer does not decode as the results"
@@ -345,4 +345,9 @@ impl RemoteModule {
     pub(crate) fn malformed(&self, what: &str) -> Error {
         malformed(what).with_module(&*self.name)
     }
+}
+
+/// A `hostcall` limit as a budget of host memory for decoded values.
+fn budget(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }

@@ -147,16 +147,26 @@ pub(crate) fn encode_all(
     dead_code,
     reason = "API for the worker protocol; not every part is called yet"
 )]
-pub(crate) fn decode(input: &mut &[u8], ty: &Type, h: &mut dyn Handles) -> Result<Val> {
-    let mut r = Reader::new(input);
+pub(crate) fn decode(
+    input: &mut &[u8],
+    ty: &Type,
+    h: &mut dyn Handles,
+    budget: usize,
+) -> Result<Val> {
+    let mut r = Reader::new(input, budget);
     let v = read(&mut r, ty, h)?;
     *input = &input[r.pos..];
     Ok(v)
 }
 
 /// Decodes one value per type of `tys` from `input`, which must hold nothing else.
-pub(crate) fn decode_all(input: &[u8], tys: &[Type], h: &mut dyn Handles) -> Result<Vec<Val>> {
-    let mut r = Reader::new(input);
+pub(crate) fn decode_all(
+    input: &[u8],
+    tys: &[Type],
+    h: &mut dyn Handles,
+    budget: usize,
+) -> Result<Vec<Val>> {
+    let mut r = Reader::new(input, budget);
     let mut vals = Vec::with_capacity(tys.len());
     for (i, ty) in tys.iter().enumerate() {
         vals.push(read(&mut r, ty, h).map_err(|e| e.context(format_args!("value {i}")))?);
@@ -172,6 +182,7 @@ pub(crate) fn decode_into(
     tys: &[Type],
     out: &mut [Val],
     h: &mut dyn Handles,
+    budget: usize,
 ) -> Result<()> {
     if out.len() != tys.len() {
         return Err(Error::new(
@@ -179,7 +190,7 @@ pub(crate) fn decode_into(
             format!("{} slots for {} values", out.len(), tys.len()),
         ));
     }
-    let mut r = Reader::new(input);
+    let mut r = Reader::new(input, budget);
     for (i, (ty, slot)) in tys.iter().zip(out.iter_mut()).enumerate() {
         *slot = read(&mut r, ty, h).map_err(|e| e.context(format_args!("value {i}")))?;
     }
@@ -424,9 +435,14 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
             let at = r.pos;
             let n = r.uleb(32, "list length")? as usize;
             match l.ty() {
-                Type::U8 => Val::List(r.take(n, "list<u8>")?.iter().map(|&b| Val::U8(b)).collect()),
+                Type::U8 => {
+                    let bytes = r.take(n, "list<u8>")?;
+                    r.charge_vals(n)?;
+                    Val::List(bytes.iter().map(|&b| Val::U8(b)).collect())
+                }
                 elem => {
                     r.reserve(n, encodes_empty(&elem), at, "list")?;
+                    r.charge_vals(n)?;
                     Val::List(read_seq(r, n, &elem, h)?)
                 }
             }
@@ -435,6 +451,7 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
             let elem = l.ty();
             let n = l.len() as usize;
             r.reserve(n, encodes_empty(&elem), r.pos, "fixed-length list")?;
+            r.charge_vals(n)?;
             Val::FixedLengthList(read_seq(r, n, &elem, h)?)
         }
         Type::Map(m) => {
@@ -442,6 +459,7 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
             let n = r.uleb(32, "map length")? as usize;
             let (kt, vt) = (m.key(), m.value());
             r.reserve(n, encodes_empty(&kt) && encodes_empty(&vt), at, "map")?;
+            r.charge_vals(n.saturating_mul(2))?;
             let mut pairs = Vec::with_capacity(n);
             for _ in 0..n {
                 let k = read(r, &kt, h)?;
@@ -450,14 +468,17 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
             Val::Map(pairs)
         }
         Type::Record(rt) => {
+            r.charge_vals(rt.fields().len())?;
             let mut fields = Vec::with_capacity(rt.fields().len());
             for f in rt.fields() {
+                r.charge(f.name.len())?;
                 let v = read(r, &f.ty, h)?;
                 fields.push((f.name.to_string(), v));
             }
             Val::Record(fields)
         }
         Type::Tuple(t) => {
+            r.charge_vals(t.types().len())?;
             let mut items = Vec::with_capacity(t.types().len());
             for ty in t.types() {
                 items.push(read(r, &ty, h)?);
@@ -473,8 +494,12 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
                     var.cases().len()
                 )));
             };
+            r.charge(c.name.len())?;
             let payload = match &c.ty {
-                Some(t) => Some(Box::new(read(r, t, h)?)),
+                Some(t) => {
+                    r.charge_vals(1)?;
+                    Some(Box::new(read(r, t, h)?))
+                }
                 None => None,
             };
             Val::Variant(c.name.to_string(), payload)
@@ -488,11 +513,15 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
                     e.names().len()
                 )));
             };
+            r.charge(name.len())?;
             Val::Enum(name.to_string())
         }
         Type::Option(o) => match r.tag("option tag")? {
             false => Val::Option(None),
-            true => Val::Option(Some(Box::new(read(r, &o.ty(), h)?))),
+            true => {
+                r.charge_vals(1)?;
+                Val::Option(Some(Box::new(read(r, &o.ty(), h)?)))
+            }
         },
         Type::Result(rt) => match r.tag("result tag")? {
             false => Val::Result(Ok(read_payload(r, rt.ok(), h)?)),
@@ -510,6 +539,11 @@ fn read(r: &mut Reader<'_>, ty: &Type, h: &mut dyn Handles) -> Result<Val> {
                     "flags at byte {at} set bits past the type's {n} flags"
                 )));
             }
+            r.charge(
+                f.names()
+                    .map(|n| n.len() + std::mem::size_of::<String>())
+                    .sum(),
+            )?;
             Val::Flags(
                 f.names()
                     .enumerate()
@@ -534,7 +568,10 @@ fn read_payload(
     h: &mut dyn Handles,
 ) -> Result<Option<Box<Val>>> {
     Ok(match ty {
-        Some(ty) => Some(Box::new(read(r, &ty, h)?)),
+        Some(ty) => {
+            r.charge_vals(1)?;
+            Some(Box::new(read(r, &ty, h)?))
+        }
         None => None,
     })
 }
@@ -565,15 +602,49 @@ struct Reader<'a> {
     pos: usize,
     /// How many more elements of types that encode to no bytes this decode may produce.
     empty_budget: usize,
+    /// How many more bytes of host memory the decoded values may take, counted as
+    /// wasmtime counts a lift against `hostcall` fuel: `size_of::<Val>()` per element,
+    /// the bytes of strings and names. A byte of `list<u8>` becomes a 32-byte `Val`, so
+    /// without this a frame within its size could take many times its size in memory.
+    memory: usize,
+    /// The budget at the start, for the error.
+    limit: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    fn new(bytes: &'a [u8], budget: usize) -> Self {
         Reader {
             bytes,
             pos: 0,
             empty_budget: MAX_EMPTY_ELEMENTS,
+            memory: budget,
+            limit: budget,
         }
+    }
+
+    /// Takes `bytes` of the memory budget, before they are allocated.
+    #[inline]
+    fn charge(&mut self, bytes: usize) -> Result<()> {
+        match self.memory.checked_sub(bytes) {
+            Some(left) => {
+                self.memory = left;
+                Ok(())
+            }
+            None => Err(Error::new(
+                ErrorKind::HostcallLimit,
+                format!(
+                    "the values would take more than {} bytes of host memory (the module's limits.hostcall); \
+                     lower what crosses, or raise the limit",
+                    self.limit
+                ),
+            )),
+        }
+    }
+
+    /// Takes `n` values' worth of the memory budget.
+    #[inline]
+    fn charge_vals(&mut self, n: usize) -> Result<()> {
+        self.charge(n.saturating_mul(std::mem::size_of::<Val>()))
     }
 
     #[inline]
@@ -739,6 +810,7 @@ impl<'a> Reader<'a> {
         let n = self.uleb(32, "string length")? as usize;
         let start = self.pos;
         let bytes = self.take(n, "string")?;
+        self.charge(n)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
             Err(e) => Err(malformed(format_args!(
@@ -786,6 +858,9 @@ mod tests {
     use wasmtime::{Engine, Store};
 
     use super::*;
+
+    /// A memory budget no test value comes near.
+    const BIG: usize = 1 << 30;
 
     /// An exported interface whose function parameters cover every type the encoding has.
     fn wit() -> String {
@@ -1091,16 +1166,16 @@ world w {{ export all; }}
     fn round_trip(tys: &[Type], vals: &[Val]) -> Vec<u8> {
         let mut out = Vec::new();
         encode_all(vals, tys, &mut out, &mut NoHandles).unwrap();
-        assert_eq!(decode_all(&out, tys, &mut NoHandles).unwrap(), vals);
+        assert_eq!(decode_all(&out, tys, &mut NoHandles, BIG).unwrap(), vals);
         let mut slots = vec![Val::Bool(false); tys.len()];
-        decode_into(&out, tys, &mut slots, &mut NoHandles).unwrap();
+        decode_into(&out, tys, &mut slots, &mut NoHandles, BIG).unwrap();
         assert_eq!(slots, vals);
         let mut input = &out[..];
         for (ty, v) in tys.iter().zip(vals) {
             let mut one = Vec::new();
             encode(v, ty, &mut one, &mut NoHandles).unwrap();
             assert!(input.starts_with(&one));
-            assert_eq!(&decode(&mut input, ty, &mut NoHandles).unwrap(), v);
+            assert_eq!(&decode(&mut input, ty, &mut NoHandles, BIG).unwrap(), v);
         }
         assert!(input.is_empty());
         out
@@ -1110,21 +1185,21 @@ world w {{ export all; }}
         let mut out = Vec::new();
         encode(&v, ty, &mut out, &mut NoHandles).unwrap();
         assert_eq!(
-            decode_all(&out, std::slice::from_ref(ty), &mut NoHandles).unwrap(),
+            decode_all(&out, std::slice::from_ref(ty), &mut NoHandles, BIG).unwrap(),
             [v]
         );
         out
     }
 
     fn decoded(input: &[u8], ty: &Type) -> Val {
-        decode_all(input, std::slice::from_ref(ty), &mut NoHandles)
+        decode_all(input, std::slice::from_ref(ty), &mut NoHandles, BIG)
             .unwrap()
             .remove(0)
     }
 
     /// Decoding `input` fails as malformed; returns the message.
     fn bad(input: &[u8], ty: &Type) -> String {
-        let e = decode_all(input, std::slice::from_ref(ty), &mut NoHandles).unwrap_err();
+        let e = decode_all(input, std::slice::from_ref(ty), &mut NoHandles, BIG).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
         e.to_string()
     }
@@ -1375,20 +1450,54 @@ world w {{ export all; }}
             for vals in rows {
                 let out = round_trip(&tys, &vals);
                 for k in 0..out.len() {
-                    let e = decode_all(&out[..k], &tys, &mut NoHandles).unwrap_err();
+                    let e = decode_all(&out[..k], &tys, &mut NoHandles, BIG).unwrap_err();
                     assert_eq!(e.kind(), ErrorKind::Crashed, "{func} at {k}: {e}");
                 }
                 let mut longer = out.clone();
                 longer.push(0);
-                let e = decode_all(&longer, &tys, &mut NoHandles).unwrap_err();
+                let e = decode_all(&longer, &tys, &mut NoHandles, BIG).unwrap_err();
                 assert!(
                     e.to_string().contains("1 bytes after the last value"),
                     "{e}"
                 );
                 let mut slots = vec![Val::Bool(false); tys.len()];
-                decode_into(&longer, &tys, &mut slots, &mut NoHandles).unwrap_err();
+                decode_into(&longer, &tys, &mut slots, &mut NoHandles, BIG).unwrap_err();
             }
         }
+    }
+
+    #[test]
+    fn decoded_values_are_charged_as_wasmtime_charges_a_lift() {
+        let ty = types("lists")[0].clone();
+        let n = 1 << 20;
+        let mut out = Vec::new();
+        encode(
+            &Val::List(vec![Val::U8(7); n]),
+            &ty,
+            &mut out,
+            &mut NoHandles,
+        )
+        .unwrap();
+        // A MiB on the wire is 32 MiB of `Val`s: refused with a MiB of budget, before any
+        // of it is allocated ...
+        let e = decode_all(&out, std::slice::from_ref(&ty), &mut NoHandles, n).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::HostcallLimit, "{e}");
+        // ... and taken with what it needs.
+        let need = n * std::mem::size_of::<Val>();
+        assert!(decode_all(&out, std::slice::from_ref(&ty), &mut NoHandles, need).is_ok());
+        // Strings count their bytes.
+        let mut out = Vec::new();
+        let string = types("scalars")[12].clone();
+        encode(
+            &Val::String("x".repeat(100)),
+            &string,
+            &mut out,
+            &mut NoHandles,
+        )
+        .unwrap();
+        let e = decode_all(&out, &[Type::String], &mut NoHandles, 99).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::HostcallLimit);
+        assert!(decode_all(&out, &[Type::String], &mut NoHandles, 100).is_ok());
     }
 
     #[test]
@@ -1399,14 +1508,17 @@ world w {{ export all; }}
         encode(&s("hi"), &t[12], &mut out, &mut NoHandles).unwrap();
         let mut input = &out[..];
         assert_eq!(
-            decode(&mut input, &t[6], &mut NoHandles).unwrap(),
+            decode(&mut input, &t[6], &mut NoHandles, BIG).unwrap(),
             Val::U32(300)
         );
         assert_eq!(input, [2, b'h', b'i']);
         let before = input;
-        decode(&mut input, &t[0], &mut NoHandles).unwrap_err();
+        decode(&mut input, &t[0], &mut NoHandles, BIG).unwrap_err();
         assert_eq!(input, before, "a failed decode leaves the input alone");
-        assert_eq!(decode(&mut input, &t[12], &mut NoHandles).unwrap(), s("hi"));
+        assert_eq!(
+            decode(&mut input, &t[12], &mut NoHandles, BIG).unwrap(),
+            s("hi")
+        );
         assert!(input.is_empty());
     }
 
@@ -1454,7 +1566,7 @@ world w {{ export all; }}
         assert!(e.to_string().starts_with("value 2: "), "{e}");
         assert_eq!(out, [7], "a failed encode leaves the output alone");
         let mut slots = vec![Val::Bool(false)];
-        decode_into(&[1], &t[..2], &mut slots, &mut NoHandles).unwrap_err();
+        decode_into(&[1], &t[..2], &mut slots, &mut NoHandles, BIG).unwrap_err();
     }
 
     /// The parameter types of a function of maps and fixed-length lists, which need the
@@ -1527,7 +1639,7 @@ world w {{ export all; }}
         for vals in &rows {
             let out = round_trip(&t, vals);
             for k in 0..out.len() {
-                decode_all(&out[..k], &t, &mut NoHandles).unwrap_err();
+                decode_all(&out[..k], &t, &mut NoHandles, BIG).unwrap_err();
             }
         }
         assert_eq!(encoded(map(&[("a", 300)]), &t[0]), [1, 1, b'a', 0xac, 0x02]);
@@ -1552,7 +1664,7 @@ world w {{ export all; }}
         // No valid component has types that encode to no bytes today (empty records,
         // tuples, flags and fixed-length lists are refused), but the decoder must not
         // trust that.
-        let mut r = Reader::new(&[]);
+        let mut r = Reader::new(&[], BIG);
         r.reserve(MAX_EMPTY_ELEMENTS - 1, true, 0, "list").unwrap();
         r.reserve(1, true, 0, "list").unwrap();
         let e = r.reserve(1, true, 0, "list").unwrap_err();
@@ -1598,13 +1710,13 @@ world w {{ export all; }}
         let mut out = Vec::new();
         encode_all(&vals, &tys, &mut out, &mut table).unwrap();
         assert_eq!(out, [0, 1, 1, 2]);
-        assert_eq!(decode_all(&out, &tys, &mut table).unwrap(), vals);
-        decode_all(&[0, 1, 1, 9], &tys, &mut table).unwrap_err();
+        assert_eq!(decode_all(&out, &tys, &mut table, BIG).unwrap(), vals);
+        decode_all(&[0, 1, 1, 9], &tys, &mut table, BIG).unwrap_err();
 
         let e = encode(&Val::Resource(a), &tys[0], &mut out, &mut NoHandles).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgs);
         assert!(e.to_string().contains("maps no resource handles"), "{e}");
-        let e = decode_all(&[0], &tys[..1], &mut NoHandles).unwrap_err();
+        let e = decode_all(&[0], &tys[..1], &mut NoHandles, BIG).unwrap_err();
         assert!(e.to_string().contains("maps no resource handles"), "{e}");
         bad(&[0x80], &tys[1]);
     }
@@ -1628,7 +1740,7 @@ world w {{ export all; }}
     /// A decode of arbitrary bytes returns; when it succeeds, the values encode and decode
     /// to themselves.
     fn shake(input: &[u8], tys: &[Type]) {
-        if let Ok(vals) = decode_all(input, tys, &mut NoHandles) {
+        if let Ok(vals) = decode_all(input, tys, &mut NoHandles, BIG) {
             round_trip(tys, &vals);
         }
     }
@@ -1653,7 +1765,7 @@ world w {{ export all; }}
                 shake(&input, tys);
                 // Small bytes make valid tags, indexes and lengths more likely.
                 let small: Vec<u8> = (0..len).map(|_| rng.below(4) as u8).collect();
-                if decode_all(&small, tys, &mut NoHandles).is_ok() {
+                if decode_all(&small, tys, &mut NoHandles, BIG).is_ok() {
                     ok += 1;
                 }
                 shake(&small, tys);

@@ -49,11 +49,11 @@ pub fn host_side(data: &[u8], types: &[Type]) {
                 relog.outside(body);
             }
             Ok((OK, body)) => {
-                let _ = value::decode_all(body, types, &mut NoHandles);
+                let _ = value::decode_all(body, types, &mut NoHandles, 64 << 20);
             }
             Ok((CALLBACK, body)) => {
                 if let Ok((_, _, args)) = read_call(body) {
-                    let _ = value::decode_all(args, types, &mut NoHandles);
+                    let _ = value::decode_all(args, types, &mut NoHandles, 64 << 20);
                 }
             }
             Ok((ERR | FAILED, body)) => {

@@ -135,7 +135,7 @@ impl Worker {
     ) -> Option<Result<()>> {
         match tag {
             OK => Some(
-                value::decode_into(body, types, results, h)
+                value::decode_into(body, types, results, h, self.values)
                     .map_err(|e| p.crashed(&format!("sent malformed results: {e}"))),
             ),
             // A worker sends well-formed errors; anything else is a broken protocol.
@@ -175,7 +175,7 @@ impl Worker {
                 "the worker called `{name}`, which it does not import"
             ))
         })?;
-        let args = value::decode_all(args, params, &mut NoHandles)?;
+        let args = value::decode_all(args, params, &mut NoHandles, self.values)?;
         Ok((
             name.to_string(),
             (Instant::now() + left).min(deadline),

@@ -304,7 +304,9 @@ fn linked_call(
         ch.finish()
             .map_err(|e| Error::io("the host connection failed", e))?;
         match ch.recv(None, SPIN) {
-            Ok((CALLBACK_OK, body)) => value::decode_into(body, results, out, &mut NoHandles),
+            Ok((CALLBACK_OK, body)) => {
+                value::decode_into(body, results, out, &mut NoHandles, values)
+            }
             Ok((ERR, body)) => {
                 let mut e = read_error(body);
                 // The failure is the provider's, as for an in-process link.
@@ -433,6 +435,7 @@ fn call(
         let func = served.exports.function(name)?;
         let now = Instant::now();
         let budget = Budget::new(&served.recipe, now, Some(now + left))?;
+        let hostcall = usize::try_from(served.recipe.limits.hostcall).unwrap_or(usize::MAX);
         let mut inst = match instance.take() {
             Some(i) => i,
             None => {
@@ -452,7 +455,7 @@ fn call(
                 let args = func
                     .params
                     .iter()
-                    .map(|(_, t)| value::decode(&mut input, t, table))
+                    .map(|(_, t)| value::decode(&mut input, t, table, hostcall))
                     .collect::<Result<Vec<_>>>()?;
                 if !input.is_empty() {
                     return Err(crate::wire::message::malformed(

@@ -248,7 +248,7 @@ impl Served {
     ) -> Result<Vec<u8>> {
         let r = self.target(func)?.get_full()?;
         self.check(&r.generation, hash)?;
-        let args = decode_args(&r.func, body, &mut NoHandles)?;
+        let args = decode_args(&r.func, body, &mut NoHandles, &r.generation)?;
         let mut results = vec![Val::Bool(false); r.func.results.len()];
         r.generation
             .invoke_into_async(&r.func, &args, &mut results, outer)
@@ -274,7 +274,7 @@ impl Served {
             .room(caller, share)
             .map_err(|full| self.too_many_sessions(full, share))?;
         let mut table = Table::default();
-        let args = decode_args(&f, body, &mut table)?;
+        let args = decode_args(&f, body, &mut table, &g)?;
         let deadline = deadline(&g, outer, now);
         // The supervisor sees the session's first call like any call, and the session takes
         // a slot of the pool like any instance (as for a local provider).
@@ -409,7 +409,7 @@ async fn call_pinned(
 ) -> Result<Vec<u8>> {
     let g = p.session.generation.clone();
     let f = g.function(func)?;
-    let args = decode_args(&f, body, &mut p.table)?;
+    let args = decode_args(&f, body, &mut p.table, &g)?;
     let deadline = deadline(&g, outer, now);
     let results = g
         .supervised_async(
@@ -450,7 +450,8 @@ fn clip(text: &str, n: usize) -> &str {
 
 /// The arguments of `f` from a request's body. Bytes that do not decode are the caller's
 /// mistake (`InvalidArgs`), never this host's failure, and never a panic.
-fn decode_args(f: &Function, body: &[u8], h: &mut dyn Handles) -> Result<Vec<Val>> {
+fn decode_args(f: &Function, body: &[u8], h: &mut dyn Handles, g: &Generation) -> Result<Vec<Val>> {
+    let budget = usize::try_from(g.spec.limits.hostcall).unwrap_or(usize::MAX);
     let bad = |why: &str| {
         Error::new(
             ErrorKind::InvalidArgs,
@@ -463,7 +464,7 @@ fn decode_args(f: &Function, body: &[u8], h: &mut dyn Handles) -> Result<Vec<Val
     let mut input = body;
     let mut args = Vec::with_capacity(f.params.len());
     for (name, ty) in &f.params {
-        let v = value::decode(&mut input, ty, h)
+        let v = value::decode(&mut input, ty, h, budget)
             .map_err(|e| bad(&format!("parameter `{name}`: {}", e.message())))?;
         args.push(v);
     }
