@@ -122,7 +122,9 @@ async fn changes_need_the_token() {
         let r = ask(admin, "POST", path, &own, None, None).await;
         assert_eq!(r.status, 401, "{path}: {}", r.body);
         assert!(r.headers.contains_key("www-authenticate"));
-        let wrong = format!("{}0", &token[..token.len() - 1]);
+        // The token with its last character changed.
+        let last = if token.ends_with('0') { '1' } else { '0' };
+        let wrong = format!("{}{last}", &token[..token.len() - 1]);
         let r = ask(admin, "POST", path, &own, None, Some(&wrong)).await;
         assert_eq!(r.status, 401, "{path}");
         let r = ask(admin, "POST", path, &own, None, Some("")).await;
