@@ -55,21 +55,15 @@ pub(crate) async fn drive<C, E>(
     // Asked to close gracefully while requests are in flight: no timer applies any more;
     // they finish under their own limits (and the server's drain time at shutdown).
     let mut draining = false;
+    // When to look at the connection next. Requests do not wake this task: when the timer
+    // fires, the phase says whether the connection may live on, and until when.
+    let mut check = accepted + timers.header;
     loop {
-        let phase = slot.phase();
-        let deadline = match (draining, closing, phase) {
-            (true, _, _) => None,
-            (false, Some(until), _) => Some(until),
-            (false, None, Some(Phase::Fresh(_))) => Some(accepted + timers.header),
-            (false, None, Some(Phase::Idle(since))) => Some(since + timers.idle),
-            (false, None, Some(Phase::Busy)) => None,
-            // The slot was taken back: act on it at once.
-            (false, None, None) => Some(Instant::now()),
-        };
         let timer = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+            if draining {
+                std::future::pending().await
+            } else {
+                tokio::time::sleep_until(closing.unwrap_or(check)).await
             }
         };
         tokio::select! {
@@ -88,7 +82,15 @@ pub(crate) async fn drive<C, E>(
                 graceful(conn.as_mut());
                 draining = true;
             }
-            () = slot.conn.changed.notified() => {}
+            // The slot was taken back for another connection (counted by the accept loop).
+            () = slot.conn.changed.notified(), if !draining => {
+                if slot.conn.active() == 0 {
+                    return;
+                }
+                // A request arrived just as the slot was taken back: let it finish.
+                graceful(conn.as_mut());
+                draining = true;
+            }
             () = timer => {
                 if closing.is_some() {
                     if slot.conn.active() == 0 {
@@ -99,32 +101,23 @@ pub(crate) async fn drive<C, E>(
                     draining = true;
                     continue;
                 }
-                // The phase may have changed since the deadline was chosen.
-                let now = slot.phase();
-                if now != phase {
-                    continue;
-                }
-                match now {
+                let now = Instant::now();
+                match slot.phase() {
                     Some(Phase::Fresh(_)) => {
                         tracing::debug!(target: "membrane::http", "no request within header_timeout of the connection: closed");
                         metrics.connection_closed("first-request-timeout");
                         return;
                     }
-                    Some(Phase::Idle(_)) => {
+                    Some(Phase::Idle(since)) if since + timers.idle <= now => {
                         metrics.connection_closed("idle");
                         graceful(conn.as_mut());
-                        closing = Some(Instant::now() + GRACE);
+                        closing = Some(now + GRACE);
                     }
-                    Some(Phase::Busy) => {}
-                    // The slot was taken back (counted by the accept loop).
-                    None => {
-                        if slot.conn.active() == 0 {
-                            return;
-                        }
-                        // A request arrived just as the slot was taken back: let it finish.
-                        graceful(conn.as_mut());
-                        draining = true;
-                    }
+                    Some(Phase::Idle(since)) => check = since + timers.idle,
+                    // Busy: no request may idle for longer than `idle` after this one ends.
+                    Some(Phase::Busy) => check = now + timers.idle,
+                    // Taken back: the wake-up is on its way.
+                    None => check = now + timers.idle,
                 }
             }
         }

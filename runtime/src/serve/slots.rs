@@ -73,7 +73,7 @@ struct Entry {
 pub(crate) struct Conn {
     /// Requests in flight (until their response bodies end).
     active: AtomicUsize,
-    /// Woken at every change of phase, and when the connection must close.
+    /// Woken when the server took the connection's slot back.
     pub(crate) changed: Notify,
     /// Set when the server took the connection's slot back for another connection.
     evicted: std::sync::atomic::AtomicBool,
@@ -228,14 +228,17 @@ impl Slot {
         self.slots.state().open.get(&self.id).map(|e| e.phase)
     }
 
+    /// Records the connection's phase. The connection's own task is not woken: its timers
+    /// look at the phase when they fire (a wake-up per request would cost more than the
+    /// timers save). A full server waiting for room is told when a connection goes idle.
     fn set_phase(&self, phase: Phase) {
         let mut s = self.slots.state();
         if let Some(e) = s.open.get_mut(&self.id) {
             e.phase = phase;
         }
+        let full = s.open.len() >= self.slots.max;
         drop(s);
-        self.conn.changed.notify_one();
-        if matches!(phase, Phase::Idle(_)) {
+        if full && matches!(phase, Phase::Idle(_)) {
             self.slots.room.notify_waiters();
         }
     }
