@@ -43,6 +43,8 @@ pub(crate) struct AppInner {
     pub(crate) hosted: std::collections::BTreeSet<String>,
     /// Reloads of the whole app, one at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// The largest component file read (`[app] max_component_size` at load).
+    max_component: u64,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
         }
         let hosted = spec.hosted.clone();
         let manifest = spec.manifest_path().map(Path::to_path_buf);
+        let max_component = spec.component_size_limit();
         let loaded = crate::load::load(&cx, spec, progress, &metrics).await?;
         Ok(App {
             inner: Arc::new(AppInner {
@@ -76,6 +79,7 @@ impl App {
                 manifest,
                 hosted,
                 reloading: tokio::sync::Mutex::new(()),
+                max_component,
             }),
         })
     }
@@ -297,7 +301,17 @@ impl App {
         manifest: impl AsRef<Path>,
         options: UpgradeOptions,
     ) -> Result<ReloadReport> {
-        let manifest = crate::manifest::Manifest::from_file(manifest)?;
+        // Read on a blocking thread (see `reload_spec_with`).
+        let path = manifest.as_ref().to_path_buf();
+        let manifest =
+            tokio::task::spawn_blocking(move || crate::manifest::Manifest::from_file(path))
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        crate::ErrorKind::HostPanic,
+                        format!("reading the manifest failed: {e}"),
+                    )
+                })??;
         self.reload_spec_with(manifest.app, options).await
     }
 
@@ -340,8 +354,25 @@ impl App {
             http: self.inner.http.as_ref(),
             admin: &self.inner.admin,
             entry: self.inner.entry.as_deref(),
+            max_component: self.inner.max_component,
         };
-        let diff = crate::reload::diff(&running, &spec)?;
+        // Component files are read on a blocking thread, never on the task that asked
+        // (the admin listener's, a signal handler's).
+        let (spec, hashes) = tokio::task::spawn_blocking({
+            let max = self.inner.max_component;
+            move || {
+                let hashes = crate::reload::hashes(&spec, max);
+                (spec, hashes)
+            }
+        })
+        .await
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::HostPanic,
+                format!("reading the components failed: {e}"),
+            )
+        })?;
+        let diff = crate::reload::diff(&running, &spec, hashes)?;
         let upgraded = if diff.changes.is_empty() {
             Vec::new()
         } else {
@@ -392,6 +423,7 @@ impl App {
             admin: &inner.admin,
             manifest,
             locations: from.and_then(|s| s.locations.as_deref()),
+            max_component: inner.max_component,
         };
         let importers: Vec<String> = changes.keys().cloned().collect();
         let (reports, links) = crate::upgrade::upgrade(&live, changes, options).await?;

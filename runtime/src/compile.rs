@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use crate::cache::Cache;
 use crate::capability::CAPABILITIES;
 use crate::capability::protect::{DirId, read_component};
+use crate::capability::walk::Refused;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::limits::LIMITS;
 use crate::spec::{ComponentSource, Limits, ModuleSpec};
@@ -28,33 +29,59 @@ pub(crate) struct Compiled {
     pub(crate) hash: String,
 }
 
-/// Reads the component bytes of a module, and for a file the directories above it (for
-/// the overlap checks, read through the same handle).
-pub(crate) fn read_source(name: &str, source: &ComponentSource) -> Result<(Arc<[u8]>, Vec<DirId>)> {
-    match source {
-        ComponentSource::Bytes(b) => Ok((b.clone(), Vec::new())),
-        ComponentSource::File(path) => read_component(path)
-            .map(|(b, d)| (Arc::from(b), d))
-            .map_err(|e| {
-                let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
-                    (
-                        ErrorKind::NotFound,
-                        "; build it (`membrane build`) or fix `component`",
-                    )
-                } else {
-                    (ErrorKind::Io, "")
-                };
-                Error::new(
-                    kind,
-                    format!(
-                        "module `{name}`: cannot read component {}{hint}",
-                        path.display()
-                    ),
+/// Reads the component bytes of a module, and for a file the directories its path depends
+/// on (for the overlap checks, read through the same handles). A file must be a regular
+/// file of at most `max` bytes (`[app] max_component_size`), checked before it is read.
+pub(crate) fn read_source(
+    name: &str,
+    source: &ComponentSource,
+    max: u64,
+) -> Result<(Arc<[u8]>, Vec<DirId>)> {
+    let path = match source {
+        ComponentSource::Bytes(b) => return Ok((b.clone(), Vec::new())),
+        ComponentSource::File(path) => path,
+    };
+    let shown = path.display();
+    let key = format!("modules.{name}.component");
+    match read_component(path, max) {
+        Ok((b, d)) => Ok((Arc::from(b), d)),
+        Err(Refused::Io(e)) => {
+            let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
+                (
+                    ErrorKind::NotFound,
+                    "; build it (`membrane build`) or fix `component`",
                 )
-                .with_module(name)
-                .with_key(format!("modules.{name}.component"))
-                .with_source(e)
-            }),
+            } else {
+                (ErrorKind::Io, "")
+            };
+            Err(Error::new(
+                kind,
+                format!("module `{name}`: cannot read component {shown}{hint}"),
+            )
+            .with_module(name)
+            .with_key(key)
+            .with_source(e))
+        }
+        Err(Refused::NotRegular(what)) => Err(Error::new(
+            ErrorKind::InvalidComponent,
+            format!(
+                "module `{name}`: component {shown} leads to {what}, not a regular file; \
+                 point `component` at a .wasm file"
+            ),
+        )
+        .with_module(name)
+        .with_key(key)),
+        Err(Refused::TooLarge(size)) => Err(Error::new(
+            ErrorKind::InvalidComponent,
+            format!(
+                "module `{name}`: component {shown} is {}, more than [app] max_component_size ({}); \
+                 raise max_component_size if the component is meant to be that large",
+                crate::units::format_size(size),
+                crate::units::format_size(max)
+            ),
+        )
+        .with_module(name)
+        .with_key("app.max_component_size")),
     }
 }
 
@@ -93,7 +120,7 @@ impl Compiled {
     ) -> Result<Compiled> {
         let name = cx.name;
         let policy = Policy::prepare(&[LIMITS, CAPABILITIES], cx);
-        let bytes = read_source(name, &spec.source);
+        let bytes = read_source(name, &spec.source, cx.max_component);
         // Report grant problems and a missing file together.
         let (policy, (bytes, component_dirs)) = match (policy, bytes) {
             (Ok(p), Ok(b)) => (p, b),

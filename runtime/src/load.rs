@@ -88,6 +88,7 @@ pub(crate) async fn load(
     let settings = Settings {
         metered: rt.metered,
         epoch_tick: rt.epoch_tick,
+        max_component: spec.component_size_limit(),
     };
     let mut problems = check(&spec, &settings);
     if let Some(stack) = spec.stack
@@ -121,7 +122,7 @@ pub(crate) async fn load(
     let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
     let mut problems = Problems::default();
     // Fused importers are compiled as their composition, then get their own identity back.
-    let fusion = crate::fuse::prepare::prepare(&specs, &mut problems).await;
+    let fusion = crate::fuse::prepare::prepare(&specs, settings.max_component, &mut problems).await;
     let to_compile = fusion.swap(spec.modules);
     let compiled = compile_all(rt, to_compile, &settings, progress, &mut problems).await;
     let compiled = fusion.restore(compiled);
@@ -348,7 +349,11 @@ pub(crate) async fn compile_all(
     let queue = Arc::new(Mutex::new(modules.into_iter().collect::<Vec<_>>()));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (metered, epoch_tick) = (settings.metered, settings.epoch_tick);
+    let (metered, epoch_tick, max_component) = (
+        settings.metered,
+        settings.epoch_tick,
+        settings.max_component,
+    );
     let mut tasks = Vec::new();
     for _ in 0..workers.min(total.max(1)) {
         let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
@@ -362,6 +367,7 @@ pub(crate) async fn compile_all(
                     spec: &spec,
                     metered,
                     epoch_tick,
+                    max_component,
                 };
                 let result = Compiled::new(&engine, cache.as_deref(), &cx, spec.clone())
                     .map_err(|e| e.in_module(&name));

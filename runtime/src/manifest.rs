@@ -42,6 +42,7 @@ struct AppSection {
     nats: Option<Spanned<nats::Servers>>,
     nats_auth: Option<Spanned<nats::AuthSection>>,
     stack: Option<Spanned<String>>,
+    max_component_size: Option<Spanned<String>>,
     http: Option<Spanned<HttpSection>>,
     admin: Option<AdminSection>,
 }
@@ -200,16 +201,42 @@ impl Lines<'_> {
 }
 
 impl Manifest {
-    /// Reads and parses a manifest file.
+    /// The largest manifest file read.
+    pub const MAX_SIZE: u64 = 16 << 20;
+
+    /// Reads and parses a manifest file. It must be a regular file of at most
+    /// [`Manifest::MAX_SIZE`] bytes (a FIFO or a device is refused before it is read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Manifest> {
+        use crate::capability::walk::{Refused, read_regular};
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                crate::ErrorKind::NotFound
-            } else {
-                crate::ErrorKind::Io
-            };
-            Error::new(kind, format!("cannot read manifest {}", path.display())).with_source(e)
+        let shown = path.display();
+        let bytes = match read_regular(path, Self::MAX_SIZE) {
+            Ok((bytes, _)) => bytes,
+            Err(Refused::Io(e)) => {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    crate::ErrorKind::NotFound
+                } else {
+                    crate::ErrorKind::Io
+                };
+                return Err(
+                    Error::new(kind, format!("cannot read manifest {shown}")).with_source(e)
+                );
+            }
+            Err(Refused::NotRegular(what)) => {
+                return Err(Error::manifest(format!(
+                    "the manifest {shown} is {what}, not a regular file"
+                )));
+            }
+            Err(Refused::TooLarge(size)) => {
+                return Err(Error::manifest(format!(
+                    "the manifest {shown} is {}, more than a manifest may be ({})",
+                    crate::units::format_size(size),
+                    crate::units::format_size(Self::MAX_SIZE)
+                )));
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::manifest(format!("the manifest {shown} is not UTF-8 text")).with_source(e)
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {
@@ -261,6 +288,11 @@ impl Manifest {
             && let Some(bytes) = lines.size("app.stack".into(), stack)
         {
             app = app.stack(bytes);
+        }
+        if let Some(max) = &file.app.max_component_size
+            && let Some(bytes) = lines.size("app.max_component_size".into(), max)
+        {
+            app = app.max_component_size(bytes);
         }
         if let Some(http) = file.app.http {
             lines.note("app.http", &http.span());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::compile::read_source;
 use crate::error::{Error, Problems, Result};
 use crate::module::Module;
-use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
+use crate::spec::{AdminSpec, AppSpec, ComponentSource, HttpSpec, ModuleSpec};
 
 /// What a reload would change.
 pub(crate) struct Diff {
@@ -26,9 +26,29 @@ pub(crate) struct Running<'a> {
     pub http: Option<&'a HttpSpec>,
     pub admin: &'a AdminSpec,
     pub entry: Option<&'a str>,
+    /// The largest component file read.
+    pub max_component: u64,
 }
 
-pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
+/// The SHA-256 of each module's component as `spec` declares it, or why it cannot be read.
+/// Reads files: run it on a blocking thread, never on a task that serves.
+pub(crate) fn hashes(spec: &AppSpec, max_component: u64) -> BTreeMap<String, Result<String>> {
+    spec.modules
+        .iter()
+        .map(|(name, m)| {
+            let hash = read_source(name, &m.source, max_component)
+                .map(|(bytes, _)| crate::cache::digest(&bytes));
+            (name.clone(), hash)
+        })
+        .collect()
+}
+
+/// What changes from `app` to `spec`, given the `hashes` of `spec`'s components.
+pub(crate) fn diff(
+    app: &Running<'_>,
+    spec: &AppSpec,
+    mut hashes: BTreeMap<String, Result<String>>,
+) -> Result<Diff> {
     let live: Vec<&str> = app.modules.keys().map(String::as_str).collect();
     let added: Vec<&str> = spec
         .modules
@@ -54,14 +74,27 @@ pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
     for (name, new) in &spec.modules {
         let current = app.modules[name].current_full();
         let old = &current.spec;
-        let hash = match read_source(name, &new.source) {
-            Ok((bytes, _)) => crate::cache::digest(&bytes),
+        let hash = match hashes.remove(name).unwrap_or_else(|| {
+            Err(Error::new(
+                crate::ErrorKind::HostPanic,
+                format!("module `{name}`: its component was not read"),
+            ))
+        }) {
+            Ok(hash) => hash,
             Err(e) => {
                 problems.push(e);
                 continue;
             }
         };
+        // A component read from another path is a change even with the same bytes: the
+        // new path must pass the gate's checks (a link inside a read-write grant, say).
+        let same_path = match (&new.source, &old.source) {
+            (ComponentSource::File(a), ComponentSource::File(b)) => a == b,
+            (ComponentSource::Bytes(_), ComponentSource::Bytes(_)) => true,
+            _ => false,
+        };
         let same = *hash == *current.hash
+            && same_path
             && new.grants == old.grants
             && new.limits == old.limits
             && new.links == old.links
@@ -84,6 +117,9 @@ pub(crate) fn diff(app: &Running<'_>, spec: &AppSpec) -> Result<Diff> {
     }
     if &spec.admin != app.admin {
         warnings.push("[app.admin] changed; it takes effect on restart".to_string());
+    }
+    if spec.component_size_limit() != app.max_component {
+        warnings.push("[app] max_component_size changed; it takes effect on restart".to_string());
     }
     if spec.entry_name() != app.entry {
         warnings.push("[app] entry changed; it takes effect on restart".to_string());

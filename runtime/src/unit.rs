@@ -43,6 +43,8 @@ pub(crate) struct ModuleCx<'a> {
     pub metered: bool,
     /// How often the epoch clock ticks.
     pub epoch_tick: Duration,
+    /// The largest component file read.
+    pub max_component: u64,
 }
 
 impl ModuleCx<'_> {

@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     /// Whether the engine meters fuel.
     pub metered: bool,
     pub epoch_tick: std::time::Duration,
+    /// The largest component file read (`[app] max_component_size`).
+    pub max_component: u64,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
         Settings {
             metered: true,
             epoch_tick: std::time::Duration::from_millis(5),
+            max_component: AppSpec::DEFAULT_MAX_COMPONENT_SIZE,
         }
     }
 }
@@ -144,6 +147,7 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
             spec: m,
             metered: settings.metered,
             epoch_tick: settings.epoch_tick,
+            max_component: settings.max_component,
         };
         Policy::validate(&[LIMITS, CAPABILITIES], &cx, &mut problems);
     }

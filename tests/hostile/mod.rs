@@ -589,6 +589,7 @@ async fn in_flight_calls_into_other_modules_finish_normally() {
 
 // The classes of the outside review (issue 8), one file each.
 mod admin;
+mod component_path;
 pub mod connections;
 mod descriptors;
 mod disk;

@@ -24,6 +24,7 @@ pub(crate) mod network;
 pub(crate) mod protect;
 pub(crate) mod quota;
 pub(crate) mod stdio;
+pub(crate) mod walk;
 
 use crate::unit::UnitDef;
 

@@ -6,82 +6,31 @@
 //!
 //! Directories are compared by identity (device and inode), walking up from an open
 //! handle with `..`, so neither symlinks nor other names of the same directory fool the
-//! check; a component is read through the very directory handle whose ancestors are
-//! checked ([`read_component`]).
+//! check. What counts for a path is every directory it depends on ([`super::walk`]): where
+//! the file lives, and where each directory and link on the way to it lives, so a grant
+//! that holds a link to a component (and could re-point it) is refused like one that holds
+//! the component. A component is read through the very handles its path was checked with
+//! ([`read_component`]), and only if it is a regular file within the size limit.
 
-use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rustix::fs::{CWD, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 
-use super::fs::{DIR_FLAGS, OpenedDir};
+use super::fs::OpenedDir;
+pub(crate) use super::walk::DirId;
+use super::walk::{Refused, ancestors, id_of, read_regular, walk};
 use crate::error::{Error, ErrorKind, Problems};
 
-/// A directory's identity: device and inode.
-pub(crate) type DirId = (u64, u64);
-
-fn id_of(fd: &OwnedFd) -> std::io::Result<DirId> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev as u64, st.st_ino as u64))
+/// The directories a file's path depends on (see [`super::walk`]): every directory an
+/// entry on the way lives in, wherever its links lead, and every directory above those.
+fn dirs_of(path: &Path) -> std::io::Result<Vec<DirId>> {
+    Ok(walk(path)?.dirs)
 }
 
-/// The identities of a directory and of every directory above it, up to the root.
-fn ancestors(fd: OwnedFd) -> std::io::Result<Vec<DirId>> {
-    let mut ids = vec![id_of(&fd)?];
-    let mut cur = fd;
-    // Deeper than any real tree; stops a loop on a broken file system.
-    for _ in 0..4096 {
-        let parent = rustix::fs::openat(
-            &cur,
-            "..",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let id = id_of(&parent)?;
-        if ids.last() == Some(&id) {
-            break;
-        }
-        ids.push(id);
-        cur = parent;
-    }
-    Ok(ids)
-}
-
-/// The directories holding the file at `path`, wherever its symlinks lead.
-fn ancestors_of_file(path: &Path) -> std::io::Result<Vec<DirId>> {
-    let real = std::fs::canonicalize(path)?;
-    let parent = real.parent().unwrap_or(Path::new("/"));
-    let fd = rustix::fs::openat(
-        CWD,
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    ancestors(fd)
-}
-
-/// Reads a component file, and returns with its bytes the identities of the directories
-/// above it (wherever its symlinks lead), read through the same directory handle.
-pub(crate) fn read_component(path: &Path) -> std::io::Result<(Vec<u8>, Vec<DirId>)> {
-    let real = std::fs::canonicalize(path)?;
-    let parent = real.parent().unwrap_or(Path::new("/"));
-    let dir = rustix::fs::openat(
-        CWD,
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let name = real.file_name().unwrap_or_default();
-    let file = rustix::fs::openat(
-        &dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut bytes = Vec::new();
-    std::fs::File::from(file).read_to_end(&mut bytes)?;
-    Ok((bytes, ancestors(dir)?))
+/// Reads a component file of at most `max` bytes, and returns with its bytes the
+/// directories its path depends on, read through the same handles (see [`read_regular`]).
+pub(crate) fn read_component(path: &Path, max: u64) -> Result<(Vec<u8>, Vec<DirId>), Refused> {
+    read_regular(path, max)
 }
 
 /// What a read-write grant must not reach: files and directories whose contents decide
@@ -133,7 +82,7 @@ pub(crate) fn check_overlaps(
         })
         .collect();
     if let Some(m) = protected.manifest
-        && let Ok(above) = ancestors_of_file(m)
+        && let Ok(above) = dirs_of(m)
     {
         files.push((format!("the manifest {}", m.display()), above));
     }
@@ -145,11 +94,17 @@ pub(crate) fn check_overlaps(
         }
     }
     if let Some(cache) = protected.cache {
-        let fd = rustix::fs::openat(CWD, cache, DIR_FLAGS, Mode::empty());
-        let Ok(above) = fd.map_err(std::io::Error::from).and_then(ancestors) else {
+        // The cache directory itself, every directory above it, and every directory its
+        // path depends on (a link on the way to it counts like one on the way to a
+        // component).
+        let Ok(w) = walk(cache) else {
             return;
         };
-        let cache_id = above[0];
+        let Ok(cache_id) = id_of(&w.entry) else {
+            return;
+        };
+        let mut above = w.dirs;
+        above.push(cache_id);
         for (module, dir, id) in &ids {
             let inside_cache = rustix::fs::openat(
                 &*dir.handle,

@@ -41,13 +41,14 @@ struct Fused {
 /// thread (reading and composing components takes milliseconds). Problems go to `problems`.
 pub(crate) async fn prepare(
     modules: &BTreeMap<String, ModuleSpec>,
+    max_component: u64,
     problems: &mut Problems,
 ) -> Fusion {
     if !modules.values().any(|m| m.placement == Placement::Fused) {
         return Fusion::default();
     }
     let modules = modules.clone();
-    match tokio::task::spawn_blocking(move || compose_all(&decl(&modules))).await {
+    match tokio::task::spawn_blocking(move || compose_all(&decl(&modules), max_component)).await {
         Ok((fusion, found)) => {
             for e in found {
                 problems.push(e);
@@ -67,7 +68,7 @@ pub(crate) async fn prepare(
 /// A component's bytes and the directories above its file.
 type Read = (Arc<[u8]>, Vec<DirId>);
 
-fn compose_all(decl: &Decl<'_>) -> (Fusion, Vec<Error>) {
+fn compose_all(decl: &Decl<'_>, max_component: u64) -> (Fusion, Vec<Error>) {
     let mut fusion = Fusion::default();
     let mut problems = Vec::new();
     // Each component is read once, however many compositions it is part of.
@@ -82,7 +83,7 @@ fn compose_all(decl: &Decl<'_>) -> (Fusion, Vec<Error>) {
         let mut unreadable = false;
         for m in members(root, &wires) {
             let entry = read.entry(m.to_string()).or_insert_with(|| {
-                match read_source(m, &decl[m].source) {
+                match read_source(m, &decl[m].source, max_component) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         // Its own compilation reports it, unless it is only a root here

@@ -70,12 +70,31 @@ pub struct AppSpec {
     pub(crate) nats: Option<NatsSpec>,
     /// `remote` modules this process serves itself (`membrane host --modules`).
     pub(crate) hosted: BTreeSet<String>,
+    /// The largest component file read (`[app] max_component_size`); `None`: the default.
+    pub(crate) max_component_size: Option<u64>,
 }
 
 impl AppSpec {
     /// An app with no modules.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Default `[app] max_component_size`: 256 MiB (components built by componentize-py,
+    /// the largest common ones, are around 40 MiB).
+    pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 256 << 20;
+
+    /// Refuses component files larger than `bytes` before reading them (see
+    /// [`AppSpec::DEFAULT_MAX_COMPONENT_SIZE`]).
+    pub fn max_component_size(mut self, bytes: u64) -> Self {
+        self.max_component_size = Some(bytes);
+        self
+    }
+
+    /// The largest component file read.
+    pub fn component_size_limit(&self) -> u64 {
+        self.max_component_size
+            .unwrap_or(Self::DEFAULT_MAX_COMPONENT_SIZE)
     }
 
     /// Adds (or replaces) the module called `name`.

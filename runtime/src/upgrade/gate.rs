@@ -57,6 +57,8 @@ pub(crate) struct Live<'a> {
     pub admin: &'a crate::spec::AdminSpec,
     pub manifest: Option<&'a Path>,
     pub locations: Option<&'a crate::spec::Locations>,
+    /// The largest component file read (`[app] max_component_size` at load).
+    pub max_component: u64,
 }
 
 /// Runs every check for replacing the modules of `changes` with these declarations.
@@ -67,6 +69,7 @@ pub(crate) async fn check_upgrade(
     let settings = Settings {
         metered: live.cx.metered,
         epoch_tick: live.cx.epoch_tick,
+        max_component: live.max_component,
     };
     // The declaration as it would be: checked whole, so that links name real modules.
     let mut whole = AppSpec::new();

@@ -145,6 +145,8 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         spec: &spec,
         metered: hello.fuel,
         epoch_tick: hello.epoch_tick,
+        // The worker reads no component file: the host sends the compiled code.
+        max_component: 0,
     };
     // Granted directories are opened (as handles) before the lockdown; everything after
     // it happens inside the sandbox.
