@@ -3,6 +3,7 @@
 
 mod auth;
 mod example;
+mod fake;
 mod failover;
 mod host;
 mod hostile;
