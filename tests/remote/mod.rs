@@ -9,4 +9,5 @@ mod host;
 mod hostile;
 pub mod hostproc;
 pub mod nats;
+mod serving;
 mod sessions;
