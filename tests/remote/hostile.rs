@@ -360,12 +360,20 @@ async fn a_valid_result_past_the_hostcall_limit_is_refused() {
     let mut fake = Fake::start(&nats.url, &name, "worker").await;
     let (out, _) = exchange(&app, &mut fake, echo(), &[HOST], huge.clone()).await;
     let e = out.expect_err("60 MiB past a 32 MiB limit");
-    assert_eq!(e.kind(), ErrorKind::HostcallLimit, "{}", membrane::chain(&e));
+    assert_eq!(
+        e.kind(),
+        ErrorKind::HostcallLimit,
+        "{}",
+        membrane::chain(&e)
+    );
     assert_eq!(e.module(), Some("worker"));
     assert_eq!(e.key(), Some("modules.worker.limits.hostcall"));
     let within = vec![b'y'; 2 << 20];
     let (out, _) = exchange(&app, &mut fake, echo(), &[HOST], string_result(&within)).await;
-    assert_eq!(text_of(&out.expect("2 MiB within the limit")[0]).len(), 2 << 20);
+    assert_eq!(
+        text_of(&out.expect("2 MiB within the limit")[0]).len(),
+        2 << 20
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(

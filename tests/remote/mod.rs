@@ -3,8 +3,8 @@
 
 mod auth;
 mod example;
-mod fake;
 mod failover;
+mod fake;
 mod host;
 mod hostile;
 pub mod hostproc;

@@ -47,7 +47,12 @@ fn manifest(dir: &Path, name: &str, url: &str) -> PathBuf {
 
 /// A hostile answer: what it is, its headers, its body, and the kind of the error the
 /// caller logs for it.
-type Case = (&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, ErrorKind);
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+    ErrorKind,
+);
 
 fn cases() -> Vec<Case> {
     let error = |message: &str, causes| error_of("greet", "denied", message, causes);
@@ -171,7 +176,11 @@ async fn the_server_answers_500_logs_within_bounds_and_goes_on() {
     let mut fake = Fake::start(&nats.url, &name, "greet").await;
     for (what, headers, body, kind) in cases() {
         let r = request(served.addr, &mut fake, &headers, body).await;
-        assert_eq!((r.status, r.body.as_str()), (500, "internal error\n"), "{what}");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (500, "internal error\n"),
+            "{what}"
+        );
         let failed: Vec<serde_json::Value> = log
             .take()
             .into_iter()
@@ -186,7 +195,10 @@ async fn the_server_answers_500_logs_within_bounds_and_goes_on() {
         assert!(error.len() < MAX_LINE, "{what}: {} bytes", error.len());
         assert!(!error.contains('\u{1b}'), "{what}: raw controls");
         if what.contains("quarter") {
-            assert!(error.contains("more causes cut"), "{what}: the cut is visible");
+            assert!(
+                error.contains("more causes cut"),
+                "{what}: the cut is visible"
+            );
         }
     }
     // Still serving: an honest answer goes through.
@@ -204,10 +216,17 @@ async fn a_membrane_serve_process_answers_500_logs_within_bounds_and_goes_on() {
     let mut fake = Fake::start(&nats.url, &name, "greet").await;
     for (what, headers, body, kind) in cases() {
         let r = request(p.addr, &mut fake, &headers, body).await;
-        assert_eq!((r.status, r.body.as_str()), (500, "internal error\n"), "{what}");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (500, "internal error\n"),
+            "{what}"
+        );
         let line = p.wait_for_log("request failed: 500");
         assert!(line.len() < MAX_LINE, "{what}: {} bytes", line.len());
-        assert!(line.contains(&format!("kind={kind}")), "{what}: {line:.2000}");
+        assert!(
+            line.contains(&format!("kind={kind}")),
+            "{what}: {line:.2000}"
+        );
         assert!(!line.contains('\u{1b}'), "{what}: raw controls");
     }
     let r = request(p.addr, &mut fake, &[HOST], string_result(b"hi bob")).await;
