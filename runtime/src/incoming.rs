@@ -17,6 +17,12 @@
 //!
 //! After the head, the deadline still holds: a guest that overruns it while writing the
 //! body is stopped, its body ends with an error, and the server aborts the connection.
+//!
+//! The values of the guest's response headers and trailers go out without the spaces and
+//! tabs around them (not part of a field value, RFC 9110 5.5; an HTTP/2 message with them is
+//! malformed, RFC 9113 8.2.1); their other bytes, 0x80-0xFF included, go out as the guest
+//! wrote them, and wasi:http refused control bytes already
+//! (docs/decisions/0009-guest-header-values.md).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -133,13 +139,16 @@ pub(crate) async fn serve(
     let outcome = tokio::select! {
         biased;
         head = &mut rx => match head {
-            Ok(Ok(resp)) => Ok(resp.map(|body| {
-                Completed {
-                    inner: body,
-                    ended: Some(ended_rx),
-                }
-                .boxed_unsync()
-            })),
+            Ok(Ok(mut resp)) => {
+                trim_values(resp.headers_mut());
+                Ok(resp.map(|body| {
+                    Completed {
+                        inner: body,
+                        ended: Some(ended_rx),
+                    }
+                    .boxed_unsync()
+                }))
+            }
             Ok(Err(code)) => Err(Failure::Guest(code)),
             // The guest's task ended without answering: its outcome says why.
             Err(_) => Err(ended(task.join(deadline).await, &module)),
@@ -278,6 +287,12 @@ impl Body for Completed {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {}
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    trim_values(trailers);
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
             other => return other,
         }
         let Some(ended) = this.ended.as_mut() else {
@@ -298,6 +313,27 @@ impl Body for Completed {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Removes the spaces and tabs around each value of a guest's fields; keeps the rest.
+fn trim_values(fields: &mut http::HeaderMap) {
+    let space = |b: &u8| matches!(b, b' ' | b'\t');
+    for value in fields.values_mut() {
+        let bytes = value.as_bytes();
+        let start = bytes.iter().position(|b| !space(b)).unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .rposition(|b| !space(b))
+            .map_or(start, |i| i + 1);
+        if (start, end) == (0, bytes.len()) {
+            continue;
+        }
+        // Part of a valid value is valid; should it not be, the value goes out empty.
+        let mut trimmed = http::HeaderValue::from_bytes(&bytes[start..end])
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        trimmed.set_sensitive(value.is_sensitive());
+        *value = trimmed;
     }
 }
 

@@ -81,6 +81,17 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// How many bytes `c` takes in [`escape`]'s output: what a character of text from a peer
+/// costs once it is printed (`wire/bounds.rs` keeps such text within a printed size).
+pub(crate) fn escaped_len(c: char) -> usize {
+    match c {
+        '\\' | '\n' | '\r' | '\t' => 2,
+        // `\u{` + the hex digits + `}`.
+        c if is_dangerous(c) => 4 + (32 - (c as u32).leading_zeros()).div_ceil(4).max(1) as usize,
+        c => c.len_utf8(),
+    }
+}
+
 /// Host text that may carry guest text inside: dangerous characters are escaped as by
 /// [`escape`], except newlines, which the host uses to lay out lists; every line after the
 /// first is indented by `indent`, so that no line of it can pass for a line of its own.
@@ -154,6 +165,18 @@ mod tests {
             "a\\u{1b}[2Jb\\rc\\u{b}\\u{1c}\\u{0}\\u{e}\\u{5}\\u{2028}\\u{2029}\\u{202e}\\u{85}\\u{7f}\\\\"
         );
         assert!(matches!(escape("plain text, ünïcode"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escaped_len_is_the_length_of_the_escape() {
+        let samples = (0..0x300)
+            .chain(0x2000..0x2070)
+            .chain([0xfeff, 0x110bd, 0xe0001, 0xe007f, 0x1f600, 0x10ffff])
+            .filter_map(char::from_u32);
+        for c in samples {
+            let text = c.to_string();
+            assert_eq!(escaped_len(c), escape(&text).len(), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

@@ -1,19 +1,17 @@
-//! A caller facing a hostile host: a raw NATS client subscribed on a remote module's
-//! subject (anyone who may subscribe there can answer its calls) answers with bodies too
+//! A caller facing a hostile host: a fake host (`fake.rs`) answers with bodies too
 //! large, malformed or of the wrong types, errors with huge messages and cause chains, and
 //! sessions it never opened properly. Each call fails with a typed error, the caller goes
 //! on, and the next call to a good host works.
 
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message};
-use futures_util::StreamExt;
-use futures_util::stream::{BoxStream, select};
+use async_nats::Message;
 use membrane::{App, AppSpec, ErrorKind, Val};
 
+use super::fake::{ERR, Fake, HOST, error_of, string_result};
 use super::host::app_name;
 use super::nats::{Nats, nats_server};
-use super::sessions::{relay_spec, settled};
+use super::sessions::relay_spec;
 use crate::common::*;
 
 const RELAY: &str = "membrane-test:chain/relay";
@@ -34,60 +32,6 @@ fn spec(name: &str, url: &str) -> AppSpec {
         .hostcall(HOSTCALL)
         .timeout(Duration::from_secs(20));
     spec.module("worker", worker)
-}
-
-/// A fake host of `worker`: it takes the module's calls (in its queue group) and the
-/// session calls of host `fake`, and answers each as the test says.
-struct Fake {
-    client: async_nats::Client,
-    requests: BoxStream<'static, Message>,
-}
-
-impl Fake {
-    async fn start(url: &str, name: &str) -> Fake {
-        let client = async_nats::connect(url).await.unwrap();
-        let queue = format!("membrane.{name}.worker");
-        let shared = client
-            .queue_subscribe(queue.clone(), queue.clone())
-            .await
-            .unwrap();
-        let own = client
-            .subscribe(format!("{queue}.host.fake"))
-            .await
-            .unwrap();
-        settled(&client).await;
-        Fake {
-            client,
-            requests: select(shared, own).boxed(),
-        }
-    }
-
-    /// The next request that waits for an answer (ends of sessions do not).
-    async fn next(&mut self) -> Message {
-        loop {
-            let msg = tokio::time::timeout(GUARD, self.requests.next())
-                .await
-                .expect("a request comes")
-                .expect("the subscriptions live");
-            if msg.reply.is_some() {
-                return msg;
-            }
-        }
-    }
-
-    /// Answers the next request with `headers` and `body`; returns the request.
-    async fn answer(&mut self, headers: &[(&str, &str)], body: Vec<u8>) -> Message {
-        let req = self.next().await;
-        let mut h = HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, *v);
-        }
-        self.client
-            .publish_with_headers(req.reply.clone().unwrap(), h, body.into())
-            .await
-            .unwrap();
-        req
-    }
 }
 
 /// Calls `module`'s `func` with `args` on its own task while `fake` answers with `headers`
@@ -111,23 +55,11 @@ async fn exchange(
     (out, req)
 }
 
-/// An error message as a host sends it.
+/// An error message about `worker` as a host sends it.
 fn error(kind: &str, message: &str, causes: usize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "kind": kind,
-        "message": message,
-        "module": "worker",
-        "export": null,
-        "key": null,
-        "upstream": false,
-        "exit": null,
-        "causes": vec![""; causes],
-    }))
-    .unwrap()
+    error_of("worker", kind, message, causes)
 }
 
-const ERR: (&str, &str) = ("Membrane-Error", "1");
-const HOST: (&str, &str) = ("Membrane-Host", "fake");
 const ID: &str = "0123456789abcdef0123456789abcdef";
 const KEY: &str = "fedcba9876543210fedcba9876543210";
 
@@ -137,7 +69,7 @@ async fn hostile_answers_are_typed_errors_and_the_caller_goes_on() {
     let nats = Nats::start();
     let name = app_name();
     let app = runtime().load_spec(spec(&name, &nats.url)).await.unwrap();
-    let mut fake = Fake::start(&nats.url, &name).await;
+    let mut fake = Fake::start(&nats.url, &name, "worker").await;
     let echo = || ("worker", format!("{WORK}#echo"), vec![s("x")]);
     let add = || {
         (
@@ -385,7 +317,7 @@ async fn membrane_call_prints_a_hostile_error_within_bounds() {
             guests::WORKER
         ),
     );
-    let mut fake = Fake::start(&nats.url, &name).await;
+    let mut fake = Fake::start(&nats.url, &name, "worker").await;
     let cli = tokio::task::spawn_blocking(move || {
         let path = manifest.to_str().unwrap().to_string();
         membrane(&["call", &path, "worker", &format!("{WORK}#echo"), "\"x\""])
@@ -406,4 +338,63 @@ async fn membrane_call_prints_a_hostile_error_within_bounds() {
         "{}",
         &err[..err.len().min(2000)]
     );
+}
+
+/// A valid answer that the NATS server carries (its `max_payload` raised to 64 MiB) but the
+/// caller never agreed to take: a string of 60 MiB, past the module's default `hostcall`
+/// limit of 32 MiB. `App::call` refuses it before decoding it; `membrane call` prints none
+/// of it. An answer within the limit, though larger than NATS's default payload, passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_result_past_the_hostcall_limit_is_refused() {
+    let Some(_) = nats_server() else { return };
+    let nats = Nats::with_max_payload(64 << 20);
+    let name = app_name();
+    let huge = string_result(&vec![b'x'; 60 << 20]);
+    let echo = || ("worker", format!("{WORK}#echo"), vec![s("x")]);
+
+    let app = runtime()
+        .load_spec(relay_spec(&name, &nats.url))
+        .await
+        .unwrap();
+    assert_eq!(app.spec("worker").unwrap().limits.hostcall, 32 << 20);
+    let mut fake = Fake::start(&nats.url, &name, "worker").await;
+    let (out, _) = exchange(&app, &mut fake, echo(), &[HOST], huge.clone()).await;
+    let e = out.expect_err("60 MiB past a 32 MiB limit");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::HostcallLimit,
+        "{}",
+        membrane::chain(&e)
+    );
+    assert_eq!(e.module(), Some("worker"));
+    assert_eq!(e.key(), Some("modules.worker.limits.hostcall"));
+    let within = vec![b'y'; 2 << 20];
+    let (out, _) = exchange(&app, &mut fake, echo(), &[HOST], string_result(&within)).await;
+    assert_eq!(
+        text_of(&out.expect("2 MiB within the limit")[0]).len(),
+        2 << 20
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app]\nname = {name:?}\nnats = {:?}\n\
+             [modules.worker]\ncomponent = {:?}\nplacement = \"remote\"\n",
+            nats.url,
+            guests::WORKER
+        ),
+    );
+    let cli = tokio::task::spawn_blocking(move || {
+        let path = manifest.to_str().unwrap().to_string();
+        membrane(&["call", &path, "worker", &format!("{WORK}#echo"), "\"x\""])
+    });
+    fake.answer(&[HOST], huge).await;
+    let o = tokio::time::timeout(GUARD, cli).await.unwrap().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", &err[..err.len().min(2000)]);
+    assert!(err.starts_with("error[hostcall-limit]"), "{err}");
+    assert!(err.contains("modules.worker.limits"), "{err}");
+    assert!(o.stdout.is_empty(), "{} bytes on stdout", o.stdout.len());
+    assert!(err.len() < 4 << 10, "{} bytes on stderr", err.len());
 }

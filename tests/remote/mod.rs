@@ -4,8 +4,10 @@
 mod auth;
 mod example;
 mod failover;
+mod fake;
 mod host;
 mod hostile;
 pub mod hostproc;
 pub mod nats;
+mod serving;
 mod sessions;

@@ -293,6 +293,12 @@ impl Nats {
         ))
     }
 
+    /// A server without authorization that carries messages of up to `bytes` (its
+    /// `max_payload`: 1 MiB by default, at most 64 MiB), as an operator may raise it.
+    pub fn with_max_payload(bytes: usize) -> Nats {
+        Nats::single(&format!("max_payload: {bytes}\n"))
+    }
+
     /// `n` servers routed to each other (a full mesh of explicit routes), returned once every
     /// one has a route to each of the others.
     pub fn cluster(n: usize) -> Vec<Nats> {

@@ -2,6 +2,7 @@
 
 mod browser;
 pub mod cli;
+mod headers;
 mod limits;
 mod observe;
 mod outbound;

@@ -12,6 +12,7 @@
 //! | `/fetch?url=URL` | GETs URL with `wasi:http/outgoing-handler`; 200 `status=S\n<body>`, or 502 `error=<code>` |
 //! | `/connect?addr=IP:PORT` | opens a TCP connection; 200 `connected` or 502 `error=<code>` |
 //! | `/headers` | answers the request's headers, one `name: value` line each, sorted by name |
+//! | `/respond-header?hex=HEX` | answers `ok` with the header `x-probe` and the trailer `x-probe-trailer` set to the bytes HEX spells; 500 `refused` when wasi:http refuses the value |
 //! | anything else | `<NAME> <METHOD> <path>`, NAME from the environment (default `probe`) |
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -137,6 +138,35 @@ fn connect(addr: &str) -> Result<(), String> {
     }
 }
 
+/// The bytes that pairs of hex digits spell (nothing for anything else).
+fn unhex(text: &str) -> Vec<u8> {
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return Vec::new();
+    }
+    digits
+        .chunks_exact(2)
+        .map_while(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
+/// Answers `ok` with `value` as the header `x-probe` and the trailer `x-probe-trailer`.
+fn respond_header(out: ResponseOutparam, value: &[u8]) {
+    let headers = Fields::new();
+    if headers.append("x-probe", value).is_err() {
+        return respond(out, 500, b"refused");
+    }
+    let response = OutgoingResponse::new(headers);
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = body.write() {
+        let _ = stream.blocking_write_and_flush(b"ok");
+    }
+    let trailers = Fields::new();
+    let _ = trailers.append("x-probe-trailer", value);
+    let _ = OutgoingBody::finish(body, Some(trailers));
+}
+
 impl Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let full = request.path_with_query().unwrap_or_default();
@@ -194,6 +224,7 @@ impl Guest for Probe {
                 Ok(()) => respond(out, 200, b"connected"),
                 Err(e) => respond(out, 502, format!("error={e}").as_bytes()),
             },
+            "/respond-header" => respond_header(out, &unhex(param(query, "hex").unwrap_or(""))),
             "/headers" => {
                 let mut entries = request.headers().entries();
                 // By name only (stable, so repeated headers keep their order).

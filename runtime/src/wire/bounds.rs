@@ -3,9 +3,14 @@
 //! on a terminal. The sender cuts its own errors to the same bounds, so that an honest
 //! error always arrives whole, with a visible mark where it was cut.
 //!
-//! | what | bound |
+//! Text is measured as it will be printed, escaped (`sanitize::escape`): a character that
+//! needs an escape counts as its escape (ESC as the six bytes of `\u{1b}`), so that what a
+//! log line or a terminal receives is within the bounds whatever the text, not six times
+//! them.
+//!
+//! | what | bound, printed |
 //! |---|---|
-//! | the whole error message (JSON) | [`MAX_ERROR_BODY`]; a larger one is not read |
+//! | the whole error message (JSON) | [`MAX_ERROR_BODY`] bytes as received; a larger one is not read |
 //! | its message | [`MAX_MESSAGE`] bytes |
 //! | its causes | [`MAX_CAUSES`], each [`MAX_CAUSE`] bytes, [`MAX_CAUSES_TEXT`] bytes in all |
 //! | module, export and manifest key | [`MAX_NAME`] bytes each |
@@ -15,29 +20,47 @@ use std::fmt;
 use serde::Deserializer;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 
+use crate::sanitize::escaped_len;
+
 /// The largest error message read (the NATS server's default `max_payload`).
 pub(crate) const MAX_ERROR_BODY: usize = 1 << 20;
-/// The longest message kept, in bytes.
+/// The longest message kept, in bytes once printed.
 pub(crate) const MAX_MESSAGE: usize = 16 << 10;
 /// The most causes kept.
 pub(crate) const MAX_CAUSES: usize = 32;
-/// The longest cause kept, in bytes.
+/// The longest cause kept, in bytes once printed.
 pub(crate) const MAX_CAUSE: usize = 8 << 10;
-/// The bytes of all causes kept together.
+/// The bytes of all causes kept together, once printed.
 pub(crate) const MAX_CAUSES_TEXT: usize = 48 << 10;
-/// The longest module name, export name or manifest key kept, in bytes.
+/// The longest module name, export name or manifest key kept, in bytes once printed.
 pub(crate) const MAX_NAME: usize = 1 << 10;
 
-/// `text` cut to at most `max` bytes (on a character boundary), with a mark saying how
-/// much was cut.
+/// The most bytes `c` takes once printed: its escape, or for a newline, the newline and
+/// the indent that `error::describe` puts after it in a Membrane message.
+fn printed_len(c: char) -> usize {
+    if c == '\n' {
+        1 + "    ".len()
+    } else {
+        escaped_len(c)
+    }
+}
+
+/// The most bytes `text` takes once printed.
+pub(crate) fn printed(text: &str) -> usize {
+    text.chars().map(printed_len).sum()
+}
+
+/// `text` cut (on a character boundary) to what takes at most `max` bytes once printed,
+/// with a mark saying how many bytes were cut.
 pub(crate) fn clip(mut text: String, max: usize) -> String {
-    if text.len() <= max {
+    let mut width = 0;
+    let over = text.char_indices().find(|&(_, c)| {
+        width += printed_len(c);
+        width > max
+    });
+    let Some((end, _)) = over else {
         return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    };
     let cut = text.len() - end;
     text.truncate(end);
     text.push_str(&format!(" [... {cut} more bytes cut]"));
@@ -46,7 +69,7 @@ pub(crate) fn clip(mut text: String, max: usize) -> String {
 
 /// A message and its causes within the bounds: each text clipped; causes beyond
 /// [`MAX_CAUSES`] or [`MAX_CAUSES_TEXT`] replaced by one that says how many were left out.
-/// `more` causes were left out already (by [`bounded_causes`]).
+/// `more` causes were left out already (while reading them: [`Causes`]).
 pub(crate) fn bound(message: String, causes: Vec<String>, more: usize) -> (String, Vec<String>) {
     let total = causes.len() + more;
     let mut kept = Vec::with_capacity(causes.len().min(MAX_CAUSES));
@@ -62,7 +85,7 @@ pub(crate) fn bound(message: String, causes: Vec<String>, more: usize) -> (Strin
             break;
         }
         let c = clip(c, MAX_CAUSE.min(budget));
-        budget = budget.saturating_sub(c.len());
+        budget = budget.saturating_sub(printed(&c));
         kept.push(c);
     }
     if kept.len() < total {
@@ -126,6 +149,47 @@ mod tests {
         let c = clip("é".repeat(10), 5);
         assert!(c.starts_with("éé ["), "{c}");
         assert!(c.ends_with("[... 16 more bytes cut]"), "{c}");
+        // Measured as printed: an ESC takes the six bytes of its escape, a newline five.
+        assert_eq!(
+            clip("\u{1b}".repeat(10), 12),
+            "\u{1b}\u{1b} [... 8 more bytes cut]"
+        );
+        assert_eq!(printed("a\nb\\\u{e0001}"), 1 + 5 + 1 + 2 + 9);
+    }
+
+    #[test]
+    fn text_that_needs_escapes_is_kept_within_its_printed_bounds() {
+        use crate::wire::message::read_error;
+        // Every byte of it needs an escape: as kept before, 6 times the bounds in a log.
+        let body = serde_json::to_vec(&serde_json::json!({
+            "kind": "denied",
+            "message": "\u{1b}".repeat(MAX_MESSAGE),
+            "module": "\u{1b}".repeat(MAX_NAME),
+            "export": null,
+            "key": null,
+            "upstream": false,
+            "exit": null,
+            // More than MAX_CAUSES_TEXT, within the JSON's 1 MiB (ESC is 6 bytes there too).
+            "causes": (0..8)
+                .map(|i| format!("{i}{}", "\u{1b}".repeat(MAX_CAUSE)))
+                .collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        assert!(body.len() < MAX_ERROR_BODY);
+        let e = read_error(&body);
+        assert_eq!(e.kind(), crate::ErrorKind::Denied);
+        assert!(printed(e.message()) < MAX_MESSAGE + 64);
+        assert!(printed(e.module().unwrap()) < MAX_NAME + 64);
+        let c = causes(&e);
+        let text: usize = c.iter().map(|c| printed(c)).sum();
+        assert!(text < MAX_CAUSES_TEXT + 2 * 64, "{text}");
+        assert!(c.last().unwrap().contains("more causes cut"), "{c:?}");
+        let rendered = crate::chain(&e);
+        assert!(
+            rendered.len() < MAX_MESSAGE + MAX_CAUSES_TEXT + (4 << 10),
+            "{}",
+            rendered.len()
+        );
     }
 
     #[test]
