@@ -399,6 +399,14 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             options.admin = admin;
             let server = membrane::serve::Server::bind(&app, options).await?;
             let hup = reload::sighup()?;
+            // A made-up admin token goes to a private file, for `membrane reload`, before
+            // the server says it is up (a reload may follow that line at once).
+            let token_file = match (server.admin_addr(), server.admin_token()) {
+                (Some(addr), Some(t)) if server.admin_token_generated() => {
+                    Some(token::write(addr, t)?)
+                }
+                _ => None,
+            };
             let mut line = String::new();
             if let Some(addr) = server.local_addr() {
                 line.push_str(&format!("serving on http://{addr}"));
@@ -407,18 +415,12 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 line.push_str(&format!(" (admin: http://{addr}/)"));
             }
             say(&line);
-            // A made-up admin token goes to a private file, for `membrane reload`.
-            let token_file = match (server.admin_addr(), server.admin_token()) {
-                (Some(addr), Some(t)) if server.admin_token_generated() => {
-                    let path = token::write(addr, t)?;
-                    say(&format!(
-                        "admin token (for POST /reload and /rollback): {}",
-                        path.display()
-                    ));
-                    Some(path)
-                }
-                _ => None,
-            };
+            if let Some(path) = &token_file {
+                say(&format!(
+                    "admin token (for POST /reload and /rollback): {}",
+                    path.display()
+                ));
+            }
             let manifest_path = app
                 .manifest_path()
                 .map_or_else(|| manifest.clone(), Path::to_path_buf);
