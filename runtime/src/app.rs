@@ -58,8 +58,11 @@ impl App {
         let mut cx = cx;
         // A declaration with problems is reported as such (by the load below), not as a
         // connection failure.
-        if cx.connect_nats && crate::validate::validate(&spec).is_ok() {
-            cx.nats = crate::remote::connect::for_app(&spec).await?;
+        if crate::validate::validate_with(&spec, &cx.boundaries).is_ok() {
+            let boundaries = cx.boundaries.clone();
+            for b in boundaries.iter() {
+                b.attach(&spec, &mut cx).await?;
+            }
         }
         let hosted = spec.hosted.clone();
         let manifest = spec.manifest_path().map(Path::to_path_buf);

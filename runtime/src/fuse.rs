@@ -29,6 +29,7 @@
 //! can be upgraded (its own instances take the new version), but the copy composed into its
 //! importers keeps the version they were loaded with until the app is loaded again.
 
+pub(crate) mod boundary;
 pub(crate) mod group;
 pub(crate) mod prepare;
 

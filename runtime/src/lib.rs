@@ -64,7 +64,6 @@ mod life;
 pub(crate) mod limits;
 mod metrics;
 mod module;
-mod placement;
 mod pool;
 mod remote;
 mod sandbox;
@@ -80,6 +79,8 @@ mod link;
 mod fuse;
 // The app and the runtime on top.
 mod app;
+pub(crate) mod boundary;
+mod extensions;
 mod graph;
 mod inspect;
 mod load;

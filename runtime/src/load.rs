@@ -63,8 +63,11 @@ pub(crate) struct LoadCx {
     pub worker_program: Option<std::path::PathBuf>,
     /// The host interfaces registered when the load started.
     pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
-    /// The app's NATS connection, when it has `remote` modules (set by `App::load`).
-    pub nats: Option<Arc<crate::remote::connect::Nats>>,
+    /// What the placements attached to the app as it loaded (the remote placement's NATS
+    /// connection).
+    pub extensions: crate::extensions::Extensions,
+    /// The placements this runtime serves, one boundary each.
+    pub boundaries: crate::boundary::Boundaries,
     /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
     pub connect_nats: bool,
 }
@@ -89,6 +92,7 @@ pub(crate) async fn load(
         metered: rt.metered,
         epoch_tick: rt.epoch_tick,
         max_component: spec.component_size_limit(),
+        boundaries: rt.boundaries.clone(),
     };
     let mut problems = check(&spec, &settings);
     if let Some(stack) = spec.stack
@@ -121,11 +125,17 @@ pub(crate) async fn load(
     let specs = spec.modules.clone();
     let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
     let mut problems = Problems::default();
-    // Fused importers are compiled as their composition, then get their own identity back.
-    let fusion = crate::fuse::prepare::prepare(&specs, settings.max_component, &mut problems).await;
-    let to_compile = fusion.swap(spec.modules);
-    let compiled = compile_all(rt, to_compile, &settings, progress, &mut problems).await;
-    let compiled = fusion.restore(compiled);
+    // A placement may compile some modules as another component (fused importers as their
+    // composition); they get their own identity back after.
+    let prepared = prepare(rt, &specs, settings.max_component, &mut problems).await;
+    let mut to_compile = spec.modules;
+    for p in &prepared {
+        to_compile = p.swap(to_compile);
+    }
+    let mut compiled = compile_all(rt, to_compile, &settings, progress, &mut problems).await;
+    for p in &prepared {
+        compiled = p.restore(compiled);
+    }
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
     if let Some(http) = &http {
@@ -139,7 +149,7 @@ pub(crate) async fn load(
         .filter(|n| !compiled.contains_key(*n))
         .collect();
     let hosts = &rt.hosts;
-    let plan = match link::plan(&rt.engine, &compiled, &failed, hosts) {
+    let plan = match link::plan(&rt.engine, &compiled, &failed, hosts, &rt.boundaries) {
         Ok(plan) => Some(plan),
         Err(e) => {
             problems.push(e);
@@ -151,7 +161,9 @@ pub(crate) async fn load(
             .iter()
             .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
             .collect();
-        crate::placement::check(&specs, &plan.links, &routes, &mut problems);
+        for b in rt.boundaries.iter() {
+            b.check_links(&specs, &plan.links, &routes, &mut problems);
+        }
     }
     locate(locations.as_deref(), &mut problems);
     problems.into_result()?;
@@ -174,9 +186,11 @@ pub(crate) async fn load(
         modules.insert(name, Arc::new(Module::new(generation)));
     }
     infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
-    fusion.report(&mut infos);
     let mut warnings = plan.warnings;
-    warnings.extend(fusion.warnings().iter().cloned());
+    for p in &prepared {
+        p.report(&mut infos);
+        warnings.extend(p.warnings());
+    }
     warnings.extend(descriptor_warning(&specs));
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
     Ok(Loaded {
@@ -187,6 +201,22 @@ pub(crate) async fn load(
         http,
         admin,
     })
+}
+
+/// What each placement replaces before compilation.
+pub(crate) async fn prepare(
+    rt: &LoadCx,
+    specs: &BTreeMap<String, ModuleSpec>,
+    max_component: u64,
+    problems: &mut Problems,
+) -> Vec<Box<dyn crate::boundary::Prepared>> {
+    let mut prepared = Vec::new();
+    for b in rt.boundaries.iter() {
+        if let Some(p) = b.prepare(specs, max_component, problems).await {
+            prepared.push(p);
+        }
+    }
+    prepared
 }
 
 /// Builds generation `number` of a compiled module: its links forwarded to their providers
@@ -233,62 +263,21 @@ pub(crate) fn assemble(
         })
     };
     let pres = (pre(&sync)?, pre(&async_)?);
-    let worker = match c.spec.placement {
-        crate::spec::Placement::Process => Some(start_worker(rt, &c, links, modules, &metrics)?),
-        crate::spec::Placement::Remote => Some(crate::remote::client::RemoteModule::start(
-            rt.nats.as_ref(),
-            &c,
-        )?),
-        _ => None,
+    let transport = match rt.boundaries.get(c.spec.placement) {
+        Some(b) => b.start(&crate::boundary::StartCx {
+            load: rt,
+            compiled: &c,
+            links,
+            modules,
+            metrics: &metrics,
+        })?,
+        None => None,
     };
     let mut generation = Generation::new(number, c, pres, link_slots, pool, metrics);
-    if let Some(w) = worker {
-        generation = generation.with_transport(w);
+    if let Some(t) = transport {
+        generation = generation.with_transport(t);
     }
     Ok((generation, infos))
-}
-
-/// Starts the worker process of a `process` module; its links are served by this host.
-fn start_worker(
-    rt: &LoadCx,
-    c: &Compiled,
-    links: &[link::Link],
-    modules: &BTreeMap<String, Arc<Module>>,
-    metrics: &Arc<crate::metrics::ModuleMetrics>,
-) -> Result<Arc<dyn crate::transport::Transport>> {
-    // Links to the host and links with resources were refused at load (placement.rs).
-    let served: Vec<_> = links
-        .iter()
-        .filter_map(|l| Some((l, modules.get(&l.provider)?.clone())))
-        .collect();
-    let remote = crate::link::remote::RemoteLinks::new(&served)?;
-    let program = match &rt.worker_program {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            Error::io(
-                format!(
-                    "module `{}`: cannot find this program to start its worker",
-                    c.name
-                ),
-                e,
-            )
-        })?,
-    };
-    let settings = crate::worker::EngineSettings {
-        epoch_tick: rt.epoch_tick,
-        max_wasm_stack: rt.max_wasm_stack,
-        fuel: rt.metered,
-    };
-    let w = crate::worker::start(
-        &c.name,
-        &c.spec,
-        &c.component,
-        settings,
-        program,
-        Arc::new(remote),
-        metrics.clone(),
-    )?;
-    Ok(Arc::new(w))
 }
 
 /// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.

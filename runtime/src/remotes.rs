@@ -30,6 +30,10 @@ impl App {
     /// answers), when the app has a NATS connection.
     #[doc(hidden)]
     pub fn remote_host_id(&self) -> Option<String> {
-        self.inner.cx.nats.as_ref().map(|n| n.host_id.to_string())
+        self.inner
+            .cx
+            .extensions
+            .get::<crate::remote::connect::Nats>()
+            .map(|n| n.host_id.to_string())
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::app::App;
+use crate::boundary::Boundaries;
+use crate::boundary::Boundary;
 use crate::cache::Cache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::Linkers;
@@ -79,6 +81,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: Config,
     pub(crate) cache: Option<Arc<Cache>>,
     hosts: RwLock<HashMap<String, Arc<HostInterface>>>,
+    /// The placements this runtime serves.
+    boundaries: RwLock<Boundaries>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -96,7 +100,12 @@ impl RuntimeInner {
             metrics: self.config.metrics,
             worker_program: self.config.worker_program.clone(),
             hosts: self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            nats: None,
+            extensions: Default::default(),
+            boundaries: self
+                .boundaries
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             connect_nats: self.config.connect_nats,
         }
     }
@@ -176,6 +185,7 @@ impl Runtime {
                 config,
                 cache,
                 hosts: RwLock::new(HashMap::new()),
+                boundaries: RwLock::new(Boundaries::built_in()),
                 stop_ticker,
             }),
         })
@@ -192,6 +202,20 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .insert(interface.name().to_string(), Arc::new(interface));
         Ok(())
+    }
+
+    /// Serves the modules of `boundary`'s placement with it in the apps loaded afterwards
+    /// (replacing the boundary of that placement registered before).
+    #[allow(
+        dead_code,
+        reason = "the placements register themselves from their own crates once the crates are split"
+    )]
+    pub(crate) fn register_placement(&self, boundary: Arc<dyn Boundary>) {
+        self.inner
+            .boundaries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(boundary);
     }
 
     /// Reads a manifest, then loads the app it declares (see [`Runtime::load_spec`]).

@@ -70,9 +70,7 @@ impl App {
                     None => GenerationState::Serving,
                 };
                 let ended = m.metrics.ended.load(Ordering::Relaxed);
-                let worker = current
-                    .transport()
-                    .and_then(|t| crate::worker::host::Worker::of(&**t));
+                let placed = current.transport().map(|t| t.status()).unwrap_or_default();
                 let status = ModuleStatus {
                     busy,
                     waiting,
@@ -87,9 +85,9 @@ impl App {
                     calls: m.metrics.calls.load(Ordering::Relaxed),
                     last_upgrade: h.last.clone(),
                     placement: current.spec.placement,
-                    worker_pid: worker.and_then(crate::worker::host::Worker::pid),
-                    worker_log_dropped: worker.map_or(0, crate::worker::host::Worker::log_dropped),
-                    remote_hosts: current.transport().and_then(|t| t.hosts_answering()),
+                    worker_pid: placed.pid,
+                    worker_log_dropped: placed.log_dropped,
+                    remote_hosts: placed.hosts_answering,
                     hosted: self.inner.hosted.contains(name),
                 };
                 (name.clone(), status)

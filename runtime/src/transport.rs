@@ -55,13 +55,24 @@ pub(crate) trait Transport: Send + Sync {
         true
     }
 
-    /// How many hosts answered calls recently, for a transport with several.
-    fn hosts_answering(&self) -> Option<usize> {
-        None
+    /// What the transport adds to its module's status (worker process, hosts).
+    fn status(&self) -> TransportStatus {
+        TransportStatus::default()
     }
 
     /// The transport itself, for tests and status that know its type.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// What a transport says of where its module runs, for [`App::status`](crate::App::status).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TransportStatus {
+    /// The process id of the worker serving the module now, if one runs.
+    pub pid: Option<u32>,
+    /// Log events of the module's workers dropped over their budget, so far.
+    pub log_dropped: u64,
+    /// How many hosts answered calls recently, for a transport with several.
+    pub hosts_answering: Option<usize>,
 }
 
 /// A resource session with a module served elsewhere: its calls and drops reach one

@@ -12,13 +12,20 @@ use crate::names::{HOST, validate_link_key, validate_module_name};
 use crate::spec::{AppSpec, ComponentSource, Locations};
 use crate::unit::{ModuleCx, Policy};
 
-mod remote;
-
 /// Checks an app's declaration without opening or compiling anything; every problem is
 /// reported in one error ([`Error::problems`]). [`Runtime::load_spec`](crate::Runtime::load_spec)
 /// runs the same checks first.
 pub fn validate(spec: &AppSpec) -> Result<()> {
-    let mut problems = check(spec, &Settings::default());
+    validate_with(spec, &crate::boundary::Boundaries::built_in())
+}
+
+/// [`validate`] for a runtime that serves the placements of `boundaries`.
+pub fn validate_with(spec: &AppSpec, boundaries: &crate::boundary::Boundaries) -> Result<()> {
+    let settings = Settings {
+        boundaries: boundaries.clone(),
+        ..Settings::default()
+    };
+    let mut problems = check(spec, &settings);
     locate(spec.locations.as_deref(), &mut problems);
     problems.into_result()
 }
@@ -30,6 +37,8 @@ pub(crate) struct Settings {
     pub epoch_tick: std::time::Duration,
     /// The largest component file read (`[app] max_component_size`).
     pub max_component: u64,
+    /// The placements served.
+    pub boundaries: crate::boundary::Boundaries,
 }
 
 impl Default for Settings {
@@ -39,6 +48,7 @@ impl Default for Settings {
             metered: true,
             epoch_tick: std::time::Duration::from_millis(5),
             max_component: AppSpec::DEFAULT_MAX_COMPONENT_SIZE,
+            boundaries: crate::boundary::Boundaries::built_in(),
         }
     }
 }
@@ -79,7 +89,10 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         );
     }
     check_serving(spec, &mut problems);
-    remote::check(spec, &mut problems);
+    settings.boundaries.check_known(spec, &mut problems);
+    for b in settings.boundaries.iter() {
+        b.check_declaration(spec, &mut problems);
+    }
     for (name, m) in &spec.modules {
         let key = |rest: &str| format!("modules.{name}.{rest}");
         if let Err(msg) = validate_module_name(name) {
@@ -151,7 +164,6 @@ pub(crate) fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         };
         Policy::validate(&[LIMITS, CAPABILITIES], &cx, &mut problems);
     }
-    crate::fuse::group::check(&crate::fuse::group::decl(&spec.modules), &mut problems);
     // Every problem about a module names it.
     for p in problems.iter_mut() {
         if let Some(module) = p

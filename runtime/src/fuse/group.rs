@@ -7,15 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Problems};
 use crate::names::{HOST, split_version};
-use crate::spec::{Grants, ModuleSpec, Placement};
+use crate::spec::{Grants, Placement};
 
-/// An app's modules by name, as the rules read them.
-pub(crate) type Decl<'a> = BTreeMap<&'a str, &'a ModuleSpec>;
-
-/// The declaration of `modules`, borrowed.
-pub(crate) fn decl(modules: &BTreeMap<String, ModuleSpec>) -> Decl<'_> {
-    modules.iter().map(|(n, m)| (n.as_str(), m)).collect()
-}
+pub(crate) use crate::boundary::{Decl, decl};
 
 /// One fused link: `importer` links `key` to `provider`, both `fused`.
 #[derive(Debug, Clone, PartialEq, Eq)]

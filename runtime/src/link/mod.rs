@@ -105,17 +105,19 @@ pub(crate) fn plan<M: Planned>(
     modules: &BTreeMap<String, M>,
     failed: &[&String],
     hosts: &HashMap<String, Arc<HostInterface>>,
+    boundaries: &crate::boundary::Boundaries,
 ) -> Result<Plan> {
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     let mut all = BTreeMap::new();
-    let decl: crate::fuse::group::Decl<'_> = modules
+    let decl: crate::boundary::Decl<'_> = modules
         .iter()
         .map(|(n, m)| (n.as_str(), m.spec()))
         .collect();
     for (name, m) in modules {
-        // A composed importer imports what its members link outside, not its fused links.
-        let planned = crate::fuse::group::planned_links(&decl, name);
+        // A placement may plan a module with other links (a composed importer imports what
+        // its members link outside, not its fused links).
+        let planned = boundaries.planned_links(&decl, name);
         let mut used = vec![false; planned.len()];
         let keys: Vec<(&String, &String)> = planned.iter().collect();
         let mut links = Vec::new();

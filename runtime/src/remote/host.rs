@@ -77,13 +77,18 @@ impl App {
                  (membrane host <manifest> --modules NAME,...) naming `remote` modules",
             ));
         }
-        let nats = self.inner.cx.nats.clone().ok_or_else(|| {
-            Error::manifest(
-                "this app has no NATS connection to serve its remote modules on; set [app] \
+        let nats = self
+            .inner
+            .cx
+            .extensions
+            .get::<super::connect::Nats>()
+            .ok_or_else(|| {
+                Error::manifest(
+                    "this app has no NATS connection to serve its remote modules on; set [app] \
                  name and nats in the manifest",
-            )
-            .with_key("app.nats")
-        })?;
+                )
+                .with_key("app.nats")
+            })?;
         let (stop, _) = watch::channel(false);
         // Dropped on an error below: the listeners started so far stop with it.
         let mut host = RemoteHost {

@@ -7,6 +7,7 @@
 //! limits), exactly as if it were local, and refuses calls from a caller whose entry
 //! differs ([`protocol::module_hash`]).
 
+pub(crate) mod boundary;
 pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod host;
@@ -14,3 +15,4 @@ pub(crate) mod offline;
 pub(crate) mod protocol;
 pub(crate) mod session;
 pub(crate) mod transport;
+pub(crate) mod validate;

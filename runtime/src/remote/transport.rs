@@ -10,7 +10,7 @@ use wasmtime::component::Val;
 use super::client::RemoteModule;
 use super::session::NatsSession;
 use crate::error::Result;
-use crate::transport::{BoxFuture, PinnedSession, Transport};
+use crate::transport::{BoxFuture, PinnedSession, Transport, TransportStatus};
 use crate::value::Function;
 use crate::wire::value::NoHandles;
 
@@ -54,8 +54,11 @@ impl Transport for RemoteModule {
         false
     }
 
-    fn hosts_answering(&self) -> Option<usize> {
-        Some(self.hosts_recent())
+    fn status(&self) -> TransportStatus {
+        TransportStatus {
+            hosts_answering: Some(self.hosts_recent()),
+            ..TransportStatus::default()
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

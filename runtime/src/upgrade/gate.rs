@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::boundary::decl;
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::generation::Generation;
@@ -70,6 +71,7 @@ pub(crate) async fn check_upgrade(
         metered: live.cx.metered,
         epoch_tick: live.cx.epoch_tick,
         max_component: live.max_component,
+        boundaries: live.cx.boundaries.clone(),
     };
     // The declaration as it would be: checked whole, so that links name real modules.
     let mut whole = AppSpec::new();
@@ -88,22 +90,24 @@ pub(crate) async fn check_upgrade(
         .iter()
         .map(|(n, m)| (n.clone(), m.current().spec.clone()))
         .collect();
-    crate::fuse::group::check_upgrade(
-        &crate::fuse::group::decl(&old),
-        &crate::fuse::group::decl(&whole.modules),
-        changes.keys().map(String::as_str),
-        &mut problems,
-    );
-    // Importers' links were built for the provider's boundary (typed fast paths in the
-    // host for a module in it, dynamic ones for a worker or a remote host): moving a module
-    // into or out of a worker process, or to or from other hosts, takes a restart.
+    let changed: Vec<&str> = changes.keys().map(String::as_str).collect();
+    let (old_decl, new_decl) = (decl(&old), decl(&whole.modules));
+    for b in live.cx.boundaries.iter() {
+        b.check_upgrade(&old_decl, &new_decl, &changed, &mut problems);
+    }
+    // Importers' links were built for the provider's boundary (see
+    // `Boundary::moves_at_upgrade`): some moves take a restart.
+    let moves = |p: Placement| {
+        live.cx
+            .boundaries
+            .get(p)
+            .is_none_or(|b| b.moves_at_upgrade())
+    };
     for (name, new) in &changes {
         let was = old.get(name).map(|m| m.placement);
         if let Some(was) = was
             && was != new.placement
-            && [was, new.placement]
-                .iter()
-                .any(|p| matches!(p, Placement::Process | Placement::Remote))
+            && !(moves(was) && moves(new.placement))
         {
             problems.push(
                 Error::new(
@@ -158,7 +162,13 @@ pub(crate) async fn check_upgrade(
             (name.clone(), side)
         })
         .collect();
-    let plan = match link::plan(&live.cx.engine, &sides, &failed, &live.cx.hosts) {
+    let plan = match link::plan(
+        &live.cx.engine,
+        &sides,
+        &failed,
+        &live.cx.hosts,
+        &live.cx.boundaries,
+    ) {
         Ok(plan) => Some(plan),
         Err(e) => {
             problems.push(e);
@@ -182,7 +192,9 @@ pub(crate) async fn check_upgrade(
             .iter()
             .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
             .collect();
-        crate::placement::check(&whole.modules, &plan.links, &routes, &mut problems);
+        for b in live.cx.boundaries.iter() {
+            b.check_links(&whole.modules, &plan.links, &routes, &mut problems);
+        }
     }
     locate(live.locations, &mut problems);
     problems.into_result()?;

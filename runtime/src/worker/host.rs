@@ -362,6 +362,14 @@ impl Transport for Worker {
         self
     }
 
+    fn status(&self) -> crate::transport::TransportStatus {
+        crate::transport::TransportStatus {
+            pid: self.pid(),
+            log_dropped: self.log_dropped(),
+            hosts_answering: None,
+        }
+    }
+
     fn session(self: Arc<Self>) -> Result<Box<dyn crate::transport::PinnedSession>> {
         Ok(Box::new(super::session::RemoteSession::open(self)?))
     }

@@ -14,6 +14,7 @@
 //! never the host's own streams. For the same reason a guest's `stdout`/`stderr = "inherit"`
 //! is logged in a worker (as `log` is): the worker has no way to the host's streams.
 
+pub(crate) mod boundary;
 pub(crate) mod channel;
 #[doc(hidden)]
 pub mod fuzz;
