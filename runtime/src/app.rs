@@ -61,7 +61,7 @@ impl App {
         if crate::validate::validate_with(&spec, &cx.boundaries).is_ok() {
             let boundaries = cx.boundaries.clone();
             for b in boundaries.iter() {
-                b.attach(&spec, &mut cx).await?;
+                b.attach(&spec, cx.connect_nats, &mut cx.extensions).await?;
             }
         }
         let hosted = spec.hosted.clone();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::compile::Compiled;
 use crate::error::{Error, Problems, Result};
-use crate::link::Link;
-use crate::load::LoadCx;
+use crate::extensions::Extensions;
+use crate::link::planned::{Link, LinkInfo};
 use crate::module::Module;
 use crate::spec::{AppSpec, ModuleSpec, Placement};
 use crate::transport::{BoxFuture, Transport};
@@ -20,8 +20,12 @@ pub type Decl<'a> = BTreeMap<&'a str, &'a ModuleSpec>;
 
 /// What a boundary starts a compiled module with.
 pub struct StartCx<'a> {
-    /// What loading uses (engine, settings, the app's connections).
-    pub load: &'a LoadCx,
+    /// How the engine is configured (a worker makes one of its own alike).
+    pub engine: EngineSettings,
+    /// The program a worker process runs (`None`: this executable).
+    pub worker_program: Option<&'a std::path::Path>,
+    /// What the placements attached to the app as it loaded.
+    pub extensions: &'a Extensions,
     /// The module, compiled.
     pub compiled: &'a Compiled,
     /// Its links, planned and type-checked.
@@ -40,7 +44,7 @@ pub trait Prepared: Send {
     /// The compiled modules, each with its own identity back (source, hash, directories).
     fn restore(&self, compiled: BTreeMap<String, Compiled>) -> BTreeMap<String, Compiled>;
     /// Links served inside the replaced components, reported like the others.
-    fn report(&self, links: &mut Vec<crate::link::LinkInfo>);
+    fn report(&self, links: &mut Vec<LinkInfo>);
     /// Warnings for the app's list.
     fn warnings(&self) -> Vec<String>;
 }
@@ -101,8 +105,14 @@ pub trait Boundary: Send + Sync + 'static {
     }
 
     /// Connects what the app's modules of this placement need before they start (the
-    /// remote placement's NATS connection), into `cx`.
-    fn attach<'a>(&'a self, _app: &'a AppSpec, _cx: &'a mut LoadCx) -> BoxFuture<'a, Result<()>> {
+    /// remote placement's NATS connection), into `extensions`; `connect` is false for tools
+    /// that load an app without reaching other machines.
+    fn attach<'a>(
+        &'a self,
+        _app: &'a AppSpec,
+        _connect: bool,
+        _extensions: &'a mut Extensions,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -133,15 +143,6 @@ impl Boundaries {
         Boundaries {
             all: vec![Arc::new(Isolated)],
         }
-    }
-
-    /// Every placement this build serves.
-    pub fn built_in() -> Self {
-        let mut b = Boundaries::isolated();
-        b.register(Arc::new(crate::fuse::boundary::Fused));
-        b.register(Arc::new(crate::worker::boundary::Process));
-        b.register(Arc::new(crate::remote::boundary::Remote));
-        b
     }
 
     /// Registers (or replaces) the boundary of its placement.
@@ -197,6 +198,17 @@ impl Boundary for Isolated {
     fn placement(&self) -> Placement {
         Placement::Isolated
     }
+}
+
+/// How the engine of a runtime is configured, for a worker that makes its own.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// How often the epoch clock ticks.
+    pub epoch_tick: std::time::Duration,
+    /// The wasm stack of every call.
+    pub max_wasm_stack: usize,
+    /// Whether fuel is metered.
+    pub fuel: bool,
 }
 
 /// The declaration of `modules`, borrowed.

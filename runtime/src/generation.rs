@@ -174,7 +174,7 @@ impl Generation {
                 limits: spec.limits.clone(),
                 link_slots,
                 metrics: metrics.clone(),
-                remote: false,
+                elsewhere: false,
             }),
             spec,
             life,
@@ -189,7 +189,7 @@ impl Generation {
     /// instances in this process, which it then never makes.
     pub(crate) fn with_transport(mut self, transport: Arc<dyn Transport>) -> Generation {
         if let Some(recipe) = Arc::get_mut(&mut self.recipe) {
-            recipe.remote = true;
+            recipe.elsewhere = true;
         }
         self.transport = Some(transport);
         self
@@ -201,7 +201,7 @@ impl Generation {
     }
 
     /// Whether the instances run outside this process.
-    pub(crate) fn is_remote(&self) -> bool {
+    pub(crate) fn runs_elsewhere(&self) -> bool {
         self.transport.is_some()
     }
 

@@ -94,9 +94,9 @@ pub(crate) struct Recipe {
     pub(crate) link_slots: usize,
     /// The module's metrics (denials are counted per module).
     pub(crate) metrics: Arc<ModuleMetrics>,
-    /// Set when the module's instances run in a worker process (`placement = "process"`):
-    /// no instance of it is ever made in this process.
-    pub(crate) remote: bool,
+    /// Set when the module's instances run outside this process (a worker process, other
+    /// hosts): no instance of it is ever made here.
+    pub(crate) elsewhere: bool,
 }
 
 /// How long a call may run: until `deadline`, which is `time` from its start.
@@ -264,7 +264,7 @@ impl LiveInstance {
         run: Option<&RunContext>,
         flavour: Flavour,
     ) -> Result<Store<HostState>> {
-        if recipe.remote {
+        if recipe.elsewhere {
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!(

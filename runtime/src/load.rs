@@ -265,7 +265,13 @@ pub(crate) fn assemble(
     let pres = (pre(&sync)?, pre(&async_)?);
     let transport = match rt.boundaries.get(c.spec.placement) {
         Some(b) => b.start(&crate::boundary::StartCx {
-            load: rt,
+            engine: crate::boundary::EngineSettings {
+                epoch_tick: rt.epoch_tick,
+                max_wasm_stack: rt.max_wasm_stack,
+                fuel: rt.metered,
+            },
+            worker_program: rt.worker_program.as_deref(),
+            extensions: &rt.extensions,
             compiled: &c,
             links,
             modules,

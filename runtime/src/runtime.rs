@@ -185,7 +185,7 @@ impl Runtime {
                 config,
                 cache,
                 hosts: RwLock::new(HashMap::new()),
-                boundaries: RwLock::new(Boundaries::built_in()),
+                boundaries: RwLock::new(crate::placements::built_in()),
                 stop_ticker,
             }),
         })

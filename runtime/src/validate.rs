@@ -12,14 +12,9 @@ use crate::names::{HOST, validate_link_key, validate_module_name};
 use crate::spec::{AppSpec, ComponentSource, Locations};
 use crate::unit::{ModuleCx, Policy};
 
-/// Checks an app's declaration without opening or compiling anything; every problem is
-/// reported in one error ([`Error::problems`]). [`Runtime::load_spec`](crate::Runtime::load_spec)
-/// runs the same checks first.
-pub fn validate(spec: &AppSpec) -> Result<()> {
-    validate_with(spec, &crate::boundary::Boundaries::built_in())
-}
-
-/// [`validate`] for a runtime that serves the placements of `boundaries`.
+/// Checks an app's declaration for a runtime that serves the placements of `boundaries`,
+/// without opening or compiling anything; every problem is reported in one error
+/// ([`Error::problems`]).
 pub fn validate_with(spec: &AppSpec, boundaries: &crate::boundary::Boundaries) -> Result<()> {
     let settings = Settings {
         boundaries: boundaries.clone(),
@@ -48,7 +43,7 @@ impl Default for Settings {
             metered: true,
             epoch_tick: std::time::Duration::from_millis(5),
             max_component: AppSpec::DEFAULT_MAX_COMPONENT_SIZE,
-            boundaries: crate::boundary::Boundaries::built_in(),
+            boundaries: crate::boundary::Boundaries::isolated(),
         }
     }
 }

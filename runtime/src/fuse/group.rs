@@ -286,6 +286,7 @@ pub(crate) fn check_upgrade<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ModuleSpec;
 
     /// A module of a test app: name, placement, links (interface, provider).
     type Mod<'a> = (&'a str, Placement, &'a [(&'a str, &'a str)]);

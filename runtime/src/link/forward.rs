@@ -79,8 +79,8 @@ pub(crate) fn define(
                 )?);
                 // A provider in a worker process is called with dynamic values (the typed
                 // fast path would need an instance here).
-                let remote = p.current().is_remote();
-                if !remote
+                let elsewhere = p.current().runs_elsewhere();
+                if !elsewhere
                     && super::trampoline::define(
                         &mut inst, flavour, &f.name, &f.params, &f.results, &target,
                     )
@@ -135,8 +135,8 @@ pub(crate) fn define(
                     &format!("{}#{}", link.export, f.name),
                 )?);
                 // A provider in a worker process: every call goes the dynamic way.
-                let remote = p.current().is_remote();
-                if !remote
+                let elsewhere = p.current().runs_elsewhere();
+                if !elsewhere
                     && super::methods::define(
                         &mut inst, flavour, &f.name, &f.params, &f.results, &target, slot,
                     )

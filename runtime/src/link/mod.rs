@@ -16,7 +16,7 @@ pub(crate) mod forward;
 pub(crate) mod host;
 pub(crate) mod methods;
 pub(crate) mod objects;
-pub(crate) mod remote;
+pub(crate) mod planned;
 pub(crate) mod session;
 pub(crate) mod trampoline;
 pub(crate) mod typecheck;
@@ -34,48 +34,8 @@ use crate::semver;
 use host::HostInterface;
 use typecheck::{Resources, Sides, compare};
 
-/// One checked link of one importer.
-#[derive(Debug, Clone)]
-pub(crate) struct Link {
-    /// The importer's import name, with its version.
-    pub import: String,
-    /// The provider module, or [`HOST`].
-    pub provider: String,
-    /// The provider's export name, with its version.
-    pub export: String,
-    /// Functions the importer needs, with the importer's types.
-    pub funcs: Vec<LinkedFunc>,
-    /// Resource names of the interface, in the importer's view.
-    pub resources: Vec<String>,
-}
-
-/// One function of a link.
-#[derive(Debug, Clone)]
-pub(crate) struct LinkedFunc {
-    pub name: String,
-    /// The importer's parameter types.
-    pub params: Vec<Type>,
-    /// The importer's result types, used to give returned resources their proxy type.
-    pub results: Vec<Type>,
-    /// The importer's resource types by name, to read `results`.
-    pub resources: Arc<Vec<(String, wasmtime::component::ResourceType)>>,
-}
-
-/// What a loaded app's links look like, for `membrane graph` and for embedders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    /// The importing module.
-    pub importer: String,
-    /// The interface as the importer imports it, with version.
-    pub import: String,
-    /// The provider module, or `host`.
-    pub provider: String,
-    /// The interface as the provider exports it, with version.
-    pub export: String,
-    /// Whether the link is served inside a composition (`placement = "fused"` on both
-    /// sides): a call within the importer's component, with no host crossing.
-    pub fused: bool,
-}
+pub use planned::LinkInfo;
+pub(crate) use planned::{Link, LinkedFunc};
 
 /// The outcome of [`plan`].
 pub(crate) struct Plan {

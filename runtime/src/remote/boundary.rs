@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::boundary::{Boundary, StartCx};
 use crate::error::{Error, Problems, Result};
-use crate::link::Link;
-use crate::load::LoadCx;
+use crate::extensions::Extensions;
+use crate::link::planned::Link;
 use crate::spec::{AppSpec, ModuleSpec, Placement};
 use crate::transport::{BoxFuture, Transport};
 
@@ -53,19 +53,22 @@ impl Boundary for Remote {
         false
     }
 
-    fn attach<'a>(&'a self, app: &'a AppSpec, cx: &'a mut LoadCx) -> BoxFuture<'a, Result<()>> {
+    fn attach<'a>(
+        &'a self,
+        app: &'a AppSpec,
+        connect: bool,
+        extensions: &'a mut Extensions,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if cx.connect_nats
-                && let Some(nats) = super::connect::for_app(app).await?
-            {
-                cx.extensions.insert(nats);
+            if connect && let Some(nats) = super::connect::for_app(app).await? {
+                extensions.insert(nats);
             }
             Ok(())
         })
     }
 
     fn start(&self, cx: &StartCx<'_>) -> Result<Option<Arc<dyn Transport>>> {
-        let nats = cx.load.extensions.get::<super::connect::Nats>();
+        let nats = cx.extensions.get::<super::connect::Nats>();
         super::client::RemoteModule::start(nats.as_ref(), cx.compiled).map(Some)
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::boundary::{Boundary, StartCx};
 use crate::error::{Error, Problems, Result};
-use crate::link::Link;
+use crate::link::planned::Link;
 use crate::names::HOST;
 use crate::spec::{ModuleSpec, Placement};
 use crate::transport::Transport;
@@ -108,9 +108,9 @@ impl Boundary for Process {
             .iter()
             .filter_map(|l| Some((l, cx.modules.get(&l.provider)?.clone())))
             .collect();
-        let links = crate::link::remote::RemoteLinks::new(&served)?;
-        let program = match &cx.load.worker_program {
-            Some(p) => p.clone(),
+        let links = super::links::WorkerLinks::new(&served)?;
+        let program = match cx.worker_program {
+            Some(p) => p.to_path_buf(),
             None => std::env::current_exe().map_err(|e| {
                 Error::io(
                     format!(
@@ -121,16 +121,11 @@ impl Boundary for Process {
                 )
             })?,
         };
-        let settings = super::EngineSettings {
-            epoch_tick: cx.load.epoch_tick,
-            max_wasm_stack: cx.load.max_wasm_stack,
-            fuel: cx.load.metered,
-        };
         let w = super::start(
             &c.name,
             &c.spec,
             &c.component,
-            settings,
+            cx.engine,
             program,
             Arc::new(links),
             cx.metrics.clone(),

@@ -16,7 +16,7 @@ use super::relog::{CallLog, Relog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::ModuleMetrics;
 use crate::spec::Limits;
-use crate::transport::{BoxFuture, Links, Transport};
+use crate::transport::{Links, Transport};
 use crate::value::Function;
 use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, parse_error, put_call,
@@ -354,78 +354,6 @@ impl Worker {
                 .map(|()| out);
             self.reply(p, ch, &name, outcome)?;
         }
-    }
-}
-
-impl Transport for Worker {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn status(&self) -> crate::transport::TransportStatus {
-        crate::transport::TransportStatus {
-            pid: self.pid(),
-            log_dropped: self.log_dropped(),
-            hosts_answering: None,
-        }
-    }
-
-    fn session(self: Arc<Self>) -> Result<Box<dyn crate::transport::PinnedSession>> {
-        Ok(Box::new(super::session::RemoteSession::open(self)?))
-    }
-
-    fn call(
-        &self,
-        func: &Function,
-        args: &[Val],
-        results: &mut [Val],
-        deadline: Instant,
-    ) -> Result<()> {
-        let p = self.process()?;
-        let mut ch = p.channel()?;
-        let request =
-            |ch: &mut Channel, h: &mut dyn Handles| self.send_call(&p, ch, func, args, deadline, h);
-        let r = self.exchange(
-            &p,
-            &mut ch,
-            request,
-            &func.results,
-            results,
-            deadline,
-            &mut NoHandles,
-        );
-        // A connection of a process that died or was killed is not kept.
-        p.put(ch);
-        r
-    }
-
-    fn call_async<'a>(
-        &'a self,
-        func: &'a Function,
-        args: &'a [Val],
-        results: &'a mut [Val],
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let p = self.process()?;
-            let mut ch = p.channel()?;
-            let request = |ch: &mut Channel, h: &mut dyn Handles| {
-                self.send_call(&p, ch, func, args, deadline, h)
-            };
-            let r = self
-                .exchange_async(
-                    &p,
-                    &mut ch,
-                    request,
-                    &func.results,
-                    results,
-                    deadline,
-                    &mut NoHandles,
-                )
-                .await;
-            p.put(ch);
-            r
-        })
     }
 }
 

@@ -20,12 +20,14 @@ pub(crate) mod channel;
 pub mod fuzz;
 pub(crate) mod hello;
 pub(crate) mod host;
+pub(crate) mod links;
 pub(crate) mod log;
 mod pipes;
 pub(crate) mod process;
 pub(crate) mod relog;
 mod serve;
 pub(crate) mod session;
+mod transport;
 mod typed;
 
 use std::path::PathBuf;
@@ -68,14 +70,7 @@ pub fn main_if_worker() {
     }
 }
 
-/// What the engine is set to, for a worker's engine to match (compiled code loads only in
-/// an engine of the same settings).
-#[derive(Clone, Copy)]
-pub(crate) struct EngineSettings {
-    pub epoch_tick: std::time::Duration,
-    pub max_wasm_stack: usize,
-    pub fuel: bool,
-}
+pub(crate) use crate::boundary::EngineSettings;
 
 /// Starts the worker of module `name` (`placement = "process"`): its sandbox follows its
 /// grants and limits; `links` serves the calls it makes through its links.

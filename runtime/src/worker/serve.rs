@@ -195,7 +195,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
             limits: hello.limits,
             link_slots: 0,
             metrics,
-            remote: false,
+            elsewhere: false,
         },
         exports: Exports::new(name, component, engine),
         lifecycle: hello.lifecycle,

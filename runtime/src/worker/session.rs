@@ -23,20 +23,20 @@ use crate::wire::stand::Stand;
 use crate::wire::value::Handles;
 
 /// One importer instance's session with a `process` provider.
-pub(crate) struct RemoteSession {
+pub(crate) struct WorkerSession {
     transport: Arc<dyn Transport>,
     process: Arc<Process>,
     ch: Option<Channel>,
     stand: Stand,
 }
 
-impl RemoteSession {
+impl WorkerSession {
     /// Opens a connection of its own to the provider's worker.
-    pub(crate) fn open(transport: Arc<dyn Transport>) -> Result<RemoteSession> {
+    pub(crate) fn open(transport: Arc<dyn Transport>) -> Result<WorkerSession> {
         let worker = Worker::of(&*transport).expect("a process module's transport is a worker");
         let process = worker.process()?;
         let ch = process.channel()?;
-        Ok(RemoteSession {
+        Ok(WorkerSession {
             transport,
             process,
             ch: Some(ch),
@@ -66,7 +66,7 @@ impl RemoteSession {
         Ok(results)
     }
 
-    /// [`RemoteSession::call_sync`] on the caller's task.
+    /// [`WorkerSession::call_sync`] on the caller's task.
     async fn call_on_task(
         &mut self,
         func: &Function,
@@ -95,7 +95,7 @@ impl RemoteSession {
         worker.exchange(p, ch, request, &[], &mut [], deadline, stand)
     }
 
-    /// [`RemoteSession::drop_sync`] on the caller's task.
+    /// [`WorkerSession::drop_sync`] on the caller's task.
     async fn drop_on_task(&mut self, handle: ResourceAny, deadline: Instant) -> Result<()> {
         let (worker, p, ch, stand) = self.parts()?;
         let rep = stand.lower(&handle, &Type::Bool)?;
@@ -109,7 +109,7 @@ impl RemoteSession {
     }
 }
 
-impl PinnedSession for RemoteSession {
+impl PinnedSession for WorkerSession {
     fn call(&mut self, func: &Function, args: &[Val], deadline: Instant) -> Result<Vec<Val>> {
         self.call_sync(func, args, deadline)
     }

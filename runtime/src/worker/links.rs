@@ -1,8 +1,8 @@
 //! The links of a module that runs in a worker process: the worker's guest calls an
 //! imported function, the call comes back over the worker's connection, and the host
 //! forwards it to the provider like any linked call (under the provider's grants and
-//! limits, never past the caller's deadline). The reverse of `forward.rs`, behind the same
-//! small interface ([`Links`]) a network transport can use.
+//! limits, never past the caller's deadline). The reverse of `link/forward.rs`, behind the
+//! small interface ([`Links`]) of the transports.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,19 +11,19 @@ use std::time::Instant;
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
-use super::{Link, LinkedFunc};
 use crate::error::Result;
+use crate::link::{Link, LinkedFunc};
 use crate::module::{Module, Target};
 use crate::transport::{BoxFuture, Links};
 
 /// A process module's linked functions, by `import#func`.
-pub(crate) struct RemoteLinks {
+pub(crate) struct WorkerLinks {
     funcs: HashMap<String, (LinkedFunc, Arc<Target>)>,
 }
 
-impl RemoteLinks {
+impl WorkerLinks {
     /// The links of one importer, each served by its provider module.
-    pub(crate) fn new(links: &[(&Link, Arc<Module>)]) -> Result<RemoteLinks> {
+    pub(crate) fn new(links: &[(&Link, Arc<Module>)]) -> Result<WorkerLinks> {
         let mut funcs = HashMap::new();
         for (link, provider) in links {
             for f in &link.funcs {
@@ -34,11 +34,11 @@ impl RemoteLinks {
                 funcs.insert(format!("{}#{}", link.import, f.name), (f.clone(), target));
             }
         }
-        Ok(RemoteLinks { funcs })
+        Ok(WorkerLinks { funcs })
     }
 }
 
-impl RemoteLinks {
+impl WorkerLinks {
     fn target(&self, name: &str) -> Result<&Arc<Target>> {
         self.funcs
             .get(name)
@@ -47,7 +47,7 @@ impl RemoteLinks {
     }
 }
 
-impl Links for RemoteLinks {
+impl Links for WorkerLinks {
     fn types(&self, name: &str) -> Option<(&[Type], &[Type])> {
         self.funcs
             .get(name)
