@@ -10,7 +10,6 @@ use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
 use crate::error::{Error, ErrorKind};
-use crate::trap::GuestFailure;
 use crate::unit::{BlameCx, Policy, Slots};
 
 /// Ends a call of a generation whose drain time is over (classified as `Unavailable`).
@@ -99,5 +98,5 @@ pub(crate) fn classify(
             None => (ErrorKind::Trap, format!("module `{name}`: {what} failed")),
         },
     };
-    with_names(Error::new(kind, message)).with_source(GuestFailure::new(&err))
+    with_names(Error::new(kind, message)).with_source(crate::trap::guest_failure(&err))
 }

@@ -42,14 +42,8 @@
 
 // The layers, bottom to top; a file uses only files of its own layer or below.
 //
-// Description: what an app is, knowing nothing of how it runs.
-mod error;
-mod manifest;
-mod names;
-mod sanitize;
-mod semver;
-mod spec;
-mod units;
+// Description: what an app is, knowing nothing of how it runs (the membrane-spec crate).
+pub(crate) use membrane_spec::{error, manifest, names, sanitize, semver, spec, units};
 // Execution: one shape for capabilities and limits, instances built from a recipe, pools,
 // supervision.
 mod cache;

@@ -3,36 +3,24 @@
 //! names, debug-info symbols and file names) is escaped before it can reach a terminal or a
 //! log.
 
-use std::fmt;
-
 use wasmtime::WasmBacktrace;
 
+use crate::error::GuestFailure;
 use crate::sanitize::escape;
 
-/// The cause of a failed guest call: what wasmtime said, and where in the guest it happened.
-#[derive(Debug)]
-pub(crate) struct GuestFailure {
-    /// wasmtime's messages, outermost first, each escaped.
-    messages: Vec<String>,
-    /// One escaped line per frame, innermost first.
-    frames: Vec<String>,
-}
-
-impl GuestFailure {
-    /// Takes apart a wasmtime error from a call into a guest.
-    pub(crate) fn new(err: &wasmtime::Error) -> Self {
-        let bt = err.downcast_ref::<WasmBacktrace>();
-        let frames = bt.map(render_frames).unwrap_or_default();
-        // The backtrace is a layer of the chain; its own text carries the raw names.
-        let bt_text = bt.map(|b| b.to_string());
-        let messages = err
-            .chain()
-            .map(|c| c.to_string())
-            .filter(|text| Some(text) != bt_text.as_ref())
-            .map(|text| escape(&text).into_owned())
-            .collect();
-        GuestFailure { messages, frames }
-    }
+/// Takes apart a wasmtime error from a call into a guest.
+pub(crate) fn guest_failure(err: &wasmtime::Error) -> GuestFailure {
+    let bt = err.downcast_ref::<WasmBacktrace>();
+    let frames = bt.map(render_frames).unwrap_or_default();
+    // The backtrace is a layer of the chain; its own text carries the raw names.
+    let bt_text = bt.map(|b| b.to_string());
+    let messages = err
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|text| Some(text) != bt_text.as_ref())
+        .map(|text| escape(&text).into_owned())
+        .collect();
+    GuestFailure::new(messages, frames)
 }
 
 fn render_frames(bt: &WasmBacktrace) -> Vec<String> {
@@ -58,22 +46,3 @@ fn render_frames(bt: &WasmBacktrace) -> Vec<String> {
         })
         .collect()
 }
-
-impl fmt::Display for GuestFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.messages.is_empty() {
-            f.write_str("the guest failed")?;
-        } else {
-            f.write_str(&self.messages.join(": "))?;
-        }
-        if !self.frames.is_empty() {
-            f.write_str("\nwasm backtrace:")?;
-            for frame in &self.frames {
-                write!(f, "\n{frame}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for GuestFailure {}

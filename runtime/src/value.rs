@@ -304,3 +304,20 @@ pub(crate) fn val_kind(val: &Val) -> &'static str {
         Val::ErrorContext(_) => "error-context",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wave_stays_valid() {
+        let v = wasmtime::component::Val::String("a\u{1b}b\u{202e}".into());
+        let text = v.to_wave().unwrap();
+        let escaped = crate::sanitize::escape_wave(&text);
+        assert!(!escaped.chars().any(crate::sanitize::is_dangerous));
+        let back = wasmtime::component::Val::from_wave(
+            &wasmtime::component::types::Type::String,
+            &escaped,
+        )
+        .unwrap();
+        assert_eq!(back, v);
+    }
+}

@@ -24,7 +24,7 @@ pub(crate) mod network;
 pub(crate) mod protect;
 pub(crate) mod quota;
 pub(crate) mod stdio;
-pub(crate) mod walk;
+pub(crate) use membrane_spec::walk;
 
 use crate::unit::UnitDef;
 

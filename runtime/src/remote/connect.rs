@@ -159,10 +159,7 @@ fn options(
             .with_key(format!("app.nats_auth.{key}"))
         })
     };
-    let key_of = |s: &Secret, name: &str| match s {
-        Secret::Env(_) => format!("{name}_env"),
-        Secret::File(_) => format!("{name}_file"),
-    };
+    let key_of = |s: &Secret, name: &str| format!("{name}_{}", s.form());
     let mut o = ConnectOptions::new();
     if let (Some(user), Some(password)) = (&spec.user, &spec.password) {
         o = o.user_and_password(

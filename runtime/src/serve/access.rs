@@ -192,6 +192,11 @@ fn read_token(source: &TokenSource) -> Result<String> {
             "app.admin.token_file",
             path.display().to_string(),
         ),
+        _ => {
+            return Err(Error::manifest(
+                "app.admin: this kind of token source is not supported here",
+            ));
+        }
     };
     let token = token.trim().to_string();
     if token.len() < MIN_TOKEN

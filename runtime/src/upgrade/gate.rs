@@ -134,15 +134,8 @@ pub(crate) async fn check_upgrade(
     let compile = started.elapsed();
     check_overlaps_whole(live, &specs, &compiled, &mut problems);
     if let Some(http) = live.http {
-        let routed = HttpSpec {
-            routes: http
-                .routes
-                .iter()
-                .filter(|(_, m)| compiled.contains_key(*m))
-                .map(|(p, m)| (p.clone(), m.clone()))
-                .collect(),
-            ..http.clone()
-        };
+        let mut routed = http.clone();
+        routed.routes.retain(|_, m| compiled.contains_key(m));
         check_routes(live.cx, &routed, &compiled, &mut problems);
     }
     check_snapshots(live.cx, &compiled, &mut problems);

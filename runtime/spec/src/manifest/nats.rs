@@ -76,7 +76,7 @@ pub(super) fn nats_spec(
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
     use crate::manifest::Manifest;
     use crate::spec::{Placement, Secret};
 

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Whether `c` must not reach a terminal or a log as it is.
-pub(crate) fn is_dangerous(c: char) -> bool {
+pub fn is_dangerous(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}'
         | '\u{7f}'..='\u{9f}'
@@ -29,7 +29,7 @@ pub(crate) fn is_dangerous(c: char) -> bool {
 
 /// Whether `c` is a format character (general category Cf in Unicode 15.1): invisible, and
 /// able to hide, join or reorder the text around it.
-pub(crate) fn is_format(c: char) -> bool {
+pub fn is_format(c: char) -> bool {
     matches!(c,
         '\u{ad}'
         | '\u{600}'..='\u{605}'
@@ -83,7 +83,7 @@ fn push_escaped(out: &mut String, c: char) {
 
 /// How many bytes `c` takes in [`escape`]'s output: what a character of text from a peer
 /// costs once it is printed (`wire/bounds.rs` keeps such text within a printed size).
-pub(crate) fn escaped_len(c: char) -> usize {
+pub fn escaped_len(c: char) -> usize {
     match c {
         '\\' | '\n' | '\r' | '\t' => 2,
         // `\u{` + the hex digits + `}`.
@@ -96,7 +96,7 @@ pub(crate) fn escaped_len(c: char) -> usize {
 /// [`escape`], except newlines, which the host uses to lay out lists; every line after the
 /// first is indented by `indent`, so that no line of it can pass for a line of its own.
 /// Backslashes are kept as they are (host text uses them in paths and WAVE).
-pub(crate) fn escape_lines(text: &str, indent: &str) -> String {
+pub fn escape_lines(text: &str, indent: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
@@ -117,7 +117,7 @@ pub(crate) fn escape_lines(text: &str, indent: &str) -> String {
 /// WAVE text with dangerous characters replaced by WAVE's own `\u{..}` escapes. WAVE
 /// allows dangerous characters only inside string and char literals, where the escape means
 /// the same character, so the result is still valid WAVE for the same value.
-pub(crate) fn escape_wave(text: &str) -> Cow<'_, str> {
+pub fn escape_wave(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_dangerous) {
         return Cow::Borrowed(text);
     }
@@ -135,7 +135,7 @@ pub(crate) fn escape_wave(text: &str) -> Cow<'_, str> {
 
 /// Displays guest text escaped and in double quotes (`"..."`, with `"` escaped too), so that
 /// a reader of a log line can tell where the guest's text ends.
-pub(crate) struct Quoted<'a>(pub &'a str);
+pub struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,20 +226,6 @@ mod tests {
     fn lines_keep_newlines_but_indent_them() {
         let e = escape_lines("one\nINFO membrane: forged\u{1b}]0;x", "    ");
         assert_eq!(e, "one\n    INFO membrane: forged\\u{1b}]0;x");
-    }
-
-    #[test]
-    fn wave_stays_valid() {
-        let v = wasmtime::component::Val::String("a\u{1b}b\u{202e}".into());
-        let text = v.to_wave().unwrap();
-        let escaped = escape_wave(&text);
-        assert!(!escaped.chars().any(is_dangerous));
-        let back = wasmtime::component::Val::from_wave(
-            &wasmtime::component::types::Type::String,
-            &escaped,
-        )
-        .unwrap();
-        assert_eq!(back, v);
     }
 
     #[test]

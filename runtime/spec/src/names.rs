@@ -5,11 +5,11 @@
 use crate::error::{Error, ErrorKind, Result};
 
 /// The provider name that means "the embedding application".
-pub(crate) const HOST: &str = "host";
+pub const HOST: &str = "host";
 
 /// Module names appear in logs, errors, link targets and (later) network subjects: keep
 /// them simple.
-pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String> {
+pub fn validate_module_name(name: &str) -> std::result::Result<(), String> {
     if name == HOST {
         return Err("`host` is reserved for interfaces the embedding application provides".into());
     }
@@ -28,7 +28,7 @@ pub(crate) fn validate_module_name(name: &str) -> std::result::Result<(), String
 }
 
 /// Checks an interface name used as a link key: `ns:pkg/iface` with an optional `@version`.
-pub(crate) fn validate_link_key(key: &str) -> std::result::Result<(), String> {
+pub fn validate_link_key(key: &str) -> std::result::Result<(), String> {
     let (base, version) = split_version(key);
     let shape_ok = base
         .split_once(':')
@@ -51,7 +51,7 @@ pub(crate) fn validate_link_key(key: &str) -> std::result::Result<(), String> {
 
 /// A parsed export name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ExportName<'a> {
+pub struct ExportName<'a> {
     /// The interface, with its version when one was written.
     pub interface: Option<&'a str>,
     /// The function.
@@ -59,7 +59,8 @@ pub(crate) struct ExportName<'a> {
 }
 
 impl<'a> ExportName<'a> {
-    pub(crate) fn parse(text: &'a str) -> Result<ExportName<'a>> {
+    /// Parses `ns:pkg/iface[@version]#func` or a bare root-level name.
+    pub fn parse(text: &'a str) -> Result<ExportName<'a>> {
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::InvalidArgs,
@@ -92,7 +93,7 @@ impl<'a> ExportName<'a> {
 }
 
 /// Splits `ns:pkg/iface@1.2.3` into the unversioned name and the version.
-pub(crate) fn split_version(name: &str) -> (&str, Option<&str>) {
+pub fn split_version(name: &str) -> (&str, Option<&str>) {
     match name.split_once('@') {
         Some((n, v)) => (n, Some(v)),
         None => (name, None),

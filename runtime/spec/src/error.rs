@@ -96,7 +96,7 @@ impl ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for reading a kind's name back (errors that cross from a worker).
-    pub(crate) const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::Manifest,
         ErrorKind::Link,
         ErrorKind::Denied,
@@ -122,7 +122,7 @@ impl ErrorKind {
     ];
 
     /// The kind whose [`ErrorKind::as_str`] is `name`.
-    pub(crate) fn from_name(name: &str) -> Option<ErrorKind> {
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
@@ -203,11 +203,12 @@ impl Error {
     }
 
     /// Whether the failure happened in a linked provider, not in the module that reports it.
-    pub(crate) fn upstream(&self) -> bool {
+    pub fn upstream(&self) -> bool {
         self.inner.upstream
     }
 
-    pub(crate) fn set_upstream(&mut self) {
+    /// Marks the failure as a linked provider's.
+    pub fn set_upstream(&mut self) {
         self.inner.upstream = true;
     }
 
@@ -238,14 +239,16 @@ impl Error {
         self
     }
 
-    pub(crate) fn at(mut self, location: Option<Location>) -> Self {
+    /// Sets where in the manifest the problem is, unless it is known already.
+    pub fn at(mut self, location: Option<Location>) -> Self {
         if self.inner.location.is_none() {
             self.inner.location = location;
         }
         self
     }
 
-    pub(crate) fn exit(code: i32, module: &str) -> Self {
+    /// `module` exited with status `code` (kind `Exit`).
+    pub fn exit(code: i32, module: &str) -> Self {
         let mut e = Error::new(
             ErrorKind::Exit,
             format!("module `{module}` exited with status {code}"),
@@ -255,19 +258,23 @@ impl Error {
         e
     }
 
-    pub(crate) fn manifest(message: impl Into<String>) -> Self {
+    /// A problem of the declaration (kind `Manifest`).
+    pub fn manifest(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Manifest, message)
     }
 
-    pub(crate) fn link(message: impl Into<String>) -> Self {
+    /// A problem of a link (kind `Link`).
+    pub fn link(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Link, message)
     }
 
-    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+    /// Something named does not exist (kind `NotFound`).
+    pub fn not_found(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::NotFound, message)
     }
 
-    pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+    /// An I/O failure of the host (kind `Io`), with its cause.
+    pub fn io(message: impl Into<String>, source: std::io::Error) -> Self {
         Error::new(ErrorKind::Io, message).with_source(source)
     }
 
@@ -317,27 +324,27 @@ impl Error {
     }
 
     /// Prepends context to the message, keeping kind, fields and cause.
-    pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.inner.message = format!("{context}: {}", self.inner.message);
         self
     }
 
     /// Names the module, unless the error names one already.
-    pub(crate) fn set_module(&mut self, module: &str) {
+    pub fn set_module(&mut self, module: &str) {
         if self.inner.module.is_none() {
             self.inner.module = Some(module.to_string());
         }
     }
 
     /// Sets where in the manifest the problem is, unless it is known already.
-    pub(crate) fn set_location(&mut self, at: Location) {
+    pub fn set_location(&mut self, at: Location) {
         if self.inner.location.is_none() {
             self.inner.location = Some(at);
         }
     }
 
     /// Fills in the module when the error does not name one yet (on every problem).
-    pub(crate) fn in_module(mut self, module: &str) -> Self {
+    pub fn in_module(mut self, module: &str) -> Self {
         if self.inner.module.is_none() {
             self.inner.module = Some(module.to_string());
         }
@@ -378,11 +385,11 @@ impl std::error::Error for Error {
 /// Problems found at load time, reported together so that one `check` shows everything
 /// to fix.
 #[derive(Debug, Default)]
-pub(crate) struct Problems(Vec<Error>);
+pub struct Problems(Vec<Error>);
 
 impl Problems {
     /// Adds a problem; an error that lists several problems adds each of them.
-    pub(crate) fn push(&mut self, mut e: Error) {
+    pub fn push(&mut self, mut e: Error) {
         if e.inner.problems.is_empty() {
             self.0.push(e);
         } else {
@@ -390,18 +397,24 @@ impl Problems {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// How many problems so far.
+    pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there is none so far.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The problems so far.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Error> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Error> {
         self.0.iter_mut()
     }
 
     /// Ok when empty; otherwise the one problem, or one error of the first problem's kind
     /// listing all of them.
-    pub(crate) fn into_result(self) -> Result<()> {
+    pub fn into_result(self) -> Result<()> {
         let mut problems = self.0;
         match problems.len() {
             0 => Ok(()),
@@ -416,7 +429,7 @@ impl Problems {
 }
 
 /// The message of `e` followed by each cause, joined with ": ", safe to print: text that
-/// may come from a guest is escaped (see [`escape`](crate::escape)), and every line after
+/// may come from a guest is escaped (see [`escape`](crate::sanitize::escape)), and every line after
 /// the first is indented.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = describe(e);
@@ -436,12 +449,50 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// several lines (guest-chosen parts in them are escaped where they are put in); any other
 /// error's text is escaped whole.
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    if e.is::<Error>() || e.is::<crate::trap::GuestFailure>() {
+    if e.is::<Error>() || e.is::<GuestFailure>() {
         crate::sanitize::escape_lines(&e.to_string(), "    ")
     } else {
         crate::sanitize::escape(&e.to_string()).into_owned()
     }
 }
+
+/// The cause of a failed guest call: what the engine said, and where in the guest it
+/// happened, every part already escaped (the names in a backtrace are chosen by the
+/// guest's binary).
+#[derive(Debug)]
+pub struct GuestFailure {
+    /// The engine's messages, outermost first, each escaped.
+    messages: Vec<String>,
+    /// One escaped line per frame, innermost first.
+    frames: Vec<String>,
+}
+
+impl GuestFailure {
+    /// A failure from escaped `messages` (outermost first) and backtrace `frames`
+    /// (innermost first).
+    pub fn new(messages: Vec<String>, frames: Vec<String>) -> Self {
+        GuestFailure { messages, frames }
+    }
+}
+
+impl std::fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.messages.is_empty() {
+            f.write_str("the guest failed")?;
+        } else {
+            f.write_str(&self.messages.join(": "))?;
+        }
+        if !self.frames.is_empty() {
+            f.write_str("\nwasm backtrace:")?;
+            for frame in &self.frames {
+                write!(f, "\n{frame}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for GuestFailure {}
 
 #[cfg(test)]
 mod tests {

@@ -21,15 +21,16 @@ use std::path::{Component, Path};
 use rustix::fs::{CWD, FileType, Mode, OFlags};
 
 /// A directory's identity: device and inode.
-pub(crate) type DirId = (u64, u64);
+pub type DirId = (u64, u64);
 
-pub(crate) fn id_of(fd: &OwnedFd) -> io::Result<DirId> {
+/// The identity of the directory (or file) `fd` is open on.
+pub fn id_of(fd: &OwnedFd) -> io::Result<DirId> {
     let st = rustix::fs::fstat(fd)?;
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// The identities of a directory and of every directory above it, up to the root.
-pub(crate) fn ancestors(fd: OwnedFd) -> io::Result<Vec<DirId>> {
+pub fn ancestors(fd: OwnedFd) -> io::Result<Vec<DirId>> {
     let mut ids = vec![id_of(&fd)?];
     let mut cur = fd;
     // Deeper than any real tree; stops a loop on a broken file system.
@@ -46,10 +47,10 @@ pub(crate) fn ancestors(fd: OwnedFd) -> io::Result<Vec<DirId>> {
 }
 
 /// Links followed in one path at most, as the kernel's own limit.
-pub(crate) const MAX_LINKS: usize = 40;
+pub const MAX_LINKS: usize = 40;
 
 /// What resolving a path found.
-pub(crate) struct Walked {
+pub struct Walked {
     /// The directory the final entry was found in.
     pub parent: OwnedFd,
     /// The final entry's name in it.
@@ -93,7 +94,7 @@ fn names(path: &Path) -> VecDeque<OsString> {
 
 /// Resolves `path` entry by entry (see the module docs). The final entry may be of any
 /// type but a link (which is followed); every entry before it must be a directory.
-pub(crate) fn walk(path: &Path) -> io::Result<Walked> {
+pub fn walk(path: &Path) -> io::Result<Walked> {
     let mut cur = if path.is_absolute() {
         open_dir(CWD, "/")?
     } else {
@@ -157,7 +158,7 @@ pub(crate) fn walk(path: &Path) -> io::Result<Walked> {
 
 /// Why a component or manifest file was not read.
 #[derive(Debug)]
-pub(crate) enum Refused {
+pub enum Refused {
     /// The path could not be resolved or read.
     Io(io::Error),
     /// It leads to something other than a regular file (its type, as `ls -l` shows it).
@@ -181,7 +182,7 @@ impl From<rustix::io::Errno> for Refused {
 /// Reads the regular file at `path`, of at most `max` bytes, through the handles [`walk`]
 /// found it with; returns its bytes and the directories its path depends on. Nothing but a
 /// regular file is ever opened for reading (a FIFO would block, a device could be endless).
-pub(crate) fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, Vec<DirId>), Refused> {
+pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, Vec<DirId>), Refused> {
     use std::io::Read as _;
     let w = walk(path)?;
     let st = rustix::fs::fstat(&w.entry)?;

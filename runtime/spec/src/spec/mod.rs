@@ -2,7 +2,7 @@
 //! layer of the library, which knows nothing of how apps run.
 //!
 //! [`AppSpec`] and [`ModuleSpec`] are plain descriptions: nothing is opened, compiled or
-//! checked until [`Runtime::load_spec`](crate::Runtime::load_spec), which validates them in
+//! checked until `Runtime::load_spec`, which validates them in
 //! one pass (`membrane::validate`). Everything a module may touch is listed in its
 //! [`Grants`]; what is absent is denied.
 
@@ -30,7 +30,8 @@ use crate::error::Location;
 
 /// Where each key of a manifest is, so that problems found later name the file and line.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Locations {
+pub struct Locations {
+    /// The manifest file.
     pub file: PathBuf,
     /// Key path (`modules.api.limits.memory`, `modules.api.grants.network[1]`) -> line.
     pub lines: BTreeMap<String, usize>,
@@ -38,7 +39,7 @@ pub(crate) struct Locations {
 
 impl Locations {
     /// The line of `key`, or of the nearest enclosing key that has one.
-    pub(crate) fn find(&self, key: &str) -> Option<Location> {
+    pub fn find(&self, key: &str) -> Option<Location> {
         let mut k = key;
         loop {
             if let Some(line) = self.lines.get(k) {
@@ -52,26 +53,31 @@ impl Locations {
     }
 }
 
-/// An app: named modules and the one `membrane run` starts.
+/// An app: named modules and the one `membrane run` starts. Build one with the builder
+/// methods (or read one from a manifest); its fields are public to read and adjust.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AppSpec {
-    pub(crate) entry: Option<String>,
-    pub(crate) modules: BTreeMap<String, ModuleSpec>,
-    pub(crate) stack: Option<u64>,
+    /// The module `membrane run` starts (`[app] entry`); see [`AppSpec::entry_name`].
+    pub entry: Option<String>,
+    /// The modules, by name.
+    pub modules: BTreeMap<String, ModuleSpec>,
+    /// The wasm stack every call gets (`[app] stack`), if the app asks for one.
+    pub stack: Option<u64>,
     /// How `membrane serve` serves the app, if it is a service.
-    pub(crate) http: Option<HttpSpec>,
+    pub http: Option<HttpSpec>,
     /// The admin listener of `membrane serve`.
-    pub(crate) admin: AdminSpec,
+    pub admin: AdminSpec,
     /// The manifest the app was read from, and where its keys are.
-    pub(crate) locations: Option<Arc<Locations>>,
+    pub locations: Option<Arc<Locations>>,
     /// The app's name (`[app] name`), used in the NATS subjects of its remote modules.
-    pub(crate) name: Option<String>,
+    pub name: Option<String>,
     /// Where its remote modules are served (`[app] nats`).
-    pub(crate) nats: Option<NatsSpec>,
+    pub nats: Option<NatsSpec>,
     /// `remote` modules this process serves itself (`membrane host --modules`).
-    pub(crate) hosted: BTreeSet<String>,
+    pub hosted: BTreeSet<String>,
     /// The largest component file read (`[app] max_component_size`); `None`: the default.
-    pub(crate) max_component_size: Option<u64>,
+    pub max_component_size: Option<u64>,
 }
 
 impl AppSpec {
@@ -103,7 +109,7 @@ impl AppSpec {
         self
     }
 
-    /// Names the module whose `wasi:cli/run` export [`App::run`](crate::App::run) starts.
+    /// Names the module whose `wasi:cli/run` export `App::run` starts.
     /// Defaults to the only module when there is exactly one.
     pub fn entry(mut self, name: impl Into<String>) -> Self {
         self.entry = Some(name.into());
@@ -117,7 +123,7 @@ impl AppSpec {
 
     /// Asks for a wasm stack of `bytes` for every call. wasmtime sets the stack limit per
     /// engine, not per store, so it is one value for the app, and the runtime must be
-    /// created with it ([`Config::max_wasm_stack`](crate::Config)); the `membrane` command
+    /// created with it (`Config::max_wasm_stack`); the `membrane` command
     /// does this from `[app] stack`.
     pub fn stack(mut self, bytes: u64) -> Self {
         self.stack = Some(bytes);
@@ -149,7 +155,7 @@ impl AppSpec {
 
     /// Makes this process a host of the `remote` modules `modules`: they run here (under
     /// their own grants and limits, like `isolated` modules), and
-    /// [`App::serve_remote`](crate::App::serve_remote) answers other hosts' calls of
+    /// `App::serve_remote` answers other hosts' calls of
     /// them over NATS. The other `remote` modules stay remote. Loading refuses a name that
     /// is not a `remote` module of the app.
     pub fn host<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> Self {
@@ -236,8 +242,10 @@ impl fmt::Debug for ComponentSource {
 /// One module: a component plus its grants and limits.
 #[derive(Debug, Clone)]
 pub struct ModuleSpec {
-    pub(crate) source: ComponentSource,
-    pub(crate) build: Option<String>,
+    /// Where the component comes from.
+    pub source: ComponentSource,
+    /// The command `membrane build` runs for it, from the manifest's directory.
+    pub build: Option<String>,
     /// What the module may touch.
     pub grants: Grants,
     /// What the module may consume.
@@ -369,7 +377,7 @@ impl ModuleSpec {
     }
 
     /// Links the import `interface` (`ns:pkg/iface`, optionally with `@version`) to the
-    /// module `provider`, or to `host` for a [`HostInterface`](crate::HostInterface).
+    /// module `provider`, or to `host` for a `HostInterface`.
     pub fn link(mut self, interface: impl Into<String>, provider: impl Into<String>) -> Self {
         self.links.insert(interface.into(), provider.into());
         self

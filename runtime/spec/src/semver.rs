@@ -6,7 +6,7 @@
 use semver::Version;
 
 /// Whether an export at `provided` can serve an import at `required`.
-pub(crate) fn compatible(required: Option<&str>, provided: Option<&str>) -> bool {
+pub fn compatible(required: Option<&str>, provided: Option<&str>) -> bool {
     match (required, provided) {
         (None, None) => true,
         (Some(r), Some(p)) => match (Version::parse(r), Version::parse(p)) {
@@ -30,7 +30,7 @@ fn compatible_versions(r: &Version, p: &Version) -> bool {
 }
 
 /// Checks the version part of a link key.
-pub(crate) fn parse(version: &str) -> Result<(), String> {
+pub fn parse(version: &str) -> Result<(), String> {
     Version::parse(version)
         .map(|_| ())
         .map_err(|e| format!("{version:?} is not a semantic version ({e})"))

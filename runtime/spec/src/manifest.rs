@@ -207,16 +207,16 @@ impl Manifest {
     /// Reads and parses a manifest file. It must be a regular file of at most
     /// [`Manifest::MAX_SIZE`] bytes (a FIFO or a device is refused before it is read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Manifest> {
-        use crate::capability::walk::{Refused, read_regular};
+        use crate::walk::{Refused, read_regular};
         let path = path.as_ref();
         let shown = path.display();
         let bytes = match read_regular(path, Self::MAX_SIZE) {
             Ok((bytes, _)) => bytes,
             Err(Refused::Io(e)) => {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                    crate::ErrorKind::NotFound
+                    crate::error::ErrorKind::NotFound
                 } else {
-                    crate::ErrorKind::Io
+                    crate::error::ErrorKind::Io
                 };
                 return Err(
                     Error::new(kind, format!("cannot read manifest {shown}")).with_source(e)
@@ -646,7 +646,7 @@ limits = { body = "2KiB" }
     fn unknown_key_names_key_and_line() {
         let e = parse("[modules.a]\ncomponent = \"a.wasm\"\n[modules.a.grants]\nnetwrok = []\n")
             .unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Manifest);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
         assert_eq!(e.location().map(|l| l.line), Some(4));
         assert!(e.message().contains("netwrok"), "{e}");
     }
@@ -672,7 +672,7 @@ limits = { body = "2KiB" }
             "[modules.a]\ncomponent = \"a\"\ngrants = { stdout = \"file\" }\n",
         ] {
             let e = parse(text).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::Manifest);
+            assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
             assert_eq!(e.location().map(|l| l.line), Some(3));
         }
     }

@@ -64,8 +64,16 @@ pub enum Secret {
 }
 
 impl Secret {
+    /// Where the secret is read from, as the suffix of its manifest key: `env` or `file`.
+    pub fn form(&self) -> &'static str {
+        match self {
+            Secret::Env(_) => "env",
+            Secret::File(_) => "file",
+        }
+    }
+
     /// Reads the credential; the error says where it looked.
-    pub(crate) fn read(&self) -> std::result::Result<String, String> {
+    pub fn read(&self) -> std::result::Result<String, String> {
         let value = match self {
             Secret::Env(var) => std::env::var(var)
                 .map_err(|_| format!("the environment variable {var} is not set (or not UTF-8)"))?,
@@ -80,7 +88,7 @@ impl Secret {
     }
 
     /// Where it is, for messages.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Secret::Env(var) => format!("the environment variable {var}"),
             Secret::File(path) => format!("the file {}", path.display()),
