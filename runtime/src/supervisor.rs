@@ -210,11 +210,11 @@ mod tests {
     use super::*;
 
     fn policy(backoff_ms: u64) -> RestartPolicy {
-        RestartPolicy {
-            max: 2,
-            within: Duration::from_secs(60),
-            backoff: Duration::from_millis(backoff_ms),
-        }
+        let mut p = RestartPolicy::default();
+        p.max = 2;
+        p.within = Duration::from_secs(60);
+        p.backoff = Duration::from_millis(backoff_ms);
+        p
     }
 
     #[test]
