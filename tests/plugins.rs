@@ -4,7 +4,7 @@
 //! JavaScript tools are installed under the target directory on the first run (see
 //! `membrane_test_artifacts::plugins`); compiled plugins are kept in a compile cache there.
 
-#[path = "../runtime/examples/plugins/text.rs"]
+#[path = "../runtime/membrane/examples/plugins/text.rs"]
 mod text;
 
 use membrane::{App, Config, ErrorKind, Runtime};

@@ -77,5 +77,5 @@ fn types() -> &'static [Type] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    membrane::worker::fuzz::host_side(data, types());
+    membrane::process::fuzz::host_side(data, types());
 });

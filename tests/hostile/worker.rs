@@ -85,7 +85,7 @@ async fn drive(case: &str, script: std::path::PathBuf) {
             "ok": r.as_ref().ok().map(|v| format!("{v:?}")),
             "kind": r.as_ref().err().map(|e| format!("{:?}", e.kind())),
             "error": r.as_ref().err().map(|e| membrane::chain(e)),
-            "pid_after": app.worker_pid("m").unwrap(),
+            "pid_after": membrane::process::workers::worker_pid(&app, "m").unwrap(),
             "peak_growth": growth,
         });
         println!("RESULT {line}");

@@ -157,7 +157,7 @@ async fn the_kernel_sandbox_refuses_on_its_own() {
         "connect": listener.local_addr().unwrap().to_string(),
     })
     .to_string();
-    let answer = app.worker_self_check("m", &request).unwrap();
+    let answer = membrane::process::workers::worker_self_check(&app, "m", &request).unwrap();
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["inside_read"], "ok", "{v}");
     assert_eq!(v["rw_write"], "ok", "{v}");

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use membrane::{App, AppSpec, ErrorKind, ModuleSpec, NatsSpec, Placement, RemoteHost, Secret, Val};
+use membrane::remote::RemoteHost;
+use membrane::{App, AppSpec, ErrorKind, ModuleSpec, NatsSpec, Placement, Secret, Val};
 
 use super::nats::{Nats, nats_server, tls_files, user_nkey};
 use crate::common::*;
@@ -41,7 +42,7 @@ async fn serve(nats: NatsSpec) -> (App, RemoteHost) {
         .load_spec(spec(nats).host(["adder"]))
         .await
         .expect("the host loads");
-    let host = app.serve_remote().await.expect("the host serves");
+    let host = membrane::remote::RemoteHost::start(&app).await.expect("the host serves");
     (app, host)
 }
 

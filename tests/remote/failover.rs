@@ -238,7 +238,7 @@ async fn until_served(app: &App) {
 
 /// The answers each host gave since `before`.
 fn answers_since(app: &App, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    app.remote_answers("adder")
+    membrane::remote::remotes::answers(&app, "adder")
         .unwrap()
         .into_iter()
         .map(|(h, n)| {
@@ -268,11 +268,11 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let load = Load::start(&caller, Duration::ZERO);
     // Both hosts answer before the kill.
     let end = Instant::now() + BOUND;
-    while caller.remote_answers("adder").unwrap().len() < 2 {
+    while membrane::remote::remotes::answers(&caller, "adder").unwrap().len() < 2 {
         assert!(
             Instant::now() < end,
             "both hosts did not answer: {:?}",
-            caller.remote_answers("adder")
+            membrane::remote::remotes::answers(&caller, "adder")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -282,7 +282,7 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let killed = Instant::now();
     // Beyond the deadline (and the caller's grace) of every call in flight at the kill.
     tokio::time::sleep(timeout * 3).await;
-    let before_back = caller.remote_answers("adder").unwrap();
+    let before_back = membrane::remote::remotes::answers(&caller, "adder").unwrap();
     let again = host(&m, None);
     let back = Instant::now();
     // The returning host answers its share: wait for its first answers, then a second more.
@@ -296,12 +296,12 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
         assert!(
             Instant::now() < end,
             "the restarted host got no calls: {:?}",
-            caller.remote_answers("adder")
+            membrane::remote::remotes::answers(&caller, "adder")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let returned = Instant::now();
-    let before_share = caller.remote_answers("adder").unwrap();
+    let before_share = membrane::remote::remotes::answers(&caller, "adder").unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let share = answers_since(&caller, &before_share);
     let recs = load.stop().await;

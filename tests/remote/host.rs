@@ -62,10 +62,10 @@ async fn remote_calls_and_links_reach_the_host() {
     let nats = Nats::start();
     let name = app_name();
     let host = load(calc_spec(&name, &nats.url, |m| m).host(["adder"])).await;
-    let serving = host.serve_remote().await.expect("serves");
+    let serving = membrane::remote::RemoteHost::start(&host).await.expect("serves");
     assert_eq!(serving.modules().collect::<Vec<_>>(), ["adder"]);
     assert_eq!(serving.app_name(), name);
-    assert_eq!(Some(serving.host_id().to_string()), host.remote_host_id());
+    assert_eq!(Some(serving.host_id().to_string()), membrane::remote::remotes::host_id(&host));
     let caller = load(calc_spec(&name, &nats.url, |m| m)).await;
 
     // A call of the remote module itself.
@@ -116,7 +116,7 @@ async fn remote_calls_and_links_reach_the_host() {
     assert!(st.calls >= 4, "{st:?}");
     assert_eq!(st.recent_failures, 1, "{st:?}");
     // Every answer came from this host.
-    let answers = caller.remote_answers("adder").unwrap();
+    let answers = membrane::remote::remotes::answers(&caller, "adder").unwrap();
     assert_eq!(answers.keys().collect::<Vec<_>>(), [serving.host_id()]);
 
     // Shut down: no one serves `adder` any more.
@@ -155,11 +155,11 @@ async fn serving_needs_hosted_modules_and_nats() {
     let nats = Nats::start();
     // A caller hosts nothing.
     let caller = load(calc_spec(&app_name(), &nats.url, |m| m)).await;
-    let e = caller.serve_remote().await.err().expect("refused");
+    let e = membrane::remote::RemoteHost::start(&caller).await.err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::Manifest, "{e}");
     // An app without remote modules has no connection to serve on.
     let local = app_of(ModuleSpec::from_file(guests::ADDER)).await;
-    let e = local.serve_remote().await.err().expect("refused");
+    let e = membrane::remote::RemoteHost::start(&local).await.err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::Manifest, "{e}");
     // Hosting a name that is not a remote module of the app is refused when it loads.
     for (module, kind) in [("nope", ErrorKind::NotFound), ("calc", ErrorKind::Manifest)] {
@@ -193,7 +193,7 @@ async fn deadlines_cross_the_wire() {
         spec
     };
     let host = load(spec(Duration::from_secs(10)).host(["adder"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(spec(Duration::from_millis(200))).await;
     // The importer's 200 ms bound the provider's call on the host.
     let t = Instant::now();
@@ -232,7 +232,7 @@ async fn a_host_with_another_manifest_entry_refuses_calls() {
     let name = app_name();
     // The host's entry of `adder` has another memory limit than the caller's.
     let host = load(calc_spec(&name, &nats.url, |m| m.memory(32 << 20)).host(["adder"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(calc_spec(&name, &nats.url, |m| m)).await;
     let e = caller
         .call("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(2)])
@@ -269,7 +269,7 @@ async fn resources_cross_a_remote_link_in_sessions() {
             ModuleSpec::from_file(guests::WORKER).placement(Placement::Remote),
         );
     let host = load(spec.clone().host(["worker"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(spec).await;
     let call = |f: &'static str, args: Vec<Val>| {
         let app = caller.clone();
@@ -383,7 +383,7 @@ async fn bad_requests_are_answered_and_the_host_keeps_serving() {
     let nats = Nats::start();
     let name = app_name();
     let host = load(calc_spec(&name, &nats.url, |m| m).host(["adder"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(calc_spec(&name, &nats.url, |m| m)).await;
     let raw = Raw::connect(&nats.url, &name, "adder").await;
     // Learn the caller's hash of `adder` by listening in on one of its calls (a plain
@@ -563,7 +563,7 @@ async fn a_full_host_answers_overloaded_at_once() {
     // One instance, no queue: one call at a time on the host.
     let adder = |m: ModuleSpec| m.concurrency(1, 0).timeout(Duration::from_secs(5));
     let host = load(calc_spec(&name, &nats.url, adder).host(["adder"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(calc_spec(&name, &nats.url, adder)).await;
     let c = caller.clone();
     let napping = tokio::spawn(async move {
@@ -598,7 +598,7 @@ async fn shutdown_lets_calls_in_flight_finish() {
     let nats = Nats::start();
     let name = app_name();
     let host = load(calc_spec(&name, &nats.url, |m| m).host(["adder"])).await;
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(calc_spec(&name, &nats.url, |m| m)).await;
     let c = caller.clone();
     let napping = tokio::spawn(async move {

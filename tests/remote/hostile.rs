@@ -282,7 +282,7 @@ async fn hostile_answers_are_typed_errors_and_the_caller_goes_on() {
         .load_spec(spec(&name, &nats.url).host(["worker"]))
         .await
         .unwrap();
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let out = app
         .call("worker", &format!("{WORK}#echo"), &[s("hi")])
         .await

@@ -122,7 +122,7 @@ async fn another_connection_can_neither_use_nor_close_a_session() {
         .load_spec(spec.clone().host(["worker"]))
         .await
         .unwrap();
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     // A: the caller app, with its own connection. B: another party on the bus.
     let a = runtime().load_spec(spec).await.unwrap();
     let b = async_nats::connect(&nats.url).await.unwrap();
@@ -314,7 +314,7 @@ async fn one_connection_cannot_hold_every_session() {
         .load_spec(spec.clone().host(["worker"]))
         .await
         .unwrap();
-    let serving = host.serve_remote().await.unwrap();
+    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let a = runtime().load_spec(spec).await.unwrap();
     // Learn the module hash from A's opening call (it is no secret).
     let b = async_nats::connect(&nats.url).await.unwrap();

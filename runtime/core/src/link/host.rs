@@ -1,0 +1,245 @@
+//! Interfaces implemented in Rust by the embedding application.
+//!
+//! A module reaches a host interface only through a link that names it
+//! (`links = { "acme:editor/buffer" = "host" }`); modules without that link cannot call it.
+//! Functions are typed Rust closures; wasmtime checks their types against the importer's
+//! when the app loads, so a mismatch is a load error, never a call-time surprise.
+//!
+//! Resources: an interface can implement WIT resources with Rust types ([`HostInterface::
+//! resource`], [`constructor`](HostInterface::constructor), [`method`](HostInterface::method)
+//! and [`func_with`](HostInterface::func_with) for functions that take or return handles).
+//! The values live with the calling instance (see `objects.rs`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::component::{
+    ComponentNamedList, Lift, LinkerInstance, Lower, Resource, ResourceType,
+};
+
+use super::objects::{HostObjects, MethodParams};
+use super::session::links;
+use crate::error::{Error, ErrorKind, Result};
+use crate::instance::HostState;
+
+type Installer =
+    Arc<dyn Fn(&mut LinkerInstance<'_, HostState>) -> wasmtime::Result<()> + Send + Sync>;
+
+/// A WIT interface implemented by the host application.
+///
+/// ```
+/// use membrane::HostInterface;
+///
+/// let buffer = HostInterface::new("acme:editor/buffer@0.1.0")
+///     .func("line-count", |(): ()| Ok((42u32,)))
+///     .func("line", |(n,): (u32,)| Ok((format!("line {n}"),)));
+/// # let _ = buffer;
+/// ```
+///
+/// With a resource (`resource document { constructor(text: string); text: func() -> string;
+/// append: func(more: string); }` and `open: func(name: string) -> document`):
+///
+/// ```
+/// use membrane::HostInterface;
+///
+/// struct Document(String);
+///
+/// let docs = HostInterface::new("acme:docs/store@0.1.0")
+///     .resource::<Document>("document")
+///     .constructor("document", |(text,): (String,)| Ok(Document(text)))
+///     .method("document", "text", |doc: &mut Document, (): ()| Ok((doc.0.clone(),)))
+///     .method("document", "append", |doc: &mut Document, (more,): (String,)| {
+///         doc.0.push_str(&more);
+///         Ok(())
+///     })
+///     .func_with("open", |objects, (name,): (String,)| {
+///         Ok((objects.insert(Document(format!("# {name}")))?,))
+///     });
+/// # let _ = docs;
+/// ```
+///
+/// Use one Rust type per resource: the type is the resource's identity, so two resources
+/// implemented by the same Rust type would accept each other's handles.
+#[derive(Clone)]
+pub struct HostInterface {
+    name: String,
+    funcs: Vec<(String, Installer)>,
+    resources: Vec<(String, Installer)>,
+}
+
+impl fmt::Debug for HostInterface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostInterface")
+            .field("name", &self.name)
+            .field("funcs", &self.func_names())
+            .field("resources", &self.resource_names())
+            .finish()
+    }
+}
+
+impl HostInterface {
+    /// An interface called `name` (`ns:pkg/iface@version`), with no functions yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        HostInterface {
+            name: name.into(),
+            funcs: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+
+    /// Adds a function. Parameters and results are tuples of Rust types that map to the
+    /// WIT types (`String` for `string`, `Vec<T>` for `list<T>`, `Option`, `Result`, ...).
+    /// An `Err` becomes a failed call for the module that called it. Adding a function
+    /// under a name already added replaces the earlier one.
+    pub fn func<P, R, F>(mut self, name: &str, f: F) -> Self
+    where
+        P: ComponentNamedList + Lift + 'static,
+        R: ComponentNamedList + Lower + 'static,
+        F: Fn(P) -> Result<R> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let owned = name.to_string();
+        let iface = self.name.clone();
+        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>| {
+            let f = f.clone();
+            let what = format!("host function {iface}#{owned}");
+            inst.func_wrap(&owned, move |_store, params: P| {
+                f(params).map_err(|e| wasmtime::Error::new(e.context(&what)))
+            })
+        });
+        self.funcs.retain(|(n, _)| n != name);
+        self.funcs.push((name.to_string(), installer));
+        self
+    }
+
+    /// Adds a function that can create, reach or take back host objects (the values behind
+    /// resource handles): a `[static]` function of a resource (named
+    /// `[static]<resource>.<name>`), or a free function that takes or returns handles. Handles
+    /// are [`Resource<T>`] in `P` and `R`, for `own` and `borrow` alike.
+    pub fn func_with<P, R, F>(self, name: &str, f: F) -> Self
+    where
+        P: ComponentNamedList + Lift + 'static,
+        R: ComponentNamedList + Lower + 'static,
+        F: Fn(&mut HostObjects<'_>, P) -> Result<R> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let owned = name.to_string();
+        let what = format!("host function {}#{name}", self.name);
+        self.with_func(name, move |inst| {
+            let (f, what) = (f.clone(), what.clone());
+            inst.func_wrap(&owned, move |mut store, params: P| {
+                let l = links(store.data_mut());
+                let mut objects = HostObjects::new(&mut l.objects, l.proxies.len());
+                f(&mut objects, params).map_err(|e| wasmtime::Error::new(e.context(&what)))
+            })
+        })
+    }
+
+    /// Declares the WIT resource `name`, implemented by the Rust type `T`. A value is
+    /// dropped when the guest drops its handle, or when the guest's instance ends.
+    pub fn resource<T: Send + 'static>(mut self, name: &str) -> Self {
+        let owned = name.to_string();
+        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>| {
+            inst.resource(&owned, ResourceType::host::<T>(), |mut store, rep| {
+                links(store.data_mut()).objects.remove(rep);
+                Ok(())
+            })
+        });
+        self.resources.retain(|(n, _)| n != name);
+        self.resources.push((name.to_string(), installer));
+        self
+    }
+
+    /// Adds the constructor of `resource` (declared with [`resource`](Self::resource)):
+    /// `f` makes the value from the constructor's parameters.
+    pub fn constructor<T, P, F>(self, resource: &str, f: F) -> Self
+    where
+        T: Send + 'static,
+        P: ComponentNamedList + Lift + 'static,
+        F: Fn(P) -> Result<T> + Send + Sync + 'static,
+    {
+        self.func_with(
+            &format!("[constructor]{resource}"),
+            move |objects, params: P| -> Result<(Resource<T>,)> {
+                Ok((objects.insert(f(params)?)?,))
+            },
+        )
+    }
+
+    /// Adds the method `name` of `resource`: `f` gets the value behind the `self` handle
+    /// and the other parameters.
+    pub fn method<T, P, R, F>(self, resource: &str, name: &str, f: F) -> Self
+    where
+        T: Send + 'static,
+        P: MethodParams<T>,
+        R: ComponentNamedList + Lower + 'static,
+        F: Fn(&mut T, P) -> Result<R> + Send + Sync + 'static,
+    {
+        self.func_with(
+            &format!("[method]{resource}.{name}"),
+            move |objects, full: P::Full| {
+                let (this, params) = P::split(full);
+                f(objects.get(&this)?, params)
+            },
+        )
+    }
+
+    fn with_func(
+        mut self,
+        name: &str,
+        install: impl Fn(&mut LinkerInstance<'_, HostState>) -> wasmtime::Result<()>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.funcs.retain(|(n, _)| n != name);
+        self.funcs.push((name.to_string(), Arc::new(install)));
+        self
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn has_func(&self, name: &str) -> bool {
+        self.funcs.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn has_resource(&self, name: &str) -> bool {
+        self.resources.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn resource_names(&self) -> Vec<&str> {
+        self.resources.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn func_names(&self) -> Vec<&str> {
+        self.funcs.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        crate::names::validate_link_key(&self.name)
+            .map_err(|msg| Error::new(ErrorKind::Link, format!("host interface: {msg}")))
+    }
+
+    /// Defines the functions the importer needs in its linker instance.
+    pub fn install(
+        &self,
+        inst: &mut LinkerInstance<'_, HostState>,
+        needed: &[String],
+        resources: &[String],
+    ) -> wasmtime::Result<()> {
+        for (name, installer) in &self.resources {
+            if resources.contains(name) {
+                installer(inst)?;
+            }
+        }
+        for (name, installer) in &self.funcs {
+            if needed.contains(name) {
+                installer(inst)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! Linked calls without `Val`s for the signatures most interfaces use.
+//!
+//! A linked function is normally forwarded dynamically: wasmtime lifts the importer's
+//! arguments into `Val`s, Membrane hands them to the provider, which lowers them again, and
+//! back for the results. When the function's signature is one of a fixed list of common
+//! shapes (integers, floats, bools, strings and byte lists, up to two parameters and one
+//! result), the forwarder is a typed host function instead and the provider is called
+//! through a typed handle: no `Val` is built on either side.
+//!
+//! The Rust types are chosen from the importer's WIT types, which the link's type check has
+//! already proven identical to the provider's; the first call also checks them against a
+//! live provider instance, as wasmtime's typed functions require.
+
+use std::sync::Arc;
+
+use wasmtime::component::types::Type;
+use wasmtime::component::{ComponentNamedList, Lift, LinkerInstance, Lower};
+
+use crate::instance::{Flavour, HostState};
+use crate::module::Target;
+
+/// One primitive of a common signature.
+fn short(ty: &Type) -> Option<&'static str> {
+    Some(match ty {
+        Type::Bool => "bool",
+        Type::U32 => "u32",
+        Type::U64 => "u64",
+        Type::S32 => "s32",
+        Type::S64 => "s64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::String => "string",
+        Type::List(l) if l.ty() == Type::U8 => "bytes",
+        _ => return None,
+    })
+}
+
+/// The signature as `p1,p2->r`, when every part is a primitive of the list.
+pub fn key(params: &[Type], results: &[Type]) -> Option<String> {
+    let p: Option<Vec<&str>> = params.iter().map(short).collect();
+    let r: Option<Vec<&str>> = results.iter().map(short).collect();
+    Some(format!("{}->{}", p?.join(","), r?.join(",")))
+}
+
+/// Defines `name` as a typed forwarder to `func` of `provider` when its signature is one
+/// of the common shapes; `Ok(false)` when it is not (the caller forwards dynamically).
+pub fn define(
+    inst: &mut LinkerInstance<'_, HostState>,
+    flavour: Flavour,
+    name: &str,
+    params: &[Type],
+    results: &[Type],
+    target: &Arc<Target>,
+) -> wasmtime::Result<bool> {
+    let Some(key) = key(params, results) else {
+        return Ok(false);
+    };
+    macro_rules! shapes {
+        ($($k:literal => ($($p:ty),*) -> ($($r:ty),*)),* $(,)?) => {
+            match key.as_str() {
+                $($k => install::<($($p,)*), ($($r,)*)>(inst, flavour, name, target)?,)*
+                _ => return Ok(false),
+            }
+        };
+    }
+    shapes! {
+        "->" => () -> (),
+        "->u32" => () -> (u32),
+        "->u64" => () -> (u64),
+        "->bool" => () -> (bool),
+        "->string" => () -> (String),
+        "u32->" => (u32) -> (),
+        "u32->u32" => (u32) -> (u32),
+        "u64->u64" => (u64) -> (u64),
+        "s32->s32" => (i32) -> (i32),
+        "s64->s64" => (i64) -> (i64),
+        "f64->f64" => (f64) -> (f64),
+        "u32,u32->u32" => (u32, u32) -> (u32),
+        "u64,u64->u64" => (u64, u64) -> (u64),
+        "s32,s32->s32" => (i32, i32) -> (i32),
+        "s64,s64->s64" => (i64, i64) -> (i64),
+        "f64,f64->f64" => (f64, f64) -> (f64),
+        "string->" => (String) -> (),
+        "string->string" => (String) -> (String),
+        "string->u32" => (String) -> (u32),
+        "string->u64" => (String) -> (u64),
+        "string->bool" => (String) -> (bool),
+        "string,string->string" => (String, String) -> (String),
+        "string,string->" => (String, String) -> (),
+        "bytes->bytes" => (Vec<u8>) -> (Vec<u8>),
+        "string->bytes" => (String) -> (Vec<u8>),
+        "string,bytes->" => (String, Vec<u8>) -> (),
+    }
+    Ok(true)
+}
+
+fn install<P, R>(
+    inst: &mut LinkerInstance<'_, HostState>,
+    flavour: Flavour,
+    name: &str,
+    target: &Arc<Target>,
+) -> wasmtime::Result<()>
+where
+    P: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
+    R: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
+{
+    // The types are checked once per generation of the provider (`Resolved::checked`).
+    let target = target.clone();
+    match flavour {
+        Flavour::Sync => inst.func_wrap(name, move |store, params: P| {
+            let deadline = store.data().deadline;
+            let r = target.get().map_err(wasmtime::Error::new)?;
+            r.generation
+                .invoke_typed::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
+                .map_err(wasmtime::Error::new)
+        }),
+        Flavour::Async => inst.func_wrap_async(name, move |store, params: P| {
+            let target = target.clone();
+            Box::new(async move {
+                let deadline = store.data().deadline;
+                let r = target.get_full().map_err(wasmtime::Error::new)?;
+                r.generation
+                    .invoke_typed_async::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
+                    .await
+                    .map_err(wasmtime::Error::new)
+            })
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_signatures() {
+        assert_eq!(key(&[Type::U64], &[Type::U64]).as_deref(), Some("u64->u64"));
+        assert_eq!(key(&[], &[]).as_deref(), Some("->"));
+        assert_eq!(
+            key(&[Type::String, Type::String], &[Type::String]).as_deref(),
+            Some("string,string->string")
+        );
+        assert_eq!(key(&[Type::Char], &[]), None);
+    }
+}

@@ -1,0 +1,458 @@
+//! Loading an app: from a declaration to modules ready to call.
+//!
+//! 1. Validate the declaration in one pass ([`crate::validate`]).
+//! 2. Compile every module and prepare its units, in parallel, one worker per core.
+//! 3. Refuse read-write grants that reach code the host runs ([`crate::capability::protect`]).
+//! 4. Plan the links (types and versions checked function by function), refuse cycles,
+//!    and build each module's linker with its links forwarded, providers first.
+//!
+//! Every problem found up to the link plan is reported at once, so one `membrane check`
+//! shows everything to fix.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::cache::Cache;
+use crate::capability::fs::Filesystem;
+use crate::capability::protect::{Protected, check_overlaps};
+use crate::compile::Compiled;
+use crate::error::{Error, ErrorKind, Problems, Result};
+use crate::exports::Exports;
+use crate::generation::Generation;
+use crate::instance::{Flavour, Linkers};
+use crate::link::host::HostInterface;
+use crate::link::{self, LinkInfo, forward::Provider};
+use crate::metrics::Metrics;
+use crate::module::Module;
+use crate::names::HOST;
+use crate::pool::Pool;
+use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
+use crate::unit::ModuleCx;
+use crate::validate::{Settings, check, locate};
+
+/// Progress of a load, for a progress bar: `done` of `total` modules compiled, the last
+/// one being `module`.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LoadProgress<'a> {
+    /// Modules compiled so far.
+    pub done: usize,
+    /// Modules to compile.
+    pub total: usize,
+    /// The module just compiled.
+    pub module: &'a str,
+}
+
+/// A callback told of each compiled module.
+pub type OnProgress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Send + Sync);
+
+/// What loading needs from the runtime.
+#[derive(Clone)]
+pub struct LoadCx {
+    pub engine: wasmtime::Engine,
+    /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
+    pub linkers: Linkers,
+    pub cache: Option<Arc<Cache>>,
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub metered: bool,
+    pub epoch_tick: std::time::Duration,
+    pub max_wasm_stack: usize,
+    /// Whether calls are counted in the app's metrics.
+    pub metrics: bool,
+    /// The program started as a `process` module's worker (`None`: this executable).
+    pub worker_program: Option<std::path::PathBuf>,
+    /// The host interfaces registered when the load started.
+    pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
+    /// What the placements attached to the app as it loaded (the remote placement's NATS
+    /// connection).
+    pub extensions: crate::extensions::Extensions,
+    /// The placements this runtime serves, one boundary each.
+    pub boundaries: crate::boundary::Boundaries,
+    /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
+    pub connect_nats: bool,
+}
+
+/// What a load produces.
+pub struct Loaded {
+    pub modules: BTreeMap<String, Arc<Module>>,
+    pub entry: Option<String>,
+    pub links: Vec<LinkInfo>,
+    pub warnings: Vec<String>,
+    pub http: Option<HttpSpec>,
+    pub admin: AdminSpec,
+}
+
+pub async fn load(
+    rt: &LoadCx,
+    spec: AppSpec,
+    progress: Option<OnProgress<'_>>,
+    metrics: &Arc<Metrics>,
+) -> Result<Loaded> {
+    let settings = Settings {
+        metered: rt.metered,
+        epoch_tick: rt.epoch_tick,
+        max_component: spec.component_size_limit(),
+        boundaries: rt.boundaries.clone(),
+    };
+    let mut problems = check(&spec, &settings);
+    if let Some(stack) = spec.stack
+        && stack != rt.max_wasm_stack as u64
+    {
+        problems.push(
+            Error::manifest(format!(
+                "the app asks for a wasm stack of {}, but this runtime was created with {}; \
+                 set Config::max_wasm_stack to match (the membrane command does)",
+                crate::units::format_size(stack),
+                crate::units::format_size(rt.max_wasm_stack as u64)
+            ))
+            .with_key("app.stack"),
+        );
+    }
+    let locations = spec.locations.clone();
+    locate(locations.as_deref(), &mut problems);
+    problems.into_result()?;
+
+    // The remote modules this process hosts run here from now on.
+    let mut spec = spec;
+    for name in &spec.hosted {
+        if let Some(m) = spec.modules.get_mut(name) {
+            m.placement = crate::spec::Placement::Isolated;
+        }
+    }
+    let entry = spec.entry_name().map(str::to_string);
+    let (http, admin) = (spec.http.clone(), spec.admin.clone());
+    let started = std::time::Instant::now();
+    let specs = spec.modules.clone();
+    let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
+    let mut problems = Problems::default();
+    // A placement may compile some modules as another component (fused importers as their
+    // composition); they get their own identity back after.
+    let prepared = prepare(rt, &specs, settings.max_component, &mut problems).await;
+    let mut to_compile = spec.modules;
+    for p in &prepared {
+        to_compile = p.swap(to_compile);
+    }
+    let mut compiled = compile_all(rt, to_compile, &settings, progress, &mut problems).await;
+    for p in &prepared {
+        compiled = p.restore(compiled);
+    }
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
+    check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
+    if let Some(http) = &http {
+        check_routes(rt, http, &compiled, &mut problems);
+    }
+    check_snapshots(rt, &compiled, &mut problems);
+    // Links are checked even when some modules failed, so that one `check` lists
+    // everything; links to a failed module are skipped (its own error says why).
+    let failed: Vec<&String> = specs
+        .keys()
+        .filter(|n| !compiled.contains_key(*n))
+        .collect();
+    let hosts = &rt.hosts;
+    let plan = match link::plan(&rt.engine, &compiled, &failed, hosts, &rt.boundaries) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    if let Some(plan) = &plan {
+        let routes: Vec<(&str, &str)> = http
+            .iter()
+            .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
+            .collect();
+        for b in rt.boundaries.iter() {
+            b.check_links(&specs, &plan.links, &routes, &mut problems);
+        }
+    }
+    locate(locations.as_deref(), &mut problems);
+    problems.into_result()?;
+    let plan = plan.expect("no problems means a plan");
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "links planned");
+    let order = link::order(&plan.links)?;
+    let mut compiled = compiled;
+    let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
+    let mut infos = Vec::new();
+    for name in order {
+        let Some(c) = compiled.remove(&name) else {
+            continue;
+        };
+        let links = plan.links.get(&name).map_or(&[][..], Vec::as_slice);
+        let limits = &c.spec.limits;
+        let pool = Arc::new(Pool::new(limits.instances, limits.queue, c.spec.lifecycle));
+        let (generation, mut module_links) =
+            assemble(rt, c, links, &modules, 1, pool, metrics.module(&name))?;
+        infos.append(&mut module_links);
+        modules.insert(name, Arc::new(Module::new(generation)));
+    }
+    infos.sort_by(|a, b| (&a.importer, &a.import).cmp(&(&b.importer, &b.import)));
+    let mut warnings = plan.warnings;
+    for p in &prepared {
+        p.report(&mut infos);
+        warnings.extend(p.warnings());
+    }
+    warnings.extend(descriptor_warning(&specs));
+    tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "linked and pre-instantiated");
+    Ok(Loaded {
+        modules,
+        entry,
+        links: infos,
+        warnings,
+        http,
+        admin,
+    })
+}
+
+/// What each placement replaces before compilation.
+pub async fn prepare(
+    rt: &LoadCx,
+    specs: &BTreeMap<String, ModuleSpec>,
+    max_component: u64,
+    problems: &mut Problems,
+) -> Vec<Box<dyn crate::boundary::Prepared>> {
+    let mut prepared = Vec::new();
+    for b in rt.boundaries.iter() {
+        if let Some(p) = b.prepare(specs, max_component, problems).await {
+            prepared.push(p);
+        }
+    }
+    prepared
+}
+
+/// Builds generation `number` of a compiled module: its links forwarded to their providers
+/// (modules of `modules`, or host interfaces), pre-instantiated in both flavours. Returns it
+/// with its links as [`LinkInfo`]s.
+pub fn assemble(
+    rt: &LoadCx,
+    c: Compiled,
+    links: &[link::Link],
+    modules: &BTreeMap<String, Arc<Module>>,
+    number: u64,
+    pool: Arc<Pool>,
+    metrics: Arc<crate::metrics::ModuleMetrics>,
+) -> Result<(Generation, Vec<LinkInfo>)> {
+    let name = c.name.clone();
+    let (mut sync, mut async_) = (rt.linkers.sync.clone(), rt.linkers.async_.clone());
+    let mut link_slots = 0;
+    let mut infos = Vec::new();
+    for l in links {
+        let provider = if l.provider == HOST {
+            Provider::Host(rt.hosts[&l.export].clone())
+        } else {
+            Provider::Module(modules[&l.provider].clone())
+        };
+        let slot = link_slots;
+        if !l.resources.is_empty() && l.provider != HOST {
+            link_slots += 1;
+        }
+        link::forward::define(&mut sync, Flavour::Sync, &name, l, &provider, slot)?;
+        link::forward::define(&mut async_, Flavour::Async, &name, l, &provider, slot)?;
+        infos.push(LinkInfo {
+            importer: name.clone(),
+            import: l.import.clone(),
+            provider: l.provider.clone(),
+            export: l.export.clone(),
+            fused: false,
+        });
+    }
+    let pre = |linker: &wasmtime::component::Linker<_>| {
+        linker.instantiate_pre(&c.component).map_err(|e| {
+            Error::link(format!("module `{name}`: its imports cannot be satisfied"))
+                .with_module(&name)
+                .with_source(e)
+        })
+    };
+    let pres = (pre(&sync)?, pre(&async_)?);
+    let transport = match rt.boundaries.get(c.spec.placement) {
+        Some(b) => b.start(&crate::boundary::StartCx {
+            engine: crate::boundary::EngineSettings {
+                epoch_tick: rt.epoch_tick,
+                max_wasm_stack: rt.max_wasm_stack,
+                fuel: rt.metered,
+            },
+            worker_program: rt.worker_program.as_deref(),
+            extensions: &rt.extensions,
+            compiled: &c,
+            links,
+            modules,
+            metrics: &metrics,
+        })?,
+        None => None,
+    };
+    let mut generation = Generation::new(number, c, pres, link_slots, pool, metrics);
+    if let Some(t) = transport {
+        generation = generation.with_transport(t);
+    }
+    Ok((generation, infos))
+}
+
+/// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
+pub fn check_routes(
+    rt: &LoadCx,
+    http: &HttpSpec,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (prefix, module) in &http.routes {
+        let Some(c) = compiled.get(module) else {
+            continue;
+        };
+        let exports = Exports::new(
+            module.as_str().into(),
+            c.component.clone(),
+            rt.engine.clone(),
+        );
+        if let Err(why) = crate::incoming::check_handler(&exports) {
+            problems.push(
+                Error::link(format!(
+                    "module `{module}` is routed at {prefix:?} (app.http.routes) but {why}; \
+                     build it for the wasi:http proxy world, or route the path to a module that is"
+                ))
+                .with_module(module)
+                .with_export(crate::incoming::HANDLER)
+                .with_key(format!("app.http.routes.{prefix}")),
+            );
+        }
+    }
+}
+
+/// Refuses a module that exports the snapshot interface with other types.
+pub fn check_snapshots(
+    rt: &LoadCx,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (name, c) in compiled {
+        let exports = Exports::new(name.as_str().into(), c.component.clone(), rt.engine.clone());
+        if let Err(e) = crate::upgrade::snapshot::check(name, &exports) {
+            problems.push(e.with_key(format!("modules.{name}.component")));
+        }
+    }
+}
+
+/// Compiles every module with one worker per core pulling from a shared queue (a thread per
+/// module would only add start-up and contention: wasmtime parallelises each compilation
+/// too). Failures go to `problems`, each naming its module.
+pub async fn compile_all(
+    rt: &LoadCx,
+    modules: BTreeMap<String, ModuleSpec>,
+    settings: &Settings,
+    progress: Option<OnProgress<'_>>,
+    problems: &mut Problems,
+) -> BTreeMap<String, Compiled> {
+    let total = modules.len();
+    let queue = Arc::new(Mutex::new(modules.into_iter().collect::<Vec<_>>()));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (metered, epoch_tick, max_component) = (
+        settings.metered,
+        settings.epoch_tick,
+        settings.max_component,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..workers.min(total.max(1)) {
+        let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
+        let (queue, done) = (queue.clone(), done_tx.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some((name, spec)) = next else { break };
+                let cx = ModuleCx {
+                    name: &name,
+                    spec: &spec,
+                    metered,
+                    epoch_tick,
+                    max_component,
+                };
+                let result = Compiled::new(&engine, cache.as_deref(), &cx, spec.clone())
+                    .map_err(|e| e.in_module(&name));
+                if done.send((name, result)).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+    let mut compiled = BTreeMap::new();
+    let mut done = 0;
+    while let Some((name, result)) = done_rx.recv().await {
+        done += 1;
+        if let Some(report) = progress {
+            report(LoadProgress {
+                done,
+                total,
+                module: &name,
+            });
+        }
+        match result {
+            Ok(c) => {
+                compiled.insert(name, c);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    for task in tasks {
+        if let Err(join) = task.await {
+            problems.push(Error::new(
+                ErrorKind::HostPanic,
+                format!("compiling a module panicked: {join}"),
+            ));
+        }
+    }
+    compiled
+}
+
+/// Refuses read-write grants that reach what decides the host's code: component files, the
+/// manifest, the compiled-code cache.
+pub fn check_grant_overlaps(
+    rt: &LoadCx,
+    specs: &BTreeMap<String, ModuleSpec>,
+    compiled: &BTreeMap<String, Compiled>,
+    manifest: Option<&std::path::Path>,
+    problems: &mut Problems,
+) {
+    let writable: Vec<_> = compiled
+        .values()
+        .filter_map(|c| c.policy.get::<Filesystem>().map(|fs| (c.name.as_str(), fs)))
+        .flat_map(|(name, fs)| fs.writable().map(move |d| (name, d)))
+        .collect();
+    let components = compiled
+        .values()
+        .filter_map(|c| match &specs[&c.name].source {
+            crate::spec::ComponentSource::File(p) => {
+                Some((c.name.as_str(), p.as_path(), c.component_dirs.as_slice()))
+            }
+            crate::spec::ComponentSource::Bytes(_) => None,
+        })
+        .collect();
+    let protected = Protected {
+        components,
+        manifest,
+        cache: rt.cache_dir.as_deref(),
+    };
+    check_overlaps(&writable, &protected, problems);
+}
+
+/// A warning when the modules together may hold more file descriptors than the process
+/// may open: each instance up to its `files` limit.
+fn descriptor_warning(specs: &BTreeMap<String, ModuleSpec>) -> Option<String> {
+    let worst: u64 = specs
+        .values()
+        .map(|m| u64::from(m.limits.files) * m.limits.instances as u64)
+        .sum();
+    let (Some(soft), _) = crate::limits::files::open_files_limit() else {
+        return None;
+    };
+    // The runtime itself needs some: compiled images, sockets of its own, stdio.
+    let reserve = 64;
+    (worst.saturating_add(reserve) > soft).then(|| {
+        let w = format!(
+            "the modules may hold up to {worst} open files together (`files` x `instances` per module), \
+             more than this process's limit of {soft}; lower `files` or `instances`, or raise `ulimit -n`"
+        );
+        // Shown by `membrane check` (App::warnings); every run printing it would be noise
+        // for apps that never come near the limit.
+        tracing::debug!(target: "membrane::limits", "{w}");
+        w
+    })
+}

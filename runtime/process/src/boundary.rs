@@ -1,0 +1,135 @@
+//! `placement = "process"` as a [`Boundary`]: what a module in a worker process cannot be
+//! part of yet, the kernel's sandbox it needs, and starting its worker.
+//!
+//! A `process` module is served with dynamic values over its worker's connections: calls
+//! from the embedder (`App::call`), links in both directions, and resources it provides
+//! (through a connection pinned to the importer instance). Not yet: links that carry
+//! resources from it (as the importer), links from it to host interfaces, HTTP routes to
+//! it (`run` of it is refused when asked: `instance.rs`). Each is refused when the app is
+//! checked, with the key to change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use membrane_core::boundary::{Boundary, StartCx};
+use crate::error::{Error, Problems, Result};
+use crate::link::planned::Link;
+use crate::names::HOST;
+use crate::spec::{ModuleSpec, Placement};
+use crate::transport::Transport;
+
+/// The process placement.
+pub struct Process;
+
+impl Boundary for Process {
+    fn placement(&self) -> Placement {
+        Placement::Process
+    }
+
+    fn check_links(
+        &self,
+        specs: &BTreeMap<String, ModuleSpec>,
+        links: &BTreeMap<String, Vec<Link>>,
+        routes: &[(&str, &str)],
+        problems: &mut Problems,
+    ) {
+        let process = |m: &str| {
+            specs
+                .get(m)
+                .is_some_and(|s| s.placement == Placement::Process)
+        };
+        let refuse = |module: &str, what: String| {
+            Error::link(format!(
+                "module `{module}` is placed in a worker process, {what}; set [modules.{module}] placement = \"isolated\" (or \"fused\")"
+            ))
+            .with_module(module)
+            .with_key(format!("modules.{module}.placement"))
+        };
+        for (importer, ls) in links {
+            for l in ls {
+                if process(importer) && l.provider == HOST {
+                    problems.push(refuse(
+                        importer,
+                        format!(
+                            "and a worker cannot reach the host interface `{}` yet",
+                            l.export
+                        ),
+                    ));
+                } else if !l.resources.is_empty() && process(importer) {
+                    problems.push(refuse(
+                        importer,
+                        format!(
+                            "and its link `{}` carries resources, which a worker cannot import yet (it can provide them)",
+                            l.import
+                        ),
+                    ));
+                }
+            }
+        }
+        // A kernel that cannot apply every layer of the worker sandbox refuses the module,
+        // unless its manifest accepts a weaker one: never silently weaker.
+        let mut support = None;
+        for (name, spec) in specs {
+            if spec.placement != Placement::Process {
+                continue;
+            }
+            let support = support.get_or_insert_with(crate::sandbox::support);
+            if let Err(e) = support.require(&super::sandbox_plan(spec)) {
+                problems.push(
+                    e.with_module(name.as_str())
+                        .with_key(format!("modules.{name}.allow_weaker_sandbox")),
+                );
+            }
+        }
+        for (prefix, module) in routes {
+            if process(module) {
+                problems.push(
+                    refuse(
+                        module,
+                        format!(
+                            "and HTTP requests (route {prefix:?}) cannot be served from a worker yet"
+                        ),
+                    )
+                    .with_key(format!("app.http.routes.{prefix}")),
+                );
+            }
+        }
+    }
+
+    fn moves_at_upgrade(&self) -> bool {
+        false
+    }
+
+    fn start(&self, cx: &StartCx<'_>) -> Result<Option<Arc<dyn Transport>>> {
+        let c = cx.compiled;
+        // Links to the host and links with resources were refused at load (above).
+        let served: Vec<_> = cx
+            .links
+            .iter()
+            .filter_map(|l| Some((l, cx.modules.get(&l.provider)?.clone())))
+            .collect();
+        let links = super::links::WorkerLinks::new(&served)?;
+        let program = match cx.worker_program {
+            Some(p) => p.to_path_buf(),
+            None => std::env::current_exe().map_err(|e| {
+                Error::io(
+                    format!(
+                        "module `{}`: cannot find this program to start its worker",
+                        c.name
+                    ),
+                    e,
+                )
+            })?,
+        };
+        let w = super::start(
+            &c.name,
+            &c.spec,
+            &c.component,
+            cx.engine,
+            program,
+            Arc::new(links),
+            cx.metrics.clone(),
+        )?;
+        Ok(Some(Arc::new(w)))
+    }
+}

@@ -1,0 +1,518 @@
+//! The worker's side: read what to run, lock down, then serve calls.
+//!
+//! Order matters. While the process has one thread it reads its start message, opens its
+//! granted directories (the capability layer holds them as handles), and locks itself down
+//! ([`crate::sandbox::lock_down`]). Only then does it create the engine (which starts the
+//! epoch thread) and load the compiled component it was sent. Each connection the host
+//! passes over fd 4 is served by a thread of its own with an instance of its own; the
+//! guest's linked calls go back to the host over the same connection.
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, Val};
+
+use super::channel::{Accept, Channel, RecvError, SPIN};
+use super::hello::Hello;
+use super::log;
+use crate::capability::CAPABILITIES;
+use crate::error::{Error, ErrorKind, Result};
+use crate::exports::Exports;
+use crate::instance::{Budget, HostState, LiveInstance, Recipe};
+use crate::limits::LIMITS;
+use crate::spec::{Lifecycle, ModuleSpec};
+use crate::unit::{ModuleCx, Policy};
+use crate::wire::message::{
+    CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call,
+    put_error, read_call, read_error,
+};
+use crate::wire::sizes::max_values;
+use crate::wire::table::Table;
+use crate::wire::value::{self, NoHandles};
+
+/// How long a connection's thread spins for the next call after answering one.
+const IDLE_SPIN: Duration = SPIN;
+
+/// What every connection's thread shares.
+struct Served {
+    recipe: Recipe,
+    exports: Exports,
+    lifecycle: Lifecycle,
+    /// The largest values the host accepts from this worker (`wire/sizes.rs`).
+    values: usize,
+    /// Each export's shape for the typed path (`typed.rs`), found on its first call.
+    shapes: std::sync::RwLock<std::collections::HashMap<usize, Option<Arc<str>>>>,
+}
+
+impl Served {
+    fn shape(&self, func: &crate::value::Function) -> Option<Arc<str>> {
+        if let Some(k) = self
+            .shapes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&func.id)
+        {
+            return k.clone();
+        }
+        let k: Option<Arc<str>> = super::typed::key(func).map(Into::into);
+        self.shapes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(func.id, k.clone());
+        k
+    }
+}
+
+/// Connections being served, for a clean exit.
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// The connection this thread serves, for the guest's linked calls.
+    static CONNECTION: RefCell<Option<Channel>> = const { RefCell::new(None) };
+}
+
+/// Sends a frame on this thread's connection when it serves one and is not in the middle
+/// of a frame; `false` otherwise. Log events of a call go this way, so the host logs them
+/// before the call's answer.
+fn send_on_connection(tag: u8, body: &[u8]) -> bool {
+    CONNECTION.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => c.as_mut().is_some_and(|ch| ch.send(tag, body).is_ok()),
+        Err(_) => false,
+    })
+}
+
+/// Runs the worker on the control socket `control` (fd 3) and the fd-passing socket (fd 4).
+/// Returns the process's exit status.
+pub(crate) fn main(control: i32, fdpass: i32) -> i32 {
+    // SAFETY: the host passed these descriptors for the worker to own.
+    let control = unsafe { UnixStream::from_raw_fd(control) };
+    let fdpass = unsafe { UnixStream::from_raw_fd(fdpass) };
+    let Ok(writer) = control.try_clone() else {
+        return 2;
+    };
+    let mut ch = Channel::new(control, Accept::FromHost);
+    let out = Arc::new(std::sync::Mutex::new(Channel::new(
+        writer,
+        Accept::FromHost,
+    )));
+    let served = match start(&mut ch, &out) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let mut body = Vec::new();
+            put_error(&mut body, &e);
+            let _ = out.lock().map(|mut o| o.send(FAILED, &body));
+            return 3;
+        }
+    };
+    // Connections arrive over fd 4 until the host goes away.
+    let fds = std::thread::Builder::new()
+        .name("membrane-worker-accept".into())
+        .spawn(move || accept(fdpass, served));
+    if fds.is_err() {
+        return 2;
+    }
+    // The control socket ends when the host ends or drops the worker: then exit, once the
+    // connections (which the host closes first) have ended their instances.
+    while ch.recv(None, Duration::ZERO).is_ok() {}
+    let until = Instant::now() + Duration::from_millis(150);
+    while ACTIVE.load(std::sync::atomic::Ordering::Acquire) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    0
+}
+
+/// Reads the start message, locks down, loads the component.
+fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Served> {
+    let (hello, code) = match ch.recv(None, Duration::ZERO) {
+        Ok((HELLO, body)) => {
+            let (hello, code) = Hello::read(body).map_err(|e| startup(&e))?;
+            (hello, code.to_vec())
+        }
+        Ok((tag, _)) => return Err(startup(&format!("expected the start message, got {tag}"))),
+        Err(e) => return Err(startup(&format!("no start message: {e:?}"))),
+    };
+    let name = hello.name.clone();
+    let mut spec = ModuleSpec::from_bytes(Vec::new());
+    spec.grants = hello.grants.clone();
+    spec.limits = hello.limits.clone();
+    spec.lifecycle = hello.lifecycle;
+    let cx = ModuleCx {
+        name: &name,
+        spec: &spec,
+        metered: hello.fuel,
+        epoch_tick: hello.epoch_tick,
+        // The worker reads no component file: the host sends the compiled code.
+        max_component: 0,
+    };
+    // Granted directories are opened (as handles) before the lockdown; everything after
+    // it happens inside the sandbox.
+    let policy = Policy::prepare(&[LIMITS, CAPABILITIES], &cx)?;
+    let applied = crate::sandbox::lock_down(&hello.sandbox)?;
+    log::install(out.clone(), hello.log_level, send_on_connection);
+    let mut config = membrane_core::Config::default();
+    config.epoch_tick = hello.epoch_tick;
+    config.max_wasm_stack = hello.max_wasm_stack;
+    config.instance_slots = u32::try_from(hello.limits.instances).unwrap_or(u32::MAX);
+    config.fuel = hello.fuel;
+    config.cache_dir = None;
+    config.metrics = false;
+    let rt = membrane_core::Runtime::new(config)?;
+    let engine = rt.inner.engine.clone();
+    // SAFETY: the bytes are the host's serialization of a component it compiled with an
+    // engine of the same settings; the host is trusted, the guest never sees them.
+    let component = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidComponent,
+            format!("module `{name}`: the worker cannot load the compiled component"),
+        )
+        .with_source(e)
+    })?;
+    let mut linker = rt.inner.linkers.sync.clone();
+    let values = max_values(hello.limits.hostcall);
+    define_links(&mut linker, &component, &engine, values)?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| {
+        Error::link(format!(
+            "module `{name}`: its imports cannot be satisfied in the worker"
+        ))
+        .with_source(e)
+    })?;
+    let metrics = crate::metrics::Metrics::new(false).module(&name);
+    let name: Arc<str> = name.into();
+    let served = Served {
+        recipe: Recipe {
+            name: name.clone(),
+            generation: 1,
+            retired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            sync_pre: pre.clone(),
+            async_pre: pre,
+            policy,
+            limits: hello.limits,
+            link_slots: 0,
+            metrics,
+            elsewhere: false,
+        },
+        exports: Exports::new(name, component, engine),
+        lifecycle: hello.lifecycle,
+        shapes: Default::default(),
+        values,
+    };
+    // The runtime's epoch thread must keep ticking for as long as the worker lives.
+    std::mem::forget(rt);
+    let report = serde_json::to_vec(&applied).unwrap_or_default();
+    out.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(READY, &report)
+        .map_err(|e| Error::io("cannot tell the host the worker is ready", e))?;
+    Ok(served)
+}
+
+/// Values larger than the host accepts from a worker: refused here, as the guest's own
+/// error, rather than sent and taken for a broken protocol.
+fn too_large(what: &str, len: usize, max: usize) -> Error {
+    Error::new(
+        ErrorKind::HostcallLimit,
+        format!(
+            "{what} take {len} bytes, more than the {max} a worker may send its host; \
+             lower what crosses, or raise the module's limits.hostcall"
+        ),
+    )
+}
+
+fn startup(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("the worker could not start: {what}"),
+    )
+}
+
+/// Every non-WASI import the component has is a link the host planned and checked: each
+/// of its functions becomes a call back to the host over the thread's connection, with
+/// arguments of at most `values` bytes.
+fn define_links(
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    engine: &wasmtime::Engine,
+    values: usize,
+) -> Result<()> {
+    let ty = component.component_type();
+    for (import, item) in ty.imports(engine) {
+        if import.starts_with("wasi:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(inst_ty) = item.ty else {
+            continue;
+        };
+        let mut inst = linker.instance(import).map_err(|e| {
+            Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
+        })?;
+        for (fname, fitem) in inst_ty.exports(engine) {
+            let ComponentItem::ComponentFunc(f) = fitem.ty else {
+                continue;
+            };
+            let params: Vec<_> = f.params().map(|(_, t)| t).collect();
+            let results: Vec<_> = f.results().collect();
+            let name = format!("{import}#{fname}");
+            inst.func_new(fname, move |store, _ty, args, out| {
+                let deadline = store.data().deadline;
+                linked_call(&name, &params, &results, args, out, deadline, values)
+                    .map_err(wasmtime::Error::new)
+            })
+            .map_err(|e| {
+                Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A linked call of the guest: sent to the host on this thread's connection, answered there.
+fn linked_call(
+    name: &str,
+    params: &[wasmtime::component::types::Type],
+    results: &[wasmtime::component::types::Type],
+    args: &[Val],
+    out: &mut [Val],
+    deadline: Instant,
+    values: usize,
+) -> Result<()> {
+    CONNECTION.with(|c| {
+        let mut c = c.borrow_mut();
+        let ch = c
+            .as_mut()
+            .ok_or_else(|| startup("a linked call outside a call"))?;
+        let body = ch.begin(CALLBACK);
+        put_call(
+            body,
+            deadline.saturating_duration_since(Instant::now()),
+            name,
+        );
+        let start = body.len();
+        for (v, ty) in args.iter().zip(params) {
+            value::encode(v, ty, body, &mut NoHandles)?;
+        }
+        if body.len() - start > values {
+            return Err(too_large(
+                "a linked call's arguments",
+                body.len() - start,
+                values,
+            ));
+        }
+        ch.finish()
+            .map_err(|e| Error::io("the host connection failed", e))?;
+        match ch.recv(None, SPIN) {
+            Ok((CALLBACK_OK, body)) => {
+                value::decode_into(body, results, out, &mut NoHandles, values)
+            }
+            Ok((ERR, body)) => {
+                let mut e = read_error(body);
+                // The failure is the provider's, as for an in-process link.
+                e.set_upstream();
+                Err(e)
+            }
+            Ok((tag, _)) => Err(startup(&format!(
+                "unexpected message {tag} during a linked call"
+            ))),
+            Err(e) => Err(startup(&format!("the host connection ended: {e:?}"))),
+        }
+    })
+}
+
+/// Receives connections over fd 4, each with a thread of its own.
+fn accept(fdpass: UnixStream, served: Arc<Served>) {
+    loop {
+        let mut byte = [0u8; 1];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            &fdpass,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            &mut control,
+            rustix::net::RecvFlags::CMSG_CLOEXEC,
+        );
+        match got {
+            Ok(m) if m.bytes == 0 => return,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+        let fds: Vec<OwnedFd> = control
+            .drain()
+            .filter_map(|m| match m {
+                rustix::net::RecvAncillaryMessage::ScmRights(fds) => Some(fds),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for fd in fds {
+            let served = served.clone();
+            let sock = UnixStream::from(fd);
+            // Calls run on this thread's stack: room for the wasm stack and the host's.
+            let _ = std::thread::Builder::new()
+                .name("membrane-worker-call".into())
+                .stack_size(8 << 20)
+                .spawn(move || serve(Channel::new(sock, Accept::FromHost), &served));
+        }
+    }
+}
+
+/// Serves one connection: a call at a time on an instance of its own.
+fn serve(ch: Channel, served: &Served) {
+    ACTIVE.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    CONNECTION.with(|c| *c.borrow_mut() = Some(ch));
+    let mut instance: Option<LiveInstance> = None;
+    serve_calls(served, &mut instance);
+    // The instance ends (its last output logged over the control socket) before the
+    // connection counts as done.
+    drop(instance);
+    CONNECTION.with(|c| *c.borrow_mut() = None);
+    ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
+    let mut table = Table::default();
+    loop {
+        // Take the call out of the connection's buffer before running it: the guest's
+        // linked calls use the connection meanwhile.
+        let request = CONNECTION.with(|c| {
+            let mut c = c.borrow_mut();
+            let ch = c.as_mut().expect("set above");
+            match ch.recv(None, IDLE_SPIN) {
+                Ok((tag, body)) => Ok((tag, body.to_vec())),
+                Err(e) => Err(e),
+            }
+        });
+        let (tag, body) = match request {
+            Ok(r) => r,
+            Err(RecvError::Closed | RecvError::Broken(_) | RecvError::TimedOut) => return,
+        };
+        let reply = match tag {
+            CALL => call(served, instance, &mut table, &body),
+            DROP => drop_resource(served, instance, &mut table, &body),
+            PROBE => Reply::Probe(crate::sandbox::probe::check(&String::from_utf8_lossy(
+                &body,
+            ))),
+            _ => return,
+        };
+        let sent = CONNECTION.with(|c| {
+            let mut c = c.borrow_mut();
+            let ch = c.as_mut().expect("set above");
+            match reply {
+                Reply::Err(e) => put_error(ch.begin(ERR), &e),
+                Reply::Encoded(results) => ch.begin(OK).extend_from_slice(&results),
+                Reply::Probe(text) => {
+                    ch.begin(PROBED).extend_from_slice(text.as_bytes());
+                }
+            }
+            ch.finish()
+        });
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+enum Reply {
+    /// Results written to the wire.
+    Encoded(Vec<u8>),
+    Err(Error),
+    Probe(String),
+}
+
+/// Runs one call on the connection's instance (a new one after a failure, or per call
+/// unless it holds resources the host has handles of).
+fn call(
+    served: &Served,
+    instance: &mut Option<LiveInstance>,
+    table: &mut Table,
+    body: &[u8],
+) -> Reply {
+    let mut run = || -> Result<Vec<u8>> {
+        let (left, name, args) = read_call(body)?;
+        let func = served.exports.function(name)?;
+        let now = Instant::now();
+        let budget = Budget::new(&served.recipe, now, Some(now + left))?;
+        let hostcall = usize::try_from(served.recipe.limits.hostcall).unwrap_or(usize::MAX);
+        let mut inst = match instance.take() {
+            Some(i) => i,
+            None => {
+                // Handles of a discarded instance mean nothing.
+                table.clear();
+                LiveInstance::new(&served.recipe, None)?
+            }
+        };
+        let shape = served.shape(&func);
+        let mut out = Vec::new();
+        match shape.as_deref().and_then(|k| {
+            super::typed::call(k, &mut inst, &served.recipe, &func, args, budget, &mut out)
+        }) {
+            Some(done) => done?,
+            None => {
+                let mut input = args;
+                let args = func
+                    .params
+                    .iter()
+                    .map(|(_, t)| value::decode(&mut input, t, table, hostcall))
+                    .collect::<Result<Vec<_>>>()?;
+                if !input.is_empty() {
+                    return Err(crate::wire::message::malformed(
+                        "trailing bytes after the arguments",
+                    ));
+                }
+                let mut results = vec![Val::Bool(false); func.results.len()];
+                inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
+                for (v, ty) in results.iter().zip(&func.results) {
+                    value::encode(v, ty, &mut out, table)?;
+                }
+            }
+        }
+        if served.lifecycle == Lifecycle::Reuse || table.live > 0 {
+            *instance = Some(inst);
+        }
+        if out.len() > served.values {
+            return Err(too_large("the results", out.len(), served.values));
+        }
+        Ok(out)
+    };
+    match run() {
+        Ok(out) => Reply::Encoded(out),
+        Err(e) => {
+            if instance.is_none() {
+                table.clear();
+            }
+            Reply::Err(e)
+        }
+    }
+}
+
+/// Drops a resource the host no longer holds, in the connection's instance.
+fn drop_resource(
+    served: &Served,
+    instance: &mut Option<LiveInstance>,
+    table: &mut Table,
+    body: &[u8],
+) -> Reply {
+    let mut run = || -> Result<()> {
+        let handle = body
+            .try_into()
+            .map(u32::from_le_bytes)
+            .map_err(|_| crate::wire::message::malformed("a drop message is not a handle"))?;
+        let r = table.take(handle)?;
+        let inst = instance
+            .as_mut()
+            .ok_or_else(|| crate::wire::message::malformed("a drop without an instance"))?;
+        inst.drop_resource(&served.recipe, r)
+    };
+    match run() {
+        Ok(()) => Reply::Encoded(Vec::new()),
+        Err(e) => {
+            // A failed destructor poisons the instance, as a failed call does.
+            *instance = None;
+            table.clear();
+            Reply::Err(e)
+        }
+    }
+}
