@@ -183,7 +183,7 @@ fn a_cache_others_can_write_is_refused() {
     let dir = tmp.path().join("cache");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let e = cached_runtime(&dir).err().expect("refused");
+    let e = cached_runtime(&dir).expect_err("refused");
     assert!(
         e.to_string().contains("can be written by other users"),
         "{e}"

@@ -18,7 +18,9 @@ fn signal(pid: u32, sig: &str) {
 /// Waits until the app's worker is one other than `old` (or none).
 async fn replaced(app: &membrane::App, old: u32) {
     let until = Instant::now() + Duration::from_secs(5);
-    while membrane::process::workers::worker_pid(&app, "m").unwrap() == Some(old) && Instant::now() < until {
+    while membrane::process::workers::worker_pid(app, "m").unwrap() == Some(old)
+        && Instant::now() < until
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -26,7 +28,9 @@ async fn replaced(app: &membrane::App, old: u32) {
 #[tokio::test]
 async fn kill_9_fails_only_the_calls_in_flight_and_the_next_call_succeeds() {
     let app = probe_in_worker(|m| m.concurrency(2, 8)).await;
-    let pid = membrane::process::workers::worker_pid(&app, "m").unwrap().unwrap();
+    let pid = membrane::process::workers::worker_pid(&app, "m")
+        .unwrap()
+        .unwrap();
     let long = {
         let app = app.clone();
         tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(10_000)]).await })
@@ -39,7 +43,9 @@ async fn kill_9_fails_only_the_calls_in_flight_and_the_next_call_succeeds() {
     // The next call starts a new worker.
     let out = caps(&app, "length", &[s("back")]).await.unwrap();
     assert_eq!(out, vec![Val::U64(4)]);
-    let new = membrane::process::workers::worker_pid(&app, "m").unwrap().unwrap();
+    let new = membrane::process::workers::worker_pid(&app, "m")
+        .unwrap()
+        .unwrap();
     assert_ne!(new, pid);
     // The crash counted against the module's circuit.
     assert_eq!(app.status()["m"].recent_failures, 1);
@@ -48,7 +54,9 @@ async fn kill_9_fails_only_the_calls_in_flight_and_the_next_call_succeeds() {
 #[tokio::test]
 async fn a_stopped_worker_hits_the_deadline_and_is_replaced() {
     let app = probe_in_worker(|m| m.timeout(Duration::from_millis(300))).await;
-    let pid = membrane::process::workers::worker_pid(&app, "m").unwrap().unwrap();
+    let pid = membrane::process::workers::worker_pid(&app, "m")
+        .unwrap()
+        .unwrap();
     signal(pid, "STOP");
     let e = caps(&app, "length", &[s("x")]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
@@ -56,7 +64,10 @@ async fn a_stopped_worker_hits_the_deadline_and_is_replaced() {
     replaced(&app, pid).await;
     let out = caps(&app, "length", &[s("xy")]).await.unwrap();
     assert_eq!(out, vec![Val::U64(2)]);
-    assert_ne!(membrane::process::workers::worker_pid(&app, "m").unwrap(), Some(pid));
+    assert_ne!(
+        membrane::process::workers::worker_pid(&app, "m").unwrap(),
+        Some(pid)
+    );
     assert!(!is_child_zombie(pid), "pid {pid} left a zombie");
 }
 
@@ -67,7 +78,9 @@ async fn a_worker_that_keeps_crashing_opens_the_circuit() {
     let app = probe_in_worker(|m| m.restart(policy)).await;
     // Past `max` failures the circuit opens.
     for _ in 0..4 {
-        let pid = membrane::process::workers::worker_pid(&app, "m").unwrap().unwrap_or(0);
+        let pid = membrane::process::workers::worker_pid(&app, "m")
+            .unwrap()
+            .unwrap_or(0);
         let call = {
             let app = app.clone();
             tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(10_000)]).await })
@@ -118,7 +131,9 @@ fn a_thousand_restarts_leak_no_process_socket_or_descriptor() {
     let fds = open_fds();
     let mut killed = Vec::new();
     for i in 0..1000 {
-        let pid = membrane::process::workers::worker_pid(&app, "m").unwrap().expect("a worker runs");
+        let pid = membrane::process::workers::worker_pid(&app, "m")
+            .unwrap()
+            .expect("a worker runs");
         signal(pid, "KILL");
         killed.push(pid);
         // The call either meets the dead worker (Crashed) or a new one.

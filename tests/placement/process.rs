@@ -35,7 +35,9 @@ fn u32s(vals: &[Val]) -> u32 {
 #[tokio::test]
 async fn calls_cross_into_the_worker_and_back() {
     let app = probe_in_worker(|m| m.concurrency(1, 8).env("GREETING", "hi")).await;
-    let pid = membrane::process::workers::worker_pid(&app, "m").unwrap().expect("a worker runs");
+    let pid = membrane::process::workers::worker_pid(&app, "m")
+        .unwrap()
+        .expect("a worker runs");
     assert_ne!(pid, std::process::id());
     let out = caps(&app, "sum", &[Val::List(vec![Val::S64(2), Val::S64(40)])])
         .await
@@ -286,7 +288,10 @@ async fn status_names_the_placement_and_the_worker() {
     let app = probe_in_worker(|m| m).await;
     let st = &app.status()["m"];
     assert_eq!(st.placement, Placement::Process);
-    assert_eq!(st.worker_pid, membrane::process::workers::worker_pid(&app, "m").unwrap());
+    assert_eq!(
+        st.worker_pid,
+        membrane::process::workers::worker_pid(&app, "m").unwrap()
+    );
     assert!(st.worker_pid.is_some());
 }
 
@@ -393,7 +398,9 @@ async fn a_live_upgrade_does_not_move_a_module_into_or_out_of_a_worker() {
     assert_eq!(app.status()["adder"].placement, Placement::Isolated);
     // A process module upgraded in place (same placement) gets a new worker.
     let app = calc_app(Placement::Isolated, Placement::Process).await;
-    let old = membrane::process::workers::worker_pid(&app, "adder").unwrap().unwrap();
+    let old = membrane::process::workers::worker_pid(&app, "adder")
+        .unwrap()
+        .unwrap();
     app.upgrade(
         "adder",
         ModuleSpec::from_file(guests::ADDER)
@@ -407,5 +414,8 @@ async fn a_live_upgrade_does_not_move_a_module_into_or_out_of_a_worker() {
         .await
         .unwrap();
     assert_eq!(u32s(&out), 5);
-    assert_ne!(membrane::process::workers::worker_pid(&app, "adder").unwrap(), Some(old));
+    assert_ne!(
+        membrane::process::workers::worker_pid(&app, "adder").unwrap(),
+        Some(old)
+    );
 }

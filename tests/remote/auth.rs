@@ -42,7 +42,9 @@ async fn serve(nats: NatsSpec) -> (App, RemoteHost) {
         .load_spec(spec(nats).host(["adder"]))
         .await
         .expect("the host loads");
-    let host = membrane::remote::RemoteHost::start(&app).await.expect("the host serves");
+    let host = membrane::remote::RemoteHost::start(&app)
+        .await
+        .expect("the host serves");
     (app, host)
 }
 

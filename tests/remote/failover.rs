@@ -238,7 +238,7 @@ async fn until_served(app: &App) {
 
 /// The answers each host gave since `before`.
 fn answers_since(app: &App, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    membrane::remote::remotes::answers(&app, "adder")
+    membrane::remote::remotes::answers(app, "adder")
         .unwrap()
         .into_iter()
         .map(|(h, n)| {
@@ -268,7 +268,11 @@ async fn killing_one_of_two_hosts_fails_only_its_calls_in_flight() {
     let load = Load::start(&caller, Duration::ZERO);
     // Both hosts answer before the kill.
     let end = Instant::now() + BOUND;
-    while membrane::remote::remotes::answers(&caller, "adder").unwrap().len() < 2 {
+    while membrane::remote::remotes::answers(&caller, "adder")
+        .unwrap()
+        .len()
+        < 2
+    {
         assert!(
             Instant::now() < end,
             "both hosts did not answer: {:?}",

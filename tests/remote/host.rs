@@ -62,10 +62,15 @@ async fn remote_calls_and_links_reach_the_host() {
     let nats = Nats::start();
     let name = app_name();
     let host = load(calc_spec(&name, &nats.url, |m| m).host(["adder"])).await;
-    let serving = membrane::remote::RemoteHost::start(&host).await.expect("serves");
+    let serving = membrane::remote::RemoteHost::start(&host)
+        .await
+        .expect("serves");
     assert_eq!(serving.modules().collect::<Vec<_>>(), ["adder"]);
     assert_eq!(serving.app_name(), name);
-    assert_eq!(Some(serving.host_id().to_string()), membrane::remote::remotes::host_id(&host));
+    assert_eq!(
+        Some(serving.host_id().to_string()),
+        membrane::remote::remotes::host_id(&host)
+    );
     let caller = load(calc_spec(&name, &nats.url, |m| m)).await;
 
     // A call of the remote module itself.
@@ -155,11 +160,17 @@ async fn serving_needs_hosted_modules_and_nats() {
     let nats = Nats::start();
     // A caller hosts nothing.
     let caller = load(calc_spec(&app_name(), &nats.url, |m| m)).await;
-    let e = membrane::remote::RemoteHost::start(&caller).await.err().expect("refused");
+    let e = membrane::remote::RemoteHost::start(&caller)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(e.kind(), ErrorKind::Manifest, "{e}");
     // An app without remote modules has no connection to serve on.
     let local = app_of(ModuleSpec::from_file(guests::ADDER)).await;
-    let e = membrane::remote::RemoteHost::start(&local).await.err().expect("refused");
+    let e = membrane::remote::RemoteHost::start(&local)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(e.kind(), ErrorKind::Manifest, "{e}");
     // Hosting a name that is not a remote module of the app is refused when it loads.
     for (module, kind) in [("nope", ErrorKind::NotFound), ("calc", ErrorKind::Manifest)] {

@@ -3,13 +3,13 @@
 //! stderr is not a terminal, a plain line every few seconds, and only if the load is slow,
 //! so that quick (cached) loads print nothing.
 
+use crate::membrane;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use crate::membrane;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::membrane::{App, AppSpec, LoadProgress, Runtime};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::say;
 

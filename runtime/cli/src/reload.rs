@@ -1,15 +1,15 @@
 //! Reloading a served app: on SIGHUP, when a watched file changes (`serve --watch`), and
 //! `membrane reload`, which asks a running server's admin listener to reload.
 
+use crate::membrane;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use crate::membrane;
 
-use anyhow::{Context, bail};
 use crate::membrane::{App, ComponentSource, TokenSource};
+use anyhow::{Context, bail};
 
 /// How often `--watch` looks at the files, and how long a change must settle before the
 /// reload (a build writes a component in several steps).

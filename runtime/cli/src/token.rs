@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use crate::membrane::TokenSource;
+use anyhow::{Context, bail};
 
 /// The directory of token files.
 fn dir() -> Option<PathBuf> {

@@ -312,11 +312,7 @@ impl Generation {
 
     /// Runs `call` of `func` if the module's circuit is closed (or this is its trial), and
     /// tells the supervisor how it went.
-    pub fn supervised<T>(
-        &self,
-        func: &Function,
-        call: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
+    pub fn supervised<T>(&self, func: &Function, call: impl FnOnce() -> Result<T>) -> Result<T> {
         let guard = self.admit(func)?;
         let outcome = guard.span().in_scope(call);
         guard.record(&outcome);

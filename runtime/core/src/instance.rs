@@ -350,10 +350,7 @@ impl LiveInstance {
     }
 
     /// Creates a new instance for calls on a fiber.
-    pub async fn new_async(
-        recipe: &Recipe,
-        run: Option<&RunContext>,
-    ) -> Result<LiveInstance> {
+    pub async fn new_async(recipe: &Recipe, run: Option<&RunContext>) -> Result<LiveInstance> {
         let mut store = Self::store(recipe, run, Flavour::Async)?;
         let instance = recipe.async_pre.instantiate_async(&mut store).await;
         let instance = instance.map_err(|e| Self::failed(recipe, &store, e))?;

@@ -91,7 +91,6 @@ pub use link::host::HostInterface;
 pub use link::objects::{HostObjects, MAX_PROXIES, MethodParams};
 pub use load::LoadProgress;
 pub use manifest::Manifest;
-pub use validate::validate_with;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
@@ -106,6 +105,7 @@ pub use unit::RunContext;
 pub use units::{format_size, parse_duration, parse_size};
 pub use upgrade::grants::{GrantChange, UpgradeOptions};
 pub use upgrade::report::{GenerationState, LastUpgrade, ReloadReport, UpgradeReport};
+pub use validate::validate_with;
 pub use value::{Function, to_wave, type_name};
 pub use wasmtime::component::Resource;
 pub use wasmtime::component::Val;

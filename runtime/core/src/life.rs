@@ -38,6 +38,12 @@ struct Probation {
     on_trip: Mutex<Option<OnTrip>>,
 }
 
+impl Default for Life {
+    fn default() -> Life {
+        Life::new()
+    }
+}
+
 impl Life {
     pub fn new() -> Life {
         Life {

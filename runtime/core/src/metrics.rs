@@ -325,11 +325,7 @@ impl ModuleMetrics {
     }
 
     /// The counters of one function, made on its first call.
-    pub fn function<'a>(
-        &self,
-        cell: &'a FuncMetricsCell,
-        function: &str,
-    ) -> &'a FuncMetrics {
+    pub fn function<'a>(&self, cell: &'a FuncMetricsCell, function: &str) -> &'a FuncMetrics {
         cell.0.get_or_init(|| FuncMetrics {
             ok: self.app.calls.get_or_create_owned(&CallLabels {
                 module: self.name.to_string(),

@@ -180,11 +180,7 @@ impl Pool {
     }
 
     /// Waits (without blocking the thread) for a free instance slot until `deadline`.
-    pub async fn acquire_async(
-        &self,
-        module: &str,
-        deadline: Instant,
-    ) -> Result<Lease<&Pool>> {
+    pub async fn acquire_async(&self, module: &str, deadline: Instant) -> Result<Lease<&Pool>> {
         let Taken(instance, evicted) = self.admit_async(module, deadline).await?;
         drop(evicted);
         Ok(self.lease(self, instance))

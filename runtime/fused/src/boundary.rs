@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use membrane_core::boundary::{Boundary, Decl, Prepared};
 use crate::compile::Compiled;
 use crate::error::Problems;
 use crate::link::LinkInfo;
 use crate::spec::{AppSpec, ModuleSpec, Placement};
 use crate::transport::BoxFuture;
+use membrane_core::boundary::{Boundary, Decl, Prepared};
 
 use super::group;
 use super::prepare::Fusion;

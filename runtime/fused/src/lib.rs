@@ -34,9 +34,7 @@ pub(crate) mod group;
 pub(crate) mod prepare;
 
 // The core's modules, under the names this crate's files use for them.
-use membrane_core::{
-    cache, capability, compile, error, link, names, semver, spec, transport,
-};
+use membrane_core::{cache, capability, compile, error, link, names, semver, spec, transport};
 
 pub use boundary::Fused;
 

@@ -122,7 +122,9 @@ fn worker_start(_c: &mut Criterion) {
         app.call_blocking("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(2)])
             .unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        let pid = membrane::process::workers::worker_pid(&app, "adder").unwrap().unwrap();
+        let pid = membrane::process::workers::worker_pid(&app, "adder")
+            .unwrap()
+            .unwrap();
         rss.push(rss_kib(pid));
     }
     // kill -9 of the worker in the middle of a call: how long until the call fails, and
@@ -148,7 +150,9 @@ fn worker_start(_c: &mut Criterion) {
         .unwrap();
     let (mut failed, mut recovered) = (Vec::new(), Vec::new());
     for _ in 0..20 {
-        let pid = membrane::process::workers::worker_pid(&app, "adder").unwrap().unwrap();
+        let pid = membrane::process::workers::worker_pid(&app, "adder")
+            .unwrap()
+            .unwrap();
         let caller = {
             let (app, nap) = (app.clone(), nap.clone());
             std::thread::spawn(move || {

@@ -199,7 +199,9 @@ fn latency() {
     let host_app = rt
         .block_on(runtime().load_spec(spec("bench-inproc").host(["adder"])))
         .expect("host loads");
-    let _serving = rt.block_on(membrane::remote::RemoteHost::start(&host_app)).expect("serves");
+    let _serving = rt
+        .block_on(membrane::remote::RemoteHost::start(&host_app))
+        .expect("serves");
     let inproc = rt
         .block_on(runtime().load_spec(spec("bench-inproc")))
         .expect("caller loads");
@@ -555,7 +557,7 @@ fn run_load(rt: &tokio::runtime::Runtime, app: &App, work: &Work, pids: &[(Strin
     std::thread::sleep(WARM_UP);
     let mut all: Vec<(String, u32)> = vec![("caller".into(), std::process::id())];
     all.extend(pids.iter().cloned());
-    let answers0 = membrane::remote::remotes::answers(&app, work.module).unwrap_or_default();
+    let answers0 = membrane::remote::remotes::answers(app, work.module).unwrap_or_default();
     let cpu0: Vec<Duration> = all.iter().map(|(_, p)| cpu_of(*p)).collect();
     let m0 = machine_cpu();
     let (n0, e0, t0) = (
@@ -571,7 +573,7 @@ fn run_load(rt: &tokio::runtime::Runtime, app: &App, work: &Work, pids: &[(Strin
     );
     let m1 = machine_cpu();
     let cpu1: Vec<Duration> = all.iter().map(|(_, p)| cpu_of(*p)).collect();
-    let answers1 = membrane::remote::remotes::answers(&app, work.module).unwrap_or_default();
+    let answers1 = membrane::remote::remotes::answers(app, work.module).unwrap_or_default();
     stop.store(true, Ordering::Relaxed);
     rt.block_on(async {
         for t in tasks {
@@ -637,7 +639,10 @@ fn scale_out(work: &Work) {
     ));
     // Both hosts in the queue group before measuring.
     let end = Instant::now() + Duration::from_secs(10);
-    while membrane::remote::remotes::answers(&remote_two, work.module).unwrap_or_default().len() < 2
+    while membrane::remote::remotes::answers(&remote_two, work.module)
+        .unwrap_or_default()
+        .len()
+        < 2
     {
         assert!(Instant::now() < end, "the second host never answered");
         rt.block_on(until_served(

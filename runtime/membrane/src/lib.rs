@@ -52,12 +52,12 @@ pub use membrane_core::{
     AdminSpec, App, AppSpec, ComponentSource, Config, DirGrant, DirMode, Error, ErrorKind,
     Function, GenerationState, GrantChange, Grants, GraphFormat, Health, HostInterface,
     HostObjects, HttpSpec, LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location,
-    MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams,
-    ModuleSpec, ModuleStatus, NatsSpec, OutputRoute, Placement, ReloadReport, Resource,
-    RestartPolicy, Result, RunContext, Secret, TokenSource, Type, Typed, UpgradeOptions,
-    UpgradePolicy, UpgradeReport, Val, chain, default_cache_dir, describe, escape,
-    format_size, inspect, inspect_file, open_files_limit, parse_duration, parse_size,
-    raise_open_files_limit, render_graph, to_wave, type_name,
+    MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec,
+    ModuleStatus, NatsSpec, OutputRoute, Placement, ReloadReport, Resource, RestartPolicy, Result,
+    RunContext, Secret, TokenSource, Type, Typed, UpgradeOptions, UpgradePolicy, UpgradeReport,
+    Val, chain, default_cache_dir, describe, escape, format_size, inspect, inspect_file,
+    open_files_limit, parse_duration, parse_size, raise_open_files_limit, render_graph, to_wave,
+    type_name,
 };
 
 /// `placement = "fused"` (feature `fused`).
@@ -108,7 +108,10 @@ impl std::fmt::Debug for Runtime {
 /// The placements this build serves: `isolated`, and `fused`, `process`, `remote` as their
 /// features are on.
 pub fn placements() -> Boundaries {
-    #[allow(unused_mut, reason = "with no placement feature on, nothing is registered")]
+    #[allow(
+        unused_mut,
+        reason = "with no placement feature on, nothing is registered"
+    )]
     let mut b = Boundaries::isolated();
     #[cfg(feature = "fused")]
     b.register(std::sync::Arc::new(membrane_fused::Fused));

@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use membrane_core::boundary::{Boundary, StartCx};
 use crate::error::{Error, Problems, Result};
 use crate::link::planned::Link;
 use crate::names::HOST;
 use crate::spec::{ModuleSpec, Placement};
 use crate::transport::Transport;
+use membrane_core::boundary::{Boundary, StartCx};
 
 /// The process placement.
 pub struct Process;

@@ -28,19 +28,19 @@ pub(crate) mod log;
 mod pipes;
 pub(crate) mod process;
 pub(crate) mod relog;
-mod serve;
 #[doc(hidden)]
 pub mod sandbox;
+mod serve;
 pub(crate) mod session;
-mod worker_transport;
 mod typed;
+mod worker_transport;
 #[doc(hidden)]
 pub mod workers;
 
 // The core's modules, under the names this crate's files use for them.
 use membrane_core::{
-    app, capability, error, exports, instance, limits, link, metrics, module, names,
-    sanitize, spec, transport, unit, value, wire,
+    app, capability, error, exports, instance, limits, link, metrics, module, names, sanitize,
+    spec, transport, unit, value, wire,
 };
 
 use std::path::PathBuf;

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use membrane_core::boundary::{Boundary, StartCx};
 use crate::error::{Error, Problems, Result};
 use crate::extensions::Extensions;
 use crate::link::planned::Link;
 use crate::spec::{AppSpec, ModuleSpec, Placement};
 use crate::transport::{BoxFuture, Transport};
+use membrane_core::boundary::{Boundary, StartCx};
 
 /// The remote placement.
 pub struct Remote;

@@ -27,9 +27,9 @@ use tokio::task::JoinHandle;
 
 use self::listen::{Gate, listen, round_trip, sweep};
 use self::served::Served;
-use crate::connect::Nats;
 use super::protocol::{host_subject, subject};
 use crate::app::App;
+use crate::connect::Nats;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long the NATS server may take to confirm subscriptions (when serving starts) and

@@ -13,16 +13,16 @@ pub(crate) mod connect;
 pub(crate) mod host;
 pub(crate) mod offline;
 pub(crate) mod protocol;
-pub(crate) mod session;
 pub(crate) mod remote_transport;
-pub(crate) mod validate;
 #[doc(hidden)]
 pub mod remotes;
+pub(crate) mod session;
+pub(crate) mod validate;
 
 // The core's modules, under the names this crate's files use for them.
 use membrane_core::{
-    app, compile, error, extensions, generation, link, metrics, module,
-    sanitize, spec, transport, value, wire,
+    app, compile, error, extensions, generation, link, metrics, module, sanitize, spec, transport,
+    value, wire,
 };
 
 pub use boundary::Remote;

@@ -6,8 +6,8 @@
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::App;
 use crate::access::Access;
+use crate::app::App;
 use crate::service::{Response, text};
 use crate::upgrade::report::GenerationState;
 

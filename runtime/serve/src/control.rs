@@ -12,9 +12,9 @@
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
 
+use crate::access::Access;
 use crate::app::App;
 use crate::error::{Error, ErrorKind};
-use crate::access::Access;
 use crate::service::{Response, text};
 use crate::upgrade::grants::UpgradeOptions;
 use crate::upgrade::report::UpgradeReport;

@@ -18,9 +18,9 @@ use crate::error::{ErrorKind, Result, chain};
 use crate::incoming::{self, Failure};
 use crate::metrics::RouteMetrics;
 use crate::module::Target;
-use crate::trace::TraceContext;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
+use crate::trace::TraceContext;
 
 /// What the server answers with.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;

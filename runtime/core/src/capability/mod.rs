@@ -29,5 +29,4 @@ pub use membrane_spec::walk;
 use crate::unit::UnitDef;
 
 /// Every capability. A new capability is one file and one line here.
-pub const CAPABILITIES: &[UnitDef] =
-    &[fs::DEF, env::DEF, stdio::DEF, network::DEF, http::DEF];
+pub const CAPABILITIES: &[UnitDef] = &[fs::DEF, env::DEF, stdio::DEF, network::DEF, http::DEF];

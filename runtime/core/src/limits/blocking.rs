@@ -84,9 +84,7 @@ pub fn add_to_linker<T: Deadlined>(linker: &mut Linker<T>) -> wasmtime::Result<(
 }
 
 /// Redefines the blocking WASI functions of the async linker (see the module docs).
-pub fn add_to_linker_async<T: Deadlined + Send>(
-    linker: &mut Linker<T>,
-) -> wasmtime::Result<()> {
+pub fn add_to_linker_async<T: Deadlined + Send>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let result = define_async(linker);
     linker.allow_shadowing(false);

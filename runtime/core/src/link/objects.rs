@@ -28,8 +28,14 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// How many values the guest holds handles to.
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Whether the guest holds no handle.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// Drops the value of a handle the guest dropped.

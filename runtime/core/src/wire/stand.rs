@@ -21,6 +21,12 @@ pub struct Stand {
     held: Vec<(ResourceAny, u32)>,
 }
 
+impl Default for Stand {
+    fn default() -> Stand {
+        Stand::new()
+    }
+}
+
 impl Stand {
     /// A session's stand-ins, none yet.
     pub fn new() -> Stand {

@@ -147,12 +147,7 @@ pub fn encode_all(
     dead_code,
     reason = "API for the worker protocol; not every part is called yet"
 )]
-pub fn decode(
-    input: &mut &[u8],
-    ty: &Type,
-    h: &mut dyn Handles,
-    budget: usize,
-) -> Result<Val> {
+pub fn decode(input: &mut &[u8], ty: &Type, h: &mut dyn Handles, budget: usize) -> Result<Val> {
     let mut r = Reader::new(input, budget);
     let v = read(&mut r, ty, h)?;
     *input = &input[r.pos..];

@@ -13,8 +13,8 @@ use super::CONFIRM_WAIT;
 use super::request::{self, Ask};
 use super::served::{Answer, Served};
 use super::sessions::IDLE;
-use crate::error::{Error, ErrorKind};
 use crate::connect::Nats;
+use crate::error::{Error, ErrorKind};
 use crate::wire::message::put_error;
 
 /// How often idle resource sessions are looked for.
