@@ -131,7 +131,8 @@ impl App {
 
     /// The app's metrics in the OpenMetrics text format that Prometheus scrapes (see the
     /// README for the list): calls, durations, instances, queues, circuits, denials and, when
-    /// served, HTTP requests.
+    /// served, HTTP requests. Needs the `metrics` feature.
+    #[cfg(feature = "metrics")]
     pub fn metrics_text(&self) -> String {
         for (name, m) in &self.inner.modules {
             let (busy, waiting, idle) = m.pool.load();

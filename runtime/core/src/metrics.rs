@@ -16,65 +16,82 @@
 //! The call path pays two clock reads and four relaxed atomic additions per call (a counter
 //! and a lock-free histogram): every counter a call touches is looked up once per function and
 //! kept ([`FuncMetrics`]), never looked up by label on the way.
+//!
+//! Counting and rendering need the `metrics` feature (prometheus-client); without it the
+//! same types count nothing (`metrics/off.rs`) and there is no `App::metrics_text`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+#[cfg(feature = "metrics")]
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::{Registry, Unit},
+};
+
+#[cfg(not(feature = "metrics"))]
+use off::{Counter, Family, Gauge, Registry, Unit};
 
 use crate::error::ErrorKind;
 
 mod histogram;
+#[cfg(not(feature = "metrics"))]
+mod off;
 
 use histogram::DurationHistogram;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct CallLabels {
     module: String,
     function: String,
     outcome: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct FuncLabels {
     module: String,
     function: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct ModuleLabels {
     module: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct StateLabels {
     module: String,
     state: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct DenialLabels {
     module: String,
     capability: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct HttpLabels {
     route: String,
     status: u16,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct ReasonLabels {
     reason: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct RouteLabels {
     route: String,
 }
@@ -86,6 +103,7 @@ pub struct Metrics {
     /// Whether calls are counted (denials and HTTP requests always are).
     calls_counted: bool,
     /// Read-only once made: rendering only reads it.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "nothing renders it"))]
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     call_duration: Histograms<FuncLabels>,
@@ -220,6 +238,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format.
+    #[cfg(feature = "metrics")]
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+#[cfg(feature = "metrics")]
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Upper bounds of the finite buckets, in nanoseconds: 10 µs x 4^i.
@@ -53,6 +55,7 @@ impl DurationHistogram {
     }
 
     /// (sum in seconds, count, per-bucket (upper bound in seconds, count)).
+    #[cfg(feature = "metrics")]
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let buckets = BOUNDS_NS
             .iter()
@@ -68,10 +71,12 @@ impl DurationHistogram {
     }
 }
 
+#[cfg(feature = "metrics")]
 impl TypedMetric for DurationHistogram {
     const TYPE: MetricType = MetricType::Histogram;
 }
 
+#[cfg(feature = "metrics")]
 impl EncodeMetric for DurationHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let (sum, count, buckets) = self.snapshot();
@@ -83,7 +88,7 @@ impl EncodeMetric for DurationHistogram {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "metrics"))]
 mod tests {
     use super::*;
 
