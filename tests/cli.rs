@@ -397,7 +397,7 @@ fn graph_prints_dot_and_mermaid() {
         "{dot}"
     );
     assert!(
-        dot.contains("render\\nno grants\\nmemory 8MiB, timeout 200ms"),
+        dot.contains("render\\nisolated\\nno files, env, network or http\\nstdout log · stderr log\\n8MiB · 200ms · "),
         "{dot}"
     );
     let o = membrane(&["graph", "--format", "mermaid", &m]);
@@ -407,8 +407,32 @@ fn graph_prints_dot_and_mermaid() {
         mermaid.contains("m_notes -->|\"acme:kv/store@0.1.0\"| m_store"),
         "{mermaid}"
     );
-    assert!(mermaid.contains("-> /data (rw)"), "{mermaid}");
+    assert!(mermaid.contains("<br/>dir /data rw<br/>"), "{mermaid}");
     assert_clean_failure(&membrane(&["graph", "--format", "png", &m]), "png");
+}
+
+/// The graph and the admin page draw the same cards: every grant, `http` origins included.
+#[test]
+fn graph_shows_every_grant_the_page_shows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[modules.m]\ncomponent = {:?}\n[modules.m.grants]\nhttp = [\"https://api.example.com\"]\nnetwork = [\"127.0.0.1:5432\"]\nenv = {{ TOKEN = \"s3cret\" }}\n",
+            guests::HELLO
+        ),
+    );
+    let o = membrane(&["graph", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dot = stdout(&o);
+    for line in [
+        "\\nhttp https://api.example.com\\n",
+        "\\nnet 127.0.0.1:5432\\n",
+        "\\nenv TOKEN\\n",
+    ] {
+        assert!(dot.contains(line), "{line} missing from {dot}");
+    }
+    assert!(!dot.contains("s3cret"), "an env value is drawn: {dot}");
 }
 
 #[test]

@@ -16,6 +16,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::membrane;
+
 /// Bytes of messages and log lines stderr could not take.
 static STDERR_DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -92,5 +94,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
     fn make_writer(&'a self) -> Self::Writer {
         LogWriter
+    }
+}
+
+/// Prints an error and its causes. Every piece goes through `membrane::describe`, which
+/// escapes what a guest may have put in it (names in a backtrace, text in a message).
+pub fn report(e: &anyhow::Error) {
+    let kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<membrane::Error>())
+        .map(|m| format!("[{}]", m.kind()))
+        .unwrap_or_default();
+    let mut causes = e.chain();
+    if let Some(first) = causes.next() {
+        say(&format!("error{kind}: {}", membrane::describe(first)));
+    }
+    for cause in causes {
+        say(&format!("  caused by: {}", membrane::describe(cause)));
     }
 }

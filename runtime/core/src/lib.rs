@@ -59,10 +59,9 @@ pub mod link;
 #[doc(hidden)]
 pub mod app;
 pub mod boundary;
+pub mod card;
 #[doc(hidden)]
 pub mod extensions;
-mod graph;
-mod inspect;
 #[doc(hidden)]
 pub mod load;
 #[doc(hidden)]
@@ -81,8 +80,6 @@ pub use app::App;
 pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
 pub use error::{Error, ErrorKind, Location, Result, chain, describe};
-pub use graph::{GraphFormat, render as render_graph};
-pub use inspect::{inspect, inspect_file};
 pub use limits::MAX_TABLE_ELEMENTS;
 pub use limits::files::{open_files_limit, raise_open_files_limit};
 pub use limits::output::MAX_LOG_LINES;

@@ -103,7 +103,10 @@ pub struct Metrics {
     /// Whether calls are counted (denials and HTTP requests always are).
     calls_counted: bool,
     /// Read-only once made: rendering only reads it.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "nothing renders it"))]
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "nothing renders it")
+    )]
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     call_duration: Histograms<FuncLabels>,

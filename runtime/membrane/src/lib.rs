@@ -50,14 +50,13 @@
 pub use membrane_core::boundary::{Boundaries, Boundary};
 pub use membrane_core::{
     AdminSpec, App, AppSpec, ComponentSource, Config, DirGrant, DirMode, Error, ErrorKind,
-    Function, GenerationState, GrantChange, Grants, GraphFormat, Health, HostInterface,
-    HostObjects, HttpSpec, LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location,
-    MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec,
-    ModuleStatus, NatsSpec, OutputRoute, Placement, ReloadReport, Resource, RestartPolicy, Result,
-    RunContext, Secret, TokenSource, Type, Typed, UpgradeOptions, UpgradePolicy, UpgradeReport,
-    Val, chain, default_cache_dir, describe, escape, format_size, inspect, inspect_file,
-    open_files_limit, parse_duration, parse_size, raise_open_files_limit, render_graph, to_wave,
-    type_name,
+    Function, GenerationState, GrantChange, Grants, Health, HostInterface, HostObjects, HttpSpec,
+    LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location, MAX_LINE, MAX_LOG_LINES,
+    MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec, ModuleStatus, NatsSpec,
+    OutputRoute, Placement, ReloadReport, Resource, RestartPolicy, Result, RunContext, Secret,
+    TokenSource, Type, Typed, UpgradeOptions, UpgradePolicy, UpgradeReport, Val, chain,
+    default_cache_dir, describe, escape, format_size, open_files_limit, parse_duration, parse_size,
+    raise_open_files_limit, to_wave, type_name,
 };
 
 /// `placement = "fused"` (feature `fused`).

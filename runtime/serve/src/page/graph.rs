@@ -16,11 +16,10 @@ use std::fmt::Write as _;
 use super::layout::{self, EdgeIn, Point, Size};
 use super::markup::{escape, truncate};
 use crate::app::App;
-use crate::names::{HOST, split_version};
-use crate::spec::ModuleSpec;
+use crate::names::HOST;
 use crate::status::ModuleStatus;
 use crate::supervisor::Health;
-use crate::units::format_size;
+use membrane_core::card::{self, Card, LineKind};
 
 /// Longest line of a box or a label, in characters.
 const MAX_CHARS: usize = 44;
@@ -45,8 +44,8 @@ struct Line {
     class: &'static str,
 }
 
-/// What a box shows.
-struct Card {
+/// What a box shows: a module's card, its live status, and how it is styled.
+struct Tile {
     /// The module's name, or `None` for the host application.
     module: Option<String>,
     title: String,
@@ -56,7 +55,7 @@ struct Card {
     classes: String,
 }
 
-impl Card {
+impl Tile {
     fn size(&self) -> Size {
         let title = self.title.chars().count().min(MAX_CHARS) as f64 * TITLE_PX * ADVANCE;
         let text = self
@@ -69,11 +68,6 @@ impl Card {
             height: 2.0 * PAD_Y + TITLE_LINE + TEXT_LINE * self.lines.len() as f64,
         }
     }
-}
-
-/// Where a module's boundary sits (`placement`: isolated, process or fused).
-pub(crate) fn placement(spec: &ModuleSpec) -> &'static str {
-    spec.placement.as_str()
 }
 
 /// The status line of a box: `gen 2 · probation · healthy`. The page's script writes the
@@ -92,54 +86,25 @@ pub(crate) fn health(h: &Health) -> &'static str {
     h.as_str()
 }
 
-fn module_box(name: &str, spec: &ModuleSpec, entry: bool, status: Option<&ModuleStatus>) -> Card {
-    let mut lines = Vec::new();
-    let mut tooltip = vec![name.to_string()];
-    let mut line = |text: String, class| {
-        tooltip.push(text.clone());
-        lines.push(Line { text, class });
-    };
-    let placement = placement(spec);
-    line(
-        if entry {
-            format!("{placement} · entry")
-        } else {
-            placement.to_string()
-        },
-        "placement",
-    );
-    let g = &spec.grants;
-    for d in &g.dirs {
-        line(format!("dir {} {}", d.guest, d.mode), "grant");
-    }
-    if !g.env.is_empty() {
-        // Names only: the values may be secrets.
-        let names: Vec<&str> = g.env.keys().map(String::as_str).collect();
-        line(format!("env {}", names.join(", ")), "grant");
-    }
-    for n in &g.network {
-        line(format!("net {n}"), "grant");
-    }
-    for origin in &g.http {
-        line(format!("http {origin}"), "grant");
-    }
-    if g.dirs.is_empty() && g.env.is_empty() && g.network.is_empty() && g.http.is_empty() {
-        line("no files, env, network or http".into(), "none");
-    }
-    line(
-        format!("stdout {} · stderr {}", g.stdout, g.stderr),
-        "grant",
-    );
-    let l = &spec.limits;
-    line(
-        format!(
-            "{} · {} · {} inst",
-            format_size(l.memory),
-            humantime::format_duration(l.timeout),
-            l.instances
-        ),
-        "limit",
-    );
+fn module_box(c: &Card, status: Option<&ModuleStatus>) -> Tile {
+    let mut lines: Vec<Line> = c
+        .lines
+        .iter()
+        .map(|(text, kind)| Line {
+            text: text.clone(),
+            class: match kind {
+                LineKind::Placement => "placement",
+                LineKind::Grant => "grant",
+                LineKind::NoGrants => "none",
+                LineKind::Limit => "limit",
+            },
+        })
+        .collect();
+    // The tooltip has every line whole, and what the box leaves out for its length.
+    let tooltip = std::iter::once(c.name.clone())
+        .chain(lines.iter().map(|l| l.text.clone()))
+        .chain(c.details.iter().cloned())
+        .collect();
     let (live, classes) = match status {
         Some(s) => (
             summary(s),
@@ -155,22 +120,18 @@ fn module_box(name: &str, spec: &ModuleSpec, entry: bool, status: Option<&Module
         text: live,
         class: "live",
     });
-    // The host directories are left out of the box (long absolute paths) but not the tooltip.
-    for d in &g.dirs {
-        tooltip.push(format!("dir {} = host {}", d.guest, d.host.display()));
-    }
-    Card {
-        module: Some(name.to_string()),
-        title: name.to_string(),
+    Tile {
+        module: Some(c.name.clone()),
+        title: c.name.clone(),
         lines,
         tooltip,
         classes,
     }
 }
 
-fn host_box() -> Card {
+fn host_box() -> Tile {
     let text = "interfaces the embedder provides".to_string();
-    Card {
+    Tile {
         module: None,
         title: "host application".into(),
         tooltip: vec!["host application".into(), text.clone()],
@@ -182,33 +143,11 @@ fn host_box() -> Card {
     }
 }
 
-/// A link's label line: the interface as imported, and the provider's version when it
-/// differs (`acme:kv/store@0.1.0 → @0.1.2`).
-fn link_label(import: &str, export: &str) -> String {
-    if import == export {
-        return import.to_string();
-    }
-    let ((ib, _), (eb, ev)) = (split_version(import), split_version(export));
-    match ev {
-        Some(v) if ib == eb => format!("{import} → @{v}"),
-        _ => format!("{import} → {export}"),
-    }
-}
-
 /// The app's graph as an `<svg>` element.
 pub(crate) fn svg(app: &App, status: &BTreeMap<String, ModuleStatus>) -> String {
-    let entry = app.entry();
-    let mut boxes: Vec<Card> = app
-        .modules()
-        .filter_map(|name| {
-            let spec = app.spec(name)?;
-            Some(module_box(
-                name,
-                &spec,
-                entry == Some(name),
-                status.get(name),
-            ))
-        })
+    let mut boxes: Vec<Tile> = card::cards(app)
+        .iter()
+        .map(|c| module_box(c, status.get(&c.name)))
         .collect();
     let index: BTreeMap<String, usize> = boxes
         .iter()
@@ -233,7 +172,7 @@ pub(crate) fn svg(app: &App, status: &BTreeMap<String, ModuleStatus>) -> String 
         pairs
             .entry((from, to))
             .or_default()
-            .push(link_label(&l.import, &l.export));
+            .push(card::link_label(&l.import, &l.export));
     }
     let labels: Vec<(usize, usize, Vec<String>)> = pairs
         .into_iter()
@@ -243,7 +182,7 @@ pub(crate) fn svg(app: &App, status: &BTreeMap<String, ModuleStatus>) -> String 
             (from, to, lines)
         })
         .collect();
-    let sizes: Vec<Size> = boxes.iter().map(Card::size).collect();
+    let sizes: Vec<Size> = boxes.iter().map(Tile::size).collect();
     let edges: Vec<EdgeIn> = labels
         .iter()
         .map(|(from, to, lines)| EdgeIn {
@@ -371,19 +310,6 @@ fn path(points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_name_the_interface_and_the_served_version() {
-        assert_eq!(
-            link_label("acme:kv/store@0.1.0", "acme:kv/store@0.1.0"),
-            "acme:kv/store@0.1.0"
-        );
-        assert_eq!(
-            link_label("acme:kv/store@0.1.0", "acme:kv/store@0.1.4"),
-            "acme:kv/store@0.1.0 → @0.1.4"
-        );
-        assert_eq!(link_label("a:b/c", "x:y/z@1.0.0"), "a:b/c → x:y/z@1.0.0");
-    }
 
     #[test]
     fn straight_stretches_are_lines_and_others_curves() {

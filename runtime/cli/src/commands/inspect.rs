@@ -1,18 +1,38 @@
 //! `membrane inspect`: a component's imports and exports, printed as WIT.
 
-use std::path::Path;
+use std::process::ExitCode;
+
+use std::path::{Path, PathBuf};
 
 use wit_component::{DecodedWasm, WitPrinter};
 
-use crate::compile::check_header;
-use crate::error::{Error, ErrorKind, Result};
+use membrane_core::compile::check_header;
+
+use crate::membrane::{Error, ErrorKind, Result};
+use crate::output::out;
+
+/// Print a component's imports and exports as WIT.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The component file.
+    component: PathBuf,
+    /// Also print the definitions of every interface it imports and exports.
+    #[arg(long)]
+    full: bool,
+}
+
+/// Runs `membrane inspect`.
+pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
+    out(&inspect_file(&a.component, a.full)?)?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Decodes component bytes and prints their world as WIT.
 ///
 /// The world with its `import` and `export` lines comes first, followed by the definitions
 /// of the exported interfaces (their functions, with signatures, and types): what a user can
 /// call. With `full`, the definitions of the imported interfaces follow too.
-pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
+fn inspect(bytes: &[u8], full: bool) -> Result<String> {
     check_header("<inspected>", bytes).map_err(|e| {
         Error::new(
             ErrorKind::InvalidComponent,
@@ -64,14 +84,14 @@ pub fn inspect(bytes: &[u8], full: bool) -> Result<String> {
         .with_source(e)
     })?;
     // Doc comments and names come from the component: keep them from driving a terminal.
-    Ok(crate::sanitize::escape_lines(
+    Ok(membrane_core::sanitize::escape_lines(
         &printer.output.to_string(),
         "",
     ))
 }
 
 /// Reads a component file and prints it (see [`inspect`]).
-pub fn inspect_file(path: impl AsRef<Path>, full: bool) -> Result<String> {
+fn inspect_file(path: impl AsRef<Path>, full: bool) -> Result<String> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
