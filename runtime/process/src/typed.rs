@@ -2,18 +2,21 @@
 //!
 //! A dynamic call builds a `Val` per value on the way in and out, which for a list of bytes
 //! is a `Val` per byte: most of what a 1 KiB call costs. When an export's signature is one
-//! of a few common shapes (integers, strings and byte lists), the worker reads the
+//! of the common shapes of the core's table (`link/shapes.rs`: integers, floats, bools,
+//! strings and byte lists), the worker reads the
 //! arguments from the wire straight into Rust values, calls the export through a typed
 //! handle, and writes the results back to the wire: the same bytes as `wire/value.rs`
 //! writes, so the host cannot tell the difference.
 
 use wasmtime::component::types::Type;
-use wasmtime::component::{ComponentNamedList, Lift, Lower};
+use wasmtime::component::{ComponentNamedList, Lift, Lower, Val};
 
 use crate::error::Result;
 use crate::instance::{Budget, LiveInstance, Recipe};
 use crate::value::Function;
 use crate::wire::message::malformed;
+use crate::wire::value::{self, NoHandles};
+use membrane_core::link::shapes;
 
 /// A value read from and written to the wire in the component model's value encoding.
 trait Wire: Sized {
@@ -104,6 +107,36 @@ impl Wire for String {
     }
 }
 
+/// The scalars the table has beyond unsigned integers go through the value codec of
+/// `wire/value.rs` itself (they hold no allocation, so a `Val` costs nothing here): the
+/// same bytes either way, by construction.
+macro_rules! wire_by_codec {
+    ($($t:ty => $ty:ident, $val:ident);* $(;)?) => {$(
+        impl Wire for $t {
+            fn read(input: &mut &[u8]) -> Result<Self> {
+                match value::decode(input, &Type::$ty, &mut NoHandles, SCALAR)? {
+                    Val::$val(v) => Ok(v),
+                    _ => Err(malformed("a value of another type")),
+                }
+            }
+            fn write(&self, out: &mut Vec<u8>) {
+                // A scalar of its own type always encodes.
+                let _ = value::encode(&Val::$val(*self), &Type::$ty, out, &mut NoHandles);
+            }
+        }
+    )*};
+}
+
+/// The decode budget of one scalar (its `Val`).
+const SCALAR: usize = std::mem::size_of::<Val>();
+
+wire_by_codec! {
+    bool => Bool, Bool;
+    i32 => S32, S32;
+    i64 => S64, S64;
+    f64 => Float64, Float64;
+}
+
 /// A tuple of wire values: a function's parameters or results.
 trait WireList: Sized {
     fn read_all(input: &[u8]) -> Result<Self>;
@@ -135,26 +168,14 @@ wire_list!();
 wire_list!(A);
 wire_list!(A, B);
 
-/// One primitive of a common signature.
-fn short(ty: &Type) -> Option<&'static str> {
-    Some(match ty {
-        Type::U32 => "u32",
-        Type::U64 => "u64",
-        Type::String => "string",
-        Type::List(l) if l.ty() == Type::U8 => "bytes",
-        _ => return None,
-    })
-}
-
-/// The signature as `p1,p2->r`, when every part is a primitive of the list.
+/// The signature as `p1,p2->r`, when every part is a primitive of the shapes' table.
 pub(super) fn key(func: &Function) -> Option<String> {
-    let p: Option<Vec<&str>> = func.params.iter().map(|(_, t)| short(t)).collect();
-    let r: Option<Vec<&str>> = func.results.iter().map(short).collect();
-    Some(format!("{}->{}", p?.join(","), r?.join(",")))
+    let params: Vec<Type> = func.params.iter().map(|(_, t)| t.clone()).collect();
+    shapes::key(&params, &func.results)
 }
 
 /// Calls `func` with wire-encoded `args` through a typed handle when its signature (`key`)
-/// is one of the shapes below; writes the wire-encoded results to `out`. `None` when the
+/// is one of the shapes of the core's table (`link/shapes.rs`); writes the wire-encoded results to `out`. `None` when the
 /// shape is not one of them (the caller goes the dynamic way).
 pub(super) fn call(
     key: &str,
@@ -173,18 +194,7 @@ pub(super) fn call(
             }
         };
     }
-    shapes! {
-        "u32,u32->u32" => (u32, u32) -> (u32),
-        "u64->u64" => (u64) -> (u64),
-        "u64,u64->u64" => (u64, u64) -> (u64),
-        "u32->u32" => (u32) -> (u32),
-        "->u64" => () -> (u64),
-        "string->string" => (String) -> (String),
-        "string->u64" => (String) -> (u64),
-        "bytes->bytes" => (Vec<u8>) -> (Vec<u8>),
-        "string->bytes" => (String) -> (Vec<u8>),
-        "bytes->u64" => (Vec<u8>) -> (u64),
-    }
+    membrane_core::for_each_shape!(shapes)
 }
 
 fn typed<P, R>(
@@ -211,4 +221,61 @@ where
     let results: R = instance.call_typed(recipe, func, params, budget)?;
     results.write_all(out);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each value as its `Wire` writes it, as the value codec writes it.
+    fn both<T: Wire>(v: &T, val: Val, ty: Type) -> (Vec<u8>, Vec<u8>) {
+        let mut typed = Vec::new();
+        v.write(&mut typed);
+        let mut codec = Vec::new();
+        value::encode(&val, &ty, &mut codec, &mut NoHandles).unwrap();
+        (typed, codec)
+    }
+
+    /// The typed path writes what the dynamic path writes, and reads it back: the host
+    /// cannot tell which path the worker took.
+    #[test]
+    fn typed_values_are_the_codecs_bytes() {
+        for n in [0u32, 1, 127, 128, u32::MAX] {
+            let (a, b) = both(&n, Val::U32(n), Type::U32);
+            assert_eq!(a, b, "{n}");
+            assert_eq!(u32::read(&mut a.as_slice()).unwrap(), n);
+        }
+        for n in [0u64, 300, u64::MAX] {
+            let (a, b) = both(&n, Val::U64(n), Type::U64);
+            assert_eq!(a, b, "{n}");
+            assert_eq!(u64::read(&mut a.as_slice()).unwrap(), n);
+        }
+        for n in [0i32, -1, 64, -65, i32::MIN, i32::MAX] {
+            let (a, _) = both(&n, Val::S32(n), Type::S32);
+            assert_eq!(i32::read(&mut a.as_slice()).unwrap(), n);
+        }
+        for n in [0i64, -1, i64::MIN, i64::MAX] {
+            let (a, _) = both(&n, Val::S64(n), Type::S64);
+            assert_eq!(i64::read(&mut a.as_slice()).unwrap(), n);
+        }
+        for b in [false, true] {
+            let (a, _) = both(&b, Val::Bool(b), Type::Bool);
+            assert_eq!(bool::read(&mut a.as_slice()).unwrap(), b);
+        }
+        let x = -1.5f64;
+        let (a, _) = both(&x, Val::Float64(x), Type::Float64);
+        assert_eq!(f64::read(&mut a.as_slice()).unwrap(), x);
+        let text = "héllo".to_string();
+        let (a, b) = both(&text, Val::String(text.clone()), Type::String);
+        assert_eq!(a, b);
+        assert_eq!(String::read(&mut a.as_slice()).unwrap(), text);
+    }
+
+    /// A bool that is neither 0 nor 1 and a cut integer are refused, as the codec refuses them.
+    #[test]
+    fn malformed_scalars_are_refused() {
+        assert!(bool::read(&mut [2u8].as_slice()).is_err());
+        assert!(i64::read(&mut [0x80u8].as_slice()).is_err());
+        assert!(u32::read(&mut [0xffu8, 0xff, 0xff, 0xff, 0x7f].as_slice()).is_err());
+    }
 }

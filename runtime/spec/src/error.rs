@@ -5,125 +5,93 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// What went wrong, in a form a program can match on.
-///
-/// New kinds may be added in minor releases, so matches need a wildcard arm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
+/// Defines [`ErrorKind`] from one list: each kind's doc, variant and stable name, from which
+/// the enum, [`ErrorKind::as_str`] and [`ErrorKind::ALL`] are all made (adding a kind is one
+/// entry).
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident = $name:literal,)*) => {
+        /// What went wrong, in a form a program can match on.
+        ///
+        /// New kinds may be added in minor releases, so matches need a wildcard arm.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, for reading a kind's name back (errors that cross from a worker
+            /// or another host).
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            /// A short lowercase name of the kind, stable for logs and metrics.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// The manifest or the builder's declaration is invalid (unknown key, bad value, missing field).
-    Manifest,
+    Manifest = "manifest",
     /// A module's imports cannot be satisfied: an interface is neither granted nor linked,
     /// or a link does not type-check.
-    Link,
+    Link = "link",
     /// The host refused a grant: a path through a symbolic link, a read-write grant that
     /// would reach code the host runs.
-    Denied,
+    Denied = "denied",
     /// A module, export or file does not exist.
-    NotFound,
+    NotFound = "not-found",
     /// A call ran past the module's `timeout`.
-    Timeout,
+    Timeout = "timeout",
     /// A call used up its fuel budget.
-    OutOfFuel,
+    OutOfFuel = "out-of-fuel",
     /// The module tried to grow its memory past its `memory` limit and could not go on.
-    MemoryLimit,
+    MemoryLimit = "memory-limit",
     /// The guest overflowed its wasm stack.
-    StackOverflow,
+    StackOverflow = "stack-overflow",
     /// The guest passed more bytes to the host in one host call than its `hostcall` limit.
-    HostcallLimit,
+    HostcallLimit = "hostcall-limit",
     /// The guest tried to grow a table past the table limit.
-    TableLimit,
+    TableLimit = "table-limit",
     /// The guest tried to hold more open host files, directories or sockets than its
     /// `files` limit, and the call then failed.
-    FilesLimit,
+    FilesLimit = "files-limit",
     /// The guest tried to write past the disk quota of a grant, and the call then failed.
-    DiskQuota,
+    DiskQuota = "disk-quota",
     /// The guest trapped (panic, unreachable, bad memory access, ...).
-    Trap,
+    Trap = "trap",
     /// The module has no capacity left for the call.
-    Overloaded,
+    Overloaded = "overloaded",
     /// The module is not available (circuit open, shutting down).
-    Unavailable,
+    Unavailable = "unavailable",
     /// Reading or writing a host file failed.
-    Io,
+    Io = "io",
     /// The input is not a valid component (core module, garbage bytes, unsupported features).
-    InvalidComponent,
+    InvalidComponent = "invalid-component",
     /// Values passed to a call do not match the function's parameter types.
-    InvalidArgs,
+    InvalidArgs = "invalid-args",
     /// The guest asked to exit with a non-zero status (`wasi:cli/exit`).
-    Exit,
+    Exit = "exit",
     /// The request conflicts with one in progress: an upgrade of a module that is being
     /// upgraded already. Try again when it has finished.
-    Conflict,
+    Conflict = "conflict",
     /// The host itself failed while serving a call (a bug in Membrane or in a host
     /// interface of the embedding application), not the guest.
-    HostPanic,
+    HostPanic = "host-panic",
     /// The worker process that ran the call (`placement = "process"`) died: killed, aborted,
     /// out of memory, or it sent something malformed and was stopped. It is restarted for
     /// the next call.
-    Crashed,
+    Crashed = "crashed",
 }
 
 impl ErrorKind {
-    /// A short lowercase name of the kind, stable for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Manifest => "manifest",
-            ErrorKind::Link => "link",
-            ErrorKind::Denied => "denied",
-            ErrorKind::NotFound => "not-found",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::OutOfFuel => "out-of-fuel",
-            ErrorKind::MemoryLimit => "memory-limit",
-            ErrorKind::StackOverflow => "stack-overflow",
-            ErrorKind::HostcallLimit => "hostcall-limit",
-            ErrorKind::TableLimit => "table-limit",
-            ErrorKind::FilesLimit => "files-limit",
-            ErrorKind::DiskQuota => "disk-quota",
-            ErrorKind::Trap => "trap",
-            ErrorKind::Overloaded => "overloaded",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Io => "io",
-            ErrorKind::InvalidComponent => "invalid-component",
-            ErrorKind::InvalidArgs => "invalid-args",
-            ErrorKind::Exit => "exit",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::HostPanic => "host-panic",
-            ErrorKind::Crashed => "crashed",
-        }
-    }
-}
-
-impl ErrorKind {
-    /// Every kind, for reading a kind's name back (errors that cross from a worker).
-    pub const ALL: [ErrorKind; 22] = [
-        ErrorKind::Manifest,
-        ErrorKind::Link,
-        ErrorKind::Denied,
-        ErrorKind::NotFound,
-        ErrorKind::Timeout,
-        ErrorKind::OutOfFuel,
-        ErrorKind::MemoryLimit,
-        ErrorKind::StackOverflow,
-        ErrorKind::HostcallLimit,
-        ErrorKind::TableLimit,
-        ErrorKind::FilesLimit,
-        ErrorKind::DiskQuota,
-        ErrorKind::Trap,
-        ErrorKind::Overloaded,
-        ErrorKind::Unavailable,
-        ErrorKind::Io,
-        ErrorKind::InvalidComponent,
-        ErrorKind::InvalidArgs,
-        ErrorKind::Exit,
-        ErrorKind::Conflict,
-        ErrorKind::HostPanic,
-        ErrorKind::Crashed,
-    ];
-
     /// The kind whose [`ErrorKind::as_str`] is `name`.
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
+        Self::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 }
 

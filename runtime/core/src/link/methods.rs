@@ -17,7 +17,7 @@ use wasmtime::component::{
 };
 
 use super::session::links;
-use super::trampoline::key;
+use super::shapes::key;
 use crate::error::Result;
 use crate::generation::Session;
 use crate::instance::{Flavour, HostState};
@@ -86,24 +86,7 @@ pub fn define(
             }
         };
     }
-    shapes! {
-        "->" => () -> (),
-        "->u32" => () -> (u32),
-        "->u64" => () -> (u64),
-        "->s64" => () -> (i64),
-        "->bool" => () -> (bool),
-        "->string" => () -> (String),
-        "->bytes" => () -> (Vec<u8>),
-        "u32->" => (u32) -> (),
-        "u64->" => (u64) -> (),
-        "u32->u32" => (u32) -> (u32),
-        "u64->u64" => (u64) -> (u64),
-        "string->" => (String) -> (),
-        "string->string" => (String) -> (String),
-        "string->bool" => (String) -> (bool),
-        "bytes->" => (Vec<u8>) -> (),
-        "string,string->" => (String, String) -> (),
-    }
+    crate::for_each_shape!(shapes);
     Ok(true)
 }
 

@@ -18,6 +18,7 @@ pub mod methods;
 pub mod objects;
 pub mod planned;
 pub mod session;
+pub mod shapes;
 pub mod trampoline;
 pub mod typecheck;
 

@@ -16,34 +16,12 @@ use std::sync::Arc;
 use wasmtime::component::types::Type;
 use wasmtime::component::{ComponentNamedList, Lift, LinkerInstance, Lower};
 
+use super::shapes::key;
 use crate::instance::{Flavour, HostState};
 use crate::module::Target;
 
-/// One primitive of a common signature.
-fn short(ty: &Type) -> Option<&'static str> {
-    Some(match ty {
-        Type::Bool => "bool",
-        Type::U32 => "u32",
-        Type::U64 => "u64",
-        Type::S32 => "s32",
-        Type::S64 => "s64",
-        Type::Float32 => "f32",
-        Type::Float64 => "f64",
-        Type::String => "string",
-        Type::List(l) if l.ty() == Type::U8 => "bytes",
-        _ => return None,
-    })
-}
-
-/// The signature as `p1,p2->r`, when every part is a primitive of the list.
-pub fn key(params: &[Type], results: &[Type]) -> Option<String> {
-    let p: Option<Vec<&str>> = params.iter().map(short).collect();
-    let r: Option<Vec<&str>> = results.iter().map(short).collect();
-    Some(format!("{}->{}", p?.join(","), r?.join(",")))
-}
-
 /// Defines `name` as a typed forwarder to `func` of `provider` when its signature is one
-/// of the common shapes; `Ok(false)` when it is not (the caller forwards dynamically).
+/// of the common shapes (`shapes.rs`); `Ok(false)` when it is not (the caller forwards dynamically).
 pub fn define(
     inst: &mut LinkerInstance<'_, HostState>,
     flavour: Flavour,
@@ -63,34 +41,7 @@ pub fn define(
             }
         };
     }
-    shapes! {
-        "->" => () -> (),
-        "->u32" => () -> (u32),
-        "->u64" => () -> (u64),
-        "->bool" => () -> (bool),
-        "->string" => () -> (String),
-        "u32->" => (u32) -> (),
-        "u32->u32" => (u32) -> (u32),
-        "u64->u64" => (u64) -> (u64),
-        "s32->s32" => (i32) -> (i32),
-        "s64->s64" => (i64) -> (i64),
-        "f64->f64" => (f64) -> (f64),
-        "u32,u32->u32" => (u32, u32) -> (u32),
-        "u64,u64->u64" => (u64, u64) -> (u64),
-        "s32,s32->s32" => (i32, i32) -> (i32),
-        "s64,s64->s64" => (i64, i64) -> (i64),
-        "f64,f64->f64" => (f64, f64) -> (f64),
-        "string->" => (String) -> (),
-        "string->string" => (String) -> (String),
-        "string->u32" => (String) -> (u32),
-        "string->u64" => (String) -> (u64),
-        "string->bool" => (String) -> (bool),
-        "string,string->string" => (String, String) -> (String),
-        "string,string->" => (String, String) -> (),
-        "bytes->bytes" => (Vec<u8>) -> (Vec<u8>),
-        "string->bytes" => (String) -> (Vec<u8>),
-        "string,bytes->" => (String, Vec<u8>) -> (),
-    }
+    crate::for_each_shape!(shapes);
     Ok(true)
 }
 
@@ -125,21 +76,5 @@ where
                     .map_err(wasmtime::Error::new)
             })
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_of_signatures() {
-        assert_eq!(key(&[Type::U64], &[Type::U64]).as_deref(), Some("u64->u64"));
-        assert_eq!(key(&[], &[]).as_deref(), Some("->"));
-        assert_eq!(
-            key(&[Type::String, Type::String], &[Type::String]).as_deref(),
-            Some("string,string->string")
-        );
-        assert_eq!(key(&[Type::Char], &[]), None);
     }
 }
