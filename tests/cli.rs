@@ -397,7 +397,7 @@ fn graph_prints_dot_and_mermaid() {
         "{dot}"
     );
     assert!(
-        dot.contains("render\\nisolated\\nno files, env, network or http\\nstdout log · stderr log\\n8MiB · 200ms · "),
+        dot.contains("render\\nplacement isolated\\nno files, env, network or http\\nstdout log · stderr log\\n8MiB · 200ms · "),
         "{dot}"
     );
     let o = membrane(&["graph", "--format", "mermaid", &m]);

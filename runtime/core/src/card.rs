@@ -54,9 +54,9 @@ impl Card {
         let placement = spec.placement.as_str();
         lines.push((
             if entry {
-                format!("{placement} · entry")
+                format!("placement {placement} · entry")
             } else {
-                placement.to_string()
+                format!("placement {placement}")
             },
             LineKind::Placement,
         ));
@@ -199,7 +199,7 @@ mod tests {
             .http("https://api.example.com");
         let c = Card::of("m", &spec, true);
         let text: Vec<&str> = c.lines.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(text[0], "isolated · entry");
+        assert_eq!(text[0], "placement isolated · entry");
         assert_eq!(
             &text[1..5],
             [

@@ -19,6 +19,8 @@
 
 pub mod boundary;
 pub(crate) mod channel;
+/// The worker protocol's fuzz entry point (feature `fuzzing`, for fuzz/).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 pub(crate) mod hello;

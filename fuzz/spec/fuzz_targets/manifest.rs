@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = membrane::Manifest::parse(text, Path::new("fuzz.toml"), Path::new("/nonexistent"));
+        let _ = membrane_spec::Manifest::parse(text, Path::new("fuzz.toml"), Path::new("/nonexistent"));
     }
 });
