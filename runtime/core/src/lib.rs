@@ -65,6 +65,8 @@ pub mod extensions;
 #[doc(hidden)]
 pub mod load;
 #[doc(hidden)]
+pub mod pipeline;
+#[doc(hidden)]
 pub mod reload;
 #[doc(hidden)]
 pub mod runtime;

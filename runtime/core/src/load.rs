@@ -2,9 +2,14 @@
 //!
 //! 1. Validate the declaration in one pass ([`crate::validate`]).
 //! 2. Compile every module and prepare its units, in parallel, one worker per core.
-//! 3. Refuse read-write grants that reach code the host runs ([`crate::capability::protect`]).
-//! 4. Plan the links (types and versions checked function by function), refuse cycles,
-//!    and build each module's linker with its links forwarded, providers first.
+//! 3. Refuse read-write grants that reach code the host runs ([`crate::capability::protect`]),
+//!    and check routes and snapshots ([`pipeline::check_compiled`]).
+//! 4. Plan the links (types and versions checked function by function), refuse cycles
+//!    ([`pipeline::plan_links`]), and build each module's linker with its links forwarded,
+//!    providers first.
+//!
+//! An upgrade's gate (`upgrade/gate.rs`) runs the same stages (`pipeline.rs`) on the app as
+//! it would be, and stops before building.
 //!
 //! Every problem found up to the link plan is reported at once, so one `membrane check`
 //! shows everything to fix.
@@ -25,6 +30,7 @@ use crate::link::{self, LinkInfo, forward::Provider};
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::names::HOST;
+use crate::pipeline;
 use crate::pool::Pool;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
 use crate::unit::ModuleCx;
@@ -88,12 +94,7 @@ pub async fn load(
     progress: Option<OnProgress<'_>>,
     metrics: &Arc<Metrics>,
 ) -> Result<Loaded> {
-    let settings = Settings {
-        metered: rt.metered,
-        epoch_tick: rt.epoch_tick,
-        max_component: spec.component_size_limit(),
-        boundaries: rt.boundaries.clone(),
-    };
+    let settings = pipeline::settings(rt, spec.component_size_limit());
     let mut problems = check(&spec, &settings);
     if let Some(stack) = spec.stack
         && stack != rt.max_wasm_stack as u64
@@ -138,38 +139,17 @@ pub async fn load(
     }
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
-    if let Some(http) = &http {
-        check_routes(rt, http, &compiled, &mut problems);
-    }
-    check_snapshots(rt, &compiled, &mut problems);
-    // Links are checked even when some modules failed, so that one `check` lists
-    // everything; links to a failed module are skipped (its own error says why).
+    pipeline::check_compiled(rt, http.as_ref(), &compiled, &mut problems);
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))
         .collect();
-    let hosts = &rt.hosts;
-    let plan = match link::plan(&rt.engine, &compiled, &failed, hosts, &rt.boundaries) {
-        Ok(plan) => Some(plan),
-        Err(e) => {
-            problems.push(e);
-            None
-        }
-    };
-    if let Some(plan) = &plan {
-        let routes: Vec<(&str, &str)> = http
-            .iter()
-            .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
-            .collect();
-        for b in rt.boundaries.iter() {
-            b.check_links(&specs, &plan.links, &routes, &mut problems);
-        }
-    }
+    let planned =
+        pipeline::plan_links(rt, &compiled, &failed, &specs, http.as_ref(), &mut problems);
     locate(locations.as_deref(), &mut problems);
     problems.into_result()?;
-    let plan = plan.expect("no problems means a plan");
+    let (plan, order) = planned.expect("no problems means a plan");
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), "links planned");
-    let order = link::order(&plan.links)?;
     let mut compiled = compiled;
     let mut modules: BTreeMap<String, Arc<Module>> = BTreeMap::new();
     let mut infos = Vec::new();

@@ -2,7 +2,7 @@
 //! `fused` too, into one component, so that the links between them are calls inside one
 //! component instead of host crossings.
 //!
-//! What fuses, read from the declaration alone ([`group`]): a link whose importer and
+//! What fuses, read from the declaration alone (`group`): a link whose importer and
 //! provider are both `fused` modules. Links to `isolated` or `process` modules, and to the
 //! host, stay ordinary links. Fusing is transitive: a fused importer `a` of a fused `b` that
 //! links to a fused `c` is composed with both `b` and `c` (each instantiated once inside the
@@ -16,15 +16,15 @@
 //!   fuel budget (the importer's), one fate: a trap in a provider's part fails the
 //!   importer's call and discards the whole instance;
 //! - one set of grants: the members share the importer's WASI context, which is why the
-//!   grants of a fused link's two sides must be equal ([`group::check`]);
+//!   grants of a fused link's two sides must be equal (`group::check`);
 //! - the providers remain modules of their own: their own instances serve `App::call`, other
 //!   importers and the links of non-fused importers, under their own limits.
 //!
-//! The composition is made with `wac-graph` ([`compose`]) and then compiled as any
+//! The composition is made with `wac-graph` (`compose`) and then compiled as any
 //! component; the compile cache keys it by the composed bytes. The module keeps the hash
 //! of its own component (what `membrane status` shows and a reload compares).
 //!
-//! Live upgrades ([`group::check_upgrade`]): a fused importer is not recomposed while the
+//! Live upgrades (`group::check_upgrade`): a fused importer is not recomposed while the
 //! app runs; a change to it is refused with a message to restart the app. A fused provider
 //! can be upgraded (its own instances take the new version), but the copy composed into its
 //! importers keeps the version they were loaded with until the app is loaded again.

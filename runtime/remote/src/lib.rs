@@ -5,7 +5,7 @@
 //! answers "no responders" at once when none is there, and fails clients over between
 //! the servers of a cluster. A host runs the module under its own manifest entry (grants,
 //! limits), exactly as if it were local, and refuses calls from a caller whose entry
-//! differs ([`protocol::module_hash`]).
+//! differs (`protocol::module_hash`).
 
 pub mod boundary;
 pub(crate) mod client;

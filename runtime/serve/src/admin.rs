@@ -1,7 +1,7 @@
 //! The admin listener, for operators: `GET /metrics` (OpenMetrics text, which Prometheus
 //! scrapes), `GET /status` (JSON: each module's instances, queue, circuit, recent
 //! failures, generation and upgrades, as [`App::status`] knows them), and the changes
-//! of [`super::control`]: `POST /reload`, `POST /rollback/<module>`.
+//! of `super::control`: `POST /reload`, `POST /rollback/<module>`.
 
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;

@@ -12,7 +12,7 @@
 //! aborted.
 //!
 //! An optional second listener serves the admin endpoints ([`admin`]) and, at `/`, a page
-//! for the operator ([`page`]).
+//! for the operator (`page`).
 
 mod access;
 pub mod admin;

@@ -10,7 +10,7 @@ use wasmtime::component::types::Type;
 pub struct Link {
     /// The importer's import name, with its version.
     pub import: String,
-    /// The provider module, or [`HOST`].
+    /// The provider module, or `HOST`.
     pub provider: String,
     /// The provider's export name, with its version.
     pub export: String,

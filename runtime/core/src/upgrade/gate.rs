@@ -14,10 +14,11 @@ use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::generation::Generation;
 use crate::link::{self, Planned};
-use crate::load::{LoadCx, check_routes, check_snapshots, compile_all};
+use crate::load::{LoadCx, compile_all};
 use crate::module::Module;
+use crate::pipeline;
 use crate::spec::{AppSpec, HttpSpec, ModuleSpec, Placement};
-use crate::validate::{Settings, check, locate};
+use crate::validate::{check, locate};
 
 /// What passed the gate: the new modules compiled, and the links of each, providers first.
 pub struct Passed {
@@ -67,12 +68,7 @@ pub async fn check_upgrade(
     live: &Live<'_>,
     changes: BTreeMap<String, ModuleSpec>,
 ) -> Result<Passed> {
-    let settings = Settings {
-        metered: live.cx.metered,
-        epoch_tick: live.cx.epoch_tick,
-        max_component: live.max_component,
-        boundaries: live.cx.boundaries.clone(),
-    };
+    let settings = pipeline::settings(live.cx, live.max_component);
     // The declaration as it would be: checked whole, so that links name real modules.
     let mut whole = AppSpec::new();
     for (name, m) in live.modules {
@@ -133,12 +129,7 @@ pub async fn check_upgrade(
     let compiled = compile_all(live.cx, changes, &settings, None, &mut problems).await;
     let compile = started.elapsed();
     check_overlaps_whole(live, &specs, &compiled, &mut problems);
-    if let Some(http) = live.http {
-        let mut routed = http.clone();
-        routed.routes.retain(|_, m| compiled.contains_key(m));
-        check_routes(live.cx, &routed, &compiled, &mut problems);
-    }
-    check_snapshots(live.cx, &compiled, &mut problems);
+    pipeline::check_compiled(live.cx, live.http, &compiled, &mut problems);
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))
@@ -155,43 +146,18 @@ pub async fn check_upgrade(
             (name.clone(), side)
         })
         .collect();
-    let plan = match link::plan(
-        &live.cx.engine,
+    let planned = pipeline::plan_links(
+        live.cx,
         &sides,
         &failed,
-        &live.cx.hosts,
-        &live.cx.boundaries,
-    ) {
-        Ok(plan) => Some(plan),
-        Err(e) => {
-            problems.push(e);
-            None
-        }
-    };
-    let order = match &plan {
-        Some(plan) => match link::order(&plan.links) {
-            Ok(order) => Some(order),
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        },
-        None => None,
-    };
+        &whole.modules,
+        live.http,
+        &mut problems,
+    );
     drop(sides);
-    if let Some(plan) = &plan {
-        let routes: Vec<(&str, &str)> = live
-            .http
-            .iter()
-            .flat_map(|h| h.routes.iter().map(|(p, m)| (p.as_str(), m.as_str())))
-            .collect();
-        for b in live.cx.boundaries.iter() {
-            b.check_links(&whole.modules, &plan.links, &routes, &mut problems);
-        }
-    }
     locate(live.locations, &mut problems);
     problems.into_result()?;
-    let (plan, order) = (plan.expect("no problems"), order.expect("no problems"));
+    let (plan, order) = planned.expect("no problems means a plan");
     let order = order
         .into_iter()
         .filter(|n| compiled.contains_key(n))

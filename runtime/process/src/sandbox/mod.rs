@@ -1,30 +1,30 @@
 //! The OS-level sandbox of a worker process (`placement = "process"`).
 //!
 //! A worker runs one module's instances. Before it touches the component it calls
-//! [`lock_down`] with the module's [`Plan`], while it is still the process's only thread:
+//! `lock_down` with the module's `Plan`, while it is still the process's only thread:
 //! Landlock and seccomp (applied without TSYNC) bind the calling thread and the threads it
 //! starts later, never threads that exist already.
 //!
 //! The layers, in the order they are applied:
 //! - `no_new_privs` (prctl): no set-uid or file-capability gain, and the precondition of the
 //!   two layers below for an unprivileged process;
-//! - resource limits ([`rlimits`]): no core files, the plan's data and descriptor limits;
-//! - Landlock ([`landlock`]): read-only and read-write access beneath exactly the granted
+//! - resource limits (`rlimits`): no core files, the plan's data and descriptor limits;
+//! - Landlock (`landlock`): read-only and read-write access beneath exactly the granted
 //!   directories and nothing else on the filesystem; with no network grant, no TCP bind or
 //!   connect (ABI 4); no signals to, and no abstract unix sockets of, processes outside the
 //!   sandbox (ABI 6);
-//! - seccomp ([`seccomp`]): an allow-list of system calls; no process creation, no exec, no
+//! - seccomp (`seccomp`): an allow-list of system calls; no process creation, no exec, no
 //!   ptrace, no namespaces, no new sockets without a network grant. A refused call fails
 //!   with an errno (EPERM, ENOSYS for `clone3`), so a missing entry is diagnosable.
 //!
-//! What is guaranteed: after [`lock_down`] returns `Ok`, every layer is applied in full, or
-//! the plan said `allow_weaker` and [`Applied::missing`] says what is not. What is not:
+//! What is guaranteed: after `lock_down` returns `Ok`, every layer is applied in full, or
+//! the plan said `allow_weaker` and `Applied::missing` says what is not. What is not:
 //! this is no container. There are no namespaces and no cgroups; the kernel is shared; file
 //! metadata outside the grants (stat, access) stays visible because Landlock does not
 //! restrict it. See SECURITY.md, "Process placement: the worker sandbox".
 //!
-//! [`MEMBRANE_SANDBOX_LANDLOCK`](LANDLOCK_OVERRIDE_ENV)`=off` makes [`support`] and
-//! [`lock_down`] behave as on a kernel without Landlock. It exists to test the refusal and
+//! `MEMBRANE_SANDBOX_LANDLOCK=off` makes `support` and
+//! `lock_down` behave as on a kernel without Landlock. It exists to test the refusal and
 //! the `allow_weaker_sandbox` path; it only ever weakens the sandbox, and a module is still
 //! refused unless its manifest accepts the weaker sandbox.
 
