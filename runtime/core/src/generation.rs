@@ -354,12 +354,7 @@ impl Generation {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let guard = self.admit(func)?;
-        let outcome = guard
-            .span()
-            .in_scope(|| self.invoke_admitted(func, args, results, outer));
-        guard.record(&outcome);
-        outcome
+        self.supervised(func, || self.invoke_admitted(func, args, results, outer))
     }
 
     fn invoke_admitted(
@@ -395,13 +390,8 @@ impl Generation {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        let guard = self.admit(func)?;
-        let outcome = self
-            .invoke_admitted_async(func, args, results, outer)
-            .instrument(guard.span().clone())
-            .await;
-        guard.record(&outcome);
-        outcome
+        self.supervised_async(func, self.invoke_admitted_async(func, args, results, outer))
+            .await
     }
 
     async fn invoke_admitted_async(
@@ -415,16 +405,34 @@ impl Generation {
         if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
             return t.call_async(func, args, results, budget.deadline).await;
         }
-        let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
         if let Some(t) = &self.transport {
+            // A worker's calls are governed here: a slot of the pool per call in flight.
+            let _lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
             return t.call_async(func, args, results, budget.deadline).await;
         }
+        self.on_instance_async(budget, async |instance, budget| {
+            instance
+                .call_into_async(&self.recipe, func, args, results, budget)
+                .await
+        })
+        .await
+    }
+
+    /// The part of a call that runs on one of this module's own instances, once admitted
+    /// and within `budget`: an instance from the pool (waiting at most until the budget's
+    /// deadline), `call` on it, and the instance back to the pool only when the call
+    /// succeeded (a failed call may have left it broken). Calls ([`Generation::invoke_into_async`]:
+    /// `App::call` and links) and HTTP requests (`incoming.rs`) all take it.
+    pub async fn on_instance_async<T>(
+        &self,
+        budget: Budget,
+        call: impl AsyncFnOnce(&mut LiveInstance, Budget) -> Result<T>,
+    ) -> Result<T> {
+        let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
         let mut instance = self.instance_async(&mut lease).await?;
-        instance
-            .call_into_async(&self.recipe, func, args, results, budget)
-            .await?;
+        let out = call(&mut instance, budget).await?;
         self.keep(&mut lease, instance);
-        Ok(())
+        Ok(out)
     }
 
     /// Takes an instance out of the pool for a resource session, waiting at most until

@@ -210,25 +210,21 @@ async fn run(
     scheme: Scheme,
     deadline: Instant,
 ) -> Result<()> {
-    let guard = module.admit(&func)?;
-    let outcome = async {
-        let recipe = module.recipe();
-        let budget = Budget::new(recipe, Instant::now(), Some(deadline))?;
-        let mut lease = module
-            .pool
-            .acquire_async(&module.name, budget.deadline)
-            .await?;
-        let mut instance = module.instance_async(&mut lease).await?;
-        instance
-            .handle_http(recipe, &func, req, tx, scheme, budget)
-            .await?;
-        module.keep(&mut lease, instance);
-        Ok(())
-    }
-    .instrument(guard.span().clone())
-    .await;
-    guard.record(&outcome);
-    outcome
+    // The call sequence of every call (generation.rs): admitted, budgeted, on a pooled
+    // instance that goes back only when the request succeeded.
+    module
+        .supervised_async(&func, async {
+            let recipe = module.recipe();
+            let budget = Budget::new(recipe, Instant::now(), Some(deadline))?;
+            module
+                .on_instance_async(budget, async |instance, budget| {
+                    instance
+                        .handle_http(recipe, &func, req, tx, scheme, budget)
+                        .await
+                })
+                .await
+        })
+        .await
 }
 
 impl LiveInstance {

@@ -179,7 +179,8 @@ fn idle_memory(tokio: &tokio::runtime::Runtime) {
 }
 
 fn cli_call() {
-    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/membrane");
+    let exe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/membrane");
     if !exe.exists() {
         println!("cli_call skipped: build the command first (cargo build --release -p membrane)");
         return;
