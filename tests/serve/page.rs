@@ -237,7 +237,7 @@ async fn screenshot() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     // From the repository's root, so the page shows the manifest's path as an operator
     // would type it (this test runs alone: it is the only ignored one).
-    std::env::set_current_dir(root).unwrap();
+    std::env::set_current_dir(&root).unwrap();
     let manifest = membrane::Manifest::from_file("examples/web/membrane.toml")
         .expect("examples/web/membrane.toml");
     let app = runtime().load_spec(manifest.app).await.expect("it loads");
