@@ -5,7 +5,7 @@
 //! differently on each start and behave honestly once it has shown what it wanted.
 //!
 //! The frames are written by hand here, from the protocol's description in
-//! `runtime/src/wire/message.rs` and `runtime/src/worker/channel.rs`: a `u32` LE length
+//! `runtime/core/src/wire/message.rs` and `runtime/process/src/channel.rs`: a `u32` LE length
 //! (tag and body), a tag byte, the body.
 
 use std::io::{Read, Write};

@@ -215,3 +215,32 @@ pub struct EngineSettings {
 pub fn decl(modules: &BTreeMap<String, ModuleSpec>) -> Decl<'_> {
     modules.iter().map(|(n, m)| (n.as_str(), m)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build without a placement's crate refuses modules that ask for it, naming the
+    /// feature to turn on; the placements it has pass.
+    #[test]
+    fn a_placement_not_built_in_is_refused_with_its_feature() {
+        let spec = AppSpec::new()
+            .module("here", ModuleSpec::from_file("a.wasm"))
+            .module(
+                "away",
+                ModuleSpec::from_file("b.wasm").placement(Placement::Process),
+            );
+        let mut problems = Problems::default();
+        Boundaries::isolated().check_known(&spec, &mut problems);
+        let e = problems.into_result().expect_err("refused");
+        let all: Vec<&Error> = e.problems().iter().chain(std::iter::once(&e)).collect();
+        let p = all
+            .iter()
+            .find(|p| p.key() == Some("modules.away.placement"))
+            .unwrap_or_else(|| panic!("{e}"));
+        assert_eq!(p.kind(), crate::error::ErrorKind::Manifest);
+        assert_eq!(p.module(), Some("away"));
+        assert!(p.to_string().contains("the `process` feature"), "{p}");
+        assert!(!all.iter().any(|p| p.module() == Some("here")), "{e}");
+    }
+}
