@@ -17,15 +17,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::cache::Cache;
 use crate::capability::fs::Filesystem;
 use crate::capability::protect::{Protected, check_overlaps};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Problems, Result};
-use crate::exports::Exports;
 use crate::generation::Generation;
-use crate::instance::{Flavour, Linkers};
-use crate::link::host::HostInterface;
+use crate::instance::Flavour;
 use crate::link::{self, LinkInfo, forward::Provider};
 use crate::metrics::Metrics;
 use crate::module::Module;
@@ -52,31 +49,7 @@ pub struct LoadProgress<'a> {
 /// A callback told of each compiled module.
 pub type OnProgress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Send + Sync);
 
-/// What loading needs from the runtime.
-#[derive(Clone)]
-pub struct LoadCx {
-    pub engine: wasmtime::Engine,
-    /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
-    pub linkers: Linkers,
-    pub cache: Option<Arc<Cache>>,
-    pub cache_dir: Option<std::path::PathBuf>,
-    pub metered: bool,
-    pub epoch_tick: std::time::Duration,
-    pub max_wasm_stack: usize,
-    /// Whether calls are counted in the app's metrics.
-    pub metrics: bool,
-    /// The program started as a `process` module's worker (`None`: this executable).
-    pub worker_program: Option<std::path::PathBuf>,
-    /// The host interfaces registered when the load started.
-    pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
-    /// What the placements attached to the app as it loaded (the remote placement's NATS
-    /// connection).
-    pub extensions: crate::extensions::Extensions,
-    /// The placements this runtime serves, one boundary each.
-    pub boundaries: crate::boundary::Boundaries,
-    /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
-    pub connect_nats: bool,
-}
+pub use crate::pipeline::LoadCx;
 
 /// What a load produces.
 pub struct Loaded {
@@ -264,50 +237,6 @@ pub fn assemble(
         generation = generation.with_transport(t);
     }
     Ok((generation, infos))
-}
-
-/// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
-pub fn check_routes(
-    rt: &LoadCx,
-    http: &HttpSpec,
-    compiled: &BTreeMap<String, Compiled>,
-    problems: &mut Problems,
-) {
-    for (prefix, module) in &http.routes {
-        let Some(c) = compiled.get(module) else {
-            continue;
-        };
-        let exports = Exports::new(
-            module.as_str().into(),
-            c.component.clone(),
-            rt.engine.clone(),
-        );
-        if let Err(why) = crate::incoming::check_handler(&exports) {
-            problems.push(
-                Error::link(format!(
-                    "module `{module}` is routed at {prefix:?} (app.http.routes) but {why}; \
-                     build it for the wasi:http proxy world, or route the path to a module that is"
-                ))
-                .with_module(module)
-                .with_export(crate::incoming::HANDLER)
-                .with_key(format!("app.http.routes.{prefix}")),
-            );
-        }
-    }
-}
-
-/// Refuses a module that exports the snapshot interface with other types.
-pub fn check_snapshots(
-    rt: &LoadCx,
-    compiled: &BTreeMap<String, Compiled>,
-    problems: &mut Problems,
-) {
-    for (name, c) in compiled {
-        let exports = Exports::new(name.as_str().into(), c.component.clone(), rt.engine.clone());
-        if let Err(e) = crate::upgrade::snapshot::check(name, &exports) {
-            problems.push(e.with_key(format!("modules.{name}.component")));
-        }
-    }
 }
 
 /// Compiles every module with one worker per core pulling from a shared queue (a thread per

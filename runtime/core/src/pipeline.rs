@@ -10,14 +10,20 @@
 //!    type-checked, no cycle, and each placement's rules on the links.
 //!
 //! Each stage pushes its problems and goes on where it can, so that one `check` or one
-//! refused reload lists everything.
+//! refused reload lists everything. [`LoadCx`], what both need of the runtime, lives here
+//! too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::cache::Cache;
 use crate::compile::Compiled;
+use crate::error::Error;
 use crate::error::Problems;
+use crate::exports::Exports;
+use crate::instance::Linkers;
+use crate::link::host::HostInterface;
 use crate::link::{self, Planned};
-use crate::load::{LoadCx, check_routes, check_snapshots};
 use crate::spec::{HttpSpec, ModuleSpec};
 use crate::validate::Settings;
 
@@ -76,6 +82,76 @@ pub fn plan_links<M: Planned>(
         Err(e) => {
             problems.push(e);
             None
+        }
+    }
+}
+
+/// What loading needs from the runtime.
+#[derive(Clone)]
+pub struct LoadCx {
+    pub engine: wasmtime::Engine,
+    /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
+    pub linkers: Linkers,
+    pub cache: Option<Arc<Cache>>,
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub metered: bool,
+    pub epoch_tick: std::time::Duration,
+    pub max_wasm_stack: usize,
+    /// Whether calls are counted in the app's metrics.
+    pub metrics: bool,
+    /// The program started as a `process` module's worker (`None`: this executable).
+    pub worker_program: Option<std::path::PathBuf>,
+    /// The host interfaces registered when the load started.
+    pub hosts: std::collections::HashMap<String, Arc<HostInterface>>,
+    /// What the placements attached to the app as it loaded (the remote placement's NATS
+    /// connection).
+    pub extensions: crate::extensions::Extensions,
+    /// The placements this runtime serves, one boundary each.
+    pub boundaries: crate::boundary::Boundaries,
+    /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
+    pub connect_nats: bool,
+}
+
+/// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
+pub fn check_routes(
+    rt: &LoadCx,
+    http: &HttpSpec,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (prefix, module) in &http.routes {
+        let Some(c) = compiled.get(module) else {
+            continue;
+        };
+        let exports = Exports::new(
+            module.as_str().into(),
+            c.component.clone(),
+            rt.engine.clone(),
+        );
+        if let Err(why) = crate::incoming::check_handler(&exports) {
+            problems.push(
+                Error::link(format!(
+                    "module `{module}` is routed at {prefix:?} (app.http.routes) but {why}; \
+                     build it for the wasi:http proxy world, or route the path to a module that is"
+                ))
+                .with_module(module)
+                .with_export(crate::incoming::HANDLER)
+                .with_key(format!("app.http.routes.{prefix}")),
+            );
+        }
+    }
+}
+
+/// Refuses a module that exports the snapshot interface with other types.
+pub fn check_snapshots(
+    rt: &LoadCx,
+    compiled: &BTreeMap<String, Compiled>,
+    problems: &mut Problems,
+) {
+    for (name, c) in compiled {
+        let exports = Exports::new(name.as_str().into(), c.component.clone(), rt.engine.clone());
+        if let Err(e) = crate::upgrade::snapshot::check(name, &exports) {
+            problems.push(e.with_key(format!("modules.{name}.component")));
         }
     }
 }
