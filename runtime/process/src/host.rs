@@ -19,9 +19,11 @@ use crate::spec::Limits;
 use crate::transport::{Links, Transport};
 use crate::value::Function;
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, PROBE, PROBED, malformed, parse_error, put_call,
-    put_error, read_call, read_error,
+    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, malformed, parse_error, put_call, put_error,
+    read_call,
 };
+#[cfg(feature = "test-hooks")]
+use crate::wire::message::{PROBE, PROBED, read_error};
 use crate::wire::sizes::max_values;
 use crate::wire::value::{self, Handles, NoHandles};
 use wasmtime::component::types::Type;
@@ -218,6 +220,7 @@ impl Worker {
     }
 
     /// Runs the sandbox self-check in the worker (tests): what the kernel refused.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn probe(&self, request: &str) -> Result<String> {
         let p = self.process()?;
         let mut ch = p.channel()?;

@@ -56,7 +56,9 @@ use crate::transport::Links;
 /// end of the socket pair.
 pub(crate) const WORKER_ENV: &str = "MEMBRANE_WORKER_FD";
 
-/// The environment variable of the sandbox's test probe (see [`crate::sandbox::probe`]).
+/// The environment variable of the sandbox's test probe (see `sandbox/probe.rs`; feature
+/// `test-hooks`).
+#[cfg(feature = "test-hooks")]
 pub(crate) const PROBE_ENV: &str = "MEMBRANE_SANDBOX_PROBE";
 
 /// Runs this process as a Membrane worker, and never returns, if it was started as one;
@@ -76,6 +78,7 @@ pub(crate) const PROBE_ENV: &str = "MEMBRANE_SANDBOX_PROBE";
 /// // ... then the application, which may load `process` modules
 /// ```
 pub fn main_if_worker() {
+    #[cfg(feature = "test-hooks")]
     if let Some(json) = std::env::var_os(PROBE_ENV) {
         let code = crate::sandbox::probe::main(&json.to_string_lossy());
         std::process::exit(code);

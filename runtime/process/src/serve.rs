@@ -27,8 +27,8 @@ use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, PROBED, READY, put_call,
-    put_error, read_call, read_error,
+    CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_call, put_error,
+    read_call, read_error,
 };
 use crate::wire::sizes::max_values;
 use crate::wire::table::Table;
@@ -392,9 +392,15 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
         let reply = match tag {
             CALL => call(served, instance, &mut table, &body),
             DROP => drop_resource(served, instance, &mut table, &body),
+            #[cfg(feature = "test-hooks")]
             PROBE => Reply::Probe(crate::sandbox::probe::check(&String::from_utf8_lossy(
                 &body,
             ))),
+            #[cfg(not(feature = "test-hooks"))]
+            PROBE => Reply::Err(Error::new(
+                crate::error::ErrorKind::NotFound,
+                "this worker has no sandbox self-check (membrane-process's feature `test-hooks`)",
+            )),
             _ => return,
         };
         let sent = CONNECTION.with(|c| {
@@ -403,8 +409,10 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
             match reply {
                 Reply::Err(e) => put_error(ch.begin(ERR), &e),
                 Reply::Encoded(results) => ch.begin(OK).extend_from_slice(&results),
+                #[cfg(feature = "test-hooks")]
                 Reply::Probe(text) => {
-                    ch.begin(PROBED).extend_from_slice(text.as_bytes());
+                    ch.begin(crate::wire::message::PROBED)
+                        .extend_from_slice(text.as_bytes());
                 }
             }
             ch.finish()
@@ -419,6 +427,8 @@ enum Reply {
     /// Results written to the wire.
     Encoded(Vec<u8>),
     Err(Error),
+    /// The sandbox self-check's answer.
+    #[cfg(feature = "test-hooks")]
     Probe(String),
 }
 

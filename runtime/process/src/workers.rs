@@ -1,7 +1,9 @@
 //! What an app says about the worker processes of its `process` modules (tests, tools).
 
 use crate::app::App;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+#[cfg(feature = "test-hooks")]
+use crate::error::{Error, ErrorKind};
 use crate::host::Worker;
 
 /// The process id of the worker now serving `module` (`placement = "process"`), if one
@@ -16,6 +18,7 @@ pub fn worker_pid(app: &App, module: &str) -> Result<Option<u32>> {
 
 /// Runs the sandbox self-check inside `module`'s worker: `request` is JSON naming what to
 /// try (see `sandbox/probe.rs`); the answer says what the kernel refused. Tests only.
+#[cfg(feature = "test-hooks")]
 pub fn worker_self_check(app: &App, module: &str, request: &str) -> Result<String> {
     let m = app.module(module)?;
     let g = m.current_full();

@@ -30,6 +30,7 @@
 
 pub(crate) mod descriptors;
 mod landlock;
+#[cfg(feature = "test-hooks")]
 pub(crate) mod probe;
 mod rlimits;
 mod seccomp;
