@@ -172,6 +172,14 @@ impl RemoteHost {
         self.gates.iter().map(|g| &*g.served.name)
     }
 
+    /// Serves until `shutdown` completes, then stops as [`RemoteHost::shutdown`] does: the
+    /// shape of `membrane_serve::Server::run`, so that a program serving HTTP and NATS stops
+    /// both on one signal.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        shutdown.await;
+        self.shutdown().await;
+    }
+
     /// Stops serving: unsubscribes (new calls go to the module's other hosts, or fail
     /// with `Unavailable` when there is none), answers the calls NATS had delivered
     /// already, and waits for the calls in flight, at most the longest `timeout` of the

@@ -60,8 +60,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
     let remote = membrane::RemoteHost::start(&app).await?;
     say(&hosting_line(&remote, &servers));
-    shutdown_signal()?.await;
-    remote.shutdown().await;
+    remote.run(shutdown_signal()?).await;
     Ok(ExitCode::SUCCESS)
 }
 

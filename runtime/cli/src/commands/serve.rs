@@ -110,8 +110,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let (aborted, ()) = tokio::join!(server.run(stopped(stopping.clone())), async {
         if let Some(remote) = remote {
-            stopped(stopping).await;
-            remote.shutdown().await;
+            remote.run(stopped(stopping)).await;
         }
     });
     signals.abort();
