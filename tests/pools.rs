@@ -102,7 +102,7 @@ async fn reuse_keeps_state_and_per_call_does_not() {
 
 #[tokio::test]
 async fn too_few_instance_slots_is_overloaded_not_a_crash() {
-    let mut config = Config::default();
+    let mut config = crate::common::config();
     config.instance_slots = 1;
     let rt = Runtime::new(config).unwrap();
     let app = rt

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use membrane::{AppSpec, Config, ErrorKind, Health, ModuleSpec, RestartPolicy, Runtime, Val};
+use membrane::{AppSpec, ErrorKind, Health, ModuleSpec, RestartPolicy, Runtime, Val};
 
 use crate::common::*;
 
 #[tokio::test]
 async fn fuel_stops_a_loop_deterministically() {
-    let mut config = Config::default();
+    let mut config = crate::common::config();
     config.fuel = true;
     let rt = Runtime::new(config).unwrap();
     let app = rt

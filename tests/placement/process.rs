@@ -2,16 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use membrane::{AppSpec, Config, ErrorKind, ModuleSpec, Placement, RestartPolicy, Runtime, Val};
+use membrane::{AppSpec, ErrorKind, ModuleSpec, Placement, RestartPolicy, Val};
 
 use crate::common::*;
-
-/// A runtime whose workers are the `membrane` binary (this test binary cannot be one).
-pub fn worker_runtime() -> Runtime {
-    let mut config = Config::default();
-    config.worker_program = Some(env!("CARGO_BIN_EXE_membrane").into());
-    Runtime::new(config).expect("runtime")
-}
 
 fn in_process(spec: ModuleSpec) -> ModuleSpec {
     spec.placement(Placement::Process)
@@ -201,14 +194,9 @@ fn process_manifest(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 
 /// `membrane` with the documented switch that simulates a kernel without Landlock.
 fn membrane_without_landlock(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    membrane_command()
         .args(args)
-        .env_remove("MEMBRANE_LOG")
         .env("MEMBRANE_SANDBOX_LANDLOCK", "off")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
         .output()
         .expect("membrane runs")
 }

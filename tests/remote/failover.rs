@@ -66,7 +66,7 @@ fn host(manifest: &Path, nats: Option<&str>) -> HostProc {
     if let Some(url) = nats {
         args.extend(["--nats", url]);
     }
-    HostProc::start(&args)
+    super::host_proc(&args)
 }
 
 /// One call made by [`Load`].

@@ -11,7 +11,6 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use membrane::{App, AppSpec, ErrorKind, ModuleSpec, NatsSpec, Placement, Val};
 
-use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 
@@ -651,7 +650,7 @@ fn membrane_host_serves_membrane_call() {
     // The host is told the server on its command line; the manifest's is not reachable.
     let m = manifest(dir.path(), &name, "nats://127.0.0.1:1", "");
     let path = m.to_str().unwrap();
-    let mut host = HostProc::start(&["host", path, "--modules", "adder", "--nats", &nats.url]);
+    let mut host = super::host_proc(&["host", path, "--modules", "adder", "--nats", &nats.url]);
     let caller_manifest = tempfile::tempdir().unwrap();
     let cm = manifest(caller_manifest.path(), &name, &nats.url, "");
     let cm = cm.to_str().unwrap();
@@ -734,7 +733,7 @@ fn membrane_serve_also_hosts() {
     );
     let path = m.to_str().unwrap();
     let mut server =
-        HostProc::start(&["serve", path, "--listen", "127.0.0.1:0", "--host", "adder"]);
+        super::host_proc(&["serve", path, "--listen", "127.0.0.1:0", "--host", "adder"]);
     server.wait_for("serving on http://");
     let o = membrane(&["call", path, "adder", &format!("{MATH}#add"), "2", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
