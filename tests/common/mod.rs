@@ -9,6 +9,12 @@ use membrane::{App, AppSpec, Config, ModuleSpec, Runtime, Val};
 
 pub use membrane_test_artifacts as guests;
 
+mod gate;
+mod wait;
+
+pub use gate::{Gate, Held};
+pub use wait::{HANG_GUARD, eventually, eventually_blocking};
+
 /// The compile cache the tests share: every runtime of the tests and every `membrane`
 /// process they start keeps compiled components here, so a guest is compiled once (and
 /// later runs start warm). Sharing is safe: entries are keyed by the SHA-256 of the
