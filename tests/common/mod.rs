@@ -12,8 +12,13 @@ pub use membrane_test_artifacts as guests;
 mod gate;
 mod wait;
 
-pub use gate::{Gate, Held};
+pub use gate::Gate;
 pub use wait::{HANG_GUARD, eventually, eventually_blocking};
+
+/// The repository's root (the tests belong to runtime/membrane, two levels down).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// The compile cache the tests share: every runtime of the tests and every `membrane`
 /// process they start keeps compiled components here, so a guest is compiled once (and

@@ -158,9 +158,7 @@ async fn stopping_lets_requests_in_flight_finish_and_refuses_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_example_crosses_three_modules() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
+    let root = crate::common::repo_root();
     let text = std::fs::read_to_string(root.join("examples/web/membrane.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
