@@ -16,10 +16,9 @@ use crate::common::*;
 
 const MATH: &str = "membrane-test:placement/math";
 const CALC: &str = "membrane-test:placement/calc";
-const RELAY: &str = "membrane-test:chain/relay";
 
 /// An app name no other test of this run uses (subjects stay apart even on one server).
-pub(super) fn app_name() -> String {
+pub(crate) fn app_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "t{}-{}",
@@ -260,76 +259,6 @@ async fn a_host_with_another_manifest_entry_refuses_calls() {
     // The host counted none of it against the module.
     assert_eq!(host.status()["adder"].recent_failures, 0);
     serving.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resources_cross_a_remote_link_in_sessions() {
-    let Some(_) = nats_server() else { return };
-    let nats = Nats::start();
-    let name = app_name();
-    let spec = AppSpec::new()
-        .name(&name)
-        .nats(NatsSpec::new([nats.url.as_str()]))
-        .module(
-            "relay",
-            ModuleSpec::from_file(guests::RELAY).link("membrane-test:chain/work@1.2.0", "worker"),
-        )
-        .module(
-            "worker",
-            ModuleSpec::from_file(guests::WORKER).placement(Placement::Remote),
-        );
-    let host = load(spec.clone().host(["worker"])).await;
-    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
-    let caller = load(spec).await;
-    let call = |f: &'static str, args: Vec<Val>| {
-        let app = caller.clone();
-        async move {
-            app.call("relay", &format!("{RELAY}#{f}"), &args)
-                .await
-                .unwrap()
-        }
-    };
-    // Created, used and dropped through the link, on the host.
-    assert_eq!(
-        call("counters", vec![Val::U32(20)]).await[0],
-        Val::U64((1..=20).sum())
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Borrowed, then handed over.
-    assert_eq!(
-        call("hand-over", vec![Val::U64(5)]).await[0],
-        Val::Tuple(vec![Val::U64(6), Val::U64(6)])
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Leaked by the importer: alive in the session's instance on the host ...
-    call("leak-counter", vec![Val::U64(1)]).await;
-    call("leak-counter", vec![Val::U64(2)]).await;
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(2));
-    // ... one instance of the host's pool held by the session.
-    assert_eq!(host.status()["worker"].busy, 1);
-    // ... until the importer instance ends, and its session on the host with it.
-    let e = caller
-        .call("relay", &format!("{RELAY}#fail"), &[s("end")])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Trap);
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // The closed session gave its instance back (the new one holds one).
-    let until = Instant::now() + Duration::from_secs(5);
-    while host.status()["worker"].busy != 1 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(host.status()["worker"].busy, 1);
-    // The host goes away: the session's next call fails clearly, and a new importer
-    // instance finds no host.
-    serving.shutdown().await;
-    let e = caller
-        .call("relay", &format!("{RELAY}#live-counters"), &[])
-        .await
-        .unwrap_err();
-    let text = membrane::chain(&e);
-    assert_eq!(e.kind(), ErrorKind::Crashed, "{text}");
-    assert_eq!(e.module(), Some("relay"), "{text}");
 }
 
 /// A raw NATS client of the test, and the subjects of app `name`'s module `module`.
