@@ -125,8 +125,10 @@ async fn dropping_the_call_stops_the_guest_and_frees_the_slot() {
             let app = app.clone();
             tokio::spawn(async move { caps(&app, func, &args).await })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(app.status()["m"].busy, 1, "{func} is running");
+        eventually(&format!("{func} is running"), || {
+            app.status()["m"].busy == 1
+        })
+        .await;
         call.abort();
         assert!(call.await.unwrap_err().is_cancelled());
         let status = app.status()["m"].clone();
