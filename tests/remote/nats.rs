@@ -51,7 +51,7 @@ pub fn nats_server() -> Option<PathBuf> {
         return Some(p);
     }
     INSTALL.call_once(|| {
-        let script = crate::common::repo_root().join("scripts/test-deps.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-deps.sh");
         eprintln!("nats-server is missing: running {}", script.display());
         match Command::new("bash").arg(&script).status() {
             Ok(s) if s.success() => {}
