@@ -125,8 +125,10 @@ async fn dropping_the_call_stops_the_guest_and_frees_the_slot() {
             let app = app.clone();
             tokio::spawn(async move { caps(&app, func, &args).await })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(app.status()["m"].busy, 1, "{func} is running");
+        eventually(&format!("{func} is running"), || {
+            app.status()["m"].busy == 1
+        })
+        .await;
         call.abort();
         assert!(call.await.unwrap_err().is_cancelled());
         let status = app.status()["m"].clone();
@@ -191,13 +193,9 @@ fn membrane_run_blocked_on_stdin_ends_at_its_timeout() {
         ),
     );
     let start = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    let mut child = membrane_command()
         .args(["run", m.to_str().unwrap(), "--", "stdin"])
         .env("RUST_BACKTRACE", "1")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -226,7 +224,7 @@ fn membrane_call_on_a_sleeping_guest_times_out_without_a_panic() {
             guests::PROBE
         ),
     );
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    let o = membrane_command()
         .args([
             "call",
             m.to_str().unwrap(),
@@ -235,10 +233,6 @@ fn membrane_call_on_a_sleeping_guest_times_out_without_a_panic() {
             &HOUR_MS.to_string(),
         ])
         .env("RUST_BACKTRACE", "1")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
         .output()
         .unwrap();
     assert_clean_failure(&o, "error[timeout]");

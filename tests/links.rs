@@ -414,47 +414,6 @@ async fn a_trapping_provider_fails_the_call_not_the_host() {
 }
 
 #[tokio::test]
-async fn resources_cross_a_link_and_are_released() {
-    let app = chain(Duration::from_secs(5)).await;
-    let call = |f: &'static str, args: Vec<Val>| {
-        let app = app.clone();
-        async move {
-            app.call("relay", &format!("{RELAY}#{f}"), &args)
-                .await
-                .unwrap()
-        }
-    };
-    // Created, used and dropped through the link.
-    assert_eq!(
-        call("counters", vec![Val::U32(100)]).await[0],
-        Val::U64((1..=100).sum())
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Borrowed, then handed over.
-    assert_eq!(
-        call("hand-over", vec![Val::U64(5)]).await[0],
-        Val::Tuple(vec![Val::U64(6), Val::U64(6)])
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Leaked by the importer: it stays alive in the provider session ...
-    call("leak-counter", vec![Val::U64(1)]).await;
-    call("leak-counter", vec![Val::U64(2)]).await;
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(2));
-    // ... until the importer instance ends: a failure discards relay and its worker session.
-    let e = app
-        .call("relay", &format!("{RELAY}#fail"), &[s("end")])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Trap);
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Many handles in one call.
-    assert_eq!(
-        call("counters", vec![Val::U32(10_000)]).await[0],
-        Val::U64((1..=10_000u64).sum())
-    );
-}
-
-#[tokio::test]
 async fn host_provided_interface() {
     let rt = runtime();
     let map: Arc<Mutex<std::collections::BTreeMap<String, String>>> = Default::default();

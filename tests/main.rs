@@ -17,6 +17,7 @@ mod placement;
 mod plugins;
 mod pools;
 mod remote;
+mod resources;
 mod serve;
 mod stdio;
 mod supervision;

@@ -8,17 +8,19 @@ use crate::common::*;
 
 #[tokio::test]
 async fn past_the_queue_a_call_fails_at_once_with_overloaded() {
-    let app = probe(|m| m.concurrency(1, 0)).await;
+    let gate = Gate::new().await;
+    let app = probe(|m| gate.grant(m).concurrency(1, 0)).await;
     let busy = {
-        let app = app.clone();
-        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(600)]).await })
+        let (app, args) = (app.clone(), gate.args());
+        tokio::spawn(async move { caps(&app, "connect", &args).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let held = gate.arrived().await;
     assert_eq!(app.status()["m"].busy, 1);
     let e = caps(&app, "bump", &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
     assert_eq!(e.module(), Some("m"));
-    busy.await.unwrap().unwrap();
+    held.release().await;
+    assert_eq!(result_text(&busy.await.unwrap().unwrap()).unwrap(), "pong");
     // Capacity is back.
     caps(&app, "bump", &[]).await.unwrap();
 }
@@ -70,8 +72,7 @@ async fn a_queued_call_gives_up_at_its_deadline() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(app.status()["worker"].busy, 1);
+    eventually("the worker spins", || app.status()["worker"].busy == 1).await;
     let add = "membrane-test:chain/relay#add";
     let e = app
         .call("relay", add, &[Val::U64(1), Val::U64(2)])
@@ -102,20 +103,22 @@ async fn reuse_keeps_state_and_per_call_does_not() {
 
 #[tokio::test]
 async fn too_few_instance_slots_is_overloaded_not_a_crash() {
-    let mut config = Config::default();
+    let mut config = crate::common::config();
     config.instance_slots = 1;
     let rt = Runtime::new(config).unwrap();
+    let gate = Gate::new().await;
     let app = rt
-        .load_spec(AppSpec::new().module("m", ModuleSpec::from_file(guests::PROBE)))
+        .load_spec(AppSpec::new().module("m", gate.grant(ModuleSpec::from_file(guests::PROBE))))
         .await
         .unwrap();
     let first = {
-        let app = app.clone();
-        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(400)]).await })
+        let (app, args) = (app.clone(), gate.args());
+        tokio::spawn(async move { caps(&app, "connect", &args).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = gate.arrived().await;
     let e = caps(&app, "bump", &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded, "{}", membrane::chain(&e));
+    held.release().await;
     first.await.unwrap().unwrap();
 }
 

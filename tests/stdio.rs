@@ -86,7 +86,7 @@ fn the_run_entry_reads_stdin() {
     use std::process::Stdio;
     let tmp = tempfile::tempdir().unwrap();
     let m = manifest_for(tmp.path(), "inherit", "inherit");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    let mut child = membrane_command()
         .args(["run", m.to_str().unwrap(), "--", "stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -133,7 +133,7 @@ fn stdin_is_closed_for_calls() {
         tmp.path(),
         &format!("[modules.p]\ncomponent = {:?}\n", guests::PROBE),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    let mut child = membrane_command()
         .args([
             "call",
             m.to_str().unwrap(),

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use membrane::{AppSpec, Config, ErrorKind, Health, ModuleSpec, RestartPolicy, Runtime, Val};
+use membrane::{AppSpec, ErrorKind, Health, ModuleSpec, RestartPolicy, Runtime, Val};
 
 use crate::common::*;
 
 #[tokio::test]
 async fn fuel_stops_a_loop_deterministically() {
-    let mut config = Config::default();
+    let mut config = crate::common::config();
     config.fuel = true;
     let rt = Runtime::new(config).unwrap();
     let app = rt
@@ -104,7 +104,9 @@ async fn repeated_failures_open_the_circuit_and_a_good_trial_closes_it() {
         let mut p = RestartPolicy::default();
         p.max = 2;
         p.within = Duration::from_secs(60);
-        p.backoff = Duration::from_millis(300);
+        // Long against the few calls below that must see the circuit open, which a busy
+        // machine stretches; waited out once.
+        p.backoff = Duration::from_secs(1);
         p
     };
     let app = runtime()
@@ -132,7 +134,7 @@ async fn repeated_failures_open_the_circuit_and_a_good_trial_closes_it() {
         s("hello, g")
     );
     // After the back-off, one trial call is let through; it succeeds and closes the circuit.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(policy.backoff + Duration::from_millis(50)).await;
     assert_eq!(app.status()["m"].health, Health::Trial);
     assert_eq!(
         caps(&app, "length", &[s("xy")]).await.unwrap()[0],
@@ -146,22 +148,25 @@ async fn repeated_failures_open_the_circuit_and_a_good_trial_closes_it() {
 async fn a_failed_trial_reopens_with_a_longer_backoff() {
     let mut policy = RestartPolicy::default();
     policy.max = 0;
-    policy.backoff = Duration::from_millis(200);
+    // The back-off is the subject: long against the moments between the failed trial and
+    // the status read below, which a busy machine stretches (at 200 ms it failed so).
+    let backoff = Duration::from_secs(1);
+    policy.backoff = backoff;
     let app = probe(|m| m.restart(policy)).await;
     caps(&app, "panic", &[s("1")]).await.unwrap_err();
     assert_eq!(
         caps(&app, "length", &[s("x")]).await.unwrap_err().kind(),
         ErrorKind::Unavailable
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Waiting out the back-off is what opens the trial: a later wake-up changes nothing.
+    tokio::time::sleep(backoff + Duration::from_millis(50)).await;
     assert_eq!(
         caps(&app, "panic", &[s("trial")]).await.unwrap_err().kind(),
         ErrorKind::Trap
     );
     match app.status()["m"].health {
-        Health::Unavailable { retry_in } => {
-            assert!(retry_in > Duration::from_millis(250), "{retry_in:?}")
-        }
+        // Longer than the first back-off: it grew.
+        Health::Unavailable { retry_in } => assert!(retry_in > backoff, "{retry_in:?}"),
         other => panic!("{other:?}"),
     }
 }

@@ -5,7 +5,7 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -53,7 +53,7 @@ fn descriptors(pid: u32) -> Vec<(String, PathBuf)> {
 fn host_holding(secret: &Path, manifest: &Path) -> std::process::Child {
     let file = std::fs::File::open(secret).unwrap();
     let fd = file.as_raw_fd();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    let mut cmd = membrane_command();
     cmd.args([
         "call",
         manifest.to_str().unwrap(),
@@ -61,11 +61,6 @@ fn host_holding(secret: &Path, manifest: &Path) -> std::process::Child {
         &format!("{CAPS}#sleep-ms"),
         "60000",
     ])
-    .env_remove("MEMBRANE_LOG")
-    .env(
-        "MEMBRANE_CACHE_DIR",
-        std::env::temp_dir().join("membrane-test-cache"),
-    )
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null());

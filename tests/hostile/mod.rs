@@ -498,15 +498,11 @@ async fn a_thousand_concurrent_calls_half_cancelled() {
     }
     assert!(finished >= 500, "{finished}");
     // Every instance came back: nothing leaked, nothing is stuck.
-    for _ in 0..100 {
-        let st = app.status()["bad"].clone();
-        if st.busy == 0 && st.waiting == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let st = app.status()["bad"].clone();
-    assert_eq!((st.busy, st.waiting), (0, 0));
+    eventually("every instance is back", || {
+        let st = &app.status()["bad"];
+        st.busy == 0 && st.waiting == 0
+    })
+    .await;
     contained(&app).await;
 }
 
@@ -547,32 +543,37 @@ async fn table_with_a_huge_minimum() {
 
 #[tokio::test]
 async fn in_flight_calls_into_other_modules_finish_normally() {
+    let gate = Gate::new().await;
+    // The spinner's short deadline is what ends its call; the bomb and the panic get a
+    // deadline far above their work, so that a busy machine still sees them as what they
+    // are (a memory bomb slowed past 200 ms would otherwise end as a timeout).
     let app = runtime()
         .load_spec(
             AppSpec::new()
                 .module(
-                    "bad",
+                    "spinner",
                     ModuleSpec::from_file(guests::PROBE).timeout(Duration::from_millis(200)),
                 )
-                .module("busy", ModuleSpec::from_file(guests::PROBE)),
+                .module(
+                    "bad",
+                    ModuleSpec::from_file(guests::PROBE).timeout(HANG_GUARD),
+                )
+                .module("busy", gate.grant(ModuleSpec::from_file(guests::PROBE))),
         )
         .await
         .unwrap();
     let busy = {
-        let app = app.clone();
+        let (app, args) = (app.clone(), gate.args());
         tokio::spawn(async move {
-            let slept = app
-                .call("busy", &format!("{CAPS}#sleep-ms"), &[Val::U64(500)])
-                .await;
+            let held = app.call("busy", &format!("{CAPS}#connect"), &args).await;
             let counted = app.call("busy", &format!("{CAPS}#bump"), &[]).await;
-            (slept, counted)
+            (held, counted)
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        bad(&app, "spin", &[]).await.unwrap_err().kind(),
-        ErrorKind::Timeout
-    );
+    // The neighbour's call is in flight while the hostile module fails three ways.
+    let held = gate.arrived().await;
+    let spin = app.call("spinner", &format!("{CAPS}#spin"), &[]).await;
+    assert_eq!(spin.unwrap_err().kind(), ErrorKind::Timeout);
     assert_eq!(
         bad(&app, "panic", &[s("x")]).await.unwrap_err().kind(),
         ErrorKind::Trap
@@ -581,9 +582,15 @@ async fn in_flight_calls_into_other_modules_finish_normally() {
         bad(&app, "bomb", &[]).await.unwrap_err().kind(),
         ErrorKind::MemoryLimit
     );
-    let (slept, counted) = busy.await.unwrap();
-    slept.unwrap();
-    // Same instance as the sleep: its state survived the neighbour's failures.
+    assert_eq!(
+        app.status()["busy"].busy,
+        1,
+        "the neighbour's call is still running"
+    );
+    held.release().await;
+    let (held, counted) = busy.await.unwrap();
+    assert_eq!(result_text(&held.unwrap()).unwrap(), "pong");
+    // Same instance as the held call: its state survived the neighbour's failures.
     assert_eq!(counted.unwrap()[0], Val::U64(1));
 }
 

@@ -35,12 +35,10 @@ fn run_broken(fd: u32, how: Broken, args: &[&str]) -> Output {
             c
         }
     };
-    cmd.env(
-        "MEMBRANE_CACHE_DIR",
-        std::env::temp_dir().join("membrane-test-cache"),
-    )
-    .env_remove("MEMBRANE_LOG")
-    .stdin(Stdio::null());
+    cmd.env("MEMBRANE_CACHE_DIR", cache_dir())
+        .env("MEMBRANE_RUNTIME_DIR", runtime_dir())
+        .env_remove("MEMBRANE_LOG")
+        .stdin(Stdio::null());
     let target = || -> Stdio {
         match how {
             Broken::Full => std::fs::OpenOptions::new()

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use membrane::{AppSpec, Config, ModuleSpec, Placement, RestartPolicy, Runtime};
+use membrane::{AppSpec, ModuleSpec, Placement, RestartPolicy, Runtime};
 use serde_json::{Value, json};
 
 use super::fake_worker::{FLOOD, FLOOD_LINES, FLOOD_OUTSIDE, script};
@@ -59,7 +59,7 @@ fn host_driver() {
 /// app (and so its worker) is gone and everything the worker said has been logged.
 async fn drive(case: &str, script: std::path::PathBuf) {
     let (calls, timeout) = plan(case);
-    let mut config = Config::default();
+    let mut config = crate::common::config();
     config.worker_program = Some(script);
     let mut policy = RestartPolicy::default();
     policy.max = u32::MAX;
@@ -150,10 +150,7 @@ fn run(case: &str) -> Run {
         ])
         .env(DRIVER_ENV, case)
         .env(SCRIPT_ENV, &script)
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
+        .env("MEMBRANE_CACHE_DIR", cache_dir())
         .output()
         .expect("the host runs");
     let elapsed = begun.elapsed();

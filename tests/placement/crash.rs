@@ -1,6 +1,6 @@
 //! Workers that die, hang or keep crashing: only their calls fail, and they come back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use membrane::{ErrorKind, RestartPolicy, Val};
 
@@ -17,25 +17,25 @@ fn signal(pid: u32, sig: &str) {
 
 /// Waits until the app's worker is one other than `old` (or none).
 async fn replaced(app: &membrane::App, old: u32) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while membrane::process::workers::worker_pid(app, "m").unwrap() == Some(old)
-        && Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    eventually("the stopped worker is replaced", || {
+        membrane::process::workers::worker_pid(app, "m").unwrap() != Some(old)
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn kill_9_fails_only_the_calls_in_flight_and_the_next_call_succeeds() {
-    let app = probe_in_worker(|m| m.concurrency(2, 8)).await;
+    let gate = Gate::new().await;
+    let app = probe_in_worker(|m| gate.grant(m).concurrency(2, 8)).await;
     let pid = membrane::process::workers::worker_pid(&app, "m")
         .unwrap()
         .unwrap();
     let long = {
-        let app = app.clone();
-        tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(10_000)]).await })
+        let (app, args) = (app.clone(), gate.args());
+        tokio::spawn(async move { caps(&app, "connect", &args).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The call is running inside the worker when the worker dies.
+    let _held = gate.arrived().await;
     signal(pid, "KILL");
     let e = long.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
@@ -75,26 +75,19 @@ async fn a_stopped_worker_hits_the_deadline_and_is_replaced() {
 async fn a_worker_that_keeps_crashing_opens_the_circuit() {
     let mut policy = RestartPolicy::default();
     policy.max = 3;
-    let app = probe_in_worker(|m| m.restart(policy)).await;
+    let gate = Gate::new().await;
+    let app = probe_in_worker(|m| gate.grant(m).restart(policy)).await;
     // Past `max` failures the circuit opens.
     for _ in 0..4 {
+        let call = {
+            let (app, args) = (app.clone(), gate.args());
+            tokio::spawn(async move { caps(&app, "connect", &args).await })
+        };
+        // The call runs in its worker (a new one after each kill): kill it mid-call.
+        let _held = gate.arrived().await;
         let pid = membrane::process::workers::worker_pid(&app, "m")
             .unwrap()
-            .unwrap_or(0);
-        let call = {
-            let app = app.clone();
-            tokio::spawn(async move { caps(&app, "sleep-ms", &[Val::U64(10_000)]).await })
-        };
-        // Wait for the call's worker, then kill it mid-call.
-        let until = Instant::now() + Duration::from_secs(5);
-        let pid = loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            match membrane::process::workers::worker_pid(&app, "m").unwrap() {
-                Some(p) if p != pid || Instant::now() > until => break p,
-                Some(p) if pid != 0 => break p,
-                _ => {}
-            }
-        };
+            .expect("the call's worker runs");
         signal(pid, "KILL");
         let e = call.await.unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
@@ -147,10 +140,9 @@ fn a_thousand_restarts_leak_no_process_socket_or_descriptor() {
     // Reapers finish within moments of each kill. Other tests run in this process too,
     // so descriptors are compared with a margin far below one per restart.
     let zombies = || killed.iter().filter(|p| is_child_zombie(**p)).count();
-    let until = Instant::now() + Duration::from_secs(5);
-    while (zombies() > 0 || open_fds() > fds + 100) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_blocking("the reapers finish", || {
+        zombies() == 0 && open_fds() <= fds + 100
+    });
     assert_eq!(zombies(), 0, "zombie workers left");
     let now = open_fds();
     assert!(

@@ -2,16 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use membrane::{AppSpec, Config, ErrorKind, ModuleSpec, Placement, RestartPolicy, Runtime, Val};
+use membrane::{AppSpec, ErrorKind, ModuleSpec, Placement, RestartPolicy, Val};
 
 use crate::common::*;
-
-/// A runtime whose workers are the `membrane` binary (this test binary cannot be one).
-pub fn worker_runtime() -> Runtime {
-    let mut config = Config::default();
-    config.worker_program = Some(env!("CARGO_BIN_EXE_membrane").into());
-    Runtime::new(config).expect("runtime")
-}
 
 fn in_process(spec: ModuleSpec) -> ModuleSpec {
     spec.placement(Placement::Process)
@@ -176,17 +169,23 @@ async fn deadlines_pass_along_into_the_worker() {
                         .link("membrane-test:placement/math", "adder")
                         .timeout(Duration::from_millis(200)),
                 )
-                .module("adder", in_process(ModuleSpec::from_file(guests::ADDER))),
+                .module(
+                    "adder",
+                    in_process(ModuleSpec::from_file(guests::ADDER)).timeout(HANG_GUARD),
+                ),
         )
         .await
         .unwrap();
+    // The nap is 100 times the importer's deadline and the provider's own deadline is
+    // longer still: ending before the nap would is the deadline passed along (an ordering,
+    // which a busy machine does not turn around).
     let t = Instant::now();
     let e = app
-        .call("calc", &format!("{CALC}#nap"), &[Val::U64(5_000)])
+        .call("calc", &format!("{CALC}#nap"), &[Val::U64(20_000)])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
 fn process_manifest(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
@@ -201,14 +200,9 @@ fn process_manifest(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 
 /// `membrane` with the documented switch that simulates a kernel without Landlock.
 fn membrane_without_landlock(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_membrane"))
+    membrane_command()
         .args(args)
-        .env_remove("MEMBRANE_LOG")
         .env("MEMBRANE_SANDBOX_LANDLOCK", "off")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
         .output()
         .expect("membrane runs")
 }
@@ -295,59 +289,10 @@ async fn status_names_the_placement_and_the_worker() {
     assert!(st.worker_pid.is_some());
 }
 
+/// A module in a worker cannot import resources yet: refused at load, with the key. (The
+/// other direction, a provider in a worker, is in `resources`, with every placement.)
 #[tokio::test]
-async fn resources_cross_into_a_process_provider_and_are_released() {
-    // relay (isolated) -> worker (process): the link's interface has a resource.
-    let app = worker_runtime()
-        .load_spec(
-            AppSpec::new()
-                .module(
-                    "relay",
-                    ModuleSpec::from_file(guests::RELAY)
-                        .link("membrane-test:chain/work@1.2.0", "worker"),
-                )
-                .module("worker", in_process(ModuleSpec::from_file(guests::WORKER))),
-        )
-        .await
-        .expect("loads");
-    const RELAY: &str = "membrane-test:chain/relay";
-    let call = |f: &'static str, args: Vec<Val>| {
-        let app = app.clone();
-        async move {
-            app.call("relay", &format!("{RELAY}#{f}"), &args)
-                .await
-                .unwrap()
-        }
-    };
-    // Created, used and dropped through the link, in the worker.
-    assert_eq!(
-        call("counters", vec![Val::U32(100)]).await[0],
-        Val::U64((1..=100).sum())
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Borrowed, then handed over.
-    assert_eq!(
-        call("hand-over", vec![Val::U64(5)]).await[0],
-        Val::Tuple(vec![Val::U64(6), Val::U64(6)])
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Leaked by the importer: alive in the session's worker instance ...
-    call("leak-counter", vec![Val::U64(1)]).await;
-    call("leak-counter", vec![Val::U64(2)]).await;
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(2));
-    // ... until the importer instance ends, and its session with it.
-    let e = app
-        .call("relay", &format!("{RELAY}#fail"), &[s("end")])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Trap);
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // The blocking path too.
-    let out = app
-        .call_blocking("relay", &format!("{RELAY}#counters"), &[Val::U32(10)])
-        .unwrap();
-    assert_eq!(out[0], Val::U64((1..=10).sum()));
-    // A module in a worker cannot import resources yet: refused at load, with the key.
+async fn an_importer_in_a_worker_cannot_take_resources() {
     let e = worker_runtime()
         .load_spec(
             AppSpec::new()

@@ -2,7 +2,6 @@
 //! manifest's comment runs it (a nats-server, `membrane host`, `membrane run`).
 
 use super::host::app_name;
-use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 use membrane_test_artifacts as guests;
@@ -39,7 +38,7 @@ fn the_notes_example_renders_on_another_host() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = membrane(&["run", &m, "--", "list"]);
     assert!(!o.status.success(), "{}", stdout(&o));
-    let mut host = HostProc::start(&["host", &m, "--modules", "render"]);
+    let mut host = super::host_proc(&["host", &m, "--modules", "render"]);
     let o = membrane(&["run", &m, "--", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("│   1. buy milk │"), "{}", stdout(&o));

@@ -66,7 +66,7 @@ fn host(manifest: &Path, nats: Option<&str>) -> HostProc {
     if let Some(url) = nats {
         args.extend(["--nats", url]);
     }
-    HostProc::start(&args)
+    super::host_proc(&args)
 }
 
 /// One call made by [`Load`].
@@ -403,10 +403,7 @@ async fn a_host_follows_the_cluster_when_its_server_dies() {
         gap.iter().filter(|r| r.start < killing).count(),
     );
     assert!(resumed - killed < BOUND);
-    let late: Vec<&Rec> = recs
-        .iter()
-        .filter(|r| r.start >= resumed && r.error.is_some())
-        .collect();
+    let late = lost_after(&recs, resumed);
     assert!(late.is_empty(), "calls failed after resuming: {late:?}");
     assert!(
         recs.iter().filter(|r| r.start >= resumed).count() > 10,
@@ -522,9 +519,22 @@ async fn calls_fail_fast_while_disconnected_and_resume_after_a_restart() {
             r.end.saturating_duration_since(killing)
         );
     }
-    let late: Vec<&Rec> = recs
-        .iter()
-        .filter(|r| r.start >= resumed && r.error.is_some())
-        .collect();
+    let late = lost_after(&recs, resumed);
     assert!(late.is_empty(), "calls failed after resuming: {late:?}");
+}
+
+/// The calls started at or after `resumed` that failed, but for those shed as Overloaded:
+/// the host shedding the backlog the gap left (a queue of 256, a call every millisecond)
+/// is load shedding working, and how much of it happens depends on how busy the machine
+/// is; any other failure is a call lost to the failover.
+fn lost_after(recs: &[Rec], resumed: Instant) -> Vec<&Rec> {
+    let shed = recs
+        .iter()
+        .filter(|r| r.start >= resumed && r.error == Some(ErrorKind::Overloaded))
+        .count();
+    eprintln!("{shed} calls shed as Overloaded after resuming");
+    recs.iter()
+        .filter(|r| r.start >= resumed)
+        .filter(|r| r.error.is_some_and(|k| k != ErrorKind::Overloaded))
+        .collect()
 }

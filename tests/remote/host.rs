@@ -11,16 +11,14 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use membrane::{App, AppSpec, ErrorKind, ModuleSpec, NatsSpec, Placement, Val};
 
-use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 
 const MATH: &str = "membrane-test:placement/math";
 const CALC: &str = "membrane-test:placement/calc";
-const RELAY: &str = "membrane-test:chain/relay";
 
 /// An app name no other test of this run uses (subjects stay apart even on one server).
-pub(super) fn app_name() -> String {
+pub(crate) fn app_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "t{}-{}",
@@ -132,7 +130,8 @@ async fn remote_calls_and_links_reach_the_host() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Far below the call's 10 s deadline, far above the work (no responders).
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +149,8 @@ async fn no_host_is_unavailable_at_once() {
         let text = membrane::chain(&e);
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{module}: {text}");
         assert_eq!(e.module(), Some(module), "{text}");
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // Far below the call's 10 s deadline, far above the work (no responders).
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
 
@@ -209,22 +209,24 @@ async fn deadlines_cross_the_wire() {
     // The importer's 200 ms bound the provider's call on the host.
     let t = Instant::now();
     let e = caller
-        .call("calc", &format!("{CALC}#nap"), &[Val::U64(5_000)])
+        .call("calc", &format!("{CALC}#nap"), &[Val::U64(20_000)])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Before the nap (and the host's own 10 s) would end: the 200 ms passed along.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // The module's own 400 ms, applied by the host.
     let t = Instant::now();
     let e = caller
-        .call("adder", &format!("{MATH}#nap"), &[Val::U64(5_000)])
+        .call("adder", &format!("{MATH}#nap"), &[Val::U64(20_000)])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.module(), Some("adder"), "{e}");
+    // Not before the 400 ms, and long before the nap would end.
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(350) && took < Duration::from_secs(20),
         "{took:?}"
     );
     // A nap within the budget comes back.
@@ -261,76 +263,6 @@ async fn a_host_with_another_manifest_entry_refuses_calls() {
     // The host counted none of it against the module.
     assert_eq!(host.status()["adder"].recent_failures, 0);
     serving.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resources_cross_a_remote_link_in_sessions() {
-    let Some(_) = nats_server() else { return };
-    let nats = Nats::start();
-    let name = app_name();
-    let spec = AppSpec::new()
-        .name(&name)
-        .nats(NatsSpec::new([nats.url.as_str()]))
-        .module(
-            "relay",
-            ModuleSpec::from_file(guests::RELAY).link("membrane-test:chain/work@1.2.0", "worker"),
-        )
-        .module(
-            "worker",
-            ModuleSpec::from_file(guests::WORKER).placement(Placement::Remote),
-        );
-    let host = load(spec.clone().host(["worker"])).await;
-    let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
-    let caller = load(spec).await;
-    let call = |f: &'static str, args: Vec<Val>| {
-        let app = caller.clone();
-        async move {
-            app.call("relay", &format!("{RELAY}#{f}"), &args)
-                .await
-                .unwrap()
-        }
-    };
-    // Created, used and dropped through the link, on the host.
-    assert_eq!(
-        call("counters", vec![Val::U32(20)]).await[0],
-        Val::U64((1..=20).sum())
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Borrowed, then handed over.
-    assert_eq!(
-        call("hand-over", vec![Val::U64(5)]).await[0],
-        Val::Tuple(vec![Val::U64(6), Val::U64(6)])
-    );
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // Leaked by the importer: alive in the session's instance on the host ...
-    call("leak-counter", vec![Val::U64(1)]).await;
-    call("leak-counter", vec![Val::U64(2)]).await;
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(2));
-    // ... one instance of the host's pool held by the session.
-    assert_eq!(host.status()["worker"].busy, 1);
-    // ... until the importer instance ends, and its session on the host with it.
-    let e = caller
-        .call("relay", &format!("{RELAY}#fail"), &[s("end")])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Trap);
-    assert_eq!(call("live-counters", vec![]).await[0], Val::U64(0));
-    // The closed session gave its instance back (the new one holds one).
-    let until = Instant::now() + Duration::from_secs(5);
-    while host.status()["worker"].busy != 1 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(host.status()["worker"].busy, 1);
-    // The host goes away: the session's next call fails clearly, and a new importer
-    // instance finds no host.
-    serving.shutdown().await;
-    let e = caller
-        .call("relay", &format!("{RELAY}#live-counters"), &[])
-        .await
-        .unwrap_err();
-    let text = membrane::chain(&e);
-    assert_eq!(e.kind(), ErrorKind::Crashed, "{text}");
-    assert_eq!(e.module(), Some("relay"), "{text}");
 }
 
 /// A raw NATS client of the test, and the subjects of app `name`'s module `module`.
@@ -572,28 +504,30 @@ async fn a_full_host_answers_overloaded_at_once() {
     let nats = Nats::start();
     let name = app_name();
     // One instance, no queue: one call at a time on the host.
-    let adder = |m: ModuleSpec| m.concurrency(1, 0).timeout(Duration::from_secs(5));
+    let adder = |m: ModuleSpec| m.concurrency(1, 0).timeout(Duration::from_secs(30));
     let host = load(calc_spec(&name, &nats.url, adder).host(["adder"])).await;
     let serving = membrane::remote::RemoteHost::start(&host).await.unwrap();
     let caller = load(calc_spec(&name, &nats.url, adder)).await;
     let c = caller.clone();
     let napping = tokio::spawn(async move {
-        c.call("adder", &format!("{MATH}#nap"), &[Val::U64(1_000)])
+        c.call("adder", &format!("{MATH}#nap"), &[Val::U64(5_000)])
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let t = Instant::now();
+    eventually("the nap runs on the host", || {
+        host.status()["adder"].busy == 1
+    })
+    .await;
     let e = caller
         .call("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(1)])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
+    // At once: the answer came while the nap still ran, not after it (seconds of margin).
     assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
+        !napping.is_finished(),
+        "the full host answered only after the nap"
     );
-    assert_eq!(napping.await.unwrap().unwrap(), vec![Val::U64(1_000)]);
+    assert_eq!(napping.await.unwrap().unwrap(), vec![Val::U64(5_000)]);
     // And serves again once the call is done.
     let out = caller
         .call("adder", &format!("{MATH}#add"), &[Val::U32(1), Val::U32(1)])
@@ -616,14 +550,14 @@ async fn shutdown_lets_calls_in_flight_finish() {
         c.call("adder", &format!("{MATH}#nap"), &[Val::U64(600)])
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let t = Instant::now();
+    eventually("the nap runs on the host", || {
+        host.status()["adder"].busy == 1
+    })
+    .await;
     serving.shutdown().await;
-    assert!(
-        t.elapsed() >= Duration::from_millis(250),
-        "{:?}",
-        t.elapsed()
-    );
+    // Shutting down waited for the call: the host had finished it when it returned.
+    let st = &host.status()["adder"];
+    assert_eq!((st.busy, st.calls), (0, 1), "{st:?}");
     assert_eq!(napping.await.unwrap().unwrap(), vec![Val::U64(600)]);
 }
 
@@ -651,7 +585,7 @@ fn membrane_host_serves_membrane_call() {
     // The host is told the server on its command line; the manifest's is not reachable.
     let m = manifest(dir.path(), &name, "nats://127.0.0.1:1", "");
     let path = m.to_str().unwrap();
-    let mut host = HostProc::start(&["host", path, "--modules", "adder", "--nats", &nats.url]);
+    let mut host = super::host_proc(&["host", path, "--modules", "adder", "--nats", &nats.url]);
     let caller_manifest = tempfile::tempdir().unwrap();
     let cm = manifest(caller_manifest.path(), &name, &nats.url, "");
     let cm = cm.to_str().unwrap();
@@ -734,7 +668,7 @@ fn membrane_serve_also_hosts() {
     );
     let path = m.to_str().unwrap();
     let mut server =
-        HostProc::start(&["serve", path, "--listen", "127.0.0.1:0", "--host", "adder"]);
+        super::host_proc(&["serve", path, "--listen", "127.0.0.1:0", "--host", "adder"]);
     server.wait_for("serving on http://");
     let o = membrane(&["call", path, "adder", &format!("{MATH}#add"), "2", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -21,10 +21,17 @@ impl HostProc {
     /// Starts `membrane ARGS` with `cache` as its compile cache and waits (up to 120 s)
     /// for the line that says it hosts.
     pub fn start_with_cache(args: &[&str], cache: &std::path::Path) -> HostProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_membrane"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+        cmd.args(args)
             .env_remove("MEMBRANE_LOG")
-            .env("MEMBRANE_CACHE_DIR", cache)
+            .env("MEMBRANE_CACHE_DIR", cache);
+        HostProc::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a `membrane` command with its arguments and environment, and waits
+    /// (up to 120 s) for the line that says it hosts.
+    pub fn spawn(mut cmd: Command) -> HostProc {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -49,11 +56,6 @@ impl HostProc {
             p.id = id.trim_end_matches(')').to_string();
         }
         p
-    }
-
-    /// [`HostProc::start_with_cache`] with the tests' cache.
-    pub fn start(args: &[&str]) -> HostProc {
-        HostProc::start_with_cache(args, &std::env::temp_dir().join("membrane-test-cache"))
     }
 
     /// Waits (up to 120 s) for a line of its stderr containing `text`.

@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use membrane::{App, AppSpec, ModuleSpec, NatsSpec, Placement, Val};
 
 use super::host::app_name;
-use super::hostproc::HostProc;
 use super::nats::{Nats, nats_server};
 use crate::common::*;
 
@@ -261,7 +260,7 @@ async fn a_refused_session_request_is_audited() {
     );
     let path = manifest.to_str().unwrap();
     // `membrane host` logs at info, audit events included.
-    let host = HostProc::start(&["host", path, "--modules", "worker"]);
+    let host = super::host_proc(&["host", path, "--modules", "worker"]);
     let a = runtime().load(&manifest).await.unwrap();
     let b = async_nats::connect(&nats.url).await.unwrap();
     relay(&a, "leak-counter", &[Val::U64(7)]).await.unwrap();

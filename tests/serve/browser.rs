@@ -64,7 +64,7 @@ fn chromium() -> Option<PathBuf> {
         return Some(p);
     }
     INSTALL.call_once(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-deps.sh");
+        let script = crate::common::repo_root().join("scripts/test-deps.sh");
         eprintln!("chromium is missing: running {}", script.display());
         match Command::new("bash").arg(&script).status() {
             Ok(s) if s.success() => {}

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{guests, membrane, stderr, write_manifest};
@@ -80,7 +80,7 @@ fn start(manifest: &Path, env: &[(&str, &str)]) -> Proc {
 /// Starts `membrane serve MANIFEST --listen 127.0.0.1:0 ARGS` with `env`, and waits for the
 /// line that says where it listens.
 pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    let mut cmd = crate::common::membrane_command();
     cmd.args([
         "serve",
         manifest.to_str().unwrap(),
@@ -88,12 +88,6 @@ pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc 
         "127.0.0.1:0",
     ])
     .args(args)
-    .env_remove("MEMBRANE_LOG")
-    .env(
-        "MEMBRANE_CACHE_DIR",
-        std::env::temp_dir().join("membrane-test-cache"),
-    )
-    .env("MEMBRANE_RUNTIME_DIR", crate::common::runtime_dir())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     for (k, v) in env {

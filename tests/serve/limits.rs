@@ -221,11 +221,16 @@ async fn connections_over_the_cap_wait_while_every_one_is_busy() {
     .await;
     let addr = s.addr;
     let second = tokio::spawn(async move { get(addr, "/b").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Something that must not happen: the second request answered while the first holds
+    // the only place. A second is far longer than a GET takes to be served on 127.0.0.1,
+    // and a busy machine can only make an answer later, never earlier: a slow machine
+    // cannot fail this check, a broken cap fails it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         !second.is_finished(),
         "the second connection must wait for a place"
     );
+    assert_eq!(s.app.status()["m"].busy, 1, "only the first request runs");
     // The first request ends and its connection goes idle: it makes room.
     first.write_all(b"world").await.unwrap();
     let r = tokio::time::timeout(Duration::from_secs(30), second)

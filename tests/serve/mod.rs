@@ -10,7 +10,6 @@ mod page;
 mod routes;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,6 +18,7 @@ use membrane::serve::{ServeOptions, Server};
 use membrane::{App, AppSpec, HttpSpec, ModuleSpec};
 use tokio::net::TcpStream;
 
+pub use crate::common::eventually;
 use crate::common::{guests, runtime};
 
 /// A served app: its addresses, and the server's task (stopped when dropped).
@@ -152,17 +152,6 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, request("GET", path, Bytes::new()))
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
-/// Polls `f` until it holds, for up to 10 seconds.
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: did not happen within 10 s");
 }
 
 /// The value of one sample of the metrics text (`name{labels}` exactly as rendered).

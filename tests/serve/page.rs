@@ -234,7 +234,7 @@ async fn page_rollback_button() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/admin-page.png; run by hand"]
 async fn screenshot() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = crate::common::repo_root();
     // From the repository's root, so the page shows the manifest's path as an operator
     // would type it (this test runs alone: it is the only ignored one).
     std::env::set_current_dir(&root).unwrap();

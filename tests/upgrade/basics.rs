@@ -179,9 +179,11 @@ async fn a_compatible_minor_version_passes_the_gate() {
 #[tokio::test]
 async fn racing_upgrades_of_one_module_never_leave_a_half_state() {
     let app = linked(greet(guests::GREET_V1)).await;
+    // The second upgrade's new variable is a wider grant, accepted: what may refuse either
+    // upgrade is then only the race (a Denied here depended on which one came first).
     let (a, b) = tokio::join!(
         app.upgrade("greet", greet(guests::GREET_V2)),
-        app.upgrade("greet", greet(guests::GREET_V1).env("X", "1")),
+        app.upgrade_with("greet", greet(guests::GREET_V1).env("X", "1"), wider()),
     );
     let mut oks = 0;
     for r in [a, b] {
@@ -224,8 +226,15 @@ async fn typed_handles_follow_the_current_generation() {
     assert_eq!(blocking.0, "v2");
 }
 
+/// `front#twice` crosses into greet, pauses, and crosses again; the upgrade lands in the
+/// pause. The test waits for the first crossing (greet counted it) instead of guessing when
+/// it happened, and the new version is compiled before the call starts, so the upgrade is
+/// milliseconds of work against a pause of seconds: a window that stays wide on a busy
+/// machine. That the upgrade did land inside it is checked, not assumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_between_two_crossings_of_one_call() {
+    // Compiles v2 into the shared cache: the upgrade below then only loads it.
+    drop(linked(greet(guests::GREET_V2)).await);
     let app = linked(greet(guests::GREET_V1)).await;
     let call = {
         let app = app.clone();
@@ -233,13 +242,17 @@ async fn an_upgrade_between_two_crossings_of_one_call() {
             app.call(
                 "front",
                 &format!("{FRONT}#twice"),
-                &[Val::String("x".into()), Val::U32(1500)],
+                &[Val::String("x".into()), Val::U32(5000)],
             )
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    crate::common::eventually("the first crossing", || app.status()["greet"].calls == 1).await;
     app.upgrade("greet", greet(guests::GREET_V2)).await.unwrap();
+    assert!(
+        !call.is_finished(),
+        "the upgrade outlasted the call's 5 s pause: no crossing was left to see it"
+    );
     let out = call.await.unwrap().unwrap();
     let Val::List(items) = &out[0] else {
         panic!("{out:?}")

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use membrane::{App, AppSpec, ModuleSpec, RestartPolicy, UpgradePolicy, Val};
 
+pub use crate::common::eventually;
 use crate::common::{guests, runtime, text_of};
 
 pub const API: &str = "acme:greet/api";
@@ -61,13 +62,4 @@ pub fn circuit(max: u32) -> RestartPolicy {
     let mut p = RestartPolicy::default();
     p.max = max;
     p
-}
-
-/// Waits until `f` holds (status changes made by the upgrade's watcher thread).
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(std::time::Instant::now() < end, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

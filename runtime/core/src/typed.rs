@@ -17,7 +17,7 @@ use crate::value::type_name;
 /// from `wasmtime::component::bindgen!` or the `ComponentType` derives).
 ///
 /// ```no_run
-/// # async fn demo(app: membrane::App) -> membrane::Result<()> {
+/// # async fn demo(app: membrane_core::App) -> membrane_core::Result<()> {
 /// let add = app.typed::<(u32, u32), (u32,)>("plugin", "acme:math/ops#add")?;
 /// let (sum,) = add.call((3, 4)).await?;
 /// # let _ = sum;

@@ -74,7 +74,7 @@ pub(crate) const PROBE_ENV: &str = "MEMBRANE_SANDBOX_PROBE";
 /// The first statement of `main`:
 ///
 /// ```no_run
-/// membrane::process::main_if_worker();
+/// membrane_process::main_if_worker(); // membrane::process::main_if_worker() through the facade
 /// // ... then the application, which may load `process` modules
 /// ```
 pub fn main_if_worker() {

@@ -28,7 +28,7 @@ type Installer =
 /// A WIT interface implemented by the host application.
 ///
 /// ```
-/// use membrane::HostInterface;
+/// use membrane_core::HostInterface;
 ///
 /// let buffer = HostInterface::new("acme:editor/buffer@0.1.0")
 ///     .func("line-count", |(): ()| Ok((42u32,)))
@@ -40,7 +40,7 @@ type Installer =
 /// append: func(more: string); }` and `open: func(name: string) -> document`):
 ///
 /// ```
-/// use membrane::HostInterface;
+/// use membrane_core::HostInterface;
 ///
 /// struct Document(String);
 ///

@@ -2,15 +2,52 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use membrane::{App, AppSpec, Config, ModuleSpec, Runtime, Val};
 
 pub use membrane_test_artifacts as guests;
 
+mod gate;
+mod wait;
+
+pub use gate::Gate;
+pub use wait::{HANG_GUARD, eventually, eventually_blocking};
+
+/// The repository's root (the tests belong to runtime/membrane, two levels down).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The compile cache the tests share: every runtime of the tests and every `membrane`
+/// process they start keeps compiled components here, so a guest is compiled once (and
+/// later runs start warm). Sharing is safe: entries are keyed by the SHA-256 of the
+/// component and live in a directory per engine configuration. Under the target
+/// directory, private to this build; the runtime makes it 0700. Tests about the cache
+/// itself (misses, damaged entries, `MEMBRANE_NO_CACHE`) use caches of their own.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("membrane-cache")
+}
+
+/// `Config::default()` with the shared compile cache.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.cache_dir = Some(cache_dir());
+    config
+}
+
+/// A runtime of [`config`].
 pub fn runtime() -> Runtime {
-    Runtime::new(Config::default()).expect("runtime")
+    Runtime::new(config()).expect("runtime")
+}
+
+/// A runtime whose `process` workers are the `membrane` binary (this test binary cannot
+/// be one).
+pub fn worker_runtime() -> Runtime {
+    let mut config = config();
+    config.worker_program = Some(env!("CARGO_BIN_EXE_membrane").into());
+    Runtime::new(config).expect("runtime")
 }
 
 /// Loads an app of one module called `m`.
@@ -56,8 +93,18 @@ pub fn text_of(v: &Val) -> String {
 }
 
 /// Where the `membrane` processes of the tests keep their admin tokens.
-pub fn runtime_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join("membrane-test-run")
+pub fn runtime_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("membrane-run")
+}
+
+/// The `membrane` binary as the tests start it: the shared compile cache, the tests'
+/// runtime directory, and no log filter from the environment.
+pub fn membrane_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
+    cmd.env_remove("MEMBRANE_LOG")
+        .env("MEMBRANE_CACHE_DIR", cache_dir())
+        .env("MEMBRANE_RUNTIME_DIR", runtime_dir());
+    cmd
 }
 
 /// Runs the `membrane` binary.
@@ -66,14 +113,8 @@ pub fn membrane(args: &[&str]) -> Output {
 }
 
 pub fn membrane_in(dir: Option<&Path>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_membrane"));
-    cmd.args(args)
-        .env_remove("MEMBRANE_LOG")
-        .env(
-            "MEMBRANE_CACHE_DIR",
-            std::env::temp_dir().join("membrane-test-cache"),
-        )
-        .env("MEMBRANE_RUNTIME_DIR", runtime_dir());
+    let mut cmd = membrane_command();
+    cmd.args(args);
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
@@ -103,7 +144,7 @@ pub fn assert_clean_failure(o: &Output, expect_in_stderr: &str) {
 }
 
 /// Writes a manifest into `dir` and returns its path.
-pub fn write_manifest(dir: &Path, text: &str) -> std::path::PathBuf {
+pub fn write_manifest(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("membrane.toml");
     std::fs::write(&path, text).unwrap();
     path
