@@ -423,6 +423,9 @@ async fn a_call_in_flight_when_the_connection_drops_fails_fast() {
         .status()
         .expect("kill runs");
     assert!(stopped.success());
+    // SIGSTOP lands on each of the server's threads as it next leaves the kernel: until
+    // every one shows `T` a running thread could still route the call.
+    crate::common::eventually("the NATS server stops", || all_stopped(&pid)).await;
     let in_flight = {
         let caller = caller.clone();
         tokio::spawn(async move { add(&caller, 1, 1).await })
@@ -451,4 +454,18 @@ async fn a_bad_declaration_is_reported_before_connecting() {
     let mut nats = NatsSpec::new([&url]);
     nats.user = Some("svc".into());
     refused(load(nats).await, ErrorKind::Manifest, "app.nats_auth");
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in /proc).
+fn all_stopped(pid: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name in parentheses, which may hold spaces.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    })
 }
