@@ -46,6 +46,14 @@ impl Fake {
         }
     }
 
+    /// Leaves: when this returns the server has dropped the fake's subscriptions (the
+    /// unsubscriptions go out ahead of the flush's ping), so no later call is routed to it.
+    pub async fn leave(self) {
+        let Fake { client, requests } = self;
+        drop(requests);
+        client.flush().await.unwrap();
+    }
+
     /// The next request that waits for an answer (ends of sessions do not).
     pub async fn next(&mut self) -> Message {
         loop {
