@@ -122,6 +122,10 @@ async fn a_panic_in_a_reload_is_an_error_and_the_server_goes_on() {
     // Through the library.
     std::fs::copy(guests::GREET_V2, dir.path().join("greet.wasm")).unwrap();
     armed.store(true, Ordering::SeqCst);
+    // tracing caches each event's interest across all threads; other tests register and
+    // drop their own subscribers meanwhile, and once (under load) the upgrade's event was
+    // not delivered here. Ask again with this thread's subscriber in place.
+    tracing::callsite::rebuild_interest_cache();
     let e = s.app.reload(&path).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::HostPanic, "{}", membrane::chain(&e));
     assert!(e.to_string().contains("subscriber of the embedder"), "{e}");
