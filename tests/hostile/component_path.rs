@@ -10,7 +10,7 @@ use membrane::{AppSpec, ErrorKind, ModuleSpec};
 use rustix::fs::{CWD, FileType, Mode};
 
 use crate::common::{guests, runtime, write_manifest};
-use crate::serve::cli::start_with;
+use crate::serve::cli::{Proc, start_with};
 use crate::serve::{get, request, send, with_token};
 
 /// A hang guard: reading a FIFO would block forever.
@@ -167,20 +167,32 @@ async fn a_component_that_becomes_a_fifo_does_not_freeze_the_server() {
     std::fs::rename(root.join("greet.fifo"), root.join("greet.wasm")).unwrap();
     let line = s.wait_for_log("reload refused");
     assert!(line.contains("not a regular file"), "{line}");
-    // The server answers all along, and an explicit reload is answered, not stuck.
+    // The server answers all along, and an explicit reload is answered, not stuck. Each
+    // step has its own hang guard; a stuck one says which, and what the server waits in.
     let admin = s.admin.unwrap();
-    let answered = tokio::time::timeout(GUARD, async {
-        assert_eq!(get(s.addr, "/bob").await.status, 200);
-        assert_eq!(get(admin, "/status").await.status, 200);
-        let r = send(
-            admin,
-            with_token(request("POST", "/reload", Bytes::new()), &s.token()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status, 422, "{}", r.body);
-        assert!(r.body.contains("not a regular file"), "{}", r.body);
-    })
-    .await;
-    assert!(answered.is_ok(), "the server froze");
+    assert_eq!(
+        guarded(&s, "GET /bob", get(s.addr, "/bob")).await.status,
+        200
+    );
+    assert_eq!(
+        guarded(&s, "GET /status", get(admin, "/status"))
+            .await
+            .status,
+        200
+    );
+    let reload = send(
+        admin,
+        with_token(request("POST", "/reload", Bytes::new()), &s.token()),
+    );
+    let r = guarded(&s, "POST /reload", reload).await.unwrap();
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("not a regular file"), "{}", r.body);
+}
+
+/// `f`, or a panic naming `what` and the server's threads when it takes longer than [`GUARD`].
+async fn guarded<T>(s: &Proc, what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(GUARD, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("the server froze at {what}:\n{}", s.diagnose()),
+    }
 }

@@ -52,6 +52,37 @@ impl Proc {
         out
     }
 
+    /// What each thread of the server is doing now, for a test that found it stuck: name,
+    /// state and the kernel function it waits in (`/proc/<pid>/task/*`), then the log lines
+    /// written since the last read.
+    pub fn diagnose(&self) -> String {
+        let mut out = String::new();
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut ids: Vec<_> = std::fs::read_dir(&tasks)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        for id in ids {
+            let read = |f: &str| {
+                std::fs::read_to_string(Path::new(&tasks).join(&id).join(f)).unwrap_or_default()
+            };
+            let stat = read("stat");
+            // The state follows the name in parentheses, which may itself hold spaces.
+            let state = stat.rsplit_once(") ").map_or("?", |(_, r)| &r[..1]);
+            out.push_str(&format!(
+                "thread {} {:?} state {state} waits in {:?}\n",
+                id.to_string_lossy(),
+                read("comm").trim(),
+                read("wchan")
+            ));
+        }
+        while let Ok(l) = self.lines.try_recv() {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+
     /// Waits (up to a minute) for a log line containing `text`.
     pub fn wait_for_log(&self, text: &str) -> String {
         let end = Instant::now() + Duration::from_secs(60);
@@ -63,7 +94,10 @@ impl Proc {
                 return l;
             }
         }
-        panic!("no log line with {text:?}");
+        panic!(
+            "no log line with {text:?}; the server:\n{}",
+            self.diagnose()
+        );
     }
 
     /// Sends the process a signal.
