@@ -184,6 +184,9 @@ fn main() {
     let start = Instant::now();
     measured(&mut run, calls);
     if calls > 0 {
-        println!("{path}: {:?} per call", start.elapsed() / calls as u32);
+        println!(
+            "{path}: {:.1} ns per call",
+            start.elapsed().as_nanos() as f64 / calls as f64
+        );
     }
 }
