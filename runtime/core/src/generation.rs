@@ -85,6 +85,12 @@ impl Supervised<'_> {
         &self.span
     }
 
+    /// When the call was admitted: the clock read the metrics took, so that the call's
+    /// budget does not read the clock again; a fresh read when calls are not counted.
+    pub fn started(&self) -> Instant {
+        self.start.unwrap_or_else(Instant::now)
+    }
+
     pub fn record<T>(mut self, outcome: &Result<T>) {
         let Some(admission) = self.admission.take() else {
             return;
@@ -125,6 +131,33 @@ impl Supervised<'_> {
             m.life
                 .observe(failed, m.supervisor.is_open(), UpgradePolicy::MIN_CALLS);
         }
+    }
+}
+
+/// Polls `call` inside `span`, which the caller's guard keeps: the call's future holds a
+/// reference to the span, not a second copy as `Instrument` would (every byte of a linked
+/// call's future is copied into the box wasmtime makes of it, per call).
+pub fn in_span<F: std::future::Future>(span: &tracing::Span, call: F) -> InSpan<'_, F> {
+    InSpan { span, call }
+}
+
+/// The future of [`in_span`].
+pub struct InSpan<'a, F> {
+    span: &'a tracing::Span,
+    call: F,
+}
+
+impl<F: std::future::Future> std::future::Future for InSpan<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let _entered = self.span.enter();
+        // SAFETY: `call` is pinned as `self` is: it is never moved out of `self`, and
+        // `InSpan` has no `Drop` or `Unpin` of its own that could move it.
+        unsafe { self.map_unchecked_mut(|s| &mut s.call) }.poll(cx)
     }
 }
 
@@ -295,7 +328,10 @@ impl Generation {
     ) -> Result<LiveInstance> {
         match self.reuse(lease) {
             Some(i) => Ok(i),
-            None => LiveInstance::new_async(&self.recipe, None).await,
+            // Boxed: instantiating is the rare case, and its future is large; inline, it
+            // would grow every call's future (and the box wasmtime makes of a linked call's)
+            // past what the allocator serves from its fast per-thread cache.
+            None => Box::pin(LiveInstance::new_async(&self.recipe, None)).await,
         }
     }
 
@@ -354,7 +390,13 @@ impl Generation {
         results: &mut [Val],
         outer: Option<Instant>,
     ) -> Result<()> {
-        self.supervised(func, || self.invoke_admitted(func, args, results, outer))
+        let guard = self.admit(func)?;
+        let now = guard.started();
+        let outcome = guard
+            .span()
+            .in_scope(|| self.invoke_admitted(func, args, results, outer, now));
+        guard.record(&outcome);
+        outcome
     }
 
     fn invoke_admitted(
@@ -363,8 +405,9 @@ impl Generation {
         args: &[Val],
         results: &mut [Val],
         outer: Option<Instant>,
+        now: Instant,
     ) -> Result<()> {
-        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        let budget = Budget::new(&self.recipe, now, outer)?;
         if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
             return t.call(func, args, results, budget.deadline);
         }
@@ -394,10 +437,8 @@ impl Generation {
         // whole state machine once more per call, +8% instructions for `App::call`
         // (callgrind, BENCHMARKS.md, issue 23).
         let guard = self.admit(func)?;
-        let outcome = self
-            .invoke_admitted_async(func, args, results, outer)
-            .instrument(guard.span().clone())
-            .await;
+        let call = self.invoke_admitted_async(func, args, results, outer, guard.started());
+        let outcome = in_span(guard.span(), call).await;
         guard.record(&outcome);
         outcome
     }
@@ -408,8 +449,9 @@ impl Generation {
         args: &[Val],
         results: &mut [Val],
         outer: Option<Instant>,
+        now: Instant,
     ) -> Result<()> {
-        let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        let budget = Budget::new(&self.recipe, now, outer)?;
         if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
             return t.call_async(func, args, results, budget.deadline).await;
         }

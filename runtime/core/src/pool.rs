@@ -75,10 +75,12 @@ pub struct Pool {
 /// for a call, or owns a reference to it for a session.
 pub struct Lease<P: Deref<Target = Pool>> {
     pool: P,
-    /// An idle instance of the asked flavour to reuse, if there was one.
+    /// An idle instance of the asked flavour to reuse, if there was one; after
+    /// [`Lease::recycle`], the healthy instance to keep when the lease ends. (One field for
+    /// both keeps every call's future smaller.)
     pub instance: Option<LiveInstance>,
-    /// A healthy instance to keep when the lease ends.
-    returned: Option<LiveInstance>,
+    /// Whether `instance` goes back to the idle list when the lease ends.
+    recycled: bool,
 }
 
 impl Pool {
@@ -212,7 +214,7 @@ impl Pool {
         Lease {
             pool,
             instance,
-            returned: None,
+            recycled: false,
         }
     }
 
@@ -258,6 +260,13 @@ impl Pool {
             }
             gate.waiting += 1;
         }
+        // Boxed: waiting (a timer and a notification) is the rare case, and its future is
+        // large; inline, it would grow every call's future.
+        Box::pin(self.wait_async(module, deadline)).await
+    }
+
+    /// The slow part of [`Pool::admit_async`]: waits, counted in the queue, for a slot.
+    async fn wait_async(&self, module: &str, deadline: Instant) -> Result<Taken> {
         // Counts this caller out of the queue however the wait ends, cancellation included.
         struct Waiting<'a>(&'a Pool);
         impl Drop for Waiting<'_> {
@@ -339,14 +348,21 @@ impl<P: Deref<Target = Pool>> Lease<P> {
     /// Gives a healthy instance back for reuse.
     pub fn recycle(&mut self, instance: LiveInstance) {
         if self.pool.reuse.load(Ordering::Relaxed) {
-            self.returned = Some(instance);
+            self.instance = Some(instance);
+            self.recycled = true;
         }
     }
 }
 
 impl<P: Deref<Target = Pool>> Drop for Lease<P> {
     fn drop(&mut self) {
-        let returned = self.returned.take();
+        // An instance that was not recycled (an idle one of another generation, one a
+        // session took its own way) is dropped with the lease, after the lock.
+        let returned = if self.recycled {
+            self.instance.take()
+        } else {
+            None
+        };
         let mut gate = self.pool.lock();
         gate.busy -= 1;
         if let Some(i) = returned {

@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use tracing::Instrument;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use super::{Generation, Session};
@@ -31,8 +30,9 @@ impl Generation {
         R: ComponentNamedList + Lift,
     {
         let guard = self.admit(func)?;
+        let now = guard.started();
         let outcome = guard.span().in_scope(|| {
-            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+            let budget = Budget::new(&self.recipe, now, outer)?;
             let mut lease = self
                 .pool
                 .acquire(&self.name, budget.deadline, Flavour::Sync)?;
@@ -61,9 +61,8 @@ impl Generation {
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let guard = self.admit(func)?;
-        let span = guard.span().clone();
-        let outcome = async {
-            let budget = Budget::new(&self.recipe, Instant::now(), outer)?;
+        let call = async {
+            let budget = Budget::new(&self.recipe, guard.started(), outer)?;
             let mut lease = self.pool.acquire_async(&self.name, budget.deadline).await?;
             let mut instance = self.instance_async(&mut lease).await?;
             if let Some(check) = check {
@@ -74,9 +73,8 @@ impl Generation {
                 .await?;
             self.keep(&mut lease, instance);
             Ok(r)
-        }
-        .instrument(span)
-        .await;
+        };
+        let outcome = super::in_span(guard.span(), call).await;
         guard.record(&outcome);
         outcome
     }
