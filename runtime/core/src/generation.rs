@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tracing::Instrument;
 use wasmtime::component::{InstancePre, Val};
 
 use crate::compile::Compiled;
@@ -137,12 +136,12 @@ impl Supervised<'_> {
 /// Polls `call` inside `span`, which the caller's guard keeps: the call's future holds a
 /// reference to the span, not a second copy as `Instrument` would (every byte of a linked
 /// call's future is copied into the box wasmtime makes of it, per call).
-pub fn in_span<F: std::future::Future>(span: &tracing::Span, call: F) -> InSpan<'_, F> {
+pub(crate) fn in_span<F: std::future::Future>(span: &tracing::Span, call: F) -> InSpan<'_, F> {
     InSpan { span, call }
 }
 
 /// The future of [`in_span`].
-pub struct InSpan<'a, F> {
+pub(crate) struct InSpan<'a, F> {
     span: &'a tracing::Span,
     call: F,
 }
@@ -363,7 +362,7 @@ impl Generation {
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         let guard = self.admit(func)?;
-        let outcome = call.instrument(guard.span().clone()).await;
+        let outcome = in_span(guard.span(), call).await;
         guard.record(&outcome);
         outcome
     }
@@ -559,10 +558,7 @@ impl Generation {
             .with_module(&*self.name)
         })?;
         let guard = self.admit(&func)?;
-        let outcome = self
-            .run_admitted(run, &func)
-            .instrument(guard.span().clone())
-            .await;
+        let outcome = in_span(guard.span(), self.run_admitted(run, &func)).await;
         guard.record(&outcome);
         outcome
     }
