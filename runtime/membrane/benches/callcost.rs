@@ -9,7 +9,8 @@
 //!
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
-//! driver that makes N linked calls), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
+//! driver that makes N linked calls), `raw-cross-sync`, `raw-cross-async` (the same in raw
+//! wasmtime: two stores, the import a host function calling the provider), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
 //! allocator), `inst-per-call` (N linked calls to a per-call provider). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
@@ -52,6 +53,8 @@ fn main() {
     let typed = app.typed::<(u64,), (u64,)>("provider", &func).unwrap();
     let mut raw = setup.instantiate();
     let mut raw_res = raw_driver();
+    let mut raw_cross_sync = raw_cross(false);
+    let mut raw_cross_async = raw_cross(true);
     let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
     let dyn_inc = setup.dyn_func(&mut raw, "inc");
     let mut araw = rt.block_on(async_setup.instantiate_async());
@@ -105,6 +108,17 @@ fn main() {
                 black_box(app.call("provider", &func, &[Val::U64(41)]).await.unwrap());
             }
         }),
+        "raw-cross-sync" => {
+            let c = &mut raw_cross_sync;
+            black_box(c.loop_inc.call(&mut c.store, (n as u32,)).unwrap());
+        }
+        "raw-cross-async" => {
+            let c = &mut raw_cross_async;
+            black_box(
+                rt.block_on(c.loop_inc.call_async(&mut c.store, (n as u32,)))
+                    .unwrap(),
+            );
+        }
         "cross-sync" => {
             let f = format!("{DRIVER}#loop-inc");
             black_box(

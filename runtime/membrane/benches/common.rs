@@ -280,3 +280,84 @@ pub async fn host_res_app() -> membrane::App {
     .await
     .unwrap()
 }
+
+/// The floor of a linked call in raw wasmtime: the driver and the provider in two stores of
+/// one engine (`concurrency_support(false)`, no epochs, default allocator), the driver's
+/// `api.inc` a host function that calls the provider's `inc` with a typed handle. With
+/// `async_calls`, both stores are async (WASI linked for async, the import a
+/// `func_wrap_async`, the provider called with `call_async` on its own fiber), as
+/// Membrane's async path is; otherwise both are sync.
+pub struct RawCross {
+    pub store: wasmtime::Store<CrossState>,
+    pub loop_inc: wasmtime::component::TypedFunc<(u32,), (u64,)>,
+}
+
+/// The driver's store data: its WASI context and the provider's store beside it.
+pub struct CrossState {
+    own: RawState,
+    provider: wasmtime::Store<RawState>,
+    inc: wasmtime::component::TypedFunc<(u64,), (u64,)>,
+}
+
+impl wasmtime_wasi::WasiView for CrossState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        self.own.ctx()
+    }
+}
+
+pub fn raw_cross(async_calls: bool) -> RawCross {
+    use wasmtime::component::{Component, Linker};
+    let setup = raw_setup_with(false, false, async_calls);
+    let engine = setup.engine.clone();
+    let mut provider = if async_calls {
+        futures_lite_block_on(setup.instantiate_async())
+    } else {
+        setup.instantiate()
+    };
+    let inc = setup.func::<(u64,), (u64,)>(&mut provider, "inc");
+    let component = Component::from_file(&engine, guests::BENCH_DRIVER).unwrap();
+    let mut linker: Linker<CrossState> = Linker::new(&engine);
+    let mut api = linker.instance("membrane-bench:calls/api@0.1.0").unwrap();
+    if async_calls {
+        api.func_wrap_async("inc", |mut store, (x,): (u64,)| {
+            Box::new(async move {
+                let s = store.data_mut();
+                s.inc.call_async(&mut s.provider, (x,)).await
+            })
+        })
+        .unwrap();
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    } else {
+        api.func_wrap("inc", |mut store, (x,): (u64,)| {
+            let s = store.data_mut();
+            s.inc.call(&mut s.provider, (x,))
+        })
+        .unwrap();
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    }
+    linker.define_unknown_imports_as_traps(&component).unwrap();
+    let state = CrossState {
+        own: raw_state(),
+        provider: provider.store,
+        inc,
+    };
+    let mut store = wasmtime::Store::new(&engine, state);
+    let instance = if async_calls {
+        futures_lite_block_on(linker.instantiate_async(&mut store, &component)).unwrap()
+    } else {
+        linker.instantiate(&mut store, &component).unwrap()
+    };
+    let iface = component
+        .get_export_index(None, "membrane-bench:calls/driver@0.1.0")
+        .unwrap();
+    let f = component
+        .get_export_index(Some(&iface), "loop-inc")
+        .unwrap();
+    let loop_inc = instance.get_typed_func(&mut store, f).unwrap();
+    RawCross { store, loop_inc }
+}
+
+/// Runs `f` to its end on a throwaway current-thread runtime (set-up only).
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    current_rt().block_on(f)
+}
