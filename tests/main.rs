@@ -3,6 +3,7 @@
 
 mod common;
 
+mod callpath;
 mod cancel;
 mod cli;
 mod env;

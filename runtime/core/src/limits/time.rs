@@ -89,9 +89,20 @@ impl Unit for Time {
 
 /// Turns a timeout into an epoch deadline, rounding up so that a call gets at least its budget.
 pub fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
-    let ticks = timeout.as_nanos().div_ceil(tick.as_nanos().max(1));
+    // In 64 bits when both fit (585 years): a 128-bit division is a library call, and
+    // linked calls take this path on every call.
+    let ticks = match (
+        u64::try_from(timeout.as_nanos()),
+        u64::try_from(tick.as_nanos()),
+    ) {
+        (Ok(t), Ok(k)) => u128::from(t.div_ceil(k.max(1))),
+        _ => timeout.as_nanos().div_ceil(tick.as_nanos().max(1)),
+    };
     // One extra tick: the current epoch period may be nearly over when the call starts.
-    (ticks as u64).saturating_add(1).min(u64::MAX / 2)
+    u64::try_from(ticks)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+        .min(u64::MAX / 2)
 }
 
 #[cfg(test)]
@@ -103,5 +114,11 @@ mod tests {
         let tick = Duration::from_millis(10);
         assert_eq!(deadline_ticks(Duration::from_millis(500), tick), 51);
         assert_eq!(deadline_ticks(Duration::from_millis(1), tick), 2);
+        // Past 64 bits of nanoseconds: the wide path, capped.
+        assert_eq!(deadline_ticks(Duration::MAX, tick), u64::MAX / 2);
+        assert_eq!(
+            deadline_ticks(Duration::from_secs(600), Duration::from_nanos(1)),
+            600_000_000_001
+        );
     }
 }

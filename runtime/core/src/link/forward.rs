@@ -98,10 +98,10 @@ pub fn define(
                     }),
                     Flavour::Async => {
                         inst.func_new_async(&f.name, move |store, _ty, params, results| {
-                            let target = target.clone();
+                            let r = target.get_full();
                             Box::new(async move {
                                 let deadline = store.data().deadline;
-                                let r = target.get_full().map_err(wasmtime::Error::new)?;
+                                let r = r.map_err(wasmtime::Error::new)?;
                                 r.generation
                                     .invoke_into_async(&r.func, params, results, Some(deadline))
                                     .await

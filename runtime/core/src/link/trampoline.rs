@@ -66,10 +66,12 @@ where
                 .map_err(wasmtime::Error::new)
         }),
         Flavour::Async => inst.func_wrap_async(name, move |store, params: P| {
-            let target = target.clone();
+            // Resolved here, not in the future: the future then holds the resolution
+            // alone, not a second reference to the target as well.
+            let r = target.get_full();
             Box::new(async move {
                 let deadline = store.data().deadline;
-                let r = target.get_full().map_err(wasmtime::Error::new)?;
+                let r = r.map_err(wasmtime::Error::new)?;
                 r.generation
                     .invoke_typed_async::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
                     .await
