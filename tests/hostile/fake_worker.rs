@@ -13,6 +13,8 @@ use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use membrane::process::ring::RingStream;
+
 /// The case the fake worker plays.
 const CASE_ENV: &str = "MEMBRANE_TEST_FAKE_WORKER";
 /// The directory where its starts are counted.
@@ -103,7 +105,7 @@ pub fn event(target: &str, level: u8, fields: &[(&str, &str)]) -> Vec<u8> {
     .unwrap()
 }
 
-fn read_frame(s: &mut UnixStream) -> Option<(u8, Vec<u8>)> {
+fn read_frame(s: &mut impl Read) -> Option<(u8, Vec<u8>)> {
     let mut head = [0u8; 5];
     s.read_exact(&mut head).ok()?;
     let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
@@ -112,7 +114,7 @@ fn read_frame(s: &mut UnixStream) -> Option<(u8, Vec<u8>)> {
     Some((head[4], body))
 }
 
-fn send(s: &mut UnixStream, bytes: &[u8]) {
+fn send(s: &mut impl Write, bytes: &[u8]) {
     // The host may have hung up on purpose (a refused frame): then this start is over.
     if s.write_all(bytes).is_err() {
         std::process::exit(0);
@@ -133,10 +135,10 @@ fn raw(fd: i32, bytes: &[u8]) {
     }
 }
 
-/// The next call connection the host passes over fd 4.
-fn accept(fdpass: &UnixStream) -> Option<UnixStream> {
+/// The next call connection the host passes over fd 4: its socket and its rings' memfd.
+fn accept(fdpass: &UnixStream) -> Option<RingStream> {
     let mut byte = [0u8; 1];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
     let got = rustix::net::recvmsg(
         fdpass,
@@ -148,10 +150,12 @@ fn accept(fdpass: &UnixStream) -> Option<UnixStream> {
     if got.bytes == 0 {
         return None;
     }
-    control.drain().find_map(|m| match m {
-        rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next().map(UnixStream::from),
+    let mut fds = control.drain().find_map(|m| match m {
+        rustix::net::RecvAncillaryMessage::ScmRights(fds) => Some(fds),
         _ => None,
-    })
+    })?;
+    let (sock, memfd) = (fds.next()?, fds.next()?);
+    RingStream::open(sock, memfd).ok()
 }
 
 fn uleb(mut n: u64) -> Vec<u8> {
@@ -187,7 +191,7 @@ fn honest_answer(call: &[u8]) -> Vec<u8> {
 
 /// What a start does on a call connection: `None` answers honestly; `Some(bytes)` sends
 /// those bytes instead and then waits, never answering.
-type OnCall = Box<dyn Fn(&mut UnixStream, &mut UnixStream) -> Option<()> + Send + Sync>;
+type OnCall = Box<dyn Fn(&mut RingStream, &mut UnixStream) -> Option<()> + Send + Sync>;
 
 fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
     let Some((HELLO, _)) = read_frame(&mut control) else {
@@ -244,6 +248,10 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
         ("garbage", 2) => never_answer(|conn, _| send(conn, &0u32.to_le_bytes())),
         ("garbage", 3) => never_answer(|conn, _| send(conn, &frame(OK, &[0x80; 11]))),
         ("garbage", 4) => never_answer(|conn, _| send(conn, &frame(ERR, b"{not json"))),
+        // The shared memory itself: a ring index no honest worker writes.
+        ("ring", 1) => never_answer(|conn, _| {
+            let _ = conn.corrupt();
+        }),
         ("garbage", 5) => never_answer(|_, control| {
             send(control, &frame(LOG, b"not json\x1b[2J"));
             send(control, &frame(CALL, b"a call, from the worker"));
@@ -255,7 +263,7 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
 
 /// `n` guest-line events whose text starts with `text` (in quotes, as the worker's own
 /// forwarder sends a guest's text, when `quoted`), written in large pieces.
-fn flood(s: &mut UnixStream, n: usize, text: &str, quoted: bool) {
+fn flood(s: &mut impl Write, n: usize, text: &str, quoted: bool) {
     let q = if quoted { r#"\""# } else { "" };
     let mut out = Vec::with_capacity(1 << 20);
     for i in 0..n {
@@ -271,7 +279,7 @@ fn flood(s: &mut UnixStream, n: usize, text: &str, quoted: bool) {
 }
 
 /// A start that does `f` on its first call and then never answers.
-fn never_answer(f: impl Fn(&mut UnixStream, &mut UnixStream) + Send + Sync + 'static) -> OnCall {
+fn never_answer(f: impl Fn(&mut RingStream, &mut UnixStream) + Send + Sync + 'static) -> OnCall {
     Box::new(move |conn, control| {
         f(conn, control);
         Some(())

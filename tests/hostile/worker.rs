@@ -32,6 +32,7 @@ fn plan(case: &str) -> (usize, Duration) {
         "oversized" => (4, Duration::from_secs(2)),
         "garbage" => (6, Duration::from_secs(10)),
         "amplified" => (2, Duration::from_secs(10)),
+        "ring" => (2, Duration::from_secs(10)),
         other => panic!("no case {other}"),
     }
 }
@@ -389,6 +390,17 @@ fn garbage_frames_crash_only_their_worker_and_the_next_call_works() {
     assert_eq!(run.status["recent_failures"], 5, "{}", run.status);
     assert_clean(&run.stderr, "the host's log");
     only_host_lines(&run.stderr);
+}
+
+#[test]
+fn a_worker_that_corrupts_its_shared_memory_crashes_and_the_next_call_works() {
+    let run = run("ring");
+    assert_eq!(kinds(&run), ["Crashed", "ok"], "{:#?}", run.results);
+    assert_eq!(run.results[0]["pid_after"], Value::Null, "not killed");
+    let error = run.results[0]["error"].as_str().unwrap();
+    assert!(error.contains("claims"), "{error}");
+    assert_eq!(run.starts, 2);
+    assert_clean(&run.stderr, "the host's log");
 }
 
 fn tail(text: &str) -> String {

@@ -1,4 +1,6 @@
-//! One connection between the host and a worker: frames over a Unix stream socket.
+//! One connection between the host and a worker: frames over a Unix stream socket, or over
+//! the connection's shared-memory rings (`ring.rs`) with the socket kept for wake-ups and
+//! for seeing the other side end.
 //!
 //! A frame is a little-endian `u32` length, a tag byte and the body (the length counts tag
 //! and body). A call is a round trip of two frames, and most calls into a module are
@@ -17,9 +19,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
 use rustix::net::{RecvFlags, SendFlags};
 
+use crate::ring::Rings;
 pub(crate) use crate::wire::sizes::Accept;
 use crate::wire::sizes::MAX_FRAME;
 
@@ -31,6 +33,11 @@ const INITIAL: usize = 64 << 10;
 
 /// A connection whose buffer grew past this gives it back once it is empty again.
 const KEEP: usize = 1 << 20;
+
+/// How long a writer waits for the reader to make room in a full ring before it gives the
+/// connection up: a reader is always receiving when a frame comes its way, so a ring that
+/// stays full this long means the other side stopped reading.
+const STALL: Duration = Duration::from_secs(30);
 
 /// Why no frame came.
 #[derive(Debug)]
@@ -59,6 +66,8 @@ pub(crate) struct Channel {
     accept: Accept,
     out: Vec<u8>,
     reactor: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
+    /// The shared-memory rings the bytes go through, when the connection has them.
+    rings: Option<Rings>,
 }
 
 impl Channel {
@@ -74,6 +83,16 @@ impl Channel {
             accept,
             out: Vec::with_capacity(4 << 10),
             reactor: None,
+            rings: None,
+        }
+    }
+
+    /// A connection whose frames go through `rings`; `sock` only wakes a parked side and
+    /// tells when the other side ends.
+    pub(crate) fn with_rings(sock: UnixStream, accept: Accept, rings: Rings) -> Channel {
+        Channel {
+            rings: Some(rings),
+            ..Channel::new(sock, accept)
         }
     }
 
@@ -91,6 +110,9 @@ impl Channel {
             .filter(|l| (*l as usize) <= MAX_FRAME)
             .ok_or_else(|| io::Error::other("a value is too large to cross to a worker"))?;
         self.out[..4].copy_from_slice(&len.to_le_bytes());
+        if self.rings.is_some() {
+            return self.write_rings();
+        }
         let mut sent = 0;
         while sent < self.out.len() {
             match rustix::net::send(&self.sock, &self.out[sent..], SendFlags::NOSIGNAL) {
@@ -100,6 +122,70 @@ impl Channel {
             }
         }
         Ok(())
+    }
+
+    /// Writes the frame in `out` into the rings, waiting for room when they are full.
+    fn write_rings(&mut self) -> io::Result<()> {
+        if self.rings.as_ref().is_some_and(|r| r.peer_gone()) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let mut sent = 0;
+        let mut waited = Duration::ZERO;
+        while sent < self.out.len() {
+            let rings = self.rings.as_mut().expect("ring mode");
+            let (n, reader_waits) = rings
+                .write(&self.out[sent..])
+                .map_err(|c| io::Error::other(c.0))?;
+            sent += n;
+            if reader_waits {
+                self.doorbell()?;
+            }
+            if n == 0 {
+                waited += self.wait_for_room()?;
+                if waited >= STALL {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the other side stopped reading",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the reader made room in the outgoing ring (spinning first), or a while;
+    /// returns how long it parked.
+    fn wait_for_room(&self) -> io::Result<Duration> {
+        let spin_until = Instant::now() + SPIN;
+        let rings = self.rings.as_ref().expect("ring mode");
+        while Instant::now() < spin_until {
+            if rings.has_room() {
+                return Ok(Duration::ZERO);
+            }
+            std::hint::spin_loop();
+        }
+        let Some(_parked) = rings.park_writer() else {
+            return Ok(Duration::ZERO);
+        };
+        let slice = Duration::from_secs(1);
+        let woke = self.park_socket(Some(slice)).and(self.drain_doorbells());
+        match woke {
+            Ok(()) => Ok(slice),
+            Err(RecvError::Closed) => Err(io::ErrorKind::BrokenPipe.into()),
+            Err(e) => Err(io::Error::other(format!("{e:?}"))),
+        }
+    }
+
+    fn doorbell(&self) -> io::Result<()> {
+        crate::ring::ring_doorbell(&self.sock)
+    }
+
+    fn drain_doorbells(&self) -> Result<(), RecvError> {
+        match crate::ring::drain_doorbells(&self.sock) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RecvError::Closed),
+            Err(e) => Err(RecvError::Broken(e.to_string())),
+        }
     }
 
     /// Sends one frame.
@@ -173,6 +259,17 @@ impl Channel {
                 self.buf.resize((len * 2).min(self.want.max(len + 1)), 0);
             }
         }
+        if let Some(rings) = self.rings.as_mut() {
+            let (n, writer_waits) = rings
+                .read(&mut self.buf[self.end..])
+                .map_err(|c| RecvError::Broken(c.0))?;
+            self.end += n;
+            if writer_waits {
+                self.doorbell()
+                    .map_err(|e| RecvError::Broken(e.to_string()))?;
+            }
+            return Ok(n > 0);
+        }
         match rustix::net::recv(&self.sock, &mut self.buf[self.end..], RecvFlags::DONTWAIT) {
             Ok((0, _)) => Err(RecvError::Closed),
             Ok((n, _)) => {
@@ -230,17 +327,23 @@ impl Channel {
         }
     }
 
-    /// Blocks in poll(2) until the socket is readable or `timeout` passes.
+    /// Blocks until something may have come, or `timeout` passes: in poll(2) on the socket,
+    /// after saying so in the rings when the connection has them.
     fn park(&self, timeout: Option<Duration>) -> Result<(), RecvError> {
-        let ts = timeout.map(|d| rustix::time::Timespec {
-            tv_sec: d.as_secs() as i64,
-            tv_nsec: d.subsec_nanos() as i64,
-        });
-        let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, ts.as_ref()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-            Err(e) => Err(RecvError::Broken(e.to_string())),
-        }
+        let Some(rings) = self.rings.as_ref() else {
+            return self.park_socket(timeout);
+        };
+        let Some(_parked) = rings.park_reader() else {
+            return Ok(());
+        };
+        self.park_socket(timeout)?;
+        self.drain_doorbells()
+    }
+
+    /// Blocks in poll(2) until the socket is readable or `timeout` passes.
+    fn park_socket(&self, timeout: Option<Duration>) -> Result<(), RecvError> {
+        crate::ring::wait_readable(&self.sock, timeout)
+            .map_err(|e| RecvError::Broken(e.to_string()))
     }
 
     /// [`Channel::recv`] on the caller's task: after the spin it waits in the tokio reactor
@@ -278,6 +381,12 @@ impl Channel {
                 .map_err(|e| RecvError::Broken(e.to_string()))?;
                 self.reactor = Some(registered);
             }
+            // Cleared however this wait ends, cancellation included.
+            let _parked = match self.rings.as_ref().map(|r| r.park_reader()) {
+                Some(None) => continue,
+                Some(parked) => parked,
+                None => None,
+            };
             let reactor = self.reactor.as_ref().expect("registered above");
             let ready = reactor.readable();
             let mut guard = match timeout {
@@ -289,6 +398,9 @@ impl Channel {
             };
             // The next non-blocking read tells whether there really is something.
             guard.clear_ready();
+            if self.rings.is_some() {
+                self.drain_doorbells()?;
+            }
         }
     }
 }

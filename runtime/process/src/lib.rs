@@ -31,6 +31,8 @@ mod pipes;
 pub(crate) mod process;
 pub(crate) mod relog;
 #[doc(hidden)]
+pub mod ring;
+#[doc(hidden)]
 pub mod sandbox;
 mod serve;
 pub(crate) mod session;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use super::WORKER_ENV;
 use super::channel::{Accept, Channel, RecvError};
 use super::relog::Relog;
+use super::ring::Rings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::message::{FAILED, HELLO, LOG, READY, parse_error};
 
@@ -172,9 +173,11 @@ impl Process {
             return Ok(ch);
         }
         let (mine, theirs) = UnixStream::pair().map_err(|e| self.broken(e))?;
+        // The connection's shared-memory rings: the worker gets the memfd with the socket.
+        let (rings, memfd) = Rings::create().map_err(|e| self.broken(e))?;
         let fdpass = self.fdpass.lock().unwrap_or_else(|p| p.into_inner());
-        let fds = [theirs.as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let fds = [theirs.as_fd(), memfd.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
         control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
         rustix::net::sendmsg(
@@ -184,7 +187,7 @@ impl Process {
             rustix::net::SendFlags::NOSIGNAL,
         )
         .map_err(|e| self.broken(e.into()))?;
-        Ok(Channel::new(mine, self.accept))
+        Ok(Channel::with_rings(mine, self.accept, rings))
     }
 
     /// Gives a connection back after a call that ended cleanly.

@@ -19,6 +19,7 @@ use wasmtime::component::{Component, Linker, Val};
 use super::channel::{Accept, Channel, RecvError, SPIN};
 use super::hello::Hello;
 use super::log;
+use super::ring::Rings;
 use crate::capability::CAPABILITIES;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exports::Exports;
@@ -325,7 +326,7 @@ fn linked_call(
 fn accept(fdpass: UnixStream, served: Arc<Served>) {
     loop {
         let mut byte = [0u8; 1];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
         let got = rustix::net::recvmsg(
             &fdpass,
@@ -347,15 +348,22 @@ fn accept(fdpass: UnixStream, served: Arc<Served>) {
             })
             .flatten()
             .collect();
-        for fd in fds {
-            let served = served.clone();
-            let sock = UnixStream::from(fd);
-            // Calls run on this thread's stack: room for the wasm stack and the host's.
-            let _ = std::thread::Builder::new()
-                .name("membrane-worker-call".into())
-                .stack_size(8 << 20)
-                .spawn(move || serve(Channel::new(sock, Accept::FromHost), &served));
-        }
+        // A connection is its socket and its rings' memfd; anything else is dropped (the
+        // host, which sees the socket closed, then fails the call).
+        let mut fds = fds.into_iter();
+        let (Some(sock), Some(memfd), None) = (fds.next(), fds.next(), fds.next()) else {
+            continue;
+        };
+        let Ok(rings) = Rings::open(memfd) else {
+            continue;
+        };
+        let served = served.clone();
+        let sock = UnixStream::from(sock);
+        // Calls run on this thread's stack: room for the wasm stack and the host's.
+        let _ = std::thread::Builder::new()
+            .name("membrane-worker-call".into())
+            .stack_size(8 << 20)
+            .spawn(move || serve(Channel::with_rings(sock, Accept::FromHost, rings), &served));
     }
 }
 
