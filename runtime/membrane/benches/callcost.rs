@@ -10,7 +10,8 @@
 //! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
 //! driver that makes N linked calls), `raw-cross-sync`, `raw-cross-async` (the same in raw
-//! wasmtime: two stores, the import a host function calling the provider), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
+//! wasmtime: two stores, the import a host function calling the provider), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `raw-cross-res-sync` (the same
+//! method of the provider's resource through a host proxy, in raw wasmtime), `cross-res-sync`, `cross-res-async` (N linked resource method calls), `inst-raw` (instantiate with raw wasmtime, on-demand
 //! allocator), `inst-per-call` (N linked calls to a per-call provider). Each runs 1,000 calls to warm up and then
 //! 20,000 (`--calls N`); callgrind counts only those 21,000 calls, so the total divided by
 //! 21,000 is the instructions of one call. Without valgrind it prints the wall-clock time per
@@ -55,6 +56,7 @@ fn main() {
     let mut raw_res = raw_driver();
     let mut raw_cross_sync = raw_cross(false);
     let mut raw_cross_async = raw_cross(true);
+    let mut raw_cross_res_sync = raw_cross_res();
     let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
     let dyn_inc = setup.dyn_func(&mut raw, "inc");
     let mut araw = rt.block_on(async_setup.instantiate_async());
@@ -168,6 +170,10 @@ fn main() {
                     .call(&mut raw_res.store, (n as u32,))
                     .unwrap(),
             );
+        }
+        "raw-cross-res-sync" => {
+            let c = &mut raw_cross_res_sync;
+            black_box(c.loop_bump.call(&mut c.store, (n as u32,)).unwrap());
         }
         "cross-res-sync" => {
             let f = format!("{DRIVER}#loop-bump");

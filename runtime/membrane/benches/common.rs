@@ -361,3 +361,94 @@ pub fn raw_cross(async_calls: bool) -> RawCross {
 fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
     current_rt().block_on(f)
 }
+
+/// The floor of a resource method across a link in raw wasmtime, sync: the driver's `res`
+/// a host resource whose handles proxy the provider's `counter`s (a `ResourceAny` in the
+/// provider's store, kept in the driver's table), each method a typed call into the
+/// provider with the provider's handle.
+pub struct RawCrossRes {
+    pub store: wasmtime::Store<CrossResState>,
+    pub loop_bump: wasmtime::component::TypedFunc<(u32,), (u64,)>,
+}
+
+pub struct CrossResState {
+    own: RawState,
+    provider: wasmtime::Store<RawState>,
+    new: wasmtime::component::TypedFunc<(u64,), (wasmtime::component::ResourceAny,)>,
+    bump: wasmtime::component::TypedFunc<(wasmtime::component::ResourceAny,), (u64,)>,
+}
+
+impl wasmtime_wasi::WasiView for CrossResState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        self.own.ctx()
+    }
+}
+
+/// A driver-side handle on a provider's counter.
+pub struct ProxyCounter(wasmtime::component::ResourceAny);
+
+pub fn raw_cross_res() -> RawCrossRes {
+    use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceType};
+    let setup = raw_setup(false);
+    let engine = setup.engine.clone();
+    let mut provider = setup.instantiate();
+    let res = setup
+        .component
+        .get_export_index(None, "membrane-bench:calls/res@0.1.0")
+        .unwrap();
+    let f = |name: &str| setup.component.get_export_index(Some(&res), name).unwrap();
+    let new = provider
+        .instance
+        .get_typed_func::<(u64,), (ResourceAny,)>(&mut provider.store, f("[constructor]counter"))
+        .unwrap();
+    let bump = provider
+        .instance
+        .get_typed_func::<(ResourceAny,), (u64,)>(&mut provider.store, f("[method]counter.bump"))
+        .unwrap();
+    let component = Component::from_file(&engine, guests::BENCH_DRIVER).unwrap();
+    let mut linker: Linker<CrossResState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    let mut r = linker.instance("membrane-bench:calls/res@0.1.0").unwrap();
+    r.resource(
+        "counter",
+        ResourceType::host::<ProxyCounter>(),
+        |mut store, rep| {
+            let s = store.data_mut();
+            let p = s.own.table.delete(Resource::<ProxyCounter>::new_own(rep))?;
+            p.0.resource_drop(&mut s.provider)
+        },
+    )
+    .unwrap();
+    r.func_wrap("[constructor]counter", |mut store, (start,): (u64,)| {
+        let s = store.data_mut();
+        let (handle,) = s.new.call(&mut s.provider, (start,))?;
+        Ok((s.own.table.push(ProxyCounter(handle))?,))
+    })
+    .unwrap();
+    r.func_wrap(
+        "[method]counter.bump",
+        |mut store, (c,): (Resource<ProxyCounter>,)| {
+            let s = store.data_mut();
+            let handle = s.own.table.get(&c)?.0;
+            s.bump.call(&mut s.provider, (handle,))
+        },
+    )
+    .unwrap();
+    linker.define_unknown_imports_as_traps(&component).unwrap();
+    let state = CrossResState {
+        own: raw_state(),
+        provider: provider.store,
+        new,
+        bump,
+    };
+    let mut store = wasmtime::Store::new(&engine, state);
+    let instance = linker.instantiate(&mut store, &component).unwrap();
+    let iface = component
+        .get_export_index(None, "membrane-bench:calls/driver@0.1.0")
+        .unwrap();
+    let f = component
+        .get_export_index(Some(&iface), "loop-bump")
+        .unwrap();
+    let loop_bump = instance.get_typed_func(&mut store, f).unwrap();
+    RawCrossRes { store, loop_bump }
+}
