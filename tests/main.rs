@@ -3,6 +3,10 @@
 
 mod common;
 
+/// Counts allocations per thread (`common/allocs.rs`), for the call-path tests.
+#[global_allocator]
+static ALLOCATOR: common::allocs::Counting = common::allocs::Counting;
+
 mod callpath;
 mod cancel;
 mod cli;

@@ -9,6 +9,7 @@ use membrane::{App, AppSpec, Config, ModuleSpec, Runtime, Val};
 
 pub use membrane_test_artifacts as guests;
 
+pub mod allocs;
 mod gate;
 mod wait;
 
