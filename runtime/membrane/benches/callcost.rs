@@ -7,7 +7,8 @@
 //!     target/release/deps/callcost-* PATH
 //! ```
 //!
-//! where PATH is one of `raw-typed`, `raw-val`, `typed-blocking`, `call-blocking`,
+//! where PATH is one of `raw-typed`, `raw-guarded` (`raw-typed` with epoch checks in the code,
+//! the epoch deadline armed and the clock read twice per call), `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
 //! driver that makes N linked calls), `raw-cross-sync`, `raw-cross-async` (the same in raw
 //! wasmtime: two stores, the import a host function calling the provider), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `raw-cross-res-sync` (the same
@@ -65,6 +66,7 @@ fn main() {
     let epoch_setup = raw_setup_config(false, false, false, true);
     let mut eraw = epoch_setup.instantiate();
     let emd = epoch_setup.func::<(String,), (String,)>(&mut eraw, "markdown");
+    let einc = epoch_setup.func::<(u64,), (u64,)>(&mut eraw, "inc");
     let md_typed = app
         .typed::<(String,), (String,)>("provider", &format!("{API}#markdown"))
         .unwrap();
@@ -75,6 +77,15 @@ fn main() {
     let mut run = |n: u64| match path.as_str() {
         "raw-typed" => (0..n).for_each(|_| {
             black_box(inc.call(&mut raw.store, (black_box(41),)).unwrap());
+        }),
+        // The least a runtime that bounds and times every call pays on top of `raw-typed`:
+        // code built with epoch checks, the epoch deadline armed, and the clock read before
+        // and after (for the call's duration).
+        "raw-guarded" => (0..n).for_each(|_| {
+            let start = Instant::now();
+            eraw.store.set_epoch_deadline(1_000_000);
+            black_box(einc.call(&mut eraw.store, (black_box(41),)).unwrap());
+            black_box(start.elapsed());
         }),
         "raw-val" => (0..n).for_each(|_| {
             let mut out = [Val::U64(0)];
