@@ -53,6 +53,10 @@ pub(crate) enum RecvError {
 
 /// A framed connection.
 pub(crate) struct Channel {
+    /// The shared-memory rings the bytes go through, when the connection has them. First,
+    /// so that it is dropped first: the other side learns that this side let the rings go
+    /// before it sees the socket's end.
+    rings: Option<Rings>,
     sock: UnixStream,
     /// Bytes read and not yet consumed: `buf[start..end]`.
     buf: Vec<u8>,
@@ -66,8 +70,9 @@ pub(crate) struct Channel {
     accept: Accept,
     out: Vec<u8>,
     reactor: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
-    /// The shared-memory rings the bytes go through, when the connection has them.
-    rings: Option<Rings>,
+    /// Whether the other side was seen to end (its end of the socket closed): nothing is
+    /// written into the rings after that, where nobody would read it.
+    ended: std::cell::Cell<bool>,
 }
 
 impl Channel {
@@ -84,6 +89,7 @@ impl Channel {
             out: Vec::with_capacity(4 << 10),
             reactor: None,
             rings: None,
+            ended: std::cell::Cell::new(false),
         }
     }
 
@@ -126,7 +132,7 @@ impl Channel {
 
     /// Writes the frame in `out` into the rings, waiting for room when they are full.
     fn write_rings(&mut self) -> io::Result<()> {
-        if self.rings.as_ref().is_some_and(|r| r.peer_gone()) {
+        if self.ended.get() || self.rings.as_ref().is_some_and(|r| r.peer_gone()) {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let mut sent = 0;
@@ -183,7 +189,10 @@ impl Channel {
     fn drain_doorbells(&self) -> Result<(), RecvError> {
         match crate::ring::drain_doorbells(&self.sock) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(RecvError::Closed),
+            Ok(false) => {
+                self.ended.set(true);
+                Err(RecvError::Closed)
+            }
             Err(e) => Err(RecvError::Broken(e.to_string())),
         }
     }
