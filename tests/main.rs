@@ -10,6 +10,7 @@ static ALLOCATOR: common::allocs::Counting = common::allocs::Counting;
 mod callpath;
 mod cancel;
 mod cli;
+mod config;
 mod env;
 mod errors;
 mod fs;

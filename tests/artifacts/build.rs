@@ -46,6 +46,7 @@ const GUESTS: &[&str] = &[
     "counter_bad",
     "counter_plain",
     "adder",
+    "config_probe",
     "calc",
     "plugin_rust",
 ];

@@ -67,11 +67,13 @@ impl Linkers {
         hooks::sync::add_to_linker(&mut sync)?;
         blocking::add_to_linker(&mut sync)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync)?;
+        crate::capability::config::add_to_linker(&mut sync)?;
         let mut async_ = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_)?;
         hooks::async_::add_to_linker(&mut async_)?;
         blocking::add_to_linker_async(&mut async_)?;
+        crate::capability::config::add_to_linker(&mut async_)?;
         Ok(Linkers { sync, async_ })
     }
 }

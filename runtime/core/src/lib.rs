@@ -93,9 +93,9 @@ pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
-    AdminSpec, AppSpec, ComponentSource, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret, TokenSource,
-    UpgradePolicy,
+    AdminSpec, AppSpec, ComponentSource, ConfigValue, DirGrant, DirMode, Grants, HttpSpec,
+    Lifecycle, Limits, ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret,
+    TokenSource, UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

@@ -124,6 +124,8 @@ pub(crate) fn start(
         .with_source(e)
     })?;
     let mut grants = spec.grants.clone();
+    // The worker cannot read the host's environment or files: it gets the values.
+    grants.config = capability::config::resolved(&spec.grants.config);
     for route in [&mut grants.stdout, &mut grants.stderr] {
         if *route == OutputRoute::Inherit {
             *route = OutputRoute::Log;

@@ -76,6 +76,13 @@ pub(crate) fn module_hash(component_hash: &str, spec: &ModuleSpec) -> String {
     for d in &mut grants.dirs {
         d.host = std::path::PathBuf::new();
     }
+    // A secret's source counts (its kind, and its variable's name), never its value, and a
+    // file's path as little as a directory's: each host reads its own.
+    for v in grants.config.values_mut() {
+        if let crate::spec::ConfigValue::File(p) = v {
+            *p = std::path::PathBuf::new();
+        }
+    }
     // Serializing these plain data types cannot fail.
     let policy = serde_json::to_vec(&(&grants, &spec.limits, &spec.lifecycle)).unwrap_or_default();
     h.update(&policy);

@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
-    AdminSpec, AppSpec, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits, Locations,
-    ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource, UpgradePolicy,
+    AdminSpec, AppSpec, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
+    Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -118,6 +118,23 @@ struct GrantsSection {
     network: Vec<Spanned<String>>,
     #[serde(default)]
     http: Vec<Spanned<String>>,
+    #[serde(default)]
+    config: BTreeMap<String, Spanned<ConfigSection>>,
+}
+
+/// A `grants.config` value: the value itself, or where a secret is read from.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigSection {
+    Value(String),
+    From(ConfigFrom),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFrom {
+    env: Option<String>,
+    file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -429,6 +446,33 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
     for (i, origin) in s.grants.http.into_iter().enumerate() {
         lines.note(key(&format!("grants.http[{i}]")), &origin.span());
         grants.http.push(origin.into_inner());
+    }
+    for (k, v) in s.grants.config {
+        let at = key(&format!("grants.config.{k}"));
+        lines.note(at.clone(), &v.span());
+        let span = v.span();
+        let value = match v.into_inner() {
+            ConfigSection::Value(value) => Some(ConfigValue::Value(value)),
+            ConfigSection::From(ConfigFrom {
+                env: Some(var),
+                file: None,
+            }) => Some(ConfigValue::Env(var)),
+            ConfigSection::From(ConfigFrom {
+                env: None,
+                file: Some(f),
+            }) => Some(ConfigValue::File(base.join(f))),
+            ConfigSection::From(_) => {
+                lines.bad(
+                    at,
+                    &span,
+                    "give the value as a string, or a secret as { env = \"VAR\" } or { file = \"path\" } (one of the two)".into(),
+                );
+                None
+            }
+        };
+        if let Some(value) = value {
+            grants.config.insert(k, value);
+        }
     }
     spec.grants = grants;
 

@@ -10,12 +10,14 @@
 //! | [`stdio`] | `stdout`, `stderr`: log, inherit or discard; stdin for `membrane run`'s entry |
 //! | [`network`] | `network`: outbound TCP destinations |
 //! | [`http`] | `http`: outbound `wasi:http` origins |
+//! | [`config`] | `config`: the keys `wasi:config/store` answers, values or secrets read at load |
 //!
 //! WASI interfaces themselves are always linked (the guest may import them); what a guest
 //! can do through them is decided here, and for files, sockets and disk space also by the
 //! wrappers in [`hooks`]. Clocks and random numbers need no grant: every module gets the
 //! host's wall and monotonic clocks and a per-instance random generator.
 
+pub mod config;
 pub mod env;
 pub mod fs;
 pub mod hooks;
@@ -29,4 +31,11 @@ pub use membrane_spec::walk;
 use crate::unit::UnitDef;
 
 /// Every capability. A new capability is one file and one line here.
-pub const CAPABILITIES: &[UnitDef] = &[fs::DEF, env::DEF, stdio::DEF, network::DEF, http::DEF];
+pub const CAPABILITIES: &[UnitDef] = &[
+    fs::DEF,
+    env::DEF,
+    stdio::DEF,
+    network::DEF,
+    http::DEF,
+    config::DEF,
+];

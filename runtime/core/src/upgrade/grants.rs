@@ -46,7 +46,8 @@ impl UpgradeOptions {
 pub struct GrantChange {
     /// The module.
     pub module: String,
-    /// What changed: `dir`, `env`, `stdout`, `stderr`, `network`, `http`, `limit` or `sandbox`.
+    /// What changed: `dir`, `env`, `config`, `stdout`, `stderr`, `network`, `http`, `limit` or
+    /// `sandbox`.
     pub kind: &'static str,
     /// The manifest key, such as `modules.api.grants.dirs` or `modules.api.limits.memory`.
     pub key: String,
@@ -92,6 +93,24 @@ pub fn changes(module: &str, old: &ModuleSpec, new: &ModuleSpec) -> Vec<GrantCha
             ),
             (None, Some(_)) => out.push("env", key, None, Some(name.clone()), true),
             (Some(_), None) => out.push("env", key, Some(name.clone()), None, false),
+            _ => {}
+        }
+    }
+    // A config key's value is shown as its source (a secret never as its contents).
+    for name in g0
+        .config
+        .keys()
+        .chain(g1.config.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let key = format!("grants.config.{name}");
+        let shown = |v: &crate::spec::ConfigValue| format!("{name} = {}", v.shown());
+        match (g0.config.get(name), g1.config.get(name)) {
+            (Some(a), Some(b)) if a != b => {
+                out.push("config", key, Some(shown(a)), Some(shown(b)), true)
+            }
+            (None, Some(b)) => out.push("config", key, None, Some(shown(b)), true),
+            (Some(a), None) => out.push("config", key, Some(shown(a)), None, false),
             _ => {}
         }
     }
@@ -303,6 +322,39 @@ mod tests {
 
     fn spec() -> ModuleSpec {
         ModuleSpec::from_file("m.wasm")
+    }
+
+    #[test]
+    fn config_keys_widen_and_narrow_and_a_secret_shows_as_its_source() {
+        use crate::spec::ConfigValue;
+        let old = spec()
+            .config("MODE", ConfigValue::Value("slow".into()))
+            .config("GONE", ConfigValue::Value("x".into()));
+        let new = spec()
+            .config("MODE", ConfigValue::Value("fast".into()))
+            .config("TOKEN", ConfigValue::Env("APP_TOKEN".into()));
+        let c = changes("m", &old, &new);
+        let seen: Vec<_> = c
+            .iter()
+            .map(|c| (c.key.as_str(), c.wider, c.new.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("modules.m.grants.config.GONE", false, None),
+                (
+                    "modules.m.grants.config.MODE",
+                    true,
+                    Some("MODE = fast".to_string())
+                ),
+                (
+                    "modules.m.grants.config.TOKEN",
+                    true,
+                    Some("TOKEN = <secret: the environment variable APP_TOKEN>".to_string())
+                ),
+            ]
+        );
+        assert!(c.iter().all(|c| c.kind == "config"));
     }
 
     #[test]

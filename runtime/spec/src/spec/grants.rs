@@ -15,6 +15,7 @@ use std::path::PathBuf;
 /// | stdin | closed (end of file), except for the entry module of `membrane run` |
 /// | `network` | none: every socket address is refused, name lookup is off |
 /// | `http` | none: every outbound `wasi:http` request fails with `HTTP-request-denied` |
+/// | `config` | none: `wasi:config/store` answers no key |
 /// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -31,6 +32,52 @@ pub struct Grants {
     pub network: Vec<String>,
     /// Allowed outbound `wasi:http` origins, `scheme://host[:port]`.
     pub http: Vec<String>,
+    /// What `wasi:config/store` answers: a value per key, given in the manifest or read
+    /// from the host's environment or a file when the app loads (secrets).
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+/// The value of one `wasi:config` key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigValue {
+    /// The value itself, as the manifest gives it: a setting, never a secret.
+    Value(String),
+    /// The value of the host's environment variable, read when the app loads.
+    Env(String),
+    /// The contents of a file (without surrounding whitespace), read when the app loads.
+    File(PathBuf),
+}
+
+impl ConfigValue {
+    /// Where a secret comes from; `None` for a value given inline.
+    pub fn secret(&self) -> Option<crate::spec::Secret> {
+        match self {
+            ConfigValue::Value(_) => None,
+            ConfigValue::Env(var) => Some(crate::spec::Secret::Env(var.clone())),
+            ConfigValue::File(path) => Some(crate::spec::Secret::File(path.clone())),
+        }
+    }
+
+    /// The value: the inline one, or the secret read now (the error says where it looked).
+    pub fn resolve(&self) -> Result<String, String> {
+        match (self, self.secret()) {
+            (ConfigValue::Value(v), _) => Ok(v.clone()),
+            (_, secret) => secret.map_or_else(|| Ok(String::new()), |s| s.read()),
+        }
+    }
+
+    /// How the value is shown anywhere outside the guest (graph, status, logs): an inline
+    /// value as itself, a secret as where it is read from, never its contents.
+    pub fn shown(&self) -> String {
+        match (self, self.secret()) {
+            (ConfigValue::Value(v), _) => v.clone(),
+            (_, secret) => format!(
+                "<secret: {}>",
+                secret.map(|s| s.describe()).unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// A host directory visible to the guest.

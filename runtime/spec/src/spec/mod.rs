@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use grants::{DirGrant, DirMode, Grants, OutputRoute};
+pub use grants::{ConfigValue, DirGrant, DirMode, Grants, OutputRoute};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
@@ -339,6 +339,13 @@ impl ModuleSpec {
     /// Grants one environment variable.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.grants.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Gives `wasi:config/store` key `key`: a value, or a secret read when the app loads
+    /// ([`ConfigValue`]).
+    pub fn config(mut self, key: impl Into<String>, value: ConfigValue) -> Self {
+        self.grants.config.insert(key.into(), value);
         self
     }
 
