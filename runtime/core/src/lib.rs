@@ -31,6 +31,8 @@ pub mod generation;
 pub mod incoming;
 #[doc(hidden)]
 pub mod instance;
+/// App-level key-value buckets (`[app.keyvalue]`).
+pub mod keyvalue;
 #[doc(hidden)]
 pub mod life;
 #[doc(hidden)]
@@ -93,9 +95,9 @@ pub use manifest::Manifest;
 pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
-    AdminSpec, AppSpec, ComponentSource, ConfigValue, DirGrant, DirMode, Grants, HttpSpec,
-    Lifecycle, Limits, ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret,
-    TokenSource, UpgradePolicy,
+    AdminSpec, AppSpec, BucketAccess, BucketSpec, ComponentSource, ConfigValue, DirGrant, DirMode,
+    Grants, HttpSpec, KeyValueSpec, KvBackend, Lifecycle, Limits, ModuleSpec, NatsSpec,
+    OutputRoute, Placement, RestartPolicy, Secret, TokenSource, UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

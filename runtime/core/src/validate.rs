@@ -84,6 +84,7 @@ pub fn check(spec: &AppSpec, settings: &Settings) -> Problems {
         );
     }
     check_serving(spec, &mut problems);
+    crate::keyvalue::check(spec, &mut problems);
     settings.boundaries.check_known(spec, &mut problems);
     for b in settings.boundaries.iter() {
         b.check_declaration(spec, &mut problems);

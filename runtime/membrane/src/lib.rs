@@ -49,14 +49,15 @@
 
 pub use membrane_core::boundary::{Boundaries, Boundary};
 pub use membrane_core::{
-    AdminSpec, App, AppSpec, ComponentSource, Config, ConfigValue, DirGrant, DirMode, Error,
-    ErrorKind, Function, GenerationState, GrantChange, Grants, Health, HostInterface, HostObjects,
-    HttpSpec, LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location, MAX_LINE,
-    MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec,
-    ModuleStatus, NatsSpec, OutputRoute, Placement, ReloadReport, Resource, RestartPolicy, Result,
-    RunContext, Secret, TokenSource, Type, Typed, UpgradeOptions, UpgradePolicy, UpgradeReport,
-    Val, chain, default_cache_dir, describe, escape, format_size, open_files_limit, parse_duration,
-    parse_size, raise_open_files_limit, to_wave, type_name,
+    AdminSpec, App, AppSpec, BucketAccess, BucketSpec, ComponentSource, Config, ConfigValue,
+    DirGrant, DirMode, Error, ErrorKind, Function, GenerationState, GrantChange, Grants, Health,
+    HostInterface, HostObjects, HttpSpec, KeyValueSpec, KvBackend, LastUpgrade, Lifecycle, Limits,
+    LinkInfo, LoadProgress, Location, MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS,
+    Manifest, MethodParams, ModuleSpec, ModuleStatus, NatsSpec, OutputRoute, Placement,
+    ReloadReport, Resource, RestartPolicy, Result, RunContext, Secret, TokenSource, Type, Typed,
+    UpgradeOptions, UpgradePolicy, UpgradeReport, Val, chain, default_cache_dir, describe, escape,
+    format_size, open_files_limit, parse_duration, parse_size, raise_open_files_limit, to_wave,
+    type_name,
 };
 
 /// `placement = "fused"` (feature `fused`).

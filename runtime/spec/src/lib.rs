@@ -19,8 +19,8 @@ pub use error::{Error, ErrorKind, GuestFailure, Location, Problems, Result, chai
 pub use manifest::Manifest;
 pub use sanitize::escape;
 pub use spec::{
-    AdminSpec, AppSpec, ComponentSource, ConfigValue, DirGrant, DirMode, Grants, HttpSpec,
-    Lifecycle, Limits, ModuleSpec, NatsSpec, OutputRoute, Placement, RestartPolicy, Secret,
-    TokenSource, UpgradePolicy,
+    AdminSpec, AppSpec, BucketAccess, BucketSpec, ComponentSource, ConfigValue, DirGrant, DirMode,
+    Grants, HttpSpec, Lifecycle, Limits, ModuleSpec, NatsSpec, OutputRoute, Placement,
+    RestartPolicy, Secret, TokenSource, UpgradePolicy,
 };
 pub use units::{format_size, parse_duration, parse_size};

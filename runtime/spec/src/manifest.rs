@@ -18,11 +18,13 @@ use toml::Spanned;
 
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
-    AdminSpec, AppSpec, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle, Limits,
-    Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource, UpgradePolicy,
+    AdminSpec, AppSpec, BucketAccess, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle,
+    Limits, Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource,
+    UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
+mod keyvalue;
 mod nats;
 
 #[derive(Deserialize)]
@@ -45,6 +47,7 @@ struct AppSection {
     max_component_size: Option<Spanned<String>>,
     http: Option<Spanned<HttpSection>>,
     admin: Option<AdminSection>,
+    keyvalue: Option<keyvalue::KeyValueSection>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +123,8 @@ struct GrantsSection {
     http: Vec<Spanned<String>>,
     #[serde(default)]
     config: BTreeMap<String, Spanned<ConfigSection>>,
+    #[serde(default)]
+    keyvalue: BTreeMap<String, Spanned<BucketAccess>>,
 }
 
 /// A `grants.config` value: the value itself, or where a secret is read from.
@@ -301,6 +306,9 @@ impl Manifest {
         if let Some(n) = nats::nats_spec(file.app.nats, file.app.nats_auth, base, &mut lines) {
             app = app.nats(n);
         }
+        if let Some(kv) = file.app.keyvalue {
+            app = app.keyvalue(keyvalue::keyvalue_spec(kv, base, &mut lines));
+        }
         if let Some(stack) = &file.app.stack
             && let Some(bytes) = lines.size("app.stack".into(), stack)
         {
@@ -446,6 +454,10 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
     for (i, origin) in s.grants.http.into_iter().enumerate() {
         lines.note(key(&format!("grants.http[{i}]")), &origin.span());
         grants.http.push(origin.into_inner());
+    }
+    for (bucket, access) in s.grants.keyvalue {
+        lines.note(key(&format!("grants.keyvalue.{bucket}")), &access.span());
+        grants.keyvalue.insert(bucket, access.into_inner());
     }
     for (k, v) in s.grants.config {
         let at = key(&format!("grants.config.{k}"));

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 /// | `network` | none: every socket address is refused, name lookup is off |
 /// | `http` | none: every outbound `wasi:http` request fails with `HTTP-request-denied` |
 /// | `config` | none: `wasi:config/store` answers no key |
+/// | `keyvalue` | none: `wasi:keyvalue` opens no bucket (`access-denied`) |
 /// | clocks, random | granted: wall and monotonic clock, secure and insecure random |
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -35,6 +36,8 @@ pub struct Grants {
     /// What `wasi:config/store` answers: a value per key, given in the manifest or read
     /// from the host's environment or a file when the app loads (secrets).
     pub config: BTreeMap<String, ConfigValue>,
+    /// The app's buckets the module may open through `wasi:keyvalue`, and how.
+    pub keyvalue: BTreeMap<String, crate::spec::BucketAccess>,
 }
 
 /// The value of one `wasi:config` key.

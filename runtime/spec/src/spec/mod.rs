@@ -7,6 +7,7 @@
 //! [`Grants`]; what is absent is denied.
 
 mod grants;
+mod keyvalue;
 mod limits;
 mod nats;
 mod placement;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use grants::{ConfigValue, DirGrant, DirMode, Grants, OutputRoute};
+pub use keyvalue::{BucketAccess, BucketSpec, KeyValueSpec, KvBackend};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
@@ -78,6 +80,8 @@ pub struct AppSpec {
     pub hosted: BTreeSet<String>,
     /// The largest component file read (`[app] max_component_size`); `None`: the default.
     pub max_component_size: Option<u64>,
+    /// The app's key-value buckets (`[app.keyvalue]`).
+    pub keyvalue: KeyValueSpec,
 }
 
 impl AppSpec {
@@ -101,6 +105,12 @@ impl AppSpec {
     pub fn component_size_limit(&self) -> u64 {
         self.max_component_size
             .unwrap_or(Self::DEFAULT_MAX_COMPONENT_SIZE)
+    }
+
+    /// Sets the app's key-value buckets and where they are stored.
+    pub fn keyvalue(mut self, keyvalue: KeyValueSpec) -> Self {
+        self.keyvalue = keyvalue;
+        self
     }
 
     /// Adds (or replaces) the module called `name`.
@@ -339,6 +349,13 @@ impl ModuleSpec {
     /// Grants one environment variable.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.grants.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Grants bucket `bucket` of the app's `[app.keyvalue.buckets]`, read-only or
+    /// read-write.
+    pub fn bucket(mut self, bucket: impl Into<String>, access: BucketAccess) -> Self {
+        self.grants.keyvalue.insert(bucket.into(), access);
         self
     }
 
