@@ -1,7 +1,11 @@
 //! Module state that belongs to the app: key-value buckets (`[app.keyvalue]`), granted to
 //! modules and reached through `wasi:keyvalue`.
 //!
-//! This file checks the declaration; the stores live behind one trait.
+//! This file checks the declaration; the stores live behind one trait ([`backend`]):
+//! [`embedded`] (one redb file, the default).
+
+pub mod backend;
+pub mod embedded;
 
 use crate::error::{Error, Problems};
 use crate::spec::{AppSpec, KeyValueSpec, KvBackend, Placement};
