@@ -282,54 +282,77 @@ type Answer = std::result::Result<Written, KvError>;
 
 fn commit(db: &Database, buckets: &BTreeMap<String, BucketSpec>, group: &[Job]) -> Vec<Answer> {
     let all_failed = |e: KvError| group.iter().map(|_| Err(e.clone())).collect();
-    let txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => return all_failed(unavailable(e)),
-    };
-    let mut answers = Vec::with_capacity(group.len());
+    match commit_group(db, buckets, group) {
+        Ok(answers) => answers,
+        Err(e) => all_failed(e),
+    }
+}
+
+/// One transaction for the whole group: each bucket's table, use and the revision counter
+/// are read once and written once, so a write costs little beyond its own bytes.
+fn commit_group(
+    db: &Database,
+    buckets: &BTreeMap<String, BucketSpec>,
+    group: &[Job],
+) -> std::result::Result<Vec<Answer>, KvError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut answers: Vec<Option<Answer>> = group.iter().map(|_| None).collect();
     {
-        let mut usage = match txn.open_table(USAGE) {
-            Ok(t) => t,
-            Err(e) => return all_failed(unavailable(e)),
-        };
-        let mut meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(e) => return all_failed(unavailable(e)),
-        };
-        for job in group {
-            let answer = (|| {
-                let spec = buckets
-                    .get(&job.bucket)
-                    .ok_or_else(|| KvError::NoSuchBucket(job.bucket.clone()))?;
-                let t = table_name(&job.bucket);
-                let mut data = txn.open_table(data_table(&t)).map_err(unavailable)?;
-                apply(
-                    &job.bucket,
-                    spec,
-                    &job.write,
-                    &mut data,
-                    &mut usage,
-                    &mut meta,
-                )
-            })();
-            answers.push(answer);
+        let mut usage = txn.open_table(USAGE).map_err(unavailable)?;
+        let mut meta = txn.open_table(META).map_err(unavailable)?;
+        let mut revision = meta
+            .get("revision")
+            .map_err(unavailable)?
+            .map_or(0, |r| r.value());
+        // The group's jobs by bucket, each bucket's in the order they came.
+        let mut by_bucket: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, job) in group.iter().enumerate() {
+            by_bucket.entry(job.bucket.as_str()).or_default().push(i);
         }
+        for (bucket, jobs) in by_bucket {
+            let Some(spec) = buckets.get(bucket) else {
+                for i in jobs {
+                    answers[i] = Some(Err(KvError::NoSuchBucket(bucket.to_string())));
+                }
+                continue;
+            };
+            let t = table_name(bucket);
+            let mut data = txn.open_table(data_table(&t)).map_err(unavailable)?;
+            let mut used = usage
+                .get(bucket)
+                .map_err(unavailable)?
+                .map(|v| v.value())
+                .unwrap_or((0, 0));
+            for i in jobs {
+                answers[i] = Some(apply(
+                    bucket,
+                    spec,
+                    &group[i].write,
+                    &mut data,
+                    &mut used,
+                    &mut revision,
+                ));
+            }
+            usage.insert(bucket, used).map_err(unavailable)?;
+        }
+        meta.insert("revision", revision).map_err(unavailable)?;
     }
-    if let Err(e) = txn.commit() {
-        return all_failed(unavailable(e));
-    }
-    answers
+    txn.commit().map_err(unavailable)?;
+    Ok(answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(unavailable("a write was not applied"))))
+        .collect())
 }
 
 /// One write inside the group's transaction: checked completely before anything is
-/// written, so a refused write changes nothing.
+/// written, so a refused write changes nothing. `used` is the bucket's (bytes, keys).
 fn apply(
     bucket: &str,
     spec: &BucketSpec,
     write: &Write,
     data: &mut redb::Table<&str, &[u8]>,
-    usage: &mut redb::Table<&str, (u64, u64)>,
-    meta: &mut redb::Table<&str, u64>,
+    used: &mut (u64, u64),
+    revision: &mut u64,
 ) -> Answer {
     let key = write.key();
     let current = data
@@ -353,39 +376,37 @@ fn apply(
             Some(value.clone())
         }
     };
-    let (bytes, keys) = usage
-        .get(bucket)
-        .map_err(unavailable)?
-        .map(|v| v.value())
-        .unwrap_or((0, 0));
+    let (bytes, keys) = *used;
     let old_size = current
         .as_ref()
         .map_or(0, |e| (key.len() + e.value.len()) as u64);
-    let (bytes, keys) = match &new_value {
+    let after = match &new_value {
         None if current.is_none() => return Ok(Written::Done),
         None => (bytes.saturating_sub(old_size), keys.saturating_sub(1)),
         Some(v) => {
             check_value(bucket, spec, v)?;
-            let bytes = bytes.saturating_sub(old_size) + (key.len() + v.len()) as u64;
-            let keys = keys + u64::from(current.is_none());
+            let after_bytes = bytes.saturating_sub(old_size) + (key.len() + v.len()) as u64;
+            let after_keys = keys + u64::from(current.is_none());
+            // A write that leaves the bucket smaller is let through even past a quota
+            // that was lowered: it frees room.
             if let Some(q) = spec.quota
-                && bytes > q
-                && bytes > usage_bytes(usage, bucket)
+                && after_bytes > q
+                && after_bytes > bytes
             {
                 return Err(KvError::Quota(format!(
                     "bucket {bucket:?} is full: this write would make it {} of its quota of {}; delete keys or raise [app.keyvalue.buckets.{bucket}] quota",
-                    crate::units::format_size(bytes),
+                    crate::units::format_size(after_bytes),
                     crate::units::format_size(q)
                 )));
             }
             if let Some(k) = spec.keys
-                && keys > k
+                && after_keys > k
             {
                 return Err(KvError::Quota(format!(
                     "bucket {bucket:?} holds its most keys ({k}); delete keys or raise [app.keyvalue.buckets.{bucket}] keys"
                 )));
             }
-            (bytes, keys)
+            (after_bytes, after_keys)
         }
     };
     match &new_value {
@@ -393,17 +414,12 @@ fn apply(
             data.remove(key).map_err(unavailable)?;
         }
         Some(v) => {
-            let revision = meta
-                .get("revision")
-                .map_err(unavailable)?
-                .map_or(0, |r| r.value())
-                + 1;
-            meta.insert("revision", revision).map_err(unavailable)?;
-            data.insert(key, encode(revision, v).as_slice())
+            *revision += 1;
+            data.insert(key, encode(*revision, v).as_slice())
                 .map_err(unavailable)?;
         }
     }
-    usage.insert(bucket, (bytes, keys)).map_err(unavailable)?;
+    *used = after;
     Ok(match (write, new_value) {
         (Write::Increment { .. }, Some(v)) => Written::Number(
             std::str::from_utf8(&v)
@@ -413,12 +429,6 @@ fn apply(
         ),
         _ => Written::Done,
     })
-}
-
-/// The bytes a bucket uses now (a write that shrinks a bucket over its quota, after the
-/// quota was lowered, is let through: it frees room).
-fn usage_bytes(usage: &redb::Table<&str, (u64, u64)>, bucket: &str) -> u64 {
-    usage.get(bucket).ok().flatten().map_or(0, |v| v.value().0)
 }
 
 #[cfg(test)]
