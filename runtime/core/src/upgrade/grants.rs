@@ -46,8 +46,8 @@ impl UpgradeOptions {
 pub struct GrantChange {
     /// The module.
     pub module: String,
-    /// What changed: `dir`, `env`, `config`, `stdout`, `stderr`, `network`, `http`, `limit` or
-    /// `sandbox`.
+    /// What changed: `dir`, `env`, `keyvalue`, `config`, `stdout`, `stderr`, `network`, `http`,
+    /// `limit` or `sandbox`.
     pub kind: &'static str,
     /// The manifest key, such as `modules.api.grants.dirs` or `modules.api.limits.memory`.
     pub key: String,
@@ -93,6 +93,24 @@ pub fn changes(module: &str, old: &ModuleSpec, new: &ModuleSpec) -> Vec<GrantCha
             ),
             (None, Some(_)) => out.push("env", key, None, Some(name.clone()), true),
             (Some(_), None) => out.push("env", key, Some(name.clone()), None, false),
+            _ => {}
+        }
+    }
+    // Buckets: a new one, or read-write where it was read-only, gives more.
+    for name in g0
+        .keyvalue
+        .keys()
+        .chain(g1.keyvalue.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let key = format!("grants.keyvalue.{name}");
+        let shown = |a: &crate::spec::BucketAccess| format!("{name} ({a})");
+        match (g0.keyvalue.get(name), g1.keyvalue.get(name)) {
+            (Some(a), Some(b)) if a != b => {
+                out.push("keyvalue", key, Some(shown(a)), Some(shown(b)), b > a)
+            }
+            (None, Some(b)) => out.push("keyvalue", key, None, Some(shown(b)), true),
+            (Some(a), None) => out.push("keyvalue", key, Some(shown(a)), None, false),
             _ => {}
         }
     }
@@ -355,6 +373,31 @@ mod tests {
             ]
         );
         assert!(c.iter().all(|c| c.kind == "config"));
+    }
+
+    #[test]
+    fn a_new_bucket_or_write_access_is_wider() {
+        use crate::spec::BucketAccess::{ReadOnly, ReadWrite};
+        let old = spec()
+            .bucket("a", ReadOnly)
+            .bucket("b", ReadWrite)
+            .bucket("c", ReadOnly);
+        let new = spec()
+            .bucket("a", ReadWrite)
+            .bucket("b", ReadOnly)
+            .bucket("d", ReadOnly);
+        let c = changes("m", &old, &new);
+        let seen: Vec<_> = c.iter().map(|c| (c.key.as_str(), c.wider)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("modules.m.grants.keyvalue.a", true),
+                ("modules.m.grants.keyvalue.b", false),
+                ("modules.m.grants.keyvalue.c", false),
+                ("modules.m.grants.keyvalue.d", true),
+            ]
+        );
+        assert_eq!(c[0].new.as_deref(), Some("a (rw)"));
     }
 
     #[test]
