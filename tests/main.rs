@@ -16,6 +16,7 @@ mod errors;
 mod fs;
 mod host_resources;
 mod hostile;
+mod keyvalue;
 mod limits;
 mod links;
 mod net;

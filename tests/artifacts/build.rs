@@ -47,6 +47,7 @@ const GUESTS: &[&str] = &[
     "counter_plain",
     "adder",
     "config_probe",
+    "kv_probe",
     "calc",
     "plugin_rust",
 ];

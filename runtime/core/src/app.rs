@@ -63,6 +63,9 @@ impl App {
             for b in boundaries.iter() {
                 b.attach(&spec, cx.connect_nats, &mut cx.extensions).await?;
             }
+            if let Some(store) = crate::keyvalue::open(&spec)? {
+                cx.extensions.insert(Arc::new(store));
+            }
         }
         let hosted = spec.hosted.clone();
         let manifest = spec.manifest_path().map(Path::to_path_buf);

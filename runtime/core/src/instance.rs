@@ -68,12 +68,14 @@ impl Linkers {
         blocking::add_to_linker(&mut sync)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync)?;
         crate::capability::config::add_to_linker(&mut sync)?;
+        crate::capability::keyvalue::add_to_linker(&mut sync)?;
         let mut async_ = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_)?;
         hooks::async_::add_to_linker(&mut async_)?;
         blocking::add_to_linker_async(&mut async_)?;
         crate::capability::config::add_to_linker(&mut async_)?;
+        crate::capability::keyvalue::add_to_linker(&mut async_)?;
         Ok(Linkers { sync, async_ })
     }
 }
@@ -158,6 +160,15 @@ pub struct HostState {
     /// `wasi:http`: the context, and the outbound policy (`grants.http`).
     http_ctx: WasiHttpCtx,
     http: OutboundHttp,
+}
+
+impl HostState {
+    /// The instance's resource table, the states of its units and its module's metrics,
+    /// at once (for capabilities whose handles live in the table, whose grant lives in a
+    /// state, and whose denials are counted).
+    pub fn table_and_slots(&mut self) -> (&mut ResourceTable, &Slots, &Arc<ModuleMetrics>) {
+        (&mut self.table, &self.slots, self.http.metrics_arc())
+    }
 }
 
 impl WasiHttpView for HostState {

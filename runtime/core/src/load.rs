@@ -258,8 +258,13 @@ pub async fn compile_all(
         settings.epoch_tick,
         settings.max_component,
     );
+    let keyvalue = rt
+        .extensions
+        .get::<crate::keyvalue::Store>()
+        .map(|s| s.0.clone());
     let mut tasks = Vec::new();
     for _ in 0..workers.min(total.max(1)) {
+        let keyvalue = keyvalue.clone();
         let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
         let (queue, done) = (queue.clone(), done_tx.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
@@ -272,6 +277,7 @@ pub async fn compile_all(
                     metered,
                     epoch_tick,
                     max_component,
+                    keyvalue: keyvalue.clone(),
                 };
                 let result = Compiled::new(&engine, cache.as_deref(), &cx, spec.clone())
                     .map_err(|e| e.in_module(&name));

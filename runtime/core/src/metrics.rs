@@ -200,6 +200,7 @@ impl Metrics {
             denied_network: denied(Capability::Network.as_str()),
             denied_http: denied(Capability::Http.as_str()),
             denied_session: denied(Capability::Session.as_str()),
+            denied_keyvalue: denied(Capability::KeyValue.as_str()),
             app: self.clone(),
         })
     }
@@ -286,6 +287,8 @@ pub enum Capability {
     Http,
     /// A remote resource session used without its key (a host of `remote` modules).
     Session,
+    /// A bucket not in `grants.keyvalue`, or a write to a read-only one.
+    KeyValue,
 }
 
 impl Capability {
@@ -294,6 +297,7 @@ impl Capability {
             Capability::Network => "network",
             Capability::Http => "http",
             Capability::Session => "session",
+            Capability::KeyValue => "keyvalue",
         }
     }
 }
@@ -308,6 +312,7 @@ pub struct ModuleMetrics {
     denied_network: Counter,
     denied_http: Counter,
     denied_session: Counter,
+    denied_keyvalue: Counter,
     app: Arc<Metrics>,
 }
 
@@ -343,6 +348,7 @@ impl ModuleMetrics {
             Capability::Network => self.denied_network.inc(),
             Capability::Http => self.denied_http.inc(),
             Capability::Session => self.denied_session.inc(),
+            Capability::KeyValue => self.denied_keyvalue.inc(),
         };
     }
 

@@ -45,6 +45,8 @@ pub struct ModuleCx<'a> {
     pub epoch_tick: Duration,
     /// The largest component file read.
     pub max_component: u64,
+    /// The app's key-value store, when it has buckets and this process keeps them.
+    pub keyvalue: Option<std::sync::Arc<dyn crate::keyvalue::backend::Backend>>,
 }
 
 impl ModuleCx<'_> {

@@ -157,6 +157,7 @@ pub fn check(spec: &AppSpec, settings: &Settings) -> Problems {
             metered: settings.metered,
             epoch_tick: settings.epoch_tick,
             max_component: settings.max_component,
+            keyvalue: None,
         };
         Policy::validate(&[LIMITS, CAPABILITIES], &cx, &mut problems);
     }

@@ -148,6 +148,8 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         epoch_tick: hello.epoch_tick,
         // The worker reads no component file: the host sends the compiled code.
         max_component: 0,
+        // Buckets are the host's: a process module with keyvalue grants is refused at load.
+        keyvalue: None,
     };
     // Granted directories are opened (as handles) before the lockdown; everything after
     // it happens inside the sandbox.

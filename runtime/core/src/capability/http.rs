@@ -134,6 +134,11 @@ pub struct OutboundHttp {
 }
 
 impl OutboundHttp {
+    /// The module's metrics, shared.
+    pub fn metrics_arc(&self) -> &Arc<ModuleMetrics> {
+        &self.metrics
+    }
+
     pub fn new(grant: Option<&HttpGrant>, metrics: Arc<ModuleMetrics>) -> OutboundHttp {
         OutboundHttp {
             origins: grant.map(|g| g.origins.clone()),

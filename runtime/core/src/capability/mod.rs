@@ -11,6 +11,7 @@
 //! | [`network`] | `network`: outbound TCP destinations |
 //! | [`http`] | `http`: outbound `wasi:http` origins |
 //! | [`config`] | `config`: the keys `wasi:config/store` answers, values or secrets read at load |
+//! | [`keyvalue`] | `keyvalue`: the app's buckets a module may open through `wasi:keyvalue`, read-only or read-write |
 //!
 //! WASI interfaces themselves are always linked (the guest may import them); what a guest
 //! can do through them is decided here, and for files, sockets and disk space also by the
@@ -22,6 +23,7 @@ pub mod env;
 pub mod fs;
 pub mod hooks;
 pub mod http;
+pub mod keyvalue;
 pub mod network;
 pub mod protect;
 pub mod quota;
@@ -38,4 +40,5 @@ pub const CAPABILITIES: &[UnitDef] = &[
     network::DEF,
     http::DEF,
     config::DEF,
+    keyvalue::DEF,
 ];

@@ -1,0 +1,358 @@
+//! `grants.keyvalue`: the app's buckets a module may open through `wasi:keyvalue`
+//! (`0.2.0-draft`: store, atomics, batch, the version of wasmtime's and wasmCloud's guests).
+//!
+//! `open` of a bucket the module is not granted is `access-denied` (whether or not the app
+//! has it), and so is a write to a bucket granted read-only; each denial is an event on
+//! `membrane::audit` and one more in `membrane_denials_total{capability="keyvalue"}`. A write
+//! past a bucket's quota fails inside the guest with `other` saying which limit, and the
+//! module goes on. The data lives in the app's store (`crate::keyvalue`), so it outlives
+//! instances, generations and upgrades.
+//!
+//! These host functions are synchronous: a write waits for its group commit on the calling
+//! thread (on the async path too, where it holds the executor's thread for that long).
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::error::{Error, Problems};
+use crate::instance::HostState;
+use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Write, Written};
+use crate::metrics::{Capability, ModuleMetrics};
+use crate::spec::BucketAccess;
+use crate::unit::{ModuleCx, Slots, Unit, UnitDef};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/wasi-keyvalue-draft",
+        world: "wasi:keyvalue/imports",
+        with: { "wasi:keyvalue/store.bucket": super::Bucket },
+        imports: { default: trappable },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+pub const DEF: UnitDef = UnitDef { validate, prepare };
+
+fn validate(_: &ModuleCx<'_>, _: &mut Problems) {
+    // The buckets named are checked against the app's (`crate::keyvalue::check`).
+}
+
+fn prepare(cx: &ModuleCx<'_>, problems: &mut Problems) -> Option<Box<dyn Unit>> {
+    let grants = &cx.spec.grants.keyvalue;
+    if grants.is_empty() {
+        return None;
+    }
+    let Some(store) = cx.keyvalue.clone() else {
+        problems.push(
+            Error::manifest(format!(
+                "module `{}` is granted buckets, but the app's store is not open here; declare them under [app.keyvalue.buckets] with a path",
+                cx.name
+            ))
+            .with_key(cx.key("grants.keyvalue")),
+        );
+        return None;
+    };
+    Some(Box::new(KeyValue {
+        grant: Arc::new(Grant {
+            store,
+            buckets: grants.clone(),
+        }),
+    }))
+}
+
+/// What one module may open, and where.
+pub struct Grant {
+    store: Arc<dyn Backend>,
+    buckets: BTreeMap<String, BucketAccess>,
+}
+
+#[derive(Debug)]
+struct KeyValue {
+    grant: Arc<Grant>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.buckets.iter()).finish()
+    }
+}
+
+impl Unit for KeyValue {
+    fn new_state(&self) -> Option<Box<dyn Any + Send>> {
+        Some(Box::new(self.grant.clone()))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An open bucket, behind a guest's handle.
+pub struct Bucket {
+    name: String,
+    access: BucketAccess,
+}
+
+/// The host side of the interfaces for one call: the instance's table and its grant.
+pub struct View<'a> {
+    table: &'a mut ResourceTable,
+    grant: Option<&'a Arc<Grant>>,
+    metrics: &'a Arc<ModuleMetrics>,
+}
+
+struct HasKv;
+
+impl HasData for HasKv {
+    type Data<'a> = View<'a>;
+}
+
+fn view(state: &mut HostState) -> View<'_> {
+    let (table, slots, metrics): (&mut ResourceTable, &Slots, _) = state.table_and_slots();
+    View {
+        table,
+        grant: slots.get::<Arc<Grant>>(),
+        metrics,
+    }
+}
+
+/// Links the interfaces into `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)
+}
+
+/// Runs a backend future to its end on this thread (the embedded store's complete from its
+/// writer thread, so nothing here needs an executor): polled, and parked between polls.
+/// Outside tokio's cooperative budget: inside a task whose budget ran out, tokio's channels
+/// answer "not yet" and defer the wake-up until the task yields, which a thread parked here
+/// never does.
+fn wait<T>(f: crate::keyvalue::backend::Pending<'_, T>) -> Result<T, KvError> {
+    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+            return r;
+        }
+        std::thread::park();
+    }
+}
+
+fn other(e: KvError) -> store::Error {
+    match e {
+        KvError::NoSuchBucket(_) => store::Error::NoSuchStore,
+        e => store::Error::Other(e.to_string()),
+    }
+}
+
+impl View<'_> {
+    fn deny(&self, what: String) -> store::Error {
+        self.metrics.denied(Capability::KeyValue, &what);
+        store::Error::AccessDenied
+    }
+
+    /// The bucket behind a handle, for an operation that writes when `write`.
+    fn bucket(
+        &self,
+        handle: &Resource<Bucket>,
+        write: bool,
+    ) -> wasmtime::Result<Result<(Arc<Grant>, String), store::Error>> {
+        let b = self.table.get(handle)?;
+        let Some(grant) = self.grant else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        if write && b.access == BucketAccess::ReadOnly {
+            let what = format!("a write to bucket {:?}, granted read-only", b.name);
+            return Ok(Err(self.deny(what)));
+        }
+        Ok(Ok((grant.clone(), b.name.clone())))
+    }
+}
+
+type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl store::Host for View<'_> {
+    fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
+        let access = self.grant.and_then(|g| g.buckets.get(&identifier).copied());
+        let Some(access) = access else {
+            let what = format!("bucket {:?}, not granted", identifier);
+            return Ok(Err(self.deny(what)));
+        };
+        let handle = self.table.push(Bucket {
+            name: identifier,
+            access,
+        })?;
+        Ok(Ok(handle))
+    }
+}
+
+impl store::HostBucket for View<'_> {
+    fn get(&mut self, this: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
+        let (g, name) = match self.bucket(&this, false)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(wait(g.store.get(&name, &key))
+            .map(|e| e.map(|e| e.value))
+            .map_err(other))
+    }
+
+    fn set(&mut self, this: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
+        let (g, name) = match self.bucket(&this, true)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(wait(g.store.write(&name, Write::Set { key, value }))
+            .map(|_| ())
+            .map_err(other))
+    }
+
+    fn delete(&mut self, this: Resource<Bucket>, key: String) -> Answer<()> {
+        let (g, name) = match self.bucket(&this, true)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(wait(g.store.write(&name, Write::Delete { key }))
+            .map(|_| ())
+            .map_err(other))
+    }
+
+    fn exists(&mut self, this: Resource<Bucket>, key: String) -> Answer<bool> {
+        let (g, name) = match self.bucket(&this, false)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(wait(g.store.get(&name, &key))
+            .map(|e| e.is_some())
+            .map_err(other))
+    }
+
+    fn list_keys(
+        &mut self,
+        this: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Answer<store::KeyResponse> {
+        let (g, name) = match self.bucket(&this, false)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        // This version's cursor is a position: the keys before it are skipped page by page.
+        let skip = cursor.unwrap_or(0);
+        let mut after: Option<String> = None;
+        let mut skipped = 0u64;
+        loop {
+            let want = if skipped < skip {
+                (skip - skipped).min(MAX_PAGE as u64) as usize
+            } else {
+                MAX_PAGE
+            };
+            let (keys, more) = match wait(g.store.list(&name, after.as_deref(), want)) {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(other(e))),
+            };
+            if skipped < skip {
+                skipped += keys.len() as u64;
+                after = keys.last().cloned();
+                if !more {
+                    return Ok(Ok(store::KeyResponse {
+                        keys: Vec::new(),
+                        cursor: None,
+                    }));
+                }
+                continue;
+            }
+            let next = more.then(|| skip + keys.len() as u64);
+            return Ok(Ok(store::KeyResponse { keys, cursor: next }));
+        }
+    }
+
+    fn drop(&mut self, this: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for View<'_> {
+    fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Answer<u64> {
+        let (g, name) = match self.bucket(&bucket, true)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Ok(delta) = i64::try_from(delta) else {
+            return Ok(Err(store::Error::Other(format!(
+                "a delta of {delta} is past the range of a 64-bit integer"
+            ))));
+        };
+        Ok(
+            match wait(g.store.write(&name, Write::Increment { key, delta })) {
+                Ok(Written::Number(n)) => u64::try_from(n).map_err(|_| {
+                    store::Error::Other(format!(
+                        "the value is {n}, which this version's unsigned counter cannot return"
+                    ))
+                }),
+                Ok(_) => Err(store::Error::Other("the store did not count".into())),
+                Err(e) => Err(other(e)),
+            },
+        )
+    }
+}
+
+impl batch::Host for View<'_> {
+    fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
+        let (g, name) = match self.bucket(&bucket, false)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match wait(g.store.get(&name, &key)) {
+                Ok(e) => out.push(e.map(|e| (key, e.value))),
+                Err(e) => return Ok(Err(other(e))),
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Answer<()> {
+        let (g, name) = match self.bucket(&bucket, true)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        for (key, value) in key_values {
+            if let Err(e) = wait(g.store.write(&name, Write::Set { key, value })) {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
+        let (g, name) = match self.bucket(&bucket, true)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        for key in keys {
+            if let Err(e) = wait(g.store.write(&name, Write::Delete { key })) {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
