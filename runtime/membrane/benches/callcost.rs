@@ -8,7 +8,8 @@
 //! ```
 //!
 //! where PATH is one of `raw-typed`, `raw-guarded` (`raw-typed` with epoch checks in the code,
-//! the epoch deadline armed and the clock read twice per call), `raw-val`, `typed-blocking`, `call-blocking`,
+//! the epoch deadline armed and the clock read twice per call), `kv-raw-get`, `kv-guest-get`
+//! (the embedded key-value store read raw, and through a guest's `wasi:keyvalue`), `raw-val`, `typed-blocking`, `call-blocking`,
 //! `raw-async`, `typed-async`, `call-async`, `cross-sync`, `cross-async` (one call of the
 //! driver that makes N linked calls), `raw-cross-sync`, `raw-cross-async` (the same in raw
 //! wasmtime: two stores, the import a host function calling the provider), `md-raw`, `md-raw-epochs` (with epoch checks in the code), `md-typed-blocking` (markdown of 20 KiB), `echo-raw-async`, `echo-call-async` (1 KiB echo), `raw-res` (the driver calling a host resource method N times in raw wasmtime), `raw-cross-res-sync` (the same
@@ -58,6 +59,25 @@ fn main() {
     let mut raw_cross_sync = raw_cross(false);
     let mut raw_cross_async = raw_cross(true);
     let mut raw_cross_res_sync = raw_cross_res();
+    // The embedded key-value store, read raw and through a guest (`kv-raw-get`,
+    // `kv-guest-get`: `get` of a 100-byte value; the guest opens the bucket on each call).
+    let kv_dir = tempfile::tempdir().unwrap();
+    let kv_app = rt.block_on(kv_app(&kv_dir.path().join("kv.redb")));
+    let kv_store = membrane_core::keyvalue::embedded::Embedded::open(
+        &kv_dir.path().join("raw.redb"),
+        &[("b".to_string(), membrane::BucketSpec::new())].into(),
+    )
+    .unwrap();
+    rt.block_on(membrane_core::keyvalue::backend::Backend::write(
+        &kv_store,
+        "b",
+        membrane_core::keyvalue::backend::Write::Set {
+            key: "k".into(),
+            value: vec![b'x'; 100],
+        },
+    ))
+    .unwrap();
+    let kv_get = "membrane-test:kv/probe#get".to_string();
     let inc = setup.func::<(u64,), (u64,)>(&mut raw, "inc");
     let dyn_inc = setup.dyn_func(&mut raw, "inc");
     let mut araw = rt.block_on(async_setup.instantiate_async());
@@ -86,6 +106,29 @@ fn main() {
             eraw.store.set_epoch_deadline(1_000_000);
             black_box(einc.call(&mut eraw.store, (black_box(41),)).unwrap());
             black_box(start.elapsed());
+        }),
+        "kv-raw-get" => rt.block_on(async {
+            for _ in 0..n {
+                black_box(
+                    membrane_core::keyvalue::backend::Backend::get(&kv_store, "b", "k")
+                        .await
+                        .unwrap(),
+                );
+            }
+        }),
+        "kv-guest-get" => rt.block_on(async {
+            for _ in 0..n {
+                black_box(
+                    kv_app
+                        .call(
+                            "m",
+                            &kv_get,
+                            &[Val::String("b".into()), Val::String("k".into())],
+                        )
+                        .await
+                        .unwrap(),
+                );
+            }
         }),
         "raw-val" => (0..n).for_each(|_| {
             let mut out = [Val::U64(0)];

@@ -452,3 +452,35 @@ pub fn raw_cross_res() -> RawCrossRes {
     let loop_bump = instance.get_typed_func(&mut store, f).unwrap();
     RawCrossRes { store, loop_bump }
 }
+
+/// The kv probe guest granted bucket `b` of an embedded store at `path`, holding `k`.
+pub async fn kv_app(path: &std::path::Path) -> membrane::App {
+    let app = Runtime::new(Config::default())
+        .unwrap()
+        .load_spec(
+            AppSpec::new()
+                .keyvalue(
+                    membrane::KeyValueSpec::embedded(path).bucket("b", membrane::BucketSpec::new()),
+                )
+                .module(
+                    "m",
+                    ModuleSpec::from_file(guests::KV_PROBE)
+                        .bucket("b", membrane::BucketAccess::ReadWrite),
+                ),
+        )
+        .await
+        .unwrap();
+    let v = "x".repeat(100);
+    app.call(
+        "m",
+        "membrane-test:kv/probe#set",
+        &[
+            membrane::Val::String("b".into()),
+            membrane::Val::String("k".into()),
+            membrane::Val::String(v),
+        ],
+    )
+    .await
+    .unwrap();
+    app
+}
