@@ -22,8 +22,8 @@ impl Guest for Probe {
     }
 
     fn get_all_draft() -> Result<Vec<(String, String)>, String> {
-        let mut all = wasi::config0_2_0_draft_2024_09_27::store::get_all()
-            .map_err(|e| format!("{e:?}"))?;
+        let mut all =
+            wasi::config0_2_0_draft_2024_09_27::store::get_all().map_err(|e| format!("{e:?}"))?;
         all.sort();
         Ok(all)
     }
