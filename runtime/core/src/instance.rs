@@ -21,20 +21,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::{
-    ComponentNamedList, Func, Instance, InstancePre, Lift, Linker, Lower, ResourceAny,
-    ResourceTable, TypedFunc, Val,
+    ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, ResourceAny, ResourceTable,
+    TypedFunc, Val,
 };
-use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capability::hooks::{self, Guarded};
+use crate::capability::hooks::Guarded;
 use crate::capability::http::{HttpGrant, OutboundHttp};
 use crate::capability::quota::QuotaMap;
 use crate::classify::classify;
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::blocking::{self, Deadlined};
+use crate::limits::blocking::Deadlined;
 use crate::limits::files::OpenFiles;
 use crate::limits::memory::MemoryLimiter;
 use crate::metrics::{Capability, ModuleMetrics};
@@ -51,34 +51,6 @@ pub enum Flavour {
 
 /// The epoch ticks between two yields of a guest running on the async path.
 pub const YIELD_TICKS: u64 = 1;
-
-/// The runtime's linkers, one per flavour: WASI and its wrappers. Each module adds its links
-/// to clones of them.
-#[derive(Clone)]
-pub struct Linkers {
-    pub sync: Linker<HostState>,
-    pub async_: Linker<HostState>,
-}
-
-impl Linkers {
-    pub fn new(engine: &Engine) -> wasmtime::Result<Linkers> {
-        let mut sync = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut sync)?;
-        hooks::sync::add_to_linker(&mut sync)?;
-        blocking::add_to_linker(&mut sync)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync)?;
-        crate::capability::config::add_to_linker(&mut sync)?;
-        crate::capability::keyvalue::add_to_linker(&mut sync)?;
-        let mut async_ = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_)?;
-        hooks::async_::add_to_linker(&mut async_)?;
-        blocking::add_to_linker_async(&mut async_)?;
-        crate::capability::config::add_to_linker(&mut async_)?;
-        crate::capability::keyvalue::add_to_linker(&mut async_)?;
-        Ok(Linkers { sync, async_ })
-    }
-}
 
 /// What an instance is built from: one compiled version of a module. Instances know their
 /// recipe, never the module that owns it, so a module can hold two recipes at once.

@@ -37,6 +37,8 @@ pub mod keyvalue;
 pub mod life;
 #[doc(hidden)]
 pub mod limits;
+/// The runtime's linkers (WASI and the capabilities' interfaces).
+pub mod linkers;
 #[doc(hidden)]
 pub mod metrics;
 #[doc(hidden)]

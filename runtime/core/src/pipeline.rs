@@ -21,9 +21,9 @@ use crate::compile::Compiled;
 use crate::error::Error;
 use crate::error::Problems;
 use crate::exports::Exports;
-use crate::instance::Linkers;
 use crate::link::host::HostInterface;
 use crate::link::{self, Planned};
+use crate::linkers::Linkers;
 use crate::spec::{HttpSpec, ModuleSpec};
 use crate::validate::Settings;
 
