@@ -48,6 +48,7 @@ const GUESTS: &[&str] = &[
     "adder",
     "config_probe",
     "kv_probe",
+    "bucket_store",
     "calc",
     "plugin_rust",
 ];

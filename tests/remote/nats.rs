@@ -293,6 +293,14 @@ impl Nats {
         ))
     }
 
+    /// A server without authorization with JetStream on, its store in the server's
+    /// temporary directory (kept across [`Nats::restart`]).
+    pub fn with_jetstream() -> Nats {
+        Nats::single(
+            "jetstream {\n  store_dir: $STORE_DIR\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}\n",
+        )
+    }
+
     /// A server without authorization that carries messages of up to `bytes` (its
     /// `max_payload`: 1 MiB by default, at most 64 MiB), as an operator may raise it.
     pub fn with_max_payload(bytes: usize) -> Nats {
@@ -370,6 +378,10 @@ impl Nats {
         let dir = tempfile::tempdir().expect("a directory for nats-server");
         let name = unique_name();
         let path = dir.path().join("nats.conf");
+        let config = config.replace(
+            "$STORE_DIR",
+            &quoted(&dir.path().join("js").to_string_lossy()),
+        );
         std::fs::write(
             &path,
             format!(

@@ -151,6 +151,22 @@ impl App {
         self.inner.metrics.render()
     }
 
+    /// The app's key-value buckets, each with its limits and what it holds now (asked of
+    /// the store: NATS answers over the network); the bucket gauges of the metrics are set
+    /// from the answers. Empty when the app declares no buckets.
+    pub async fn buckets(&self) -> Vec<crate::keyvalue::BucketStatus> {
+        let Some(store) = self.inner.cx.extensions.get::<crate::keyvalue::Store>() else {
+            return Vec::new();
+        };
+        let status = store.status().await;
+        for b in &status {
+            if let Ok(u) = &b.usage {
+                self.inner.metrics.set_bucket(&b.name, u.bytes, u.keys);
+            }
+        }
+        status
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }

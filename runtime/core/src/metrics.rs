@@ -8,6 +8,8 @@
 //! | `membrane_instances` | module, state | `busy` and `idle` instances (at scrape time) |
 //! | `membrane_queue_depth` | module | callers waiting for an instance |
 //! | `membrane_circuit_open` | module | 1 while the module's circuit is open |
+//! | `membrane_bucket_bytes` | bucket | bytes a key-value bucket holds (at scrape time; on NATS what JetStream stores) |
+//! | `membrane_bucket_keys` | bucket | keys a key-value bucket holds (at scrape time) |
 //! | `membrane_denials_total` | module, capability | denied uses of a capability (also on the `membrane::audit` log target) |
 //! | `membrane_http_requests_total` | route, status | requests answered by `membrane serve` |
 //! | `membrane_http_request_duration_seconds` | route | time to the response head (histogram) |
@@ -92,6 +94,12 @@ struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 #[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
+struct BucketLabels {
+    bucket: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct RouteLabels {
     route: String,
 }
@@ -117,6 +125,8 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<RouteLabels>,
     http_closed: Family<ReasonLabels, Counter>,
+    bucket_bytes: Family<BucketLabels, Gauge>,
+    bucket_keys: Family<BucketLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -163,6 +173,11 @@ impl Metrics {
         let http_closed = Family::default();
         let help = "Connections the server closed on its own, by reason";
         r.register("http_connections_closed", help, Family::clone(&http_closed));
+        let (bucket_bytes, bucket_keys) = (Family::default(), Family::default());
+        let help = "Bytes a key-value bucket holds (on NATS: what JetStream stores)";
+        r.register_with_unit("bucket", help, Unit::Bytes, Family::clone(&bucket_bytes));
+        let help = "Keys a key-value bucket holds";
+        r.register("bucket_keys", help, Family::clone(&bucket_keys));
         Arc::new(Metrics {
             calls_counted,
             registry: r,
@@ -175,6 +190,8 @@ impl Metrics {
             http_requests,
             http_duration,
             http_closed,
+            bucket_bytes,
+            bucket_keys,
         })
     }
 
@@ -227,6 +244,16 @@ impl Metrics {
         };
         self.queue_depth.get_or_create(&m).set(waiting as i64);
         self.circuit_open.get_or_create(&m).set(i64::from(open));
+    }
+
+    /// Sets a key-value bucket's gauges (at scrape time).
+    pub fn set_bucket(&self, bucket: &str, bytes: u64, keys: u64) {
+        let b = BucketLabels {
+            bucket: bucket.to_string(),
+        };
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.bucket_bytes.get_or_create(&b).set(gauge(bytes));
+        self.bucket_keys.get_or_create(&b).set(gauge(keys));
     }
 
     /// The counters of one route (`none` for requests no route matched), made once.

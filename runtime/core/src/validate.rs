@@ -9,7 +9,7 @@ use crate::capability::CAPABILITIES;
 use crate::error::{Error, Problems, Result};
 use crate::limits::LIMITS;
 use crate::names::{HOST, validate_link_key, validate_module_name};
-use crate::spec::{AppSpec, ComponentSource, Locations};
+use crate::spec::{AppSpec, ComponentSource, Locations, Placement};
 use crate::unit::{ModuleCx, Policy};
 
 /// Checks an app's declaration for a runtime that serves the placements of `boundaries`,
@@ -85,6 +85,18 @@ pub fn check(spec: &AppSpec, settings: &Settings) -> Problems {
     }
     check_serving(spec, &mut problems);
     crate::keyvalue::check(spec, &mut problems);
+    if spec.keyvalue.backend == crate::spec::KvBackend::Nats
+        && !spec.keyvalue.buckets.is_empty()
+        && settings.boundaries.get(Placement::Remote).is_none()
+    {
+        problems.push(
+            Error::manifest(
+                "app.keyvalue: backend = \"nats\" is not built into this program: build \
+                 membrane with the `remote` feature (NATS), or use the embedded backend",
+            )
+            .with_key("app.keyvalue.backend"),
+        );
+    }
     settings.boundaries.check_known(spec, &mut problems);
     for b in settings.boundaries.iter() {
         b.check_declaration(spec, &mut problems);

@@ -61,6 +61,15 @@ impl Boundary for Remote {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if connect && let Some(nats) = super::connect::for_app(app).await? {
+                if super::connect::keyvalue_on_nats(app) {
+                    let name = app.name.as_deref().unwrap_or_default();
+                    let kv =
+                        super::keyvalue::NatsKv::open(nats.clone(), name, &app.keyvalue).await?;
+                    extensions.insert(Arc::new(membrane_core::keyvalue::Store(
+                        Arc::new(kv),
+                        app.keyvalue.clone(),
+                    )));
+                }
                 extensions.insert(nats);
             }
             Ok(())

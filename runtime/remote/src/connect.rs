@@ -37,14 +37,21 @@ pub(crate) struct Nats {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// The connection an app needs: one when it has `remote` modules (or hosts some), none
+/// Whether the app keeps buckets in NATS JetStream (`[app.keyvalue] backend = "nats"`).
+pub(crate) fn keyvalue_on_nats(spec: &crate::spec::AppSpec) -> bool {
+    spec.keyvalue.backend == crate::spec::KvBackend::Nats && !spec.keyvalue.buckets.is_empty()
+}
+
+/// The connection an app needs: one when it has `remote` modules (or hosts some) or keeps
+/// its buckets in NATS, none
 /// otherwise or when its declaration lacks what a connection needs (validation says so).
 pub(crate) async fn for_app(spec: &crate::spec::AppSpec) -> Result<Option<Arc<Nats>>> {
     let remote = !spec.hosted.is_empty()
         || spec
             .modules
             .values()
-            .any(|m| m.placement == crate::spec::Placement::Remote);
+            .any(|m| m.placement == crate::spec::Placement::Remote)
+        || keyvalue_on_nats(spec);
     match (remote, &spec.name, &spec.nats) {
         (true, Some(name), Some(nats))
             if crate::protocol::valid_token(name) && !nats.servers.is_empty() =>

@@ -11,6 +11,7 @@ pub mod boundary;
 pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod host;
+pub(crate) mod keyvalue;
 pub(crate) mod offline;
 pub(crate) mod protocol;
 pub(crate) mod remote_transport;

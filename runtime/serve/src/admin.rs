@@ -24,8 +24,12 @@ pub(crate) async fn handle(app: &App, access: &Access, req: hyper::Request<Incom
     }
     let (body, content_type) = match req.uri().path() {
         "/" => return super::page::handle(app, req.method(), access.token()),
-        "/metrics" => (app.metrics_text(), OPENMETRICS),
-        "/status" => (status_json(app), "application/json"),
+        "/metrics" => {
+            // The bucket gauges are set as the store answers.
+            app.buckets().await;
+            (app.metrics_text(), OPENMETRICS)
+        }
+        "/status" => (status_json(app, &app.buckets().await), "application/json"),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
@@ -47,10 +51,11 @@ pub(crate) async fn handle(app: &App, access: &Access, req: hyper::Request<Incom
     resp
 }
 
-/// The app's status as JSON, `{"modules": {"NAME": {...}}}`: per module its busy, idle
-/// and waiting instances, circuit (`healthy`, `circuit-open`, `trial`), recent failures and
-/// limits. What `GET /status` answers.
-pub fn status_json(app: &App) -> String {
+/// The app's status as JSON, `{"modules": {"NAME": {...}}, "buckets": {"NAME": {...}}}`:
+/// per module its busy, idle and waiting instances, circuit (`healthy`, `circuit-open`,
+/// `trial`), recent failures and limits; per key-value bucket ([`App::buckets`]) what it
+/// holds and its limits. What `GET /status` answers.
+pub fn status_json(app: &App, buckets: &[membrane_core::keyvalue::BucketStatus]) -> String {
     let modules: serde_json::Map<String, serde_json::Value> = app
         .status()
         .into_iter()
@@ -98,7 +103,25 @@ pub fn status_json(app: &App) -> String {
             (name, value)
         })
         .collect();
-    let mut out = serde_json::json!({ "modules": modules }).to_string();
+    let buckets: serde_json::Map<String, serde_json::Value> = buckets
+        .iter()
+        .map(|b| {
+            let (bytes, keys, error) = match &b.usage {
+                Ok(u) => (Some(u.bytes), Some(u.keys), None),
+                Err(e) => (None, None, Some(e.to_string())),
+            };
+            let value = serde_json::json!({
+                "bytes": bytes,
+                "keys": keys,
+                "quota": b.spec.quota,
+                "keys_limit": b.spec.keys,
+                "value_limit": b.spec.value_limit(),
+                "error": error,
+            });
+            (b.name.clone(), value)
+        })
+        .collect();
+    let mut out = serde_json::json!({ "modules": modules, "buckets": buckets }).to_string();
     out.push('\n');
     out
 }

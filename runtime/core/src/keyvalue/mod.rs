@@ -2,7 +2,8 @@
 //! modules and reached through `wasi:keyvalue`.
 //!
 //! This file checks the declaration; the stores live behind one trait ([`backend`]):
-//! [`embedded`] (one redb file, the default).
+//! [`embedded`] (one redb file, the default) here, and NATS JetStream in the `remote`
+//! placement's crate, which opens it as the app attaches its NATS connection.
 
 pub mod backend;
 pub mod embedded;
@@ -18,6 +19,32 @@ use crate::spec::{AppSpec, KeyValueSpec, KvBackend, Placement};
 /// restart).
 pub struct Store(pub Arc<dyn backend::Backend>, pub KeyValueSpec);
 
+/// One bucket as `/status` and the metrics show it.
+#[derive(Debug, Clone)]
+pub struct BucketStatus {
+    /// The bucket's name.
+    pub name: String,
+    /// Its limits, as declared.
+    pub spec: crate::spec::BucketSpec,
+    /// What it holds now, or why the store could not say.
+    pub usage: std::result::Result<backend::Usage, backend::KvError>,
+}
+
+impl Store {
+    /// Each bucket's limits and use, asked of the store now.
+    pub async fn status(&self) -> Vec<BucketStatus> {
+        let mut out = Vec::with_capacity(self.1.buckets.len());
+        for (name, spec) in &self.1.buckets {
+            out.push(BucketStatus {
+                name: name.clone(),
+                spec: spec.clone(),
+                usage: self.0.usage(name).await,
+            });
+        }
+        out
+    }
+}
+
 /// Opens the store `spec` declares, if it declares buckets this process keeps.
 pub fn open(spec: &AppSpec) -> crate::error::Result<Option<Store>> {
     let kv = &spec.keyvalue;
@@ -29,7 +56,8 @@ pub fn open(spec: &AppSpec) -> crate::error::Result<Option<Store>> {
             Arc::new(embedded::Embedded::open(path, &kv.buckets)?),
             kv.clone(),
         ))),
-        // The NATS backend is not built yet; `check` refuses it.
+        // The NATS store comes with the app's NATS connection (the remote placement's
+        // `attach`), before this is asked.
         _ => Ok(None),
     }
 }
@@ -78,12 +106,15 @@ pub fn check(spec: &AppSpec, problems: &mut Problems) {
             }
         }
         KvBackend::Nats => {
-            problems.push(
-                Error::manifest(
-                    "app.keyvalue: backend = \"nats\" is not available yet in this version; use the embedded backend",
-                )
-                .with_key("app.keyvalue.backend"),
-            );
+            if spec.name.is_none() && !kv.buckets.is_empty() {
+                problems.push(
+                    Error::manifest(
+                        "app.keyvalue: backend = \"nats\" names each bucket's stream after the app: \
+                         set [app] name = \"...\" (ASCII letters, digits, '-' and '_')",
+                    )
+                    .with_key("app.name"),
+                );
+            }
             if spec.nats.is_none() {
                 problems.push(
                     Error::manifest(
@@ -204,33 +235,28 @@ mod tests {
     }
 
     #[test]
-    fn the_nats_backend_is_refused_for_now_and_checked_for_what_it_will_need() {
-        let mut kv = KeyValueSpec::nats();
+    fn the_nats_backend_is_checked_for_what_it_needs() {
+        let mut kv = KeyValueSpec::nats().bucket("x", BucketSpec::new());
         kv.replicas = Some(2);
         let spec = AppSpec::new().keyvalue(kv.clone()).module("m", module());
-        // Not available yet; no [app] nats; replicas not 1, 3 or 5.
+        // No [app] name (the streams' prefix); no [app] nats; replicas not 1, 3 or 5.
         assert_eq!(
             keys(&spec),
-            [
-                "app.keyvalue.backend",
-                "app.keyvalue.backend",
-                "app.keyvalue.replicas"
-            ]
+            ["app.name", "app.keyvalue.backend", "app.keyvalue.replicas"]
         );
         kv.replicas = Some(3);
         let spec = AppSpec::new()
+            .name("notes")
             .keyvalue(kv)
             .nats(NatsSpec::new(["nats://127.0.0.1:4222"]))
             .module(
                 "r",
                 module()
                     .placement(Placement::Remote)
-                    .bucket("x", BucketAccess::ReadOnly),
+                    .bucket("x", BucketAccess::ReadOnly)
+                    .bucket("y", BucketAccess::ReadOnly),
             );
-        // Remote modules may hold buckets on NATS: only "not yet" and the undeclared bucket.
-        assert_eq!(
-            keys(&spec),
-            ["app.keyvalue.backend", "modules.r.grants.keyvalue.x"]
-        );
+        // Remote modules may hold buckets on NATS: only the undeclared bucket.
+        assert_eq!(keys(&spec), ["modules.r.grants.keyvalue.y"]);
     }
 }

@@ -55,6 +55,8 @@ impl<L, M: Default> Family<L, M> {
 pub enum Unit {
     /// Seconds.
     Seconds,
+    /// Bytes.
+    Bytes,
 }
 
 /// A registry that keeps nothing.

@@ -1,0 +1,154 @@
+//! What only the NATS JetStream store does: one data set for many hosts, exact counters
+//! across them, and calls that fail `Unavailable` while the server is away, without losing
+//! a write it acknowledged.
+
+use std::sync::Arc;
+
+use super::*;
+
+/// Two apps, each with its own NATS connection and store (two hosts), increment one key
+/// `N` times each, all at once: the counter ends at exactly `2N`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increments_from_two_hosts_are_exact() {
+    let Some(store) = Store::nats() else { return };
+    const N: u64 = 150;
+    let a = Arc::new(store.app(writer()).await);
+    let b = Arc::new(store.app(writer()).await);
+    let mut tasks = Vec::new();
+    for app in [a.clone(), b.clone()] {
+        for _ in 0..3 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..N / 3 {
+                    increment(&app, "notes", "hits", 1).await.unwrap();
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        get(&a, "notes", "hits").await,
+        Ok(Some((2 * N).to_string()))
+    );
+    // And each host reads what the other wrote.
+    set(&b, "notes", "from-b", "hello").await.unwrap();
+    assert_eq!(get(&a, "notes", "from-b").await, Ok(Some("hello".into())));
+}
+
+/// Writes while the server is killed and started again: during the outage each call fails
+/// `Unavailable` at once, the module keeps serving, and every write acknowledged before,
+/// during or after is there once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_outage_fails_calls_and_loses_no_acknowledged_write() {
+    let Some(mut store) = Store::nats() else {
+        return;
+    };
+    let app = store.app(writer()).await;
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let key = format!("k{i}");
+        set(&app, "notes", &key, &i.to_string()).await.unwrap();
+        acked.push(key);
+    }
+    let Store::Nats(server, _) = &mut store else {
+        unreachable!()
+    };
+    server.kill();
+    // The connection notices the server is gone; from then on calls fail at once.
+    let mut failures = 0;
+    let mut i = 50;
+    loop {
+        let key = format!("k{i}");
+        match set(&app, "notes", &key, &i.to_string()).await {
+            Ok(()) => acked.push(key),
+            Err(e) => {
+                assert!(e.contains("unavailable"), "{e}");
+                failures += 1;
+            }
+        }
+        i += 1;
+        if failures == 5 {
+            break;
+        }
+        assert!(i < 10_000, "writes kept succeeding with the server killed");
+    }
+    // The module kept serving: a call that does not touch the store answers.
+    assert_eq!(
+        get(&app, "absent-bucket", "k").await,
+        Err("access-denied".to_string())
+    );
+    server.restart();
+    // Back: the client reconnects on its own (with back-off); wait for the first write
+    // that goes through.
+    let mut attempts = 0;
+    loop {
+        let key = format!("k{i}");
+        match set(&app, "notes", &key, "after").await {
+            Ok(()) => {
+                acked.push(key);
+                break;
+            }
+            Err(e) => {
+                assert!(e.contains("unavailable"), "{e}");
+                attempts += 1;
+                assert!(attempts < 20_000, "no write went through after the restart");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        i += 1;
+    }
+    for key in &acked {
+        assert!(
+            get(&app, "notes", key).await.unwrap().is_some(),
+            "acknowledged {key} is gone"
+        );
+    }
+}
+
+/// A `remote` module granted a bucket runs on two `membrane host` processes; its callers'
+/// increments, spread over both by NATS, add up exactly.
+#[test]
+fn a_remote_module_served_by_two_host_processes_shares_one_bucket() {
+    let Some(_) = nats_server() else { return };
+    let nats = Nats::with_jetstream();
+    let name = crate::remote::app_name();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app]\nname = {name:?}\nnats = {:?}\n\
+             [app.keyvalue]\nbackend = \"nats\"\n\
+             [app.keyvalue.buckets.counters]\nkeys = 100\n\
+             [modules.m]\ncomponent = {:?}\nplacement = \"remote\"\n\
+             grants.keyvalue = {{ counters = \"rw\" }}\n",
+            nats.url,
+            guests::KV_PROBE
+        ),
+    );
+    let path = manifest.to_str().unwrap();
+    let _a = crate::remote::host_proc(&["host", path, "--modules", "m"]);
+    let _b = crate::remote::host_proc(&["host", path, "--modules", "m"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let caller = Arc::new(runtime().load(&manifest).await.unwrap());
+        const N: u64 = 60;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let app = caller.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..N / 4 * 2 {
+                    increment(&app, "counters", "n", 1).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            get(&caller, "counters", "n").await,
+            Ok(Some((2 * N).to_string()))
+        );
+    });
+}
