@@ -97,7 +97,13 @@ fn serve_killed_mid_writes_loses_no_acknowledged_write() {
             let req = crate::serve::request("POST", "/notes", text.clone());
             match crate::serve::send(addr, req).await {
                 Ok(r) if r.status == 201 => {
-                    let id = r.body.trim().strip_prefix("added ").unwrap().parse().unwrap();
+                    let id = r
+                        .body
+                        .trim()
+                        .strip_prefix("added ")
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     if acked_tx.send((id, text)).is_err() {
                         return;
                     }
@@ -125,7 +131,10 @@ fn serve_killed_mid_writes_loses_no_acknowledged_write() {
         let v: serde_json::Value = serde_json::from_str(&status.body).unwrap();
         let notes = &v["buckets"]["notes"];
         // The notes and the next id, at least.
-        assert!(notes["keys"].as_u64().unwrap() > acked.len() as u64, "{notes}");
+        assert!(
+            notes["keys"].as_u64().unwrap() > acked.len() as u64,
+            "{notes}"
+        );
         assert!(notes["bytes"].as_u64().unwrap() > 0, "{notes}");
         assert_eq!(notes["keys_limit"], 10_000, "{notes}");
         let metrics = crate::serve::get(admin, "/metrics").await.body;

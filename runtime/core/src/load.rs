@@ -261,7 +261,7 @@ pub async fn compile_all(
     let keyvalue = rt
         .extensions
         .get::<crate::keyvalue::Store>()
-        .map(|s| s.0.clone());
+        .map(|s| s.backend.clone());
     let mut tasks = Vec::new();
     for _ in 0..workers.min(total.max(1)) {
         let keyvalue = keyvalue.clone();

@@ -65,9 +65,9 @@ impl Boundary for Remote {
                     let name = app.name.as_deref().unwrap_or_default();
                     let kv =
                         super::keyvalue::NatsKv::open(nats.clone(), name, &app.keyvalue).await?;
-                    extensions.insert(Arc::new(membrane_core::keyvalue::Store(
+                    extensions.insert(Arc::new(membrane_core::keyvalue::Store::new(
                         Arc::new(kv),
-                        app.keyvalue.clone(),
+                        app,
                     )));
                 }
                 extensions.insert(nats);

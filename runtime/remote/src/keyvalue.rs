@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -74,9 +73,6 @@ pub(crate) struct NatsKv {
     nats: Arc<Nats>,
     js: jetstream::Context,
     buckets: BTreeMap<String, Arc<Bucket>>,
-    /// Swaps of increments retried because another writer won: contention, for metrics
-    /// and benchmarks.
-    retries: Arc<AtomicU64>,
 }
 
 /// The NATS KV bucket name of an app's bucket: `<app>_<bucket>` (bucket names have no
@@ -172,7 +168,8 @@ impl NatsKv {
     /// Creates (or brings to the manifest's limits) the streams of `kv`'s buckets for app
     /// `app`, on `nats`. A bucket that cannot be made fails the load, naming it.
     pub(crate) async fn open(nats: Arc<Nats>, app: &str, kv: &KeyValueSpec) -> Result<NatsKv> {
-        let js = jetstream::new(nats.client.clone());
+        let mut js = jetstream::new(nats.client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
         let replicas = kv.replicas.unwrap_or(1) as usize;
         let mut buckets = BTreeMap::new();
         for (bucket, spec) in &kv.buckets {
@@ -206,17 +203,7 @@ impl NatsKv {
             );
         }
         tracing::info!(target: "membrane::keyvalue", app, buckets = buckets.len(), replicas, "key-value buckets on NATS JetStream");
-        Ok(NatsKv {
-            nats,
-            js,
-            buckets,
-            retries: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// Swaps retried because another writer changed the key first, since the app loaded.
-    pub(crate) fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
+        Ok(NatsKv { nats, js, buckets })
     }
 
     fn bucket(&self, bucket: &str) -> std::result::Result<Arc<Bucket>, KvError> {
@@ -281,7 +268,7 @@ async fn ensure_stream(
 }
 
 /// The JetStream error behind `e`, if the server answered with one.
-fn server_error(e: &(dyn std::error::Error + 'static)) -> Option<&jetstream::Error> {
+fn server_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(j) = err.downcast_ref::<jetstream::Error>() {
@@ -469,7 +456,6 @@ impl Backend for NatsKv {
         };
         let js = self.js.clone();
         let bucket = bucket.to_string();
-        let retries = self.retries.clone();
         self.run(async move {
             match write {
                 Write::Set { key, value } => {
@@ -504,7 +490,7 @@ impl Backend for NatsKv {
                         {
                             return Ok(Written::Number(n));
                         }
-                        retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(target: "membrane::keyvalue", bucket, key, "increment lost a race; retrying");
                         if Instant::now() >= until {
                             return Err(unavailable(format!(
                                 "the increment of {key:?} lost to other writers for {}s; try again",

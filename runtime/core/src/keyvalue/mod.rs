@@ -17,7 +17,26 @@ use crate::spec::{AppSpec, KeyValueSpec, KvBackend, Placement};
 /// the embedded store's file stays locked by this process until then. Upgrades check
 /// modules against the buckets it was opened with (changing `[app.keyvalue]` takes a
 /// restart).
-pub struct Store(pub Arc<dyn backend::Backend>, pub KeyValueSpec);
+pub struct Store {
+    /// The store.
+    pub backend: Arc<dyn backend::Backend>,
+    /// `[app.keyvalue]` as the store was opened.
+    pub spec: KeyValueSpec,
+    /// `[app] name` and `[app] nats` at load, which a NATS store was opened with (the
+    /// upgrade gate checks the declaration with them).
+    pub app: (Option<String>, Option<crate::spec::NatsSpec>),
+}
+
+impl Store {
+    /// The store `backend`, opened for app `spec`.
+    pub fn new(backend: Arc<dyn backend::Backend>, spec: &AppSpec) -> Store {
+        Store {
+            backend,
+            spec: spec.keyvalue.clone(),
+            app: (spec.name.clone(), spec.nats.clone()),
+        }
+    }
+}
 
 /// One bucket as `/status` and the metrics show it.
 #[derive(Debug, Clone)]
@@ -33,12 +52,12 @@ pub struct BucketStatus {
 impl Store {
     /// Each bucket's limits and use, asked of the store now.
     pub async fn status(&self) -> Vec<BucketStatus> {
-        let mut out = Vec::with_capacity(self.1.buckets.len());
-        for (name, spec) in &self.1.buckets {
+        let mut out = Vec::with_capacity(self.spec.buckets.len());
+        for (name, spec) in &self.spec.buckets {
             out.push(BucketStatus {
                 name: name.clone(),
                 spec: spec.clone(),
-                usage: self.0.usage(name).await,
+                usage: self.backend.usage(name).await,
             });
         }
         out
@@ -52,9 +71,9 @@ pub fn open(spec: &AppSpec) -> crate::error::Result<Option<Store>> {
         return Ok(None);
     }
     match (kv.backend, &kv.path) {
-        (KvBackend::Embedded, Some(path)) => Ok(Some(Store(
+        (KvBackend::Embedded, Some(path)) => Ok(Some(Store::new(
             Arc::new(embedded::Embedded::open(path, &kv.buckets)?),
-            kv.clone(),
+            spec,
         ))),
         // The NATS store comes with the app's NATS connection (the remote placement's
         // `attach`), before this is asked.

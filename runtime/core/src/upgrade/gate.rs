@@ -81,7 +81,8 @@ pub async fn check_upgrade(
     whole.http = live.http.cloned();
     whole.admin = live.admin.clone();
     if let Some(store) = live.cx.extensions.get::<crate::keyvalue::Store>() {
-        whole.keyvalue = store.1.clone();
+        whole.keyvalue = store.spec.clone();
+        (whole.name, whole.nats) = store.app.clone();
     }
     let mut problems = check(&whole, &settings);
     let old: BTreeMap<String, ModuleSpec> = live
