@@ -26,6 +26,7 @@ pub const ERR: u8 = 3;
 pub const HELLO: u8 = 10;
 pub const READY: u8 = 11;
 pub const LOG: u8 = 13;
+pub const KV: u8 = 9;
 
 /// Guest-target log frames a flood sends during a call...
 pub const FLOOD: usize = 200_000;
@@ -244,6 +245,15 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
             body.resize(body.len() + n, 0);
             send(conn, &frame(OK, &body));
         }),
+        // wasi:keyvalue requests (runtime/core/src/wire/keyvalue.rs) past the module's
+        // grants (it may read `notes`), then one that is not a request.
+        ("keyvalue", 1) => never_answer(|conn, _| {
+            send(conn, &frame(KV, &kv_request(3, "notes", "k", Some(b"v"))));
+        }),
+        ("keyvalue", 2) => never_answer(|conn, _| {
+            send(conn, &frame(KV, &kv_request(1, "secret", "k", None)));
+        }),
+        ("keyvalue", 3) => never_answer(|conn, _| send(conn, &frame(KV, &[1, 0xff]))),
         ("garbage", 1) => never_answer(|conn, _| send(conn, &frame(0xee, b"unknown"))),
         ("garbage", 2) => never_answer(|conn, _| send(conn, &0u32.to_le_bytes())),
         ("garbage", 3) => never_answer(|conn, _| send(conn, &frame(OK, &[0x80; 11]))),
@@ -276,6 +286,16 @@ fn flood(s: &mut impl Write, n: usize, text: &str, quoted: bool) {
             out.clear();
         }
     }
+}
+
+/// A key-value request: op, bucket, key and (for a set) the value, each length-prefixed.
+fn kv_request(op: u8, bucket: &str, key: &str, value: Option<&[u8]>) -> Vec<u8> {
+    let mut out = vec![op];
+    for field in [bucket.as_bytes(), key.as_bytes()].into_iter().chain(value) {
+        out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        out.extend_from_slice(field);
+    }
+    out
 }
 
 /// A start that does `f` on its first call and then never answers.

@@ -9,7 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use membrane::{AppSpec, ModuleSpec, Placement, RestartPolicy, Runtime};
+use membrane::{
+    AppSpec, BucketAccess, BucketSpec, KeyValueSpec, ModuleSpec, Placement, RestartPolicy, Runtime,
+};
 use serde_json::{Value, json};
 
 use super::fake_worker::{FLOOD, FLOOD_LINES, FLOOD_OUTSIDE, script};
@@ -33,6 +35,7 @@ fn plan(case: &str) -> (usize, Duration) {
         "garbage" => (6, Duration::from_secs(10)),
         "amplified" => (2, Duration::from_secs(10)),
         "ring" => (2, Duration::from_secs(10)),
+        "keyvalue" => (4, Duration::from_secs(10)),
         other => panic!("no case {other}"),
     }
 }
@@ -64,13 +67,24 @@ async fn drive(case: &str, script: std::path::PathBuf) {
     config.worker_program = Some(script);
     let mut policy = RestartPolicy::default();
     policy.max = u32::MAX;
-    let module = ModuleSpec::from_file(guests::PROBE)
+    let mut module = ModuleSpec::from_file(guests::PROBE)
         .placement(Placement::Process)
         .timeout(timeout)
         .restart(policy);
+    let mut spec = AppSpec::new();
+    // The store is the host's; the module may read one bucket of it.
+    let store = tempfile::tempdir().unwrap();
+    if case == "keyvalue" {
+        spec = spec.keyvalue(
+            KeyValueSpec::embedded(store.path().join("state.redb"))
+                .bucket("notes", BucketSpec::new())
+                .bucket("secret", BucketSpec::new()),
+        );
+        module = module.bucket("notes", BucketAccess::ReadOnly);
+    }
     let app = Runtime::new(config)
         .unwrap()
-        .load_spec(AppSpec::new().module("m", module))
+        .load_spec(spec.module("m", module))
         .await
         .expect("the app loads");
     for i in 0..calls {
@@ -92,9 +106,19 @@ async fn drive(case: &str, script: std::path::PathBuf) {
         println!("RESULT {line}");
     }
     let st = app.status()["m"].clone();
+    let metrics = app.metrics_text();
+    let denied = metrics.lines().find_map(|l| {
+        l.strip_prefix("membrane_denials_total{")
+            .filter(|l| l.contains("capability=\"keyvalue\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    });
     println!(
         "STATUS {}",
-        json!({ "recent_failures": st.recent_failures, "worker_log_dropped": st.worker_log_dropped })
+        json!({
+            "recent_failures": st.recent_failures,
+            "worker_log_dropped": st.worker_log_dropped,
+            "keyvalue_denied": denied,
+        })
     );
     drop(app);
     println!("DONE");
@@ -370,6 +394,31 @@ fn results_that_would_take_many_times_their_size_are_refused_while_decoding() {
     let growth = run.results[0]["peak_growth"].as_u64().unwrap();
     eprintln!("peak resident growth {growth} bytes");
     assert!(growth < 160 << 20, "{}", run.results[0]);
+}
+
+#[test]
+fn a_worker_asking_past_its_buckets_is_killed_and_the_next_call_works() {
+    let run = run("keyvalue");
+    // A write to the read-only bucket, a read of a bucket not granted, a malformed request:
+    // each refused by the host, whatever the worker's own checks say, and the worker killed.
+    assert_eq!(
+        kinds(&run),
+        ["Crashed", "Crashed", "Crashed", "ok"],
+        "{:#?}",
+        run.results
+    );
+    for (r, why) in run.results[..3].iter().zip([
+        "write to bucket \"notes\"",
+        "open bucket \"secret\"",
+        "malformed key-value request",
+    ]) {
+        let error = r["error"].as_str().unwrap();
+        assert!(error.contains(why), "{error}");
+        assert_eq!(r["pid_after"], Value::Null, "not killed: {r}");
+    }
+    // The two requests past the grants are denials, counted and audited.
+    assert_eq!(run.status["keyvalue_denied"], 2, "{}", run.status);
+    assert_eq!(run.starts, 4);
 }
 
 #[test]

@@ -27,6 +27,31 @@ macro_rules! on_both_stores {
     };
 }
 
+/// Runs each listed test with the module in a worker process (`placement = "process"`),
+/// its operations going through the host to the embedded store.
+macro_rules! in_a_worker_process {
+    ($($test:ident),* $(,)?) => {
+        mod process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Store::process()).await;
+                }
+            )*
+        }
+    };
+}
+
+in_a_worker_process!(
+    a_guest_reads_and_writes_its_granted_buckets,
+    any_key_works_and_long_keys_are_refused,
+    keys_are_listed_in_pages,
+    increments_count_in_decimal_and_refuse_what_is_not_a_number,
+    batches_read_and_write_many_keys,
+    a_write_past_a_quota_fails_in_the_guest_and_a_delete_frees_room,
+    data_outlives_the_app,
+);
+
 on_both_stores!(
     a_guest_reads_and_writes_its_granted_buckets,
     any_key_works_and_long_keys_are_refused,

@@ -43,11 +43,17 @@ pub enum Store {
     Embedded(tempfile::TempDir),
     /// A `nats-server` with JetStream, and the app's name (its streams' prefix).
     Nats(Nats, String),
+    /// A redb file, and the module in a worker process (`placement = "process"`).
+    Process(tempfile::TempDir),
 }
 
 impl Store {
     fn embedded() -> Store {
         Store::Embedded(tempfile::tempdir().unwrap())
+    }
+
+    fn process() -> Store {
+        Store::Process(tempfile::tempdir().unwrap())
     }
 
     /// `None` (the test is skipped, loudly) without nats-server.
@@ -62,7 +68,7 @@ impl Store {
     /// An app with the tests' buckets in this store, without modules.
     fn spec(&self) -> AppSpec {
         match self {
-            Store::Embedded(dir) => {
+            Store::Embedded(dir) | Store::Process(dir) => {
                 AppSpec::new().keyvalue(store_at(&dir.path().join("state.redb")))
             }
             Store::Nats(server, name) => AppSpec::new()
@@ -74,10 +80,11 @@ impl Store {
 
     /// The app of one module `m` on this store.
     async fn app(&self, module: ModuleSpec) -> membrane::App {
-        runtime()
-            .load_spec(self.spec().module("m", module))
-            .await
-            .unwrap()
+        let (rt, module) = match self {
+            Store::Process(_) => (worker_runtime(), module.placement(Placement::Process)),
+            _ => (runtime(), module),
+        };
+        rt.load_spec(self.spec().module("m", module)).await.unwrap()
     }
 }
 
@@ -163,26 +170,38 @@ async fn data_outlives_the_app_and_one_process_owns_the_file() {
     assert_eq!(get(&app, "notes", "kept").await, Ok(Some("yes".into())));
 }
 
-#[tokio::test]
-async fn placements_that_cannot_reach_the_store_yet_are_refused_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = worker_runtime()
-        .load_spec(
-            AppSpec::new()
-                .keyvalue(store_at(&dir.path().join("state.redb")))
-                .module(
-                    "m",
-                    kv_probe()
-                        .placement(Placement::Process)
-                        .bucket("notes", BucketAccess::ReadWrite),
-                ),
+/// A process module's worker gets no path to the store: its operations go through the
+/// host, which checks them against the grants it knows; the worker's own capability denies
+/// what the module was not granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_module_reaches_only_its_granted_buckets_through_the_host() {
+    let store = Store::process();
+    let app = store
+        .app(
+            kv_probe()
+                .bucket("notes", BucketAccess::ReadWrite)
+                .bucket("shared", BucketAccess::ReadOnly),
         )
-        .await
-        .err()
-        .expect("refused");
-    let keys: Vec<_> = std::iter::once(&e)
-        .chain(e.problems())
-        .filter_map(|p| p.key())
-        .collect();
-    assert!(keys.contains(&"modules.m.grants.keyvalue"), "{keys:?}: {e}");
+        .await;
+    set(&app, "notes", "k", "v").await.unwrap();
+    assert_eq!(get(&app, "shared", "k").await, Ok(None));
+    for bucket in ["tiny", "absent"] {
+        assert_eq!(
+            get(&app, bucket, "k").await,
+            Err("access-denied".to_string())
+        );
+    }
+    assert_eq!(
+        set(&app, "shared", "k", "v").await,
+        Err("access-denied".to_string())
+    );
+    // The host served it: the app's store has the write, read by an isolated module.
+    drop(app);
+    let app = Store::Embedded(match store {
+        Store::Process(dir) => dir,
+        _ => unreachable!(),
+    })
+    .app(writer())
+    .await;
+    assert_eq!(get(&app, "notes", "k").await, Ok(Some("v".into())));
 }

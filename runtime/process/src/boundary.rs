@@ -127,7 +127,13 @@ impl Boundary for Process {
             &c.component,
             cx.engine,
             program,
-            Arc::new(links),
+            super::Serves {
+                links: Arc::new(links),
+                store: cx
+                    .extensions
+                    .get::<membrane_core::keyvalue::Store>()
+                    .map(|s| s.backend.clone()),
+            },
             cx.metrics.clone(),
         )?;
         Ok(Some(Arc::new(w)))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 
 use super::channel::{Channel, RecvError, SPIN};
+use super::keyvalue::HostBuckets;
 use super::process::Process;
 use super::relog::{CallLog, Relog};
 use crate::error::{Error, ErrorKind, Result};
@@ -18,9 +19,10 @@ use crate::metrics::ModuleMetrics;
 use crate::spec::Limits;
 use crate::transport::{Links, Transport};
 use crate::value::Function;
+use crate::wire::keyvalue::{Request, put_answer};
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, LOG, OK, malformed, parse_error, put_call, put_error,
-    read_call,
+    CALL, CALLBACK, CALLBACK_OK, ERR, KV, KV_OK, LOG, OK, malformed, parse_error, put_call,
+    put_error, read_call,
 };
 #[cfg(feature = "test-hooks")]
 use crate::wire::message::{PROBE, PROBED, read_error};
@@ -40,6 +42,8 @@ pub(crate) struct Worker {
     /// The start message (instructions and compiled code).
     hello: Vec<u8>,
     links: Arc<dyn Links>,
+    /// The app's buckets as the module's grants allow them, when it has any.
+    buckets: Option<Arc<HostBuckets>>,
     /// What its workers log and write, budgeted and counted across restarts.
     relog: Arc<Relog>,
     /// The largest results (and linked calls' arguments) a worker may send.
@@ -55,10 +59,12 @@ impl Worker {
         program: PathBuf,
         hello: Vec<u8>,
         links: Arc<dyn Links>,
+        buckets: Option<Arc<HostBuckets>>,
         metrics: Arc<ModuleMetrics>,
         limits: &Limits,
     ) -> Result<Worker> {
         let w = Worker {
+            buckets,
             relog: Arc::new(Relog::new(name.clone(), metrics, limits.output)),
             values: max_values(limits.hostcall),
             name,
@@ -166,6 +172,22 @@ impl Worker {
             }
             RecvError::Closed => p.crashed("died during the call"),
             RecvError::Broken(why) => p.crashed(&format!("broke the protocol ({why})")),
+        }
+    }
+
+    /// A key-value request of the worker, checked against the module's grants; a request
+    /// it may not make (or cannot, holding no buckets) kills it.
+    fn bucket_request(&self, p: &Process, body: &[u8]) -> Result<(Arc<HostBuckets>, Request)> {
+        let Some(buckets) = self.buckets.clone() else {
+            p.kill();
+            return Err(p.crashed("sent a key-value request, but the module holds no buckets"));
+        };
+        match buckets.request(body) {
+            Ok(req) => Ok((buckets, req)),
+            Err(why) => {
+                p.kill();
+                Err(p.crashed(&why))
+            }
         }
     }
 
@@ -289,6 +311,14 @@ impl Worker {
                     self.relog.in_call(body, log);
                     continue;
                 }
+                Ok((KV, body)) => {
+                    let (buckets, req) = self.bucket_request(p, body)?;
+                    let out = ch.begin(KV_OK);
+                    buckets.answer_blocking(req, out);
+                    ch.finish()
+                        .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
+                    continue;
+                }
                 Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {
                     Some(outcome) => return outcome,
                     None => return Err(p.crashed(&format!("sent an unexpected message ({tag})"))),
@@ -340,6 +370,14 @@ impl Worker {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
                 Ok((LOG, body)) => {
                     self.relog.in_call(body, log);
+                    continue;
+                }
+                Ok((KV, body)) => {
+                    let (buckets, req) = self.bucket_request(p, body)?;
+                    let answer = buckets.run(req).await;
+                    put_answer(ch.begin(KV_OK), &answer);
+                    ch.finish()
+                        .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
                     continue;
                 }
                 Ok((tag, body)) => match self.answer(p, tag, body, types, results, h) {

@@ -19,12 +19,14 @@
 
 pub mod boundary;
 pub(crate) mod channel;
+pub(crate) mod connection;
 /// The worker protocol's fuzz entry point (feature `fuzzing`, for fuzz/).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 pub(crate) mod hello;
 pub(crate) mod host;
+pub(crate) mod keyvalue;
 pub(crate) mod links;
 pub(crate) mod log;
 mod pipes;
@@ -92,17 +94,26 @@ pub fn main_if_worker() {
 
 pub(crate) use membrane_core::boundary::EngineSettings;
 
+/// What the host serves a worker's guest during its calls.
+pub(crate) struct Serves {
+    /// The calls it makes through its links.
+    pub links: Arc<dyn Links>,
+    /// The app's store, for the buckets the module was granted.
+    pub store: Option<Arc<dyn membrane_core::keyvalue::backend::Backend>>,
+}
+
 /// Starts the worker of module `name` (`placement = "process"`): its sandbox follows its
-/// grants and limits; `links` serves the calls it makes through its links.
+/// grants and limits; `serves` answers what its guest asks of the host.
 pub(crate) fn start(
     name: &str,
     spec: &ModuleSpec,
     component: &wasmtime::component::Component,
     engine: EngineSettings,
     program: PathBuf,
-    links: Arc<dyn Links>,
+    serves: Serves,
     metrics: Arc<crate::metrics::ModuleMetrics>,
 ) -> Result<host::Worker> {
+    let Serves { links, store } = serves;
     if std::env::var_os(WORKER_ENV).is_some() {
         // This program was started as a worker but went on as itself: starting workers
         // from here would start them without end.
@@ -144,7 +155,22 @@ pub(crate) fn start(
     };
     let mut body = Vec::with_capacity(code.len() + 1024);
     hello.frame(&code, &mut body);
-    host::Worker::start(name.into(), program, body, links, metrics, &spec.limits)
+    // The module's buckets stay in the host; the worker asks for each operation.
+    let buckets = match store {
+        Some(store) if !spec.grants.keyvalue.is_empty() => Some(Arc::new(
+            keyvalue::HostBuckets::new(store, spec.grants.keyvalue.clone(), metrics.clone()),
+        )),
+        _ => None,
+    };
+    host::Worker::start(
+        name.into(),
+        program,
+        body,
+        links,
+        buckets,
+        metrics,
+        &spec.limits,
+    )
 }
 
 /// The OS sandbox of a module's worker: exactly its granted directories, sockets only with

@@ -7,7 +7,6 @@
 //! passes over fd 4 is served by a thread of its own with an instance of its own; the
 //! guest's linked calls go back to the host over the same connection.
 
-use std::cell::RefCell;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, Val};
 
 use super::channel::{Accept, Channel, RecvError, SPIN};
+use super::connection::{CONNECTION, send_on_connection};
 use super::hello::Hello;
 use super::log;
 use super::ring::Rings;
@@ -70,21 +70,6 @@ impl Served {
 
 /// Connections being served, for a clean exit.
 static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-thread_local! {
-    /// The connection this thread serves, for the guest's linked calls.
-    static CONNECTION: RefCell<Option<Channel>> = const { RefCell::new(None) };
-}
-
-/// Sends a frame on this thread's connection when it serves one and is not in the middle
-/// of a frame; `false` otherwise. Log events of a call go this way, so the host logs them
-/// before the call's answer.
-fn send_on_connection(tag: u8, body: &[u8]) -> bool {
-    CONNECTION.with(|c| match c.try_borrow_mut() {
-        Ok(mut c) => c.as_mut().is_some_and(|ch| ch.send(tag, body).is_ok()),
-        Err(_) => false,
-    })
-}
 
 /// Runs the worker on the control socket `control` (fd 3) and the fd-passing socket (fd 4).
 /// Returns the process's exit status.
@@ -148,8 +133,11 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         epoch_tick: hello.epoch_tick,
         // The worker reads no component file: the host sends the compiled code.
         max_component: 0,
-        // Buckets are the host's: a process module with keyvalue grants is refused at load.
-        keyvalue: None,
+        // Buckets are the host's: the guest's operations go to it (`keyvalue.rs`).
+        keyvalue: (!hello.grants.keyvalue.is_empty()).then(|| {
+            Arc::new(super::keyvalue::ThroughHost)
+                as Arc<dyn membrane_core::keyvalue::backend::Backend>
+        }),
     };
     // Granted directories are opened (as handles) before the lockdown; everything after
     // it happens inside the sandbox.

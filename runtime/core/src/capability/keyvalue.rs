@@ -19,7 +19,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::error::{Error, Problems};
 use crate::instance::HostState;
-use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Write, Written};
+use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Write, Written, wait};
 use crate::metrics::{Capability, ModuleMetrics};
 use crate::spec::BucketAccess;
 use crate::unit::{ModuleCx, Slots, Unit, UnitDef};
@@ -122,29 +122,6 @@ fn view(state: &mut HostState) -> View<'_> {
 /// Links the interfaces into `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)
-}
-
-/// Runs a backend future to its end on this thread (the embedded store's complete from its
-/// writer thread, so nothing here needs an executor): polled, and parked between polls.
-/// Outside tokio's cooperative budget: inside a task whose budget ran out, tokio's channels
-/// answer "not yet" and defer the wake-up until the task yields, which a thread parked here
-/// never does.
-fn wait<T>(f: crate::keyvalue::backend::Pending<'_, T>) -> Result<T, KvError> {
-    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    loop {
-        if let std::task::Poll::Ready(r) = f.as_mut().poll(&mut cx) {
-            return r;
-        }
-        std::thread::park();
-    }
 }
 
 fn other(e: KvError) -> store::Error {

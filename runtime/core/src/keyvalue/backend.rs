@@ -129,6 +129,29 @@ pub trait Backend: Send + Sync + 'static {
     fn usage<'a>(&'a self, bucket: &'a str) -> Pending<'a, Usage>;
 }
 
+/// Runs a backend future to its end on this thread (the embedded store's complete from its
+/// writer thread, NATS's from the connection's runtime, so nothing here needs an
+/// executor): polled, and parked between polls. Outside tokio's cooperative budget: inside
+/// a task whose budget ran out, tokio's channels answer "not yet" and defer the wake-up
+/// until the task yields, which a thread parked here never does.
+pub fn wait<T>(f: Pending<'_, T>) -> Result<T, KvError> {
+    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+            return r;
+        }
+        std::thread::park();
+    }
+}
+
 /// Checks a key against the rules every backend keeps.
 pub fn check_key(key: &str) -> Result<(), KvError> {
     if key.len() > MAX_KEY {

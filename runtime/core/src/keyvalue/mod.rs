@@ -172,16 +172,6 @@ pub fn check(spec: &AppSpec, problems: &mut Problems) {
                 );
             }
         }
-        if m.placement == Placement::Process && !m.grants.keyvalue.is_empty() {
-            problems.push(
-                Error::manifest(format!(
-                    "module `{module}` is a process module granted buckets: a worker reaching the \
-                     store through the host is not available yet in this version; use placement \
-                     \"isolated\" for it"
-                ))
-                .with_key(format!("modules.{module}.grants.keyvalue")),
-            );
-        }
         if m.placement == Placement::Remote
             && !m.grants.keyvalue.is_empty()
             && kv.backend == KvBackend::Embedded

@@ -9,6 +9,8 @@
 //! | [`CALLBACK`] | worker -> host | like [`CALL`]: a linked function (`import#func`) the guest calls |
 //! | [`CALLBACK_OK`] | host -> worker | the linked call's results |
 //! | [`DROP`] | host -> worker | a resource handle (u32 LE) to drop in the connection's instance |
+//! | [`KV`] | worker -> host | a `wasi:keyvalue` operation of the guest (`wire/keyvalue.rs`) |
+//! | [`KV_OK`] | host -> worker | its answer |
 //! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
 //!
 //! Arguments and results are component values in the component model's value encoding
@@ -41,6 +43,12 @@ pub const PROBED: u8 = 7;
 /// Drop a resource of the connection's instance (host -> worker): its handle, u32 LE.
 /// Answered with [`OK`] (no results) or [`ERR`].
 pub const DROP: u8 = 8;
+
+/// A `wasi:keyvalue` operation of the worker's guest, for the host's store
+/// (`wire/keyvalue.rs`).
+pub const KV: u8 = 9;
+/// The answer to a [`KV`] request.
+pub const KV_OK: u8 = 14;
 
 /// The start of a [`CALL`] or [`CALLBACK`] body; the arguments follow.
 pub fn put_call(out: &mut Vec<u8>, left: Duration, name: &str) {

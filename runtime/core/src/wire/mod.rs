@@ -2,6 +2,7 @@
 //! encoding (the one wRPC specifies), and the messages between a host and its workers.
 
 pub mod bounds;
+pub mod keyvalue;
 pub mod message;
 pub mod sizes;
 pub mod stand;

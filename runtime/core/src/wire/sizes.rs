@@ -8,14 +8,14 @@
 //!
 //! | from the worker | largest body | why |
 //! |---|---|---|
-//! | [`OK`], [`CALLBACK`] | the module's `limits.hostcall` + 1 MiB, at most [`MAX_FRAME`] | values the guest handed its host: wasmtime lifts at most `hostcall` bytes of strings and lists per call, and charges at least a `Val` (more than any scalar's encoding) per element; 1 MiB covers the fixed-size rest of a signature. The worker refuses larger values itself (`hostcall-limit`) |
+//! | [`OK`], [`CALLBACK`], [`KV`] | the module's `limits.hostcall` + 1 MiB, at most [`MAX_FRAME`] | values the guest handed its host: wasmtime lifts at most `hostcall` bytes of strings and lists per call, and charges at least a `Val` (more than any scalar's encoding) per element; 1 MiB covers the fixed-size rest of a signature. The worker refuses larger values itself (`hostcall-limit`) |
 //! | [`ERR`], [`FAILED`] | [`MAX_ERROR`] (1 MiB) | [`put_error`](super::message::put_error) shortens a longer error |
 //! | [`LOG`] | [`MAX_LOG`] (64 KiB) | one event; a guest's line is at most `MAX_LINE` (4 KiB) before escaping, and the worker shortens a longer event |
 //! | [`READY`], [`PROBED`] | [`MAX_REPORT`] (1 MiB) | what the sandbox applied; the self-check's findings |
 //! | anything else | refused | the host's messages, or none |
 
 pub use super::message::MAX_ERROR;
-use super::message::{CALLBACK, ERR, FAILED, LOG, OK, PROBED, READY};
+use super::message::{CALLBACK, ERR, FAILED, KV, LOG, OK, PROBED, READY};
 
 /// The largest frame body either side sends or accepts.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -52,7 +52,7 @@ impl Accept {
         match self {
             Accept::FromHost => Some(MAX_FRAME),
             Accept::FromWorker { values } => match tag {
-                OK | CALLBACK => Some(values),
+                OK | CALLBACK | KV => Some(values),
                 ERR | FAILED => Some(MAX_ERROR),
                 LOG => Some(MAX_LOG),
                 READY | PROBED => Some(MAX_REPORT),
@@ -65,7 +65,7 @@ impl Accept {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::message::{CALL, CALLBACK_OK, DROP, HELLO, PROBE};
+    use crate::wire::message::{CALL, CALLBACK_OK, DROP, HELLO, KV_OK, PROBE};
 
     #[test]
     fn a_worker_sends_only_its_messages_within_their_bounds() {
@@ -73,8 +73,9 @@ mod tests {
             values: max_values(32 << 20),
         };
         assert_eq!(from.max_body(OK), Some(33 << 20));
+        assert_eq!(from.max_body(KV), Some(33 << 20));
         assert_eq!(from.max_body(LOG), Some(64 << 10));
-        for tag in [CALL, CALLBACK_OK, DROP, PROBE, HELLO, 0, 0xff] {
+        for tag in [CALL, CALLBACK_OK, KV_OK, DROP, PROBE, HELLO, 0, 0xff] {
             assert_eq!(from.max_body(tag), None, "tag {tag}");
         }
         assert_eq!(max_values(u64::MAX), MAX_FRAME);
