@@ -49,6 +49,7 @@ const GUESTS: &[&str] = &[
     "config_probe",
     "kv_probe",
     "bucket_store",
+    "kv_probe2",
     "calc",
     "plugin_rust",
 ];

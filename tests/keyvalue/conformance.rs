@@ -4,44 +4,6 @@
 
 use super::*;
 
-/// Runs each listed test on both stores.
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(super::Store::embedded()).await;
-                }
-            )*
-        }
-        mod nats {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let Some(store) = super::Store::nats() else { return };
-                    super::$test(store).await;
-                }
-            )*
-        }
-    };
-}
-
-/// Runs each listed test with the module in a worker process (`placement = "process"`),
-/// its operations going through the host to the embedded store.
-macro_rules! in_a_worker_process {
-    ($($test:ident),* $(,)?) => {
-        mod process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Store::process()).await;
-                }
-            )*
-        }
-    };
-}
-
 in_a_worker_process!(
     a_guest_reads_and_writes_its_granted_buckets,
     any_key_works_and_long_keys_are_refused,

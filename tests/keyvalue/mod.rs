@@ -2,9 +2,48 @@
 //! against the app's redb file and against NATS JetStream on a real `nats-server`.
 //! [`conformance`] runs the same tests on both stores.
 
+/// Runs each listed test on both stores.
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Store::embedded()).await;
+                }
+            )*
+        }
+        mod nats {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(store) = super::Store::nats() else { return };
+                    super::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each listed test with the module in a worker process (`placement = "process"`),
+/// its operations going through the host to the embedded store.
+macro_rules! in_a_worker_process {
+    ($($test:ident),* $(,)?) => {
+        mod process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Store::process()).await;
+                }
+            )*
+        }
+    };
+}
+
 mod conformance;
 mod example;
 mod nats;
+mod spin;
 
 use std::path::Path;
 

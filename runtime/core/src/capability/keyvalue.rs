@@ -1,5 +1,6 @@
 //! `grants.keyvalue`: the app's buckets a module may open through `wasi:keyvalue`
-//! (`0.2.0-draft`: store, atomics, batch, the version of wasmtime's and wasmCloud's guests).
+//! (`0.2.0-draft`: store, atomics, batch, the version of wasmtime's and wasmCloud's guests;
+//! Spin's `0.2.0-draft2` is [`super::keyvalue_draft2`], on the same grants and handles).
 //!
 //! `open` of a bucket the module is not granted is `access-denied` (whether or not the app
 //! has it), and so is a write to a bucket granted read-only; each denial is an event on
@@ -66,7 +67,7 @@ fn prepare(cx: &ModuleCx<'_>, problems: &mut Problems) -> Option<Box<dyn Unit>> 
 
 /// What one module may open, and where.
 pub struct Grant {
-    store: Arc<dyn Backend>,
+    pub(super) store: Arc<dyn Backend>,
     buckets: BTreeMap<String, BucketAccess>,
 }
 
@@ -99,18 +100,18 @@ pub struct Bucket {
 
 /// The host side of the interfaces for one call: the instance's table and its grant.
 pub struct View<'a> {
-    table: &'a mut ResourceTable,
-    grant: Option<&'a Arc<Grant>>,
+    pub(super) table: &'a mut ResourceTable,
+    pub(super) grant: Option<&'a Arc<Grant>>,
     metrics: &'a Arc<ModuleMetrics>,
 }
 
-struct HasKv;
+pub(super) struct HasKv;
 
 impl HasData for HasKv {
     type Data<'a> = View<'a>;
 }
 
-fn view(state: &mut HostState) -> View<'_> {
+pub(super) fn view(state: &mut HostState) -> View<'_> {
     let (table, slots, metrics): (&mut ResourceTable, &Slots, _) = state.table_and_slots();
     View {
         table,
@@ -119,9 +120,11 @@ fn view(state: &mut HostState) -> View<'_> {
     }
 }
 
-/// Links the interfaces into `linker`.
+/// Links the interfaces into `linker`: this version and `0.2.0-draft2`
+/// ([`super::keyvalue_draft2`]).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)
+    bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)?;
+    super::keyvalue_draft2::add_to_linker(linker)
 }
 
 fn other(e: KvError) -> store::Error {
@@ -132,26 +135,60 @@ fn other(e: KvError) -> store::Error {
 }
 
 impl View<'_> {
-    fn deny(&self, what: String) -> store::Error {
+    /// Counts and audits a denial.
+    pub(super) fn denied(&self, what: String) {
         self.metrics.denied(Capability::KeyValue, &what);
-        store::Error::AccessDenied
     }
 
-    /// The bucket behind a handle, for an operation that writes when `write`.
+    /// Opens bucket `identifier` for the guest if it was granted; `None` (counted,
+    /// audited) otherwise. Both interface versions open buckets this way.
+    pub(super) fn open_granted(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Option<Resource<Bucket>>> {
+        let access = self.grant.and_then(|g| g.buckets.get(&identifier).copied());
+        let Some(access) = access else {
+            self.denied(format!("bucket {identifier:?}, not granted"));
+            return Ok(None);
+        };
+        Ok(Some(self.table.push(Bucket {
+            name: identifier,
+            access,
+        })?))
+    }
+
+    /// The store and bucket name behind a handle, for an operation that writes when
+    /// `write`; `None` (counted, audited) when its grant does not allow it.
+    pub(super) fn granted(
+        &self,
+        handle: &Resource<Bucket>,
+        write: bool,
+    ) -> wasmtime::Result<Option<(Arc<Grant>, String)>> {
+        let b = self.table.get(handle)?;
+        let Some(grant) = self.grant else {
+            return Ok(None);
+        };
+        if write && b.access == BucketAccess::ReadOnly {
+            self.denied(format!("a write to bucket {:?}, granted read-only", b.name));
+            return Ok(None);
+        }
+        Ok(Some((grant.clone(), b.name.clone())))
+    }
+
+    /// Whether the bucket behind a handle was granted read-write (nothing counted).
+    pub(super) fn writable(&self, handle: &Resource<Bucket>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(handle)?.access == BucketAccess::ReadWrite)
+    }
+
+    /// [`View::granted`], in this version's error.
     fn bucket(
         &self,
         handle: &Resource<Bucket>,
         write: bool,
     ) -> wasmtime::Result<Result<(Arc<Grant>, String), store::Error>> {
-        let b = self.table.get(handle)?;
-        let Some(grant) = self.grant else {
-            return Ok(Err(store::Error::AccessDenied));
-        };
-        if write && b.access == BucketAccess::ReadOnly {
-            let what = format!("a write to bucket {:?}, granted read-only", b.name);
-            return Ok(Err(self.deny(what)));
-        }
-        Ok(Ok((grant.clone(), b.name.clone())))
+        Ok(self
+            .granted(handle, write)?
+            .ok_or(store::Error::AccessDenied))
     }
 }
 
@@ -159,16 +196,9 @@ type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl store::Host for View<'_> {
     fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
-        let access = self.grant.and_then(|g| g.buckets.get(&identifier).copied());
-        let Some(access) = access else {
-            let what = format!("bucket {:?}, not granted", identifier);
-            return Ok(Err(self.deny(what)));
-        };
-        let handle = self.table.push(Bucket {
-            name: identifier,
-            access,
-        })?;
-        Ok(Ok(handle))
+        Ok(self
+            .open_granted(identifier)?
+            .ok_or(store::Error::AccessDenied))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod fs;
 pub mod hooks;
 pub mod http;
 pub mod keyvalue;
+pub mod keyvalue_draft2;
 pub mod network;
 pub mod protect;
 pub mod quota;
