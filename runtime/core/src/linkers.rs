@@ -29,6 +29,7 @@ impl Linkers {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync)?;
         crate::capability::config::add_to_linker(&mut sync)?;
         crate::capability::keyvalue::add_to_linker(&mut sync)?;
+        crate::capability::keyvalue_draft2::add_to_linker(&mut sync)?;
         let mut async_ = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut async_)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_)?;
@@ -36,6 +37,7 @@ impl Linkers {
         blocking::add_to_linker_async(&mut async_)?;
         crate::capability::config::add_to_linker(&mut async_)?;
         crate::capability::keyvalue::add_to_linker(&mut async_)?;
+        crate::capability::keyvalue_draft2::add_to_linker(&mut async_)?;
         Ok(Linkers { sync, async_ })
     }
 }

@@ -120,11 +120,10 @@ pub(super) fn view(state: &mut HostState) -> View<'_> {
     }
 }
 
-/// Links the interfaces into `linker`: this version and `0.2.0-draft2`
-/// ([`super::keyvalue_draft2`]).
+/// Links this version's interfaces into `linker` (`0.2.0-draft2` links its own, on the
+/// same state).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)?;
-    super::keyvalue_draft2::add_to_linker(linker)
+    bindings::Imports::add_to_linker::<HostState, HasKv>(linker, view)
 }
 
 fn other(e: KvError) -> store::Error {
