@@ -121,7 +121,7 @@ fn serve_killed_mid_writes_loses_no_acknowledged_write() {
     acked.extend(acked_rx.try_iter());
 
     let server = start_with(&manifest, &[], &[]);
-    rt.block_on(async {
+    let keys = rt.block_on(async {
         for (id, text) in &acked {
             let r = crate::serve::get(server.addr, &format!("/notes/{id}")).await;
             assert_eq!((r.status, r.body.trim()), (200, text.as_str()), "note {id}");
@@ -140,5 +140,18 @@ fn serve_killed_mid_writes_loses_no_acknowledged_write() {
         let metrics = crate::serve::get(admin, "/metrics").await.body;
         let keys = crate::serve::sample(&metrics, "membrane_bucket_keys{bucket=\"notes\"}");
         assert_eq!(keys, notes["keys"].as_f64(), "{metrics}");
+        let page = crate::serve::get(admin, "/").await.body;
+        assert!(page.contains(r#"<tr data-bucket="notes">"#), "{page}");
+        notes["keys"].as_u64().unwrap()
+    });
+    // The page's script fills the bucket's cells from /status.
+    let Some(mut b) = crate::serve::browser::Browser::launch() else {
+        return;
+    };
+    b.navigate(&format!("http://{}/", server.admin.unwrap()));
+    let cell =
+        r#"document.querySelector('tr[data-bucket="notes"] [data-field="keys"]').textContent"#;
+    crate::common::eventually_blocking("the page shows the bucket's keys", || {
+        b.eval(cell) == serde_json::json!(keys.to_string())
     });
 }

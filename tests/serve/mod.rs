@@ -1,6 +1,6 @@
 //! `membrane serve`: a real server on 127.0.0.1, real HTTP clients, real guests.
 
-mod browser;
+pub mod browser;
 pub mod cli;
 mod headers;
 mod limits;

@@ -151,6 +151,23 @@ impl App {
         self.inner.metrics.render()
     }
 
+    /// The app's key-value buckets and their limits, as declared (what they hold:
+    /// [`App::buckets`]).
+    pub fn declared_buckets(&self) -> Vec<(String, crate::spec::BucketSpec)> {
+        self.inner
+            .cx
+            .extensions
+            .get::<crate::keyvalue::Store>()
+            .map(|s| {
+                s.spec
+                    .buckets
+                    .iter()
+                    .map(|(n, b)| (n.clone(), b.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The app's key-value buckets, each with its limits and what it holds now (asked of
     /// the store: NATS answers over the network); the bucket gauges of the metrics are set
     /// from the answers. Empty when the app declares no buckets.

@@ -1,7 +1,8 @@
 //! `GET /` on the admin listener: a page for the operator. It draws the app as a graph
 //! (a box per module with its placement, grants and key limits; an arrow per link,
 //! labelled with the interfaces and versions; [`graph`]) and lists per module its
-//! generation, component hash, state, health, instances and call rate.
+//! generation, component hash, state, health, instances and call rate, and per key-value
+//! bucket what it holds against its limits.
 //!
 //! Everything is made here, on the server: the SVG, the table with the values of the
 //! moment, and a small inline script ([`SCRIPT`]) that polls `GET /status` every second to
@@ -157,7 +158,7 @@ fn render(app: &App, token: &str) -> String {
 {table}
 <p id="message" role="status" aria-live="polite"></p>
 </section>
-</main>
+{buckets}</main>
 <script>{SCRIPT}</script>
 </body>
 </html>
@@ -169,7 +170,35 @@ fn render(app: &App, token: &str) -> String {
         links = plural(links, "link", "links"),
         svg = graph::svg(app, &status),
         table = table(app, &status),
+        buckets = buckets(app),
     );
+    out
+}
+
+/// The app's key-value buckets, with their limits; what each holds is filled by the
+/// script from `/status` (asking the store takes a round trip on NATS). None: nothing.
+fn buckets(app: &App) -> String {
+    let declared = app.declared_buckets();
+    if declared.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<section aria-labelledby=\"buckets-title\">\n<h2 id=\"buckets-title\">Key-value buckets</h2>\n\
+         <table>\n<thead><tr><th>bucket</th><th>keys</th><th>bytes</th><th>quota</th>\
+         <th>most keys</th><th>largest value</th></tr></thead>\n<tbody>\n",
+    );
+    let bound = |v: Option<u64>, f: &dyn Fn(u64) -> String| v.map_or("no bound".to_string(), f);
+    for (name, b) in &declared {
+        let _ = writeln!(
+            out,
+            r#"<tr data-bucket="{name}"><th scope="row" class="mono">{name}</th><td class="num" data-field="keys">{DASH}</td><td class="num" data-field="bytes">{DASH}</td><td class="num">{quota}</td><td class="num">{keys}</td><td class="num">{value}</td></tr>"#,
+            name = escape(name),
+            quota = bound(b.quota, &membrane_core::format_size),
+            keys = bound(b.keys, &|k| k.to_string()),
+            value = membrane_core::format_size(b.value_limit()),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
     out
 }
 

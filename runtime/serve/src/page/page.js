@@ -1,6 +1,7 @@
 "use strict";
 // The admin page's live part. Every second it reads GET /status and writes each module's
-// cells in the table and the status line of its box in the graph; a module on probation
+// cells in the table and the status line of its box in the graph, and each key-value
+// bucket's keys and bytes; a module on probation
 // gets a "Roll back" button, which sends POST /rollback/<module>. A field /status does not
 // have shows as a dash, so the page works with older and newer servers alike.
 (() => {
@@ -12,6 +13,12 @@
   const has = (v) => v !== undefined && v !== null && v !== "";
   const show = (v) => (has(v) ? String(v) : DASH);
   const num = (v) => typeof v === "number" && Number.isFinite(v);
+  const size = (n) => {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i === 0 ? String(n) : n.toFixed(1)) + " " + units[i];
+  };
   const secs = (ms) => (ms >= 10000 ? Math.round(ms / 1000) : (ms / 1000).toFixed(1)) + " s";
   const live = document.getElementById("live");
   const message = document.getElementById("message");
@@ -134,6 +141,12 @@
       const modules = (body && body.modules) || {};
       const now = performance.now();
       for (const [name, row] of rows) update(row, modules[name] || {}, now);
+      const buckets = (body && body.buckets) || {};
+      for (const tr of document.querySelectorAll("tr[data-bucket]")) {
+        const b = buckets[tr.dataset.bucket] || {};
+        put(tr.querySelector("[data-field=keys]"), show(b.keys), has(b.error) ? String(b.error) : "");
+        put(tr.querySelector("[data-field=bytes]"), num(b.bytes) ? size(b.bytes) : DASH);
+      }
       polls += 1;
       live.dataset.polls = String(polls);
       live.classList.remove("stale");
