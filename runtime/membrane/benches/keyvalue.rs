@@ -1,14 +1,26 @@
-//! The embedded key-value store's write throughput: one writer (one fsync per write, the
-//! floor a store without group commit has) against 8 and 32 concurrent writers sharing
-//! commits, and reads.
+//! The key-value stores, raw and through a guest.
 //!
 //! ```sh
-//! cargo bench -p membrane --bench keyvalue
+//! cargo bench -p membrane --bench keyvalue              # every section
+//! cargo bench -p membrane --bench keyvalue -- nats      # the sections whose name has "nats"
 //! ```
 //!
-//! Each writer sets its own keys (100-byte values) for a fixed number of writes; the figure
-//! is writes per second over the whole run, on the file system of the temporary directory.
+//! - `embedded`: the redb store's write throughput, one writer (one fsync per write, the
+//!   floor a store without group commit has) against 8 and 32 concurrent writers sharing
+//!   commits (each writer sets its own keys, 100-byte values), and reads.
+//! - `guest`: a guest's get, set and increment (the kv probe, `App::call`) on the embedded
+//!   store, isolated and in a worker process (through the host), against the raw backend.
+//! - `nats`: the same on NATS JetStream (a `nats-server -js` started here on 127.0.0.1): raw
+//!   async-nats (direct get, publish and ack), through an isolated guest, and through a
+//!   `remote` guest served by a host in this process.
+//! - `contention`: increments of one key from two NATS connections ("two hosts"), raw
+//!   compare-and-swap with its retries counted, and through two apps' guests.
 #![allow(missing_docs)]
+
+mod common;
+mod kvnats;
+#[path = "../../../tests/remote/nats.rs"]
+mod nats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +64,29 @@ fn throughput(store: &Arc<Embedded>, writers: usize, each: usize) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; other words select sections.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |section: &str| words.is_empty() || words.iter().any(|w| section.contains(w));
+    if wanted("embedded") {
+        embedded();
+    }
+    if wanted("guest") {
+        kvnats::guest_embedded();
+    }
+    if nats::nats_server().is_some() {
+        if wanted("nats") {
+            kvnats::nats_paths();
+        }
+        if wanted("contention") {
+            kvnats::contention();
+        }
+    }
+}
+
+fn embedded() {
     let dir = tempfile::tempdir().unwrap();
     let buckets: BTreeMap<String, BucketSpec> = [("b".to_string(), BucketSpec::new())].into();
     let store = Arc::new(Embedded::open(&dir.path().join("kv.redb"), &buckets).unwrap());
