@@ -45,6 +45,37 @@ fn the_notes_example_keeps_its_notes_in_a_bucket() {
     assert!(tmp.path().join("data/state.redb").is_file());
 }
 
+/// state.toml with `notes` and `store` fused into one component: the composition's
+/// `wasi:keyvalue` import reaches the store directly, under the grants both share.
+#[test]
+fn fused_modules_reach_the_store_directly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = example(tmp.path(), "state.toml", "");
+    let grants = r#"grants = { stdout = "inherit", keyvalue = { notes = "rw" } }"#;
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace(r#"grants = { stdout = "inherit" }"#, grants)
+        .replace(r#"grants = { keyvalue = { notes = "rw" } }"#, grants)
+        .replace(
+            "[modules.store]\n",
+            "[modules.store]\nplacement = \"fused\"\n",
+        )
+        .replace(
+            "[modules.notes]\n",
+            "[modules.notes]\nplacement = \"fused\"\n",
+        );
+    std::fs::write(&m, text).unwrap();
+    let o = membrane(&["graph", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("fused"), "{}", stdout(&o));
+    run(&m, &["add", "fused"]);
+    let list = run(&m, &["list"]);
+    assert!(list.contains("1. fused"), "{list}");
+    // The same file an isolated store reads.
+    let isolated = example(tmp.path(), "state.toml", "");
+    assert!(run(&isolated, &["list"]).contains("1. fused"));
+}
+
 #[test]
 fn the_notes_example_on_nats_shares_its_notes_between_hosts() {
     let Some(_) = nats_server() else { return };

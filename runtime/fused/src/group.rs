@@ -144,6 +144,8 @@ fn differences(a: &Grants, b: &Grants) -> Vec<&'static str> {
         ("stderr", a.stderr != b.stderr),
         ("network", a.network != b.network),
         ("http", a.http != b.http),
+        ("keyvalue", a.keyvalue != b.keyvalue),
+        ("config", a.config != b.config),
     ] {
         if differs {
             out.push(kind);
