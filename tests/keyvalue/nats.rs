@@ -152,3 +152,43 @@ fn a_remote_module_served_by_two_host_processes_shares_one_bucket() {
         );
     });
 }
+
+/// A guest's operation waiting for NATS does not hold up the calls behind it: on a runtime
+/// of one worker thread, a call that needs no store is answered while a write waits for a
+/// server that is stopped (SIGSTOP), and the write goes through once it runs again.
+#[test]
+fn a_write_waiting_for_nats_does_not_stall_other_calls() {
+    let Some(store) = Store::nats() else { return };
+    let Store::Nats(server, _) = &store else {
+        unreachable!()
+    };
+    let pid = rustix::process::Pid::from_raw(server.pid().unwrap() as i32).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let app = Arc::new(store.app(writer()).await);
+        set(&app, "notes", "warm", "up").await.unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        let a = {
+            let app = app.clone();
+            tokio::spawn(async move { set(&app, "notes", "k", "v").await })
+        };
+        eventually("the write is under way", || app.status()["m"].busy == 1).await;
+        // On the one worker thread, behind the waiting write.
+        let b = {
+            let app = app.clone();
+            tokio::spawn(async move { get(&app, "absent", "k").await })
+        };
+        assert_eq!(b.await.unwrap(), Err("access-denied".to_string()));
+        assert!(
+            !a.is_finished(),
+            "the write ended while the server was stopped"
+        );
+        rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+        a.await.unwrap().unwrap();
+        assert_eq!(get(&app, "notes", "k").await, Ok(Some("v".into())));
+    });
+}

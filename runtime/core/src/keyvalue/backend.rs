@@ -134,7 +134,14 @@ pub trait Backend: Send + Sync + 'static {
 /// executor): polled, and parked between polls. Outside tokio's cooperative budget: inside
 /// a task whose budget ran out, tokio's channels answer "not yet" and defer the wake-up
 /// until the task yields, which a thread parked here never does.
+///
+/// An answer that is ready at once (a read of the embedded store) costs one poll. One that
+/// is not, on a worker thread of a multi-threaded tokio runtime (a guest's call on the
+/// async path), is waited for in `block_in_place`: the worker's other tasks move to another
+/// thread meanwhile, so a write waiting for its commit or for NATS does not stall the calls
+/// and requests queued behind it.
 pub fn wait<T>(f: Pending<'_, T>) -> Result<T, KvError> {
+    use std::task::Poll;
     let mut f = std::pin::pin!(tokio::task::unconstrained(f));
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
@@ -144,11 +151,20 @@ pub fn wait<T>(f: Pending<'_, T>) -> Result<T, KvError> {
     }
     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
     let mut cx = std::task::Context::from_waker(&waker);
-    loop {
-        if let std::task::Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+    if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+        return r;
+    }
+    let mut park = || loop {
+        std::thread::park();
+        if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
             return r;
         }
-        std::thread::park();
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(park)
+        }
+        _ => park(),
     }
 }
 
