@@ -192,3 +192,29 @@ fn a_write_waiting_for_nats_does_not_stall_other_calls() {
         assert_eq!(get(&app, "notes", "k").await, Ok(Some("v".into())));
     });
 }
+
+/// Tools that load the app without connecting (`membrane graph`) work on an app whose
+/// buckets are on NATS, with no server there; `membrane check` connects and says so.
+#[test]
+fn tools_that_do_not_connect_load_an_app_with_buckets_on_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app]\nname = \"offline\"\nnats = \"nats://127.0.0.1:1\"\n\
+             [app.keyvalue]\nbackend = \"nats\"\n[app.keyvalue.buckets]\nnotes = {{}}\n\
+             [modules.m]\ncomponent = {:?}\ngrants = {{ keyvalue = {{ notes = \"rw\" }} }}\n",
+            guests::KV_PROBE
+        ),
+    );
+    let m = manifest.to_str().unwrap();
+    let o = membrane(&["graph", m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = membrane(&["check", m]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot connect to NATS"),
+        "{}",
+        stderr(&o)
+    );
+}

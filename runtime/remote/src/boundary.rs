@@ -71,6 +71,11 @@ impl Boundary for Remote {
                     )));
                 }
                 extensions.insert(nats);
+            } else if !connect && super::connect::keyvalue_on_nats(app) {
+                extensions.insert(Arc::new(membrane_core::keyvalue::Store::new(
+                    Arc::new(super::keyvalue::Unconnected),
+                    app,
+                )));
             }
             Ok(())
         })

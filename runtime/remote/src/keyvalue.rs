@@ -267,6 +267,42 @@ async fn ensure_stream(
     }
 }
 
+/// The buckets of an app loaded without a NATS connection (`Config::connect_nats` off, for
+/// tools such as `membrane graph`): there to be looked at; every operation fails
+/// `Unavailable`.
+pub(crate) struct Unconnected;
+
+impl Unconnected {
+    fn refuse<T: Send + 'static>() -> Pending<'static, T> {
+        Box::pin(std::future::ready(Err(unavailable(
+            "this app was loaded without connecting to NATS (Config::connect_nats is off)",
+        ))))
+    }
+}
+
+impl Backend for Unconnected {
+    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> Pending<'a, Option<Entry>> {
+        Self::refuse()
+    }
+
+    fn list<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: usize,
+    ) -> Pending<'a, (Vec<String>, bool)> {
+        Self::refuse()
+    }
+
+    fn write<'a>(&'a self, _: &'a str, _: Write) -> Pending<'a, Written> {
+        Self::refuse()
+    }
+
+    fn usage<'a>(&'a self, _: &'a str) -> Pending<'a, Usage> {
+        Self::refuse()
+    }
+}
+
 /// The JetStream error behind `e`, if the server answered with one.
 fn server_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
     let mut cur = Some(e);
