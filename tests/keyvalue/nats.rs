@@ -218,3 +218,32 @@ fn tools_that_do_not_connect_load_an_app_with_buckets_on_nats() {
         stderr(&o)
     );
 }
+
+/// An operation waits for the store no longer than the guest's call may run: with the
+/// server stopped, a call with a short timeout ends at its deadline instead of waiting for
+/// the server (or for the client's own 5 s request timeout, whose error says otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_the_store_ends_at_the_calls_deadline() {
+    let Some(store) = Store::nats() else { return };
+    let Store::Nats(server, _) = &store else {
+        unreachable!()
+    };
+    let pid = rustix::process::Pid::from_raw(server.pid().unwrap() as i32).unwrap();
+    let app = store
+        .app(writer().timeout(std::time::Duration::from_millis(300)))
+        .await;
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let r = app
+        .call("m", &format!("{PROBE}#set"), &[s("notes"), s("k"), s("v")])
+        .await;
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    // Stopped at its next deadline check, or (when it had none before returning) with the
+    // guest's own error.
+    match r {
+        Err(e) => assert_eq!(e.kind(), membrane::ErrorKind::Timeout, "{e}"),
+        Ok(v) => assert!(
+            format!("{v:?}").contains("deadline passed while it waited for the store"),
+            "{v:?}"
+        ),
+    }
+}

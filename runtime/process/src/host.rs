@@ -314,7 +314,7 @@ impl Worker {
                 Ok((KV, body)) => {
                     let (buckets, req) = self.bucket_request(p, body)?;
                     let out = ch.begin(KV_OK);
-                    buckets.answer_blocking(req, out);
+                    buckets.answer_blocking(req, deadline, out);
                     ch.finish()
                         .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))?;
                     continue;

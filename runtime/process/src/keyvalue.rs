@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use membrane_core::keyvalue::backend::{
-    Backend, Entry, KvError, Pending, Usage, Write, Written, wait,
+    Backend, Entry, KvError, Pending, Usage, Write, Written, wait_until,
 };
 
 use crate::metrics::{Capability, ModuleMetrics};
@@ -88,9 +89,10 @@ impl HostBuckets {
         })
     }
 
-    /// [`HostBuckets::run`], blocking the thread, answer encoded into `out`.
-    pub(crate) fn answer_blocking(&self, req: Request, out: &mut Vec<u8>) {
-        put_answer(out, &wait(self.run(req)));
+    /// [`HostBuckets::run`], blocking the thread until the call's `deadline` at most,
+    /// answer encoded into `out`.
+    pub(crate) fn answer_blocking(&self, req: Request, deadline: Instant, out: &mut Vec<u8>) {
+        put_answer(out, &wait_until(self.run(req), Some(deadline)));
     }
 }
 

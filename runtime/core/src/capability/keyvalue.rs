@@ -20,7 +20,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::error::{Error, Problems};
 use crate::instance::HostState;
-use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Write, Written, wait};
+use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Pending, Write, Written, wait_until};
 use crate::metrics::{Capability, ModuleMetrics};
 use crate::spec::BucketAccess;
 use crate::unit::{ModuleCx, Slots, Unit, UnitDef};
@@ -102,6 +102,8 @@ pub struct Bucket {
 pub struct View<'a> {
     pub(super) table: &'a mut ResourceTable,
     pub(super) grant: Option<&'a Arc<Grant>>,
+    /// The running call's deadline: no wait for the store outlasts it.
+    deadline: std::time::Instant,
     metrics: &'a Arc<ModuleMetrics>,
 }
 
@@ -112,11 +114,13 @@ impl HasData for HasKv {
 }
 
 pub(super) fn view(state: &mut HostState) -> View<'_> {
+    let deadline = state.deadline;
     let (table, slots, metrics): (&mut ResourceTable, &Slots, _) = state.table_and_slots();
     View {
         table,
         grant: slots.get::<Arc<Grant>>(),
         metrics,
+        deadline,
     }
 }
 
@@ -134,6 +138,11 @@ fn other(e: KvError) -> store::Error {
 }
 
 impl View<'_> {
+    /// Waits for the store's answer, no longer than the call may run.
+    pub(super) fn wait<T>(&self, f: Pending<'_, T>) -> Result<T, KvError> {
+        wait_until(f, Some(self.deadline))
+    }
+
     /// Counts and audits a denial.
     pub(super) fn denied(&self, what: String) {
         self.metrics.denied(Capability::KeyValue, &what);
@@ -207,7 +216,8 @@ impl store::HostBucket for View<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(wait(g.store.get(&name, &key))
+        Ok(self
+            .wait(g.store.get(&name, &key))
             .map(|e| e.map(|e| e.value))
             .map_err(other))
     }
@@ -217,7 +227,8 @@ impl store::HostBucket for View<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(wait(g.store.write(&name, Write::Set { key, value }))
+        Ok(self
+            .wait(g.store.write(&name, Write::Set { key, value }))
             .map(|_| ())
             .map_err(other))
     }
@@ -227,7 +238,8 @@ impl store::HostBucket for View<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(wait(g.store.write(&name, Write::Delete { key }))
+        Ok(self
+            .wait(g.store.write(&name, Write::Delete { key }))
             .map(|_| ())
             .map_err(other))
     }
@@ -237,7 +249,8 @@ impl store::HostBucket for View<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(wait(g.store.get(&name, &key))
+        Ok(self
+            .wait(g.store.get(&name, &key))
             .map(|e| e.is_some())
             .map_err(other))
     }
@@ -261,7 +274,7 @@ impl store::HostBucket for View<'_> {
             } else {
                 MAX_PAGE
             };
-            let (keys, more) = match wait(g.store.list(&name, after.as_deref(), want)) {
+            let (keys, more) = match self.wait(g.store.list(&name, after.as_deref(), want)) {
                 Ok(page) => page,
                 Err(e) => return Ok(Err(other(e))),
             };
@@ -299,7 +312,7 @@ impl atomics::Host for View<'_> {
             ))));
         };
         Ok(
-            match wait(g.store.write(&name, Write::Increment { key, delta })) {
+            match self.wait(g.store.write(&name, Write::Increment { key, delta })) {
                 Ok(Written::Number(n)) => u64::try_from(n).map_err(|_| {
                     store::Error::Other(format!(
                         "the value is {n}, which this version's unsigned counter cannot return"
@@ -324,7 +337,7 @@ impl batch::Host for View<'_> {
         };
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            match wait(g.store.get(&name, &key)) {
+            match self.wait(g.store.get(&name, &key)) {
                 Ok(e) => out.push(e.map(|e| (key, e.value))),
                 Err(e) => return Ok(Err(other(e))),
             }
@@ -342,7 +355,7 @@ impl batch::Host for View<'_> {
             Err(e) => return Ok(Err(e)),
         };
         for (key, value) in key_values {
-            if let Err(e) = wait(g.store.write(&name, Write::Set { key, value })) {
+            if let Err(e) = self.wait(g.store.write(&name, Write::Set { key, value })) {
                 return Ok(Err(other(e)));
             }
         }
@@ -355,7 +368,7 @@ impl batch::Host for View<'_> {
             Err(e) => return Ok(Err(e)),
         };
         for key in keys {
-            if let Err(e) = wait(g.store.write(&name, Write::Delete { key })) {
+            if let Err(e) = self.wait(g.store.write(&name, Write::Delete { key })) {
                 return Ok(Err(other(e)));
             }
         }

@@ -14,7 +14,7 @@ use wasmtime::component::{Linker, Resource};
 
 use super::keyvalue::{Bucket, HasKv, View, view};
 use crate::instance::HostState;
-use crate::keyvalue::backend::{Entry, KvError, MAX_PAGE, Write, Written, wait};
+use crate::keyvalue::backend::{Entry, KvError, MAX_PAGE, Write, Written};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -82,28 +82,32 @@ impl store::Host for View<'_> {
 impl store::HostBucket for View<'_> {
     fn get(&mut self, this: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
         let (g, name) = bucket!(self, &this, false);
-        Ok(wait(g.store.get(&name, &key))
+        Ok(self
+            .wait(g.store.get(&name, &key))
             .map(|e| e.map(|e| e.value))
             .map_err(other))
     }
 
     fn set(&mut self, this: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
         let (g, name) = bucket!(self, &this, true);
-        Ok(wait(g.store.write(&name, Write::Set { key, value }))
+        Ok(self
+            .wait(g.store.write(&name, Write::Set { key, value }))
             .map(|_| ())
             .map_err(other))
     }
 
     fn delete(&mut self, this: Resource<Bucket>, key: String) -> Answer<()> {
         let (g, name) = bucket!(self, &this, true);
-        Ok(wait(g.store.write(&name, Write::Delete { key }))
+        Ok(self
+            .wait(g.store.write(&name, Write::Delete { key }))
             .map(|_| ())
             .map_err(other))
     }
 
     fn exists(&mut self, this: Resource<Bucket>, key: String) -> Answer<bool> {
         let (g, name) = bucket!(self, &this, false);
-        Ok(wait(g.store.get(&name, &key))
+        Ok(self
+            .wait(g.store.get(&name, &key))
             .map(|e| e.is_some())
             .map_err(other))
     }
@@ -115,7 +119,8 @@ impl store::HostBucket for View<'_> {
     ) -> Answer<store::KeyResponse> {
         let (g, name) = bucket!(self, &this, false);
         // This version's cursor is the last key of the page before.
-        Ok(wait(g.store.list(&name, cursor.as_deref(), MAX_PAGE))
+        Ok(self
+            .wait(g.store.list(&name, cursor.as_deref(), MAX_PAGE))
             .map(|(keys, more)| {
                 let cursor = if more { keys.last().cloned() } else { None };
                 store::KeyResponse { keys, cursor }
@@ -133,7 +138,7 @@ impl atomics::Host for View<'_> {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
         let (g, name) = bucket!(self, &bucket, true);
         Ok(
-            match wait(g.store.write(&name, Write::Increment { key, delta })) {
+            match self.wait(g.store.write(&name, Write::Increment { key, delta })) {
                 Ok(Written::Number(n)) => Ok(n),
                 Ok(_) => Err(store::Error::Other("the store did not count".into())),
                 Err(e) => Err(other(e)),
@@ -166,7 +171,7 @@ impl atomics::Host for View<'_> {
             value,
             revision: c.read.as_ref().map(|e| e.revision),
         };
-        match wait(grant.store.write(&c.bucket, write)) {
+        match self.wait(grant.store.write(&c.bucket, write)) {
             Ok(Written::Conflict(now)) => {
                 // Lost the race: a handle on the entry as it is now, for the retry.
                 let fresh = self.table.push(Cas { read: now, ..c })?;
@@ -182,7 +187,7 @@ impl atomics::HostCas for View<'_> {
     fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
         let (g, name) = bucket!(self, &bucket, false);
         let writable = self.writable(&bucket)?;
-        let read = match wait(g.store.get(&name, &key)) {
+        let read = match self.wait(g.store.get(&name, &key)) {
             Ok(e) => e,
             Err(e) => return Ok(Err(other(e))),
         };
@@ -215,7 +220,7 @@ impl batch::Host for View<'_> {
         let (g, name) = bucket!(self, &bucket, false);
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            match wait(g.store.get(&name, &key)) {
+            match self.wait(g.store.get(&name, &key)) {
                 Ok(e) => out.push((key, e.map(|e| e.value))),
                 Err(e) => return Ok(Err(other(e))),
             }
@@ -230,7 +235,7 @@ impl batch::Host for View<'_> {
     ) -> Answer<()> {
         let (g, name) = bucket!(self, &bucket, true);
         for (key, value) in key_values {
-            if let Err(e) = wait(g.store.write(&name, Write::Set { key, value })) {
+            if let Err(e) = self.wait(g.store.write(&name, Write::Set { key, value })) {
                 return Ok(Err(other(e)));
             }
         }
@@ -240,7 +245,7 @@ impl batch::Host for View<'_> {
     fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let (g, name) = bucket!(self, &bucket, true);
         for key in keys {
-            if let Err(e) = wait(g.store.write(&name, Write::Delete { key })) {
+            if let Err(e) = self.wait(g.store.write(&name, Write::Delete { key })) {
                 return Ok(Err(other(e)));
             }
         }

@@ -141,6 +141,16 @@ pub trait Backend: Send + Sync + 'static {
 /// thread meanwhile, so a write waiting for its commit or for NATS does not stall the calls
 /// and requests queued behind it.
 pub fn wait<T>(f: Pending<'_, T>) -> Result<T, KvError> {
+    wait_until(f, None)
+}
+
+/// [`wait`], giving up at `deadline` (a guest's call's): the guest then gets `Unavailable`,
+/// and its call stops at its next deadline check. What was asked may still be done (a
+/// write queued for its commit, a request on its way to NATS).
+pub fn wait_until<T>(
+    f: Pending<'_, T>,
+    deadline: Option<std::time::Instant>,
+) -> Result<T, KvError> {
     use std::task::Poll;
     let mut f = std::pin::pin!(tokio::task::unconstrained(f));
     struct Unpark(std::thread::Thread);
@@ -155,7 +165,18 @@ pub fn wait<T>(f: Pending<'_, T>) -> Result<T, KvError> {
         return r;
     }
     let mut park = || loop {
-        std::thread::park();
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(KvError::Unavailable(
+                        "the call's deadline passed while it waited for the store".into(),
+                    ));
+                }
+                std::thread::park_timeout(left);
+            }
+        }
         if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
             return r;
         }
