@@ -234,6 +234,15 @@ async fn a_process_module_reaches_only_its_granted_buckets_through_the_host() {
         set(&app, "shared", "k", "v").await,
         Err("access-denied".to_string())
     );
+    // The worker's own denials reach the host's counter (with its audit events).
+    eventually("the worker's denials are counted", || {
+        app.metrics_text().lines().any(|l| {
+            l.starts_with("membrane_denials_total")
+                && l.contains("capability=\"keyvalue\"")
+                && l.ends_with(" 3")
+        })
+    })
+    .await;
     // The host served it: the app's store has the write, read by an isolated module.
     drop(app);
     let app = Store::Embedded(match store {

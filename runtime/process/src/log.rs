@@ -71,7 +71,8 @@ pub(crate) fn host_level() -> u8 {
     }
 }
 
-/// Sends the worker's `membrane::*` events at `level` or above to the host.
+/// Sends the worker's `membrane::*` events at `level` or above to the host, and its audit
+/// events at any level down to info.
 struct Forward {
     out: Arc<Mutex<Channel>>,
     level: u8,
@@ -94,7 +95,10 @@ impl Visit for Fields<'_> {
 
 impl Subscriber for Forward {
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        level_number(meta.level()) <= self.level && meta.target().starts_with("membrane")
+        // Audit events (denials) always cross, whatever the host logs: the host counts them
+        // in `membrane_denials_total` as it re-logs them (`relog.rs`).
+        (level_number(meta.level()) <= self.level && meta.target().starts_with("membrane"))
+            || (meta.target() == "membrane::audit" && level_number(meta.level()) <= 2)
     }
     fn new_span(&self, _span: &Attributes<'_>) -> Id {
         Id::from_u64(1)

@@ -360,6 +360,7 @@ fn parse(body: &[u8]) -> Option<Event> {
             let capability = match take("capability").as_deref() {
                 Some("network") => Some(Capability::Network),
                 Some("http") => Some(Capability::Http),
+                Some("keyvalue") => Some(Capability::KeyValue),
                 _ => None,
             };
             if let (Some(capability), Some(what)) = (capability, take("denied")) {
