@@ -247,3 +247,58 @@ async fn a_wait_for_the_store_ends_at_the_calls_deadline() {
         ),
     }
 }
+
+/// `replicas = 3` on a cluster of three servers: with one server killed mid-writes, the
+/// app goes on with the other two (after at most a leader election and a reconnection,
+/// during which calls fail `unavailable`), and no acknowledged write is lost.
+#[test]
+fn three_copies_on_a_cluster_survive_a_lost_server() {
+    let Some(_) = nats_server() else { return };
+    let mut servers = Nats::jetstream_cluster(3);
+    let mut kv = buckets(KeyValueSpec::nats());
+    kv.replicas = Some(3);
+    let spec = AppSpec::new()
+        .name(crate::remote::app_name())
+        .nats(NatsSpec::new(servers.iter().map(|s| s.url.clone())))
+        .keyvalue(kv)
+        .module("m", writer());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let app = runtime().load_spec(spec).await.unwrap();
+        let mut acked = Vec::new();
+        for i in 0..20 {
+            let key = format!("k{i}");
+            set(&app, "notes", &key, "v").await.unwrap();
+            acked.push(key);
+        }
+        assert_eq!(increment(&app, "notes", "n", 5).await, Ok(5));
+        servers[0].kill();
+        let (mut i, mut failures) = (20, 0);
+        while acked.len() < 40 {
+            let key = format!("k{i}");
+            match set(&app, "notes", &key, "v").await {
+                Ok(()) => {
+                    acked.push(key);
+                    i += 1;
+                }
+                Err(e) => {
+                    assert!(e.contains("unavailable"), "{e}");
+                    failures += 1;
+                    assert!(
+                        failures < 3_000,
+                        "no write went through with two servers left"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+        for key in &acked {
+            assert_eq!(
+                get(&app, "notes", key).await,
+                Ok(Some("v".into())),
+                "acknowledged {key}"
+            );
+        }
+        assert_eq!(increment(&app, "notes", "n", 1).await, Ok(6));
+    });
+}

@@ -191,6 +191,10 @@ pub fn tls_files() -> Option<TlsFiles> {
     })
 }
 
+/// The JetStream block of a server's config; `$STORE_DIR` becomes a directory of its own.
+const JETSTREAM: &str =
+    "jetstream {\n  store_dir: $STORE_DIR\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}\n";
+
 /// A running `nats-server` on 127.0.0.1, killed when dropped.
 pub struct Nats {
     /// `nats://127.0.0.1:<port>`, for clients.
@@ -296,9 +300,7 @@ impl Nats {
     /// A server without authorization with JetStream on, its store in the server's
     /// temporary directory (kept across [`Nats::restart`]).
     pub fn with_jetstream() -> Nats {
-        Nats::single(
-            "jetstream {\n  store_dir: $STORE_DIR\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}\n",
-        )
+        Nats::single(JETSTREAM)
     }
 
     /// A server without authorization that carries messages of up to `bytes` (its
@@ -310,6 +312,41 @@ impl Nats {
     /// `n` servers routed to each other (a full mesh of explicit routes), returned once every
     /// one has a route to each of the others.
     pub fn cluster(n: usize) -> Vec<Nats> {
+        Nats::cluster_with(n, "")
+    }
+
+    /// A cluster of `n` servers with JetStream on, each its store in its own directory,
+    /// waited for until JetStream has a meta leader (streams can be made).
+    pub fn jetstream_cluster(n: usize) -> Vec<Nats> {
+        let mut servers = Nats::cluster_with(n, JETSTREAM);
+        let deadline = Instant::now() + PATIENCE;
+        for s in &mut servers {
+            if let Err(e) = s.wait_jetstream(deadline) {
+                panic!("{e}");
+            }
+        }
+        servers
+    }
+
+    /// Waits until the server's JetStream knows its cluster's meta leader.
+    fn wait_jetstream(&mut self, deadline: Instant) -> Result<(), String> {
+        loop {
+            let leader = http_get(self.monitor_port, "/jsz")
+                .ok()
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["meta_cluster"]["leader"].as_str().map(str::to_string))
+                .filter(|l| !l.is_empty());
+            if leader.is_some() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure("has no JetStream meta leader in time"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cluster_with(n: usize, extra: &str) -> Vec<Nats> {
         assert!(n >= 2, "a cluster has at least 2 servers");
         let exe = nats_server().expect("nats-server: call nats_server() first and skip without it");
         let cluster = unique_name();
@@ -323,7 +360,7 @@ impl Nats {
                         .map(|j| quoted(&format!("nats-route://127.0.0.1:{}", ports[j].cluster)))
                         .collect();
                     let config = format!(
-                        "cluster {{\n  name: {}\n  listen: \"127.0.0.1:{}\"\n  routes = [\n    {}\n  ]\n}}\n",
+                        "cluster {{\n  name: {}\n  listen: \"127.0.0.1:{}\"\n  routes = [\n    {}\n  ]\n}}\n{extra}",
                         quoted(&cluster),
                         ports[i].cluster,
                         routes.join("\n    ")

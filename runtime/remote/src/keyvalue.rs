@@ -327,7 +327,14 @@ fn publish_error(bucket: &str, spec: &BucketSpec, e: &jetstream::context::Publis
                  [app.keyvalue.buckets.{bucket}] value"
             ));
         }
-        PublishErrorKind::StreamNotFound => return KvError::NoSuchBucket(bucket.to_string()),
+        // The stream was made at load: no stream answering now is the server's trouble (a
+        // leader being elected, a stream deleted behind the app's back), not a missing bucket.
+        PublishErrorKind::StreamNotFound => {
+            return unavailable(format!(
+                "no JetStream stream answered for bucket {bucket:?} (a leader election, or the \
+                 stream was deleted); try again shortly"
+            ));
+        }
         _ => {}
     }
     match server_error(e) {
