@@ -319,7 +319,8 @@ impl Nats {
     /// waited for until JetStream has a meta leader (streams can be made).
     pub fn jetstream_cluster(n: usize) -> Vec<Nats> {
         let mut servers = Nats::cluster_with(n, JETSTREAM);
-        let deadline = Instant::now() + PATIENCE;
+        // Electing the meta leader follows the routes; a loaded machine may take a while.
+        let deadline = Instant::now() + 3 * PATIENCE;
         for s in &mut servers {
             if let Err(e) = s.wait_jetstream(deadline) {
                 panic!("{e}");
