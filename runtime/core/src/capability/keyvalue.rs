@@ -20,7 +20,9 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::error::{Error, Problems};
 use crate::instance::HostState;
-use crate::keyvalue::backend::{Backend, KvError, MAX_PAGE, Pending, Write, Written, wait_until};
+use crate::keyvalue::backend::{
+    Backend, Entry, KvError, MAX_PAGE, Pending, Write, Written, wait_until,
+};
 use crate::metrics::{Capability, ModuleMetrics};
 use crate::spec::BucketAccess;
 use crate::unit::{ModuleCx, Slots, Unit, UnitDef};
@@ -96,6 +98,13 @@ impl Unit for KeyValue {
 pub struct Bucket {
     name: String,
     access: BucketAccess,
+}
+
+impl Bucket {
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// The host side of the interfaces for one call: the instance's table and its grant.
@@ -188,16 +197,101 @@ impl View<'_> {
         Ok(self.table.get(handle)?.access == BucketAccess::ReadWrite)
     }
 
-    /// [`View::granted`], in this version's error.
-    fn bucket(
+    /// Runs `op` on the bucket behind `handle` if its grant allows (a write when `write`).
+    fn on<T>(
         &self,
         handle: &Resource<Bucket>,
         write: bool,
-    ) -> wasmtime::Result<Result<(Arc<Grant>, String), store::Error>> {
-        Ok(self
-            .granted(handle, write)?
-            .ok_or(store::Error::AccessDenied))
+        op: impl FnOnce(&Self, &Grant, &str) -> Result<T, KvError>,
+    ) -> Op<T> {
+        let Some((g, name)) = self.granted(handle, write)? else {
+            return Ok(Err(Failed::Denied));
+        };
+        Ok(op(self, &g, &name).map_err(Failed::Store))
     }
+
+    // The operations both interface versions make, each version answering in its own types.
+
+    /// The key's entry (its value and revision).
+    pub(super) fn get_entry(&self, handle: &Resource<Bucket>, key: &str) -> Op<Option<Entry>> {
+        self.on(handle, false, |v, g, name| v.wait(g.store.get(name, key)))
+    }
+
+    /// The key's value.
+    pub(super) fn get_value(&self, handle: &Resource<Bucket>, key: &str) -> Op<Option<Vec<u8>>> {
+        Ok(self.get_entry(handle, key)?.map(|e| e.map(|e| e.value)))
+    }
+
+    /// Each key with its value, in order.
+    pub(super) fn get_each(
+        &self,
+        handle: &Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Op<Vec<(String, Option<Vec<u8>>)>> {
+        self.on(handle, false, |v, g, name| {
+            keys.into_iter()
+                .map(|key| {
+                    let value = v.wait(g.store.get(name, &key))?.map(|e| e.value);
+                    Ok((key, value))
+                })
+                .collect()
+        })
+    }
+
+    /// Up to `limit` keys after `after`, and whether more follow.
+    pub(super) fn page(
+        &self,
+        handle: &Resource<Bucket>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Op<(Vec<String>, bool)> {
+        self.on(handle, false, |v, g, name| {
+            v.wait(g.store.list(name, after, limit))
+        })
+    }
+
+    /// Makes the writes one after another (the interfaces' batches are not atomic); the
+    /// first failure ends them.
+    pub(super) fn write_each(
+        &self,
+        handle: &Resource<Bucket>,
+        writes: impl IntoIterator<Item = Write>,
+    ) -> Op<()> {
+        self.on(handle, true, |v, g, name| {
+            writes
+                .into_iter()
+                .try_for_each(|w| v.wait(g.store.write(name, w)).map(|_| ()))
+        })
+    }
+
+    /// Adds `delta` to the key's number; the sum.
+    pub(super) fn count(&self, handle: &Resource<Bucket>, key: String, delta: i64) -> Op<i64> {
+        self.on(handle, true, |v, g, name| {
+            match v.wait(g.store.write(name, Write::Increment { key, delta }))? {
+                Written::Number(n) => Ok(n),
+                _ => Err(KvError::Unavailable("the store did not count".into())),
+            }
+        })
+    }
+}
+
+/// Why a shared operation failed, before a version words it.
+pub(super) enum Failed {
+    /// The grant does not allow it (counted and audited already).
+    Denied,
+    /// The store refused or failed.
+    Store(KvError),
+}
+
+/// What a shared operation answers.
+pub(super) type Op<T> = wasmtime::Result<Result<T, Failed>>;
+
+/// `op`'s answer in this version's error.
+fn answer<T>(op: Op<T>) -> Answer<T> {
+    Ok(op?.map_err(|f| match f {
+        Failed::Denied => store::Error::AccessDenied,
+        Failed::Store(e) => other(e),
+    }))
 }
 
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
@@ -212,47 +306,19 @@ impl store::Host for View<'_> {
 
 impl store::HostBucket for View<'_> {
     fn get(&mut self, this: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
-        let (g, name) = match self.bucket(&this, false)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .wait(g.store.get(&name, &key))
-            .map(|e| e.map(|e| e.value))
-            .map_err(other))
+        answer(self.get_value(&this, &key))
     }
 
     fn set(&mut self, this: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
-        let (g, name) = match self.bucket(&this, true)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .wait(g.store.write(&name, Write::Set { key, value }))
-            .map(|_| ())
-            .map_err(other))
+        answer(self.write_each(&this, [Write::Set { key, value }]))
     }
 
     fn delete(&mut self, this: Resource<Bucket>, key: String) -> Answer<()> {
-        let (g, name) = match self.bucket(&this, true)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .wait(g.store.write(&name, Write::Delete { key }))
-            .map(|_| ())
-            .map_err(other))
+        answer(self.write_each(&this, [Write::Delete { key }]))
     }
 
     fn exists(&mut self, this: Resource<Bucket>, key: String) -> Answer<bool> {
-        let (g, name) = match self.bucket(&this, false)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .wait(g.store.get(&name, &key))
-            .map(|e| e.is_some())
-            .map_err(other))
+        Ok(answer(self.get_value(&this, &key))?.map(|v| v.is_some()))
     }
 
     fn list_keys(
@@ -260,10 +326,6 @@ impl store::HostBucket for View<'_> {
         this: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Answer<store::KeyResponse> {
-        let (g, name) = match self.bucket(&this, false)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
         // This version's cursor is a position: the keys before it are skipped page by page.
         let skip = cursor.unwrap_or(0);
         let mut after: Option<String> = None;
@@ -274,9 +336,9 @@ impl store::HostBucket for View<'_> {
             } else {
                 MAX_PAGE
             };
-            let (keys, more) = match self.wait(g.store.list(&name, after.as_deref(), want)) {
+            let (keys, more) = match answer(self.page(&this, after.as_deref(), want))? {
                 Ok(page) => page,
-                Err(e) => return Ok(Err(other(e))),
+                Err(e) => return Ok(Err(e)),
             };
             if skipped < skip {
                 skipped += keys.len() as u64;
@@ -302,26 +364,18 @@ impl store::HostBucket for View<'_> {
 
 impl atomics::Host for View<'_> {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Answer<u64> {
-        let (g, name) = match self.bucket(&bucket, true)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
         let Ok(delta) = i64::try_from(delta) else {
             return Ok(Err(store::Error::Other(format!(
                 "a delta of {delta} is past the range of a 64-bit integer"
             ))));
         };
-        Ok(
-            match self.wait(g.store.write(&name, Write::Increment { key, delta })) {
-                Ok(Written::Number(n)) => u64::try_from(n).map_err(|_| {
-                    store::Error::Other(format!(
-                        "the value is {n}, which this version's unsigned counter cannot return"
-                    ))
-                }),
-                Ok(_) => Err(store::Error::Other("the store did not count".into())),
-                Err(e) => Err(other(e)),
-            },
-        )
+        Ok(answer(self.count(&bucket, key, delta))?.and_then(|n| {
+            u64::try_from(n).map_err(|_| {
+                store::Error::Other(format!(
+                    "the value is {n}, which this version's unsigned counter cannot return"
+                ))
+            })
+        }))
     }
 }
 
@@ -331,18 +385,9 @@ impl batch::Host for View<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
-        let (g, name) = match self.bucket(&bucket, false)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.wait(g.store.get(&name, &key)) {
-                Ok(e) => out.push(e.map(|e| (key, e.value))),
-                Err(e) => return Ok(Err(other(e))),
-            }
-        }
-        Ok(Ok(out))
+        // This version answers a pair per key found, nothing for one absent.
+        Ok(answer(self.get_each(&bucket, keys))?
+            .map(|found| found.into_iter().map(|(k, v)| v.map(|v| (k, v))).collect()))
     }
 
     fn set_many(
@@ -350,28 +395,14 @@ impl batch::Host for View<'_> {
         bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Answer<()> {
-        let (g, name) = match self.bucket(&bucket, true)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        for (key, value) in key_values {
-            if let Err(e) = self.wait(g.store.write(&name, Write::Set { key, value })) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        let writes = key_values
+            .into_iter()
+            .map(|(key, value)| Write::Set { key, value });
+        answer(self.write_each(&bucket, writes))
     }
 
     fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
-        let (g, name) = match self.bucket(&bucket, true)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        for key in keys {
-            if let Err(e) = self.wait(g.store.write(&name, Write::Delete { key })) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        let writes = keys.into_iter().map(|key| Write::Delete { key });
+        answer(self.write_each(&bucket, writes))
     }
 }

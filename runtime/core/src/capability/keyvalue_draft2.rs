@@ -8,11 +8,9 @@
 //! lost race answers `cas-failed` with a fresh handle (on NATS the revision is the stream
 //! sequence the server checks, so a swap is exact across hosts).
 
-use std::sync::Arc;
-
 use wasmtime::component::{Linker, Resource};
 
-use super::keyvalue::{Bucket, HasKv, View, view};
+use super::keyvalue::{Bucket, Failed, HasKv, Op, View, view};
 use crate::instance::HostState;
 use crate::keyvalue::backend::{Entry, KvError, MAX_PAGE, Write, Written};
 
@@ -53,22 +51,12 @@ fn other(e: KvError) -> store::Error {
     }
 }
 
-/// `granted` in this version's error.
-fn granted(
-    v: &View<'_>,
-    handle: &Resource<Bucket>,
-    write: bool,
-) -> wasmtime::Result<Result<(Arc<super::keyvalue::Grant>, String), store::Error>> {
-    Ok(v.granted(handle, write)?.ok_or(store::Error::AccessDenied))
-}
-
-macro_rules! bucket {
-    ($v:expr, $handle:expr, $write:expr) => {
-        match granted($v, $handle, $write)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
+/// A shared operation's answer in this version's error.
+fn answer<T>(op: Op<T>) -> Answer<T> {
+    Ok(op?.map_err(|f| match f {
+        Failed::Denied => store::Error::AccessDenied,
+        Failed::Store(e) => other(e),
+    }))
 }
 
 impl store::Host for View<'_> {
@@ -81,35 +69,19 @@ impl store::Host for View<'_> {
 
 impl store::HostBucket for View<'_> {
     fn get(&mut self, this: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
-        let (g, name) = bucket!(self, &this, false);
-        Ok(self
-            .wait(g.store.get(&name, &key))
-            .map(|e| e.map(|e| e.value))
-            .map_err(other))
+        answer(self.get_value(&this, &key))
     }
 
     fn set(&mut self, this: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
-        let (g, name) = bucket!(self, &this, true);
-        Ok(self
-            .wait(g.store.write(&name, Write::Set { key, value }))
-            .map(|_| ())
-            .map_err(other))
+        answer(self.write_each(&this, [Write::Set { key, value }]))
     }
 
     fn delete(&mut self, this: Resource<Bucket>, key: String) -> Answer<()> {
-        let (g, name) = bucket!(self, &this, true);
-        Ok(self
-            .wait(g.store.write(&name, Write::Delete { key }))
-            .map(|_| ())
-            .map_err(other))
+        answer(self.write_each(&this, [Write::Delete { key }]))
     }
 
     fn exists(&mut self, this: Resource<Bucket>, key: String) -> Answer<bool> {
-        let (g, name) = bucket!(self, &this, false);
-        Ok(self
-            .wait(g.store.get(&name, &key))
-            .map(|e| e.is_some())
-            .map_err(other))
+        Ok(answer(self.get_value(&this, &key))?.map(|v| v.is_some()))
     }
 
     fn list_keys(
@@ -117,15 +89,13 @@ impl store::HostBucket for View<'_> {
         this: Resource<Bucket>,
         cursor: Option<String>,
     ) -> Answer<store::KeyResponse> {
-        let (g, name) = bucket!(self, &this, false);
         // This version's cursor is the last key of the page before.
-        Ok(self
-            .wait(g.store.list(&name, cursor.as_deref(), MAX_PAGE))
-            .map(|(keys, more)| {
+        Ok(
+            answer(self.page(&this, cursor.as_deref(), MAX_PAGE))?.map(|(keys, more)| {
                 let cursor = if more { keys.last().cloned() } else { None };
                 store::KeyResponse { keys, cursor }
-            })
-            .map_err(other))
+            }),
+        )
     }
 
     fn drop(&mut self, this: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -136,14 +106,7 @@ impl store::HostBucket for View<'_> {
 
 impl atomics::Host for View<'_> {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
-        let (g, name) = bucket!(self, &bucket, true);
-        Ok(
-            match self.wait(g.store.write(&name, Write::Increment { key, delta })) {
-                Ok(Written::Number(n)) => Ok(n),
-                Ok(_) => Err(store::Error::Other("the store did not count".into())),
-                Err(e) => Err(other(e)),
-            },
-        )
+        answer(self.count(&bucket, key, delta))
     }
 
     fn swap(
@@ -185,16 +148,14 @@ impl atomics::Host for View<'_> {
 
 impl atomics::HostCas for View<'_> {
     fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
-        let (g, name) = bucket!(self, &bucket, false);
-        let writable = self.writable(&bucket)?;
-        let read = match self.wait(g.store.get(&name, &key)) {
-            Ok(e) => e,
-            Err(e) => return Ok(Err(other(e))),
+        let read = match answer(self.get_entry(&bucket, &key))? {
+            Ok(read) => read,
+            Err(e) => return Ok(Err(e)),
         };
         let handle = self.table.push(Cas {
-            bucket: name,
+            bucket: self.table.get(&bucket)?.name().to_string(),
             key,
-            writable,
+            writable: self.writable(&bucket)?,
             read,
         })?;
         Ok(Ok(handle))
@@ -217,15 +178,7 @@ impl batch::Host for View<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Answer<Vec<(String, Option<Vec<u8>>)>> {
-        let (g, name) = bucket!(self, &bucket, false);
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.wait(g.store.get(&name, &key)) {
-                Ok(e) => out.push((key, e.map(|e| e.value))),
-                Err(e) => return Ok(Err(other(e))),
-            }
-        }
-        Ok(Ok(out))
+        answer(self.get_each(&bucket, keys))
     }
 
     fn set_many(
@@ -233,22 +186,14 @@ impl batch::Host for View<'_> {
         bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Answer<()> {
-        let (g, name) = bucket!(self, &bucket, true);
-        for (key, value) in key_values {
-            if let Err(e) = self.wait(g.store.write(&name, Write::Set { key, value })) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        let writes = key_values
+            .into_iter()
+            .map(|(key, value)| Write::Set { key, value });
+        answer(self.write_each(&bucket, writes))
     }
 
     fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
-        let (g, name) = bucket!(self, &bucket, true);
-        for key in keys {
-            if let Err(e) = self.wait(g.store.write(&name, Write::Delete { key })) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        let writes = keys.into_iter().map(|key| Write::Delete { key });
+        answer(self.write_each(&bucket, writes))
     }
 }
