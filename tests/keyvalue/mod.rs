@@ -138,12 +138,20 @@ fn s(v: &str) -> Val {
     Val::String(v.into())
 }
 
-/// Calls `func` and returns its `result` as `Ok(value)` or `Err(text)`.
+/// Calls `func` of the draft probe `m` and returns its `result` as `Ok(value)` or
+/// `Err(text)`.
 async fn call(app: &membrane::App, func: &str, args: &[Val]) -> Result<Option<Val>, String> {
-    let out = app
-        .call("m", &format!("{PROBE}#{func}"), args)
-        .await
-        .unwrap();
+    call_in(app, "m", &format!("{PROBE}#{func}"), args).await
+}
+
+/// Calls `export` of `module`, whose answer is a `result` with a text error.
+async fn call_in(
+    app: &membrane::App,
+    module: &str,
+    export: &str,
+    args: &[Val],
+) -> Result<Option<Val>, String> {
+    let out = app.call(module, export, args).await.unwrap();
     match out.into_iter().next() {
         Some(Val::Result(Ok(v))) => Ok(v.map(|b| *b)),
         Some(Val::Result(Err(Some(e)))) => match *e {

@@ -10,20 +10,9 @@ fn spin_probe() -> ModuleSpec {
     ModuleSpec::from_file(guests::KV_PROBE2)
 }
 
-/// Calls the Spin-style module `spin` and returns its `result`.
+/// Calls `func` of the Spin-style module `spin` and returns its `result`.
 async fn call2(app: &membrane::App, func: &str, args: &[Val]) -> Result<Option<Val>, String> {
-    let out = app
-        .call("spin", &format!("{PROBE2}#{func}"), args)
-        .await
-        .unwrap();
-    match out.into_iter().next() {
-        Some(Val::Result(Ok(v))) => Ok(v.map(|b| *b)),
-        Some(Val::Result(Err(Some(e)))) => match *e {
-            Val::String(t) => Err(t),
-            other => panic!("not a string error: {other:?}"),
-        },
-        other => panic!("not a result: {other:?}"),
-    }
+    call_in(app, "spin", &format!("{PROBE2}#{func}"), args).await
 }
 
 /// The app of the draft module `m` (read-write `notes`) and the draft2 module `spin`
