@@ -171,7 +171,7 @@ fn a_write_waiting_for_nats_does_not_stall_other_calls() {
     rt.block_on(async {
         let app = Arc::new(store.app(writer()).await);
         set(&app, "notes", "warm", "up").await.unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        stop(pid).await;
         let a = {
             let app = app.clone();
             tokio::spawn(async move { set(&app, "notes", "k", "v").await })
@@ -240,7 +240,7 @@ async fn a_wait_for_the_store_ends_at_the_calls_deadline() {
     let app = store
         .app(writer().timeout(std::time::Duration::from_millis(300)))
         .await;
-    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    stop(pid).await;
     let r = app
         .call("m", &format!("{PROBE}#set"), &[s("notes"), s("k"), s("v")])
         .await;
@@ -309,4 +309,24 @@ fn three_copies_on_a_cluster_survive_a_lost_server() {
         }
         assert_eq!(increment(&app, "notes", "n", 1).await, Ok(6));
     });
+}
+
+/// Stops the server (SIGSTOP) and waits until the kernel says every thread of it is
+/// stopped: a signal is delivered a moment after it is sent, and a server thread still
+/// running meanwhile could answer.
+async fn stop(pid: rustix::process::Pid) {
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let tasks = format!("/proc/{}/task", pid.as_raw_nonzero());
+    eventually("the server is stopped", || {
+        std::fs::read_dir(&tasks).is_ok_and(|threads| {
+            threads.filter_map(Result::ok).all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+                    // The state follows the command's closing parenthesis.
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+                })
+            })
+        })
+    })
+    .await;
 }
