@@ -52,6 +52,15 @@ const GUESTS: &[&str] = &[
     "kv_probe2",
     "calc",
     "plugin_rust",
+    "p3_hello",
+    "p3_hello_032",
+    "p3_http_probe",
+    "p3_cli",
+    "p3_lib",
+    "p3_relay",
+    "p2_calc_user",
+    "p2_plain_calc",
+    "p3_plain_user",
 ];
 
 /// Guests of the `guests/` workspace whose source lives elsewhere (with their example),

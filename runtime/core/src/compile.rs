@@ -14,6 +14,8 @@ use crate::capability::protect::{DirId, read_component};
 use crate::capability::walk::Refused;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::limits::LIMITS;
+use crate::p3::Wasi;
+use crate::p3::engine::P3Engine;
 use crate::spec::{ComponentSource, Limits, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
 
@@ -27,6 +29,30 @@ pub struct Compiled {
     pub component_dirs: Vec<DirId>,
     /// The SHA-256 of the component bytes, in hex.
     pub hash: String,
+    /// Which WASI the component is built for (and so which engine compiled it).
+    pub wasi: Wasi,
+}
+
+/// The engines a module may be compiled on: the runtime's first, for WASI 0.2 components,
+/// and the one with concurrency support, for WASI 0.3 components (`p3/engine.rs`).
+#[derive(Clone, Copy)]
+pub struct Engines<'a> {
+    pub p2: &'a Engine,
+    pub p2_cache: Option<&'a Cache>,
+    pub p3: &'a P3Engine,
+}
+
+impl Engines<'_> {
+    fn compile(&self, wasi: Wasi, bytes: &[u8], hash: &str) -> wasmtime::Result<Component> {
+        let (engine, cache) = match wasi {
+            Wasi::P2 => (self.p2, self.p2_cache),
+            Wasi::P3 => (&self.p3.engine, self.p3.cache.as_deref()),
+        };
+        match cache {
+            Some(cache) => cache.component(engine, bytes, hash),
+            None => Component::new(engine, bytes),
+        }
+    }
 }
 
 /// Reads the component bytes of a module, and for a file the directories its path depends
@@ -112,12 +138,7 @@ pub fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
 impl Compiled {
     /// Reads and compiles a validated module and prepares its units. Blocking: compilation
     /// takes milliseconds to seconds, so callers run it on a blocking thread.
-    pub fn new(
-        engine: &Engine,
-        cache: Option<&Cache>,
-        cx: &ModuleCx<'_>,
-        spec: ModuleSpec,
-    ) -> Result<Compiled> {
+    pub fn new(engines: Engines<'_>, cx: &ModuleCx<'_>, spec: ModuleSpec) -> Result<Compiled> {
         let name = cx.name;
         let policy = Policy::prepare(&[LIMITS, CAPABILITIES], cx);
         let bytes = read_source(name, &spec.source, cx.max_component);
@@ -136,17 +157,23 @@ impl Compiled {
         check_initial_sizes(name, &bytes, &spec.limits)?;
         let t = std::time::Instant::now();
         let hash = crate::cache::digest(&bytes);
-        let compiled = match cache {
-            Some(cache) => cache.component(engine, &bytes, &hash),
-            None => Component::new(engine, &bytes),
-        };
-        let component = compiled.map_err(|e| {
+        let wasi = crate::p3::detect::detect(&bytes);
+        let invalid = |e: wasmtime::Error| {
             Error::new(
                 ErrorKind::InvalidComponent,
                 format!("module `{name}`: the component is invalid or uses features this runtime does not support"),
             )
             .with_source(e)
-        })?;
+        };
+        // A component the scan took for 0.2 that only the 0.3 engine takes is 0.3.
+        let (component, wasi) = match engines.compile(wasi, &bytes, &hash) {
+            Ok(c) => (c, wasi),
+            Err(e) if wasi == Wasi::P2 => match engines.compile(Wasi::P3, &bytes, &hash) {
+                Ok(c) => (c, Wasi::P3),
+                Err(_) => return Err(invalid(e)),
+            },
+            Err(e) => return Err(invalid(e)),
+        };
         tracing::trace!(target: "membrane::load", module = name, elapsed = ?t.elapsed(), "component ready");
         Ok(Compiled {
             name: name.to_string(),
@@ -155,6 +182,7 @@ impl Compiled {
             spec,
             component_dirs,
             hash,
+            wasi,
         })
     }
 }

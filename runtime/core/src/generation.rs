@@ -189,6 +189,7 @@ impl Generation {
         let name: Arc<str> = compiled.name.into();
         let spec = compiled.spec;
         let exports = Exports::new(name.clone(), compiled.component, sync_pre.engine().clone());
+        let wasi = compiled.wasi;
         let life = Life::new();
         Generation {
             number,
@@ -202,6 +203,7 @@ impl Generation {
                 retired: life.retired.clone(),
                 sync_pre,
                 async_pre,
+                wasi,
                 policy: compiled.policy,
                 limits: spec.limits.clone(),
                 link_slots,
@@ -225,6 +227,23 @@ impl Generation {
         }
         self.transport = Some(transport);
         self
+    }
+
+    /// Serves this WASI 0.3 generation's calls with its own executor: instances that run
+    /// many calls each (`p3/executor.rs`). Must be called inside a tokio runtime.
+    pub fn with_executor(mut self) -> Result<Generation> {
+        let executor = crate::p3::executor::Executor::new(
+            self.recipe.clone(),
+            self.pool.clone(),
+            self.spec.lifecycle,
+        )?;
+        self.transport = Some(Arc::new(executor));
+        Ok(self)
+    }
+
+    /// The executor of a WASI 0.3 generation.
+    pub fn executor(&self) -> Option<&crate::p3::executor::Executor> {
+        self.transport.as_ref()?.as_any().downcast_ref()
     }
 
     /// Where the instances run when not in this process.
@@ -407,7 +426,7 @@ impl Generation {
         now: Instant,
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, now, outer)?;
-        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.slot_per_call()) {
             return t.call(func, args, results, budget.deadline);
         }
         let mut lease = self
@@ -451,7 +470,7 @@ impl Generation {
         now: Instant,
     ) -> Result<()> {
         let budget = Budget::new(&self.recipe, now, outer)?;
-        if let Some(t) = self.transport.as_ref().filter(|t| !t.governed_here()) {
+        if let Some(t) = self.transport.as_ref().filter(|t| !t.slot_per_call()) {
             return t.call_async(func, args, results, budget.deadline).await;
         }
         if let Some(t) = &self.transport {

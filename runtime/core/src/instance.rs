@@ -17,12 +17,13 @@
 //! never reused.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::{
-    ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, ResourceAny, ResourceTable,
-    TypedFunc, Val,
+    ComponentNamedList, Func, GuestTaskId, Instance, InstancePre, Lift, Lower, ResourceAny,
+    ResourceTable, TypedFunc, Val,
 };
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -38,6 +39,7 @@ use crate::limits::blocking::Deadlined;
 use crate::limits::files::OpenFiles;
 use crate::limits::memory::MemoryLimiter;
 use crate::metrics::{Capability, ModuleMetrics};
+use crate::p3::Wasi;
 use crate::spec::Limits;
 use crate::unit::{CallCx, Controls, InstanceCx, Policy, RunContext, Slots};
 use crate::value::Function;
@@ -47,6 +49,9 @@ use crate::value::Function;
 pub enum Flavour {
     Sync,
     Async,
+    /// A WASI 0.3 instance: many calls at once, driven by its own task (`p3/driver.rs`),
+    /// each with its own deadline.
+    Concurrent,
 }
 
 /// The epoch ticks between two yields of a guest running on the async path.
@@ -63,6 +68,9 @@ pub struct Recipe {
     pub retired: Arc<std::sync::atomic::AtomicBool>,
     pub sync_pre: InstancePre<HostState>,
     pub async_pre: InstancePre<HostState>,
+    /// Which WASI the component is built for: a 0.3 one's instances are all
+    /// [`Flavour::Concurrent`], made from `async_pre` (on the 0.3 engine).
+    pub wasi: Wasi,
     /// The module's capabilities and limits.
     pub policy: Policy,
     pub limits: Limits,
@@ -119,8 +127,13 @@ pub struct HostState {
     table: ResourceTable,
     /// The states of the instance's capabilities and limits.
     pub slots: Slots,
-    /// When the call now running must end; linked calls inherit it.
+    /// When the call now running must end; linked calls inherit it. In a
+    /// [`Flavour::Concurrent`] instance, the latest deadline of the calls in flight (each
+    /// call's own is in `tasks`).
     pub deadline: Instant,
+    /// The deadline of each call in flight in a [`Flavour::Concurrent`] instance, by the
+    /// guest task that serves it (empty in other instances).
+    pub tasks: HashMap<GuestTaskId, Instant>,
     /// How the instance's calls run.
     pub flavour: Flavour,
     /// How many link slots the instance has (see [`Recipe::link_slots`]).
@@ -216,7 +229,7 @@ impl ResourceLimiter for Unlimited {
 
 impl Controls for Store<HostState> {
     fn yields(&self) -> Option<u64> {
-        (self.data().flavour == Flavour::Async).then_some(YIELD_TICKS)
+        (self.data().flavour != Flavour::Sync).then_some(YIELD_TICKS)
     }
 
     fn set_epoch_deadline(&mut self, ticks: u64) {
@@ -249,6 +262,18 @@ impl LiveInstance {
         run: Option<&RunContext>,
         flavour: Flavour,
     ) -> Result<Store<HostState>> {
+        if recipe.wasi == Wasi::P3 && flavour == Flavour::Sync {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{0}` is a WASI 0.3 module: its calls run on the async path \
+                     (App::call, links, HTTP routes), not on the caller's thread (typed handles \
+                     and resource sessions of WASI 0.3 modules are not supported yet)",
+                    recipe.name
+                ),
+            )
+            .with_module(&*recipe.name));
+        }
         if recipe.elsewhere {
             return Err(Error::new(
                 ErrorKind::Unavailable,
@@ -276,6 +301,7 @@ impl LiveInstance {
             table: ResourceTable::new(),
             slots,
             deadline: Instant::now() + recipe.limits.timeout,
+            tasks: HashMap::new(),
             flavour,
             link_slots: recipe.link_slots,
             links: None,
@@ -283,9 +309,11 @@ impl LiveInstance {
             http_ctx: WasiHttpCtx::new(),
             http: OutboundHttp::new(recipe.policy.get::<HttpGrant>(), recipe.metrics.clone()),
         };
-        let mut store = Store::new(recipe.sync_pre.engine(), state);
+        let mut store = Store::new(recipe.async_pre.engine(), state);
         store.limiter(|s| s.limiter());
-        if flavour == Flavour::Async {
+        if flavour == Flavour::Concurrent {
+            crate::p3::deadlines::watch(&mut store, recipe.retired.clone());
+        } else if flavour == Flavour::Async {
             // Yield to the executor at every tick, and stop at the deadline, or when the
             // generation was retired after its drain time.
             let retired = recipe.retired.clone();
@@ -334,9 +362,14 @@ impl LiveInstance {
         })
     }
 
-    /// Creates a new instance for calls on a fiber.
+    /// Creates a new instance for calls on a fiber (a [`Flavour::Concurrent`] one for a
+    /// WASI 0.3 module).
     pub async fn new_async(recipe: &Recipe, run: Option<&RunContext>) -> Result<LiveInstance> {
-        let mut store = Self::store(recipe, run, Flavour::Async)?;
+        let flavour = match recipe.wasi {
+            Wasi::P2 => Flavour::Async,
+            Wasi::P3 => Flavour::Concurrent,
+        };
+        let mut store = Self::store(recipe, run, flavour)?;
         let instance = recipe.async_pre.instantiate_async(&mut store).await;
         let instance = instance.map_err(|e| Self::failed(recipe, &store, e))?;
         Ok(LiveInstance {
@@ -345,6 +378,11 @@ impl LiveInstance {
             instance,
             funcs: Vec::new(),
         })
+    }
+
+    /// The wasmtime instance (for calls made inside its Store's event loop).
+    pub fn handle(&self) -> Instance {
+        self.instance
     }
 
     /// How this instance's calls run.

@@ -17,6 +17,8 @@ pub use membrane_spec::{error, manifest, names, sanitize, semver, spec, units};
 // Execution: one shape for capabilities and limits, instances built from a recipe, pools,
 // supervision.
 #[doc(hidden)]
+pub mod block;
+#[doc(hidden)]
 pub mod cache;
 #[doc(hidden)]
 pub mod capability;
@@ -43,6 +45,8 @@ pub mod linkers;
 pub mod metrics;
 #[doc(hidden)]
 pub mod module;
+#[doc(hidden)]
+pub mod p3;
 #[doc(hidden)]
 pub mod pool;
 #[doc(hidden)]

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::capability::fs::Filesystem;
 use crate::capability::protect::{Protected, check_overlaps};
-use crate::compile::Compiled;
+use crate::compile::{Compiled, Engines};
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::generation::Generation;
 use crate::instance::Flavour;
@@ -27,6 +27,7 @@ use crate::link::{self, LinkInfo, forward::Provider};
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::names::HOST;
+use crate::p3::Wasi;
 use crate::pipeline;
 use crate::pool::Pool;
 use crate::spec::{AdminSpec, AppSpec, HttpSpec, ModuleSpec};
@@ -112,7 +113,7 @@ pub async fn load(
     }
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
-    pipeline::check_compiled(rt, http.as_ref(), &compiled, &mut problems);
+    pipeline::check_compiled(http.as_ref(), &compiled, &mut problems);
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))
@@ -184,6 +185,9 @@ pub fn assemble(
     pool: Arc<Pool>,
     metrics: Arc<crate::metrics::ModuleMetrics>,
 ) -> Result<(Generation, Vec<LinkInfo>)> {
+    if c.wasi == Wasi::P3 {
+        return assemble_p3(rt, c, links, modules, number, pool, metrics);
+    }
     let name = c.name.clone();
     let (mut sync, mut async_) = (rt.linkers.sync.clone(), rt.linkers.async_.clone());
     let mut link_slots = 0;
@@ -239,6 +243,44 @@ pub fn assemble(
     Ok((generation, infos))
 }
 
+/// [`assemble`] for a WASI 0.3 module: one linker (the 0.3 engine's), links forwarded
+/// without blocking the instance's other calls, and the generation's own executor.
+fn assemble_p3(
+    rt: &LoadCx,
+    c: Compiled,
+    links: &[link::Link],
+    modules: &BTreeMap<String, Arc<Module>>,
+    number: u64,
+    pool: Arc<Pool>,
+    metrics: Arc<crate::metrics::ModuleMetrics>,
+) -> Result<(Generation, Vec<LinkInfo>)> {
+    let name = c.name.clone();
+    let mut linker = rt.p3.linker.clone();
+    let mut infos = Vec::new();
+    for l in links {
+        let provider = if l.provider == HOST {
+            Provider::Host(rt.hosts[&l.export].clone())
+        } else {
+            Provider::Module(modules[&l.provider].clone())
+        };
+        link::forward::define(&mut linker, Flavour::Concurrent, &name, l, &provider, 0)?;
+        infos.push(LinkInfo {
+            importer: name.clone(),
+            import: l.import.clone(),
+            provider: l.provider.clone(),
+            export: l.export.clone(),
+            fused: false,
+        });
+    }
+    let pre = linker.instantiate_pre(&c.component).map_err(|e| {
+        Error::link(format!("module `{name}`: its imports cannot be satisfied"))
+            .with_module(&name)
+            .with_source(e)
+    })?;
+    let generation = Generation::new(number, c, (pre.clone(), pre), 0, pool, metrics);
+    Ok((generation.with_executor()?, infos))
+}
+
 /// Compiles every module with one worker per core pulling from a shared queue (a thread per
 /// module would only add start-up and contention: wasmtime parallelises each compilation
 /// too). Failures go to `problems`, each naming its module.
@@ -265,7 +307,7 @@ pub async fn compile_all(
     let mut tasks = Vec::new();
     for _ in 0..workers.min(total.max(1)) {
         let keyvalue = keyvalue.clone();
-        let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
+        let (engine, cache, p3) = (rt.engine.clone(), rt.cache.clone(), rt.p3.clone());
         let (queue, done) = (queue.clone(), done_tx.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             loop {
@@ -279,8 +321,13 @@ pub async fn compile_all(
                     max_component,
                     keyvalue: keyvalue.clone(),
                 };
-                let result = Compiled::new(&engine, cache.as_deref(), &cx, spec.clone())
-                    .map_err(|e| e.in_module(&name));
+                let engines = Engines {
+                    p2: &engine,
+                    p2_cache: cache.as_deref(),
+                    p3: &p3,
+                };
+                let result =
+                    Compiled::new(engines, &cx, spec.clone()).map_err(|e| e.in_module(&name));
                 if done.send((name, result)).is_err() {
                     break;
                 }

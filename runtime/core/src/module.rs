@@ -87,6 +87,9 @@ impl Module {
         let old = self.current.swap(next);
         self.switches.fetch_add(1, Ordering::AcqRel);
         old.life.superseded.store(true, Ordering::Release);
+        if let Some(t) = old.transport() {
+            t.superseded();
+        }
         self.pool.clear_idle();
         old
     }

@@ -24,7 +24,8 @@ use crate::exports::Exports;
 use crate::link::host::HostInterface;
 use crate::link::{self, Planned};
 use crate::linkers::Linkers;
-use crate::spec::{HttpSpec, ModuleSpec};
+use crate::p3::Wasi;
+use crate::spec::{HttpSpec, ModuleSpec, Placement};
 use crate::validate::Settings;
 
 /// The settings of the declaration's checks for this runtime; `max_component` is the app's
@@ -38,17 +39,50 @@ pub fn settings(cx: &LoadCx, max_component: u64) -> Settings {
     }
 }
 
-/// Stage 3: the routes to and the snapshot interfaces of the modules that compiled.
+/// Stage 3: the routes to and the snapshot interfaces of the modules that compiled, and
+/// what WASI 0.3 modules cannot have yet.
 pub fn check_compiled(
-    cx: &LoadCx,
     http: Option<&HttpSpec>,
     compiled: &BTreeMap<String, Compiled>,
     problems: &mut Problems,
 ) {
     if let Some(http) = http {
-        check_routes(cx, http, compiled, problems);
+        check_routes(http, compiled, problems);
     }
-    check_snapshots(cx, compiled, problems);
+    check_snapshots(compiled, problems);
+    for c in compiled.values().filter(|c| c.wasi == Wasi::P3) {
+        check_p3(c, problems);
+    }
+}
+
+/// Refuses what a WASI 0.3 module cannot have: a placement that cannot carry it yet, and
+/// fuel shared by concurrent calls.
+fn check_p3(c: &Compiled, problems: &mut Problems) {
+    let name = &c.name;
+    let placement = c.spec.placement;
+    if placement != Placement::Isolated {
+        problems.push(
+            Error::manifest(format!(
+                "module `{name}` is a WASI 0.3 module, which runs with placement = \"isolated\" only for now \
+                 (not {:?}); remove `placement` or set it to \"isolated\"",
+                placement.as_str()
+            ))
+            .with_module(name)
+            .with_key(format!("modules.{name}.placement")),
+        );
+    }
+    if c.spec.limits.fuel.is_some() && c.spec.limits.concurrency > 1 {
+        problems.push(
+            Error::manifest(format!(
+                "module `{name}` is a WASI 0.3 module with limits.fuel and limits.concurrency = {}: fuel \
+                 is counted per instance, so concurrent calls would share one budget; set \
+                 limits.concurrency = 1 to meter each call, or remove limits.fuel",
+                c.spec.limits.concurrency
+            ))
+            .with_module(name)
+            .with_key(format!("modules.{name}.limits.fuel")),
+        );
+    }
 }
 
 /// Stage 4: the links of `modules` (every module of the app as it would be, compiled or
@@ -63,7 +97,7 @@ pub fn plan_links<M: Planned>(
     http: Option<&HttpSpec>,
     problems: &mut Problems,
 ) -> Option<(link::Plan, Vec<String>)> {
-    let plan = match link::plan(&cx.engine, modules, failed, &cx.hosts, &cx.boundaries) {
+    let plan = match link::plan(modules, failed, &cx.hosts, &cx.boundaries) {
         Ok(plan) => plan,
         Err(e) => {
             problems.push(e);
@@ -90,6 +124,8 @@ pub fn plan_links<M: Planned>(
 #[derive(Clone)]
 pub struct LoadCx {
     pub engine: wasmtime::Engine,
+    /// The engine, linker and cache of WASI 0.3 modules.
+    pub p3: crate::p3::engine::P3Engine,
     /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
     pub linkers: Linkers,
     pub cache: Option<Arc<Cache>>,
@@ -114,7 +150,6 @@ pub struct LoadCx {
 
 /// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.
 pub fn check_routes(
-    rt: &LoadCx,
     http: &HttpSpec,
     compiled: &BTreeMap<String, Compiled>,
     problems: &mut Problems,
@@ -126,7 +161,7 @@ pub fn check_routes(
         let exports = Exports::new(
             module.as_str().into(),
             c.component.clone(),
-            rt.engine.clone(),
+            c.component.engine().clone(),
         );
         if let Err(why) = crate::incoming::check_handler(&exports) {
             problems.push(
@@ -143,13 +178,13 @@ pub fn check_routes(
 }
 
 /// Refuses a module that exports the snapshot interface with other types.
-pub fn check_snapshots(
-    rt: &LoadCx,
-    compiled: &BTreeMap<String, Compiled>,
-    problems: &mut Problems,
-) {
+pub fn check_snapshots(compiled: &BTreeMap<String, Compiled>, problems: &mut Problems) {
     for (name, c) in compiled {
-        let exports = Exports::new(name.as_str().into(), c.component.clone(), rt.engine.clone());
+        let exports = Exports::new(
+            name.as_str().into(),
+            c.component.clone(),
+            c.component.engine().clone(),
+        );
         if let Err(e) = crate::upgrade::snapshot::check(name, &exports) {
             problems.push(e.with_key(format!("modules.{name}.component")));
         }

@@ -38,7 +38,7 @@ impl Gate {
     fn idle(&mut self, flavour: Flavour) -> &mut Vec<LiveInstance> {
         match flavour {
             Flavour::Sync => &mut self.idle_sync,
-            Flavour::Async => &mut self.idle_async,
+            Flavour::Async | Flavour::Concurrent => &mut self.idle_async,
         }
     }
 
@@ -52,9 +52,18 @@ impl Gate {
         }
         let other = match flavour {
             Flavour::Sync => Flavour::Async,
-            Flavour::Async => Flavour::Sync,
+            Flavour::Async | Flavour::Concurrent => Flavour::Sync,
         };
         Taken(None, self.idle(other).pop())
+    }
+}
+
+/// A caller counted in the queue ([`Pool::enter_queue`]).
+pub struct Queued<'a>(&'a Pool);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.lock().waiting -= 1;
     }
 }
 
@@ -289,6 +298,48 @@ impl Pool {
                 return Ok(gate.take(Flavour::Async));
             }
         }
+    }
+
+    /// A slot for an instance that serves many calls (a WASI 0.3 instance's driver holds
+    /// it while the instance lives), if one is free now; never waits, never queues. An idle
+    /// instance the slot would have reused is dropped: it is of the other kind.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Option<Lease<Arc<Pool>>> {
+        let mut gate = self.lock();
+        if gate.busy >= self.max() {
+            return None;
+        }
+        let Taken(a, b) = gate.take(Flavour::Concurrent);
+        drop(gate);
+        drop((a, b));
+        Some(self.lease(self.clone(), None))
+    }
+
+    /// Counts a caller in the queue until the ticket is dropped; `Overloaded` when the
+    /// queue is full. (For callers that wait for capacity in their own way, woken by
+    /// [`Pool::notified`].)
+    pub fn enter_queue(&self, module: &str) -> Result<Queued<'_>> {
+        let mut gate = self.lock();
+        if gate.waiting >= self.queue() {
+            return Err(self.overloaded(module, gate.waiting));
+        }
+        gate.waiting += 1;
+        Ok(Queued(self))
+    }
+
+    /// Fires when a slot, or capacity in an instance that serves many calls, may have
+    /// been freed ([`Pool::notify_capacity`]).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed_async.notified()
+    }
+
+    /// Wakes every async caller waiting for capacity.
+    pub fn notify_capacity(&self) {
+        self.freed_async.notify_waiters();
+    }
+
+    /// The error of a caller that waited until its deadline.
+    pub fn timed_out(module: &str) -> Error {
+        Self::too_late(module)
     }
 
     /// Adds instances made by `make` to the idle list of `flavour`, up to the module's

@@ -17,6 +17,7 @@ use crate::link::host::HostInterface;
 use crate::linkers::Linkers;
 use crate::load::{LoadCx, LoadProgress};
 use crate::manifest::Manifest;
+use crate::p3::engine::P3Engine;
 use crate::spec::AppSpec;
 
 /// Settings of a [`Runtime`]. The defaults suit untrusted code.
@@ -77,6 +78,8 @@ pub struct Runtime {
 
 pub struct RuntimeInner {
     pub engine: Engine,
+    /// The engine of WASI 0.3 modules (`p3/engine.rs`).
+    pub p3: P3Engine,
     pub linkers: Linkers,
     pub config: Config,
     pub cache: Option<Arc<Cache>>,
@@ -91,6 +94,7 @@ impl RuntimeInner {
     fn load_cx(&self) -> LoadCx {
         LoadCx {
             engine: self.engine.clone(),
+            p3: self.p3.clone(),
             linkers: self.linkers.clone(),
             cache: self.cache.clone(),
             cache_dir: self.config.cache_dir.clone(),
@@ -134,8 +138,8 @@ impl Runtime {
         let mut wasm = wasmtime::Config::new();
         wasm.epoch_interruption(true);
         wasm.max_wasm_stack(config.max_wasm_stack);
-        // Component-model async (WASIp3) is not used; without it every sync call skips the
-        // async bookkeeping, which is 3-4x cheaper per call in wasmtime 48.
+        // Component-model async is for WASI 0.3 modules, which get their own engine
+        // (`p3/engine.rs`); without it every call here skips the async bookkeeping.
         wasm.concurrency_support(false);
         wasm.consume_fuel(config.fuel);
         if config.instance_slots > 0 {
@@ -163,17 +167,19 @@ impl Runtime {
         };
         let linkers = Linkers::new(&engine)
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;
+        let p3 = P3Engine::new(&config)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let stop = stop_ticker.clone();
-        let ticking = engine.clone();
+        let ticking = (engine.clone(), p3.engine.clone());
         let tick = config.epoch_tick;
         std::thread::Builder::new()
             .name("membrane-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
-                    ticking.increment_epoch();
+                    ticking.0.increment_epoch();
+                    ticking.1.increment_epoch();
                 }
             })
             .map_err(|e| Error::io("cannot start the epoch thread", e))?;
@@ -181,6 +187,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                p3,
                 linkers,
                 config,
                 cache,

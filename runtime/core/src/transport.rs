@@ -55,6 +55,17 @@ pub trait Transport: Send + Sync {
         true
     }
 
+    /// Whether each call takes a slot of this process's pool while it runs. A worker's
+    /// calls do; a remote module's do not (its hosts count them); a WASI 0.3 module's
+    /// instances hold the slots themselves, each serving many calls.
+    fn slot_per_call(&self) -> bool {
+        self.governed_here()
+    }
+
+    /// The generation was replaced: whatever it keeps for later calls (idle instances) can
+    /// go once the calls it runs are over.
+    fn superseded(&self) {}
+
     /// What the transport adds to its module's status (worker process, hosts).
     fn status(&self) -> TransportStatus {
         TransportStatus::default()

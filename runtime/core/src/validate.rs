@@ -144,6 +144,15 @@ pub fn check(spec: &AppSpec, settings: &Settings) -> Problems {
                 .with_key(key("limits.instances")),
             );
         }
+        let max = crate::spec::Limits::MAX_CONCURRENCY;
+        if !(1..=max).contains(&m.limits.concurrency) {
+            problems.push(
+                Error::manifest(format!(
+                    "module `{name}`: limits.concurrency must be between 1 and {max} (calls at once in one instance of a WASI 0.3 module)"
+                ))
+                .with_key(key("limits.concurrency")),
+            );
+        }
         for (what, d) in [("within", m.restart.within), ("backoff", m.restart.backoff)] {
             if d.is_zero() {
                 problems.push(

@@ -180,6 +180,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
             retired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             sync_pre: pre.clone(),
             async_pre: pre,
+            wasi: membrane_core::p3::Wasi::P2,
             policy,
             limits: hello.limits,
             link_slots: 0,

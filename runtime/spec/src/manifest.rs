@@ -165,6 +165,7 @@ struct LimitsSection {
     output: Option<Spanned<String>>,
     files: Option<Spanned<u32>>,
     body: Option<Spanned<String>>,
+    concurrency: Option<Spanned<u32>>,
 }
 
 /// A parsed manifest: the app and where it came from.
@@ -518,6 +519,7 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
     for (k, v, slot) in [
         ("instances", l.instances, &mut limits.instances),
         ("queue", l.queue, &mut limits.queue),
+        ("concurrency", l.concurrency, &mut limits.concurrency),
     ] {
         if let Some(v) = v {
             lines.note(key(&format!("limits.{k}")), &v.span());

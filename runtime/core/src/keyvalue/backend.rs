@@ -129,11 +129,8 @@ pub trait Backend: Send + Sync + 'static {
     fn usage<'a>(&'a self, bucket: &'a str) -> Pending<'a, Usage>;
 }
 
-/// Runs a backend future to its end on this thread (the embedded store's complete from its
-/// writer thread, NATS's from the connection's runtime, so nothing here needs an
-/// executor): polled, and parked between polls. Outside tokio's cooperative budget: inside
-/// a task whose budget ran out, tokio's channels answer "not yet" and defer the wake-up
-/// until the task yields, which a thread parked here never does.
+/// Runs a backend future to its end on this thread ([`crate::block::block_on`]: the
+/// embedded store's complete from its writer thread, NATS's from the connection's runtime).
 ///
 /// An answer that is ready at once (a read of the embedded store) costs one poll. One that
 /// is not, on a worker thread of a multi-threaded tokio runtime (a guest's call on the
@@ -151,42 +148,11 @@ pub fn wait_until<T>(
     f: Pending<'_, T>,
     deadline: Option<std::time::Instant>,
 ) -> Result<T, KvError> {
-    use std::task::Poll;
-    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
-        return r;
-    }
-    let mut park = || loop {
-        match deadline {
-            None => std::thread::park(),
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return Err(KvError::Unavailable(
-                        "the call's deadline passed while it waited for the store".into(),
-                    ));
-                }
-                std::thread::park_timeout(left);
-            }
-        }
-        if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
-            return r;
-        }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(park)
-        }
-        _ => park(),
-    }
+    crate::block::block_on(f, deadline).unwrap_or_else(|| {
+        Err(KvError::Unavailable(
+            "the call's deadline passed while it waited for the store".into(),
+        ))
+    })
 }
 
 /// Checks a key against the rules every backend keeps.

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use wasmtime::StoreContextMut;
 use wasmtime::component::types::Type;
 use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
+use wasmtime::{AsContextMut, StoreContextMut};
 
 use super::host::HostInterface;
 use super::objects::MAX_PROXIES;
@@ -96,6 +96,23 @@ pub fn define(
                             .invoke_into(&r.func, params, results, Some(deadline))
                             .map_err(wasmtime::Error::new)
                     }),
+                    // A WASI 0.3 importer: the call waits without holding the importer's
+                    // Store, so its other calls go on meanwhile.
+                    Flavour::Concurrent => {
+                        inst.func_new_concurrent(&f.name, move |acc, _ty, params, results| {
+                            let deadline = acc.with(|mut s| {
+                                crate::p3::deadlines::running_deadline(&mut s.as_context_mut())
+                            });
+                            let r = target.get_full();
+                            Box::pin(async move {
+                                let r = r.map_err(wasmtime::Error::new)?;
+                                r.generation
+                                    .invoke_into_async(&r.func, params, results, Some(deadline))
+                                    .await
+                                    .map_err(wasmtime::Error::new)
+                            })
+                        })
+                    }
                     Flavour::Async => {
                         inst.func_new_async(&f.name, move |store, _ty, params, results| {
                             let r = target.get_full();
@@ -114,6 +131,13 @@ pub fn define(
             }
             Ok(())
         }
+        Provider::Module(_) if flavour == Flavour::Concurrent => Err(Error::link(format!(
+            "module `{importer}` is a WASI 0.3 module and links `{}` to `{}`, whose interface has \
+             resources: links with resources are not supported for WASI 0.3 modules yet",
+            link.import, link.provider
+        ))
+        .with_module(importer)
+        .with_key(format!("modules.{importer}.links"))),
         Provider::Module(p) => {
             let mut ids = HashMap::new();
             for name in &link.resources {
@@ -122,9 +146,11 @@ pub fn define(
                 let ty = ResourceType::host_dynamic(id);
                 match flavour {
                     Flavour::Sync => inst.resource(name, ty, drop_proxy),
-                    Flavour::Async => inst.resource_async(name, ty, move |store, rep| {
-                        Box::new(async move { drop_proxy_async(store, rep).await })
-                    }),
+                    Flavour::Async | Flavour::Concurrent => {
+                        inst.resource_async(name, ty, move |store, rep| {
+                            Box::new(async move { drop_proxy_async(store, rep).await })
+                        })
+                    }
                 }
                 .map_err(fail)?;
             }
@@ -156,7 +182,7 @@ pub fn define(
                             call.call(&mut store, params, results)
                         })
                     }
-                    Flavour::Async => {
+                    Flavour::Async | Flavour::Concurrent => {
                         let call = Arc::new(call);
                         inst.func_new_async(&f.name, move |mut store, _ty, params, results| {
                             let call = call.clone();

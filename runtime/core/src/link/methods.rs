@@ -173,7 +173,7 @@ where
                 target.leave(&mut store, outcome)
             },
         ),
-        Flavour::Async => inst.func_wrap_async(
+        Flavour::Async | Flavour::Concurrent => inst.func_wrap_async(
             name,
             move |mut store, full: <P as Prepend<ResourceDynamic>>::Full| {
                 let target = target.clone();

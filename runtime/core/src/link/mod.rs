@@ -62,7 +62,6 @@ impl Planned for Compiled {
 
 /// Matches every module's imports with its links and checks each link.
 pub fn plan<M: Planned>(
-    engine: &Engine,
     modules: &BTreeMap<String, M>,
     failed: &[&String],
     hosts: &HashMap<String, Arc<HostInterface>>,
@@ -83,6 +82,9 @@ pub fn plan<M: Planned>(
         let keys: Vec<(&String, &String)> = planned.iter().collect();
         let mut links = Vec::new();
         let ty = m.component().component_type();
+        // Types are read with the engine each component was compiled on (a WASI 0.3
+        // module's is the second engine).
+        let engine = m.component().engine();
         for (import, item) in ty.imports(engine) {
             if import.starts_with("wasi:") {
                 continue;
@@ -181,7 +183,8 @@ fn module_link(
 ) -> std::result::Result<Link, Vec<Error>> {
     let (base, version) = split_version(import);
     let ty = p.component().component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let theirs = p.component().engine();
+    let exports: Vec<String> = ty.exports(theirs).map(|(n, _)| n.to_string()).collect();
     let same_base: Vec<&String> = exports
         .iter()
         .filter(|n| split_version(n).0 == base)
@@ -213,14 +216,14 @@ fn module_link(
         };
         return Err(vec![Error::link(msg)]);
     };
-    let Some(ComponentItem::ComponentInstance(got)) = ty.get_export(engine, &export).map(|e| e.ty)
+    let Some(ComponentItem::ComponentInstance(got)) = ty.get_export(theirs, &export).map(|e| e.ty)
     else {
         return Err(vec![Error::link(format!(
             "`{provider}` exports `{export}` but not as an interface"
         ))]);
     };
     let importer_res = resources_of(engine, want);
-    let provider_res = resources_of(engine, &got);
+    let provider_res = resources_of(theirs, &got);
     let sides = Sides {
         importer: &importer_res,
         provider: &provider_res,
@@ -240,7 +243,7 @@ fn module_link(
             continue;
         };
         let at = format!("{importer} imports {base}#{fname}");
-        let Some(ComponentItem::ComponentFunc(gf)) = got.get_export(engine, fname).map(|e| e.ty)
+        let Some(ComponentItem::ComponentFunc(gf)) = got.get_export(theirs, fname).map(|e| e.ty)
         else {
             errors.push(
                 Error::link(format!(

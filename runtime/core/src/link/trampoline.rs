@@ -30,6 +30,10 @@ pub fn define(
     results: &[Type],
     target: &Arc<Target>,
 ) -> wasmtime::Result<bool> {
+    // A WASI 0.3 importer's calls are forwarded dynamically (`forward.rs`).
+    if flavour == Flavour::Concurrent {
+        return Ok(false);
+    }
     let Some(key) = key(params, results) else {
         return Ok(false);
     };
@@ -65,18 +69,25 @@ where
                 .invoke_typed::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
                 .map_err(wasmtime::Error::new)
         }),
-        Flavour::Async => inst.func_wrap_async(name, move |store, params: P| {
-            // Resolved here, not in the future: the future then holds the resolution
-            // alone, not a second reference to the target as well.
-            let r = target.get_full();
-            Box::new(async move {
-                let deadline = store.data().deadline;
-                let r = r.map_err(wasmtime::Error::new)?;
-                r.generation
-                    .invoke_typed_async::<P, R>(&r.func, params, Some(deadline), Some(&r.checked))
-                    .await
-                    .map_err(wasmtime::Error::new)
+        Flavour::Async | Flavour::Concurrent => {
+            inst.func_wrap_async(name, move |store, params: P| {
+                // Resolved here, not in the future: the future then holds the resolution
+                // alone, not a second reference to the target as well.
+                let r = target.get_full();
+                Box::new(async move {
+                    let deadline = store.data().deadline;
+                    let r = r.map_err(wasmtime::Error::new)?;
+                    r.generation
+                        .invoke_typed_async::<P, R>(
+                            &r.func,
+                            params,
+                            Some(deadline),
+                            Some(&r.checked),
+                        )
+                        .await
+                        .map_err(wasmtime::Error::new)
+                })
             })
-        }),
+        }
     }
 }

@@ -125,7 +125,9 @@ pub async fn carry(old: &Arc<Generation>, new: &Arc<Generation>) -> Result<Optio
     let flavour = previous.flavour();
     let saved = match flavour {
         Flavour::Sync => previous.call(old.recipe(), &save, &[], None),
-        Flavour::Async => previous.call_async(old.recipe(), &save, &[], None).await,
+        Flavour::Async | Flavour::Concurrent => {
+            previous.call_async(old.recipe(), &save, &[], None).await
+        }
     };
     let state = match saved {
         Ok(mut results) if results.len() == 1 => results.remove(0),
@@ -145,12 +147,14 @@ pub async fn carry(old: &Arc<Generation>, new: &Arc<Generation>) -> Result<Optio
     let restored = async {
         let mut instance = match flavour {
             Flavour::Sync => LiveInstance::new(new.recipe(), None)?,
-            Flavour::Async => LiveInstance::new_async(new.recipe(), None).await?,
+            Flavour::Async | Flavour::Concurrent => {
+                LiveInstance::new_async(new.recipe(), None).await?
+            }
         };
         let args = [state];
         match flavour {
             Flavour::Sync => instance.call(new.recipe(), &restore, &args, None)?,
-            Flavour::Async => {
+            Flavour::Async | Flavour::Concurrent => {
                 instance
                     .call_async(new.recipe(), &restore, &args, None)
                     .await?

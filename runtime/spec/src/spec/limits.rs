@@ -54,6 +54,7 @@ impl Default for RestartPolicy {
 /// | `output` | 1 MiB | bytes of stdout and stderr one call may write; the rest is dropped and counted |
 /// | `files` | 256 | open host files, directories and sockets of one instance; more fail inside the guest |
 /// | `body` | 1 MiB | largest HTTP request body the module accepts when served; larger is answered 413 |
+/// | `concurrency` | 16 | calls running at once in one instance of a WASI 0.3 module (a WASI 0.2 instance runs one) |
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Limits {
@@ -75,6 +76,8 @@ pub struct Limits {
     pub files: u32,
     /// Largest HTTP request body, in bytes, when the module serves HTTP.
     pub body: u64,
+    /// Calls running at once in one instance of a WASI 0.3 module.
+    pub concurrency: usize,
 }
 
 impl Limits {
@@ -94,6 +97,10 @@ impl Limits {
     pub const DEFAULT_FILES: u32 = 256;
     /// Default `body`: 1 MiB.
     pub const DEFAULT_BODY: u64 = 1 << 20;
+    /// Default `concurrency`: 16, as `wasmtime serve` runs a WASI 0.3 instance.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
+    /// The most `concurrency` may be.
+    pub const MAX_CONCURRENCY: usize = 1024;
 }
 
 impl Default for Limits {
@@ -108,6 +115,7 @@ impl Default for Limits {
             output: Self::DEFAULT_OUTPUT,
             files: Self::DEFAULT_FILES,
             body: Self::DEFAULT_BODY,
+            concurrency: Self::DEFAULT_CONCURRENCY,
         }
     }
 }

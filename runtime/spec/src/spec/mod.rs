@@ -421,6 +421,13 @@ impl ModuleSpec {
         self
     }
 
+    /// How many calls one instance of a WASI 0.3 module runs at once (`limits.concurrency`,
+    /// default 16; a WASI 0.2 instance always runs one).
+    pub fn calls_per_instance(mut self, calls: usize) -> Self {
+        self.limits.concurrency = calls;
+        self
+    }
+
     /// Sets where the module's instances run ([`Placement`]).
     pub fn placement(mut self, placement: Placement) -> Self {
         self.placement = placement;

@@ -1,0 +1,288 @@
+//! Where the calls of a WASI 0.3 generation go: its instances, each driven by its own task
+//! (`driver.rs`) and running up to `limits.concurrency` calls at once.
+//!
+//! A call takes room in an instance that has some (the oldest first, so that load packs
+//! into few instances), else a slot of the module's pool for a new instance, else waits in
+//! the module's queue until its deadline. `instances` bounds the instances (shared with the
+//! module's other generations, as for WASI 0.2), `queue` the callers waiting.
+//!
+//! The executor is the generation's [`Transport`]: its calls are admitted, supervised and
+//! counted by the generation like any call, but take no pool slot per call.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use wasmtime::component::Val;
+
+use super::driver::{self, Driver, Job};
+use crate::error::{Error, ErrorKind, Result};
+use crate::instance::{Budget, LiveInstance, Recipe};
+use crate::pool::Pool;
+use crate::spec::Lifecycle;
+use crate::transport::{BoxFuture, PinnedSession, Transport};
+use crate::value::Function;
+
+/// The instances of one WASI 0.3 generation.
+pub struct Executor {
+    recipe: Arc<Recipe>,
+    pool: Arc<Pool>,
+    concurrency: usize,
+    /// Whether an instance takes more than one call over its life.
+    reuse: bool,
+    drivers: Mutex<Vec<Arc<Driver>>>,
+    /// The runtime the drivers run on (the one the app was loaded on).
+    handle: tokio::runtime::Handle,
+}
+
+/// A call's room in an instance; given back when dropped, as abandoned unless answered.
+pub struct Room {
+    pub driver: Arc<Driver>,
+    /// The call starts a busy period of the instance (arm its limits).
+    pub first: bool,
+    answered: bool,
+    pool: Arc<Pool>,
+}
+
+impl Room {
+    /// The call got its answer: the instance may take more calls.
+    pub fn answered(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.driver.release(!self.answered);
+        self.pool.notify_capacity();
+    }
+}
+
+impl Executor {
+    /// The executor of a generation whose instances are made from `recipe`; must be made
+    /// inside a tokio runtime (the drivers run on it).
+    pub fn new(recipe: Arc<Recipe>, pool: Arc<Pool>, lifecycle: Lifecycle) -> Result<Executor> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{}`: a WASI 0.3 module needs a tokio runtime to run on; load the app inside one",
+                    recipe.name
+                ),
+            )
+        })?;
+        Ok(Executor {
+            concurrency: recipe.limits.concurrency.max(1),
+            reuse: lifecycle == Lifecycle::Reuse,
+            recipe,
+            pool,
+            drivers: Mutex::new(Vec::new()),
+            handle,
+        })
+    }
+
+    fn drivers(&self) -> MutexGuard<'_, Vec<Arc<Driver>>> {
+        self.drivers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The recipe of the generation's instances.
+    pub fn recipe(&self) -> &Arc<Recipe> {
+        &self.recipe
+    }
+
+    /// Room for one call, waiting in the module's queue at most until `deadline`.
+    pub async fn admit(&self, deadline: Instant) -> Result<Room> {
+        let mut queued = None;
+        loop {
+            let notified = self.pool.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(room) = self.pick() {
+                return Ok(room);
+            }
+            if let Some(lease) = self.pool.try_acquire_owned() {
+                return self.launch(lease).await;
+            }
+            if queued.is_none() {
+                queued = Some(self.pool.enter_queue(&self.recipe.name)?);
+            }
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                return Err(Pool::timed_out(&self.recipe.name));
+            }
+        }
+    }
+
+    fn room(&self, driver: Arc<Driver>, first: bool) -> Room {
+        if !self.reuse {
+            driver.stop();
+        }
+        Room {
+            driver,
+            first,
+            answered: false,
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// Room in a running instance, the oldest first.
+    fn pick(&self) -> Option<Room> {
+        let mut drivers = self.drivers();
+        drivers.retain(|d| !d.ended());
+        let (driver, first) = drivers
+            .iter()
+            .find_map(|d| d.reserve(self.concurrency).map(|first| (d.clone(), first)))?;
+        drop(drivers);
+        Some(self.room(driver, first))
+    }
+
+    /// A new instance in the slot `lease`, and room in it.
+    async fn launch(&self, lease: crate::pool::Lease<Arc<Pool>>) -> Result<Room> {
+        let mut instance = LiveInstance::new_async(&self.recipe, None).await?;
+        let now = Instant::now();
+        let timeout = self.recipe.limits.timeout;
+        instance.arm(
+            &self.recipe,
+            Budget {
+                deadline: now + timeout,
+                time: timeout,
+            },
+        )?;
+        let driver = driver::start(
+            instance,
+            self.recipe.clone(),
+            lease,
+            self.pool.clone(),
+            &self.handle,
+        );
+        let first = driver.reserve(self.concurrency).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{}`: a new instance ended at once",
+                    self.recipe.name
+                ),
+            )
+        })?;
+        self.drivers().push(driver.clone());
+        Ok(self.room(driver, first))
+    }
+
+    /// Runs `job` in an instance with room and waits for its answer until `deadline`:
+    /// `Timeout` then, while the call goes on in the instance (which takes no more calls).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        job: impl FnOnce(bool, oneshot::Sender<Result<T>>) -> Job,
+    ) -> Result<T> {
+        let mut room = self.admit(deadline).await?;
+        let (tx, rx) = oneshot::channel();
+        room.driver.submit(job(room.first, tx))?;
+        match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(answer)) => {
+                room.answered();
+                answer
+            }
+            Ok(Err(_)) => {
+                room.answered();
+                Err(room.driver.failure(&self.recipe.name).await)
+            }
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        let name = &self.recipe.name;
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "module `{name}`: the call ran past its deadline (timeout {}); the call goes on in \
+                 its instance, which takes no more calls; raise [modules.{name}.limits] timeout if it needs longer",
+                humantime::format_duration(self.recipe.limits.timeout)
+            ),
+        )
+        .with_module(&**name)
+    }
+
+    /// Stops every instance taking calls: each ends when its calls are answered (the
+    /// generation was replaced).
+    pub fn stop_all(&self) {
+        for d in self.drivers().drain(..) {
+            d.stop();
+        }
+    }
+
+    /// Instances running, and calls in flight in them.
+    pub fn load(&self) -> (usize, usize) {
+        let drivers = self.drivers();
+        let running = drivers.iter().filter(|d| !d.ended()).count();
+        let calls = drivers.iter().map(|d| d.load().0).sum();
+        (running, calls)
+    }
+}
+
+impl Transport for Executor {
+    fn call(
+        &self,
+        func: &Function,
+        args: &[Val],
+        results: &mut [Val],
+        deadline: Instant,
+    ) -> Result<()> {
+        let name = &self.recipe.name;
+        if crate::block::on_current_thread_runtime() {
+            // The instance's driver runs on this thread's runtime, which cannot run while
+            // the thread waits for it.
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{name}` is a WASI 0.3 module, which cannot be called synchronously from \
+                     a single-threaded tokio runtime; call it with App::call, or use a multi-threaded runtime"
+                ),
+            )
+            .with_module(&**name));
+        }
+        // The call answers by its deadline; the margin only guards against a lost wake-up.
+        let margin = deadline + std::time::Duration::from_secs(1);
+        crate::block::block_on(self.call_async(func, args, results, deadline), Some(margin))
+            .unwrap_or_else(|| Err(self.timed_out()))
+    }
+
+    fn call_async<'a>(
+        &'a self,
+        func: &'a Function,
+        args: &'a [Val],
+        results: &'a mut [Val],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let call = super::call::Call::new(&self.recipe, func, args, deadline);
+            let answer = self.run(deadline, |first, tx| call.job(first, tx)).await?;
+            for (slot, v) in results.iter_mut().zip(answer) {
+                *slot = v;
+            }
+            Ok(())
+        })
+    }
+
+    fn session(self: Arc<Self>) -> Result<Box<dyn PinnedSession>> {
+        let name = &self.recipe.name;
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "module `{name}` is a WASI 0.3 module: links that carry resources to it are not supported yet"
+            ),
+        )
+        .with_module(&**name))
+    }
+
+    fn superseded(&self) {
+        self.stop_all();
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
