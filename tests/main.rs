@@ -20,6 +20,7 @@ mod keyvalue;
 mod limits;
 mod links;
 mod net;
+mod p3;
 mod placement;
 mod plugins;
 mod pools;

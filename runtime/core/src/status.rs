@@ -59,8 +59,15 @@ impl App {
             .modules
             .iter()
             .map(|(name, m)| {
-                let (busy, waiting, idle) = m.pool.load();
+                let (mut busy, waiting, mut idle) = m.pool.load();
                 let current = m.current_full();
+                // A WASI 0.3 instance holds its slot while it lives: it is idle when it runs
+                // no call.
+                if let Some(x) = current.executor() {
+                    let waiting_for_calls = x.idle_instances().min(busy);
+                    busy -= waiting_for_calls;
+                    idle += waiting_for_calls;
+                }
                 let (health, recent_failures) = current.supervisor.health();
                 let h = m.history();
                 let state = match h.probation_until {

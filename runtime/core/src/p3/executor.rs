@@ -167,6 +167,8 @@ impl Executor {
             )
         })?;
         self.drivers().push(driver.clone());
+        // Callers that waited while it was made may fit in it.
+        self.pool.notify_capacity();
         Ok(self.room(driver, first))
     }
 
@@ -214,12 +216,12 @@ impl Executor {
         }
     }
 
-    /// Instances running, and calls in flight in them.
-    pub fn load(&self) -> (usize, usize) {
-        let drivers = self.drivers();
-        let running = drivers.iter().filter(|d| !d.ended()).count();
-        let calls = drivers.iter().map(|d| d.load().0).sum();
-        (running, calls)
+    /// Instances that run no call and take calls.
+    pub fn idle_instances(&self) -> usize {
+        self.drivers()
+            .iter()
+            .filter(|d| d.load() == (0, true))
+            .count()
     }
 }
 
@@ -246,6 +248,8 @@ impl Transport for Executor {
         }
         // The call answers by its deadline; the margin only guards against a lost wake-up.
         let margin = deadline + std::time::Duration::from_secs(1);
+        // The call's timers belong to the runtime the drivers run on.
+        let _runtime = self.handle.enter();
         crate::block::block_on(self.call_async(func, args, results, deadline), Some(margin))
             .unwrap_or_else(|| Err(self.timed_out()))
     }
@@ -276,6 +280,11 @@ impl Transport for Executor {
             ),
         )
         .with_module(&**name))
+    }
+
+    /// The instances hold the slots, each serving many calls.
+    fn slot_per_call(&self) -> bool {
+        false
     }
 
     fn superseded(&self) {

@@ -1,0 +1,95 @@
+//! Calls of WASI 0.3 exports: the async ABI, many calls in one instance, a deadline per call.
+
+use std::time::Duration;
+
+use membrane::{ErrorKind, Val};
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_export_answers() {
+    let app = p3_app(guests::P3_LIB, |m| m).await;
+    let out = calc(&app, "add", &[Val::U32(2), Val::U32(40)]).await.unwrap();
+    assert_eq!(out, vec![Val::U32(42)]);
+    let out = calc(&app, "upper", &[Val::String("héllo".into())]).await.unwrap();
+    assert_eq!(out, vec![Val::String("HÉLLO".into())]);
+    // A plain (synchronous) export of the same component.
+    let out = app
+        .call("m", "membrane:p3lib/sync-calc@0.1.0#double", &[Val::U32(21)])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Val::U32(42)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_waiting_calls_share_one_instance() {
+    let app = p3_app(guests::P3_LIB, |m| m.concurrency(1, 64)).await;
+    let calls = (0..16).map(|_| calc(&app, "sleep", &[Val::U32(300)]));
+    let out = futures_util::future::join_all(calls).await;
+    for o in out {
+        assert_eq!(o.unwrap(), vec![Val::U32(300)]);
+    }
+    let m = &app.status()["m"];
+    assert_eq!(m.busy + m.idle, 1, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_times_out_while_its_neighbours_finish() {
+    let app = p3_app(guests::P3_LIB, |m| {
+        m.concurrency(1, 64).timeout(Duration::from_millis(500))
+    })
+    .await;
+    let slow = calc(&app, "sleep", &[Val::U32(5_000)]);
+    let quick = async {
+        // Started after the slow one, on the same instance.
+        tokio::task::yield_now().await;
+        calc(&app, "sleep", &[Val::U32(50)]).await
+    };
+    let (slow, quick) = tokio::join!(slow, quick);
+    assert_eq!(quick.unwrap(), vec![Val::U32(50)]);
+    let e = slow.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.module(), Some("m"));
+    // The instance took no more calls: the next call runs on a new one and answers.
+    let out = calc(&app, "add", &[Val::U32(1), Val::U32(1)]).await.unwrap();
+    assert_eq!(out, vec![Val::U32(2)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_loop_ends_its_instance_and_its_neighbours_fail_typed() {
+    let app = p3_app(guests::P3_LIB, |m| {
+        m.concurrency(1, 64).timeout(Duration::from_millis(300))
+    })
+    .await;
+    // Would answer after 100 ms, but the loop holds the instance from then on.
+    let neighbour = calc(&app, "sleep", &[Val::U32(100)]);
+    let spin = async {
+        tokio::task::yield_now().await;
+        calc(&app, "spin", &[]).await
+    };
+    let (neighbour, spin) = tokio::join!(neighbour, spin);
+    let e = spin.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let e = neighbour.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
+        "{e}"
+    );
+    // The module still serves.
+    let out = calc(&app, "add", &[Val::U32(1), Val::U32(2)]).await.unwrap();
+    assert_eq!(out, vec![Val::U32(3)]);
+}
+
+#[test]
+fn a_blocking_call_reaches_a_p3_module() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = rt.block_on(p3_app(guests::P3_LIB, |m| m));
+    let out = app
+        .call_blocking("m", &format!("{CALC}#add"), &[Val::U32(5), Val::U32(6)])
+        .unwrap();
+    assert_eq!(out, vec![Val::U32(11)]);
+}
