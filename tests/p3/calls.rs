@@ -9,13 +9,21 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_async_export_answers() {
     let app = p3_app(guests::P3_LIB, |m| m).await;
-    let out = calc(&app, "add", &[Val::U32(2), Val::U32(40)]).await.unwrap();
+    let out = calc(&app, "add", &[Val::U32(2), Val::U32(40)])
+        .await
+        .unwrap();
     assert_eq!(out, vec![Val::U32(42)]);
-    let out = calc(&app, "upper", &[Val::String("héllo".into())]).await.unwrap();
+    let out = calc(&app, "upper", &[Val::String("héllo".into())])
+        .await
+        .unwrap();
     assert_eq!(out, vec![Val::String("HÉLLO".into())]);
     // A plain (synchronous) export of the same component.
     let out = app
-        .call("m", "membrane:p3lib/sync-calc@0.1.0#double", &[Val::U32(21)])
+        .call(
+            "m",
+            "membrane:p3lib/sync-calc@0.1.0#double",
+            &[Val::U32(21)],
+        )
         .await
         .unwrap();
     assert_eq!(out, vec![Val::U32(42)]);
@@ -51,7 +59,9 @@ async fn a_slow_call_times_out_while_its_neighbours_finish() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.module(), Some("m"));
     // The instance took no more calls: the next call runs on a new one and answers.
-    let out = calc(&app, "add", &[Val::U32(1), Val::U32(1)]).await.unwrap();
+    let out = calc(&app, "add", &[Val::U32(1), Val::U32(1)])
+        .await
+        .unwrap();
     assert_eq!(out, vec![Val::U32(2)]);
 }
 
@@ -76,7 +86,9 @@ async fn a_cpu_loop_ends_its_instance_and_its_neighbours_fail_typed() {
         "{e}"
     );
     // The module still serves.
-    let out = calc(&app, "add", &[Val::U32(1), Val::U32(2)]).await.unwrap();
+    let out = calc(&app, "add", &[Val::U32(1), Val::U32(2)])
+        .await
+        .unwrap();
     assert_eq!(out, vec![Val::U32(3)]);
 }
 

@@ -3,7 +3,7 @@
 pub mod browser;
 pub mod cli;
 mod headers;
-mod limits;
+pub mod limits;
 mod observe;
 mod outbound;
 mod page;

@@ -47,8 +47,19 @@ use crate::generation::Generation;
 use crate::instance::{Budget, LiveInstance, Recipe};
 use crate::value::Function;
 
-/// The export a routed module must have.
+/// The export a routed WASI 0.2 module must have.
 pub const HANDLER: &str = "wasi:http/incoming-handler#handle";
+
+/// The export a routed WASI 0.3 module must have.
+pub const HANDLER_P3: &str = "wasi:http/handler#handle";
+
+/// The handler export of a generation: by the WASI it is built for.
+pub fn handler_of(generation: &Generation) -> &'static str {
+    match generation.recipe().wasi {
+        crate::p3::Wasi::P2 => HANDLER,
+        crate::p3::Wasi::P3 => HANDLER_P3,
+    }
+}
 
 type HandleParams = (
     Resource<HostIncomingRequest>,
@@ -56,7 +67,10 @@ type HandleParams = (
 );
 
 /// Why a component cannot serve HTTP, if it cannot.
-pub fn check_handler(exports: &Exports) -> std::result::Result<(), String> {
+pub fn check_handler(exports: &Exports, wasi: crate::p3::Wasi) -> std::result::Result<(), String> {
+    if wasi == crate::p3::Wasi::P3 {
+        return crate::p3::http::check_handler(exports);
+    }
     let f = exports
         .function(HANDLER)
         .map_err(|_| "it does not export wasi:http/incoming-handler".to_string())?;
@@ -90,8 +104,8 @@ pub enum Failure {
         /// The module's limit.
         limit: u64,
     },
-    /// The guest answered with an error code instead of a response.
-    Guest(ErrorCode),
+    /// The guest answered with an error code instead of a response (the code, as text).
+    Guest(String),
 }
 
 /// Gives a request to `module`'s `handler` (in the generation that is current) (its [`HANDLER`] export) and waits for the
@@ -114,13 +128,11 @@ pub async fn serve(
     if declared.is_some_and(|n| n > limit) {
         return Err(Failure::BodyTooLarge { limit });
     }
+    if module.recipe().wasi == crate::p3::Wasi::P3 {
+        return crate::p3::http::serve(module, func, req).await;
+    }
     let tripwire = Arc::new(Tripwire::default());
-    let req = req.map(|body| LimitedBody {
-        inner: body,
-        left: limit,
-        limit,
-        tripwire: tripwire.clone(),
-    });
+    let req = req.map(|body| LimitedBody::new(body, limit, tripwire.clone()));
     let deadline = Instant::now() + limits.timeout;
     let (tx, mut rx) = oneshot::channel();
     let (ended_tx, ended_rx) = oneshot::channel();
@@ -149,7 +161,7 @@ pub async fn serve(
                     .boxed_unsync()
                 }))
             }
-            Ok(Err(code)) => Err(Failure::Guest(code)),
+            Ok(Err(code)) => Err(Failure::Guest(format!("{code:?}"))),
             // The guest's task ended without answering: its outcome says why.
             Err(_) => Err(ended(task.join(deadline).await, &module)),
         },
@@ -266,7 +278,7 @@ impl LiveInstance {
 /// that traps or times out after the head has its body end in an error (wasi-http would
 /// end it as if complete), so the server aborts the connection rather than pass a
 /// truncated body off as whole.
-struct Completed {
+pub(crate) struct Completed {
     inner: HyperOutgoingBody,
     /// Whether the handler's call succeeded; sent when it ends.
     ended: Option<oneshot::Receiver<bool>>,
@@ -313,7 +325,7 @@ impl Body for Completed {
 }
 
 /// Removes the spaces and tabs around each value of a guest's fields; keeps the rest.
-fn trim_values(fields: &mut http::HeaderMap) {
+pub(crate) fn trim_values(fields: &mut http::HeaderMap) {
     let space = |b: &u8| matches!(b, b' ' | b'\t');
     for value in fields.values_mut() {
         let bytes = value.as_bytes();
@@ -335,17 +347,29 @@ fn trim_values(fields: &mut http::HeaderMap) {
 
 /// Set when a streamed body passes its limit.
 #[derive(Default)]
-struct Tripwire {
-    tripped: AtomicBool,
-    notify: Notify,
+pub(crate) struct Tripwire {
+    pub(crate) tripped: AtomicBool,
+    pub(crate) notify: Notify,
 }
 
 /// A request body that fails, and trips its wire, once it passes `limit` bytes.
-struct LimitedBody {
+pub(crate) struct LimitedBody {
     inner: hyper::body::Incoming,
     left: u64,
     limit: u64,
     tripwire: Arc<Tripwire>,
+}
+
+impl LimitedBody {
+    /// `inner`, failing once it passes `limit` bytes (and tripping `tripwire`).
+    pub(crate) fn new(inner: hyper::body::Incoming, limit: u64, tripwire: Arc<Tripwire>) -> Self {
+        LimitedBody {
+            inner,
+            left: limit,
+            limit,
+            tripwire,
+        }
+    }
 }
 
 impl Body for LimitedBody {

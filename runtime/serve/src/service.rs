@@ -62,7 +62,9 @@ impl Router {
     pub(crate) fn new(app: App, http: HttpSpec) -> Result<Router> {
         let mut routes = BTreeMap::new();
         for (prefix, module) in &http.routes {
-            let handler = Target::new(app.module_arc(module)?, incoming::HANDLER)?;
+            let m = app.module_arc(module)?;
+            let handler_name = incoming::handler_of(&m.current());
+            let handler = Target::new(m, handler_name)?;
             let metrics = app.metrics().route(prefix);
             routes.insert(prefix.clone(), Route { handler, metrics });
         }
@@ -157,7 +159,7 @@ impl Router {
                 tracing::warn!(
                     target: "membrane::http",
                     module,
-                    code = %crate::sanitize::escape(&format!("{code:?}")),
+                    code = %crate::sanitize::escape(&code),
                     "the handler answered with an error code: 500"
                 );
                 text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")

@@ -134,6 +134,11 @@ impl Driver {
         (s.in_flight, !s.stopped && s.ended.is_none())
     }
 
+    /// Whether the driver ended because its Store failed.
+    pub fn failed(&self) -> bool {
+        matches!(self.lock().ended, Some(Err(_)))
+    }
+
     /// Whether the driver ended.
     pub fn ended(&self) -> bool {
         self.lock().ended.is_some()
@@ -238,10 +243,11 @@ async fn drive(
     if let Err((e, _)) = &end {
         tracing::debug!(target: "membrane::call", module = %recipe.name, error = %e, "a WASI 0.3 instance failed");
     }
-    // The Store goes first: what the guest held is released before the slot is.
-    drop(instance);
+    // How it ended is known before the Store goes (a response body cut short by the drop
+    // must find the failure), and the Store goes before the slot.
     d.lock().ended = Some(end);
     d.ended.notify_waiters();
+    drop(instance);
     drop(lease);
     pool.notify_capacity();
 }

@@ -21,5 +21,6 @@ pub mod detect;
 pub mod driver;
 pub mod engine;
 pub mod executor;
+pub mod http;
 
 pub use detect::Wasi;
