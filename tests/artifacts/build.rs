@@ -61,6 +61,7 @@ const GUESTS: &[&str] = &[
     "p2_calc_user",
     "p2_plain_calc",
     "p3_plain_user",
+    "p3_plain_calc",
 ];
 
 /// Guests of the `guests/` workspace whose source lives elsewhere (with their example),

@@ -1,6 +1,6 @@
 //! A p2 importer of `membrane:p3lib/plain-calc`: its plain `plain-user` exports call the
-//! import, which a host may link to a p2 provider (p2_plain_calc) or to the async twin
-//! `async-plain` of a p3 provider (p3_lib).
+//! import, which a host may link to a p2 provider (p2_plain_calc) or to a p3 provider of the
+//! same interface with async functions (p3_plain_calc).
 
 wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p2-calc-user" });
 

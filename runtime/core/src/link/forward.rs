@@ -96,21 +96,22 @@ pub fn define(
                             .invoke_into(&r.func, params, results, Some(deadline))
                             .map_err(wasmtime::Error::new)
                     }),
-                    // A WASI 0.3 importer: the call waits without holding the importer's
-                    // Store, so its other calls go on meanwhile.
-                    Flavour::Concurrent => {
+                    // A WASI 0.3 importer's `async func` import: the call waits without
+                    // holding the importer's Store, so its other calls go on meanwhile.
+                    Flavour::Concurrent if f.is_async => {
                         inst.func_new_concurrent(&f.name, move |acc, _ty, params, results| {
                             let deadline = acc.with(|mut s| {
                                 crate::p3::deadlines::running_deadline(&mut s.as_context_mut())
                             });
-                            let r = target.get_full();
-                            Box::pin(async move {
-                                let r = r.map_err(wasmtime::Error::new)?;
-                                r.generation
-                                    .invoke_into_async(&r.func, params, results, Some(deadline))
-                                    .await
-                                    .map_err(wasmtime::Error::new)
-                            })
+                            Box::pin(forward(target.get_full(), params, results, deadline))
+                        })
+                    }
+                    // Its plain import: the guest waits (wasmtime requires it), its other
+                    // calls wait too.
+                    Flavour::Concurrent => {
+                        inst.func_new_async(&f.name, move |mut store, _ty, params, results| {
+                            let deadline = crate::p3::deadlines::running_deadline(&mut store);
+                            Box::new(forward(target.get_full(), params, results, deadline))
                         })
                     }
                     Flavour::Async => {
@@ -197,6 +198,20 @@ pub fn define(
             Ok(())
         }
     }
+}
+
+/// A WASI 0.3 importer's linked call, within the deadline of the importer's call that made it.
+async fn forward(
+    r: Result<Arc<crate::module::Resolved>>,
+    params: &[Val],
+    results: &mut [Val],
+    deadline: std::time::Instant,
+) -> wasmtime::Result<()> {
+    let r = r.map_err(wasmtime::Error::new)?;
+    r.generation
+        .invoke_into_async(&r.func, params, results, Some(deadline))
+        .await
+        .map_err(wasmtime::Error::new)
 }
 
 /// One function of a link with resources: the call goes to the importer instance's session.

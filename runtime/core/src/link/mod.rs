@@ -253,6 +253,22 @@ fn module_link(
             );
             continue;
         };
+        if wf
+            .params()
+            .map(|(_, t)| t)
+            .chain(wf.results())
+            .any(|t| typecheck::has_async_values(&t))
+        {
+            errors.push(
+                Error::link(format!(
+                    "{at}: it passes a stream, future or error-context, which cannot cross a link between \
+                     modules yet (each lives in one instance); pass the data as a list<u8> or string, \
+                     or keep both sides in one module"
+                ))
+                .with_export(format!("{import}#{fname}")),
+            );
+            continue;
+        }
         if let Some(why) = compare_funcs(&wf, &gf, &sides, provider) {
             errors
                 .push(Error::link(format!("{at}: {why}")).with_export(format!("{import}#{fname}")));
@@ -263,6 +279,7 @@ fn module_link(
             params: wf.params().map(|(_, t)| t).collect(),
             results: wf.results().collect(),
             resources: shared_res.clone(),
+            is_async: wf.async_(),
         });
     }
     if !errors.is_empty() {
@@ -392,6 +409,7 @@ fn host_link(
                     params: wf.params().map(|(_, t)| t).collect(),
                     results: wf.results().collect(),
                     resources: Arc::new(Vec::new()),
+                    is_async: wf.async_(),
                 });
             }
             ComponentItem::Resource(_) => {

@@ -30,6 +30,10 @@ pub struct LinkedFunc {
     pub results: Vec<Type>,
     /// The importer's resource types by name, to read `results`.
     pub resources: Arc<Vec<(String, wasmtime::component::ResourceType)>>,
+    /// Whether the importer imports it as an `async func` (a WASI 0.3 importer's forwarder
+    /// then waits without holding the importer's Store; for a plain function wasmtime
+    /// requires the guest to block while it runs).
+    pub is_async: bool,
 }
 
 /// What a loaded app's links look like, for `membrane graph` and for embedders.

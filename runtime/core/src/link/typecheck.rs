@@ -175,3 +175,23 @@ pub fn has_resources(ty: &Type) -> bool {
         _ => false,
     }
 }
+
+/// Whether a type holds a stream, a future or an error-context anywhere inside it: values
+/// that live in one instance's Store and cannot be copied to another's as they are.
+pub fn has_async_values(ty: &Type) -> bool {
+    match ty {
+        Type::Stream(_) | Type::Future(_) | Type::ErrorContext => true,
+        Type::List(l) => has_async_values(&l.ty()),
+        Type::Option(o) => has_async_values(&o.ty()),
+        Type::Result(r) => {
+            r.ok().is_some_and(|t| has_async_values(&t))
+                || r.err().is_some_and(|t| has_async_values(&t))
+        }
+        Type::Tuple(t) => t.types().any(|t| has_async_values(&t)),
+        Type::Record(r) => r.fields().any(|f| has_async_values(&f.ty)),
+        Type::Variant(v) => v
+            .cases()
+            .any(|c| c.ty.is_some_and(|t| has_async_values(&t))),
+        _ => false,
+    }
+}
