@@ -2,6 +2,8 @@
 //! deadline per call, links between 0.3 and 0.2 modules, grants, upgrade and serving.
 
 mod calls;
+mod grants;
+mod life;
 mod links;
 mod serving;
 

@@ -134,6 +134,28 @@ pub async fn check_upgrade(
     let compile = started.elapsed();
     check_overlaps_whole(live, &specs, &compiled, &mut problems);
     pipeline::check_compiled(live.http, &compiled, &mut problems);
+    for (name, c) in &compiled {
+        let Some(m) = live.modules.get(name) else {
+            continue;
+        };
+        let was = m.current().recipe().wasi;
+        if was != c.wasi {
+            problems.push(
+                Error::new(
+                    ErrorKind::Manifest,
+                    format!(
+                        "module `{name}`: the upgrade changes it from a {} to a {} component, which a \
+                         live upgrade cannot do (its callers' links and routes were built for how it \
+                         runs); restart the app to change it",
+                        was.as_str(),
+                        c.wasi.as_str()
+                    ),
+                )
+                .with_module(name.as_str())
+                .with_key(format!("modules.{name}.component")),
+            );
+        }
+    }
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))
