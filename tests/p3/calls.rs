@@ -105,3 +105,41 @@ fn a_blocking_call_reaches_a_p3_module() {
         .unwrap();
     assert_eq!(out, vec![Val::U32(11)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_p3_module_cannot_have_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, membrane::ModuleSpec)> = vec![
+        (
+            "modules.m.limits.fuel",
+            membrane::ModuleSpec::from_file(guests::P3_LIB).fuel(1_000_000),
+        ),
+        (
+            "modules.m.grants.dirs[0].quota",
+            membrane::ModuleSpec::from_file(guests::P3_LIB)
+                .dir(dir.path(), "/data", membrane::DirMode::ReadWrite)
+                .quota("/data", Some(1 << 20), None),
+        ),
+        (
+            "modules.m.placement",
+            membrane::ModuleSpec::from_file(guests::P3_LIB).placement(membrane::Placement::Process),
+        ),
+        (
+            "modules.m.limits.concurrency",
+            membrane::ModuleSpec::from_file(guests::P3_LIB).calls_per_instance(0),
+        ),
+    ];
+    let mut config = config();
+    config.fuel = true;
+    config.worker_program = Some(env!("CARGO_BIN_EXE_membrane").into());
+    let rt = membrane::Runtime::new(config).unwrap();
+    for (key, m) in cases {
+        let Err(e) = rt.load_spec(membrane::AppSpec::new().module("m", m)).await else {
+            panic!("{key}: the app loaded");
+        };
+        let found = std::iter::once(&e)
+            .chain(e.problems())
+            .any(|p| p.key() == Some(key));
+        assert!(found, "{key}: {e:?}");
+    }
+}
