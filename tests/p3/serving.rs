@@ -177,3 +177,32 @@ async fn a_client_that_goes_away_frees_its_room() {
     let r = get(s.addr, "/").await;
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_p3_example_serves_sixteen_requests_in_one_instance() {
+    let root = crate::common::repo_root();
+    let text = std::fs::read_to_string(root.join("examples/p3/membrane.toml")).unwrap();
+    let text = text.replace(
+        "../../guests/target/wasm32-wasip2/release/p3_http_probe.wasm",
+        guests::P3_HTTP_PROBE,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::common::write_manifest(dir.path(), &text);
+    let m = membrane::Manifest::from_file(&manifest).unwrap();
+    assert_eq!(m.app.modules["service"].limits.concurrency, 16);
+    let app = runtime().load_spec(m.app).await.unwrap();
+    let s = crate::serve::serve_app(app).await;
+    let replies =
+        futures_util::future::join_all((0..16).map(|_| get(s.addr, "/inflight?ms=300"))).await;
+    let most = replies
+        .iter()
+        .map(|r| r.body.trim().parse::<u32>().unwrap())
+        .max();
+    assert_eq!(most, Some(16));
+    let st = &s.app.status()["service"];
+    assert_eq!((st.busy, st.idle), (0, 1), "{st:?}");
+    let r = send(s.addr, request("POST", "/echo", "stream me"))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "stream me"));
+}
