@@ -89,3 +89,27 @@ async fn outbound_http_needs_its_grant() {
     let r = get(granted.addr, &format!("/fetch?url={url}")).await;
     assert_eq!((r.status, r.body.trim()), (200, "200"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_holds_at_most_its_files_in_host_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let s = probe_with(|m| {
+        m.dir(dir.path(), "/data", DirMode::ReadOnly)
+            .files(16)
+            .calls_per_instance(1)
+    })
+    .await;
+    let r = get(s.addr, "/open-many?path=/data/f&n=10").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "10 ok\n"));
+    // files (16) + 64 per call: far fewer than 1,000 descriptors.
+    let r = get(s.addr, "/open-many?path=/data/f&n=1000").await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let metrics = s.app.metrics_text();
+    assert!(
+        metrics.contains("outcome=\"files-limit\""),
+        "the failure is counted as FilesLimit: {metrics}"
+    );
+    let r = get(s.addr, "/").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+}

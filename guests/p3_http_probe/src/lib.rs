@@ -64,6 +64,7 @@ impl wasip3::exports::http::handler::Guest for Probe {
             "/inflight" => inflight(arg("ms")).await,
             "/env" => env(arg("name")),
             "/file" => file(arg("path")).await,
+            "/open-many" => open_many(arg("path"), arg("n")).await,
             "/connect" => connect(arg("addr")).await,
             "/fetch" => fetch(arg("url")).await,
             _ => text(404, "not found\n"),
@@ -175,6 +176,37 @@ async fn file(path: Option<String>) -> Answer {
         Ok(()) => text(200, contents),
         Err(e) => text(403, code_name(&e)),
     }
+}
+
+/// Opens `path` `n` times and keeps every descriptor until the end: answers how many opens
+/// succeeded and, when one failed, its error code (for the test of `limits.files`).
+async fn open_many(path: Option<String>, n: Option<String>) -> Answer {
+    let path = path.unwrap_or_default();
+    let Some(n) = n.and_then(|n| n.parse::<u32>().ok()) else {
+        return text(400, "n=COUNT expected\n");
+    };
+    let preopen = wasip3::filesystem::preopens::get_directories()
+        .into_iter()
+        .find_map(|(dir, guest)| Some((dir, relative(&path, &guest)?)));
+    let Some((dir, rel)) = preopen else {
+        return text(403, "no-preopen\n");
+    };
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let opened = dir
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                rel.clone(),
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
+            .await;
+        match opened {
+            Ok(d) => held.push(d),
+            Err(e) => return text(200, format!("{} {}", held.len(), code_name(&e))),
+        }
+    }
+    text(200, format!("{} ok\n", held.len()))
 }
 
 async fn connect(addr: Option<String>) -> Answer {

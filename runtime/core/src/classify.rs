@@ -78,6 +78,22 @@ pub fn classify(
         ))
         .with_source(err);
     }
+    let full = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    });
+    if full {
+        return with_names(Error::new(
+            ErrorKind::FilesLimit,
+            format!(
+                "module `{name}`: {what} holds as many host handles (files, sockets, streams) as an \
+                 instance may; raise [modules.{name}.limits] files if it needs more open at once"
+            ),
+        ))
+        .with_source(err);
+    }
     let trap = err.downcast_ref::<Trap>().copied();
     let cx = BlameCx {
         module: name,

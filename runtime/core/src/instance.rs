@@ -296,9 +296,13 @@ impl LiveInstance {
             metrics: &recipe.metrics,
         };
         let wasi = recipe.policy.wasi_ctx(&cx)?;
+        let mut table = ResourceTable::new();
+        if flavour == Flavour::Concurrent {
+            table.set_max_capacity(crate::p3::handle_cap(&recipe.limits));
+        }
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             slots,
             deadline: Instant::now() + recipe.limits.timeout,
             tasks: HashMap::new(),

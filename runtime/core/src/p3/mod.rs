@@ -24,3 +24,15 @@ pub mod executor;
 pub mod http;
 
 pub use detect::Wasi;
+
+/// Host handles one call of a WASI 0.3 instance may hold besides its files (requests,
+/// responses, fields, streams, sockets, descriptors).
+pub const HANDLES_PER_CALL: usize = 64;
+
+/// The host handles one WASI 0.3 instance may hold at once: `limits.files` plus
+/// [`HANDLES_PER_CALL`] per call it runs at once. The 0.3 filesystem and socket functions
+/// are not wrapped to count descriptors as the 0.2 ones are, so `files` bounds them through
+/// the instance's whole handle table; past it the guest's call traps (`FilesLimit`).
+pub fn handle_cap(limits: &crate::spec::Limits) -> usize {
+    (limits.files as usize).saturating_add(HANDLES_PER_CALL.saturating_mul(limits.concurrency))
+}
