@@ -143,3 +143,13 @@ async fn what_a_p3_module_cannot_have_is_refused_at_load() {
         assert!(found, "{key}: {e:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_handle_to_a_p3_module_is_refused_with_the_way_to_call_it() {
+    let app = p3_app(guests::P3_LIB, |m| m).await;
+    let Err(e) = app.typed::<(u32, u32), (u32,)>("m", &format!("{CALC}#add")) else {
+        panic!("a typed handle to a WASI 0.3 module was made");
+    };
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("App::call"), "{e}");
+}
