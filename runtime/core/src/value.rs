@@ -170,6 +170,15 @@ pub fn type_name(ty: &Type) -> String {
         Type::Flags(f) => format!("flags {{ {} }}", f.names().collect::<Vec<_>>().join(", ")),
         Type::Own(_) => "own<resource>".into(),
         Type::Borrow(_) => "borrow<resource>".into(),
+        Type::Stream(t) => match t.ty() {
+            Some(t) => format!("stream<{}>", type_name(&t)),
+            None => "stream".into(),
+        },
+        Type::Future(t) => match t.ty() {
+            Some(t) => format!("future<{}>", type_name(&t)),
+            None => "future".into(),
+        },
+        Type::ErrorContext => "error-context".into(),
         other => format!("{other:?}"),
     }
 }

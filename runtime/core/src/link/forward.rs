@@ -99,11 +99,41 @@ pub fn define(
                     // A WASI 0.3 importer's `async func` import: the call waits without
                     // holding the importer's Store, so its other calls go on meanwhile.
                     Flavour::Concurrent if f.is_async => {
+                        let streams = Arc::new((
+                            crate::p3::pipe::positions(&f.params),
+                            crate::p3::pipe::positions(&f.results),
+                        ));
                         inst.func_new_concurrent(&f.name, move |acc, _ty, params, results| {
                             let deadline = acc.with(|mut s| {
                                 crate::p3::deadlines::running_deadline(&mut s.as_context_mut())
                             });
-                            Box::pin(forward(target.get_full(), params, results, deadline))
+                            let streams = streams.clone();
+                            // `stream<u8>` arguments leave the importer's Store as pipes...
+                            let piped = (!streams.0.is_empty()).then(|| {
+                                let mut vals = params.to_vec();
+                                acc.with(|mut s| {
+                                    crate::p3::pipe::take_all(&mut s, &streams.0, &mut vals)
+                                })
+                                .map(|()| {
+                                    crate::p3::pipe::Tickets {
+                                        vals,
+                                        at: streams.0.clone(),
+                                    }
+                                })
+                            });
+                            let r = target.get_full();
+                            Box::pin(async move {
+                                let piped = piped.transpose()?;
+                                let args = piped.as_ref().map_or(params, |t| &t.vals[..]);
+                                forward(r, args, results, deadline).await?;
+                                // ...and returned ones come back into it.
+                                if !streams.1.is_empty() {
+                                    acc.with(|mut s| {
+                                        crate::p3::pipe::give_all(&mut s, &streams.1, results)
+                                    })?;
+                                }
+                                Ok(())
+                            })
                         })
                     }
                     // Its plain import: the guest waits (wasmtime requires it), its other

@@ -253,20 +253,9 @@ fn module_link(
             );
             continue;
         };
-        if wf
-            .params()
-            .map(|(_, t)| t)
-            .chain(wf.results())
-            .any(|t| typecheck::has_async_values(&t))
-        {
-            errors.push(
-                Error::link(format!(
-                    "{at}: it passes a stream, future or error-context, which cannot cross a link between \
-                     modules yet (each lives in one instance); pass the data as a list<u8> or string, \
-                     or keep both sides in one module"
-                ))
-                .with_export(format!("{import}#{fname}")),
-            );
+        if let Some(why) = async_values(&wf) {
+            errors
+                .push(Error::link(format!("{at}: {why}")).with_export(format!("{import}#{fname}")));
             continue;
         }
         if let Some(why) = compare_funcs(&wf, &gf, &sides, provider) {
@@ -295,6 +284,32 @@ fn module_link(
 }
 
 /// Compares one function; `None` when the provider's matches the importer's.
+/// Why a function's streams, futures or error-contexts cannot cross a link, if they cannot:
+/// only `stream<u8>` parameters and results of an `async func` do (`p3/pipe.rs`).
+fn async_values(f: &wasmtime::component::types::ComponentFunc) -> Option<String> {
+    let types: Vec<Type> = f.params().map(|(_, t)| t).chain(f.results()).collect();
+    let streams = types
+        .iter()
+        .filter(|t| crate::p3::pipe::is_byte_stream(t))
+        .count();
+    let other = types
+        .iter()
+        .any(|t| !crate::p3::pipe::is_byte_stream(t) && typecheck::has_async_values(t));
+    if other {
+        return Some(
+            "it passes a future, an error-context, a stream of other than u8, or a stream inside \
+             another value, which cannot cross a link between modules yet (each lives in one \
+             instance); only stream<u8> parameters and results can, or pass the data as a list<u8>"
+                .to_string(),
+        );
+    }
+    (streams > 0 && !f.async_()).then(|| {
+        "it passes a stream<u8> but is not an `async func`: a stream crosses a link only in an \
+         async function (the importer's other calls must go on while it flows)"
+            .to_string()
+    })
+}
+
 fn compare_funcs(
     want: &wasmtime::component::types::ComponentFunc,
     got: &wasmtime::component::types::ComponentFunc,

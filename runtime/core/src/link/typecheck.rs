@@ -103,6 +103,9 @@ pub fn compare(want: &Type, got: &Type, sides: &Sides<'_>) -> Result<(), Differe
             }
             Ok(())
         }
+        (Type::Stream(a), Type::Stream(b)) => compare_opt(a.ty(), b.ty(), sides),
+        (Type::Future(a), Type::Future(b)) => compare_opt(a.ty(), b.ty(), sides),
+        (Type::ErrorContext, Type::ErrorContext) => Ok(()),
         (Type::Enum(a), Type::Enum(b)) if a.names().eq(b.names()) => Ok(()),
         (Type::Flags(a), Type::Flags(b)) if a.names().eq(b.names()) => Ok(()),
         (Type::Own(a), Type::Own(b)) | (Type::Borrow(a), Type::Borrow(b)) => {

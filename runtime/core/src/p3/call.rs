@@ -9,6 +9,7 @@ use wasmtime::component::{Accessor, ComponentExportIndex, Instance, Val};
 
 use super::deadlines;
 use super::driver::{self, Job};
+use super::pipe::{self, Tickets};
 use crate::classify::classify;
 use crate::error::{Error, Result};
 use crate::instance::{HostState, Recipe};
@@ -20,9 +21,12 @@ pub struct Call {
     recipe: Arc<Recipe>,
     name: String,
     index: ComponentExportIndex,
-    args: Vec<Val>,
+    /// The arguments; `stream<u8>` ones cross as pipes (`pipe.rs`).
+    args: Tickets,
     results: usize,
     deadline: Instant,
+    /// The positions of `stream<u8>` results.
+    stream_results: Vec<usize>,
 }
 
 impl Call {
@@ -31,14 +35,18 @@ impl Call {
             recipe: recipe.clone(),
             name: func.name.clone(),
             index: func.index,
-            args: args.to_vec(),
+            args: Tickets {
+                vals: args.to_vec(),
+                at: pipe::positions(func.params.iter().map(|(_, t)| t)),
+            },
             results: func.results.len(),
             deadline,
+            stream_results: pipe::positions(&func.results),
         }
     }
 
     /// The call as a job for a driver; `first` when it starts the instance's busy period.
-    pub fn job(self, first: bool, tx: oneshot::Sender<Result<Vec<Val>>>) -> Job {
+    pub fn job(self, first: bool, tx: oneshot::Sender<Result<Tickets>>) -> Job {
         Box::new(move |acc, instance| {
             Box::pin(async move {
                 let out = self.run(acc, instance, first).await;
@@ -52,7 +60,7 @@ impl Call {
         acc: &Accessor<HostState>,
         instance: Instance,
         first: bool,
-    ) -> Result<Vec<Val>> {
+    ) -> Result<Tickets> {
         let Call {
             recipe,
             name,
@@ -60,7 +68,9 @@ impl Call {
             args,
             results,
             deadline,
+            stream_results,
         } = self;
+        let mut args = args;
         let mut out = vec![Val::Bool(false); results];
         let failed = |acc: &Accessor<HostState>, e: wasmtime::Error| -> Error {
             acc.with(|mut s| {
@@ -79,7 +89,16 @@ impl Call {
                     .with_module(&*recipe.name)
                     .with_export(&name)
             })?;
-            let call = func.start_call_concurrent(&mut s, &args, slots);
+            let at = args.at.clone();
+            pipe::give_all(&mut s, &at, &mut args.vals).map_err(|e| {
+                Error::new(
+                    crate::error::ErrorKind::Unavailable,
+                    format!("module `{}`: a stream argument was lost", recipe.name),
+                )
+                .with_source(e)
+            })?;
+            args.at.clear();
+            let call = func.start_call_concurrent(&mut s, &args.vals, slots);
             Ok((func, call))
         });
         let (func, call) = started?;
@@ -89,6 +108,15 @@ impl Call {
         let r = func.finish_call_concurrent(acc, call).await;
         acc.with(|mut s| deadlines::unregister(s.get(), task));
         r.map_err(|e| failed(acc, e))?;
-        Ok(out)
+        if !stream_results.is_empty() {
+            acc.with(|mut s| pipe::take_all(&mut s, &stream_results, &mut out))
+                .map_err(|e| failed(acc, e))?;
+        }
+        // Tickets of returned streams go back with the answer; a caller that is gone by
+        // then drops their pipes with it.
+        Ok(Tickets {
+            vals: out,
+            at: stream_results,
+        })
     }
 }

@@ -263,8 +263,9 @@ impl Transport for Executor {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let call = super::call::Call::new(&self.recipe, func, args, deadline);
-            let answer = self.run(deadline, |first, tx| call.job(first, tx)).await?;
-            for (slot, v) in results.iter_mut().zip(answer) {
+            let mut answer = self.run(deadline, |first, tx| call.job(first, tx)).await?;
+            // Moved out: the caller claims the tickets of returned streams (`pipe.rs`).
+            for (slot, v) in results.iter_mut().zip(answer.vals.drain(..)) {
                 *slot = v;
             }
             Ok(())

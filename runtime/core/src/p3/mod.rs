@@ -22,6 +22,7 @@ pub mod driver;
 pub mod engine;
 pub mod executor;
 pub mod http;
+pub mod pipe;
 
 pub use detect::Wasi;
 
