@@ -455,7 +455,11 @@ pub fn raw_cross_res() -> RawCrossRes {
 
 /// The kv probe guest granted bucket `b` of an embedded store at `path`, holding `k`.
 pub async fn kv_app(path: &std::path::Path) -> membrane::App {
-    let app = Runtime::new(Config::default())
+    // The on-demand allocator: valgrind cannot reserve the pooling allocator's memory, and
+    // callcost builds this app for every path it counts.
+    let mut config = Config::default();
+    config.instance_slots = 0;
+    let app = Runtime::new(config)
         .unwrap()
         .load_spec(
             AppSpec::new()
