@@ -206,3 +206,44 @@ async fn the_p3_example_serves_sixteen_requests_in_one_instance() {
         .unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "stream me"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_frees_its_room() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut http = HttpSpec::default().route("/", "m");
+    http.write_timeout = Duration::from_millis(300);
+    let s = serve(
+        AppSpec::new().module(
+            "m",
+            ModuleSpec::from_file(guests::P3_HTTP_PROBE)
+                .timeout(Duration::from_secs(30))
+                .concurrency(1, 8),
+        ),
+        http,
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /big?bytes=33554432 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the socket buffers fill, the guest's writes wait, the server's write
+    // times out, the body is dropped, and the instance (abandoned) ends: its slot is free.
+    crate::common::eventually("the guest is writing", || s.app.status()["m"].busy == 1).await;
+    crate::common::eventually("the slot is freed", || s.app.status()["m"].busy == 0).await;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the connection was not closed"),
+        }
+    }
+    assert!(
+        total < 32 << 20,
+        "the response was cut short ({total} bytes)"
+    );
+    let r = get(s.addr, "/").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+}

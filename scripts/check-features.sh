@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The builds CI does not make: an embedder's `membrane` without default features (no
+# metrics, no placement but isolated), which compiles code the workspace's unified features
+# never do. Run it after touching a `#[cfg(feature = ...)]` and before a release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo clippy -p membrane --no-default-features -- -D warnings
