@@ -3,6 +3,7 @@
 # p3 instance takes up to 16 requests at once and 128 in all), with wrk, on 127.0.0.1.
 #
 #   scripts/bench-p3.sh            # the figures of BENCHMARKS.md's WASI 0.3 section
+#   ONLY=hello ROUNDS=4 scripts/bench-p3.sh   # one section (hello, wait, echo, memory)
 #
 # Needs: wrk and hey (apt-get install wrk hey), python3, and `wasmtime` 48.0.8 on PATH or in
 # $WASMTIME (cargo install wasmtime-cli --version 48.0.8 --locked, outside the project).
@@ -10,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-2}
+ONLY=${ONLY:-}
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 WASMTIME=${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -81,7 +85,7 @@ peak_instances() {
 echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION --latency; columns: req/s p50 p99 server-cpu-us/req"
 
 # 1. Hello: the same p3 component under both servers, and the p2 hello under membrane.
-for round in 1 2; do
+want hello && for round in $(seq "$ROUNDS"); do
   serve 18092 "$WASMTIME" serve --addr 127.0.0.1:18092 -Scli "$wasm/p3_hello.wasm"
   load http://127.0.0.1:18092/ >/dev/null
   echo "p3 hello  wasmtime serve 48           : $(load http://127.0.0.1:18092/)"
@@ -97,7 +101,7 @@ for round in 1 2; do
 done
 
 # 2. A handler that waits 10 ms: throughput with 64 connections, and instances used.
-for round in 1 2; do
+want wait && for round in $(seq "$ROUNDS"); do
   serve 18092 "$WASMTIME" serve --addr 127.0.0.1:18092 -Scli "$wasm/p3_http_probe.wasm"
   echo "wait 10ms wasmtime serve 48 (p3)      : $(load 'http://127.0.0.1:18092/sleep?ms=10')"
   stop_all
@@ -112,7 +116,7 @@ done
 # 3. Streaming echo: 1 MiB bodies in and out, 8 clients.
 head -c $((1 << 20)) /dev/zero | tr '\0' 'a' >"$work/body"
 echo_run() { hey -n 400 -c 8 -m POST -D "$work/body" "$1" | awk '/Requests\/sec/ {printf "%s req/s = %.0f MiB/s each way\n", $2, $2}'; }
-for round in 1 2; do
+want echo && for round in $(seq "$ROUNDS"); do
   serve 18092 "$WASMTIME" serve --addr 127.0.0.1:18092 -Scli "$wasm/p3_http_probe.wasm"
   echo "echo 1MiB wasmtime serve 48           : $(echo_run http://127.0.0.1:18092/echo)"
   stop_all
@@ -122,6 +126,7 @@ for round in 1 2; do
 done
 
 # 4. Memory: 1,000 requests waiting 3 s at once.
+want memory || exit 0
 serve 18092 "$WASMTIME" serve --addr 127.0.0.1:18092 -Scli "$wasm/p3_http_probe.wasm"
 echo "wasmtime serve 48 (p3):  $(python3 "$root/scripts/waiting-requests.py" 1000 18092 "${pids[0]}" '/sleep?ms=3000')"
 stop_all

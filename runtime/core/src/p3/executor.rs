@@ -31,6 +31,9 @@ pub struct Executor {
     /// Whether an instance takes more than one call over its life.
     reuse: bool,
     drivers: Mutex<Vec<Arc<Driver>>>,
+    /// An instance is being made: callers that find no room wait for it rather than make
+    /// more (a burst packs into as few instances as a steady load).
+    launching: std::sync::atomic::AtomicBool,
     /// The runtime the drivers run on (the one the app was loaded on).
     handle: tokio::runtime::Handle,
 }
@@ -58,6 +61,26 @@ impl Drop for Room {
     }
 }
 
+/// The one instance being made, for as long as the guard lives; waiters are woken when it
+/// ends, whether the instance was made or not.
+struct Launching<'a>(&'a Executor);
+
+impl<'a> Launching<'a> {
+    fn start(x: &'a Executor) -> Option<Launching<'a>> {
+        let busy = x.launching.swap(true, std::sync::atomic::Ordering::AcqRel);
+        (!busy).then_some(Launching(x))
+    }
+}
+
+impl Drop for Launching<'_> {
+    fn drop(&mut self) {
+        self.0
+            .launching
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.0.pool.notify_capacity();
+    }
+}
+
 impl Executor {
     /// The executor of a generation whose instances are made from `recipe`; must be made
     /// inside a tokio runtime (the drivers run on it).
@@ -77,6 +100,7 @@ impl Executor {
             recipe,
             pool,
             drivers: Mutex::new(Vec::new()),
+            launching: std::sync::atomic::AtomicBool::new(false),
             handle,
         })
     }
@@ -100,8 +124,10 @@ impl Executor {
             if let Some(room) = self.pick() {
                 return Ok(room);
             }
-            if let Some(lease) = self.pool.try_acquire_owned() {
-                return self.launch(lease).await;
+            if let Some(_launching) = Launching::start(self) {
+                if let Some(lease) = self.pool.try_acquire_owned() {
+                    return self.launch(lease).await;
+                }
             }
             if queued.is_none() {
                 queued = Some(self.pool.enter_queue(&self.recipe.name)?);
