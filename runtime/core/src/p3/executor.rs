@@ -124,10 +124,10 @@ impl Executor {
             if let Some(room) = self.pick() {
                 return Ok(room);
             }
-            if let Some(_launching) = Launching::start(self) {
-                if let Some(lease) = self.pool.try_acquire_owned() {
-                    return self.launch(lease).await;
-                }
+            if let Some(_launching) = Launching::start(self)
+                && let Some(lease) = self.pool.try_acquire_owned()
+            {
+                return self.launch(lease).await;
             }
             if queued.is_none() {
                 queued = Some(self.pool.enter_queue(&self.recipe.name)?);
