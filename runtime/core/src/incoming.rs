@@ -53,24 +53,13 @@ pub const HANDLER: &str = "wasi:http/incoming-handler#handle";
 /// The export a routed WASI 0.3 module must have.
 pub const HANDLER_P3: &str = "wasi:http/handler#handle";
 
-/// The handler export of a generation: by the WASI it is built for.
-pub fn handler_of(generation: &Generation) -> &'static str {
-    match generation.recipe().wasi {
-        crate::p3::Wasi::P2 => HANDLER,
-        crate::p3::Wasi::P3 => HANDLER_P3,
-    }
-}
-
 type HandleParams = (
     Resource<HostIncomingRequest>,
     Resource<HostResponseOutparam>,
 );
 
-/// Why a component cannot serve HTTP, if it cannot.
-pub fn check_handler(exports: &Exports, wasi: crate::p3::Wasi) -> std::result::Result<(), String> {
-    if wasi == crate::p3::Wasi::P3 {
-        return crate::p3::http::check_handler(exports);
-    }
+/// Why a WASI 0.2 component cannot serve HTTP, if it cannot.
+pub fn check_handler(exports: &Exports) -> std::result::Result<(), String> {
     let f = exports
         .function(HANDLER)
         .map_err(|_| "it does not export wasi:http/incoming-handler".to_string())?;
@@ -87,6 +76,16 @@ pub fn check_handler(exports: &Exports, wasi: crate::p3::Wasi) -> std::result::R
         ));
     }
     Ok(())
+}
+
+/// Whether a request declares a body larger than `limit` (`Content-Length`): answered 413
+/// before any guest runs.
+pub fn declared_too_large<B>(req: &hyper::Request<B>, limit: u64) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
 }
 
 /// A response head from the guest; its body streams from the guest's task.
@@ -120,17 +119,6 @@ pub async fn serve(
     let guest_module = module.clone();
     let limits = &module.recipe().limits;
     let limit = limits.body;
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Failure::BodyTooLarge { limit });
-    }
-    if module.recipe().wasi == crate::p3::Wasi::P3 {
-        return crate::p3::http::serve(module, func, req).await;
-    }
     let tripwire = Arc::new(Tripwire::default());
     let req = req.map(|body| LimitedBody::new(body, limit, tripwire.clone()));
     let deadline = Instant::now() + limits.timeout;

@@ -195,6 +195,12 @@ impl Guarded for HostState {
     }
 }
 
+impl crate::p3::deadlines::Deadlines for HostState {
+    fn deadlines(&mut self) -> (&mut HashMap<GuestTaskId, Instant>, &mut Instant) {
+        (&mut self.tasks, &mut self.deadline)
+    }
+}
+
 impl Deadlined for HostState {
     fn deadline(&self) -> Instant {
         self.deadline
@@ -316,7 +322,7 @@ impl LiveInstance {
         let mut store = Store::new(recipe.async_pre.engine(), state);
         store.limiter(|s| s.limiter());
         if flavour == Flavour::Concurrent {
-            crate::p3::deadlines::watch(&mut store, recipe.retired.clone());
+            crate::p3::deadlines::watch(&mut store, recipe.retired.clone(), YIELD_TICKS);
         } else if flavour == Flavour::Async {
             // Yield to the executor at every tick, and stop at the deadline, or when the
             // generation was retired after its drain time.

@@ -77,6 +77,8 @@ pub mod pipeline;
 #[doc(hidden)]
 pub mod reload;
 #[doc(hidden)]
+pub mod route;
+#[doc(hidden)]
 pub mod runtime;
 #[doc(hidden)]
 pub mod status;

@@ -178,7 +178,7 @@ pub fn check_routes(
             c.component.clone(),
             c.component.engine().clone(),
         );
-        if let Err(why) = crate::incoming::check_handler(&exports, c.wasi) {
+        if let Err(why) = crate::route::check_handler(&exports, c.wasi) {
             problems.push(
                 Error::link(format!(
                     "module `{module}` is routed at {prefix:?} (app.http.routes) but {why}; \

@@ -26,7 +26,8 @@ mod trace;
 
 // The core's modules, under the names this crate's files use for them.
 use membrane_core::{
-    app, error, incoming, metrics, module, names, sanitize, spec, status, supervisor, upgrade,
+    app, error, incoming, metrics, module, names, route, sanitize, spec, status, supervisor,
+    upgrade,
 };
 
 use std::convert::Infallible;

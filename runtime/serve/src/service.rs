@@ -15,9 +15,10 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
 use crate::error::{ErrorKind, Result, chain};
-use crate::incoming::{self, Failure};
+use crate::incoming::Failure;
 use crate::metrics::RouteMetrics;
 use crate::module::Target;
+use crate::route;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
 use crate::trace::TraceContext;
@@ -63,7 +64,7 @@ impl Router {
         let mut routes = BTreeMap::new();
         for (prefix, module) in &http.routes {
             let m = app.module_arc(module)?;
-            let handler_name = incoming::handler_of(&m.current());
+            let handler_name = route::handler_of(&m.current());
             let handler = Target::new(m, handler_name)?;
             let metrics = app.metrics().route(prefix);
             routes.insert(prefix.clone(), Route { handler, metrics });
@@ -133,7 +134,7 @@ impl Router {
             Ok(r) => r,
             Err(e) => return self.failed(name, Failure::Error(e)),
         };
-        let fut = incoming::serve(r.generation.clone(), r.func.clone(), req, Scheme::Http);
+        let fut = route::serve(r.generation.clone(), r.func.clone(), req, Scheme::Http);
         match tracing::Instrument::instrument(fut, span.clone()).await {
             Ok(resp) => resp,
             Err(failure) => self.failed(name, failure),

@@ -9,6 +9,7 @@
 //! `Unavailable`. A call that waits (a timer, I/O) costs no CPU and is never interrupted;
 //! its caller is answered `Timeout` at its deadline by the caller's own timer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -16,11 +17,16 @@ use std::time::Instant;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut, UpdateDeadline};
 
-use crate::instance::{HostState, YIELD_TICKS};
+/// A Store's data that keeps its calls' deadlines (`HostState`, instance.rs).
+pub trait Deadlines: 'static {
+    /// The deadline of each call in flight by the guest task serving it, and the
+    /// instance-wide deadline (the latest of them).
+    fn deadlines(&mut self) -> (&mut HashMap<GuestTaskId, Instant>, &mut Instant);
+}
 
-/// Checks at every epoch tick the deadline of the call whose code runs; ends the Store when
-/// its generation was retired (`retired`).
-pub fn watch(store: &mut Store<HostState>, retired: Arc<AtomicBool>) {
+/// Checks at every epoch tick (yielding `yield_ticks` between checks) the deadline of the
+/// call whose code runs; ends the Store when its generation was retired (`retired`).
+pub fn watch<T: Deadlines>(store: &mut Store<T>, retired: Arc<AtomicBool>, yield_ticks: u64) {
     store.epoch_deadline_callback(move |mut store| {
         if retired.load(Ordering::Relaxed) {
             return Err(wasmtime::Error::new(crate::classify::Retired));
@@ -28,36 +34,29 @@ pub fn watch(store: &mut Store<HostState>, retired: Arc<AtomicBool>) {
         Ok(if Instant::now() >= running_deadline(&mut store) {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Yield(YIELD_TICKS)
+            UpdateDeadline::Yield(yield_ticks)
         })
     });
 }
 
 /// The deadline of the call whose guest task runs now (or calls the host now): its root
 /// task's, or the instance's latest when the task is not one the host started.
-pub fn running_deadline(store: &mut StoreContextMut<'_, HostState>) -> Instant {
+pub fn running_deadline<T: Deadlines>(store: &mut StoreContextMut<'_, T>) -> Instant {
     let root = store.async_call_stack().ok().and_then(|stack| stack.last());
-    let state = store.data();
-    root.and_then(|t| state.tasks.get(&t).copied())
-        .unwrap_or(state.deadline)
+    let (tasks, latest) = store.data_mut().deadlines();
+    root.and_then(|t| tasks.get(&t).copied()).unwrap_or(*latest)
 }
 
 /// Registers the task of a call with its deadline.
-pub fn register(state: &mut HostState, task: GuestTaskId, deadline: Instant) {
-    state.tasks.insert(task, deadline);
-    latest(state);
+pub fn register(state: &mut impl Deadlines, task: GuestTaskId, deadline: Instant) {
+    let (tasks, latest) = state.deadlines();
+    tasks.insert(task, deadline);
+    *latest = tasks.values().copied().max().unwrap_or(*latest);
 }
 
 /// Forgets the task of a call that ended.
-pub fn unregister(state: &mut HostState, task: GuestTaskId) {
-    state.tasks.remove(&task);
-    latest(state);
-}
-
-/// The instance-wide deadline (what WASI 0.2 functions of the guest wait until, and what a
-/// task the host did not start is held to): the latest of the calls in flight.
-fn latest(state: &mut HostState) {
-    if let Some(d) = state.tasks.values().max() {
-        state.deadline = *d;
-    }
+pub fn unregister(state: &mut impl Deadlines, task: GuestTaskId) {
+    let (tasks, latest) = state.deadlines();
+    tasks.remove(&task);
+    *latest = tasks.values().copied().max().unwrap_or(*latest);
 }

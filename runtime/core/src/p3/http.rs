@@ -78,14 +78,6 @@ pub async fn serve(
 ) -> std::result::Result<Response, Failure> {
     let limits = &module.recipe().limits;
     let limit = limits.body;
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Failure::BodyTooLarge { limit });
-    }
     let tripwire = Arc::new(Tripwire::default());
     let req = req.map(|body| LimitedBody::new(body, limit, tripwire.clone()));
     let guard = module.admit(&func).map_err(Failure::Error)?;
