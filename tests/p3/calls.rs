@@ -153,3 +153,27 @@ async fn a_typed_handle_to_a_p3_module_is_refused_with_the_way_to_call_it() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.to_string().contains("App::call"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_instances_times_concurrency_and_the_queue_a_call_is_overloaded() {
+    let app = p3_app(guests::P3_LIB, |m| {
+        m.concurrency(1, 0).calls_per_instance(2)
+    })
+    .await;
+    // The one instance, made and idle: a call takes room in it without waiting.
+    calc(&app, "add", &[Val::U32(0), Val::U32(0)])
+        .await
+        .unwrap();
+    // join! polls in order: the first two take both rooms, the third finds none, no free
+    // slot for another instance and no queue.
+    let (a, b, c) = tokio::join!(
+        calc(&app, "sleep", &[Val::U32(300)]),
+        calc(&app, "sleep", &[Val::U32(300)]),
+        calc(&app, "add", &[Val::U32(1), Val::U32(1)]),
+    );
+    assert_eq!(a.unwrap(), vec![Val::U32(300)]);
+    assert_eq!(b.unwrap(), vec![Val::U32(300)]);
+    let e = c.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
+    assert_eq!(e.module(), Some("m"));
+}

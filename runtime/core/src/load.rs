@@ -193,33 +193,16 @@ pub fn assemble(
     let mut link_slots = 0;
     let mut infos = Vec::new();
     for l in links {
-        let provider = if l.provider == HOST {
-            Provider::Host(rt.hosts[&l.export].clone())
-        } else {
-            Provider::Module(modules[&l.provider].clone())
-        };
+        let provider = provider_of(rt, modules, l);
         let slot = link_slots;
         if !l.resources.is_empty() && l.provider != HOST {
             link_slots += 1;
         }
         link::forward::define(&mut sync, Flavour::Sync, &name, l, &provider, slot)?;
         link::forward::define(&mut async_, Flavour::Async, &name, l, &provider, slot)?;
-        infos.push(LinkInfo {
-            importer: name.clone(),
-            import: l.import.clone(),
-            provider: l.provider.clone(),
-            export: l.export.clone(),
-            fused: false,
-        });
+        infos.push(link_info(&name, l));
     }
-    let pre = |linker: &wasmtime::component::Linker<_>| {
-        linker.instantiate_pre(&c.component).map_err(|e| {
-            Error::link(format!("module `{name}`: its imports cannot be satisfied"))
-                .with_module(&name)
-                .with_source(e)
-        })
-    };
-    let pres = (pre(&sync)?, pre(&async_)?);
+    let pres = (pre(&sync, &c)?, pre(&async_, &c)?);
     let transport = match rt.boundaries.get(c.spec.placement) {
         Some(b) => b.start(&crate::boundary::StartCx {
             engine: crate::boundary::EngineSettings {
@@ -243,6 +226,41 @@ pub fn assemble(
     Ok((generation, infos))
 }
 
+/// Who serves link `l`: a module of the app, or an interface of the host.
+fn provider_of(rt: &LoadCx, modules: &BTreeMap<String, Arc<Module>>, l: &link::Link) -> Provider {
+    if l.provider == HOST {
+        Provider::Host(rt.hosts[&l.export].clone())
+    } else {
+        Provider::Module(modules[&l.provider].clone())
+    }
+}
+
+/// Link `l` of `importer`, as the app reports it.
+fn link_info(importer: &str, l: &link::Link) -> LinkInfo {
+    LinkInfo {
+        importer: importer.to_string(),
+        import: l.import.clone(),
+        provider: l.provider.clone(),
+        export: l.export.clone(),
+        fused: false,
+    }
+}
+
+/// `c` pre-instantiated against `linker`, which must satisfy every import.
+fn pre(
+    linker: &wasmtime::component::Linker<crate::instance::HostState>,
+    c: &Compiled,
+) -> Result<wasmtime::component::InstancePre<crate::instance::HostState>> {
+    linker.instantiate_pre(&c.component).map_err(|e| {
+        Error::link(format!(
+            "module `{}`: its imports cannot be satisfied",
+            c.name
+        ))
+        .with_module(&c.name)
+        .with_source(e)
+    })
+}
+
 /// [`assemble`] for a WASI 0.3 module: one linker (the 0.3 engine's), links forwarded
 /// without blocking the instance's other calls, and the generation's own executor.
 fn assemble_p3(
@@ -258,25 +276,11 @@ fn assemble_p3(
     let mut linker = rt.p3.linker.clone();
     let mut infos = Vec::new();
     for l in links {
-        let provider = if l.provider == HOST {
-            Provider::Host(rt.hosts[&l.export].clone())
-        } else {
-            Provider::Module(modules[&l.provider].clone())
-        };
+        let provider = provider_of(rt, modules, l);
         link::forward::define(&mut linker, Flavour::Concurrent, &name, l, &provider, 0)?;
-        infos.push(LinkInfo {
-            importer: name.clone(),
-            import: l.import.clone(),
-            provider: l.provider.clone(),
-            export: l.export.clone(),
-            fused: false,
-        });
+        infos.push(link_info(&name, l));
     }
-    let pre = linker.instantiate_pre(&c.component).map_err(|e| {
-        Error::link(format!("module `{name}`: its imports cannot be satisfied"))
-            .with_module(&name)
-            .with_source(e)
-    })?;
+    let pre = pre(&linker, &c)?;
     let generation = Generation::new(number, c, (pre.clone(), pre), 0, pool, metrics);
     Ok((generation.with_executor()?, infos))
 }
