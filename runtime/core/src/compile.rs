@@ -15,6 +15,7 @@ use crate::capability::walk::Refused;
 use crate::error::{Error, ErrorKind, Problems, Result};
 use crate::limits::LIMITS;
 use crate::p3::Wasi;
+#[cfg(feature = "p3")]
 use crate::p3::engine::P3Engine;
 use crate::spec::{ComponentSource, Limits, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
@@ -39,19 +40,25 @@ pub struct Compiled {
 pub struct Engines<'a> {
     pub p2: &'a Engine,
     pub p2_cache: Option<&'a Cache>,
+    #[cfg(feature = "p3")]
     pub p3: &'a P3Engine,
 }
 
 impl Engines<'_> {
-    fn compile(&self, wasi: Wasi, bytes: &[u8], hash: &str) -> wasmtime::Result<Component> {
+    /// Compiles `bytes` on the engine of `wasi`; `None` for WASI 0.3 in a build without
+    /// the `p3` feature.
+    fn compile(&self, wasi: Wasi, bytes: &[u8], hash: &str) -> Option<wasmtime::Result<Component>> {
         let (engine, cache) = match wasi {
             Wasi::P2 => (self.p2, self.p2_cache),
+            #[cfg(feature = "p3")]
             Wasi::P3 => (&self.p3.engine, self.p3.cache.as_deref()),
+            #[cfg(not(feature = "p3"))]
+            Wasi::P3 => return None,
         };
-        match cache {
+        Some(match cache {
             Some(cache) => cache.component(engine, bytes, hash),
             None => Component::new(engine, bytes),
-        }
+        })
     }
 }
 
@@ -166,13 +173,25 @@ impl Compiled {
             .with_source(e)
         };
         // A component the scan took for 0.2 that only the 0.3 engine takes is 0.3.
+        let unsupported = || {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!(
+                    "module `{name}` is a WASI 0.3 component, and this build of Membrane runs \
+                     WASI 0.2 components only; build it with the `p3` feature of the `membrane` \
+                     crate (the `membrane` command has it), or build the module for WASI 0.2"
+                ),
+            )
+            .with_module(name)
+        };
         let (component, wasi) = match engines.compile(wasi, &bytes, &hash) {
-            Ok(c) => (c, wasi),
-            Err(e) if wasi == Wasi::P2 => match engines.compile(Wasi::P3, &bytes, &hash) {
-                Ok(c) => (c, Wasi::P3),
-                Err(_) => return Err(invalid(e)),
+            Some(Ok(c)) => (c, wasi),
+            Some(Err(e)) if wasi == Wasi::P2 => match engines.compile(Wasi::P3, &bytes, &hash) {
+                Some(Ok(c)) => (c, Wasi::P3),
+                Some(Err(_)) | None => return Err(invalid(e)),
             },
-            Err(e) => return Err(invalid(e)),
+            Some(Err(e)) => return Err(invalid(e)),
+            None => return Err(unsupported()),
         };
         tracing::trace!(target: "membrane::load", module = name, elapsed = ?t.elapsed(), "component ready");
         Ok(Compiled {
@@ -229,4 +248,37 @@ fn check_initial_sizes(name: &str, bytes: &[u8], limits: &Limits) -> Result<()> 
         ));
     }
     Ok(())
+}
+
+/// Without the `p3` feature (scripts/check-features.sh runs these: the workspace's tests
+/// build with it).
+#[cfg(all(test, not(feature = "p3")))]
+mod without_p3 {
+    use crate::error::ErrorKind;
+    use crate::spec::{AppSpec, ModuleSpec};
+
+    #[tokio::test]
+    async fn a_wasi_03_component_is_refused_with_the_feature_to_turn_on() {
+        let bytes = wat::parse_str(
+            r#"(component
+                (core module $m (func (export "run") (result i32) i32.const 0))
+                (core instance $i (instantiate $m))
+                (func $run (result (result)) (canon lift (core func $i "run")))
+                (instance $cli (export "run" (func $run)))
+                (export "wasi:cli/run@0.3.0" (instance $cli)))"#,
+        )
+        .unwrap();
+        let rt = crate::Runtime::new(crate::Config::default()).unwrap();
+        let spec = AppSpec::new().module("main", ModuleSpec::from_bytes(bytes));
+        let e = match rt.load_spec(spec).await {
+            Ok(_) => panic!("a WASI 0.3 component loaded without the p3 feature"),
+            Err(e) => e,
+        };
+        let [e] = e.problems() else {
+            panic!("one problem expected: {e}")
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidComponent, "{e}");
+        assert_eq!(e.module(), Some("main"));
+        assert!(e.to_string().contains("`p3` feature"), "{e}");
+    }
 }

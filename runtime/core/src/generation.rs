@@ -231,6 +231,7 @@ impl Generation {
 
     /// Serves this WASI 0.3 generation's calls with its own executor: instances that run
     /// many calls each (`p3/executor.rs`). Must be called inside a tokio runtime.
+    #[cfg(feature = "p3")]
     pub fn with_executor(mut self) -> Result<Generation> {
         let executor = crate::p3::executor::Executor::new(
             self.recipe.clone(),
@@ -242,6 +243,7 @@ impl Generation {
     }
 
     /// The executor of a WASI 0.3 generation.
+    #[cfg(feature = "p3")]
     pub fn executor(&self) -> Option<&crate::p3::executor::Executor> {
         self.transport.as_ref()?.as_any().downcast_ref()
     }

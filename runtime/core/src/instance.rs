@@ -17,13 +17,12 @@
 //! never reused.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::{
-    ComponentNamedList, Func, GuestTaskId, Instance, InstancePre, Lift, Lower, ResourceAny,
-    ResourceTable, TypedFunc, Val,
+    ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, ResourceAny, ResourceTable,
+    TypedFunc, Val,
 };
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -133,7 +132,8 @@ pub struct HostState {
     pub deadline: Instant,
     /// The deadline of each call in flight in a [`Flavour::Concurrent`] instance, by the
     /// guest task that serves it (empty in other instances).
-    pub tasks: HashMap<GuestTaskId, Instant>,
+    #[cfg(feature = "p3")]
+    pub tasks: std::collections::HashMap<wasmtime::component::GuestTaskId, Instant>,
     /// How the instance's calls run.
     pub flavour: Flavour,
     /// How many link slots the instance has (see [`Recipe::link_slots`]).
@@ -195,8 +195,14 @@ impl Guarded for HostState {
     }
 }
 
+#[cfg(feature = "p3")]
 impl crate::p3::deadlines::Deadlines for HostState {
-    fn deadlines(&mut self) -> (&mut HashMap<GuestTaskId, Instant>, &mut Instant) {
+    fn deadlines(
+        &mut self,
+    ) -> (
+        &mut std::collections::HashMap<wasmtime::component::GuestTaskId, Instant>,
+        &mut Instant,
+    ) {
         (&mut self.tasks, &mut self.deadline)
     }
 }
@@ -311,7 +317,8 @@ impl LiveInstance {
             table,
             slots,
             deadline: Instant::now() + recipe.limits.timeout,
-            tasks: HashMap::new(),
+            #[cfg(feature = "p3")]
+            tasks: Default::default(),
             flavour,
             link_slots: recipe.link_slots,
             links: None,
@@ -321,9 +328,11 @@ impl LiveInstance {
         };
         let mut store = Store::new(recipe.async_pre.engine(), state);
         store.limiter(|s| s.limiter());
+        #[cfg(feature = "p3")]
         if flavour == Flavour::Concurrent {
             crate::p3::deadlines::watch(&mut store, recipe.retired.clone(), YIELD_TICKS);
-        } else if flavour == Flavour::Async {
+        }
+        if flavour == Flavour::Async {
             // Yield to the executor at every tick, and stop at the deadline, or when the
             // generation was retired after its drain time.
             let retired = recipe.retired.clone();

@@ -27,6 +27,7 @@ use crate::link::{self, LinkInfo, forward::Provider};
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::names::HOST;
+#[cfg(feature = "p3")]
 use crate::p3::Wasi;
 use crate::pipeline;
 use crate::pool::Pool;
@@ -185,6 +186,7 @@ pub fn assemble(
     pool: Arc<Pool>,
     metrics: Arc<crate::metrics::ModuleMetrics>,
 ) -> Result<(Generation, Vec<LinkInfo>)> {
+    #[cfg(feature = "p3")]
     if c.wasi == Wasi::P3 {
         return assemble_p3(rt, c, links, modules, number, pool, metrics);
     }
@@ -261,6 +263,7 @@ fn pre(
     })
 }
 
+#[cfg(feature = "p3")]
 /// [`assemble`] for a WASI 0.3 module: one linker (the 0.3 engine's), links forwarded
 /// without blocking the instance's other calls, and the generation's own executor.
 fn assemble_p3(
@@ -311,7 +314,9 @@ pub async fn compile_all(
     let mut tasks = Vec::new();
     for _ in 0..workers.min(total.max(1)) {
         let keyvalue = keyvalue.clone();
-        let (engine, cache, p3) = (rt.engine.clone(), rt.cache.clone(), rt.p3.clone());
+        let (engine, cache) = (rt.engine.clone(), rt.cache.clone());
+        #[cfg(feature = "p3")]
+        let p3 = rt.p3.clone();
         let (queue, done) = (queue.clone(), done_tx.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             loop {
@@ -328,6 +333,7 @@ pub async fn compile_all(
                 let engines = Engines {
                     p2: &engine,
                     p2_cache: cache.as_deref(),
+                    #[cfg(feature = "p3")]
                     p3: &p3,
                 };
                 let result =

@@ -140,6 +140,7 @@ pub fn plan_links<M: Planned>(
 pub struct LoadCx {
     pub engine: wasmtime::Engine,
     /// The engine, linker and cache of WASI 0.3 modules.
+    #[cfg(feature = "p3")]
     pub p3: crate::p3::engine::P3Engine,
     /// The runtime's linkers: WASI and its wrappers; each module adds its links to clones.
     pub linkers: Linkers,

@@ -23,7 +23,10 @@ pub fn handler_of(generation: &Generation) -> &'static str {
 pub fn check_handler(exports: &Exports, wasi: Wasi) -> std::result::Result<(), String> {
     match wasi {
         Wasi::P2 => incoming::check_handler(exports),
+        #[cfg(feature = "p3")]
         Wasi::P3 => crate::p3::http::check_handler(exports),
+        #[cfg(not(feature = "p3"))]
+        Wasi::P3 => Err(NO_P3.to_string()),
     }
 }
 
@@ -41,6 +44,20 @@ pub async fn serve(
     }
     match module.recipe().wasi {
         Wasi::P2 => incoming::serve(module, func, req, scheme).await,
+        #[cfg(feature = "p3")]
         Wasi::P3 => crate::p3::http::serve(module, func, req).await,
+        #[cfg(not(feature = "p3"))]
+        Wasi::P3 => {
+            let _ = func;
+            Err(Failure::Error(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidComponent,
+                NO_P3,
+            )))
+        }
     }
 }
+
+/// Why a WASI 0.3 module cannot serve in a build without the `p3` feature (such a module
+/// is refused at load, so no route reaches one).
+#[cfg(not(feature = "p3"))]
+const NO_P3: &str = "a WASI 0.3 handler needs the `p3` feature of Membrane";

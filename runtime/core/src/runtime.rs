@@ -17,6 +17,7 @@ use crate::link::host::HostInterface;
 use crate::linkers::Linkers;
 use crate::load::{LoadCx, LoadProgress};
 use crate::manifest::Manifest;
+#[cfg(feature = "p3")]
 use crate::p3::engine::P3Engine;
 use crate::spec::AppSpec;
 
@@ -79,6 +80,7 @@ pub struct Runtime {
 pub struct RuntimeInner {
     pub engine: Engine,
     /// The engine of WASI 0.3 modules (`p3/engine.rs`).
+    #[cfg(feature = "p3")]
     pub p3: P3Engine,
     pub linkers: Linkers,
     pub config: Config,
@@ -94,6 +96,7 @@ impl RuntimeInner {
     fn load_cx(&self) -> LoadCx {
         LoadCx {
             engine: self.engine.clone(),
+            #[cfg(feature = "p3")]
             p3: self.p3.clone(),
             linkers: self.linkers.clone(),
             cache: self.cache.clone(),
@@ -167,19 +170,24 @@ impl Runtime {
         };
         let linkers = Linkers::new(&engine)
             .map_err(|e| Error::new(ErrorKind::Link, "cannot link WASI").with_source(e))?;
+        #[cfg(feature = "p3")]
         let p3 = P3Engine::new(&config)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let stop = stop_ticker.clone();
-        let ticking = (engine.clone(), p3.engine.clone());
+        #[cfg(feature = "p3")]
+        let ticking = [engine.clone(), p3.engine.clone()];
+        #[cfg(not(feature = "p3"))]
+        let ticking = [engine.clone()];
         let tick = config.epoch_tick;
         std::thread::Builder::new()
             .name("membrane-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
-                    ticking.0.increment_epoch();
-                    ticking.1.increment_epoch();
+                    for engine in &ticking {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| Error::io("cannot start the epoch thread", e))?;
@@ -187,6 +195,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                #[cfg(feature = "p3")]
                 p3,
                 linkers,
                 config,

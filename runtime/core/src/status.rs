@@ -59,10 +59,12 @@ impl App {
             .modules
             .iter()
             .map(|(name, m)| {
+                #[cfg_attr(not(feature = "p3"), allow(unused_mut))]
                 let (mut busy, waiting, mut idle) = m.pool.load();
                 let current = m.current_full();
                 // A WASI 0.3 instance holds its slot while it lives: it is idle when it runs
                 // no call.
+                #[cfg(feature = "p3")]
                 if let Some(x) = current.executor() {
                     let waiting_for_calls = x.idle_instances().min(busy);
                     busy -= waiting_for_calls;

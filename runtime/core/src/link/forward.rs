@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use wasmtime::StoreContextMut;
 use wasmtime::component::types::Type;
 use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
-use wasmtime::{AsContextMut, StoreContextMut};
 
 use super::host::HostInterface;
 use super::objects::MAX_PROXIES;
@@ -96,54 +96,12 @@ pub fn define(
                             .invoke_into(&r.func, params, results, Some(deadline))
                             .map_err(wasmtime::Error::new)
                     }),
-                    // A WASI 0.3 importer's `async func` import: the call waits without
-                    // holding the importer's Store, so its other calls go on meanwhile.
-                    Flavour::Concurrent if f.is_async => {
-                        let streams = Arc::new((
-                            crate::p3::pipe::positions(&f.params),
-                            crate::p3::pipe::positions(&f.results),
-                        ));
-                        inst.func_new_concurrent(&f.name, move |acc, _ty, params, results| {
-                            let deadline = acc.with(|mut s| {
-                                crate::p3::deadlines::running_deadline(&mut s.as_context_mut())
-                            });
-                            let streams = streams.clone();
-                            // `stream<u8>` arguments leave the importer's Store as pipes...
-                            let piped = (!streams.0.is_empty()).then(|| {
-                                let mut vals = params.to_vec();
-                                acc.with(|mut s| {
-                                    crate::p3::pipe::take_all(&mut s, &streams.0, &mut vals)
-                                })
-                                .map(|()| {
-                                    crate::p3::pipe::Tickets {
-                                        vals,
-                                        at: streams.0.clone(),
-                                    }
-                                })
-                            });
-                            let r = target.get_full();
-                            Box::pin(async move {
-                                let piped = piped.transpose()?;
-                                let args = piped.as_ref().map_or(params, |t| &t.vals[..]);
-                                forward(r, args, results, deadline).await?;
-                                // ...and returned ones come back into it.
-                                if !streams.1.is_empty() {
-                                    acc.with(|mut s| {
-                                        crate::p3::pipe::give_all(&mut s, &streams.1, results)
-                                    })?;
-                                }
-                                Ok(())
-                            })
-                        })
-                    }
-                    // Its plain import: the guest waits (wasmtime requires it), its other
-                    // calls wait too.
-                    Flavour::Concurrent => {
-                        inst.func_new_async(&f.name, move |mut store, _ty, params, results| {
-                            let deadline = crate::p3::deadlines::running_deadline(&mut store);
-                            Box::new(forward(target.get_full(), params, results, deadline))
-                        })
-                    }
+                    #[cfg(feature = "p3")]
+                    Flavour::Concurrent => crate::p3::link::define(&mut inst, f, target),
+                    #[cfg(not(feature = "p3"))]
+                    Flavour::Concurrent => Err(wasmtime::format_err!(
+                        "a WASI 0.3 importer needs the `p3` feature of Membrane"
+                    )),
                     Flavour::Async => {
                         inst.func_new_async(&f.name, move |store, _ty, params, results| {
                             let r = target.get_full();
@@ -228,20 +186,6 @@ pub fn define(
             Ok(())
         }
     }
-}
-
-/// A WASI 0.3 importer's linked call, within the deadline of the importer's call that made it.
-async fn forward(
-    r: Result<Arc<crate::module::Resolved>>,
-    params: &[Val],
-    results: &mut [Val],
-    deadline: std::time::Instant,
-) -> wasmtime::Result<()> {
-    let r = r.map_err(wasmtime::Error::new)?;
-    r.generation
-        .invoke_into_async(&r.func, params, results, Some(deadline))
-        .await
-        .map_err(wasmtime::Error::new)
 }
 
 /// One function of a link with resources: the call goes to the importer instance's session.

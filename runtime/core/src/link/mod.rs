@@ -290,11 +290,11 @@ fn async_values(f: &wasmtime::component::types::ComponentFunc) -> Option<String>
     let types: Vec<Type> = f.params().map(|(_, t)| t).chain(f.results()).collect();
     let streams = types
         .iter()
-        .filter(|t| crate::p3::pipe::is_byte_stream(t))
+        .filter(|t| crate::p3::is_byte_stream(t))
         .count();
     let other = types
         .iter()
-        .any(|t| !crate::p3::pipe::is_byte_stream(t) && typecheck::has_async_values(t));
+        .any(|t| !crate::p3::is_byte_stream(t) && typecheck::has_async_values(t));
     if other {
         return Some(
             "it passes a future, an error-context, a stream of other than u8, or a stream inside \

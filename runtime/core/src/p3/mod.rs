@@ -15,16 +15,45 @@
 //! - the budgets armed per call on 0.2 (fuel, output, open files) cover a busy period of
 //!   the instance (from idle to idle), which is one call when `concurrency = 1`.
 
+//!
+//! Without the `p3` feature only [`detect`] is here: a 0.3 component is refused at load.
+
+#[cfg(feature = "p3")]
 pub mod call;
+#[cfg(feature = "p3")]
 pub mod deadlines;
 pub mod detect;
+#[cfg(feature = "p3")]
 pub mod driver;
+#[cfg(feature = "p3")]
 pub mod engine;
+#[cfg(feature = "p3")]
 pub mod executor;
+#[cfg(feature = "p3")]
 pub mod http;
+#[cfg(feature = "p3")]
+pub mod link;
+#[cfg(feature = "p3")]
 pub mod pipe;
 
 pub use detect::Wasi;
+
+use wasmtime::component::types::Type;
+
+/// Whether `ty` is `stream<u8>`, the one stream type a link carries.
+pub fn is_byte_stream(ty: &Type) -> bool {
+    matches!(ty, Type::Stream(s) if matches!(s.ty(), Some(Type::U8)))
+}
+
+/// The positions of the `stream<u8>` values among `types`.
+pub fn positions<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<usize> {
+    types
+        .into_iter()
+        .enumerate()
+        .filter(|(_, t)| is_byte_stream(t))
+        .map(|(i, _)| i)
+        .collect()
+}
 
 /// Host handles one call of a WASI 0.3 instance may hold besides its files (requests,
 /// responses, fields, streams, sockets, descriptors).

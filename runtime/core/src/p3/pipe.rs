@@ -27,24 +27,9 @@ use wasmtime::component::{
     Destination, Source, StreamAny, StreamConsumer, StreamProducer, StreamReader, StreamResult, Val,
 };
 
-use wasmtime::component::types::Type;
-
 use crate::instance::HostState;
 
-/// Whether `ty` is `stream<u8>`, the one stream type a link carries.
-pub fn is_byte_stream(ty: &Type) -> bool {
-    matches!(ty, Type::Stream(s) if matches!(s.ty(), Some(Type::U8)))
-}
-
-/// The positions of the `stream<u8>` values among `types`.
-pub fn positions<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<usize> {
-    types
-        .into_iter()
-        .enumerate()
-        .filter(|(_, t)| is_byte_stream(t))
-        .map(|(i, _)| i)
-        .collect()
-}
+pub use super::{is_byte_stream, positions};
 
 /// Pipes on their way through the calls of [`crate::generation::Generation`], which carry
 /// `Val`s: each stands in a value list as a `u64` ticket ([`park`]) until the other side's
