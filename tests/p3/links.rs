@@ -104,6 +104,72 @@ async fn streams_cross_a_link_between_p3_modules_both_ways() {
     }
 }
 
+/// A stream across a link is pumped with backpressure: while the importer does not read, the
+/// provider's writer stops after a few chunks (64 KiB each), not after the whole stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_stops_the_writer_across_a_link() {
+    // One instance of each, so `written` and `release` reach the instances of `hold-repeat`.
+    let app = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "lib",
+                    ModuleSpec::from_file(guests::P3_LIB).concurrency(1, 0),
+                )
+                .module(
+                    "relay",
+                    ModuleSpec::from_file(guests::P3_RELAY)
+                        .link(CALC, "lib")
+                        .concurrency(1, 0),
+                ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", membrane::chain(&e)));
+    let n: u64 = 64 << 20;
+    let hold = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.call(
+                "relay",
+                "membrane:p3lib/relay@0.1.0#hold-repeat",
+                &[Val::U64(n)],
+            )
+            .await
+        })
+    };
+    let written = || async {
+        match app.call("lib", &format!("{CALC}#written"), &[]).await {
+            Ok(v) => match v[..] {
+                [Val::U64(w)] => w,
+                _ => panic!("written: {v:?}"),
+            },
+            Err(e) => panic!("written: {}", membrane::chain(&e)),
+        }
+    };
+    // Until the writer has stopped moving (the bound below holds at every moment anyway).
+    let (mut last, mut still) = (0, 0);
+    for _ in 0..1_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let now = written().await;
+        still = if now == last && now > 0 { still + 1 } else { 0 };
+        last = now;
+        assert!(
+            now <= 1 << 20,
+            "the provider wrote {now} bytes of {n} while the importer read one chunk"
+        );
+        if still == 10 {
+            break;
+        }
+    }
+    assert_eq!(still, 10, "the writer never stopped: {last} bytes written");
+    app.call("relay", "membrane:p3lib/relay@0.1.0#release", &[])
+        .await
+        .unwrap();
+    let out = hold.await.unwrap().unwrap();
+    assert_eq!(out, vec![Val::U64(n)]);
+    assert_eq!(written().await, n);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_future_across_a_link_is_refused_at_load() {
     let wit = r#"

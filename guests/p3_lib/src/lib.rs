@@ -5,10 +5,15 @@
 wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p3lib" });
 
 use exports::membrane::p3lib::{async_plain, calc, sync_calc};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wit_bindgen::{StreamReader, StreamResult};
 
 /// The size of one read or write of a stream.
 const CHUNK: usize = 64 * 1024;
+
+/// The bytes `repeat`'s writers have had taken by their readers (`written`).
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
 
 struct Lib;
 
@@ -56,10 +61,15 @@ impl calc::Guest for Lib {
                 if !tx.write_all(vec![byte; len as usize]).await.is_empty() {
                     return; // the reader went away
                 }
+                WRITTEN.fetch_add(len, Ordering::Relaxed);
                 left -= len;
             }
         });
         rx
+    }
+
+    async fn written() -> u64 {
+        WRITTEN.load(Ordering::Relaxed)
     }
 }
 

@@ -6,10 +6,15 @@ wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p3relay" });
 
 use exports::membrane::p3lib::relay::Guest;
 use membrane::p3lib::calc;
-use wit_bindgen::StreamResult;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wit_bindgen::{StreamReader, StreamResult};
 
 /// The size of one read or write of a stream.
 const CHUNK: usize = 64 * 1024;
+
+/// Set by `release`: `hold-repeat` reads on.
+static RELEASED: AtomicBool = AtomicBool::new(false);
 
 struct Relay;
 
@@ -39,18 +44,37 @@ impl Guest for Relay {
 
     async fn sum_repeat(n: u64) -> u64 {
         let mut data = calc::repeat(b'z', n).await;
-        let mut count = 0;
-        let mut buf = Vec::with_capacity(CHUNK);
-        loop {
-            buf.clear();
-            let (status, back) = data.read(buf).await;
-            buf = back;
-            match status {
-                StreamResult::Complete(n) => count += n as u64,
-                StreamResult::Dropped | StreamResult::Cancelled => return count,
-            }
+        read_to_end(&mut data, u64::MAX).await
+    }
+
+    async fn hold_repeat(n: u64) -> u64 {
+        let mut data = calc::repeat(b'z', n).await;
+        let first = read_to_end(&mut data, 1).await;
+        while !RELEASED.load(Ordering::Relaxed) {
+            wasip3::clocks::monotonic_clock::wait_for(1_000_000).await;
+        }
+        first + read_to_end(&mut data, u64::MAX).await
+    }
+
+    async fn release() {
+        RELEASED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads `data` until it ends or `reads` reads completed: how many bytes came.
+async fn read_to_end(data: &mut StreamReader<u8>, reads: u64) -> u64 {
+    let mut count = 0;
+    let mut buf = Vec::with_capacity(CHUNK);
+    for _ in 0..reads {
+        buf.clear();
+        let (status, back) = data.read(buf).await;
+        buf = back;
+        match status {
+            StreamResult::Complete(n) => count += n as u64,
+            StreamResult::Dropped | StreamResult::Cancelled => break,
         }
     }
+    count
 }
 
 export!(Relay);
