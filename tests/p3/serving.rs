@@ -152,13 +152,19 @@ async fn a_trap_after_the_head_aborts_the_body() {
         .header("host", "x")
         .body(http_body_util::Empty::<Bytes>::new())
         .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    use http_body_util::BodyExt;
-    assert!(
-        resp.into_body().collect().await.is_err(),
-        "a cut body must not look whole"
-    );
+    // The head then a cut body; or, when the trap came before hyper wrote the head (it waits
+    // for the body's first chunk to send both), no response at all: never a whole one.
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            assert_eq!(resp.status(), 200);
+            use http_body_util::BodyExt;
+            assert!(
+                resp.into_body().collect().await.is_err(),
+                "a cut body must not look whole"
+            );
+        }
+        Err(e) => assert!(e.is_incomplete_message(), "{e}"),
+    }
     let r = get(s.addr, "/").await;
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
 }
@@ -198,10 +204,10 @@ async fn the_p3_example_serves_sixteen_requests_in_one_instance() {
     for r in &replies {
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    // Within the example's 4 instances, all idle again (`sixteen_overlapping_requests_run_in_
-    // one_instance` proves the packing with one instance).
+    // One instance made for the burst, with room for all of it (a caller that found no room
+    // while the first was being made looks again before making another: executor.rs).
     let st = &s.app.status()["service"];
-    assert!(st.busy == 0 && (1..=4).contains(&st.idle), "{st:?}");
+    assert_eq!((st.busy, st.idle), (0, 1), "{st:?}");
     let r = send(s.addr, request("POST", "/echo", "stream me"))
         .await
         .unwrap();

@@ -68,7 +68,8 @@ struct Launching<'a>(&'a Executor);
 impl<'a> Launching<'a> {
     fn start(x: &'a Executor) -> Option<Launching<'a>> {
         let busy = x.launching.swap(true, std::sync::atomic::Ordering::AcqRel);
-        (!busy).then_some(Launching(x))
+        // Not `then_some`: a guard made and dropped here would end the other's launch.
+        (!busy).then(|| Launching(x))
     }
 }
 
@@ -124,10 +125,15 @@ impl Executor {
             if let Some(room) = self.pick() {
                 return Ok(room);
             }
-            if let Some(_launching) = Launching::start(self)
-                && let Some(lease) = self.pool.try_acquire_owned()
-            {
-                return self.launch(lease).await;
+            if let Some(_launching) = Launching::start(self) {
+                // An instance made between the pick above and here has room: look again
+                // (instances are listed before the launch that made them ends).
+                if let Some(room) = self.pick() {
+                    return Ok(room);
+                }
+                if let Some(lease) = self.pool.try_acquire_owned() {
+                    return self.launch(lease).await;
+                }
             }
             if queued.is_none() {
                 queued = Some(self.pool.enter_queue(&self.recipe.name)?);
@@ -215,7 +221,13 @@ impl Executor {
             }
             Ok(Err(_)) => {
                 room.answered();
-                Err(room.driver.failure(&self.recipe.name).await)
+                let failure = room.driver.failure(&self.recipe.name).await;
+                // Past its own deadline the call timed out, whichever call's time (or
+                // trap) ended the instance; its caller's timer only lost the race.
+                if Instant::now() >= deadline {
+                    return Err(self.timed_out());
+                }
+                Err(failure)
             }
             Err(_) => Err(self.timed_out()),
         }

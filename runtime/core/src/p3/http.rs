@@ -135,6 +135,19 @@ async fn head(
         .submit(request.job(room.first, tx, done_rx))
         .map_err(Failure::Error)?;
     let timeout = tokio::time::sleep_until(deadline.into());
+    let timed_out = || {
+        Failure::Timeout(
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "module `{name}`: no response within the module's timeout of {:?} (limits.timeout)",
+                    module.recipe().limits.timeout
+                ),
+            )
+            .with_module(&**name)
+            .with_export(HANDLER_P3),
+        )
+    };
     tokio::pin!(timeout);
     let outcome = tokio::select! {
         biased;
@@ -157,21 +170,16 @@ async fn head(
             }
             Err(_) => {
                 room.answered();
-                Err(Failure::Error(room.driver.failure(name).await))
+                let failure = room.driver.failure(name).await;
+                // Past the deadline it is a timeout, whatever ended the instance.
+                if Instant::now() >= deadline {
+                    return Err(timed_out());
+                }
+                Err(Failure::Error(failure))
             }
         },
         _ = tripwire.notify.notified() => Err(Failure::BodyTooLarge { limit: module.recipe().limits.body }),
-        _ = &mut timeout => Err(Failure::Timeout(
-            Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "module `{name}`: no response within the module's timeout of {:?} (limits.timeout)",
-                    module.recipe().limits.timeout
-                ),
-            )
-            .with_module(&**name)
-            .with_export(HANDLER_P3),
-        )),
+        _ = &mut timeout => Err(timed_out()),
     };
     if tripwire.tripped.load(Ordering::Relaxed) {
         return Err(Failure::BodyTooLarge {
