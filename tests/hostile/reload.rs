@@ -125,16 +125,20 @@ async fn a_panic_in_a_reload_is_an_error_and_the_server_goes_on() {
     // drop their own subscribers meanwhile, and under load the upgrade's event is sometimes
     // not delivered here (the reload then succeeds, which proves nothing either way). Ask
     // again with this thread's subscriber in place, and reload again until it is.
-    let mut attempts = 0;
-    let e = loop {
-        attempts += 1;
-        let next = if attempts % 2 == 1 {
+    // Puts the other version in place for the `n`th reload (v2 first).
+    let swap = |n: usize| {
+        let next = if n % 2 == 1 {
             guests::GREET_V2
         } else {
             guests::GREET_V1
         };
         std::fs::copy(next, dir.path().join("greet.wasm")).unwrap();
         tracing::callsite::rebuild_interest_cache();
+    };
+    let mut attempts = 0;
+    let e = loop {
+        attempts += 1;
+        swap(attempts);
         match s.app.reload(&path).await {
             Err(e) => break e,
             Ok(_) if attempts < 20 => continue,
@@ -145,13 +149,7 @@ async fn a_panic_in_a_reload_is_an_error_and_the_server_goes_on() {
     assert!(e.to_string().contains("subscriber of the embedder"), "{e}");
     // Through the admin listener: answered, as JSON (the panic came after the switch, so
     // the other version is a change again).
-    let other = if attempts % 2 == 1 {
-        guests::GREET_V1
-    } else {
-        guests::GREET_V2
-    };
-    std::fs::copy(other, dir.path().join("greet.wasm")).unwrap();
-    tracing::callsite::rebuild_interest_cache();
+    swap(attempts + 1);
     let r = reload().await.unwrap();
     assert_eq!(r.status, 500, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use membrane::{AppSpec, HttpSpec, ModuleSpec};
 
-use crate::serve::limits::Chunks;
+use crate::serve::limits::{Chunks, read_until_closed};
 use crate::serve::{Served, get, request, send, serve};
 
 use super::*;
@@ -219,7 +219,7 @@ async fn the_p3_example_serves_sixteen_requests_in_one_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_frees_its_room() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut http = HttpSpec::default().route("/", "m");
     http.write_timeout = Duration::from_millis(300);
     let s = serve(
@@ -241,15 +241,7 @@ async fn a_client_that_does_not_read_frees_its_room() {
     // times out, the body is dropped, and the instance (abandoned) ends: its slot is free.
     crate::common::eventually("the guest is writing", || s.app.status()["m"].busy == 1).await;
     crate::common::eventually("the slot is freed", || s.app.status()["m"].busy == 0).await;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => total += n,
-            Err(_) => panic!("the connection was not closed"),
-        }
-    }
+    let total = read_until_closed(&mut stream).await;
     assert!(
         total < 32 << 20,
         "the response was cut short ({total} bytes)"

@@ -12,6 +12,20 @@ use tokio::net::TcpStream;
 
 use super::{eventually, get, one, probe, request, send, serve, with_host};
 
+/// Reads `stream` until the server closes it (an error counts as closed): the bytes read.
+/// Fails the test when nothing arrives for 5 s without the connection closing.
+pub async fn read_until_closed(stream: &mut TcpStream) -> usize {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return total,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the connection was not closed"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_before_the_guest_reads_it() {
     let s = one(probe("m").body(16)).await;
@@ -156,15 +170,7 @@ async fn a_client_that_does_not_read_cannot_pin_an_instance() {
     // Never read: the socket buffers fill, the guest blocks writing, the write times out.
     eventually("the guest is writing", || s.app.status()["m"].busy == 1).await;
     eventually("the instance is freed", || s.app.status()["m"].busy == 0).await;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => total += n,
-            Err(_) => panic!("the connection was not closed"),
-        }
-    }
+    let total = read_until_closed(&mut stream).await;
     assert!(
         total < 32 << 20,
         "the response was cut short ({total} bytes)"
