@@ -172,7 +172,6 @@ impl Compiled {
             )
             .with_source(e)
         };
-        // A component the scan took for 0.2 that only the 0.3 engine takes is 0.3.
         let unsupported = || {
             Error::new(
                 ErrorKind::InvalidComponent,
@@ -184,6 +183,7 @@ impl Compiled {
             )
             .with_module(name)
         };
+        // A component the scan took for 0.2 that only the 0.3 engine takes is 0.3.
         let (component, wasi) = match engines.compile(wasi, &bytes, &hash) {
             Some(Ok(c)) => (c, wasi),
             Some(Err(e)) if wasi == Wasi::P2 => match engines.compile(Wasi::P3, &bytes, &hash) {
