@@ -9,6 +9,7 @@ mod host;
 mod hostile;
 pub mod hostproc;
 pub mod nats;
+mod p3;
 mod serving;
 mod sessions;
 

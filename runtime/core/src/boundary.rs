@@ -104,6 +104,13 @@ pub trait Boundary: Send + Sync + 'static {
         true
     }
 
+    /// Whether a WASI 0.3 module may have this placement: its calls then run where
+    /// concurrency support is on and many share an instance (`p3/`). `false` refuses such a
+    /// module at load with the key to change.
+    fn carries_wasi_p3(&self) -> bool {
+        false
+    }
+
     /// Connects what the app's modules of this placement need before they start (the
     /// remote placement's NATS connection), into `extensions`; `connect` is false for tools
     /// that load an app without reaching other machines.
@@ -197,6 +204,10 @@ pub struct Isolated;
 impl Boundary for Isolated {
     fn placement(&self) -> Placement {
         Placement::Isolated
+    }
+
+    fn carries_wasi_p3(&self) -> bool {
+        true
     }
 }
 

@@ -114,7 +114,7 @@ pub async fn load(
     }
     tracing::debug!(target: "membrane::load", elapsed = ?started.elapsed(), modules = compiled.len(), "compiled");
     check_grant_overlaps(rt, &specs, &compiled, manifest.as_deref(), &mut problems);
-    pipeline::check_compiled(http.as_ref(), &compiled, &mut problems);
+    pipeline::check_compiled(&rt.boundaries, http.as_ref(), &compiled, &mut problems);
     let failed: Vec<&String> = specs
         .keys()
         .filter(|n| !compiled.contains_key(*n))
@@ -205,27 +205,38 @@ pub fn assemble(
         infos.push(link_info(&name, l));
     }
     let pres = (pre(&sync, &c)?, pre(&async_, &c)?);
-    let transport = match rt.boundaries.get(c.spec.placement) {
-        Some(b) => b.start(&crate::boundary::StartCx {
-            engine: crate::boundary::EngineSettings {
-                epoch_tick: rt.epoch_tick,
-                max_wasm_stack: rt.max_wasm_stack,
-                fuel: rt.metered,
-            },
-            worker_program: rt.worker_program.as_deref(),
-            extensions: &rt.extensions,
-            compiled: &c,
-            links,
-            modules,
-            metrics: &metrics,
-        })?,
-        None => None,
-    };
+    let transport = start_boundary(rt, &c, links, modules, &metrics)?;
     let mut generation = Generation::new(number, c, pres, link_slots, pool, metrics);
     if let Some(t) = transport {
         generation = generation.with_transport(t);
     }
     Ok((generation, infos))
+}
+
+/// Starts `c` in its placement: `Some` transport when its calls run elsewhere.
+fn start_boundary(
+    rt: &LoadCx,
+    c: &Compiled,
+    links: &[link::Link],
+    modules: &BTreeMap<String, Arc<Module>>,
+    metrics: &Arc<crate::metrics::ModuleMetrics>,
+) -> Result<Option<Arc<dyn crate::transport::Transport>>> {
+    let Some(b) = rt.boundaries.get(c.spec.placement) else {
+        return Ok(None);
+    };
+    b.start(&crate::boundary::StartCx {
+        engine: crate::boundary::EngineSettings {
+            epoch_tick: rt.epoch_tick,
+            max_wasm_stack: rt.max_wasm_stack,
+            fuel: rt.metered,
+        },
+        worker_program: rt.worker_program.as_deref(),
+        extensions: &rt.extensions,
+        compiled: c,
+        links,
+        modules,
+        metrics,
+    })
 }
 
 /// Who serves link `l`: a module of the app, or an interface of the host.
@@ -265,7 +276,8 @@ fn pre(
 
 #[cfg(feature = "p3")]
 /// [`assemble`] for a WASI 0.3 module: one linker (the 0.3 engine's), links forwarded
-/// without blocking the instance's other calls, and the generation's own executor.
+/// without blocking the instance's other calls, and the generation's own executor (or its
+/// placement's transport).
 fn assemble_p3(
     rt: &LoadCx,
     c: Compiled,
@@ -284,8 +296,13 @@ fn assemble_p3(
         infos.push(link_info(&name, l));
     }
     let pre = pre(&linker, &c)?;
+    let transport = start_boundary(rt, &c, links, modules, &metrics)?;
     let generation = Generation::new(number, c, (pre.clone(), pre), 0, pool, metrics);
-    Ok((generation.with_executor()?, infos))
+    match transport {
+        // Served by another host (`carries_wasi_p3`): its calls go there as values.
+        Some(t) => Ok((generation.with_transport(t), infos)),
+        None => Ok((generation.with_executor()?, infos)),
+    }
 }
 
 /// Compiles every module with one worker per core pulling from a shared queue (a thread per

@@ -25,7 +25,7 @@ use crate::link::host::HostInterface;
 use crate::link::{self, Planned};
 use crate::linkers::Linkers;
 use crate::p3::Wasi;
-use crate::spec::{HttpSpec, ModuleSpec, Placement};
+use crate::spec::{HttpSpec, ModuleSpec};
 use crate::validate::Settings;
 
 /// The settings of the declaration's checks for this runtime; `max_component` is the app's
@@ -42,6 +42,7 @@ pub fn settings(cx: &LoadCx, max_component: u64) -> Settings {
 /// Stage 3: the routes to and the snapshot interfaces of the modules that compiled, and
 /// what WASI 0.3 modules cannot have yet.
 pub fn check_compiled(
+    boundaries: &crate::boundary::Boundaries,
     http: Option<&HttpSpec>,
     compiled: &BTreeMap<String, Compiled>,
     problems: &mut Problems,
@@ -51,21 +52,31 @@ pub fn check_compiled(
     }
     check_snapshots(compiled, problems);
     for c in compiled.values().filter(|c| c.wasi == Wasi::P3) {
-        check_p3(c, problems);
+        check_p3(boundaries, c, problems);
     }
 }
 
 /// Refuses what a WASI 0.3 module cannot have: a placement that cannot carry it yet, and
 /// fuel shared by concurrent calls.
-fn check_p3(c: &Compiled, problems: &mut Problems) {
+fn check_p3(boundaries: &crate::boundary::Boundaries, c: &Compiled, problems: &mut Problems) {
     let name = &c.name;
     let placement = c.spec.placement;
-    if placement != Placement::Isolated {
+    // A placement that is not built in is refused by the declaration's checks already.
+    if boundaries
+        .get(placement)
+        .is_some_and(|b| !b.carries_wasi_p3())
+    {
+        let carry: Vec<String> = boundaries
+            .iter()
+            .filter(|b| b.carries_wasi_p3())
+            .map(|b| format!("{:?}", b.placement().as_str()))
+            .collect();
         problems.push(
             Error::manifest(format!(
-                "module `{name}` is a WASI 0.3 module, which runs with placement = \"isolated\" only for now \
-                 (not {:?}); remove `placement` or set it to \"isolated\"",
-                placement.as_str()
+                "module `{name}` is a WASI 0.3 module, which cannot run with placement = {:?} yet; \
+                 set `placement` to one of {} (or remove it for \"isolated\")",
+                placement.as_str(),
+                carry.join(", ")
             ))
             .with_module(name)
             .with_key(format!("modules.{name}.placement")),

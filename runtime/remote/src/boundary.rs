@@ -11,6 +11,7 @@ use crate::link::planned::Link;
 use crate::spec::{AppSpec, ModuleSpec, Placement};
 use crate::transport::{BoxFuture, Transport};
 use membrane_core::boundary::{Boundary, StartCx};
+use membrane_core::link::typecheck::has_async_values;
 
 /// The remote placement.
 pub struct Remote;
@@ -27,10 +28,11 @@ impl Boundary for Remote {
     fn check_links(
         &self,
         specs: &BTreeMap<String, ModuleSpec>,
-        _links: &BTreeMap<String, Vec<Link>>,
+        links: &BTreeMap<String, Vec<Link>>,
         routes: &[(&str, &str)],
         problems: &mut Problems,
     ) {
+        check_async_values(specs, links, problems);
         for (prefix, module) in routes {
             if specs
                 .get(*module)
@@ -51,6 +53,12 @@ impl Boundary for Remote {
 
     fn moves_at_upgrade(&self) -> bool {
         false
+    }
+
+    fn carries_wasi_p3(&self) -> bool {
+        // Calls cross as values and run on the serving host's own 0.3 executor; streams
+        // and futures cannot cross (`check_async_values`).
+        true
     }
 
     fn attach<'a>(
@@ -84,5 +92,41 @@ impl Boundary for Remote {
     fn start(&self, cx: &StartCx<'_>) -> Result<Option<Arc<dyn Transport>>> {
         let nats = cx.extensions.get::<super::connect::Nats>();
         super::client::RemoteModule::start(nats.as_ref(), cx.compiled).map(Some)
+    }
+}
+
+/// Refuses links to a remote module that pass a stream or a future: those are handles into
+/// the instances of one process and cannot cross NATS; only whole values can.
+fn check_async_values(
+    specs: &BTreeMap<String, ModuleSpec>,
+    links: &BTreeMap<String, Vec<Link>>,
+    problems: &mut Problems,
+) {
+    for (importer, ls) in links {
+        for l in ls {
+            if !specs
+                .get(&l.provider)
+                .is_some_and(|s| s.placement == Placement::Remote)
+            {
+                continue;
+            }
+            for f in &l.funcs {
+                if f.params.iter().chain(&f.results).any(has_async_values) {
+                    let provider = &l.provider;
+                    problems.push(
+                        Error::link(format!(
+                            "module `{importer}` imports {}#{} of `{provider}`, which passes a stream \
+                             or a future, and `{provider}` is remote: streams and futures cannot cross \
+                             NATS; set [modules.{provider}] placement = \"isolated\", or pass the data \
+                             as a list<u8>",
+                            l.import, f.name
+                        ))
+                        .with_module(provider.as_str())
+                        .with_export(format!("{}#{}", l.import, f.name))
+                        .with_key(format!("modules.{provider}.placement")),
+                    );
+                }
+            }
+        }
     }
 }

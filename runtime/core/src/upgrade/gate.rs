@@ -133,7 +133,7 @@ pub async fn check_upgrade(
     let compiled = compile_all(live.cx, changes, &settings, None, &mut problems).await;
     let compile = started.elapsed();
     check_overlaps_whole(live, &specs, &compiled, &mut problems);
-    pipeline::check_compiled(live.http, &compiled, &mut problems);
+    pipeline::check_compiled(&live.cx.boundaries, live.http, &compiled, &mut problems);
     for (name, c) in &compiled {
         let Some(m) = live.modules.get(name) else {
             continue;
