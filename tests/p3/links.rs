@@ -1,5 +1,6 @@
 //! Links between WASI 0.3 modules and to and from WASI 0.2 modules: values cross, the async
-//! flag of a function does not matter, streams and futures are refused at load.
+//! flag of a function does not matter, `stream<u8>` and futures of simple values cross,
+//! what cannot cross is refused at load.
 
 use membrane::{AppSpec, ErrorKind, ModuleSpec, Val};
 
@@ -170,11 +171,98 @@ async fn a_stalled_reader_stops_the_writer_across_a_link() {
     assert_eq!(written().await, n);
 }
 
+/// lib (p3_lib) <- relay (p3_relay), with `f` applied to relay.
+async fn lib_and_relay(f: impl FnOnce(ModuleSpec) -> ModuleSpec) -> App {
+    runtime()
+        .load_spec(
+            AppSpec::new()
+                .module("lib", ModuleSpec::from_file(guests::P3_LIB))
+                .module(
+                    "relay",
+                    f(ModuleSpec::from_file(guests::P3_RELAY).link(CALC, "lib")),
+                ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", membrane::chain(&e)))
+}
+
+const RELAY: &str = "membrane:p3lib/relay@0.1.0";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_future_across_a_link_is_refused_at_load() {
+async fn futures_cross_a_link_between_p3_modules_both_ways() {
+    let app = lib_and_relay(|m| m).await;
+    // Out of the provider: a future its task resolves after the call returned.
+    let out = app
+        .call(
+            "relay",
+            &format!("{RELAY}#later-via"),
+            &[Val::U32(7), Val::U32(20)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Val::U32(7)]);
+    // A future without a value.
+    let out = app
+        .call("relay", &format!("{RELAY}#tick-via"), &[Val::U32(5)])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Val::Bool(true)]);
+    // Into the provider: a future the importer resolves after the provider began to wait.
+    let out = app
+        .call(
+            "relay",
+            &format!("{RELAY}#upper-later-via"),
+            &[s("across"), Val::U32(20)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, vec![s("ACROSS")]);
+    // Sixteen at once, each its own value.
+    let later = format!("{RELAY}#later-via");
+    let args: Vec<_> = (0..16u32)
+        .map(|i| [Val::U32(i), Val::U32(16 - i)])
+        .collect();
+    let calls = args.iter().map(|a| app.call("relay", &later, a));
+    for (i, out) in futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(out.unwrap(), vec![Val::U32(i as u32)]);
+    }
+}
+
+/// A call waiting for a future that resolves after its deadline gets Timeout at the
+/// deadline; a call on the same importer that does not wait so long is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_resolved_after_the_deadline_times_the_call_out() {
+    let app = lib_and_relay(|m| m.timeout(std::time::Duration::from_secs(2))).await;
+    let later = format!("{RELAY}#later-via");
+    let slow = app.call("relay", &later, &[Val::U32(1), Val::U32(600_000)]);
+    let quick = app.call("relay", &later, &[Val::U32(2), Val::U32(1)]);
+    let (slow, quick) = tokio::join!(slow, quick);
+    assert_eq!(slow.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(quick.unwrap(), vec![Val::U32(2)]);
+    // And the app goes on.
+    let out = app.call("relay", &later, &[Val::U32(3), Val::U32(1)]).await;
+    assert_eq!(out.unwrap(), vec![Val::U32(3)]);
+}
+
+/// What a link cannot carry is refused at load, each function named: a future of a record,
+/// a future inside another value, a future in a plain (not async) function, a stream of
+/// other than u8. Futures of simple values in an async function pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_cross_a_link_is_refused_at_load() {
     let wit = r#"
         package test:fut;
-        interface f { take: async func(x: future<u32>) -> u32; }
+        interface f {
+          record pair { a: u32, b: u32 }
+          ok: async func(x: future<u32>) -> future<string>;
+          rec: async func(x: future<pair>) -> u32;
+          nested: async func(x: option<future<u32>>) -> u32;
+          plain: func(x: future<u32>) -> u32;
+          words: async func(x: stream<u32>) -> u32;
+        }
         world importer { import f; }
         world provider { export f; }
     "#;
@@ -194,14 +282,29 @@ async fn a_future_across_a_link_is_refused_at_load() {
         )
         .await
     else {
-        panic!("a future across a link loaded");
+        panic!("the app loaded");
     };
     assert_eq!(e.kind(), ErrorKind::Link, "{e}");
-    let p = std::iter::once(&e)
-        .chain(e.problems())
-        .find(|p| p.export() == Some("test:fut/f#take"))
-        .unwrap_or_else(|| panic!("no problem names take: {e:?}"));
-    assert_eq!(p.module(), Some("i"));
-    assert!(p.message().contains("future"), "{p}");
-    assert!(p.key().unwrap().starts_with("modules.i.links"), "{p:?}");
+    let problems: Vec<_> = std::iter::once(&e).chain(e.problems()).collect();
+    let mut refused: Vec<_> = problems.iter().filter_map(|p| p.export()).collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            "test:fut/f#nested",
+            "test:fut/f#plain",
+            "test:fut/f#rec",
+            "test:fut/f#words"
+        ],
+        "{e:?}"
+    );
+    for p in problems.iter().filter(|p| p.export().is_some()) {
+        assert_eq!(p.module(), Some("i"));
+        assert!(p.key().unwrap().starts_with("modules.i.links"), "{p:?}");
+    }
+    let plain = problems
+        .iter()
+        .find(|p| p.export() == Some("test:fut/f#plain"))
+        .unwrap();
+    assert!(plain.message().contains("not an `async func`"), "{plain}");
 }

@@ -1,5 +1,5 @@
 //! The p3 library provider (world `membrane:p3lib/p3lib`): async exports that return at once,
-//! wait on the clock, spin, and take or give `stream<u8>`s (`calc`), a plain export for the p2
+//! wait on the clock, spin, take or give `stream<u8>`s, and futures (`calc`), a plain export for the p2
 //! calling shape (`sync-calc`), and async twins of `plain-calc` (`async-plain`).
 
 wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p3lib" });
@@ -7,7 +7,7 @@ wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p3lib" });
 use exports::membrane::p3lib::{async_plain, calc, sync_calc};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use wit_bindgen::{StreamReader, StreamResult};
+use wit_bindgen::{FutureReader, StreamReader, StreamResult};
 
 /// The size of one read or write of a stream.
 const CHUNK: usize = 64 * 1024;
@@ -70,6 +70,28 @@ impl calc::Guest for Lib {
 
     async fn written() -> u64 {
         WRITTEN.load(Ordering::Relaxed)
+    }
+
+    async fn later(v: u32, ms: u32) -> FutureReader<u32> {
+        let (tx, rx) = wit_future::new(|| 0);
+        wit_bindgen::spawn_local(async move {
+            wasip3::clocks::monotonic_clock::wait_for(u64::from(ms) * 1_000_000).await;
+            let _ = tx.write(v).await;
+        });
+        rx
+    }
+
+    async fn tick(ms: u32) -> FutureReader<()> {
+        let (tx, rx) = wit_future::new(|| ());
+        wit_bindgen::spawn_local(async move {
+            wasip3::clocks::monotonic_clock::wait_for(u64::from(ms) * 1_000_000).await;
+            let _ = tx.write(()).await;
+        });
+        rx
+    }
+
+    async fn upper_later(text: FutureReader<String>) -> String {
+        text.await.to_uppercase()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The p3 importer (world `membrane:p3lib/p3relay`): each `relay` export calls the imported
 //! async `calc` (p3_lib, through a link), passing a `stream<u8>` in (`count-via`) or reading
-//! one back (`sum-repeat`).
+//! one back (`sum-repeat`), and futures either way (`later-via`, `tick-via`,
+//! `upper-later-via`).
 
 wit_bindgen::generate!({ path: "../../wit/p3-lib", world: "p3relay" });
 
@@ -58,6 +59,24 @@ impl Guest for Relay {
 
     async fn release() {
         RELEASED.store(true, Ordering::Relaxed);
+    }
+
+    async fn later_via(v: u32, ms: u32) -> u32 {
+        calc::later(v, ms).await.await
+    }
+
+    async fn tick_via(ms: u32) -> bool {
+        calc::tick(ms).await.await;
+        true
+    }
+
+    async fn upper_later_via(text: String, ms: u32) -> String {
+        let (tx, rx) = wit_future::new(String::new);
+        wit_bindgen::spawn_local(async move {
+            wasip3::clocks::monotonic_clock::wait_for(u64::from(ms) * 1_000_000).await;
+            let _ = tx.write(text).await;
+        });
+        calc::upper_later(rx).await
     }
 }
 

@@ -285,27 +285,30 @@ fn module_link(
 
 /// Compares one function; `None` when the provider's matches the importer's.
 /// Why a function's streams, futures or error-contexts cannot cross a link, if they cannot:
-/// only `stream<u8>` parameters and results of an `async func` do (`p3/pipe.rs`).
+/// only `stream<u8>` and `future`s of simple values, as parameters and results of an
+/// `async func`, do (`p3/pipe.rs`).
 fn async_values(f: &wasmtime::component::types::ComponentFunc) -> Option<String> {
     let types: Vec<Type> = f.params().map(|(_, t)| t).chain(f.results()).collect();
-    let streams = types
+    let crossing = types
         .iter()
-        .filter(|t| crate::p3::is_byte_stream(t))
+        .filter(|t| crate::p3::crossing(t).is_some())
         .count();
     let other = types
         .iter()
-        .any(|t| !crate::p3::is_byte_stream(t) && typecheck::has_async_values(t));
+        .any(|t| crate::p3::crossing(t).is_none() && typecheck::has_async_values(t));
     if other {
         return Some(
-            "it passes a future, an error-context, a stream of other than u8, or a stream inside \
-             another value, which cannot cross a link between modules yet (each lives in one \
-             instance); only stream<u8> parameters and results can, or pass the data as a list<u8>"
+            "it passes an error-context, a stream of other than u8, a future of other than a \
+             bool, number, char, string or list<u8>, or a stream or future inside another \
+             value, which cannot cross a link between modules yet (each lives in one \
+             instance); only stream<u8> and such futures as parameters and results can, or \
+             pass the data as a plain value"
                 .to_string(),
         );
     }
-    (streams > 0 && !f.async_()).then(|| {
-        "it passes a stream<u8> but is not an `async func`: a stream crosses a link only in an \
-         async function (the importer's other calls must go on while it flows)"
+    (crossing > 0 && !f.async_()).then(|| {
+        "it passes a stream or a future but is not an `async func`: those cross a link only \
+         in an async function (the importer's other calls must go on while they flow)"
             .to_string()
     })
 }

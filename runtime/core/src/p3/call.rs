@@ -25,8 +25,8 @@ pub struct Call {
     args: Tickets,
     results: usize,
     deadline: Instant,
-    /// The positions of `stream<u8>` results.
-    stream_results: Vec<usize>,
+    /// The positions of the results that cross as pipes (streams, futures), with how.
+    stream_results: Vec<(usize, pipe::Crossing)>,
 }
 
 impl Call {
@@ -37,7 +37,7 @@ impl Call {
             index: func.index,
             args: Tickets {
                 vals: args.to_vec(),
-                at: pipe::positions(func.params.iter().map(|(_, t)| t)),
+                at: pipe::indices(&pipe::positions(func.params.iter().map(|(_, t)| t))),
             },
             results: func.results.len(),
             deadline,
@@ -93,7 +93,10 @@ impl Call {
             pipe::give_all(&mut s, &at, &mut args.vals).map_err(|e| {
                 Error::new(
                     crate::error::ErrorKind::Unavailable,
-                    format!("module `{}`: a stream argument was lost", recipe.name),
+                    format!(
+                        "module `{}`: a stream or future argument was lost",
+                        recipe.name
+                    ),
                 )
                 .with_source(e)
             })?;
@@ -116,7 +119,7 @@ impl Call {
         // then drops their pipes with it.
         Ok(Tickets {
             vals: out,
-            at: stream_results,
+            at: pipe::indices(&stream_results),
         })
     }
 }

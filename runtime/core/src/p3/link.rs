@@ -2,7 +2,7 @@
 //! rest): each linked function becomes a host function of the 0.3 engine's linker.
 //!
 //! An `async func` import waits without holding the importer's Store, so the importer's
-//! other calls go on meanwhile; its `stream<u8>` values cross as pipes ([`super::pipe`]). A
+//! other calls go on meanwhile; its `stream<u8>` and `future` values cross as pipes ([`super::pipe`]). A
 //! plain (synchronous) import waits holding the Store, as wasmtime requires: the importer's
 //! other calls wait with it.
 
@@ -34,13 +34,13 @@ pub fn define(
     inst.func_new_concurrent(&f.name, move |acc, _ty, params, results| {
         let deadline = acc.with(|mut s| deadlines::running_deadline(&mut s.as_context_mut()));
         let streams = streams.clone();
-        // `stream<u8>` arguments leave the importer's Store as pipes...
+        // Stream and future arguments leave the importer's Store as pipes...
         let piped = (!streams.0.is_empty()).then(|| {
             let mut vals = params.to_vec();
             acc.with(|mut s| pipe::take_all(&mut s, &streams.0, &mut vals))
                 .map(|()| pipe::Tickets {
                     vals,
-                    at: streams.0.clone(),
+                    at: pipe::indices(&streams.0),
                 })
         });
         let r = target.get_full();
@@ -50,7 +50,7 @@ pub fn define(
             forward(r, args, results, deadline).await?;
             // ...and returned ones come back into it.
             if !streams.1.is_empty() {
-                acc.with(|mut s| pipe::give_all(&mut s, &streams.1, results))?;
+                acc.with(|mut s| pipe::give_all(&mut s, &pipe::indices(&streams.1), results))?;
             }
             Ok(())
         })

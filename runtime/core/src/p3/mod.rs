@@ -30,6 +30,8 @@ pub mod engine;
 #[cfg(feature = "p3")]
 pub mod executor;
 #[cfg(feature = "p3")]
+pub mod future;
+#[cfg(feature = "p3")]
 pub mod http;
 #[cfg(feature = "p3")]
 pub mod link;
@@ -40,18 +42,78 @@ pub use detect::Wasi;
 
 use wasmtime::component::types::Type;
 
-/// Whether `ty` is `stream<u8>`, the one stream type a link carries.
-pub fn is_byte_stream(ty: &Type) -> bool {
-    matches!(ty, Type::Stream(s) if matches!(s.ty(), Some(Type::U8)))
+/// A value a link carries from one instance's Store into another's as a pipe
+/// (`pipe.rs`): a `stream<u8>`, or a `future` of a [`Payload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// `stream<u8>`.
+    Bytes,
+    /// `future<T>` (or `future` without a value).
+    Future(Payload),
 }
 
-/// The positions of the `stream<u8>` values among `types`.
-pub fn positions<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<usize> {
+/// The value types a `future` may carry across a link: whole values the host can hold
+/// between two Stores (no handles inside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// `future` without a value.
+    Unit,
+    Bool,
+    U8,
+    U16,
+    U32,
+    U64,
+    S8,
+    S16,
+    S32,
+    S64,
+    F32,
+    F64,
+    Char,
+    String,
+    /// `list<u8>`.
+    Bytes,
+}
+
+impl Payload {
+    /// The payload of a `future` of `ty` (`None`: no value), if a link carries it.
+    pub fn of(ty: Option<Type>) -> Option<Payload> {
+        Some(match ty {
+            None => Payload::Unit,
+            Some(Type::Bool) => Payload::Bool,
+            Some(Type::U8) => Payload::U8,
+            Some(Type::U16) => Payload::U16,
+            Some(Type::U32) => Payload::U32,
+            Some(Type::U64) => Payload::U64,
+            Some(Type::S8) => Payload::S8,
+            Some(Type::S16) => Payload::S16,
+            Some(Type::S32) => Payload::S32,
+            Some(Type::S64) => Payload::S64,
+            Some(Type::Float32) => Payload::F32,
+            Some(Type::Float64) => Payload::F64,
+            Some(Type::Char) => Payload::Char,
+            Some(Type::String) => Payload::String,
+            Some(Type::List(l)) if matches!(l.ty(), Type::U8) => Payload::Bytes,
+            Some(_) => return None,
+        })
+    }
+}
+
+/// How `ty` crosses a link, when it is a stream or a future a link carries.
+pub fn crossing(ty: &Type) -> Option<Crossing> {
+    match ty {
+        Type::Stream(s) if matches!(s.ty(), Some(Type::U8)) => Some(Crossing::Bytes),
+        Type::Future(f) => Payload::of(f.ty()).map(Crossing::Future),
+        _ => None,
+    }
+}
+
+/// The positions among `types` of the values that cross as pipes, with how.
+pub fn positions<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<(usize, Crossing)> {
     types
         .into_iter()
         .enumerate()
-        .filter(|(_, t)| is_byte_stream(t))
-        .map(|(i, _)| i)
+        .filter_map(|(i, t)| crossing(t).map(|c| (i, c)))
         .collect()
 }
 

@@ -1,4 +1,5 @@
-//! A `stream<u8>` across a link between two WASI 0.3 instances.
+//! A `stream<u8>` or a `future` across a link between two WASI 0.3 instances (the future's
+//! side is in `future.rs`).
 //!
 //! A stream is a handle in one Store's tables: it cannot be handed to another Store as it
 //! is. So the host takes the importer's stream end out of its Store into a bounded channel
@@ -29,7 +30,7 @@ use wasmtime::component::{
 
 use crate::instance::HostState;
 
-pub use super::{is_byte_stream, positions};
+pub use super::{Crossing, positions};
 
 /// Pipes on their way through the calls of [`crate::generation::Generation`], which carry
 /// `Val`s: each stands in a value list as a `u64` ticket ([`park`]) until the other side's
@@ -60,20 +61,21 @@ pub fn unpark(val: &Val) -> Option<Pipe> {
         .remove(ticket)
 }
 
-/// Replaces the streams at `at` in `vals` (of the Store `store`) by tickets of pipes.
+/// Replaces the streams and futures at `at` in `vals` (of the Store `store`) by tickets of
+/// pipes.
 pub fn take_all(
     mut store: impl AsContextMut<Data = HostState>,
-    at: &[usize],
+    at: &[(usize, Crossing)],
     vals: &mut [Val],
 ) -> wasmtime::Result<()> {
-    for &i in at {
+    for &(i, how) in at {
         let val = std::mem::replace(&mut vals[i], Val::Bool(false));
-        vals[i] = park(take(&mut store, val)?);
+        vals[i] = park(take(&mut store, val, how)?);
     }
     Ok(())
 }
 
-/// Replaces the tickets at `at` in `vals` by new streams of the Store `store`.
+/// Replaces the tickets at `at` in `vals` by new streams and futures of the Store `store`.
 pub fn give_all(
     mut store: impl AsContextMut<Data = HostState>,
     at: &[usize],
@@ -81,10 +83,15 @@ pub fn give_all(
 ) -> wasmtime::Result<()> {
     for &i in at {
         let pipe = unpark(&vals[i])
-            .ok_or_else(|| wasmtime::format_err!("a stream crossing a link was lost"))?;
+            .ok_or_else(|| wasmtime::format_err!("a stream or future crossing a link was lost"))?;
         vals[i] = give(&mut store, pipe)?;
     }
     Ok(())
+}
+
+/// The positions of `at`.
+pub fn indices(at: &[(usize, Crossing)]) -> Vec<usize> {
+    at.iter().map(|&(i, _)| i).collect()
 }
 
 /// The largest chunk taken from a stream at once.
@@ -93,27 +100,50 @@ pub const CHUNK: usize = 64 << 10;
 /// Chunks in flight in one pipe.
 pub const DEPTH: usize = 2;
 
-/// The bytes of a stream on their way from one Store to another.
-pub struct Pipe(mpsc::Receiver<Bytes>);
-
-/// Takes the stream `val` (a `stream<u8>` of the Store `store`) out of it: its bytes flow
-/// into the returned pipe as the Store's event loop runs.
-pub fn take(mut store: impl AsContextMut<Data = HostState>, val: Val) -> wasmtime::Result<Pipe> {
-    let Val::Stream(any) = val else {
-        wasmtime::bail!("a stream<u8> was expected");
-    };
-    let reader: StreamReader<u8> = any.try_into_stream_reader()?;
-    let (tx, rx) = mpsc::channel(DEPTH);
-    reader.pipe(&mut store, Feed(PollSender::new(tx)))?;
-    Ok(Pipe(rx))
+/// A stream's bytes or a future's value on their way from one Store to another.
+pub enum Pipe {
+    /// A `stream<u8>`'s chunks.
+    Bytes(mpsc::Receiver<Bytes>),
+    /// A `future`'s value.
+    Future(super::future::Pending, super::Payload),
 }
 
-/// Gives the Store `store` a new `stream<u8>` whose bytes come from `pipe`.
+/// Takes the stream or future `val` (of the Store `store`) out of it: its bytes or value
+/// flow into the returned pipe as the Store's event loop runs.
+pub fn take(
+    mut store: impl AsContextMut<Data = HostState>,
+    val: Val,
+    how: Crossing,
+) -> wasmtime::Result<Pipe> {
+    let payload = match how {
+        Crossing::Future(p) => p,
+        Crossing::Bytes => {
+            let Val::Stream(any) = val else {
+                wasmtime::bail!("a stream<u8> was expected");
+            };
+            let reader: StreamReader<u8> = any.try_into_stream_reader()?;
+            let (tx, rx) = mpsc::channel(DEPTH);
+            reader.pipe(&mut store, Feed(PollSender::new(tx)))?;
+            return Ok(Pipe::Bytes(rx));
+        }
+    };
+    Ok(Pipe::Future(
+        super::future::take(store, val, payload)?,
+        payload,
+    ))
+}
+
+/// Gives the Store `store` a new stream or future fed from `pipe`.
 pub fn give(mut store: impl AsContextMut<Data = HostState>, pipe: Pipe) -> wasmtime::Result<Val> {
-    let reader = StreamReader::new(&mut store, Drain(pipe.0))?;
-    Ok(Val::Stream(StreamAny::try_from_stream_reader(
-        &mut store, reader,
-    )?))
+    match pipe {
+        Pipe::Bytes(rx) => {
+            let reader = StreamReader::new(&mut store, Drain(rx))?;
+            Ok(Val::Stream(StreamAny::try_from_stream_reader(
+                &mut store, reader,
+            )?))
+        }
+        Pipe::Future(pending, payload) => super::future::give(store, pending, payload),
+    }
 }
 
 /// Consumes a stream into a channel, a chunk at a time, when the channel has room.
