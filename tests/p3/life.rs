@@ -36,7 +36,7 @@ async fn an_upgrade_under_load_finishes_calls_on_the_old_generation() {
     let in_flight: Vec<_> = (0..8)
         .map(|_| tokio::spawn(get_owned(s.addr, "/sleep?ms=400")))
         .collect();
-    crate::common::eventually("the requests run", || s.app.status()["m"].busy >= 1).await;
+    crate::common::eventually("the requests run", || s.app.status()["m"].running == 8).await;
     let r = s
         .app
         .upgrade("m", ModuleSpec::from_file(guests::P3_HELLO))

@@ -14,6 +14,9 @@ use crate::upgrade::report::{GenerationState, LastUpgrade};
 pub struct ModuleStatus {
     /// Instances running a call (of any generation).
     pub busy: usize,
+    /// Calls running now: one per busy instance of a WASI 0.2 module; on a WASI 0.3 module,
+    /// the calls its instances (of every generation) run at once.
+    pub running: usize,
     /// Callers waiting for an instance.
     pub waiting: usize,
     /// Instances kept for reuse.
@@ -72,6 +75,20 @@ impl App {
                 }
                 let (health, recent_failures) = current.supervisor.health();
                 let h = m.history();
+                #[cfg(feature = "p3")]
+                let running = match current.executor() {
+                    Some(x) => {
+                        x.calls_in_flight()
+                            + h.draining
+                                .iter()
+                                .filter_map(|g| g.executor())
+                                .map(|x| x.calls_in_flight())
+                                .sum::<usize>()
+                    }
+                    None => busy,
+                };
+                #[cfg(not(feature = "p3"))]
+                let running = busy;
                 let state = match h.probation_until {
                     Some(until) => GenerationState::Probation {
                         left: until.saturating_duration_since(Instant::now()),
@@ -82,6 +99,7 @@ impl App {
                 let placed = current.transport().map(|t| t.status()).unwrap_or_default();
                 let status = ModuleStatus {
                     busy,
+                    running,
                     waiting,
                     idle,
                     health,

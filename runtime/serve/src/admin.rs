@@ -92,6 +92,7 @@ pub fn status_json(app: &App, buckets: &[membrane_core::keyvalue::BucketStatus])
                 "calls": s.calls,
                 "last_upgrade": last_upgrade,
                 "busy": s.busy,
+                "running": s.running,
                 "idle": s.idle,
                 "waiting": s.waiting,
                 "circuit": health,

@@ -114,12 +114,16 @@ impl Driver {
     /// A reserved call was answered, or `abandoned` by its caller (the instance then takes
     /// no more calls).
     pub fn release(&self, abandoned: bool) {
-        {
+        let finished = {
             let mut s = self.lock();
             s.in_flight -= 1;
             s.stopped |= abandoned;
+            s.stopped && s.in_flight == 0
+        };
+        // The loop only ends when finished: no wake-up per answered call.
+        if finished {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
     }
 
     /// Takes no more calls; ends once the calls it has are answered.

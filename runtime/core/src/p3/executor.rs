@@ -9,6 +9,7 @@
 //! The executor is the generation's [`Transport`]: its calls are admitted, supervised and
 //! counted by the generation like any call, but take no pool slot per call.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -33,9 +34,12 @@ pub struct Executor {
     drivers: Mutex<Vec<Arc<Driver>>>,
     /// An instance is being made: callers that find no room wait for it rather than make
     /// more (a burst packs into as few instances as a steady load).
-    launching: std::sync::atomic::AtomicBool,
+    launching: AtomicBool,
     /// The runtime the drivers run on (the one the app was loaded on).
     handle: tokio::runtime::Handle,
+    /// Callers waiting for room ([`Executor::admit`]): only then does an answered call
+    /// wake the module's waiters.
+    waiting: Arc<AtomicUsize>,
 }
 
 /// A call's room in an instance; given back when dropped, as abandoned unless answered.
@@ -45,6 +49,7 @@ pub struct Room {
     pub first: bool,
     answered: bool,
     pool: Arc<Pool>,
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Room {
@@ -57,7 +62,27 @@ impl Room {
 impl Drop for Room {
     fn drop(&mut self) {
         self.driver.release(!self.answered);
-        self.pool.notify_capacity();
+        // After the release, so that a waiter counted after this load sees the room
+        // (`admit` counts itself before it looks).
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.pool.notify_capacity();
+        }
+    }
+}
+
+/// A caller counted among those waiting for room while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(n: &'a AtomicUsize) -> Waiting<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -67,7 +92,7 @@ struct Launching<'a>(&'a Executor);
 
 impl<'a> Launching<'a> {
     fn start(x: &'a Executor) -> Option<Launching<'a>> {
-        let busy = x.launching.swap(true, std::sync::atomic::Ordering::AcqRel);
+        let busy = x.launching.swap(true, Ordering::AcqRel);
         // Not `then_some`: a guard made and dropped here would end the other's launch.
         (!busy).then(|| Launching(x))
     }
@@ -75,9 +100,7 @@ impl<'a> Launching<'a> {
 
 impl Drop for Launching<'_> {
     fn drop(&mut self) {
-        self.0
-            .launching
-            .store(false, std::sync::atomic::Ordering::Release);
+        self.0.launching.store(false, Ordering::Release);
         self.0.pool.notify_capacity();
     }
 }
@@ -101,8 +124,9 @@ impl Executor {
             recipe,
             pool,
             drivers: Mutex::new(Vec::new()),
-            launching: std::sync::atomic::AtomicBool::new(false),
+            launching: AtomicBool::new(false),
             handle,
+            waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -117,6 +141,11 @@ impl Executor {
 
     /// Room for one call, waiting in the module's queue at most until `deadline`.
     pub async fn admit(&self, deadline: Instant) -> Result<Room> {
+        // The common case: room in a running instance, without waiting.
+        if let Some(room) = self.pick() {
+            return Ok(room);
+        }
+        let _waiting = Waiting::count(&self.waiting);
         let mut queued = None;
         loop {
             let notified = self.pool.notified();
@@ -156,6 +185,7 @@ impl Executor {
             first,
             answered: false,
             pool: self.pool.clone(),
+            waiting: self.waiting.clone(),
         }
     }
 
@@ -249,9 +279,15 @@ impl Executor {
     /// Stops every instance taking calls: each ends when its calls are answered (the
     /// generation was replaced).
     pub fn stop_all(&self) {
-        for d in self.drivers().drain(..) {
+        // Listed until they end, for the calls they still run (`calls_in_flight`).
+        for d in self.drivers().iter() {
             d.stop();
         }
+    }
+
+    /// Calls its instances run now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.drivers().iter().map(|d| d.load().0).sum()
     }
 
     /// Instances that run no call and take calls.

@@ -134,7 +134,8 @@ async fn head(
     room.driver
         .submit(request.job(room.first, tx, done_rx))
         .map_err(Failure::Error)?;
-    let timeout = tokio::time::sleep_until(deadline.into());
+    // One timer for the head and, handed on, the body.
+    let mut timeout = Box::pin(tokio::time::sleep_until(deadline.into()));
     let timed_out = || {
         Failure::Timeout(
             Error::new(
@@ -148,7 +149,6 @@ async fn head(
             .with_export(HANDLER_P3),
         )
     };
-    tokio::pin!(timeout);
     let outcome = tokio::select! {
         biased;
         head = rx => match head {
@@ -159,7 +159,7 @@ async fn head(
                         inner,
                         room: Some(room),
                         done: Some(done_tx),
-                        deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+                        deadline: timeout,
                     }
                     .boxed_unsync()
                 }));
