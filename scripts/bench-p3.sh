@@ -94,6 +94,11 @@ want hello && for round in $(seq "$ROUNDS"); do
   load http://127.0.0.1:18091/ >/dev/null
   echo "p3 hello  membrane serve              : $(load http://127.0.0.1:18091/)"
   stop_all
+  # As wasmtime serve logs: nothing per request.
+  serve 18091 MEMBRANE_LOG=off "$membrane" serve "$work/p3hello.toml"
+  load http://127.0.0.1:18091/ >/dev/null
+  echo "p3 hello  membrane serve (log off)    : $(load http://127.0.0.1:18091/)"
+  stop_all
   serve 18091 MEMBRANE_LOG=info "$membrane" serve "$work/p2hello.toml"
   load http://127.0.0.1:18091/ >/dev/null
   echo "p2 hello  membrane serve              : $(load http://127.0.0.1:18091/)"

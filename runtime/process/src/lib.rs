@@ -58,11 +58,7 @@ use crate::transport::Links;
 
 /// The environment variable that makes a process a worker: the descriptor number of its
 /// end of the socket pair.
-pub const WORKER_ENV: &str = "MEMBRANE_WORKER_FD";
-
-/// [`WORKER_ENV`] for C's `getenv`, which a program's allocator can call before anything is
-/// allocated (the `membrane` command picks its allocator by it).
-pub const WORKER_ENV_C: &std::ffi::CStr = c"MEMBRANE_WORKER_FD";
+pub(crate) const WORKER_ENV: &str = "MEMBRANE_WORKER_FD";
 
 /// The environment variable of the sandbox's test probe (see `sandbox/probe.rs`; feature
 /// `test-hooks`).
@@ -214,12 +210,3 @@ pub(crate) fn sandbox_plan(spec: &ModuleSpec) -> crate::sandbox::Plan {
 }
 
 pub use boundary::Process;
-
-#[cfg(test)]
-mod worker_env_tests {
-    /// The C spelling names the same variable.
-    #[test]
-    fn worker_env_c_is_worker_env() {
-        assert_eq!(super::WORKER_ENV_C.to_str(), Ok(super::WORKER_ENV));
-    }
-}
