@@ -62,6 +62,7 @@ const GUESTS: &[&str] = &[
     "p2_plain_calc",
     "p3_plain_user",
     "p3_plain_calc",
+    "p3_async_user",
 ];
 
 /// Guests of the `guests/` workspace whose source lives elsewhere (with their example),

@@ -22,7 +22,8 @@ pub mod block;
 pub mod cache;
 #[doc(hidden)]
 pub mod capability;
-mod classify;
+#[doc(hidden)]
+pub mod classify;
 #[doc(hidden)]
 pub mod compile;
 #[doc(hidden)]

@@ -55,6 +55,29 @@ impl Boundary for Process {
                             l.export
                         ),
                     ));
+                } else if let Some(f) = l.funcs.iter().find(|f| {
+                    f.params
+                        .iter()
+                        .chain(&f.results)
+                        .any(membrane_core::link::typecheck::has_async_values)
+                }) && (process(importer) || process(&l.provider))
+                {
+                    let module = if process(&l.provider) {
+                        &l.provider
+                    } else {
+                        importer
+                    };
+                    problems.push(
+                        refuse(
+                            module,
+                            format!(
+                                "and {importer}'s link to {}#{} passes a stream or a future, which \
+                                 cannot cross into or out of a worker",
+                                l.import, f.name
+                            ),
+                        )
+                        .with_export(format!("{}#{}", l.import, f.name)),
+                    );
                 } else if !l.resources.is_empty() && process(importer) {
                     problems.push(refuse(
                         importer,
@@ -100,6 +123,12 @@ impl Boundary for Process {
         false
     }
 
+    fn carries_wasi_p3(&self) -> bool {
+        // One call at a time per connection (`serve_p3.rs`); streams and futures cannot
+        // cross into a worker (`check_links`).
+        cfg!(feature = "p3")
+    }
+
     fn start(&self, cx: &StartCx<'_>) -> Result<Option<Arc<dyn Transport>>> {
         let c = cx.compiled;
         // Links to the host and links with resources were refused at load (above).
@@ -125,6 +154,7 @@ impl Boundary for Process {
             &c.name,
             &c.spec,
             &c.component,
+            c.wasi == membrane_core::p3::Wasi::P3,
             cx.engine,
             program,
             super::Serves {

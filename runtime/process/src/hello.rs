@@ -22,6 +22,9 @@ pub(crate) struct Hello {
     pub sandbox: crate::sandbox::Plan,
     /// The most verbose log level the host wants (0 error .. 4 trace).
     pub log_level: u8,
+    /// The component is a WASI 0.3 one, compiled by the host's 0.3 engine.
+    #[serde(default)]
+    pub p3: bool,
 }
 
 impl Hello {

@@ -37,6 +37,8 @@ pub mod ring;
 #[doc(hidden)]
 pub mod sandbox;
 mod serve;
+#[cfg(feature = "p3")]
+mod serve_p3;
 pub(crate) mod session;
 mod typed;
 mod worker_transport;
@@ -108,6 +110,7 @@ pub(crate) fn start(
     name: &str,
     spec: &ModuleSpec,
     component: &wasmtime::component::Component,
+    p3: bool,
     engine: EngineSettings,
     program: PathBuf,
     serves: Serves,
@@ -152,6 +155,7 @@ pub(crate) fn start(
         fuel: engine.fuel,
         sandbox: sandbox_plan(spec),
         log_level: log::host_level(),
+        p3,
     };
     let mut body = Vec::with_capacity(code.len() + 1024);
     hello.frame(&code, &mut body);

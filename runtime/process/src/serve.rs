@@ -27,6 +27,7 @@ use crate::instance::{Budget, HostState, LiveInstance, Recipe};
 use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
+use membrane_core::p3::Wasi;
 use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_call, put_error,
     read_call, read_error,
@@ -39,8 +40,8 @@ use crate::wire::value::{self, NoHandles};
 const IDLE_SPIN: Duration = SPIN;
 
 /// What every connection's thread shares.
-struct Served {
-    recipe: Recipe,
+pub(crate) struct Served {
+    pub(crate) recipe: Arc<Recipe>,
     exports: Exports,
     lifecycle: Lifecycle,
     /// The largest values the host accepts from this worker (`wire/sizes.rs`).
@@ -152,7 +153,24 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     config.cache_dir = None;
     config.metrics = false;
     let rt = membrane_core::Runtime::new(config)?;
-    let engine = rt.inner.engine.clone();
+    // A WASI 0.3 component was compiled by the host's 0.3 engine: this worker's loads it.
+    let (engine, mut linker, wasi) = if hello.p3 {
+        #[cfg(feature = "p3")]
+        {
+            let p3 = &rt.inner.p3;
+            (p3.engine.clone(), p3.linker.clone(), Wasi::P3)
+        }
+        #[cfg(not(feature = "p3"))]
+        return Err(startup(
+            "the module is a WASI 0.3 module and this worker was built without the `p3` feature",
+        ));
+    } else {
+        (
+            rt.inner.engine.clone(),
+            rt.inner.linkers.sync.clone(),
+            Wasi::P2,
+        )
+    };
     // SAFETY: the bytes are the host's serialization of a component it compiled with an
     // engine of the same settings; the host is trusted, the guest never sees them.
     let component = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| {
@@ -162,9 +180,14 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         )
         .with_source(e)
     })?;
-    let mut linker = rt.inner.linkers.sync.clone();
     let values = max_values(hello.limits.hostcall);
-    define_links(&mut linker, &component, &engine, values)?;
+    match wasi {
+        Wasi::P2 => define_links(&mut linker, &component, &engine, values)?,
+        #[cfg(feature = "p3")]
+        Wasi::P3 => super::serve_p3::define_links(&mut linker, &component, &engine, values)?,
+        #[cfg(not(feature = "p3"))]
+        Wasi::P3 => unreachable!("refused above"),
+    }
     let pre = linker.instantiate_pre(&component).map_err(|e| {
         Error::link(format!(
             "module `{name}`: its imports cannot be satisfied in the worker"
@@ -174,19 +197,19 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     let metrics = crate::metrics::Metrics::new(false).module(&name);
     let name: Arc<str> = name.into();
     let served = Served {
-        recipe: Recipe {
+        recipe: Arc::new(Recipe {
             name: name.clone(),
             generation: 1,
             retired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             sync_pre: pre.clone(),
             async_pre: pre,
-            wasi: membrane_core::p3::Wasi::P2,
+            wasi,
             policy,
             limits: hello.limits,
             link_slots: 0,
             metrics,
             elsewhere: false,
-        },
+        }),
         exports: Exports::new(name, component, engine),
         lifecycle: hello.lifecycle,
         shapes: Default::default(),
@@ -204,7 +227,7 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
 
 /// Values larger than the host accepts from a worker: refused here, as the guest's own
 /// error, rather than sent and taken for a broken protocol.
-fn too_large(what: &str, len: usize, max: usize) -> Error {
+pub(crate) fn too_large(what: &str, len: usize, max: usize) -> Error {
     Error::new(
         ErrorKind::HostcallLimit,
         format!(
@@ -262,7 +285,7 @@ fn define_links(
 }
 
 /// A linked call of the guest: sent to the host on this thread's connection, answered there.
-fn linked_call(
+pub(crate) fn linked_call(
     name: &str,
     params: &[wasmtime::component::types::Type],
     results: &[wasmtime::component::types::Type],
@@ -445,32 +468,44 @@ fn call(
         let now = Instant::now();
         let budget = Budget::new(&served.recipe, now, Some(now + left))?;
         let hostcall = usize::try_from(served.recipe.limits.hostcall).unwrap_or(usize::MAX);
+        if instance.is_none() {
+            // Handles of a discarded instance mean nothing.
+            table.clear();
+        }
+        #[cfg(feature = "p3")]
+        if served.recipe.wasi == Wasi::P3 {
+            let args = decode_args(&func, args, table, hostcall)?;
+            let (results, inst) = super::serve_p3::call(
+                &served.recipe,
+                instance.take(),
+                &func,
+                &args,
+                budget,
+            )?;
+            let mut out = Vec::new();
+            for (v, ty) in results.iter().zip(&func.results) {
+                value::encode(v, ty, &mut out, table)?;
+            }
+            if served.lifecycle == Lifecycle::Reuse || table.live > 0 {
+                *instance = Some(inst);
+            }
+            if out.len() > served.values {
+                return Err(too_large("the results", out.len(), served.values));
+            }
+            return Ok(out);
+        }
         let mut inst = match instance.take() {
             Some(i) => i,
-            None => {
-                // Handles of a discarded instance mean nothing.
-                table.clear();
-                LiveInstance::new(&served.recipe, None)?
-            }
+            None => LiveInstance::new(&served.recipe, None)?,
         };
-        let shape = served.shape(&func);
         let mut out = Vec::new();
+        let shape = served.shape(&func);
         match shape.as_deref().and_then(|k| {
             super::typed::call(k, &mut inst, &served.recipe, &func, args, budget, &mut out)
         }) {
             Some(done) => done?,
             None => {
-                let mut input = args;
-                let args = func
-                    .params
-                    .iter()
-                    .map(|(_, t)| value::decode(&mut input, t, table, hostcall))
-                    .collect::<Result<Vec<_>>>()?;
-                if !input.is_empty() {
-                    return Err(crate::wire::message::malformed(
-                        "trailing bytes after the arguments",
-                    ));
-                }
+                let args = decode_args(&func, args, table, hostcall)?;
                 let mut results = vec![Val::Bool(false); func.results.len()];
                 inst.call_into(&served.recipe, &func, &args, &mut results, budget)?;
                 for (v, ty) in results.iter().zip(&func.results) {
@@ -495,6 +530,26 @@ fn call(
             Reply::Err(e)
         }
     }
+}
+
+/// A call's arguments, every byte of them.
+fn decode_args(
+    func: &crate::value::Function,
+    mut input: &[u8],
+    table: &mut Table,
+    hostcall: usize,
+) -> Result<Vec<Val>> {
+    let args = func
+        .params
+        .iter()
+        .map(|(_, t)| value::decode(&mut input, t, table, hostcall))
+        .collect::<Result<Vec<_>>>()?;
+    if !input.is_empty() {
+        return Err(crate::wire::message::malformed(
+            "trailing bytes after the arguments",
+        ));
+    }
+    Ok(args)
 }
 
 /// Drops a resource the host no longer holds, in the connection's instance.
