@@ -122,7 +122,7 @@ async fn what_a_p3_module_cannot_have_is_refused_at_load() {
         ),
         (
             "modules.m.placement",
-            membrane::ModuleSpec::from_file(guests::P3_LIB).placement(membrane::Placement::Process),
+            membrane::ModuleSpec::from_file(guests::P3_LIB).placement(membrane::Placement::Fused),
         ),
         (
             "modules.m.limits.concurrency",

@@ -5,6 +5,7 @@ mod calls;
 mod grants;
 mod life;
 mod links;
+mod process;
 mod serving;
 
 use membrane::{App, AppSpec, ModuleSpec, Val};

@@ -3,7 +3,9 @@
 //!
 //! A `process` module is served with dynamic values over its worker's connections: calls
 //! from the embedder (`App::call`), links in both directions, and resources it provides
-//! (through a connection pinned to the importer instance). Not yet: links that carry
+//! (through a connection pinned to the importer instance). WASI 0.3 modules too, one call
+//! at a time per connection (`serve_p3.rs`), without streams or futures across the
+//! boundary. Not yet: links that carry
 //! resources from it (as the importer), links from it to host interfaces, HTTP routes to
 //! it (`run` of it is refused when asked: `instance.rs`). Each is refused when the app is
 //! checked, with the key to change.
@@ -47,6 +49,11 @@ impl Boundary for Process {
         };
         for (importer, ls) in links {
             for l in ls {
+                if process(&l.provider) {
+                    refuse_async_values(importer, &l.provider, l, &refuse, problems);
+                } else if process(importer) {
+                    refuse_async_values(importer, importer, l, &refuse, problems);
+                }
                 if process(importer) && l.provider == HOST {
                     problems.push(refuse(
                         importer,
@@ -55,29 +62,6 @@ impl Boundary for Process {
                             l.export
                         ),
                     ));
-                } else if let Some(f) = l.funcs.iter().find(|f| {
-                    f.params
-                        .iter()
-                        .chain(&f.results)
-                        .any(membrane_core::link::typecheck::has_async_values)
-                }) && (process(importer) || process(&l.provider))
-                {
-                    let module = if process(&l.provider) {
-                        &l.provider
-                    } else {
-                        importer
-                    };
-                    problems.push(
-                        refuse(
-                            module,
-                            format!(
-                                "and {importer}'s link to {}#{} passes a stream or a future, which \
-                                 cannot cross into or out of a worker",
-                                l.import, f.name
-                            ),
-                        )
-                        .with_export(format!("{}#{}", l.import, f.name)),
-                    );
                 } else if !l.resources.is_empty() && process(importer) {
                     problems.push(refuse(
                         importer,
@@ -151,10 +135,7 @@ impl Boundary for Process {
             })?,
         };
         let w = super::start(
-            &c.name,
-            &c.spec,
-            &c.component,
-            c.wasi == membrane_core::p3::Wasi::P3,
+            c,
             cx.engine,
             program,
             super::Serves {
@@ -167,5 +148,36 @@ impl Boundary for Process {
             cx.metrics.clone(),
         )?;
         Ok(Some(Arc::new(w)))
+    }
+}
+
+/// Refuses each function of link `l` (of `importer`) that passes a stream or a future,
+/// naming `module`, the side in a worker: those are handles in one process's Stores, and a
+/// worker's calls carry values.
+fn refuse_async_values(
+    importer: &str,
+    module: &str,
+    l: &Link,
+    refuse: &dyn Fn(&str, String) -> Error,
+    problems: &mut Problems,
+) {
+    for f in &l.funcs {
+        let types = f.params.iter().chain(&f.results);
+        if types
+            .into_iter()
+            .any(membrane_core::link::typecheck::has_async_values)
+        {
+            problems.push(
+                refuse(
+                    module,
+                    format!(
+                        "and {importer}'s link to {}#{} passes a stream or a future, which cannot \
+                         cross into or out of a worker",
+                        l.import, f.name
+                    ),
+                )
+                .with_export(format!("{}#{}", l.import, f.name)),
+            );
+        }
     }
 }

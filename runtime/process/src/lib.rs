@@ -107,16 +107,15 @@ pub(crate) struct Serves {
 /// Starts the worker of module `name` (`placement = "process"`): its sandbox follows its
 /// grants and limits; `serves` answers what its guest asks of the host.
 pub(crate) fn start(
-    name: &str,
-    spec: &ModuleSpec,
-    component: &wasmtime::component::Component,
-    p3: bool,
+    compiled: &membrane_core::compile::Compiled,
     engine: EngineSettings,
     program: PathBuf,
     serves: Serves,
     metrics: Arc<crate::metrics::ModuleMetrics>,
 ) -> Result<host::Worker> {
     let Serves { links, store } = serves;
+    let (name, spec, component) = (compiled.name.as_str(), &compiled.spec, &compiled.component);
+    let p3 = compiled.wasi == membrane_core::p3::Wasi::P3;
     if std::env::var_os(WORKER_ENV).is_some() {
         // This program was started as a worker but went on as itself: starting workers
         // from here would start them without end.

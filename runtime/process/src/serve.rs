@@ -27,7 +27,6 @@ use crate::instance::{Budget, HostState, LiveInstance, Recipe};
 use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
-use membrane_core::p3::Wasi;
 use crate::wire::message::{
     CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_call, put_error,
     read_call, read_error,
@@ -35,6 +34,7 @@ use crate::wire::message::{
 use crate::wire::sizes::max_values;
 use crate::wire::table::Table;
 use crate::wire::value::{self, NoHandles};
+use membrane_core::p3::Wasi;
 
 /// How long a connection's thread spins for the next call after answering one.
 const IDLE_SPIN: Duration = SPIN;
@@ -181,13 +181,14 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
         .with_source(e)
     })?;
     let values = max_values(hello.limits.hostcall);
-    match wasi {
-        Wasi::P2 => define_links(&mut linker, &component, &engine, values)?,
-        #[cfg(feature = "p3")]
-        Wasi::P3 => super::serve_p3::define_links(&mut linker, &component, &engine, values)?,
-        #[cfg(not(feature = "p3"))]
-        Wasi::P3 => unreachable!("refused above"),
+    #[cfg(feature = "p3")]
+    if wasi == Wasi::P3 {
+        super::serve_p3::define_links(&mut linker, &component, &engine, values)?;
+    } else {
+        define_links(&mut linker, &component, &engine, values)?;
     }
+    #[cfg(not(feature = "p3"))]
+    define_links(&mut linker, &component, &engine, values)?;
     let pre = linker.instantiate_pre(&component).map_err(|e| {
         Error::link(format!(
             "module `{name}`: its imports cannot be satisfied in the worker"
@@ -475,13 +476,8 @@ fn call(
         #[cfg(feature = "p3")]
         if served.recipe.wasi == Wasi::P3 {
             let args = decode_args(&func, args, table, hostcall)?;
-            let (results, inst) = super::serve_p3::call(
-                &served.recipe,
-                instance.take(),
-                &func,
-                &args,
-                budget,
-            )?;
+            let (results, inst) =
+                super::serve_p3::call(&served.recipe, instance.take(), &func, &args, budget)?;
             let mut out = Vec::new();
             for (v, ty) in results.iter().zip(&func.results) {
                 value::encode(v, ty, &mut out, table)?;

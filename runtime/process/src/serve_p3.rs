@@ -16,15 +16,15 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::AsContextMut;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Accessor, Component, Linker, Val};
 
 use super::serve::linked_call;
-use membrane_core::classify::classify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::{Budget, HostState, LiveInstance, Recipe};
 use crate::value::Function;
+use membrane_core::classify::classify;
 use membrane_core::p3::call::Call;
 use membrane_core::p3::deadlines;
 
