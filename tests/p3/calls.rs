@@ -121,10 +121,6 @@ async fn what_a_p3_module_cannot_have_is_refused_at_load() {
                 .quota("/data", Some(1 << 20), None),
         ),
         (
-            "modules.m.placement",
-            membrane::ModuleSpec::from_file(guests::P3_LIB).placement(membrane::Placement::Fused),
-        ),
-        (
             "modules.m.limits.concurrency",
             membrane::ModuleSpec::from_file(guests::P3_LIB).calls_per_instance(0),
         ),
@@ -142,6 +138,36 @@ async fn what_a_p3_module_cannot_have_is_refused_at_load() {
             .any(|p| p.key() == Some(key));
         assert!(found, "{key}: {e:?}");
     }
+}
+
+/// A placement that does not say it carries WASI 0.3 modules (`Boundary::carries_wasi_p3`)
+/// refuses them at load, naming the placements that do (every built-in one does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_that_cannot_carry_p3_refuses_it_at_load() {
+    struct NoP3;
+    impl membrane::Boundary for NoP3 {
+        fn placement(&self) -> membrane::Placement {
+            membrane::Placement::Process
+        }
+    }
+    let rt = runtime();
+    rt.register_placement(std::sync::Arc::new(NoP3));
+    let spec =
+        membrane::ModuleSpec::from_file(guests::P3_LIB).placement(membrane::Placement::Process);
+    let Err(e) = rt
+        .load_spec(membrane::AppSpec::new().module("m", spec))
+        .await
+    else {
+        panic!("a 0.3 module loaded in a placement that cannot carry it");
+    };
+    let p = std::iter::once(&e)
+        .chain(e.problems())
+        .find(|p| p.key() == Some("modules.m.placement"))
+        .unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(p.module(), Some("m"));
+    let carriers = p.message().split("one of").nth(1).unwrap_or_default();
+    assert!(carriers.contains("\"isolated\""), "{p}");
+    assert!(!carriers.contains("\"process\""), "{p}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

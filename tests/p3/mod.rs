@@ -2,6 +2,7 @@
 //! deadline per call, links between 0.3 and 0.2 modules, grants, upgrade and serving.
 
 mod calls;
+mod fused;
 mod grants;
 mod life;
 mod links;

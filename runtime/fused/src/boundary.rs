@@ -22,6 +22,12 @@ impl Boundary for Fused {
         Placement::Fused
     }
 
+    fn carries_wasi_p3(&self) -> bool {
+        // A composition of 0.3 members is a 0.3 component (detected from its bytes) and runs
+        // on the 0.3 executor in this process; its inner links are calls inside it.
+        true
+    }
+
     fn check_declaration(&self, app: &AppSpec, problems: &mut Problems) {
         group::check(&group::decl(&app.modules), problems);
     }
