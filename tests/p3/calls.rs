@@ -108,17 +108,10 @@ fn a_blocking_call_reaches_a_p3_module() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_p3_module_cannot_have_is_refused_at_load() {
-    let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, membrane::ModuleSpec)> = vec![
         (
             "modules.m.limits.fuel",
             membrane::ModuleSpec::from_file(guests::P3_LIB).fuel(1_000_000),
-        ),
-        (
-            "modules.m.grants.dirs[0].quota",
-            membrane::ModuleSpec::from_file(guests::P3_LIB)
-                .dir(dir.path(), "/data", membrane::DirMode::ReadWrite)
-                .quota("/data", Some(1 << 20), None),
         ),
         (
             "modules.m.limits.concurrency",

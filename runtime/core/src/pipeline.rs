@@ -56,8 +56,8 @@ pub fn check_compiled(
     }
 }
 
-/// Refuses what a WASI 0.3 module cannot have: a placement that cannot carry it yet, and
-/// fuel shared by concurrent calls.
+/// Refuses what a WASI 0.3 module cannot have: a placement that cannot carry it, and fuel
+/// shared by concurrent calls.
 fn check_p3(boundaries: &crate::boundary::Boundaries, c: &Compiled, problems: &mut Problems) {
     let name = &c.name;
     let placement = c.spec.placement;
@@ -81,21 +81,6 @@ fn check_p3(boundaries: &crate::boundary::Boundaries, c: &Compiled, problems: &m
             .with_module(name)
             .with_key(format!("modules.{name}.placement")),
         );
-    }
-    // Quotas are enforced by wrapping WASI 0.2's filesystem functions; the 0.3 ones are
-    // not wrapped yet, so a quota would not hold: refused rather than ignored.
-    for (i, d) in c.spec.grants.dirs.iter().enumerate() {
-        if d.quota.is_some() || d.quota_files.is_some() {
-            problems.push(
-                Error::manifest(format!(
-                    "module `{name}` is a WASI 0.3 module, whose disk quotas cannot be enforced yet; \
-                     remove quota and quota_files from the grant of {:?}",
-                    d.guest
-                ))
-                .with_module(name)
-                .with_key(format!("modules.{name}.grants.dirs[{i}].quota")),
-            );
-        }
     }
     if c.spec.limits.fuel.is_some() && c.spec.limits.concurrency > 1 {
         problems.push(

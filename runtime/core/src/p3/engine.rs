@@ -68,6 +68,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     hooks::async_::add_to_linker(&mut linker)?;
     blocking::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    hooks::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     crate::capability::config::add_to_linker(&mut linker)?;
     crate::capability::keyvalue::add_to_linker(&mut linker)?;

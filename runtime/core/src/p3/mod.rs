@@ -122,9 +122,9 @@ pub fn positions<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<(usize, C
 pub const HANDLES_PER_CALL: usize = 64;
 
 /// The host handles one WASI 0.3 instance may hold at once: `limits.files` plus
-/// [`HANDLES_PER_CALL`] per call it runs at once. The 0.3 filesystem and socket functions
-/// are not wrapped to count descriptors as the 0.2 ones are, so `files` bounds them through
-/// the instance's whole handle table; past it the guest's call traps (`FilesLimit`).
+/// [`HANDLES_PER_CALL`] per call it runs at once. Descriptors are counted one by one as on
+/// 0.2 (`capability/hooks/p3.rs`); sockets and the other 0.3 handles are bounded only by
+/// this cap on the whole handle table, past which the guest's call traps (`FilesLimit`).
 pub fn handle_cap(limits: &crate::spec::Limits) -> usize {
     (limits.files as usize).saturating_add(HANDLES_PER_CALL.saturating_mul(limits.concurrency))
 }

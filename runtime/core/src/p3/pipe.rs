@@ -182,16 +182,23 @@ impl StreamConsumer<HostState> for Feed {
 }
 
 /// Produces a stream from a channel's chunks; ends when the channel does.
-struct Drain(mpsc::Receiver<Bytes>);
+pub struct Drain(mpsc::Receiver<Bytes>);
 
-impl StreamProducer<HostState> for Drain {
+impl Drain {
+    /// A stream of the chunks `rx` receives.
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> Drain {
+        Drain(rx)
+    }
+}
+
+impl<D> StreamProducer<D> for Drain {
     type Item = u8;
     type Buffer = Bytes;
 
     fn poll_produce<'a>(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut store: StoreContextMut<'a, HostState>,
+        mut store: StoreContextMut<'a, D>,
         mut destination: Destination<'a, u8, Bytes>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {

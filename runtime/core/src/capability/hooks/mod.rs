@@ -15,8 +15,13 @@
 //! | `tcp-create-socket.create-tcp-socket` | `files` |
 //! | `descriptor.write`, `write-via-stream`, `append-via-stream` | the quota (streams are wrapped) |
 //! | `descriptor.create-directory-at`, `symlink-at`, `link-at` | the quota's count of names |
+//!
+//! The WASI 0.3 functions of the same names are wrapped alike ([`p3`]; 0.3 has no
+//! `descriptor.write` and writes through streams only).
 
 pub mod async_;
+#[cfg(feature = "p3")]
+pub mod p3;
 pub mod sync;
 
 use std::sync::Arc;
