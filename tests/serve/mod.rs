@@ -8,6 +8,7 @@ mod observe;
 mod outbound;
 mod page;
 mod routes;
+mod tls;
 
 use std::net::SocketAddr;
 

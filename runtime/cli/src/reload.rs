@@ -75,10 +75,33 @@ pub fn sighup() -> anyhow::Result<tokio::signal::unix::Signal> {
     signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
 }
 
-/// Reloads on every SIGHUP, for as long as the server runs.
-pub async fn on_sighup(mut hup: tokio::signal::unix::Signal, app: App, manifest: PathBuf) {
+/// Reloads on every SIGHUP, for as long as the server runs; and the listener's TLS
+/// certificate and key, when it has them.
+pub async fn on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    app: App,
+    manifest: PathBuf,
+    tls: Option<Tls>,
+) {
     while hup.recv().await.is_some() {
         reload_and_log(&app, &manifest, "SIGHUP").await;
+        reload_tls(tls.as_ref(), "SIGHUP");
+    }
+}
+
+/// The listener's TLS: its reloader and the files it reads.
+pub type Tls = (membrane::serve::TlsReloader, Vec<PathBuf>);
+
+/// Reads the TLS certificate and key again; a failure keeps the running ones.
+fn reload_tls(tls: Option<&Tls>, why: &str) {
+    let Some((tls, _)) = tls else { return };
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!(target: "membrane::http", trigger = why, "TLS certificate reloaded")
+        }
+        Err(e) => {
+            tracing::warn!(target: "membrane::http", trigger = why, error = %e, "TLS certificate not reloaded; the running one stays")
+        }
     }
 }
 
@@ -110,11 +133,16 @@ fn stamps(files: &[PathBuf]) -> BTreeMap<PathBuf, Stamp> {
 }
 
 /// Reloads when the manifest or a component file changes and has settled (`serve --watch`).
-pub async fn watch(app: App, manifest: PathBuf) {
-    let mut seen = stamps(&watched(&app, &manifest));
+pub async fn watch(app: App, manifest: PathBuf, tls: Option<Tls>) {
+    let files = |app: &App| {
+        let mut files = watched(app, &manifest);
+        files.extend(tls.iter().flat_map(|(_, f)| f.iter().cloned()));
+        files
+    };
+    let mut seen = stamps(&files(&app));
     loop {
         tokio::time::sleep(POLL).await;
-        let now = stamps(&watched(&app, &manifest));
+        let now = stamps(&files(&app));
         if now == seen {
             continue;
         }
@@ -122,7 +150,7 @@ pub async fn watch(app: App, manifest: PathBuf) {
         let mut settled = now;
         loop {
             tokio::time::sleep(SETTLE).await;
-            let again = stamps(&watched(&app, &manifest));
+            let again = stamps(&files(&app));
             if again == settled {
                 break;
             }
@@ -134,7 +162,14 @@ pub async fn watch(app: App, manifest: PathBuf) {
             .map(|(f, _)| f.display().to_string())
             .collect();
         tracing::info!(target: "membrane::upgrade", files = ?changed, "watched files changed");
+        let tls_changed = tls
+            .iter()
+            .flat_map(|(_, f)| f.iter())
+            .any(|f| seen.get(f) != settled.get(f));
         reload_and_log(&app, &manifest, "watch").await;
-        seen = stamps(&watched(&app, &manifest));
+        if tls_changed {
+            reload_tls(tls.as_ref(), "watch");
+        }
+        seen = stamps(&files(&app));
     }
 }

@@ -106,7 +106,7 @@ pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, BucketAccess, BucketSpec, ComponentSource, ConfigValue, DirGrant, DirMode,
     Grants, HttpSpec, KeyValueSpec, KvBackend, Lifecycle, Limits, ModuleSpec, NatsSpec,
-    OutputRoute, Placement, RestartPolicy, Secret, TokenSource, UpgradePolicy,
+    OutputRoute, Placement, RestartPolicy, Secret, TlsSpec, TokenSource, UpgradePolicy,
 };
 pub use status::ModuleStatus;
 pub use supervisor::Health;

@@ -13,7 +13,7 @@
 //! | `membrane_denials_total` | module, capability | denied uses of a capability (also on the `membrane::audit` log target) |
 //! | `membrane_http_requests_total` | route, status | requests answered by `membrane serve` |
 //! | `membrane_http_request_duration_seconds` | route | time to the response head (histogram) |
-//! | `membrane_http_connections_closed_total` | reason | connections the server closed on its own: `first-request-timeout`, `idle`, `evicted` (room for a new one), `per-ip` (refused at the address's cap), `grace-ran-out` |
+//! | `membrane_http_connections_closed_total` | reason | connections the server closed on its own: `first-request-timeout`, `idle`, `evicted` (room for a new one), `per-ip` (refused at the address's cap), `grace-ran-out`, `tls-handshake` (a TLS handshake failed) |
 //!
 //! The call path pays two clock reads and four relaxed atomic additions per call (a counter
 //! and a lock-free histogram): every counter a call touches is looked up once per function and

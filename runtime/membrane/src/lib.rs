@@ -54,10 +54,10 @@ pub use membrane_core::{
     HostInterface, HostObjects, HttpSpec, KeyValueSpec, KvBackend, LastUpgrade, Lifecycle, Limits,
     LinkInfo, LoadProgress, Location, MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS,
     Manifest, MethodParams, ModuleSpec, ModuleStatus, NatsSpec, OutputRoute, Placement,
-    ReloadReport, Resource, RestartPolicy, Result, RunContext, Secret, TokenSource, Type, Typed,
-    UpgradeOptions, UpgradePolicy, UpgradeReport, Val, chain, default_cache_dir, describe, escape,
-    format_size, open_files_limit, parse_duration, parse_size, raise_open_files_limit, to_wave,
-    type_name,
+    ReloadReport, Resource, RestartPolicy, Result, RunContext, Secret, TlsSpec, TokenSource, Type,
+    Typed, UpgradeOptions, UpgradePolicy, UpgradeReport, Val, chain, default_cache_dir, describe,
+    escape, format_size, open_files_limit, parse_duration, parse_size, raise_open_files_limit,
+    to_wave, type_name,
 };
 
 /// `placement = "fused"` (feature `fused`).

@@ -22,6 +22,7 @@ mod io;
 pub(crate) mod page;
 mod service;
 mod slots;
+mod tls;
 mod trace;
 
 // The core's modules, under the names this crate's files use for them.
@@ -79,6 +80,21 @@ pub struct Server {
     http: HttpSpec,
     listener: TcpListener,
     admin: Option<(TcpListener, access::Access)>,
+    tls: Option<TlsReloader>,
+}
+
+/// Reads the listener's TLS certificate and key again (see [`Server::tls`]): new
+/// handshakes use them, connections already open keep theirs.
+#[derive(Clone)]
+pub struct TlsReloader(Arc<tls::Tls>);
+
+impl TlsReloader {
+    /// Reads `[app.http] tls_cert`, `tls_key` and `tls_client_ca` again. On an error (a file
+    /// that does not parse, a key that does not belong to the certificate) the running
+    /// certificate stays and the error names the key.
+    pub fn reload(&self) -> Result<()> {
+        self.0.reload()
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -132,6 +148,12 @@ impl Server {
                 .with_key("app.http.listen"));
             }
         };
+        // Before binding: a bad certificate is a load error, not a listener that fails
+        // every handshake.
+        let tls = match &http.tls {
+            Some(spec) => Some(TlsReloader(Arc::new(tls::Tls::load(spec)?))),
+            None => None,
+        };
         let listener = bind(&listen, what).await?;
         let admin = match (&options.admin, &app.admin_spec().listen) {
             (Some(a), _) => Some((a, "--admin")),
@@ -154,7 +176,13 @@ impl Server {
             http,
             listener,
             admin,
+            tls,
         })
+    }
+
+    /// The listener's TLS, to read its files again (on SIGHUP, say), when it speaks TLS.
+    pub fn tls(&self) -> Option<TlsReloader> {
+        self.tls.clone()
     }
 
     /// The address requests are served on.
@@ -188,6 +216,7 @@ impl Server {
             http,
             listener,
             admin,
+            tls,
         } = self;
         let drain = http.drain;
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -260,7 +289,7 @@ impl Server {
                 Admitted::Stop => break,
             };
             let _ = stream.set_nodelay(true);
-            let io = TokioIo::new(io::TimedIo::new(stream, router.http.write_timeout));
+            let io = io::TimedIo::new(stream, router.http.write_timeout);
             let r = router.clone();
             let counted = slot.clone();
             let service = service_fn(move |req| {
@@ -271,18 +300,56 @@ impl Server {
                     Ok::<_, Infallible>(resp.map(|body| conn::Tracked::new(body, active)))
                 }
             });
-            let conn = builder.serve_connection(io, service).into_owned();
             // Finished connections are reaped as new ones come, so the set stays as large
             // as the connections open.
             while connections.try_join_next().is_some() {}
-            connections.spawn(conn::drive(
-                conn,
-                |c| c.graceful_shutdown(),
-                slot,
-                timers,
-                stopping.clone(),
-                metrics.clone(),
-            ));
+            let (stopping, metrics) = (stopping.clone(), metrics.clone());
+            let Some(tls) = &tls else {
+                let conn = builder
+                    .serve_connection(TokioIo::new(io), service)
+                    .into_owned();
+                connections.spawn(conn::drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    slot,
+                    timers,
+                    stopping,
+                    metrics,
+                ));
+                continue;
+            };
+            // The handshake runs on the connection's task, within the connection's time to
+            // open its first request, holding its slot.
+            let (acceptor, builder) = (tls.0.acceptor(), builder.clone());
+            connections.spawn(async move {
+                let started = tokio::time::Instant::now();
+                let stream = match tokio::time::timeout(timers.header, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "membrane::http", error = %e, "TLS handshake failed");
+                        metrics.connection_closed("tls-handshake");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics.connection_closed("first-request-timeout");
+                        return;
+                    }
+                };
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let left = conn::Timers {
+                    header: timers.header.saturating_sub(started.elapsed()),
+                    idle: timers.idle,
+                };
+                conn::drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    slot,
+                    left,
+                    stopping,
+                    metrics,
+                )
+                .await;
+            });
         }
         // New connections are refused from here on.
         drop(listener);

@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
     AdminSpec, AppSpec, BucketAccess, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle,
-    Limits, Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TokenSource,
+    Limits, Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TlsSpec, TokenSource,
     UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
@@ -62,6 +62,9 @@ struct HttpSection {
     max_connections: Option<Spanned<u32>>,
     max_connections_per_ip: Option<Spanned<u32>>,
     drain: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    tls_client_ca: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -322,7 +325,7 @@ impl Manifest {
         }
         if let Some(http) = file.app.http {
             lines.note("app.http", &http.span());
-            app = app.http(http_spec(http.into_inner(), &mut lines));
+            app = app.http(http_spec(http.into_inner(), base, &mut lines));
         }
         if let Some(admin) = file.app.admin {
             app = app.admin_with(admin_spec(admin, base, &mut lines));
@@ -369,7 +372,7 @@ fn admin_spec(s: AdminSection, base: &Path, lines: &mut Lines<'_>) -> AdminSpec 
     admin
 }
 
-fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
+fn http_spec(s: HttpSection, base: &Path, lines: &mut Lines<'_>) -> HttpSpec {
     let mut http = HttpSpec::default();
     if let Some(listen) = s.listen {
         lines.note("app.http.listen", &listen.span());
@@ -402,6 +405,47 @@ fn http_spec(s: HttpSection, lines: &mut Lines<'_>) -> HttpSpec {
     if let Some(v) = s.max_connections_per_ip {
         lines.note("app.http.max_connections_per_ip", &v.span());
         http.max_connections_per_ip = Some(*v.get_ref() as usize);
+    }
+    let (cert, key, ca) = (s.tls_cert, s.tls_key, s.tls_client_ca);
+    let present_is_cert = cert.is_some();
+    for (k, v) in [
+        ("tls_cert", &cert),
+        ("tls_key", &key),
+        ("tls_client_ca", &ca),
+    ] {
+        if let Some(v) = v {
+            lines.note(format!("app.http.{k}"), &v.span());
+        }
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let mut tls = TlsSpec::new(base.join(cert.get_ref()), base.join(key.get_ref()));
+            tls.client_ca = ca.map(|ca| base.join(ca.get_ref()));
+            http.tls = Some(tls);
+        }
+        (Some(present), None) | (None, Some(present)) => {
+            let missing = if http.tls.is_none() && present_is_cert {
+                "tls_key"
+            } else {
+                "tls_cert"
+            };
+            lines.bad(
+                format!("app.http.{missing}"),
+                &present.span(),
+                "TLS needs both tls_cert and tls_key (PEM files of the certificate chain and \
+                 its private key)"
+                    .to_string(),
+            );
+        }
+        (None, None) => {
+            if let Some(ca) = ca {
+                lines.bad(
+                    "app.http.tls_client_ca".to_string(),
+                    &ca.span(),
+                    "client certificates need TLS: set tls_cert and tls_key too".to_string(),
+                );
+            }
+        }
     }
     http
 }
@@ -651,6 +695,45 @@ files = 10
         assert_eq!(at.find("modules.api.grants.network[1]").unwrap().line, 13);
         assert_eq!(at.find("modules.api.limits.memory").unwrap().line, 15);
         assert_eq!(at.find("modules.api.grants.dirs[0].guest").unwrap().line, 9);
+    }
+
+    #[test]
+    fn tls_keys() {
+        let m = parse(
+            r#"
+[app.http]
+listen = "127.0.0.1:8443"
+routes = { "/" = "api" }
+tls_cert = "tls/cert.pem"
+tls_key = "/etc/keys/key.pem"
+tls_client_ca = "tls/ca.pem"
+[modules.api]
+component = "api.wasm"
+"#,
+        )
+        .unwrap();
+        let tls = m.app.http_spec().unwrap().tls.clone().unwrap();
+        assert_eq!(tls.cert, Path::new("/apps/x/tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/keys/key.pem"));
+        assert_eq!(
+            tls.client_ca.as_deref(),
+            Some(Path::new("/apps/x/tls/ca.pem"))
+        );
+        // Half a pair, or client CAs without a certificate: the missing key is named.
+        for (keys, missing) in [
+            ("tls_cert = \"c.pem\"", "app.http.tls_key"),
+            ("tls_key = \"k.pem\"", "app.http.tls_cert"),
+            ("tls_client_ca = \"ca.pem\"", "app.http.tls_client_ca"),
+        ] {
+            let text = format!(
+                "[app.http]\nroutes = {{ \"/\" = \"api\" }}\n{keys}\n[modules.api]\ncomponent = \"a.wasm\"\n"
+            );
+            let e = parse(&text).unwrap_err();
+            let found = std::iter::once(&e)
+                .chain(e.problems())
+                .any(|p| p.key() == Some(missing));
+            assert!(found, "{keys}: {e:?}");
+        }
     }
 
     #[test]

@@ -79,8 +79,13 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let mut line = String::new();
+    let scheme = if server.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if let Some(addr) = server.local_addr() {
-        line.push_str(&format!("serving on http://{addr}"));
+        line.push_str(&format!("serving on {scheme}://{addr}"));
     }
     if let Some(addr) = server.admin_addr() {
         line.push_str(&format!(" (admin: http://{addr}/)"));
@@ -95,8 +100,25 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let manifest_path = app
         .manifest_path()
         .map_or_else(|| manifest.clone(), Path::to_path_buf);
-    let hup = tokio::spawn(reload::on_sighup(hup, app.clone(), manifest_path.clone()));
-    let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path)));
+    let tls = server.tls().map(|t| {
+        let spec = app.http_spec().and_then(|h| h.tls.clone());
+        let files = spec
+            .map(|s| {
+                [Some(s.cert), Some(s.key), s.client_ca]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default();
+        (t, files)
+    });
+    let hup = tokio::spawn(reload::on_sighup(
+        hup,
+        app.clone(),
+        manifest_path.clone(),
+        tls.clone(),
+    ));
+    let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path, tls)));
     // One signal stops both: the HTTP server drains while the remote modules
     // unsubscribe and finish their calls.
     let (stop, stopping) = tokio::sync::watch::channel(false);

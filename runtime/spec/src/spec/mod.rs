@@ -25,7 +25,7 @@ pub use keyvalue::{BucketAccess, BucketSpec, KeyValueSpec, KvBackend};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
-pub use serve::{AdminSpec, HttpSpec, TokenSource};
+pub use serve::{AdminSpec, HttpSpec, TlsSpec, TokenSource};
 pub use upgrade::UpgradePolicy;
 
 use crate::error::Location;

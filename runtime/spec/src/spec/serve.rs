@@ -16,10 +16,14 @@ use std::time::Duration;
 /// | `max_connections` | 1024 | connections served at once; when all are taken, one that has no request in flight is closed to make room, else more wait in the kernel's backlog |
 /// | `max_connections_per_ip` | none | connections from one client address at once; past it, one of that address's connections without a request in flight is closed to make room, else the new one is refused |
 /// | `drain` | 30 s | on SIGTERM/SIGINT, how long requests in flight may take to finish |
+/// | `tls_cert` | none (plain HTTP) | a PEM file of the server's certificate chain: the listener speaks TLS (HTTP/1.1 and HTTP/2 by ALPN) |
+/// | `tls_key` | none | the PEM file of the certificate's private key (with `tls_cert`) |
+/// | `tls_client_ca` | none | a PEM file of CA certificates: clients must present a certificate one of them signed (mutual TLS) |
 ///
 /// Every connection must complete its first request head (HTTP/1.1) or open its first
 /// stream (HTTP/2) within `header_timeout` of being accepted, whatever it sends before; an
-/// HTTP/2 connection carries at most [`HttpSpec::MAX_STREAMS`] streams at once.
+/// HTTP/2 connection carries at most [`HttpSpec::MAX_STREAMS`] streams at once. With TLS the
+/// handshake counts in that time too, and holds a connection slot like any connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpSpec {
@@ -39,6 +43,38 @@ pub struct HttpSpec {
     pub max_connections_per_ip: Option<usize>,
     /// How long in-flight requests may take to finish at shutdown.
     pub drain: Duration,
+    /// TLS on the listener, when set.
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS on the `[app.http]` listener: `tls_cert`, `tls_key` and `tls_client_ca`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsSpec {
+    /// The PEM file of the certificate chain, the server's own certificate first.
+    pub cert: std::path::PathBuf,
+    /// The PEM file of the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// The PEM file of the CAs whose client certificates are accepted; `None`: clients
+    /// present none.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsSpec {
+    /// TLS with the certificate chain in `cert` and its key in `key` (PEM files).
+    pub fn new(cert: impl Into<std::path::PathBuf>, key: impl Into<std::path::PathBuf>) -> Self {
+        TlsSpec {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+        }
+    }
+
+    /// Requires client certificates signed by a CA of the PEM file `ca` (mutual TLS).
+    pub fn client_ca(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.client_ca = Some(ca.into());
+        self
+    }
 }
 
 impl HttpSpec {
@@ -67,6 +103,12 @@ impl HttpSpec {
         self
     }
 
+    /// Serves over TLS.
+    pub fn tls(mut self, tls: TlsSpec) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The module that answers `path`: the route with the longest prefix of it.
     pub fn route_for(&self, path: &str) -> Option<(&str, &str)> {
         self.routes
@@ -88,6 +130,7 @@ impl Default for HttpSpec {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: None,
             drain: Self::DEFAULT_DRAIN,
+            tls: None,
         }
     }
 }

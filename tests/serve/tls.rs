@@ -1,0 +1,219 @@
+//! TLS on the `[app.http]` listener: curl over HTTP/1.1 and HTTP/2 (ALPN) against a
+//! certificate made with openssl, a bad or mismatched pair refused at load with its key, a
+//! reload that swaps the certificate for new handshakes, and a client that opens a
+//! connection and never shakes hands cut off at the header timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use membrane::serve::{ServeOptions, Server};
+use membrane::{AppSpec, ErrorKind, HttpSpec, ModuleSpec, TlsSpec};
+use tokio::io::AsyncReadExt;
+
+use crate::common::*;
+
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key: (cert, key).
+fn certificate(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(o) if o.status.success() => Some((cert, key)),
+        other => {
+            eprintln!(
+                "==== SKIPPED: openssl cannot make a test certificate ({other:?}); install openssl ===="
+            );
+            None
+        }
+    }
+}
+
+/// curl's answer for `url` trusting `ca`: (exit status, body, HTTP version).
+fn curl(url: &str, ca: &Path, extra: &[&str]) -> (i32, String, String) {
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_version}",
+            "--cacert",
+        ])
+        .arg(ca)
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl runs (apt-get install curl)");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, version) = out.rsplit_once('\n').unwrap_or((&out, ""));
+    (
+        o.status.code().unwrap_or(-1),
+        body.to_string(),
+        version.to_string(),
+    )
+}
+
+async fn load(tls: TlsSpec, header_timeout: Option<Duration>) -> membrane::App {
+    let mut http = HttpSpec::default().route("/", "m").tls(tls);
+    if let Some(t) = header_timeout {
+        http.header_timeout = t;
+    }
+    runtime()
+        .load_spec(
+            AppSpec::new()
+                .module("m", ModuleSpec::from_file(guests::HTTP_HELLO))
+                .http(http),
+        )
+        .await
+        .expect("app loads")
+}
+
+async fn bind(app: &membrane::App) -> membrane::Result<Server> {
+    Server::bind(app, ServeOptions::new().listen("127.0.0.1:0")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_over_http1_and_http2_and_a_reload_swaps_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "one") else {
+        return;
+    };
+    let Some((cert2, key2)) = certificate(dir.path(), "two") else {
+        return;
+    };
+    // The manifest's paths; a reload reads whatever they hold then.
+    let (live_cert, live_key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
+    std::fs::copy(&cert, &live_cert).unwrap();
+    std::fs::copy(&key, &live_key).unwrap();
+    let app = load(TlsSpec::new(&live_cert, &live_key), None).await;
+    let server = bind(&app).await.expect("binds");
+    let url = format!("https://127.0.0.1:{}/", server.local_addr().unwrap().port());
+    let tls = server.tls().expect("the server speaks TLS");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let run = |url: String, ca: PathBuf, extra: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || curl(&url, &ca, extra))
+    };
+    let (code, body, version) = run(url.clone(), cert.clone(), &["--http1.1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, body.as_str(), version.as_str()),
+        (0, "hello\n", "1.1")
+    );
+    let (code, body, version) = run(url.clone(), cert.clone(), &["--http2"]).await.unwrap();
+    assert_eq!((code, body.as_str(), version.as_str()), (0, "hello\n", "2"));
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = url.replace("https://", "http://");
+    let (code, _, _) = run(plain, cert.clone(), &[]).await.unwrap();
+    assert_ne!(code, 0);
+    // A client that trusts only the second certificate is refused...
+    let (code, _, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    assert_eq!(
+        code, 60,
+        "curl's 'peer certificate cannot be authenticated'"
+    );
+    // ...until the files hold it and the server reads them again.
+    std::fs::copy(&cert2, &live_cert).unwrap();
+    std::fs::copy(&key2, &live_key).unwrap();
+    tls.reload().expect("reloads");
+    let (code, body, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    assert_eq!((code, body.as_str()), (0, "hello\n"));
+    // A reload of a broken file fails and keeps the running certificate.
+    std::fs::write(&live_cert, "not a certificate").unwrap();
+    let e = tls.reload().unwrap_err();
+    assert_eq!(e.key(), Some("app.http.tls_cert"), "{e}");
+    let (code, _, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    assert_eq!(code, 0);
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_or_mismatched_certificate_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "one") else {
+        return;
+    };
+    let Some((_, other_key)) = certificate(dir.path(), "two") else {
+        return;
+    };
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        (TlsSpec::new(&garbage, &key), "app.http.tls_cert"),
+        (TlsSpec::new(&empty, &key), "app.http.tls_cert"),
+        (TlsSpec::new(&missing, &key), "app.http.tls_cert"),
+        (TlsSpec::new(&cert, &missing), "app.http.tls_key"),
+        (TlsSpec::new(&cert, &other_key), "app.http.tls_key"),
+        (
+            TlsSpec::new(&cert, &key).client_ca(&empty),
+            "app.http.tls_client_ca",
+        ),
+    ];
+    for (tls, want) in cases {
+        let app = load(tls.clone(), None).await;
+        let e = bind(&app).await.unwrap_err();
+        assert_eq!(
+            (e.kind(), e.key()),
+            (ErrorKind::Manifest, Some(want)),
+            "{tls:?}: {e}"
+        );
+    }
+    let app = load(TlsSpec::new(&cert, &other_key), None).await;
+    let e = bind(&app).await.unwrap_err();
+    assert!(e.to_string().contains("does not belong"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_shakes_hands_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "one") else {
+        return;
+    };
+    let app = load(TlsSpec::new(&cert, &key), Some(Duration::from_millis(300))).await;
+    let server = bind(&app).await.expect("binds");
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    // Connects and sends nothing: the server closes the connection by itself.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("the server closes a silent connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let metrics = app.metrics_text();
+    assert!(
+        metrics.contains("reason=\"first-request-timeout\""),
+        "counted: {metrics}"
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
