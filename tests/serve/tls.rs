@@ -217,3 +217,149 @@ async fn a_client_that_never_shakes_hands_is_cut_off() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// openssl with `args`, true when it succeeded.
+fn openssl(args: &[&str]) -> bool {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "server") else {
+        return;
+    };
+    let Some((ca, ca_key)) = certificate(dir.path(), "clients-ca") else {
+        return;
+    };
+    let Some((stranger, stranger_key)) = certificate(dir.path(), "stranger") else {
+        return;
+    };
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    assert!(openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=client",
+        "-keyout",
+        &p("client.key"),
+        "-out",
+        &p("client.csr"),
+    ]));
+    // A version 3 certificate for client authentication (webpki refuses version 1).
+    std::fs::write(
+        dir.path().join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    assert!(openssl(&[
+        "x509",
+        "-extfile",
+        &p("client.ext"),
+        "-req",
+        "-in",
+        &p("client.csr"),
+        "-CA",
+        &ca.display().to_string(),
+        "-CAkey",
+        &ca_key.display().to_string(),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &p("client.pem"),
+    ]));
+    let app = load(TlsSpec::new(&cert, &key).client_ca(&ca), None).await;
+    let server = bind(&app).await.expect("binds");
+    let url = format!("https://127.0.0.1:{}/", server.local_addr().unwrap().port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let run = |extra: Vec<String>| {
+        let (url, cert) = (url.clone(), cert.clone());
+        tokio::task::spawn_blocking(move || {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            curl(&url, &cert, &extra)
+        })
+    };
+    let with = |c: String, k: String| vec!["--cert".to_string(), c, "--key".to_string(), k];
+    let (code, body, _) = run(with(p("client.pem"), p("client.key"))).await.unwrap();
+    assert_eq!((code, body.as_str()), (0, "hello\n"));
+    // No certificate, or one the CA did not sign: no answer.
+    let (code, _, _) = run(Vec::new()).await.unwrap();
+    assert_ne!(code, 0);
+    let strange = with(
+        stranger.display().to_string(),
+        stranger_key.display().to_string(),
+    );
+    let (code, _, _) = run(strange).await.unwrap();
+    assert_ne!(code, 0);
+    let metrics = app.metrics_text();
+    assert!(metrics.contains("reason=\"tls-handshake\""), "{metrics}");
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// A reload while a long response streams: the response arrives whole on its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_a_response_streams_drops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "one") else {
+        return;
+    };
+    let Some((cert2, key2)) = certificate(dir.path(), "two") else {
+        return;
+    };
+    let (live_cert, live_key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
+    std::fs::copy(&cert, &live_cert).unwrap();
+    std::fs::copy(&key, &live_key).unwrap();
+    let app = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module("m", ModuleSpec::from_file(guests::HTTP_PROBE))
+                .http(
+                    HttpSpec::default()
+                        .route("/", "m")
+                        .tls(TlsSpec::new(&live_cert, &live_key)),
+                ),
+        )
+        .await
+        .expect("app loads");
+    let server = bind(&app).await.expect("binds");
+    let port = server.local_addr().unwrap().port();
+    let tls = server.tls().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let n: u64 = 1 << 20;
+    let url = format!("https://127.0.0.1:{port}/big?n={n}");
+    let ca = cert.clone();
+    // 1 MiB at 256 KiB/s: about four seconds of streaming.
+    let download = tokio::task::spawn_blocking(move || {
+        curl(&url, &ca, &["--limit-rate", "256K", "-o", "/dev/null"])
+    });
+    crate::common::eventually("the response streams", || app.status()["m"].running >= 1).await;
+    std::fs::copy(&cert2, &live_cert).unwrap();
+    std::fs::copy(&key2, &live_key).unwrap();
+    tls.reload().expect("reloads");
+    let (code, _, _) = download.await.unwrap();
+    assert_eq!(code, 0, "the streaming response ended cleanly");
+    // New handshakes get the new certificate.
+    let url = format!("https://127.0.0.1:{port}/big?n=3");
+    let (code, body, _) = tokio::task::spawn_blocking(move || curl(&url, &cert2, &[]))
+        .await
+        .unwrap();
+    assert_eq!((code, body.as_str()), (0, "xxx"));
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
