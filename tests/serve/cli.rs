@@ -142,7 +142,7 @@ pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc 
         let line = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("membrane serve says where it listens");
-        if line.contains("serving on http://") {
+        if line.contains("serving on http://") || line.contains("serving on https://") {
             break line;
         }
     };
@@ -151,7 +151,9 @@ pub fn start_with(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc 
         rest.split(end).next()?.parse().ok()
     };
     Proc {
-        addr: after("serving on http://", ' ').expect("an address"),
+        addr: after("serving on http://", ' ')
+            .or_else(|| after("serving on https://", ' '))
+            .expect("an address"),
         admin: after("admin: http://", '/'),
         child,
         lines: rx,

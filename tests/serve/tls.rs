@@ -384,3 +384,36 @@ async fn a_reload_while_a_response_streams_drops_nothing() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// `membrane serve` says https, and reads its certificate again on SIGHUP.
+#[test]
+fn membrane_serve_reloads_its_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path(), "one") else {
+        return;
+    };
+    let Some((cert2, key2)) = certificate(dir.path(), "two") else {
+        return;
+    };
+    let (live_cert, live_key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
+    std::fs::copy(&cert, &live_cert).unwrap();
+    std::fs::copy(&key, &live_key).unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[app.http]\nroutes = {{ \"/\" = \"m\" }}\ntls_cert = \"live.pem\"\ntls_key = \"live.key\"\n\
+             [modules.m]\ncomponent = {:?}\n",
+            guests::HTTP_HELLO
+        ),
+    );
+    let p = super::cli::start_with(&manifest, &[], &[]);
+    let url = format!("https://127.0.0.1:{}/", p.addr.port());
+    assert_eq!(curl(&url, &cert, &[]).0, 0);
+    std::fs::copy(&cert2, &live_cert).unwrap();
+    std::fs::copy(&key2, &live_key).unwrap();
+    p.signal(rustix::process::Signal::HUP);
+    p.wait_for_log("TLS certificate reloaded");
+    let (code, body, _) = curl(&url, &cert2, &[]);
+    assert_eq!((code, body.as_str()), (0, "hello\n"));
+    assert_eq!(curl(&url, &cert, &[]).0, 60, "the old certificate is gone");
+}
