@@ -27,6 +27,7 @@ pub mod fuzz;
 pub(crate) mod hello;
 pub(crate) mod host;
 pub(crate) mod keyvalue;
+pub(crate) mod linked;
 pub(crate) mod links;
 pub(crate) mod log;
 mod pipes;

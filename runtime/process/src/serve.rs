@@ -18,6 +18,7 @@ use wasmtime::component::{Component, Linker, Val};
 use super::channel::{Accept, Channel, RecvError, SPIN};
 use super::connection::{CONNECTION, send_on_connection};
 use super::hello::Hello;
+use super::linked::{linked_call, startup, too_large};
 use super::log;
 use super::ring::Rings;
 use crate::capability::CAPABILITIES;
@@ -28,12 +29,11 @@ use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_call, put_error,
-    read_call, read_error,
+    CALL, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_error, read_call,
 };
 use crate::wire::sizes::max_values;
 use crate::wire::table::Table;
-use crate::wire::value::{self, NoHandles};
+use crate::wire::value;
 use membrane_core::p3::Wasi;
 
 /// How long a connection's thread spins for the next call after answering one.
@@ -226,25 +226,6 @@ fn start(ch: &mut Channel, out: &Arc<std::sync::Mutex<Channel>>) -> Result<Serve
     Ok(served)
 }
 
-/// Values larger than the host accepts from a worker: refused here, as the guest's own
-/// error, rather than sent and taken for a broken protocol.
-pub(crate) fn too_large(what: &str, len: usize, max: usize) -> Error {
-    Error::new(
-        ErrorKind::HostcallLimit,
-        format!(
-            "{what} take {len} bytes, more than the {max} a worker may send its host; \
-             lower what crosses, or raise the module's limits.hostcall"
-        ),
-    )
-}
-
-fn startup(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        format!("the worker could not start: {what}"),
-    )
-}
-
 /// Every non-WASI import the component has is a link the host planned and checked: each
 /// of its functions becomes a call back to the host over the thread's connection, with
 /// arguments of at most `values` bytes.
@@ -283,58 +264,6 @@ fn define_links(
         }
     }
     Ok(())
-}
-
-/// A linked call of the guest: sent to the host on this thread's connection, answered there.
-pub(crate) fn linked_call(
-    name: &str,
-    params: &[wasmtime::component::types::Type],
-    results: &[wasmtime::component::types::Type],
-    args: &[Val],
-    out: &mut [Val],
-    deadline: Instant,
-    values: usize,
-) -> Result<()> {
-    CONNECTION.with(|c| {
-        let mut c = c.borrow_mut();
-        let ch = c
-            .as_mut()
-            .ok_or_else(|| startup("a linked call outside a call"))?;
-        let body = ch.begin(CALLBACK);
-        put_call(
-            body,
-            deadline.saturating_duration_since(Instant::now()),
-            name,
-        );
-        let start = body.len();
-        for (v, ty) in args.iter().zip(params) {
-            value::encode(v, ty, body, &mut NoHandles)?;
-        }
-        if body.len() - start > values {
-            return Err(too_large(
-                "a linked call's arguments",
-                body.len() - start,
-                values,
-            ));
-        }
-        ch.finish()
-            .map_err(|e| Error::io("the host connection failed", e))?;
-        match ch.recv(None, SPIN) {
-            Ok((CALLBACK_OK, body)) => {
-                value::decode_into(body, results, out, &mut NoHandles, values)
-            }
-            Ok((ERR, body)) => {
-                let mut e = read_error(body);
-                // The failure is the provider's, as for an in-process link.
-                e.set_upstream();
-                Err(e)
-            }
-            Ok((tag, _)) => Err(startup(&format!(
-                "unexpected message {tag} during a linked call"
-            ))),
-            Err(e) => Err(startup(&format!("the host connection ended: {e:?}"))),
-        }
-    })
 }
 
 /// Receives connections over fd 4, each with a thread of its own.

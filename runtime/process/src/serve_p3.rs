@@ -20,7 +20,7 @@ use wasmtime::AsContextMut;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Accessor, Component, Linker, Val};
 
-use super::serve::linked_call;
+use super::linked::linked_call;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::{Budget, HostState, LiveInstance, Recipe};
 use crate::value::Function;
