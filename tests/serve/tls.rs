@@ -86,6 +86,20 @@ async fn load(tls: TlsSpec, header_timeout: Option<Duration>) -> membrane::App {
         .expect("app loads")
 }
 
+/// Serves until `tx.send(())`; the task answers what `Server::run` does.
+fn run(
+    server: Server,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<membrane::Result<usize>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
 async fn bind(app: &membrane::App) -> membrane::Result<Server> {
     Server::bind(app, ServeOptions::new().listen("127.0.0.1:0")).await
 }
@@ -107,28 +121,27 @@ async fn https_over_http1_and_http2_and_a_reload_swaps_the_certificate() {
     let server = bind(&app).await.expect("binds");
     let url = format!("https://127.0.0.1:{}/", server.local_addr().unwrap().port());
     let tls = server.tls().expect("the server speaks TLS");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    let run = |url: String, ca: PathBuf, extra: &'static [&'static str]| {
+    let (tx, task) = run(server);
+    let fetch = |url: String, ca: PathBuf, extra: &'static [&'static str]| {
         tokio::task::spawn_blocking(move || curl(&url, &ca, extra))
     };
-    let (code, body, version) = run(url.clone(), cert.clone(), &["--http1.1"])
+    let (code, body, version) = fetch(url.clone(), cert.clone(), &["--http1.1"])
         .await
         .unwrap();
     assert_eq!(
         (code, body.as_str(), version.as_str()),
         (0, "hello\n", "1.1")
     );
-    let (code, body, version) = run(url.clone(), cert.clone(), &["--http2"]).await.unwrap();
+    let (code, body, version) = fetch(url.clone(), cert.clone(), &["--http2"])
+        .await
+        .unwrap();
     assert_eq!((code, body.as_str(), version.as_str()), (0, "hello\n", "2"));
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = url.replace("https://", "http://");
-    let (code, _, _) = run(plain, cert.clone(), &[]).await.unwrap();
+    let (code, _, _) = fetch(plain, cert.clone(), &[]).await.unwrap();
     assert_ne!(code, 0);
     // A client that trusts only the second certificate is refused...
-    let (code, _, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    let (code, _, _) = fetch(url.clone(), cert2.clone(), &[]).await.unwrap();
     assert_eq!(
         code, 60,
         "curl's 'peer certificate cannot be authenticated'"
@@ -137,13 +150,13 @@ async fn https_over_http1_and_http2_and_a_reload_swaps_the_certificate() {
     std::fs::copy(&cert2, &live_cert).unwrap();
     std::fs::copy(&key2, &live_key).unwrap();
     tls.reload().expect("reloads");
-    let (code, body, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    let (code, body, _) = fetch(url.clone(), cert2.clone(), &[]).await.unwrap();
     assert_eq!((code, body.as_str()), (0, "hello\n"));
     // A reload of a broken file fails and keeps the running certificate.
     std::fs::write(&live_cert, "not a certificate").unwrap();
     let e = tls.reload().unwrap_err();
     assert_eq!(e.key(), Some("app.http.tls_cert"), "{e}");
-    let (code, _, _) = run(url.clone(), cert2.clone(), &[]).await.unwrap();
+    let (code, _, _) = fetch(url.clone(), cert2.clone(), &[]).await.unwrap();
     assert_eq!(code, 0);
     let _ = tx.send(());
     task.await.unwrap().unwrap();
@@ -197,10 +210,7 @@ async fn a_client_that_never_shakes_hands_is_cut_off() {
     let app = load(TlsSpec::new(&cert, &key), Some(Duration::from_millis(300))).await;
     let server = bind(&app).await.expect("binds");
     let addr = server.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let (tx, task) = run(server);
     // Connects and sends nothing: the server closes the connection by itself.
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut buf = [0u8; 64];
@@ -280,11 +290,8 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
     let app = load(TlsSpec::new(&cert, &key).client_ca(&ca), None).await;
     let server = bind(&app).await.expect("binds");
     let url = format!("https://127.0.0.1:{}/", server.local_addr().unwrap().port());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    let run = |extra: Vec<String>| {
+    let (tx, task) = run(server);
+    let fetch = |extra: Vec<String>| {
         let (url, cert) = (url.clone(), cert.clone());
         tokio::task::spawn_blocking(move || {
             let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -292,16 +299,16 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
         })
     };
     let with = |c: String, k: String| vec!["--cert".to_string(), c, "--key".to_string(), k];
-    let (code, body, _) = run(with(p("client.pem"), p("client.key"))).await.unwrap();
+    let (code, body, _) = fetch(with(p("client.pem"), p("client.key"))).await.unwrap();
     assert_eq!((code, body.as_str()), (0, "hello\n"));
     // No certificate, or one the CA did not sign: no answer.
-    let (code, _, _) = run(Vec::new()).await.unwrap();
+    let (code, _, _) = fetch(Vec::new()).await.unwrap();
     assert_ne!(code, 0);
     let strange = with(
         stranger.display().to_string(),
         stranger_key.display().to_string(),
     );
-    let (code, _, _) = run(strange).await.unwrap();
+    let (code, _, _) = fetch(strange).await.unwrap();
     assert_ne!(code, 0);
     let metrics = app.metrics_text();
     assert!(metrics.contains("reason=\"tls-handshake\""), "{metrics}");
@@ -337,10 +344,7 @@ async fn a_reload_while_a_response_streams_drops_nothing() {
     let server = bind(&app).await.expect("binds");
     let port = server.local_addr().unwrap().port();
     let tls = server.tls().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let (tx, task) = run(server);
     // 32 MiB, more than the socket and pipe buffers between the guest and this test hold:
     // while the test has read only the first MiB, the guest is still writing.
     let n: usize = 32 << 20;

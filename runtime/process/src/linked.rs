@@ -2,13 +2,16 @@
 //! (shared by the WASI 0.2 and 0.3 links of `serve.rs` and `serve_p3.rs`), and the errors a
 //! worker answers with.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::Val;
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, Linker, LinkerInstance, Val};
 
 use super::channel::SPIN;
 use super::connection::CONNECTION;
 use crate::error::{Error, ErrorKind, Result};
+use crate::instance::HostState;
 use crate::wire::message::{CALLBACK, CALLBACK_OK, ERR, put_call, read_error};
 use crate::wire::value::{self, NoHandles};
 
@@ -81,4 +84,49 @@ pub(crate) fn linked_call(
             Err(e) => Err(startup(&format!("the host connection ended: {e:?}"))),
         }
     })
+}
+
+/// One function of a link a worker defines: its `import#name`, its parameter and result
+/// types, and whether the guest imports it as an `async func`.
+pub(crate) struct LinkedFn {
+    pub name: Arc<str>,
+    pub params: Arc<[Type]>,
+    pub results: Arc<[Type]>,
+    pub is_async: bool,
+}
+
+/// Defines, with `define`, each function of the component's imports other than WASI's:
+/// links the host planned and checked, each a call back to it.
+pub(crate) fn define_each(
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    engine: &wasmtime::Engine,
+    mut define: impl FnMut(&mut LinkerInstance<'_, HostState>, &str, LinkedFn) -> wasmtime::Result<()>,
+) -> Result<()> {
+    let cannot = |import: &str, e: wasmtime::Error| {
+        Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
+    };
+    let ty = component.component_type();
+    for (import, item) in ty.imports(engine) {
+        if import.starts_with("wasi:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(inst_ty) = item.ty else {
+            continue;
+        };
+        let mut inst = linker.instance(import).map_err(|e| cannot(import, e))?;
+        for (fname, fitem) in inst_ty.exports(engine) {
+            let ComponentItem::ComponentFunc(f) = fitem.ty else {
+                continue;
+            };
+            let linked = LinkedFn {
+                name: format!("{import}#{fname}").into(),
+                params: f.params().map(|(_, t)| t).collect(),
+                results: f.results().collect(),
+                is_async: f.async_(),
+            };
+            define(&mut inst, fname, linked).map_err(|e| cannot(import, e))?;
+        }
+    }
+    Ok(())
 }

@@ -12,7 +12,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, Val};
 
 use super::channel::{Accept, Channel, RecvError, SPIN};
@@ -235,35 +234,13 @@ fn define_links(
     engine: &wasmtime::Engine,
     values: usize,
 ) -> Result<()> {
-    let ty = component.component_type();
-    for (import, item) in ty.imports(engine) {
-        if import.starts_with("wasi:") {
-            continue;
-        }
-        let ComponentItem::ComponentInstance(inst_ty) = item.ty else {
-            continue;
-        };
-        let mut inst = linker.instance(import).map_err(|e| {
-            Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
-        })?;
-        for (fname, fitem) in inst_ty.exports(engine) {
-            let ComponentItem::ComponentFunc(f) = fitem.ty else {
-                continue;
-            };
-            let params: Vec<_> = f.params().map(|(_, t)| t).collect();
-            let results: Vec<_> = f.results().collect();
-            let name = format!("{import}#{fname}");
-            inst.func_new(fname, move |store, _ty, args, out| {
-                let deadline = store.data().deadline;
-                linked_call(&name, &params, &results, args, out, deadline, values)
-                    .map_err(wasmtime::Error::new)
-            })
-            .map_err(|e| {
-                Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
-            })?;
-        }
-    }
-    Ok(())
+    super::linked::define_each(linker, component, engine, |inst, fname, f| {
+        inst.func_new(fname, move |store, _ty, args, out| {
+            let deadline = store.data().deadline;
+            linked_call(&f.name, &f.params, &f.results, args, out, deadline, values)
+                .map_err(wasmtime::Error::new)
+        })
+    })
 }
 
 /// Receives connections over fd 4, each with a thread of its own.

@@ -17,10 +17,9 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use wasmtime::AsContextMut;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Accessor, Component, Linker, Val};
 
-use super::linked::linked_call;
+use super::linked::{define_each, linked_call};
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::{Budget, HostState, LiveInstance, Recipe};
 use crate::value::Function;
@@ -132,49 +131,29 @@ pub(crate) fn define_links(
     engine: &wasmtime::Engine,
     values: usize,
 ) -> Result<()> {
-    let cannot = |import: &str, e: wasmtime::Error| {
-        Error::link(format!("cannot link `{import}` in the worker")).with_source(e)
-    };
-    let ty = component.component_type();
-    for (import, item) in ty.imports(engine) {
-        if import.starts_with("wasi:") {
-            continue;
-        }
-        let ComponentItem::ComponentInstance(inst_ty) = item.ty else {
-            continue;
-        };
-        let mut inst = linker.instance(import).map_err(|e| cannot(import, e))?;
-        for (fname, fitem) in inst_ty.exports(engine) {
-            let ComponentItem::ComponentFunc(f) = fitem.ty else {
-                continue;
-            };
-            let params: Arc<[_]> = f.params().map(|(_, t)| t).collect();
-            let results: Arc<[_]> = f.results().collect();
-            let name: Arc<str> = format!("{import}#{fname}").into();
-            let defined = if f.async_() {
-                inst.func_new_concurrent(fname, move |acc, _ty, args, out| {
-                    let deadline =
-                        acc.with(|mut s| deadlines::running_deadline(&mut s.as_context_mut()));
-                    let (name, params, results) = (name.clone(), params.clone(), results.clone());
-                    Box::pin(async move {
-                        linked_call(&name, &params, &results, args, out, deadline, values)
-                            .map_err(wasmtime::Error::new)
-                    })
+    define_each(linker, component, engine, |inst, fname, f| {
+        let f = Arc::new(f);
+        if f.is_async {
+            inst.func_new_concurrent(fname, move |acc, _ty, args, out| {
+                let deadline =
+                    acc.with(|mut s| deadlines::running_deadline(&mut s.as_context_mut()));
+                let f = f.clone();
+                Box::pin(async move {
+                    linked_call(&f.name, &f.params, &f.results, args, out, deadline, values)
+                        .map_err(wasmtime::Error::new)
                 })
-            } else {
-                inst.func_new_async(fname, move |mut store, _ty, args, out| {
-                    let deadline = deadlines::running_deadline(&mut store);
-                    let (name, params, results) = (name.clone(), params.clone(), results.clone());
-                    Box::new(async move {
-                        linked_call(&name, &params, &results, args, out, deadline, values)
-                            .map_err(wasmtime::Error::new)
-                    })
+            })
+        } else {
+            inst.func_new_async(fname, move |mut store, _ty, args, out| {
+                let deadline = deadlines::running_deadline(&mut store);
+                let f = f.clone();
+                Box::new(async move {
+                    linked_call(&f.name, &f.params, &f.results, args, out, deadline, values)
+                        .map_err(wasmtime::Error::new)
                 })
-            };
-            defined.map_err(|e| cannot(import, e))?;
+            })
         }
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -122,13 +122,7 @@ fn take_as<T: Simple>(
 ) -> wasmtime::Result<Pending> {
     let reader = FutureReader::<T>::try_from_future_any(any)?;
     let (tx, rx) = oneshot::channel();
-    reader.pipe(
-        &mut store,
-        Settle::<T> {
-            tx: Some(tx),
-            _t: PhantomData,
-        },
-    )?;
+    reader.pipe(&mut store, Settle::new(tx, T::into_val))?;
     Ok(rx)
 }
 
@@ -155,27 +149,38 @@ fn give_as<T: Simple>(
     Ok(Val::Future(reader.try_into_future_any(&mut store)?))
 }
 
-/// Hands the value a writer writes to a channel.
-struct Settle<T> {
-    tx: Option<oneshot::Sender<Val>>,
-    _t: PhantomData<fn() -> T>,
+/// Hands the value a writer writes to a channel, through `map`.
+pub struct Settle<V, W> {
+    tx: Option<oneshot::Sender<W>>,
+    map: fn(V) -> W,
 }
 
-impl<T: Simple> FutureConsumer<HostState> for Settle<T> {
-    type Item = T;
+impl<V, W> Settle<V, W> {
+    /// A consumer that sends `map` of the future's value to `tx`.
+    pub fn new(tx: oneshot::Sender<W>, map: fn(V) -> W) -> Self {
+        Settle { tx: Some(tx), map }
+    }
+}
+
+impl<D, V, W> FutureConsumer<D> for Settle<V, W>
+where
+    V: Lift + Send + Sync + 'static,
+    W: Send + 'static,
+{
+    type Item = V;
 
     fn poll_consume(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
-        mut store: StoreContextMut<HostState>,
-        mut source: Source<'_, T>,
+        mut store: StoreContextMut<D>,
+        mut source: Source<'_, V>,
         _finish: bool,
     ) -> Poll<wasmtime::Result<()>> {
         let mut value = None;
         source.read(&mut store, &mut value)?;
         if let (Some(v), Some(tx)) = (value, self.tx.take()) {
             // A reader on the other side that is gone no longer needs it.
-            let _ = tx.send(v.into_val());
+            let _ = tx.send((self.map)(v));
         }
         Poll::Ready(Ok(()))
     }

@@ -123,7 +123,7 @@ pub fn take(
             };
             let reader: StreamReader<u8> = any.try_into_stream_reader()?;
             let (tx, rx) = mpsc::channel(DEPTH);
-            reader.pipe(&mut store, Feed(PollSender::new(tx)))?;
+            reader.pipe(&mut store, Feed::new(tx, None))?;
             return Ok(Pipe::Bytes(rx));
         }
     };
@@ -146,26 +146,50 @@ pub fn give(mut store: impl AsContextMut<Data = HostState>, pipe: Pipe) -> wasmt
     }
 }
 
-/// Consumes a stream into a channel, a chunk at a time, when the channel has room.
-struct Feed(PollSender<Bytes>);
+/// Consumes a stream into a channel, a chunk at a time, when the channel has room; each
+/// chunk first passes `admit` when there is one (a quota): refused, the stream ends for its
+/// writer as if its reader were gone, and nothing more is taken.
+pub struct Feed {
+    tx: PollSender<Bytes>,
+    admit: Option<Admit>,
+}
 
-impl StreamConsumer<HostState> for Feed {
+/// Says whether a chunk of so many bytes may pass.
+pub type Admit = Box<dyn FnMut(usize) -> bool + Send>;
+
+impl Feed {
+    /// A consumer that sends the stream's chunks to `tx`, each admitted by `admit`.
+    pub fn new(tx: mpsc::Sender<Bytes>, admit: Option<Admit>) -> Feed {
+        Feed {
+            tx: PollSender::new(tx),
+            admit,
+        }
+    }
+}
+
+impl<D> StreamConsumer<D> for Feed {
     type Item = u8;
 
     fn poll_consume(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        store: StoreContextMut<HostState>,
+        store: StoreContextMut<D>,
         source: Source<'_, u8>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {
-        match self.0.poll_reserve(cx) {
+        match self.tx.poll_reserve(cx) {
             Poll::Ready(Ok(())) => {
                 let mut source = source.as_direct(store);
                 let bytes = source.remaining();
                 let n = bytes.len().min(CHUNK);
+                if let Some(admit) = &mut self.admit
+                    && !admit(n)
+                {
+                    self.tx.close();
+                    return Poll::Ready(Ok(StreamResult::Dropped));
+                }
                 let chunk = Bytes::copy_from_slice(&bytes[..n]);
-                match self.0.send_item(chunk) {
+                match self.tx.send_item(chunk) {
                     Ok(()) => {
                         source.mark_read(n);
                         Poll::Ready(Ok(StreamResult::Completed))

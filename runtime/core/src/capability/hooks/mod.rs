@@ -57,6 +57,17 @@ pub trait Guarded: WasiView + 'static {
 
 type Store<'a, T> = StoreContextMut<'a, T>;
 
+/// Runs `define` with shadowing allowed, so that its definitions replace wasmtime-wasi's.
+fn shadowing<T>(
+    linker: &mut wasmtime::component::Linker<T>,
+    define: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let result = define(linker);
+    linker.allow_shadowing(false);
+    result
+}
+
 /// Why a wrapper refused a call.
 #[derive(Debug, Clone, Copy)]
 pub enum Refusal {

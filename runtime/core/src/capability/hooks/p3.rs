@@ -7,19 +7,12 @@
 //! quota the guest's writer sees its reader gone, nothing more is written, and the write's
 //! result future says `insufficient-space`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::PollSender;
-use wasmtime::component::{
-    Access, Accessor, FutureConsumer, FutureReader, Lift, Linker, Resource, Source, StreamConsumer,
-    StreamReader, StreamResult,
-};
-use wasmtime::{AsContextMut, StoreContextMut};
+use wasmtime::AsContextMut;
+use wasmtime::component::{Access, Accessor, FutureReader, Linker, Resource, StreamReader};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p3::bindings::filesystem::preopens;
 use wasmtime_wasi::p3::bindings::filesystem::types::{
@@ -29,6 +22,8 @@ use wasmtime_wasi::p3::filesystem::FilesystemResult;
 
 use super::super::quota::Quota;
 use super::{Guarded, Refusal, Store, after_open, before_open, charge, note_preopens};
+use crate::p3::future::Settle;
+use crate::p3::pipe::{Drain, Feed};
 
 /// The version of the WASI 0.3 interfaces wasmtime-wasi defines.
 pub const WASI: &str = "0.3.0";
@@ -45,10 +40,7 @@ fn code(r: Refusal) -> ErrorCode {
 
 /// Shadows wasmtime-wasi's 0.3 definitions of the functions listed in [`super`].
 pub fn add_to_linker<T: Guarded + Send>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = define(linker);
-    linker.allow_shadowing(false);
-    result
+    super::shadowing(linker, define)
 }
 
 /// Turns wasmtime-wasi's result into the guest's `result<_, error-code>`, or a trap.
@@ -209,16 +201,17 @@ fn gate<T: Guarded>(
     };
     let refused = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(DEPTH);
-    data.pipe(
-        &mut *store,
-        Charged {
-            tx: PollSender::new(tx),
-            quota,
-            denied,
-            refused: refused.clone(),
-        },
-    )?;
-    let gated = StreamReader::new(&mut *store, crate::p3::pipe::Drain::new(rx))?;
+    let flag = refused.clone();
+    let admit = move |n: usize| {
+        if quota.charge(n as u64, 0) {
+            return true;
+        }
+        flag.store(true, Ordering::Release);
+        denied.store(true, Ordering::Relaxed);
+        false
+    };
+    data.pipe(&mut *store, Feed::new(tx, Some(Box::new(admit))))?;
+    let gated = StreamReader::new(&mut *store, Drain::new(rx))?;
     Ok((gated, Some(refused)))
 }
 
@@ -232,7 +225,7 @@ fn refine<T: Guarded>(
         return Ok(result);
     };
     let (tx, rx) = oneshot::channel();
-    result.pipe(&mut *store, Settle(Some(tx)))?;
+    result.pipe(&mut *store, Settle::new(tx, std::convert::identity))?;
     FutureReader::new(&mut *store, async move {
         let written = rx.await.unwrap_or(Err(ErrorCode::Io));
         wasmtime::error::Ok(if refused.load(Ordering::Acquire) {
@@ -241,73 +234,4 @@ fn refine<T: Guarded>(
             written
         })
     })
-}
-
-/// Charges each chunk of a guest's stream to a quota, then passes it on; past the quota
-/// it stops reading (the guest's writer sees its reader gone).
-struct Charged {
-    tx: PollSender<Bytes>,
-    quota: Arc<Quota>,
-    denied: Arc<AtomicBool>,
-    refused: Arc<AtomicBool>,
-}
-
-impl<D> StreamConsumer<D> for Charged {
-    type Item = u8;
-
-    fn poll_consume(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        store: StoreContextMut<D>,
-        source: Source<'_, u8>,
-        finish: bool,
-    ) -> Poll<wasmtime::Result<StreamResult>> {
-        match self.tx.poll_reserve(cx) {
-            Poll::Ready(Ok(())) => {
-                let mut source = source.as_direct(store);
-                let bytes = source.remaining();
-                let n = bytes.len().min(crate::p3::pipe::CHUNK);
-                if !self.quota.charge(n as u64, 0) {
-                    self.refused.store(true, Ordering::Release);
-                    self.denied.store(true, Ordering::Relaxed);
-                    self.tx.close();
-                    return Poll::Ready(Ok(StreamResult::Dropped));
-                }
-                let chunk = Bytes::copy_from_slice(&bytes[..n]);
-                match self.tx.send_item(chunk) {
-                    Ok(()) => {
-                        source.mark_read(n);
-                        Poll::Ready(Ok(StreamResult::Completed))
-                    }
-                    Err(_) => Poll::Ready(Ok(StreamResult::Dropped)),
-                }
-            }
-            // wasmtime-wasi's writer is gone (the write failed).
-            Poll::Ready(Err(_)) => Poll::Ready(Ok(StreamResult::Dropped)),
-            Poll::Pending if finish => Poll::Ready(Ok(StreamResult::Cancelled)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Hands a future's value to a channel.
-struct Settle<V>(Option<oneshot::Sender<V>>);
-
-impl<D, V: Lift + Send + Sync + 'static> FutureConsumer<D> for Settle<V> {
-    type Item = V;
-
-    fn poll_consume(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        mut store: StoreContextMut<D>,
-        mut source: Source<'_, V>,
-        _finish: bool,
-    ) -> Poll<wasmtime::Result<()>> {
-        let mut value = None;
-        source.read(&mut store, &mut value)?;
-        if let (Some(v), Some(tx)) = (value, self.0.take()) {
-            let _ = tx.send(v);
-        }
-        Poll::Ready(Ok(()))
-    }
 }

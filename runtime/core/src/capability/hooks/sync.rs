@@ -39,10 +39,7 @@ fn lower<T: Guarded, R>(
 
 /// Shadows wasmtime-wasi's sync definitions of the functions listed in [`super`].
 pub fn add_to_linker<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = define(linker);
-    linker.allow_shadowing(false);
-    result
+    super::shadowing(linker, define)
 }
 
 fn define<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
