@@ -92,6 +92,10 @@ pub(crate) struct LinkedFn {
     pub name: Arc<str>,
     pub params: Arc<[Type]>,
     pub results: Arc<[Type]>,
+    #[cfg_attr(
+        not(feature = "p3"),
+        allow(dead_code, reason = "only 0.3 links tell them apart")
+    )]
     pub is_async: bool,
 }
 
