@@ -18,7 +18,7 @@ use crate::instance::{Budget, Flavour, HostState, LiveInstance, Recipe};
 use crate::life::Life;
 use crate::metrics::ModuleMetrics;
 use crate::pool::{Lease, Pool};
-use crate::spec::{ModuleSpec, UpgradePolicy};
+use crate::spec::{ModuleSpec, Placement, UpgradePolicy};
 use crate::supervisor::{Admission, Supervisor};
 use crate::transport::Transport;
 use crate::unit::RunContext;
@@ -76,12 +76,62 @@ pub struct Supervised<'a> {
     /// When the call started, if calls are counted.
     start: Option<Instant>,
     span: tracing::Span,
+    /// The call's OpenTelemetry span, when telemetry is on (boxed: off, it costs a call's
+    /// future one word).
+    otel: Option<Box<crate::telemetry::Begun>>,
 }
 
 impl Supervised<'_> {
     /// The call's span: a child of the caller's (the request's, or the linked call's).
     pub fn span(&self) -> &tracing::Span {
         &self.span
+    }
+
+    /// Runs `f` inside the call's spans (the `tracing` one and, with telemetry on, the
+    /// trace context a linked call, a worker or a NATS request takes as its parent).
+    pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _otel = self
+            .otel
+            .as_ref()
+            .map(|b| crate::telemetry::enter(Some(b.context)));
+        self.span.in_scope(f)
+    }
+
+    /// Ends the call's OpenTelemetry span with its outcome (`ok`, or an error kind).
+    fn end_otel(&mut self, outcome: &'static str) {
+        let Some(begun) = self.otel.take() else {
+            return;
+        };
+        let m = self.module;
+        let placement = m.spec.placement;
+        // A call run elsewhere (a worker, another host) is this side's client span; the
+        // other side records the server span under it.
+        let kind = match placement {
+            Placement::Process | Placement::Remote => crate::telemetry::SpanKind::Client,
+            _ => crate::telemetry::SpanKind::Server,
+        };
+        let failed = outcome != "ok";
+        let mut attributes = vec![
+            ("rpc.system.name", "membrane".into()),
+            (
+                "rpc.method",
+                format!("{}/{}", m.name, self.func.name).into(),
+            ),
+            ("membrane.module", m.name.clone().into()),
+            ("membrane.function", self.func.name.clone().into()),
+            ("membrane.generation", (m.number as i64).into()),
+            ("membrane.placement", placement.as_str().into()),
+            ("membrane.outcome", outcome.into()),
+        ];
+        if failed {
+            attributes.push(("error.type", outcome.into()));
+        }
+        begun.end(
+            kind,
+            format!("{}/{}", m.name, self.func.name).into(),
+            attributes,
+            failed.then_some(outcome.into()),
+        );
     }
 
     /// When the call was admitted: the clock read the metrics took, so that the call's
@@ -103,12 +153,13 @@ impl Supervised<'_> {
                 .map(|_| ())
                 .map_err(|e| if e.upstream() { None } else { Some(e.kind()) }),
         };
-        if !self.span.is_disabled() {
+        if !self.span.is_disabled() || self.otel.is_some() {
             let text = match outcome {
                 Ok(_) => "ok",
                 Err(e) => e.kind().as_str(),
             };
             self.span.record("outcome", text);
+            self.end_otel(text);
         }
         if let Some(start) = self.start {
             m.metrics.calls.fetch_add(1, Ordering::Relaxed);
@@ -136,13 +187,16 @@ impl Supervised<'_> {
 /// Polls `call` inside `span`, which the caller's guard keeps: the call's future holds a
 /// reference to the span, not a second copy as `Instrument` would (every byte of a linked
 /// call's future is copied into the box wasmtime makes of it, per call).
-pub(crate) fn in_span<F: std::future::Future>(span: &tracing::Span, call: F) -> InSpan<'_, F> {
-    InSpan { span, call }
+pub(crate) fn in_span<'a, F: std::future::Future>(
+    guard: &'a Supervised<'a>,
+    call: F,
+) -> InSpan<'a, F> {
+    InSpan { guard, call }
 }
 
 /// The future of [`in_span`].
 pub(crate) struct InSpan<'a, F> {
-    span: &'a tracing::Span,
+    guard: &'a Supervised<'a>,
     call: F,
 }
 
@@ -153,7 +207,12 @@ impl<F: std::future::Future> std::future::Future for InSpan<'_, F> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        let _entered = self.span.enter();
+        let _otel = self
+            .guard
+            .otel
+            .as_ref()
+            .map(|b| crate::telemetry::enter(Some(b.context)));
+        let _entered = self.guard.span.enter();
         // SAFETY: `call` is pinned as `self` is: it is never moved out of `self`, and
         // `InSpan` has no `Drop` or `Unpin` of its own that could move it.
         unsafe { self.map_unchecked_mut(|s| &mut s.call) }.poll(cx)
@@ -162,6 +221,7 @@ impl<F: std::future::Future> std::future::Future for InSpan<'_, F> {
 
 impl Drop for Supervised<'_> {
     fn drop(&mut self) {
+        self.end_otel("cancelled");
         if let Some(admission) = self.admission.take() {
             if self.module.metrics.counts_calls() {
                 self.module.metrics.failed(&self.func.name, None);
@@ -299,6 +359,7 @@ impl Generation {
                 function = %func.name,
                 outcome = tracing::field::Empty,
             ),
+            otel: crate::telemetry::begin().map(Box::new),
         })
     }
 
@@ -370,7 +431,7 @@ impl Generation {
     /// tells the supervisor how it went.
     pub fn supervised<T>(&self, func: &Function, call: impl FnOnce() -> Result<T>) -> Result<T> {
         let guard = self.admit(func)?;
-        let outcome = guard.span().in_scope(call);
+        let outcome = guard.in_scope(call);
         guard.record(&outcome);
         outcome
     }
@@ -383,7 +444,7 @@ impl Generation {
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         let guard = self.admit(func)?;
-        let outcome = in_span(guard.span(), call).await;
+        let outcome = in_span(&guard, call).await;
         guard.record(&outcome);
         outcome
     }
@@ -412,9 +473,7 @@ impl Generation {
     ) -> Result<()> {
         let guard = self.admit(func)?;
         let now = guard.started();
-        let outcome = guard
-            .span()
-            .in_scope(|| self.invoke_admitted(func, args, results, outer, now));
+        let outcome = guard.in_scope(|| self.invoke_admitted(func, args, results, outer, now));
         guard.record(&outcome);
         outcome
     }
@@ -458,7 +517,7 @@ impl Generation {
         // (callgrind, BENCHMARKS.md, issue 23).
         let guard = self.admit(func)?;
         let call = self.invoke_admitted_async(func, args, results, outer, guard.started());
-        let outcome = in_span(guard.span(), call).await;
+        let outcome = in_span(&guard, call).await;
         guard.record(&outcome);
         outcome
     }
@@ -579,7 +638,7 @@ impl Generation {
             .with_module(&*self.name)
         })?;
         let guard = self.admit(&func)?;
-        let outcome = in_span(guard.span(), self.run_admitted(run, &func)).await;
+        let outcome = in_span(&guard, self.run_admitted(run, &func)).await;
         guard.record(&outcome);
         outcome
     }

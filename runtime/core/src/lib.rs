@@ -52,6 +52,8 @@ pub mod p3;
 pub mod pool;
 #[doc(hidden)]
 pub mod supervisor;
+/// Trace context across calls and processes, and the records an OpenTelemetry exporter sends.
+pub mod telemetry;
 #[doc(hidden)]
 pub mod transport;
 mod trap;

@@ -9,7 +9,9 @@ use wasmtime::component::types::Type;
 
 use super::channel::{Accept, Channel, RecvError};
 use super::relog::Relog;
-use crate::wire::message::{CALLBACK, ERR, FAILED, LOG, OK, PROBED, READY, parse_error, read_call};
+use crate::wire::message::{
+    CALLBACK, ERR, FAILED, LOG, OK, PROBED, READY, SPAN, parse_error, read_call, read_span,
+};
 use crate::wire::sizes::max_values;
 use crate::wire::value::{self, NoHandles};
 
@@ -52,12 +54,15 @@ pub fn host_side(data: &[u8], types: &[Type]) {
                 let _ = value::decode_all(body, types, &mut NoHandles, 64 << 20);
             }
             Ok((CALLBACK, body)) => {
-                if let Ok((_, _, args)) = read_call(body) {
-                    let _ = value::decode_all(args, types, &mut NoHandles, 64 << 20);
+                if let Ok(head) = read_call(body) {
+                    let _ = value::decode_all(head.args, types, &mut NoHandles, 64 << 20);
                 }
             }
             Ok((ERR | FAILED, body)) => {
                 let _ = parse_error(body);
+            }
+            Ok((SPAN, body)) => {
+                let _ = read_span(body);
             }
             Ok((READY | PROBED, body)) => {
                 let _ = serde_json::from_slice::<serde_json::Value>(body);

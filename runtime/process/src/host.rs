@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::Val;
 
@@ -17,12 +17,13 @@ use super::relog::{CallLog, Relog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::ModuleMetrics;
 use crate::spec::Limits;
+use crate::telemetry::{SpanContext, SpanKind, SpanRecord};
 use crate::transport::{Links, Transport};
 use crate::value::Function;
 use crate::wire::keyvalue::{Request, put_answer};
 use crate::wire::message::{
-    CALL, CALLBACK, CALLBACK_OK, ERR, KV, KV_OK, LOG, OK, malformed, parse_error, put_call,
-    put_error, read_call,
+    CALL, CALLBACK, CALLBACK_OK, ERR, KV, KV_OK, LOG, OK, SPAN, malformed, parse_error, put_call,
+    put_error, read_call, read_span,
 };
 #[cfg(feature = "test-hooks")]
 use crate::wire::message::{PROBE, PROBED, read_error};
@@ -122,6 +123,7 @@ impl Worker {
         put_call(
             body,
             deadline.saturating_duration_since(Instant::now()),
+            crate::telemetry::current(),
             &func.name,
         );
         for (v, (_, ty)) in args.iter().zip(&func.params) {
@@ -191,20 +193,67 @@ impl Worker {
         }
     }
 
-    /// Decodes a linked call from the worker: its name, deadline and arguments.
-    fn callback_args(&self, body: &[u8], deadline: Instant) -> Result<(String, Instant, Vec<Val>)> {
-        let (left, name, args) = read_call(body)?;
+    /// Decodes a linked call from the worker: its name, deadline, arguments and the span
+    /// it is made in (the worker's, when it is in the call's trace; the host's call's
+    /// otherwise: a worker cannot move a linked call into another trace).
+    fn callback_args(&self, body: &[u8], deadline: Instant) -> Result<Callback> {
+        let head = read_call(body)?;
+        let (left, name, args) = (head.left, head.name, head.args);
+        let ours = crate::telemetry::current();
+        let trace = match (ours, head.trace) {
+            (Some(o), Some(t)) if o.trace_id == t.trace_id && o.sampled == t.sampled => Some(t),
+            _ => ours,
+        };
         let (params, _) = self.links.types(name).ok_or_else(|| {
             malformed(&format!(
                 "the worker called `{name}`, which it does not import"
             ))
         })?;
         let args = value::decode_all(args, params, &mut NoHandles, self.values)?;
-        Ok((
-            name.to_string(),
-            (Instant::now() + left).min(deadline),
+        Ok(Callback {
+            name: name.to_string(),
+            until: (Instant::now() + left).min(deadline),
             args,
-        ))
+            trace,
+        })
+    }
+
+    /// Records the worker's span of the call (one per call; the call's own is its
+    /// parent). What a worker says of it is bounded to the call: its times are clamped to
+    /// the host's view of the call, and a second span is ignored.
+    fn worker_span(&self, p: &Process, body: &[u8], func: &str, spanned: &mut bool) -> Result<()> {
+        let (span_id, start, end) = read_span(body).map_err(|why| {
+            p.kill();
+            p.crashed(&format!("sent a malformed span ({why})"))
+        })?;
+        let Some(call) = crate::telemetry::current().filter(|c| c.sampled) else {
+            return Ok(());
+        };
+        if std::mem::replace(spanned, true) {
+            return Ok(());
+        }
+        let now = SystemTime::now();
+        let at = |ns: u64| (UNIX_EPOCH + Duration::from_nanos(ns)).min(now);
+        crate::telemetry::queue::span(SpanRecord {
+            context: SpanContext { span_id, ..call },
+            // The host's call span, in another process than the worker's.
+            parent: Some((call.span_id, true)),
+            kind: SpanKind::Server,
+            name: format!("{}/{func}", self.name).into(),
+            start: at(start),
+            end: at(end),
+            attributes: vec![
+                ("rpc.system.name", "membrane".into()),
+                ("rpc.method", format!("{}/{func}", self.name).into()),
+                ("membrane.module", self.name.clone().into()),
+                ("membrane.function", func.to_owned().into()),
+                ("membrane.placement", "process".into()),
+                ("membrane.side", "worker".into()),
+                ("process.pid", i64::from(p.pid).into()),
+            ],
+            error: None,
+        });
+        Ok(())
     }
 
     /// Sends a linked call's outcome back to the worker.
@@ -279,6 +328,7 @@ impl Worker {
         &self,
         p: &Process,
         ch: &mut Channel,
+        func: &str,
         request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
         types: &[Type],
         results: &mut [Val],
@@ -286,7 +336,7 @@ impl Worker {
         h: &mut dyn Handles,
     ) -> Result<()> {
         let mut log = self.relog.call();
-        let r = self.answered(p, ch, request, types, results, deadline, h, &mut log);
+        let r = self.answered(p, ch, func, request, types, results, deadline, h, &mut log);
         self.relog.end_call(log);
         r
     }
@@ -296,6 +346,7 @@ impl Worker {
         &self,
         p: &Process,
         ch: &mut Channel,
+        func: &str,
         request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
         types: &[Type],
         results: &mut [Val],
@@ -304,11 +355,16 @@ impl Worker {
         log: &mut CallLog,
     ) -> Result<()> {
         request(ch, h)?;
+        let mut spanned = false;
         loop {
             let callback = match ch.recv(Some(deadline + GRACE), SPIN) {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
                 Ok((LOG, body)) => {
                     self.relog.in_call(body, log);
+                    continue;
+                }
+                Ok((SPAN, body)) => {
+                    self.worker_span(p, body, func, &mut spanned)?;
                     continue;
                 }
                 Ok((KV, body)) => {
@@ -325,9 +381,17 @@ impl Worker {
                 },
                 Err(e) => return Err(self.lost(p, e)),
             };
-            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+            let Callback {
+                name,
+                until,
+                args,
+                trace,
+            } = callback.inspect_err(|_| p.kill())?;
             let mut out = self.results_for(&name);
-            let outcome = self.links.call(&name, &args, &mut out, until).map(|()| out);
+            let outcome = {
+                let _span = crate::telemetry::enter(trace);
+                self.links.call(&name, &args, &mut out, until).map(|()| out)
+            };
             self.reply(p, ch, &name, outcome)?;
         }
     }
@@ -338,6 +402,7 @@ impl Worker {
         &self,
         p: &Process,
         ch: &mut Channel,
+        func: &str,
         request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
         types: &[Type],
         results: &mut [Val],
@@ -346,7 +411,7 @@ impl Worker {
     ) -> Result<()> {
         let mut log = self.relog.call();
         let r = self
-            .answered_async(p, ch, request, types, results, deadline, h, &mut log)
+            .answered_async(p, ch, func, request, types, results, deadline, h, &mut log)
             .await;
         self.relog.end_call(log);
         r
@@ -357,6 +422,7 @@ impl Worker {
         &self,
         p: &Process,
         ch: &mut Channel,
+        func: &str,
         request: impl FnOnce(&mut Channel, &mut dyn Handles) -> Result<()>,
         types: &[Type],
         results: &mut [Val],
@@ -365,11 +431,16 @@ impl Worker {
         log: &mut CallLog,
     ) -> Result<()> {
         request(ch, h)?;
+        let mut spanned = false;
         loop {
             let callback = match ch.recv_async(Some(deadline + GRACE), SPIN).await {
                 Ok((CALLBACK, body)) => self.callback_args(body, deadline),
                 Ok((LOG, body)) => {
                     self.relog.in_call(body, log);
+                    continue;
+                }
+                Ok((SPAN, body)) => {
+                    self.worker_span(p, body, func, &mut spanned)?;
                     continue;
                 }
                 Ok((KV, body)) => {
@@ -386,13 +457,19 @@ impl Worker {
                 },
                 Err(e) => return Err(self.lost(p, e)),
             };
-            let (name, until, args) = callback.inspect_err(|_| p.kill())?;
+            let Callback {
+                name,
+                until,
+                args,
+                trace,
+            } = callback.inspect_err(|_| p.kill())?;
             let mut out = self.results_for(&name);
-            let outcome = self
-                .links
-                .call_async(&name, &args, &mut out, until)
-                .await
-                .map(|()| out);
+            let outcome = crate::telemetry::scope(
+                trace,
+                self.links.call_async(&name, &args, &mut out, until),
+            )
+            .await
+            .map(|()| out);
             self.reply(p, ch, &name, outcome)?;
         }
     }
@@ -417,4 +494,13 @@ impl Drop for Worker {
             p.stop(Duration::from_millis(200));
         }
     }
+}
+
+/// A linked call the worker's guest makes.
+struct Callback {
+    name: String,
+    until: Instant,
+    args: Vec<Val>,
+    /// The span it is made in.
+    trace: Option<SpanContext>,
 }

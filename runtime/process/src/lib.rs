@@ -49,7 +49,7 @@ pub mod workers;
 // The core's modules, under the names this crate's files use for them.
 use membrane_core::{
     app, capability, error, exports, instance, limits, link, metrics, module, names, sanitize,
-    spec, transport, unit, value, wire,
+    spec, telemetry, transport, unit, value, wire,
 };
 
 use std::path::PathBuf;

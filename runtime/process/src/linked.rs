@@ -53,6 +53,7 @@ pub(crate) fn linked_call(
         put_call(
             body,
             deadline.saturating_duration_since(Instant::now()),
+            crate::telemetry::current(),
             name,
         );
         let start = body.len();

@@ -28,7 +28,7 @@ use crate::limits::LIMITS;
 use crate::spec::{Lifecycle, ModuleSpec};
 use crate::unit::{ModuleCx, Policy};
 use crate::wire::message::{
-    CALL, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, put_error, read_call,
+    CALL, DROP, ERR, FAILED, HELLO, OK, PROBE, READY, SPAN, put_error, put_span, read_call,
 };
 use crate::wire::sizes::max_values;
 use crate::wire::table::Table;
@@ -335,7 +335,23 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
         let sent = CONNECTION.with(|c| {
             let mut c = c.borrow_mut();
             let ch = c.as_mut().expect("set above");
+            let reply = match reply {
+                Reply::Spanned(id, start, reply) => {
+                    put_span(
+                        ch.begin(SPAN),
+                        id,
+                        start,
+                        unix_ns(std::time::SystemTime::now()),
+                    );
+                    if ch.finish().is_err() {
+                        return Err(());
+                    }
+                    *reply
+                }
+                other => other,
+            };
             match reply {
+                Reply::Spanned(..) => {}
                 Reply::Err(e) => put_error(ch.begin(ERR), &e),
                 Reply::Encoded(results) => ch.begin(OK).extend_from_slice(&results),
                 #[cfg(feature = "test-hooks")]
@@ -344,7 +360,7 @@ fn serve_calls(served: &Served, instance: &mut Option<LiveInstance>) {
                         .extend_from_slice(text.as_bytes());
                 }
             }
-            ch.finish()
+            ch.finish().map_err(|_| ())
         });
         if sent.is_err() {
             return;
@@ -356,6 +372,8 @@ enum Reply {
     /// Results written to the wire.
     Encoded(Vec<u8>),
     Err(Error),
+    /// A reply after the worker's span of the call (its id and start).
+    Spanned(u64, u64, Box<Reply>),
     /// The sandbox self-check's answer.
     #[cfg(feature = "test-hooks")]
     Probe(String),
@@ -369,8 +387,18 @@ fn call(
     table: &mut Table,
     body: &[u8],
 ) -> Reply {
+    let head = match read_call(body) {
+        Ok(head) => head,
+        Err(e) => return Reply::Err(e),
+    };
+    // The worker's span of the call, when its trace is sampled: made current so that the
+    // guest's linked calls carry it, and sent to the host (which exports it) before the
+    // answer. An unsampled trace is passed on as it came.
+    let span = head.trace.map(|t| if t.sampled { t.child() } else { t });
+    let _current = crate::telemetry::enter(span);
+    let start = std::time::SystemTime::now();
     let mut run = || -> Result<Vec<u8>> {
-        let (left, name, args) = read_call(body)?;
+        let (left, name, args) = (head.left, head.name, head.args);
         let func = served.exports.function(name)?;
         let now = Instant::now();
         let budget = Budget::new(&served.recipe, now, Some(now + left))?;
@@ -423,7 +451,7 @@ fn call(
         }
         Ok(out)
     };
-    match run() {
+    let reply = match run() {
         Ok(out) => Reply::Encoded(out),
         Err(e) => {
             if instance.is_none() {
@@ -431,7 +459,17 @@ fn call(
             }
             Reply::Err(e)
         }
+    };
+    match span {
+        Some(s) if s.sampled => Reply::Spanned(s.span_id, unix_ns(start), Box::new(reply)),
+        _ => reply,
     }
+}
+
+/// Nanoseconds since the Unix epoch.
+fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// A call's arguments, every byte of them.

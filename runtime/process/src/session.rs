@@ -62,7 +62,16 @@ impl WorkerSession {
         let request = |ch: &mut Channel, h: &mut dyn Handles| {
             worker.send_call(p, ch, func, args, deadline, h)
         };
-        worker.exchange(p, ch, request, &func.results, &mut results, deadline, stand)?;
+        worker.exchange(
+            p,
+            ch,
+            &func.name,
+            request,
+            &func.results,
+            &mut results,
+            deadline,
+            stand,
+        )?;
         Ok(results)
     }
 
@@ -79,7 +88,16 @@ impl WorkerSession {
             worker.send_call(p, ch, func, args, deadline, h)
         };
         worker
-            .exchange_async(p, ch, request, &func.results, &mut results, deadline, stand)
+            .exchange_async(
+                p,
+                ch,
+                &func.name,
+                request,
+                &func.results,
+                &mut results,
+                deadline,
+                stand,
+            )
             .await?;
         Ok(results)
     }
@@ -92,7 +110,7 @@ impl WorkerSession {
             ch.send(DROP, &rep.to_le_bytes())
                 .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))
         };
-        worker.exchange(p, ch, request, &[], &mut [], deadline, stand)
+        worker.exchange(p, ch, "[drop]", request, &[], &mut [], deadline, stand)
     }
 
     /// [`WorkerSession::drop_sync`] on the caller's task.
@@ -104,7 +122,7 @@ impl WorkerSession {
                 .map_err(|e| p.crashed(&format!("cannot be written to ({e})")))
         };
         worker
-            .exchange_async(p, ch, request, &[], &mut [], deadline, stand)
+            .exchange_async(p, ch, "[drop]", request, &[], &mut [], deadline, stand)
             .await
     }
 }

@@ -45,6 +45,7 @@ impl Transport for Worker {
         let r = self.exchange(
             &p,
             &mut ch,
+            &func.name,
             request,
             &func.results,
             results,
@@ -73,6 +74,7 @@ impl Transport for Worker {
                 .exchange_async(
                     &p,
                     &mut ch,
+                    &func.name,
                     request,
                     &func.results,
                     results,

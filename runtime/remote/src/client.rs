@@ -13,7 +13,7 @@ use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
 use super::connect::Nats;
-use super::protocol::{self, DEADLINE, ERROR, FUNC, HASH, HOST};
+use super::protocol::{self, DEADLINE, ERROR, FUNC, HASH, HOST, TRACEPARENT};
 use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::Transport;
@@ -81,6 +81,9 @@ impl RemoteModule {
             protocol::deadline_value(deadline.saturating_duration_since(Instant::now())).as_str(),
         );
         h.insert(HASH, self.hash.as_str());
+        if let Some(span) = crate::telemetry::current() {
+            h.insert(TRACEPARENT, span.traceparent().as_str());
+        }
         h
     }
 

@@ -22,8 +22,8 @@ pub(crate) mod validate;
 
 // The core's modules, under the names this crate's files use for them.
 use membrane_core::{
-    app, compile, error, extensions, generation, link, metrics, module, sanitize, spec, transport,
-    value, wire,
+    app, compile, error, extensions, generation, link, metrics, module, sanitize, spec, telemetry,
+    transport, value, wire,
 };
 
 pub use boundary::Remote;

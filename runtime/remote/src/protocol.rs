@@ -15,6 +15,7 @@
 //! | `Membrane-Session-Key` | the session's key (every call, drop and close in it) | the key of a session it opened |
 //! | `Membrane-Drop` | a resource handle of the session to drop (no `Membrane-Func`) | |
 //! | `Membrane-Close` | `1`: the session ends (published, no reply) | |
+//! | `traceparent` | the caller's span (W3C trace context), with telemetry on | |
 //! | `Membrane-Host` | | the answering host's id |
 //! | `Membrane-Error` | | `1`: the body is an error (`wire/message.rs` JSON), not results |
 //!
@@ -44,6 +45,8 @@ pub(crate) const NEW_SESSION: &str = "new";
 pub(crate) const DROP: &str = "Membrane-Drop";
 /// Ends a session.
 pub(crate) const CLOSE: &str = "Membrane-Close";
+/// The caller's span (W3C trace context): the host's span of the call is its child.
+pub(crate) const TRACEPARENT: &str = "traceparent";
 /// The answering host.
 pub(crate) const HOST: &str = "Membrane-Host";
 /// The reply is an error.

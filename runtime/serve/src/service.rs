@@ -21,7 +21,8 @@ use crate::module::Target;
 use crate::route;
 use crate::spec::HttpSpec;
 use crate::supervisor::Health;
-use crate::trace::TraceContext;
+use crate::trace::RequestTrace;
+use membrane_core::telemetry;
 
 /// What the server answers with.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
@@ -81,7 +82,7 @@ impl Router {
     /// Answers one request.
     pub(crate) async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> Response {
         let started = Instant::now();
-        let trace = TraceContext::from_header(
+        let trace = RequestTrace::from_header(
             req.headers()
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok()),
@@ -89,34 +90,48 @@ impl Router {
         let route = self
             .http
             .route_for(req.uri().path())
-            .and_then(|(prefix, _)| self.routes.get(prefix));
+            .and_then(|(prefix, _)| self.routes.get_key_value(prefix));
         let span = tracing::info_span!(
             target: "membrane::http",
             "request",
             method = %req.method(),
             path = %crate::sanitize::escape(req.uri().path()),
-            module = route.map_or("", |r| &*r.handler.module.name),
-            trace_id = %trace.trace_id,
+            module = route.map_or("", |(_, r)| &*r.handler.module.name),
+            trace_id = %trace.context.trace_hex(),
             parent_id = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        if let Some(parent) = &trace.parent_id
+        if let Some(parent) = &trace.parent
             && !span.is_disabled()
         {
-            span.record("parent_id", parent.as_str());
+            span.record("parent_id", format_args!("{:016x}", parent.span_id));
         }
+        // Kept for the span's end only when telemetry records it.
+        let ended = trace
+            .scope()
+            .map(|_| (req.method().clone(), req.uri().path().to_owned()));
         let mut resp = match route {
             None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
-            Some(route) => self.dispatch(route, req, &span).await,
+            Some((_, route)) => {
+                let call = self.dispatch(route, req, &span);
+                match trace.scope() {
+                    None => call.await,
+                    Some(cx) => telemetry::scope(Some(cx), call).await,
+                }
+            }
         };
-        if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+        if let Ok(v) = HeaderValue::from_str(&trace.context.traceparent()) {
             resp.headers_mut().insert("traceparent", v);
         }
         let status = resp.status().as_u16();
         span.record("status", status);
         route
-            .map_or(&self.unrouted, |r| &r.metrics)
+            .map_or(&self.unrouted, |(_, r)| &r.metrics)
             .request(status, started.elapsed());
+        if let Some((method, path)) = ended {
+            let route = route.map(|(prefix, r)| (prefix.as_str(), &*r.handler.module.name));
+            trace.end(&method, &path, route, status);
+        }
         resp
     }
 

@@ -1,73 +1,92 @@
-//! W3C trace context: an incoming `traceparent` header is honoured (its trace id becomes
-//! the request span's, its span id the parent's); without one, the request starts a trace.
+//! W3C trace context of a request: an incoming `traceparent` header is honoured (its trace
+//! becomes the request's, its span the parent of the request's span); without one, the
+//! request starts a trace. With telemetry on, the request's span is exported when the
+//! response head is sent, as an HTTP server span of OpenTelemetry's conventions.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use membrane_core::telemetry::{self, Begun, SpanContext, SpanKind, Value};
 
 /// The trace a request belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TraceContext {
-    /// 32 lower-case hex digits.
-    pub trace_id: String,
-    /// The caller's span (16 hex digits), when the request carried a `traceparent`.
-    pub parent_id: Option<String>,
-    /// This request's span id (16 hex digits).
-    pub span_id: String,
-    /// The trace flags (`01`: sampled).
-    pub flags: String,
+pub(crate) struct RequestTrace {
+    /// The request's span.
+    pub context: SpanContext,
+    /// The caller's span, when the request carried a valid `traceparent`.
+    pub parent: Option<SpanContext>,
+    /// The span being recorded, with telemetry on.
+    begun: Option<Begun>,
 }
 
-impl TraceContext {
-    /// The context of a request with this `traceparent` header value (if any and valid).
-    pub(crate) fn from_header(value: Option<&str>) -> TraceContext {
-        match value.and_then(parse) {
-            Some((trace_id, parent, flags)) => TraceContext {
-                trace_id,
-                parent_id: Some(parent),
-                span_id: format!("{:016x}", random_nonzero()),
-                flags,
-            },
-            None => TraceContext {
-                trace_id: format!("{:016x}{:016x}", random_nonzero(), random_nonzero()),
-                parent_id: None,
-                span_id: format!("{:016x}", random_nonzero()),
-                flags: "01".into(),
-            },
+impl RequestTrace {
+    /// The trace of a request with this `traceparent` header value (if any).
+    pub(crate) fn from_header(value: Option<&str>) -> RequestTrace {
+        let parent = value.and_then(SpanContext::from_traceparent);
+        let begun = if telemetry::enabled() {
+            telemetry::begin_under(parent)
+        } else {
+            None
+        };
+        let context = match (&begun, parent) {
+            (Some(b), _) => b.context,
+            (None, Some(p)) => p.child(),
+            (None, None) => SpanContext::root(true),
+        };
+        RequestTrace {
+            context,
+            parent,
+            begun,
         }
     }
 
-    /// The `traceparent` value naming this request's span, for the response.
-    pub(crate) fn header(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    /// The context calls made for the request take as their parent: the request's span,
+    /// with telemetry on.
+    pub(crate) fn scope(&self) -> Option<SpanContext> {
+        self.begun.map(|b| b.context)
     }
-}
 
-/// `00-<trace-id>-<parent-id>-<flags>`; all-zero ids are invalid, as are upper-case hex
-/// digits and unknown versions of a different shape.
-fn parse(value: &str) -> Option<(String, String, String)> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let zero = |s: &str| s.bytes().all(|b| b == b'0');
-    if !hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
-        return None;
+    /// Ends the request's span with its answer.
+    pub(crate) fn end(
+        self,
+        method: &http::Method,
+        path: &str,
+        route: Option<(&str, &str)>,
+        status: u16,
+    ) {
+        let Some(begun) = self.begun else {
+            return;
+        };
+        let method: Value = match *method {
+            http::Method::GET => "GET".into(),
+            http::Method::POST => "POST".into(),
+            http::Method::PUT => "PUT".into(),
+            http::Method::DELETE => "DELETE".into(),
+            http::Method::HEAD => "HEAD".into(),
+            http::Method::PATCH => "PATCH".into(),
+            http::Method::OPTIONS => "OPTIONS".into(),
+            // Any other token: OpenTelemetry's conventions name it `_OTHER`.
+            _ => "_OTHER".into(),
+        };
+        let name = match (method.as_str(), route) {
+            (Some(m), Some((prefix, _))) => format!("{m} {prefix}"),
+            (Some(m), None) => m.to_owned(),
+            (None, _) => "HTTP".to_owned(),
+        };
+        let mut attributes = vec![
+            ("http.request.method", method),
+            (
+                "url.path",
+                crate::sanitize::escape(path).into_owned().into(),
+            ),
+            ("http.response.status_code", i64::from(status).into()),
+        ];
+        if let Some((prefix, module)) = route {
+            attributes.push(("http.route", prefix.to_owned().into()));
+            attributes.push(("membrane.module", module.to_owned().into()));
+        }
+        let error = (status >= 500).then(|| {
+            attributes.push(("error.type", status.to_string().into()));
+            status.to_string().into()
+        });
+        begun.end(SpanKind::Server, name.into(), attributes, error);
     }
-    if !hex(trace, 32) || zero(trace) || !hex(parent, 16) || zero(parent) || !hex(flags, 2) {
-        return None;
-    }
-    Some((trace.into(), parent.into(), flags.into()))
-}
-
-fn random_nonzero() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish().max(1)
 }
 
 #[cfg(test)]
@@ -76,14 +95,15 @@ mod tests {
 
     #[test]
     fn honours_a_valid_traceparent() {
-        let t = TraceContext::from_header(Some(
+        let t = RequestTrace::from_header(Some(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ));
-        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(t.parent_id.as_deref(), Some("00f067aa0ba902b7"));
-        assert_ne!(t.span_id, "00f067aa0ba902b7");
+        assert_eq!(t.context.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(t.parent.map(|p| p.span_id), Some(0x00f067aa0ba902b7));
+        assert_ne!(t.context.span_id, 0x00f067aa0ba902b7);
         assert!(
-            t.header()
+            t.context
+                .traceparent()
                 .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
         );
     }
@@ -94,12 +114,10 @@ mod tests {
             None,
             Some("garbage"),
             Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
-            Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         ] {
-            let t = TraceContext::from_header(bad);
-            assert_eq!(t.parent_id, None, "{bad:?}");
-            assert_eq!(t.trace_id.len(), 32);
+            let t = RequestTrace::from_header(bad);
+            assert_eq!(t.parent, None, "{bad:?}");
+            assert_ne!(t.context.trace_id, 0);
         }
     }
 }

@@ -31,7 +31,7 @@ impl Generation {
     {
         let guard = self.admit(func)?;
         let now = guard.started();
-        let outcome = guard.span().in_scope(|| {
+        let outcome = guard.in_scope(|| {
             let budget = Budget::new(&self.recipe, now, outer)?;
             let mut lease = self
                 .pool
@@ -74,7 +74,7 @@ impl Generation {
             self.keep(&mut lease, instance);
             Ok(r)
         };
-        let outcome = super::in_span(guard.span(), call).await;
+        let outcome = super::in_span(&guard, call).await;
         guard.record(&outcome);
         outcome
     }

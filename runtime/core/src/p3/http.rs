@@ -83,8 +83,7 @@ pub async fn serve(
     let guard = module.admit(&func).map_err(Failure::Error)?;
     let deadline = guard.started() + limits.timeout;
     let outcome =
-        crate::generation::in_span(guard.span(), head(&module, &func, req, deadline, &tripwire))
-            .await;
+        crate::generation::in_span(&guard, head(&module, &func, req, deadline, &tripwire)).await;
     guard.record(&as_outcome(&outcome));
     outcome
 }

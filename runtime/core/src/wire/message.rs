@@ -3,12 +3,13 @@
 //!
 //! | tag | direction | body |
 //! |---|---|---|
-//! | [`CALL`] | host -> worker | time left (u64 ns, LE), export name (u16 LE length + UTF-8), arguments |
+//! | [`CALL`] | host -> worker | time left (u64 ns, LE), trace context (1 byte 0, or 1 and the trace id u128 LE, parent span id u64 LE, sampled 0/1), export name (u16 LE length + UTF-8), arguments |
 //! | [`OK`] | worker -> host | results |
 //! | [`ERR`] | either | an error as JSON ([`WireError`]) |
 //! | [`CALLBACK`] | worker -> host | like [`CALL`]: a linked function (`import#func`) the guest calls |
 //! | [`CALLBACK_OK`] | host -> worker | the linked call's results |
 //! | [`DROP`] | host -> worker | a resource handle (u32 LE) to drop in the connection's instance |
+//! | [`SPAN`] | worker -> host | before a sampled call's answer: the worker's span of it (id u64 LE, start and end in ns since the Unix epoch, u64 LE each) |
 //! | [`KV`] | worker -> host | a `wasi:keyvalue` operation of the guest (`wire/keyvalue.rs`) |
 //! | [`KV_OK`] | host -> worker | its answer |
 //! | [`PROBE`], [`PROBED`] | both | the sandbox self-check (tests) |
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use super::bounds::{self, Causes, MAX_ERROR_BODY, MAX_NAME, clip};
 use crate::error::{Error, ErrorKind, Result};
+use crate::telemetry::SpanContext;
 
 /// The largest error either side sends (`wire/sizes.rs`): [`put_error`] keeps an error
 /// within the bounds of `wire/bounds.rs`, well below it even with every character escaped.
@@ -50,23 +52,97 @@ pub const KV: u8 = 9;
 /// The answer to a [`KV`] request.
 pub const KV_OK: u8 = 14;
 
-/// The start of a [`CALL`] or [`CALLBACK`] body; the arguments follow.
-pub fn put_call(out: &mut Vec<u8>, left: Duration, name: &str) {
+/// The worker's span of a call (worker -> host), sent before the call's answer when the
+/// call's trace is sampled.
+pub const SPAN: u8 = 15;
+
+/// The start of a [`CALL`] or [`CALLBACK`] body (the arguments follow): the time left, the
+/// caller's span, the function.
+pub fn put_call(out: &mut Vec<u8>, left: Duration, trace: Option<SpanContext>, name: &str) {
     let ns = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
     out.extend_from_slice(&ns.to_le_bytes());
+    match trace {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.trace_id.to_le_bytes());
+            out.extend_from_slice(&t.span_id.to_le_bytes());
+            out.push(u8::from(t.sampled));
+        }
+    }
     let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&name.as_bytes()[..len as usize]);
 }
 
-/// Reads a [`CALL`] or [`CALLBACK`] body: the time left, the name and the arguments.
-pub fn read_call(body: &[u8]) -> Result<(Duration, &str, &[u8])> {
+/// A call read from its message.
+#[derive(Debug)]
+pub struct CallHead<'a> {
+    /// The time the caller gives it.
+    pub left: Duration,
+    /// The caller's span, if it sent one.
+    pub trace: Option<SpanContext>,
+    /// The function.
+    pub name: &'a str,
+    /// The encoded arguments.
+    pub args: &'a [u8],
+}
+
+/// Reads a [`CALL`] or [`CALLBACK`] body: the time left, the caller's span, the name and
+/// the arguments. A trace context with a zero id or a sampled byte other than 0 and 1 is
+/// malformed.
+pub fn read_call(body: &[u8]) -> Result<CallHead<'_>> {
     let bad = || malformed("a call message is cut short");
     let ns = u64::from_le_bytes(body.get(..8).ok_or_else(bad)?.try_into().unwrap());
-    let len = u16::from_le_bytes(body.get(8..10).ok_or_else(bad)?.try_into().unwrap()) as usize;
-    let name = body.get(10..10 + len).ok_or_else(bad)?;
+    let (trace, at) = match body.get(8).ok_or_else(bad)? {
+        0 => (None, 9),
+        1 => {
+            let t = body.get(9..34).ok_or_else(bad)?;
+            let trace_id = u128::from_le_bytes(t[..16].try_into().unwrap());
+            let span_id = u64::from_le_bytes(t[16..24].try_into().unwrap());
+            if trace_id == 0 || span_id == 0 || t[24] > 1 {
+                return Err(malformed("a call's trace context is not one"));
+            }
+            let sampled = t[24] == 1;
+            (
+                Some(SpanContext {
+                    trace_id,
+                    span_id,
+                    sampled,
+                    remote: true,
+                }),
+                34,
+            )
+        }
+        _ => return Err(malformed("a call's trace context is not one")),
+    };
+    let len =
+        u16::from_le_bytes(body.get(at..at + 2).ok_or_else(bad)?.try_into().unwrap()) as usize;
+    let name = body.get(at + 2..at + 2 + len).ok_or_else(bad)?;
     let name = std::str::from_utf8(name).map_err(|_| malformed("a function name is not UTF-8"))?;
-    Ok((Duration::from_nanos(ns), name, &body[10 + len..]))
+    Ok(CallHead {
+        left: Duration::from_nanos(ns),
+        trace,
+        name,
+        args: &body[at + 2 + len..],
+    })
+}
+
+/// A [`SPAN`] body: the worker's span id and its start and end (ns since the Unix epoch).
+pub fn put_span(out: &mut Vec<u8>, span_id: u64, start: u64, end: u64) {
+    for n in [span_id, start, end] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// Reads a [`SPAN`] body; a zero id, an end before the start or a body of another length
+/// is malformed.
+pub fn read_span(body: &[u8]) -> Result<(u64, u64, u64)> {
+    let n = |i: usize| u64::from_le_bytes(body[i * 8..i * 8 + 8].try_into().unwrap());
+    if body.len() != 24 || n(0) == 0 || n(2) < n(1) {
+        return Err(malformed("a span message is not one"));
+    }
+    Ok((n(0), n(1), n(2)))
 }
 
 /// An error as it crosses: its kind by name and the fields a caller matches on.

@@ -15,7 +15,7 @@
 //! | anything else | refused | the host's messages, or none |
 
 pub use super::message::MAX_ERROR;
-use super::message::{CALLBACK, ERR, FAILED, KV, LOG, OK, PROBED, READY};
+use super::message::{CALLBACK, ERR, FAILED, KV, LOG, OK, PROBED, READY, SPAN};
 
 /// The largest frame body either side sends or accepts.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -56,6 +56,7 @@ impl Accept {
                 ERR | FAILED => Some(MAX_ERROR),
                 LOG => Some(MAX_LOG),
                 READY | PROBED => Some(MAX_REPORT),
+                SPAN => Some(24),
                 _ => None,
             },
         }
@@ -75,6 +76,7 @@ mod tests {
         assert_eq!(from.max_body(OK), Some(33 << 20));
         assert_eq!(from.max_body(KV), Some(33 << 20));
         assert_eq!(from.max_body(LOG), Some(64 << 10));
+        assert_eq!(from.max_body(SPAN), Some(24));
         for tag in [CALL, CALLBACK_OK, KV_OK, DROP, PROBE, HELLO, 0, 0xff] {
             assert_eq!(from.max_body(tag), None, "tag {tag}");
         }

@@ -99,11 +99,17 @@ impl Gate {
             return;
         };
         let gate = self.clone();
+        // The caller's span, when it sent one that parses: this host's span of the call is
+        // its child (a header that does not parse starts a trace here).
+        let parent = crate::telemetry::enabled()
+            .then(|| request::trace(msg.headers.as_ref()))
+            .flatten();
         tokio::spawn(async move {
-            let answer = AssertUnwindSafe(gate.served.answer(&msg))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(gate.panicked()));
+            let answer =
+                crate::telemetry::scope(parent, AssertUnwindSafe(gate.served.answer(&msg)))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(gate.panicked()));
             drop(msg);
             // The room is free before the caller can hear of it: a caller that calls again
             // at once must not find the module still full.

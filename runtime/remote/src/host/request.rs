@@ -11,8 +11,14 @@ use async_nats::HeaderMap;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
     CLOSE, DEADLINE, DROP, ERROR, FUNC, HASH, HOST, NEW_SESSION, SESSION, SESSION_KEY, SessionId,
-    SessionKey, parse_deadline,
+    SessionKey, TRACEPARENT, parse_deadline,
 };
+
+/// The caller's span of a request (`traceparent`), if it sent a valid one.
+pub(crate) fn trace(headers: Option<&HeaderMap>) -> Option<crate::telemetry::SpanContext> {
+    let value = headers?.get(TRACEPARENT)?.as_str();
+    crate::telemetry::SpanContext::from_traceparent(value)
+}
 
 /// Which resource session a call runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
