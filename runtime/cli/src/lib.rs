@@ -19,6 +19,7 @@ mod logging;
 mod output;
 mod progress;
 mod reload;
+mod telemetry;
 mod token;
 
 /// The library as this command uses it: the core, serving, and every placement.

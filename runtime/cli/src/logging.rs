@@ -24,22 +24,37 @@ pub fn init(serving: bool) {
     } else {
         FmtSpan::NONE
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let json = std::env::var("MEMBRANE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(output::LogWriter)
         .log_internal_errors(false)
         .with_span_events(spans);
-    let json = std::env::var("MEMBRANE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    if json {
-        builder
-            .json()
+    let fmt = if json {
+        fmt.json()
             .with_current_span(true)
             .with_span_list(true)
-            .init();
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(serving)
-            .init();
-    }
+            .with_filter(filter)
+            .boxed()
+    };
+    // Guest lines and the host's warnings as OTLP log records, when export is on (the
+    // layer does nothing until it is, and its own filter is independent of MEMBRANE_LOG).
+    // Events only, never spans: a span this filter enabled would cost every call.
+    let otel = membrane_telemetry::LogLayer.with_filter(
+        tracing_subscriber::filter::filter_fn(|m| {
+            m.is_event()
+                && (m.target() == "membrane::guest"
+                    || (m.target().starts_with("membrane")
+                        && *m.level() <= tracing::Level::WARN))
+        })
+        .with_max_level_hint(tracing::Level::INFO),
+    );
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
 }

@@ -94,6 +94,12 @@ struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 #[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
+struct SignalLabels {
+    signal: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[cfg_attr(feature = "metrics", derive(EncodeLabelSet))]
 struct BucketLabels {
     bucket: String,
 }
@@ -127,6 +133,8 @@ pub struct Metrics {
     http_closed: Family<ReasonLabels, Counter>,
     bucket_bytes: Family<BucketLabels, Gauge>,
     bucket_keys: Family<BucketLabels, Gauge>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    telemetry_dropped: Family<SignalLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -178,6 +186,10 @@ impl Metrics {
         r.register_with_unit("bucket", help, Unit::Bytes, Family::clone(&bucket_bytes));
         let help = "Keys a key-value bucket holds";
         r.register("bucket_keys", help, Family::clone(&bucket_keys));
+        let telemetry_dropped = Family::default();
+        let help = "Spans and log records OpenTelemetry export dropped (its queue was full, \
+                    or the collector did not take them)";
+        r.register("telemetry_dropped", help, Family::clone(&telemetry_dropped));
         Arc::new(Metrics {
             calls_counted,
             registry: r,
@@ -192,6 +204,7 @@ impl Metrics {
             http_closed,
             bucket_bytes,
             bucket_keys,
+            telemetry_dropped,
         })
     }
 
@@ -271,6 +284,13 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format.
     #[cfg(feature = "metrics")]
     pub fn render(&self) -> String {
+        if crate::telemetry::enabled() {
+            let (spans, logs) = crate::telemetry::dropped();
+            for (signal, n) in [("spans", spans), ("logs", logs)] {
+                let c = self.telemetry_dropped.get_or_create(&SignalLabels { signal });
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

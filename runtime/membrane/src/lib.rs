@@ -72,6 +72,11 @@ pub use membrane_remote as remote;
 /// An app as an HTTP service (feature `serve`).
 #[cfg(feature = "serve")]
 pub use membrane_serve as serve;
+/// OpenTelemetry export over OTLP (feature `otel`): start it with
+/// `telemetry::start(telemetry::Settings::resolve(..)?)` and add
+/// [`telemetry::LogLayer`] to the `tracing` subscriber for guest logs.
+#[cfg(feature = "otel")]
+pub use membrane_telemetry as telemetry;
 
 /// Compiles and runs apps: the core's runtime ([`membrane_core::runtime::Runtime`]) with
 /// every placement this build serves registered. Cheap to clone; every clone shares one

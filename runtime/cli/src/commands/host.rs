@@ -8,7 +8,7 @@ use anyhow::bail;
 use crate::config::{config_for, shutdown_signal};
 use crate::membrane::{self, AppSpec, Manifest, Runtime};
 use crate::output::say;
-use crate::{build, progress};
+use crate::{build, progress, telemetry};
 
 /// Serve `remote` modules of an app to its other hosts over NATS.
 ///
@@ -57,10 +57,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let spec = hosting(m.app, &modules, &nats)?;
     let servers = servers_of(&spec);
+    let exporting = telemetry::start(&spec)?;
     let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
     let remote = membrane::RemoteHost::start(&app).await?;
     say(&hosting_line(&remote, &servers));
     remote.run(shutdown_signal()?).await;
+    exporting.stop();
     Ok(ExitCode::SUCCESS)
 }
 

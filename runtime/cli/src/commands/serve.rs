@@ -8,7 +8,7 @@ use super::host::{hosting, hosting_line, servers_of};
 use crate::config::{config_for, shutdown_signal};
 use crate::membrane::{self, Manifest, Runtime};
 use crate::output::say;
-use crate::{build, progress, reload, token};
+use crate::{build, progress, reload, telemetry, token};
 
 /// Serve the app over HTTP: routes from [app.http], admin endpoints from [app.admin].
 ///
@@ -59,6 +59,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         hosting(m.app, &host, &[])?
     };
     let servers = servers_of(&spec);
+    let exporting = telemetry::start(&spec)?;
     let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
     let remote = if host.is_empty() {
         None
@@ -144,6 +145,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = token_file {
         let _ = std::fs::remove_file(path);
     }
+    exporting.stop();
     if aborted > 0 {
         say(&format!(
             "stopped; {aborted} connection(s) were aborted when the drain time ran out"

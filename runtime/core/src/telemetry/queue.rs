@@ -17,6 +17,8 @@ pub enum Signal {
     Span(SpanRecord),
     /// A log record.
     Log(LogRecord),
+    /// Export everything queued before this, then answer.
+    Flush(SyncSender<()>),
 }
 
 struct Installed {
@@ -65,6 +67,29 @@ pub fn log(record: LogRecord) {
     {
         DROPPED_LOGS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Asks the exporter to export what is queued and waits for it, at most `timeout`;
+/// whether it answered in time.
+pub fn flush(timeout: std::time::Duration) -> bool {
+    let Some(i) = INSTALLED.get() else {
+        return true;
+    };
+    let until = std::time::Instant::now() + timeout;
+    let (ack, done) = std::sync::mpsc::sync_channel(1);
+    let mut signal = Signal::Flush(ack);
+    loop {
+        match i.tx.try_send(signal) {
+            Ok(()) => break,
+            Err(TrySendError::Full(s)) if std::time::Instant::now() < until => {
+                signal = s;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(_) => return false,
+        }
+    }
+    done.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+        .is_ok()
 }
 
 /// Counts records the exporter dropped itself (its export failed).

@@ -12,6 +12,7 @@ mod limits;
 mod nats;
 mod placement;
 mod serve;
+mod telemetry;
 mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,7 @@ pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
 pub use placement::Placement;
 pub use serve::{AdminSpec, HttpSpec, TlsSpec, TokenSource};
+pub use telemetry::{OtlpProtocol, TelemetrySpec};
 pub use upgrade::UpgradePolicy;
 
 use crate::error::Location;
@@ -82,6 +84,8 @@ pub struct AppSpec {
     pub max_component_size: Option<u64>,
     /// The app's key-value buckets (`[app.keyvalue]`).
     pub keyvalue: KeyValueSpec,
+    /// Its OpenTelemetry export (`[app.telemetry]`), if the manifest asks for one.
+    pub telemetry: Option<TelemetrySpec>,
 }
 
 impl AppSpec {
@@ -110,6 +114,12 @@ impl AppSpec {
     /// Sets the app's key-value buckets and where they are stored.
     pub fn keyvalue(mut self, keyvalue: KeyValueSpec) -> Self {
         self.keyvalue = keyvalue;
+        self
+    }
+
+    /// Exports the app's traces, metrics and logs over OTLP (`[app.telemetry]`).
+    pub fn telemetry(mut self, telemetry: TelemetrySpec) -> Self {
+        self.telemetry = Some(telemetry);
         self
     }
 
