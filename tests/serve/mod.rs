@@ -5,6 +5,8 @@ pub mod cli;
 mod headers;
 pub mod limits;
 mod observe;
+mod otel;
+mod otlp;
 mod outbound;
 mod page;
 mod routes;

@@ -28,8 +28,12 @@ impl GuestCounter for Counter {
     }
 }
 
-/// "<version> hello <name>".
+/// "<version> hello <name>". A name with `log-` in it is also written to stderr (a
+/// line for the telemetry tests to find in the guest log).
 #[allow(dead_code)] // greet_dropped has no hello, greet_broken traps in it
 pub fn hello(version: &str, name: &str) -> String {
+    if name.contains("log-") {
+        eprintln!("greeting {name}");
+    }
     format!("{version} hello {name}")
 }
