@@ -147,7 +147,13 @@ impl Receiver {
                 self.spans().len(),
                 self.spans()
                     .iter()
-                    .map(|g| (g.service.clone(), g.span.name.clone(), g.trace(), g.id(), g.parent()))
+                    .map(|g| (
+                        g.service.clone(),
+                        g.span.name.clone(),
+                        g.trace(),
+                        g.id(),
+                        g.parent()
+                    ))
                     .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -51,10 +51,12 @@ pub fn init(serving: bool) {
         tracing_subscriber::filter::filter_fn(|m| {
             m.is_event()
                 && (m.target() == "membrane::guest"
-                    || (m.target().starts_with("membrane")
-                        && *m.level() <= tracing::Level::WARN))
+                    || (m.target().starts_with("membrane") && *m.level() <= tracing::Level::WARN))
         })
         .with_max_level_hint(tracing::Level::INFO),
     );
-    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
 }

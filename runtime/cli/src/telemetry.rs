@@ -23,7 +23,9 @@ pub fn start(spec: &AppSpec) -> anyhow::Result<Exporting> {
         .unwrap_or_else(|| "the OTEL_EXPORTER_OTLP_*_ENDPOINT collectors".into());
     let protocol = settings.protocol.as_str();
     let telemetry = membrane_telemetry::start(settings)?;
-    say(&format!("exporting traces, metrics and logs to {to} ({protocol})"));
+    say(&format!(
+        "exporting traces, metrics and logs to {to} ({protocol})"
+    ));
     Ok(Exporting(Some(telemetry)))
 }
 

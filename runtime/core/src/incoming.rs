@@ -124,12 +124,14 @@ pub async fn serve(
     let deadline = Instant::now() + limits.timeout;
     let (tx, mut rx) = oneshot::channel();
     let (ended_tx, ended_rx) = oneshot::channel();
+    // The guest's task runs in the request's spans: `tracing`'s and, with telemetry on, the
+    // trace its call span takes as parent.
     let task = tokio::spawn(
-        async move {
+        crate::telemetry::scope(crate::telemetry::current(), async move {
             let outcome = run(guest_module, func, req, tx, scheme, deadline).await;
             let _ = ended_tx.send(outcome.is_ok());
             outcome
-        }
+        })
         .instrument(tracing::Span::current()),
     );
     // Until the head is out, a client that goes away takes the guest with it.

@@ -287,7 +287,9 @@ impl Metrics {
         if crate::telemetry::enabled() {
             let (spans, logs) = crate::telemetry::dropped();
             for (signal, n) in [("spans", spans), ("logs", logs)] {
-                let c = self.telemetry_dropped.get_or_create(&SignalLabels { signal });
+                let c = self
+                    .telemetry_dropped
+                    .get_or_create(&SignalLabels { signal });
                 c.inc_by(n.saturating_sub(c.get()));
             }
         }

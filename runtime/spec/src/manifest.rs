@@ -19,8 +19,8 @@ use toml::Spanned;
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
     AdminSpec, AppSpec, BucketAccess, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle,
-    Limits, Locations, ModuleSpec, OtlpProtocol, OutputRoute, Placement, RestartPolicy, TelemetrySpec, TlsSpec, TokenSource,
-    UpgradePolicy,
+    Limits, Locations, ModuleSpec, OtlpProtocol, OutputRoute, Placement, RestartPolicy,
+    TelemetrySpec, TlsSpec, TokenSource, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 

@@ -17,8 +17,8 @@ use crate::{Settings, StartError};
 
 /// Bucket bounds in seconds: from 100 µs (a linked call) to 10 s (a slow request).
 const BOUNDS: [f64; 17] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    0.75, 1.0, 2.5, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 10.0,
 ];
 
 /// The instruments spans feed.

@@ -109,9 +109,12 @@ impl Settings {
         let number = |var: &str, default: u64| -> Result<u64, SettingsError> {
             match env(var) {
                 None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    bad(var, format!("`{v}` is not a positive whole number"))
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(var, format!("`{v}` is not a positive whole number"))),
             }
         };
         Ok(Some(Settings {
