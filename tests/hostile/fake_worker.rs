@@ -27,6 +27,7 @@ pub const HELLO: u8 = 10;
 pub const READY: u8 = 11;
 pub const LOG: u8 = 13;
 pub const KV: u8 = 9;
+pub const SPAN: u8 = 15;
 
 /// Guest-target log frames a flood sends during a call...
 pub const FLOOD: usize = 200_000;
@@ -175,8 +176,10 @@ fn uleb(mut n: u64) -> Vec<u8> {
 /// The honest answer to a call of `caps#length(string) -> u64`, the only export the tests
 /// call: the string's length in bytes.
 fn honest_answer(call: &[u8]) -> Vec<u8> {
-    let name_len = u16::from_le_bytes([call[8], call[9]]) as usize;
-    let mut args = &call[10 + name_len..];
+    // The time left (8 bytes), the caller's span (a 0, or a 1 and 25 bytes), the name.
+    let at = if call[8] == 0 { 9 } else { 34 };
+    let name_len = u16::from_le_bytes([call[at], call[at + 1]]) as usize;
+    let mut args = &call[at + 2 + name_len..];
     let mut len = 0u64;
     let mut shift = 0;
     while let Some((&b, rest)) = args.split_first() {
@@ -258,6 +261,13 @@ fn run(case: &str, start: u32, mut control: UnixStream, fdpass: UnixStream) {
         ("garbage", 2) => never_answer(|conn, _| send(conn, &0u32.to_le_bytes())),
         ("garbage", 3) => never_answer(|conn, _| send(conn, &frame(OK, &[0x80; 11]))),
         ("garbage", 4) => never_answer(|conn, _| send(conn, &frame(ERR, b"{not json"))),
+        // A span of the call that is not one: span id 0, and it ends before it starts.
+        ("garbage", 6) => never_answer(|conn, _| {
+            let mut body = vec![0u8; 8];
+            body.extend(5u64.to_le_bytes());
+            body.extend(1u64.to_le_bytes());
+            send(conn, &frame(SPAN, &body))
+        }),
         // The shared memory itself: a ring index no honest worker writes.
         ("ring", 1) => never_answer(|conn, _| {
             let _ = conn.corrupt();

@@ -32,7 +32,7 @@ fn plan(case: &str) -> (usize, Duration) {
         "forged" => (1, Duration::from_secs(10)),
         "flood" => (1, Duration::from_secs(60)),
         "oversized" => (4, Duration::from_secs(2)),
-        "garbage" => (6, Duration::from_secs(10)),
+        "garbage" => (7, Duration::from_secs(10)),
         "amplified" => (2, Duration::from_secs(10)),
         "ring" => (2, Duration::from_secs(10)),
         "keyvalue" => (4, Duration::from_secs(10)),
@@ -426,17 +426,19 @@ fn garbage_frames_crash_only_their_worker_and_the_next_call_works() {
     let run = run("garbage");
     assert_eq!(
         kinds(&run),
-        ["Crashed", "Crashed", "Crashed", "Crashed", "Crashed", "ok"],
+        [
+            "Crashed", "Crashed", "Crashed", "Crashed", "Crashed", "Crashed", "ok"
+        ],
         "{:#?}",
         run.results
     );
     // Each violation killed its worker; each call after it had a new one.
-    for r in &run.results[..5] {
+    for r in &run.results[..6] {
         assert_eq!(r["pid_after"], Value::Null, "not killed: {r}");
     }
-    assert!(run.results[5]["pid_after"].is_u64());
-    assert_eq!(run.starts, 6);
-    assert_eq!(run.status["recent_failures"], 5, "{}", run.status);
+    assert!(run.results[6]["pid_after"].is_u64());
+    assert_eq!(run.starts, 7);
+    assert_eq!(run.status["recent_failures"], 6, "{}", run.status);
     assert_clean(&run.stderr, "the host's log");
     only_host_lines(&run.stderr);
 }

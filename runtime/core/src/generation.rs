@@ -164,7 +164,13 @@ impl Supervised<'_> {
         if let Some(start) = self.start {
             m.metrics.calls.fetch_add(1, Ordering::Relaxed);
             let f = m.metrics.function(&self.func.metrics, &self.func.name);
-            f.duration.observe(start.elapsed());
+            let took = start.elapsed();
+            f.duration.observe(took);
+            m.metrics.window.record(
+                start + took,
+                took,
+                Some(outcome.as_ref().map(|_| ()).map_err(|e| e.kind())),
+            );
             match outcome {
                 Ok(_) => {
                     f.ok.inc();
@@ -223,6 +229,10 @@ impl Drop for Supervised<'_> {
     fn drop(&mut self) {
         self.end_otel("cancelled");
         if let Some(admission) = self.admission.take() {
+            if let Some(start) = self.start {
+                let took = start.elapsed();
+                self.module.metrics.window.record(start + took, took, None);
+            }
             if self.module.metrics.counts_calls() {
                 self.module.metrics.failed(&self.func.name, None);
             }

@@ -41,6 +41,7 @@ use crate::error::ErrorKind;
 mod histogram;
 #[cfg(not(feature = "metrics"))]
 mod off;
+pub mod window;
 
 use histogram::DurationHistogram;
 
@@ -227,6 +228,7 @@ impl Metrics {
             name: name.into(),
             calls: std::sync::atomic::AtomicU64::new(0),
             ended: std::sync::atomic::AtomicU64::new(0),
+            window: window::Window::default(),
             denied_network: denied(Capability::Network.as_str()),
             denied_http: denied(Capability::Http.as_str()),
             denied_session: denied(Capability::Session.as_str()),
@@ -358,6 +360,8 @@ pub struct ModuleMetrics {
     pub calls: std::sync::atomic::AtomicU64,
     /// Calls ended or refused because their generation was retired after its drain time.
     pub ended: std::sync::atomic::AtomicU64,
+    /// The last minute of its calls (outcomes and durations), when calls are counted.
+    pub window: window::Window,
     denied_network: Counter,
     denied_http: Counter,
     denied_session: Counter,

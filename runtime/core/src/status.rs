@@ -53,6 +53,38 @@ pub struct ModuleStatus {
     /// Whether this process hosts the module for other hosts' calls over NATS
     /// ([`AppSpec::host`](crate::AppSpec::host)).
     pub hosted: bool,
+    /// Its calls in the last minute: outcomes by kind, p50 and p99 (when calls are
+    /// counted).
+    pub recent: crate::metrics::window::Recent,
+    /// Whether it is the app's entry module.
+    pub entry: bool,
+    /// The HTTP routes (path prefixes) that go to it.
+    pub routes: Vec<String>,
+    /// Its disk quotas: the grant's guest path, its limits, and what it holds.
+    pub quotas: Vec<QuotaStatus>,
+}
+
+/// A disk quota of a module's directory grant, and its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaStatus {
+    /// The grant's path inside the guest.
+    pub guest: String,
+    /// `quota`: bytes at most.
+    pub max_bytes: Option<u64>,
+    /// `quota_files`: names at most.
+    pub max_files: Option<u64>,
+    /// Bytes and names it holds, as measured at the first write and charged since; `None`
+    /// before the first write.
+    pub used: Option<(u64, u64)>,
+}
+
+impl ModuleStatus {
+    /// Whether the module is failing: its circuit is open, or calls failed in the last
+    /// minute (cancelled calls aside: their callers went away).
+    pub fn failing(&self) -> bool {
+        !matches!(self.health, Health::Healthy)
+            || self.recent.failures.iter().any(|(k, _)| *k != "cancelled")
+    }
 }
 
 impl App {
@@ -116,6 +148,31 @@ impl App {
                     worker_log_dropped: placed.log_dropped,
                     remote_hosts: placed.hosts_answering,
                     hosted: self.inner.hosted.contains(name),
+                    recent: m.metrics.window.recent(),
+                    entry: self.entry() == Some(name.as_str()),
+                    routes: self
+                        .http_spec()
+                        .map(|h| {
+                            h.routes
+                                .iter()
+                                .filter(|(_, to)| *to == name)
+                                .map(|(prefix, _)| prefix.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    quotas: current
+                        .spec
+                        .grants
+                        .dirs
+                        .iter()
+                        .filter(|d| d.quota.is_some() || d.quota_files.is_some())
+                        .map(|d| QuotaStatus {
+                            guest: d.guest.clone(),
+                            max_bytes: d.quota,
+                            max_files: d.quota_files,
+                            used: crate::capability::quota::usage_of(&d.host),
+                        })
+                        .collect(),
                 };
                 (name.clone(), status)
             })

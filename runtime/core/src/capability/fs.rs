@@ -183,15 +183,14 @@ fn prepare(cx: &ModuleCx<'_>, problems: &mut Problems) -> Option<Box<dyn Unit>> 
             Ok(fd) => {
                 let handle = Arc::new(fd);
                 if grant.quota.is_some() || grant.quota_files.is_some() {
-                    quotas.push((
-                        guest.to_string(),
-                        Arc::new(Quota::new(
-                            grant.host.clone(),
-                            handle.clone(),
-                            grant.quota,
-                            grant.quota_files,
-                        )),
+                    let quota = Arc::new(Quota::new(
+                        grant.host.clone(),
+                        handle.clone(),
+                        grant.quota,
+                        grant.quota_files,
                     ));
+                    quota.register();
+                    quotas.push((guest.to_string(), quota));
                 }
                 guests.push(guest.to_string());
                 dirs.push(OpenedDir {

@@ -72,6 +72,21 @@ impl Quota {
         }
     }
 
+    /// Makes this quota's use readable by [`usage_of`] its grant's path (the status of the
+    /// operator's page), for as long as the quota lives.
+    pub fn register(self: &Arc<Self>) {
+        let mut map = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, q| q.strong_count() > 0);
+        map.insert(self.host.clone(), Arc::downgrade(self));
+    }
+
+    /// What the grant holds, as last measured or charged (bytes, names); `None` until the
+    /// first write measured it.
+    pub fn used(&self) -> Option<(u64, u64)> {
+        let u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        u.measured.then_some((u.bytes, u.files))
+    }
+
     fn fits(&self, u: &Usage, bytes: u64, files: u64) -> bool {
         self.max_bytes
             .is_none_or(|m| u.bytes.saturating_add(bytes) <= m)
@@ -105,6 +120,16 @@ impl Quota {
         u.files = u.files.saturating_add(files);
         true
     }
+}
+
+/// The quotas alive, by their grant's path.
+static REGISTERED: Mutex<std::collections::BTreeMap<PathBuf, std::sync::Weak<Quota>>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// What the live quota of the grant at `host` holds (see [`Quota::used`]).
+pub fn usage_of(host: &std::path::Path) -> Option<(u64, u64)> {
+    let map = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(host)?.upgrade()?.used()
 }
 
 /// The allocated bytes (of distinct inodes) and the names below a directory.
