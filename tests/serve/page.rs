@@ -28,6 +28,7 @@ fn notes(data: &Path) -> AppSpec {
             "store",
             ModuleSpec::from_file(guests::KV_STORE)
                 .dir(data, "/data", DirMode::ReadWrite)
+                .quota("/data", Some(1 << 20), Some(100))
                 .env(HOSTILE, "x")
                 .concurrency(8, 16),
         )
@@ -170,6 +171,78 @@ async fn page_shows_the_app_and_keeps_its_cells_live() {
         "the boxes' status lines",
         "document.querySelector('svg g[data-module=\"web\"] [data-field=summary]').textContent \
          === 'gen 1 · serving · healthy'",
+    );
+    // Routes, the last minute, and a quota with what it holds once a note is written.
+    assert_eq!(b.eval(&cell("web", "routes")), "/");
+    assert_eq!(b.eval(&cell("render", "routes")), "–");
+    b.wait_for(
+        "the last minute's calls and quantiles",
+        &format!(
+            "/^[0-9]+ calls? · p50 ≤ [0-9.]+ ms · p99 ≤ [0-9.]+ ms$/.test({})",
+            cell("web", "recent")
+        ),
+    );
+    let added = send(s.addr, request("POST", "/notes", "remember the milk"))
+        .await
+        .unwrap();
+    assert_eq!(added.status, 201, "{}", added.body);
+    b.wait_for(
+        "the quota's use",
+        &format!(
+            "/^\\/data: [0-9.]+ (B|KiB) of 1\\.0 MiB, [0-9]+ of 100 files$/.test({})",
+            cell("store", "quotas")
+        ),
+    );
+    assert_eq!(b.errors(), Vec::<String>::new());
+}
+
+/// The issue's check: a module that starts failing shows it on the page within seconds,
+/// though its circuit has not opened: "failing", the kinds in the last minute, a red row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_module_shows_on_the_page() {
+    let front = ModuleSpec::from_file(guests::GREET_HTTP).link("acme:greet/api", "greet");
+    let app = AppSpec::new()
+        .module("front", front)
+        .module("greet", ModuleSpec::from_file(guests::GREET_BROKEN));
+    let s = serve(app, HttpSpec::default().route("/", "front")).await;
+    let Some(mut b) = Browser::launch() else {
+        return;
+    };
+    b.navigate(&admin_url(&s));
+    b.wait_for(
+        "a first poll",
+        "Number(document.getElementById('live').dataset.polls) >= 1",
+    );
+    assert_eq!(b.eval(&cell("greet", "health")), "healthy");
+    assert_eq!(b.eval(&cell("greet", "recent")), "no calls");
+    let r = get(s.addr, "/x").await;
+    assert_eq!(r.status, 500);
+    b.wait_for(
+        "greet shown failing",
+        &format!(
+            "{}.startsWith('failing') && document.querySelector('tr[data-module=\"greet\"]').classList.contains('failing')",
+            cell("greet", "health")
+        ),
+    );
+    let recent = b.eval(&cell("greet", "recent"));
+    assert!(
+        recent
+            .as_str()
+            .unwrap()
+            .starts_with("1 call, 100% failed (1 trap)"),
+        "{recent}"
+    );
+    // The importer's call failed too, as the provider's failure (counted upstream).
+    let status = get(s.admin.unwrap(), "/status").await.body;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["modules"]["greet"]["failing"], true);
+    assert_eq!(
+        status["modules"]["greet"]["last_minute"]["failures"]["trap"],
+        1
+    );
+    assert_eq!(
+        status["modules"]["front"]["routes"],
+        serde_json::json!(["/"])
     );
     assert_eq!(b.errors(), Vec::<String>::new());
 }

@@ -100,6 +100,22 @@ pub fn status_json(app: &App, buckets: &[membrane_core::keyvalue::BucketStatus])
                 "recent_failures": s.recent_failures,
                 "instances_limit": limits.map(|l| l.instances),
                 "queue_limit": limits.map(|l| l.queue),
+                "failing": s.failing(),
+                "entry": s.entry,
+                "routes": s.routes,
+                "last_minute": {
+                    "calls": s.recent.calls,
+                    "failures": s.recent.failures.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+                    "p50_ms": s.recent.p50.map(|d| d.as_secs_f64() * 1000.0),
+                    "p99_ms": s.recent.p99.map(|d| d.as_secs_f64() * 1000.0),
+                },
+                "quotas": s.quotas.iter().map(|q| serde_json::json!({
+                    "guest": q.guest,
+                    "max_bytes": q.max_bytes,
+                    "max_files": q.max_files,
+                    "used_bytes": q.used.map(|u| u.0),
+                    "used_files": q.used.map(|u| u.1),
+                })).collect::<Vec<_>>(),
             });
             (name, value)
         })

@@ -205,9 +205,9 @@ fn buckets(app: &App) -> String {
 /// The table of modules, with the values of the moment (the script keeps them current).
 fn table(app: &App, status: &BTreeMap<String, ModuleStatus>) -> String {
     let mut out = String::from(
-        "<table>\n<thead><tr><th>module</th><th>generation</th><th>component</th><th>state</th>\
-         <th>health</th><th>busy / idle</th><th>calls</th><th>calls/s</th>\
-         <th>last upgrade</th><th></th></tr></thead>\n<tbody>\n",
+        "<table>\n<thead><tr><th>module</th><th>routes</th><th>generation</th><th>component</th>\
+         <th>state</th><th>health</th><th>busy / idle</th><th>calls</th><th>calls/s</th>\
+         <th>last minute</th><th>quotas</th><th>last upgrade</th><th></th></tr></thead>\n<tbody>\n",
     );
     for name in app.modules() {
         let s = status.get(name);
@@ -219,10 +219,16 @@ fn table(app: &App, status: &BTreeMap<String, ModuleStatus>) -> String {
             .and_then(|s| s.last_upgrade.as_ref())
             .map_or(DASH.to_string(), last_upgrade);
         let probation = s.is_some_and(|s| matches!(s.state, GenerationState::Probation { .. }));
+        let failing = s.is_some_and(ModuleStatus::failing);
         let _ = writeln!(
             out,
-            r#"<tr data-module="{name}"><th scope="row" class="mono">{name}</th><td class="num" data-field="generation">{generation}</td><td class="mono" data-field="hash" title="{hash_full}">{hash_short}</td><td data-field="state"{state_class}>{state}</td><td data-field="health">{health}</td><td class="num" data-field="load">{load}</td><td class="num" data-field="calls">{calls}</td><td class="num" data-field="rate">{DASH}</td><td class="upgrade" data-field="upgrade" title="{upgrade}">{upgrade}</td><td><button type="button" data-rollback{hidden}>Roll back</button></td></tr>"#,
+            r#"<tr data-module="{name}"{failing_row}><th scope="row" class="mono">{name}</th><td class="mono" data-field="routes">{routes}</td><td class="num" data-field="generation">{generation}</td><td class="mono" data-field="hash" title="{hash_full}">{hash_short}</td><td data-field="state"{state_class}>{state}</td><td data-field="health"{failing_cell}>{health}</td><td class="num" data-field="load">{load}</td><td class="num" data-field="calls">{calls}</td><td class="num" data-field="rate">{DASH}</td><td class="wrap" data-field="recent">{recent}</td><td class="wrap" data-field="quotas">{quotas}</td><td class="upgrade" data-field="upgrade">{upgrade}</td><td><button type="button" data-rollback{hidden}>Roll back</button></td></tr>"#,
             name = escape(name),
+            failing_row = if failing { r#" class="failing""# } else { "" },
+            failing_cell = if failing { r#" class="failing""# } else { "" },
+            routes = escape(&cell(&routes)),
+            recent = escape(&cell(&recent)),
+            quotas = escape(&cell(&quotas)),
             generation = cell(&|s| s.generation.to_string()),
             hash_full = escape(&hash_full),
             hash_short = escape(&hash_short),
@@ -274,7 +280,11 @@ fn state(s: &ModuleStatus) -> String {
 }
 
 fn health(s: &ModuleStatus) -> String {
-    let mut out = graph::health(&s.health).to_string();
+    let mut out = if s.failing() && matches!(s.health, Health::Healthy) {
+        "failing".to_string()
+    } else {
+        graph::health(&s.health).to_string()
+    };
     if let Health::Unavailable { retry_in } = s.health {
         let _ = write!(out, ", retry in {}", seconds(retry_in));
     }
@@ -286,6 +296,79 @@ fn health(s: &ModuleStatus) -> String {
         }
     }
     out
+}
+
+/// The routes that go to the module, and whether it is the entry.
+fn routes(s: &ModuleStatus) -> String {
+    let mut parts = s.routes.clone();
+    if s.entry {
+        parts.push("entry".into());
+    }
+    if parts.is_empty() {
+        DASH.to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn millis(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 1.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// The last minute: calls, failures by kind, p50 and p99.
+fn recent(s: &ModuleStatus) -> String {
+    let r = &s.recent;
+    if r.calls == 0 {
+        return "no calls".to_string();
+    }
+    let failed: u64 = r.failures.iter().map(|(_, n)| n).sum();
+    let mut out = format!("{} call{}", r.calls, if r.calls == 1 { "" } else { "s" });
+    if failed > 0 {
+        let kinds: Vec<String> = r.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = write!(
+            out,
+            ", {:.0}% failed ({})",
+            failed as f64 * 100.0 / r.calls as f64,
+            kinds.join(", ")
+        );
+    }
+    if let (Some(p50), Some(p99)) = (r.p50, r.p99) {
+        let _ = write!(out, " · p50 ≤ {} · p99 ≤ {}", millis(p50), millis(p99));
+    }
+    out
+}
+
+/// Each disk quota: what it holds of its limits.
+fn quotas(s: &ModuleStatus) -> String {
+    if s.quotas.is_empty() {
+        return DASH.to_string();
+    }
+    let parts: Vec<String> = s
+        .quotas
+        .iter()
+        .map(|q| {
+            let mut limits = Vec::new();
+            if let Some(b) = q.max_bytes {
+                let used = q
+                    .used
+                    .map_or("?".to_string(), |u| membrane_core::format_size(u.0));
+                limits.push(format!("{used} of {}", membrane_core::format_size(b)));
+            }
+            if let Some(f) = q.max_files {
+                let used = q.used.map_or("?".to_string(), |u| u.1.to_string());
+                limits.push(format!("{used} of {f} files"));
+            }
+            format!("{}: {}", q.guest, limits.join(", "))
+        })
+        .collect();
+    parts.join("; ")
 }
 
 fn load(s: &ModuleStatus) -> String {

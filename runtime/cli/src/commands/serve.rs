@@ -89,7 +89,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         line.push_str(&format!("serving on {scheme}://{addr}"));
     }
     if let Some(addr) = server.admin_addr() {
-        line.push_str(&format!(" (admin: http://{addr}/)"));
+        // The operator's page is the admin listener's root.
+        line.push_str(&format!(
+            " (admin: http://{addr}/ is the status page; also /status, /metrics)"
+        ));
     }
     say(&line);
     if let Some(path) = &token_file {

@@ -32,7 +32,7 @@
     for (const el of tr.querySelectorAll("[data-field]")) cells[el.dataset.field] = el;
     const box = Array.from(boxes).find((g) => g.dataset.module === name);
     const row = {
-      name, cells, box,
+      name, cells, box, tr,
       summary: box ? box.querySelector("[data-field=summary]") : null,
       button: tr.querySelector("button[data-rollback]"),
       pending: false,
@@ -56,9 +56,14 @@
     return s;
   }
 
+  // A module whose calls failed in the last minute is "failing" though its circuit is closed.
+  function circuit(m) {
+    return m.failing === true && m.circuit === "healthy" ? "failing" : m.circuit;
+  }
+
   function health(m) {
     if (!has(m.circuit)) return DASH;
-    let s = String(m.circuit);
+    let s = String(circuit(m));
     if (num(m.retry_in_ms)) s += ", retry in " + secs(m.retry_in_ms);
     if (num(m.recent_failures) && m.recent_failures > 0) {
       s += " \u00b7 " + m.recent_failures + (m.recent_failures === 1 ? " failure" : " failures");
@@ -71,6 +76,42 @@
     let s = show(m.busy) + " / " + show(m.idle);
     if (num(m.waiting) && m.waiting > 0) s += " \u00b7 " + m.waiting + " waiting";
     return s;
+  }
+
+  function routes(m) {
+    const parts = Array.isArray(m.routes) ? m.routes.map(String) : [];
+    if (m.entry === true) parts.push("entry");
+    return parts.length ? parts.join(" ") : DASH;
+  }
+
+  function ms(v) {
+    return (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2)) + " ms";
+  }
+
+  // The last minute: calls, the share that failed by kind, p50 and p99.
+  function recent(m) {
+    const r = m.last_minute;
+    if (!r || typeof r !== "object" || !num(r.calls)) return DASH;
+    if (r.calls === 0) return "no calls";
+    let s = r.calls + (r.calls === 1 ? " call" : " calls");
+    const failures = r.failures && typeof r.failures === "object" ? Object.entries(r.failures) : [];
+    const failed = failures.reduce((n, [, c]) => n + (num(c) ? c : 0), 0);
+    if (failed > 0) {
+      s += ", " + Math.round((failed * 100) / r.calls) + "% failed (" +
+        failures.map(([k, c]) => c + " " + k).join(", ") + ")";
+    }
+    if (num(r.p50_ms) && num(r.p99_ms)) s += " \u00b7 p50 \u2264 " + ms(r.p50_ms) + " \u00b7 p99 \u2264 " + ms(r.p99_ms);
+    return s;
+  }
+
+  function quotas(m) {
+    if (!Array.isArray(m.quotas) || m.quotas.length === 0) return DASH;
+    return m.quotas.map((q) => {
+      const parts = [];
+      if (num(q.max_bytes)) parts.push((num(q.used_bytes) ? size(q.used_bytes) : "?") + " of " + size(q.max_bytes));
+      if (num(q.max_files)) parts.push((num(q.used_files) ? q.used_files : "?") + " of " + q.max_files + " files");
+      return show(q.guest) + ": " + parts.join(", ");
+    }).join("; ");
   }
 
   function hash(m) {
@@ -107,7 +148,7 @@
       if (c.startsWith("state-") || c.startsWith("health-")) box.classList.remove(c);
     }
     if (has(m.state)) box.classList.add("state-" + m.state);
-    if (has(m.circuit)) box.classList.add("health-" + m.circuit);
+    if (has(m.circuit)) box.classList.add("health-" + circuit(m));
   }
 
   function update(row, m, now) {
@@ -118,11 +159,17 @@
     put(c.state, state(m));
     put(c.health, health(m));
     put(c.load, load(m));
+    put(c.routes, routes(m));
+    put(c.recent, recent(m));
+    put(c.quotas, quotas(m));
+    const failing = m.failing === true;
+    if (c.health) c.health.classList.toggle("failing", failing);
+    row.tr.classList.toggle("failing", failing);
     put(c.calls, show(m.calls));
     put(c.rate, rate(row, m, now));
-    const [u, title] = upgrade(m.last_upgrade);
-    put(c.upgrade, u, title);
-    put(row.summary, "gen " + show(m.generation) + " \u00b7 " + show(m.state) + " \u00b7 " + show(m.circuit));
+    const [u] = upgrade(m.last_upgrade);
+    put(c.upgrade, u);
+    put(row.summary, "gen " + show(m.generation) + " \u00b7 " + show(m.state) + " \u00b7 " + show(circuit(m)));
     classes(row.box, m);
     if (c.state) c.state.classList.toggle("probation", m.state === "probation");
     if (row.button && !row.pending) row.button.hidden = m.state !== "probation";
