@@ -1,5 +1,5 @@
-//! OpenTelemetry export for `serve` and `host`: started from `[app.telemetry]` and the
-//! `OTEL_*` environment, flushed when the command ends.
+//! OpenTelemetry export for `serve`, `host`, `run` and `call`: started from
+//! `[app.telemetry]` and the `OTEL_*` environment, flushed when the command ends.
 
 use std::time::Duration;
 
@@ -31,8 +31,12 @@ pub fn start(spec: &AppSpec) -> anyhow::Result<Exporting> {
 
 impl Exporting {
     /// Sends what is queued (at most a few seconds: a collector that is down does not hold
-    /// up the exit).
-    pub fn stop(mut self) {
+    /// up the exit). Dropping it does the same.
+    pub fn stop(self) {}
+}
+
+impl Drop for Exporting {
+    fn drop(&mut self) {
         if let Some(t) = self.0.take() {
             t.shutdown(Duration::from_secs(5));
         }

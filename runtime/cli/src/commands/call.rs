@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::config::config_for;
 use crate::membrane::{self, Manifest, Runtime};
 use crate::output::out;
-use crate::progress;
+use crate::{progress, telemetry};
 
 /// Call one exported function; arguments and results are WAVE values.
 #[derive(clap::Args)]
@@ -31,6 +31,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         args,
     } = a;
     let m = Manifest::from_file(&manifest)?;
+    let _exporting = telemetry::start(&m.app)?;
     let app = progress::load(&Runtime::new(config_for(&m.app))?, m.app).await?;
     let func = app.function(&module, &export)?;
     let values = func.parse_args(&args)?;

@@ -7,7 +7,7 @@ use anyhow::bail;
 
 use crate::config::config_for;
 use crate::membrane::{AppSpec, DirMode, Manifest, ModuleSpec, Runtime};
-use crate::{build, progress};
+use crate::{build, progress, telemetry};
 
 /// Run the entry module's wasi:cli/run; the exit status is the guest's.
 ///
@@ -67,6 +67,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         manifest.app
     };
+    let _exporting = telemetry::start(&spec)?;
     let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
     let code = app.run(args, true).await?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
