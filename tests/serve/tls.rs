@@ -392,6 +392,17 @@ async fn a_reload_while_a_response_streams_drops_nothing() {
 /// `membrane serve` says https, and reads its certificate again on SIGHUP.
 #[test]
 fn membrane_serve_reloads_its_certificate_on_sighup() {
+    reloads_its_certificate(false);
+}
+
+#[test]
+fn membrane_serve_watch_reloads_its_certificate_when_the_files_change() {
+    reloads_its_certificate(true);
+}
+
+/// `membrane serve` swaps its certificate for the files' new contents: on SIGHUP, or by
+/// itself under `--watch`.
+fn reloads_its_certificate(watch: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some((cert, key)) = certificate(dir.path(), "one") else {
         return;
@@ -410,12 +421,15 @@ fn membrane_serve_reloads_its_certificate_on_sighup() {
             guests::HTTP_HELLO
         ),
     );
-    let p = super::cli::start_with(&manifest, &[], &[]);
+    let args: &[&str] = if watch { &["--watch"] } else { &[] };
+    let p = super::cli::start_with(&manifest, args, &[]);
     let url = format!("https://127.0.0.1:{}/", p.addr.port());
     assert_eq!(curl(&url, &cert, &[]).0, 0);
     std::fs::copy(&cert2, &live_cert).unwrap();
     std::fs::copy(&key2, &live_key).unwrap();
-    p.signal(rustix::process::Signal::HUP);
+    if !watch {
+        p.signal(rustix::process::Signal::HUP);
+    }
     p.wait_for_log("TLS certificate reloaded");
     let (code, body, _) = curl(&url, &cert2, &[]);
     assert_eq!((code, body.as_str()), (0, "hello\n"));
