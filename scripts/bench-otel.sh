@@ -5,6 +5,8 @@
 #   info  the default log (info: a request span per request), no export
 #   otlp  the default log and OTLP export of every request (always_on sampler) to a local
 #         OTLP/HTTP endpoint (scripts/otlp-sink.py)
+#   otlp10  the same with one trace in ten sampled (traceidratio 0.1; metrics still count
+#         every request)
 # and the added cost per linked call of trace propagation into a worker process
 # (`placement = "process"`): `membrane call` of the bench driver calling the provider N
 # times, export off against on.
@@ -60,6 +62,7 @@ serve() {
     off) envs=(MEMBRANE_LOG=off) ;;
     info) envs=() ;;
     otlp) envs=(OTEL_EXPORTER_OTLP_ENDPOINT=$sink OTEL_TRACES_SAMPLER=always_on OTEL_BSP_SCHEDULE_DELAY=200) ;;
+    otlp10) envs=(OTEL_EXPORTER_OTLP_ENDPOINT=$sink OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 OTEL_BSP_SCHEDULE_DELAY=200) ;;
   esac
   env "${envs[@]}" "$membrane" serve "$work/hello.toml" 2>"$work/serve.log" & local pid=$!
   wait_port 18093
@@ -80,13 +83,14 @@ serve() {
 
 echo "== hello: wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
-  for c in off info otlp; do serve "$c"; done
+  for c in off info otlp otlp10; do serve "$c"; done
 done
 
 # linked N CONFIG: ns per linked call into the worker (N calls minus one, over N - 1).
 linked() {
   local n=$1 config=$2 envs=(MEMBRANE_LOG=off)
   [ "$config" = otlp ] && envs+=(OTEL_EXPORTER_OTLP_ENDPOINT=$sink OTEL_TRACES_SAMPLER=always_on)
+  [ "$config" = otlp10 ] && envs+=(OTEL_EXPORTER_OTLP_ENDPOINT=$sink OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1)
   local t0 t1
   t0=$(date +%s%N)
   env "${envs[@]}" "$membrane" call "$work/linked.toml" driver 'membrane-bench:calls/driver#loop-inc' "$n" >/dev/null 2>"$work/call.log"
@@ -95,7 +99,7 @@ linked() {
 }
 echo "== linked calls into a process worker: $N calls, ns per call (whole run minus a 1-call run, over N-1)"
 for r in $(seq "$ROUNDS"); do
-  for c in off otlp; do
+  for c in off otlp otlp10; do
     one=$(linked 1 "$c"); all=$(linked "$N" "$c")
     printf "%-5s %8.0f ns/call\n" "$c" "$(echo "($all - $one) / ($N - 1)" | bc -l)"
   done

@@ -136,6 +136,7 @@ impl Exports {
             params: func.params().map(|(n, t)| (n.to_string(), t)).collect(),
             results: func.results().collect::<Vec<Type>>(),
             metrics: Default::default(),
+            span_name: Default::default(),
         })
     }
 

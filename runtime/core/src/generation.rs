@@ -111,24 +111,27 @@ impl Supervised<'_> {
             _ => crate::telemetry::SpanKind::Server,
         };
         let failed = outcome != "ok";
-        let mut attributes = vec![
+        let name = self
+            .func
+            .span_name
+            .get_or_init(|| format!("{}/{}", m.name, self.func.name).into())
+            .clone();
+        let mut attributes = Vec::with_capacity(8);
+        attributes.extend([
             ("rpc.system.name", "membrane".into()),
-            (
-                "rpc.method",
-                format!("{}/{}", m.name, self.func.name).into(),
-            ),
+            ("rpc.method", name.clone().into()),
             ("membrane.module", m.name.clone().into()),
             ("membrane.function", self.func.name.clone().into()),
             ("membrane.generation", (m.number as i64).into()),
             ("membrane.placement", placement.as_str().into()),
             ("membrane.outcome", outcome.into()),
-        ];
+        ]);
         if failed {
             attributes.push(("error.type", outcome.into()));
         }
         begun.end(
             kind,
-            format!("{}/{}", m.name, self.func.name).into(),
+            std::borrow::Cow::Owned(name.to_string()),
             attributes,
             failed.then_some(outcome.into()),
         );

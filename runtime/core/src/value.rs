@@ -20,6 +20,8 @@ pub struct Function {
     pub results: Vec<Type>,
     /// The function's counters, made on its first call.
     pub metrics: crate::metrics::FuncMetricsCell,
+    /// `module/function`, the name of its call spans, made on the first exported one.
+    pub span_name: std::sync::OnceLock<std::sync::Arc<str>>,
 }
 
 impl Function {
