@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 cargo clippy -p membrane --no-default-features -- -D warnings
 # The process placement without WASI 0.3 (its worker refuses 0.3 components).
 cargo clippy -p membrane --no-default-features --features process -- -D warnings
+# OpenTelemetry export alone, as an embedder adds it.
+cargo clippy -p membrane --no-default-features --features otel -- -D warnings
 # Without WASI 0.3: a 0.3 component is refused at load with the feature to turn on.
 cargo test -p membrane-core --lib

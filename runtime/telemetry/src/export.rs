@@ -2,7 +2,7 @@
 //! exporters on a small runtime of its own, and feeds the span metrics.
 
 use std::borrow::Cow;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 pub(crate) use membrane_core::spec::OtlpProtocol;
@@ -16,6 +16,9 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogge
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 
 use crate::metrics::SpanMetrics;
+
+/// How often the exporting thread looks at the queue.
+const POLL: Duration = Duration::from_millis(10);
 use crate::{Settings, StartError, Telemetry};
 
 /// The URL of a signal under a manifest's base `endpoint`: OTLP/HTTP's path for it, gRPC's
@@ -122,40 +125,49 @@ struct Exporting {
 }
 
 impl Exporting {
+    /// Drains the queue every [`POLL`] rather than waiting on it: a thread blocked on the
+    /// channel would be woken by every span a call sends (a futex wake and a context switch
+    /// per call); polled, a call's `try_send` finds no one to wake.
     fn run(mut self, rx: Receiver<Signal>) {
         let mut spans: Vec<SpanData> = Vec::new();
         let mut logs: Vec<SdkLogRecord> = Vec::new();
         let mut due: Option<Instant> = None;
         loop {
-            let wait = due.map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            let flush = match rx.recv_timeout(wait) {
-                Ok(Signal::Span(r)) => {
-                    self.metrics.record(&r);
-                    if r.context.sampled {
-                        spans.push(self.span(r));
+            let mut acks = Vec::new();
+            loop {
+                match rx.try_recv() {
+                    Ok(Signal::Span(r)) => {
+                        self.metrics.record(&r);
+                        if r.context.sampled {
+                            spans.push(self.span(r));
+                        }
                     }
-                    None
+                    Ok(Signal::Log(r)) => logs.push(self.log(r)),
+                    Ok(Signal::Flush(ack)) => {
+                        acks.push(ack);
+                        break;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
                 }
-                Ok(Signal::Log(r)) => {
-                    logs.push(self.log(r));
-                    None
+                if spans.len() >= self.batch || logs.len() >= self.batch {
+                    break;
                 }
-                Ok(Signal::Flush(ack)) => Some(Some(ack)),
-                Err(RecvTimeoutError::Timeout) => Some(None),
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
+            }
             if due.is_none() && (!spans.is_empty() || !logs.is_empty()) {
                 due = Some(Instant::now() + self.delay);
             }
             let full = spans.len() >= self.batch || logs.len() >= self.batch;
-            if flush.is_some() || full {
+            let late = due.is_some_and(|d| Instant::now() >= d);
+            if !acks.is_empty() || full || late {
                 self.send(&mut spans, &mut logs);
                 due = None;
             }
-            if let Some(Some(ack)) = flush {
+            for ack in acks {
                 let _ = ack.try_send(());
+            }
+            if !full {
+                std::thread::sleep(POLL.min(self.delay));
             }
         }
     }
