@@ -1,12 +1,10 @@
 //! The exporting thread: drains the core's queue into batches, sends them with the OTLP
 //! exporters on a small runtime of its own, and feeds the span metrics.
 
-use std::borrow::Cow;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-pub(crate) use membrane_core::spec::OtlpProtocol;
-use membrane_core::telemetry::{self, LogRecord, Signal, SpanKind, SpanRecord, Value};
+use membrane_core::telemetry::{self, LogRecord, Signal, SpanKind, SpanRecord};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -16,44 +14,11 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogge
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 
 use crate::metrics::SpanMetrics;
+use crate::otlp::{exporter, value};
 
 /// How often the exporting thread looks at the queue.
 const POLL: Duration = Duration::from_millis(10);
 use crate::{Settings, StartError, Telemetry};
-
-/// The URL of a signal under a manifest's base `endpoint`: OTLP/HTTP's path for it, gRPC's
-/// base as it is.
-pub(crate) fn signal_url(base: &str, protocol: OtlpProtocol, path: &str) -> String {
-    match protocol {
-        OtlpProtocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
-        OtlpProtocol::Grpc => base.to_owned(),
-    }
-}
-
-/// Builds an exporter of one signal with the transport and endpoint of `s`.
-macro_rules! exporter {
-    ($builder:expr, $s:expr, $path:literal) => {{
-        let s: &Settings = $s;
-        match s.protocol {
-            $crate::export::OtlpProtocol::HttpProtobuf => {
-                let mut b = $builder.with_http().with_protocol(Protocol::HttpBinary);
-                if let Some(e) = &s.endpoint {
-                    b = b.with_endpoint($crate::export::signal_url(e, s.protocol, $path));
-                }
-                b.build()
-            }
-            $crate::export::OtlpProtocol::Grpc => {
-                let mut b = $builder.with_tonic();
-                if let Some(e) = &s.endpoint {
-                    b = b.with_endpoint($crate::export::signal_url(e, s.protocol, $path));
-                }
-                b.build()
-            }
-        }
-        .map_err(|e| StartError(format!("cannot set up OTLP export: {e}")))
-    }};
-}
-pub(crate) use exporter;
 
 /// The process's resource: `service.name` from the settings unless the environment gives
 /// one (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, read by the SDK's detectors).
@@ -259,15 +224,5 @@ impl Exporting {
             );
         }
         rec
-    }
-}
-
-/// An attribute's value for OpenTelemetry.
-pub(crate) fn value(v: Value) -> opentelemetry::Value {
-    match v {
-        Value::Str(Cow::Borrowed(s)) => s.into(),
-        Value::Str(Cow::Owned(s)) => s.into(),
-        Value::Shared(s) => s.to_string().into(),
-        Value::Int(n) => n.into(),
     }
 }

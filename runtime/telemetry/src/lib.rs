@@ -16,6 +16,7 @@
 mod export;
 mod layer;
 mod metrics;
+mod otlp;
 mod settings;
 
 pub use layer::LogLayer;

@@ -12,7 +12,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 
-use crate::export::{exporter, value};
+use crate::otlp::{exporter, value};
 use crate::{Settings, StartError};
 
 /// Bucket bounds in seconds: from 100 µs (a linked call) to 10 s (a slow request).
