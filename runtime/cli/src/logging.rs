@@ -36,27 +36,19 @@ pub fn init(serving: bool) {
         fmt.json()
             .with_current_span(true)
             .with_span_list(true)
-            .with_filter(filter)
             .boxed()
     } else {
         fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(serving)
-            .with_filter(filter)
             .boxed()
     };
-    // Guest lines and the host's warnings as OTLP log records, when export is on (the
-    // layer does nothing until it is, and its own filter is independent of MEMBRANE_LOG).
-    // Events only, never spans: a span this filter enabled would cost every call.
-    let otel = membrane_telemetry::LogLayer.with_filter(
-        tracing_subscriber::filter::filter_fn(|m| {
-            m.is_event()
-                && (m.target() == "membrane::guest"
-                    || (m.target().starts_with("membrane") && *m.level() <= tracing::Level::WARN))
-        })
-        .with_max_level_hint(tracing::Level::INFO),
-    );
+    // One filter for every layer (not one per layer: per-layer filters make the registry
+    // keep a filter state for every span and event, a cost on every request). So OTLP log
+    // records are what MEMBRANE_LOG lets through: guest lines and the host's warnings and
+    // errors (the layer picks those and does nothing until export is on).
     let _ = tracing_subscriber::registry()
+        .with(filter)
         .with(fmt)
-        .with(otel)
+        .with(membrane_telemetry::LogLayer)
         .try_init();
 }
