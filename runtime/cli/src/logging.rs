@@ -15,8 +15,18 @@ pub fn init(serving: bool) {
     } else {
         "warn,membrane::guest=info"
     };
-    let filter =
-        EnvFilter::try_from_env("MEMBRANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Directives by target and level only (the usual case) make a `Targets` filter, which
+    // decides once per callsite; `EnvFilter`, needed for span-field directives (`[...]`),
+    // also takes a lock on every enter and exit of every span (each poll of a request's
+    // futures).
+    let directives = std::env::var("MEMBRANE_LOG").unwrap_or_else(|_| default.to_string());
+    let filter: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> =
+        match directives.parse::<tracing_subscriber::filter::Targets>() {
+            Ok(targets) if !directives.contains('[') => Box::new(targets),
+            _ => Box::new(
+                EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default)),
+            ),
+        };
     // Span closes (a line per request and per module call, with durations) are opt-in:
     // at a high request rate they are most of what logging costs.
     let spans = if std::env::var_os("MEMBRANE_LOG_SPANS").is_some_and(|v| v != "0") {
