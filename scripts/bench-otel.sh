@@ -11,7 +11,7 @@
 # (`placement = "process"`): `membrane call` of the bench driver calling the provider N
 # times, export off against on.
 #
-#   scripts/bench-otel.sh            # ROUNDS=2 DURATION=8s N=200000
+#   scripts/bench-otel.sh            # ROUNDS=2 DURATION=8s N=200000 by default
 #
 # Needs: wrk (apt-get install wrk), python3. Release build; run on a quiet machine.
 set -euo pipefail
