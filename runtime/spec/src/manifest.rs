@@ -696,8 +696,43 @@ fn telemetry_spec(t: TelemetrySection, lines: &mut Lines<'_>) -> TelemetrySpec {
         }
     }
     spec.service_name = text("service_name", t.service_name, lines).map(|(_, s)| s);
-    spec.sampler = text("sampler", t.sampler, lines).map(|(_, s)| s);
-    spec.sampler_arg = text("sampler_arg", t.sampler_arg, lines).map(|(_, s)| s);
+    const SAMPLERS: [&str; 6] = [
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ];
+    if let Some((span, name)) = text("sampler", t.sampler, lines) {
+        if SAMPLERS.contains(&name.as_str()) {
+            spec.sampler = Some(name);
+        } else {
+            lines.bad(
+                "app.telemetry.sampler".into(),
+                &span,
+                format!(
+                    "unknown sampler `{name}`; use one of {}",
+                    SAMPLERS.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some((span, arg)) = text("sampler_arg", t.sampler_arg, lines) {
+        if arg
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|r| (0.0..=1.0).contains(&r))
+        {
+            spec.sampler_arg = Some(arg);
+        } else {
+            lines.bad(
+                "app.telemetry.sampler_arg".into(),
+                &span,
+                format!("`{arg}` is not a ratio from 0 to 1 (e.g. \"0.1\")"),
+            );
+        }
+    }
     spec
 }
 
@@ -897,14 +932,19 @@ mod telemetry_tests {
         assert_eq!(t.protocol, Some(OtlpProtocol::Grpc));
         assert_eq!(t.service_name.as_deref(), Some("shop"));
         assert!(parse("").unwrap().telemetry.is_none());
-        let e = parse("[app.telemetry]\nendpoint = \"127.0.0.1:4318\"\nprotocol = \"udp\"\n")
-            .unwrap_err();
+        let e = parse(
+            "[app.telemetry]\nendpoint = \"127.0.0.1:4318\"\nprotocol = \"udp\"\n\
+             sampler = \"sometimes\"\nsampler_arg = \"2\"\n",
+        )
+        .unwrap_err();
         let keys: Vec<_> = std::iter::once(&e)
             .chain(e.problems())
             .filter_map(|p| p.key())
             .collect();
         assert!(keys.contains(&"app.telemetry.endpoint"), "{e:?}");
         assert!(keys.contains(&"app.telemetry.protocol"), "{e:?}");
+        assert!(keys.contains(&"app.telemetry.sampler"), "{e:?}");
+        assert!(keys.contains(&"app.telemetry.sampler_arg"), "{e:?}");
         let e = parse("[app.telemetry]\nendpiont = \"http://x\"\n").unwrap_err();
         assert!(e.to_string().contains("endpiont"), "{e}");
     }
