@@ -219,6 +219,15 @@ async fn failures_are_logged_with_their_kind_as_json() {
         .collect();
     assert!(kinds.contains(&"trap"), "{logs:#?}");
     assert!(kinds.contains(&"timeout"), "{logs:#?}");
+    // Each failure names its request's trace (the request span is at debug; its trace id
+    // is on the events written while it runs).
+    for e in events.iter().filter(|e| e["fields"]["kind"].is_string()) {
+        let id = e["fields"]["trace_id"].as_str().unwrap_or_default();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{e}"
+        );
+    }
     assert!(
         events.iter().any(|e| e["fields"]["message"]
             .as_str()
@@ -253,7 +262,10 @@ async fn a_linked_request_traces_each_module_as_a_child_span() {
         &manifest,
         &[
             ("MEMBRANE_LOG_FORMAT", "json"),
-            ("MEMBRANE_LOG", "info,membrane::call=debug"),
+            (
+                "MEMBRANE_LOG",
+                "info,membrane::http=debug,membrane::call=debug",
+            ),
             ("MEMBRANE_LOG_SPANS", "1"),
         ],
     );

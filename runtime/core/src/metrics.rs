@@ -388,6 +388,7 @@ impl ModuleMetrics {
         tracing::info!(
             target: "membrane::audit",
             module = %self.name,
+            trace_id = crate::telemetry::trace_field(),
             capability = capability.as_str(),
             denied = %crate::sanitize::escape(&what.to_string()),
             "capability denied"

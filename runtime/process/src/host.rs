@@ -123,7 +123,7 @@ impl Worker {
         put_call(
             body,
             deadline.saturating_duration_since(Instant::now()),
-            crate::telemetry::current(),
+            crate::telemetry::propagated(),
             &func.name,
         );
         for (v, (_, ty)) in args.iter().zip(&func.params) {

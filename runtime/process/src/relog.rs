@@ -246,13 +246,13 @@ impl Relog {
                 let text = Quoted(&text);
                 match (cut, repeated) {
                     (Some(cut), _) => {
-                        tracing::info!(target: "membrane::guest", module = %module, stream, cut, text = %text)
+                        tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, cut, text = %text)
                     }
                     (None, Some(repeated)) => {
-                        tracing::info!(target: "membrane::guest", module = %module, stream, repeated, text = %text)
+                        tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, repeated, text = %text)
                     }
                     (None, None) => {
-                        tracing::info!(target: "membrane::guest", module = %module, stream, text = %text)
+                        tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, text = %text)
                     }
                 }
             }

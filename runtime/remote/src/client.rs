@@ -81,7 +81,7 @@ impl RemoteModule {
             protocol::deadline_value(deadline.saturating_duration_since(Instant::now())).as_str(),
         );
         h.insert(HASH, self.hash.as_str());
-        if let Some(span) = crate::telemetry::current() {
+        if let Some(span) = crate::telemetry::propagated() {
             h.insert(TRACEPARENT, span.traceparent().as_str());
         }
         h

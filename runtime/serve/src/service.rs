@@ -91,7 +91,10 @@ impl Router {
             .http
             .route_for(req.uri().path())
             .and_then(|(prefix, _)| self.routes.get_key_value(prefix));
-        let span = tracing::info_span!(
+        // At debug: at info, formatting a span's fields for every request cost 8-9 us of
+        // CPU (BENCHMARKS.md "Issue 27"); the events written while the request runs (guest
+        // lines, denials, failures) carry its `trace_id` instead, formatted only then.
+        let span = tracing::debug_span!(
             target: "membrane::http",
             "request",
             method = %req.method(),
@@ -114,10 +117,9 @@ impl Router {
             None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
             Some((_, route)) => {
                 let call = self.dispatch(route, req, &span);
-                match trace.scope() {
-                    None => call.await,
-                    Some(cx) => telemetry::scope(Some(cx), call).await,
-                }
+                // The request's context is current while it runs: its calls' parent with
+                // telemetry on, and the `trace_id` of its log events either way.
+                telemetry::scope(Some(trace.context), call).await
             }
         };
         if let Ok(v) = HeaderValue::from_str(&trace.context.traceparent()) {
@@ -163,6 +165,7 @@ impl Router {
                 tracing::info!(
                     target: "membrane::http",
                     module,
+                    trace_id = telemetry::trace_field(),
                     limit,
                     "request body larger than the module's limits.body: 413"
                 );
@@ -175,6 +178,7 @@ impl Router {
                 tracing::warn!(
                     target: "membrane::http",
                     module,
+                    trace_id = telemetry::trace_field(),
                     code = %crate::sanitize::escape(&code),
                     "the handler answered with an error code: 500"
                 );
@@ -184,6 +188,7 @@ impl Router {
                 tracing::warn!(
                     target: "membrane::http",
                     module,
+                    trace_id = telemetry::trace_field(),
                     kind = %e.kind(),
                     error = %chain(&e),
                     "request timed out: 504"
@@ -203,6 +208,7 @@ impl Router {
                 tracing::warn!(
                     target: "membrane::http",
                     module,
+                    trace_id = telemetry::trace_field(),
                     kind = %e.kind(),
                     error = %chain(&e),
                     "request failed: {}",

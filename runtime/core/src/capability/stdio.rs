@@ -167,9 +167,9 @@ impl LineLogger {
         let text = Quoted(text);
         self.log(|| {
             if cut > 0 {
-                tracing::info!(target: "membrane::guest", module = %module, stream, cut, text = %text);
+                tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, cut, text = %text);
             } else {
-                tracing::info!(target: "membrane::guest", module = %module, stream, text = %text);
+                tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, text = %text);
             }
         });
     }
@@ -182,9 +182,9 @@ impl LineLogger {
         let (module, stream) = (&*self.module, self.stream);
         self.log(|| {
             if run == 1 {
-                tracing::info!(target: "membrane::guest", module = %module, stream, text = "");
+                tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, text = "");
             } else {
-                tracing::info!(target: "membrane::guest", module = %module, stream, repeated = run, text = "");
+                tracing::info!(target: "membrane::guest", module = %module, trace_id = crate::telemetry::trace_field(), stream, repeated = run, text = "");
             }
         });
     }

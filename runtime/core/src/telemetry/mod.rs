@@ -13,6 +13,21 @@ pub use queue::{Signal, dropped, enabled, install};
 pub use record::{LogRecord, SpanKind, SpanRecord, Value};
 pub use sampler::Sampler;
 
+/// The current span, when telemetry is on: what a call sends to a worker or over NATS.
+/// (With telemetry off the request's context is still current, for its log lines, but is
+/// not sent.)
+#[inline]
+pub fn propagated() -> Option<SpanContext> {
+    if enabled() { current() } else { None }
+}
+
+/// The trace id of the request or call being run, for a log event's `trace_id` field
+/// (formatted only if the event is written).
+#[inline]
+pub fn trace_field() -> Option<tracing::field::DisplayValue<context::TraceHex>> {
+    current().map(|c| tracing::field::display(c.trace_hex()))
+}
+
 /// A span begun: its context and its parent (id, and whether the parent is in another
 /// process).
 #[derive(Debug, Clone, Copy)]
