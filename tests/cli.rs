@@ -466,3 +466,34 @@ fn check_warns_about_unused_links() {
         "names no module",
     );
 }
+
+/// Every command finds the manifest when given its directory, and the one in the current
+/// directory when given none (`call` needs it named: its module and export follow).
+#[test]
+fn commands_find_the_manifest_in_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = types_manifest(tmp.path());
+    assert!(m.ends_with("membrane.toml"), "{m}");
+    let dir = tmp.path().to_str().unwrap();
+    for args in [vec!["check", dir], vec!["check"]] {
+        let o = membrane_in(Some(tmp.path()), &args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with("ok:"), "{args:?}: {}", stdout(&o));
+    }
+    let o = membrane_in(Some(tmp.path()), &["graph"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("types"), "{}", stdout(&o));
+    let o = membrane(&["call", dir, "types", "hello", "\"dir\""]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A directory without one names the file it looked for.
+    let empty = tempfile::tempdir().unwrap();
+    let o = membrane_in(Some(empty.path()), &["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("membrane.toml"), "{}", stderr(&o));
+    let o = membrane(&["check", empty.path().to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains(&format!("{}/membrane.toml", empty.path().display())),
+        "{}",
+        stderr(&o)
+    );
+}

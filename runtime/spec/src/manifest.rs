@@ -232,11 +232,20 @@ impl Manifest {
     /// The largest manifest file read.
     pub const MAX_SIZE: u64 = 16 << 20;
 
-    /// Reads and parses a manifest file. It must be a regular file of at most
-    /// [`Manifest::MAX_SIZE`] bytes (a FIFO or a device is refused before it is read).
+    /// Reads and parses a manifest file (a directory stands for the `membrane.toml` in it).
+    /// It must be a regular file of at most [`Manifest::MAX_SIZE`] bytes (a FIFO or a
+    /// device is refused before it is read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Manifest> {
         use crate::walk::{Refused, read_regular};
-        let path = path.as_ref();
+        // A directory stands for the membrane.toml in it.
+        let dir_manifest;
+        let path = match path.as_ref() {
+            p if p.is_dir() => {
+                dir_manifest = p.join("membrane.toml");
+                dir_manifest.as_path()
+            }
+            p => p,
+        };
         let shown = path.display();
         let bytes = match read_regular(path, Self::MAX_SIZE) {
             Ok((bytes, _)) => bytes,

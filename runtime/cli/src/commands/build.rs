@@ -9,7 +9,8 @@ use crate::membrane::Manifest;
 /// Run each module's `build` command, from the manifest's directory.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
 }
 

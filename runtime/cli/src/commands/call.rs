@@ -11,7 +11,7 @@ use crate::{progress, telemetry};
 /// Call one exported function; arguments and results are WAVE values.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
     manifest: PathBuf,
     /// The module to call.
     module: String,

@@ -11,7 +11,8 @@ use crate::progress;
 /// Load and check an app without running it; lists every problem.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
 }
 

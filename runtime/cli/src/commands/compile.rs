@@ -13,7 +13,8 @@ use crate::progress;
 /// Compile every module into the cache, so that later starts skip compilation.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
 }
 

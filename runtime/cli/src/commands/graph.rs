@@ -20,7 +20,8 @@ use crate::progress;
 /// Print the app as a graph: modules with their grants and limits, links between them.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "dot")]

@@ -24,7 +24,8 @@ use crate::{build, progress, telemetry};
 /// the calls in flight finish, and exits with status 0.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
     /// The remote modules to serve (comma-separated).
     #[arg(

@@ -27,7 +27,8 @@ pub struct Args {
     /// membrane::audit by the server).
     #[arg(long)]
     grants: bool,
-    /// The app's manifest, to find the admin listener.
+    /// The app's manifest (or a directory holding its membrane.toml), to find the admin
+    /// listener.
     #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
 }

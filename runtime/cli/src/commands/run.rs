@@ -15,7 +15,8 @@ use crate::{build, progress, telemetry};
 /// capabilities given by --dir and --env.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A manifest (membrane.toml) or a component (.wasm).
+    /// A manifest (membrane.toml), a directory holding one, or a component (.wasm).
+    #[arg(default_value = "membrane.toml")]
     target: PathBuf,
     /// Run every module's `build` command first.
     #[arg(long)]

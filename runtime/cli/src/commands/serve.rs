@@ -18,7 +18,8 @@ use crate::{build, progress, reload, telemetry, token};
 /// checks; a refused reload changes nothing and logs every problem.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app's manifest.
+    /// The app's manifest, or a directory holding its membrane.toml.
+    #[arg(default_value = "membrane.toml")]
     manifest: PathBuf,
     /// Listen on this address instead of [app.http] listen (IP:PORT).
     #[arg(long, value_name = "IP:PORT")]
