@@ -497,3 +497,22 @@ fn commands_find_the_manifest_in_a_directory() {
         stderr(&o)
     );
 }
+
+/// `call` takes a bare component as `run` does: it is the only module, so the export comes
+/// second.
+#[test]
+fn call_of_a_bare_component() {
+    let o = membrane(&["call", guests::TYPES, "hello", r#""bare""#]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let direct = stdout(&o);
+    let tmp = tempfile::tempdir().unwrap();
+    let m = types_manifest(tmp.path());
+    let o = membrane(&["call", &m, "types", "hello", r#""bare""#]);
+    assert_eq!(stdout(&o), direct);
+    // A manifest still needs its module and export.
+    assert_clean_failure(&membrane(&["call", &m, "types"]), "name the export to call");
+    assert_clean_failure(
+        &membrane(&["call", &m, "types", "hello", "--log-output"]),
+        "--log-output applies to a bare .wasm",
+    );
+}

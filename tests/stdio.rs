@@ -116,7 +116,23 @@ fn run_of_a_bare_component_with_flags() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let _ = tmp;
-    // Bare components log their output by default, like manifest modules.
+    // A bare component's output is the command's own, as a program's would be.
+    assert!(stdout(&o).contains("tester"), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("tester"), "{}", stderr(&o));
+    // With --log-output, log lines on stderr, as a manifest module's.
+    let o = membrane(&[
+        "run",
+        guests::CLI_PROBE,
+        "--env",
+        "WHO=tester",
+        "--log-output",
+        "--",
+        "env",
+        "WHO",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("stream=\"stdout\""), "{}", stderr(&o));
     assert!(stderr(&o).contains("tester"), "{}", stderr(&o));
     let o = membrane(&["run", guests::CLI_PROBE, "--dir", "nocolons"]);
     assert_clean_failure(&o, "HOST::GUEST");

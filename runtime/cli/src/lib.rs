@@ -26,8 +26,8 @@ mod token;
 mod membrane {
     pub use membrane_core::{
         App, AppSpec, ComponentSource, Config, DirMode, Error, ErrorKind, LoadProgress, Manifest,
-        ModuleSpec, Placement, Result, TokenSource, default_cache_dir, describe, escape,
-        raise_open_files_limit, to_wave,
+        ModuleSpec, OutputRoute, Placement, Result, TokenSource, default_cache_dir, describe,
+        escape, raise_open_files_limit, to_wave,
     };
     pub use membrane_process as process;
     pub use membrane_remote::RemoteHost;

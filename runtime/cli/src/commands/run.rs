@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::config::config_for;
-use crate::membrane::{AppSpec, DirMode, Manifest, ModuleSpec, Runtime};
+use crate::membrane::{AppSpec, DirMode, Manifest, ModuleSpec, OutputRoute, Runtime};
 use crate::{build, progress, telemetry};
 
 /// Run the entry module's wasi:cli/run; the exit status is the guest's.
@@ -27,6 +27,10 @@ pub struct Args {
     /// With a bare .wasm: set an environment variable, as KEY=VALUE.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     envs: Vec<(String, String)>,
+    /// With a bare .wasm: write the guest's stdout and stderr to the log (target
+    /// membrane::guest) instead of this process's own.
+    #[arg(long)]
+    log_output: bool,
     /// Arguments passed to the guest after its argv[0].
     #[arg(last = true)]
     args: Vec<String>,
@@ -39,6 +43,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         build,
         dirs,
         envs,
+        log_output,
         args,
     } = a;
     let spec = if is_wasm(&target) {
@@ -55,11 +60,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         for (k, v) in envs {
             module = module.env(k, v);
         }
-        AppSpec::new().module("main", module)
+        AppSpec::new().module("main", bare_output(module, log_output))
     } else {
-        if !dirs.is_empty() || !envs.is_empty() {
+        if !dirs.is_empty() || !envs.is_empty() || log_output {
             bail!(
-                "--dir and --env apply to a bare .wasm; with a manifest, grant them under [modules.NAME.grants]"
+                "--dir, --env and --log-output apply to a bare .wasm; with a manifest, grant them \
+                 under [modules.NAME.grants] (stdout and stderr route the output)"
             );
         }
         let manifest = Manifest::from_file(&target)?;
@@ -72,6 +78,17 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let app = progress::load(&Runtime::new(config_for(&spec))?, spec).await?;
     let code = app.run(args, true).await?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// A bare component's output: this process's stdout and stderr, as a command's would be,
+/// or the log with `--log-output`.
+pub(crate) fn bare_output(module: ModuleSpec, log: bool) -> ModuleSpec {
+    let route = if log {
+        OutputRoute::Log
+    } else {
+        OutputRoute::Inherit
+    };
+    module.stdout(route).stderr(route)
 }
 
 fn is_wasm(path: &Path) -> bool {
