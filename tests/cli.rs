@@ -103,6 +103,11 @@ fn call_errors_are_clean() {
         &membrane(&["call", &m, "types", "hello", "42"]),
         "argument `name`",
     );
+    // The message shows the syntax, and how a shell keeps the quotes.
+    assert_clean_failure(
+        &membrane(&["call", &m, "types", "hello", "42"]),
+        r#"write it like "text" (in a shell, quote the whole value: '"text"')"#,
+    );
     assert_clean_failure(
         &membrane(&["call", &m, "types", "hello"]),
         "takes 1 argument",
@@ -515,4 +520,31 @@ fn call_of_a_bare_component() {
         &membrane(&["call", &m, "types", "hello", "--log-output"]),
         "--log-output applies to a bare .wasm",
     );
+}
+
+/// A listener address in use says which flag or key moves it.
+#[test]
+fn a_port_in_use_names_the_flag_that_moves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        tmp.path(),
+        &format!(
+            "[app.http]\nroutes = {{ \"/\" = \"m\" }}\n[modules.m]\ncomponent = {:?}\n",
+            guests::HTTP_HELLO
+        ),
+    );
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let o = membrane(&["serve", m.to_str().unwrap(), "--listen", &addr]);
+    assert_clean_failure(&o, "another process holds it");
+    assert_clean_failure(&o, "--listen IP:PORT");
+    let o = membrane(&[
+        "serve",
+        m.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        &addr,
+    ]);
+    assert_clean_failure(&o, "--admin IP:PORT");
 }

@@ -63,9 +63,12 @@ impl Function {
                     Error::new(
                         ErrorKind::InvalidArgs,
                         format!(
-                            "{}: argument `{name}` ({}) is not valid WAVE for its type: {e}",
+                            "{}: argument `{name}` ({}) is not valid WAVE for its type: {e}; \
+                             write it like {} (in a shell, quote the whole value: '{}')",
                             self.name,
-                            type_name(ty)
+                            type_name(ty),
+                            wave_example(ty),
+                            wave_example(ty)
                         ),
                     )
                     .with_export(&self.name)
@@ -123,6 +126,42 @@ pub fn to_wave(val: &Val) -> Result<String> {
                 format!("value cannot be written as WAVE: {e}"),
             )
         })
+}
+
+/// A WAVE value of type `ty`, to show the syntax an argument takes.
+pub fn wave_example(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "true".into(),
+        Type::S8 | Type::S16 | Type::S32 | Type::S64 => "-42".into(),
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => "42".into(),
+        Type::Float32 | Type::Float64 => "1.5".into(),
+        Type::Char => "'c'".into(),
+        Type::String => "\"text\"".into(),
+        Type::List(l) => format!("[{}]", wave_example(&l.ty())),
+        Type::Record(r) => {
+            let f: Vec<String> = r
+                .fields()
+                .map(|f| format!("{}: {}", f.name, wave_example(&f.ty)))
+                .collect();
+            format!("{{{}}}", f.join(", "))
+        }
+        Type::Tuple(t) => {
+            let f: Vec<String> = t.types().map(|t| wave_example(&t)).collect();
+            format!("({})", f.join(", "))
+        }
+        Type::Variant(v) => v.cases().next().map_or("case".into(), |c| match c.ty {
+            Some(t) => format!("{}({})", c.name, wave_example(&t)),
+            None => c.name.to_string(),
+        }),
+        Type::Enum(e) => e.names().next().unwrap_or("case").to_string(),
+        Type::Option(o) => format!("some({}) or none", wave_example(&o.ty())),
+        Type::Result(r) => match r.ok() {
+            Some(t) => format!("ok({})", wave_example(&t)),
+            None => "ok".into(),
+        },
+        Type::Flags(f) => format!("{{{}}}", f.names().next().unwrap_or("")),
+        other => type_name(other),
+    }
 }
 
 /// A short WIT-like name of a type, for messages.

@@ -116,9 +116,25 @@ async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
         .with_key(what)
     })?;
     TcpListener::bind(parsed).await.map_err(|e| {
-        Error::new(ErrorKind::Io, format!("{what}: cannot listen on {parsed}"))
-            .with_key(what)
-            .with_source(e)
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            let flag = if what.contains("admin") {
+                "--admin"
+            } else {
+                "--listen"
+            };
+            format!(
+                "; another process holds it: stop that one, or choose another address with \
+                 {flag} IP:PORT or the manifest's {what}"
+            )
+        } else {
+            String::new()
+        };
+        Error::new(
+            ErrorKind::Io,
+            format!("{what}: cannot listen on {parsed}{hint}"),
+        )
+        .with_key(what)
+        .with_source(e)
     })
 }
 
