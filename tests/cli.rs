@@ -548,3 +548,15 @@ fn a_port_in_use_names_the_flag_that_moves_it() {
     ]);
     assert_clean_failure(&o, "--admin IP:PORT");
 }
+
+/// A missing function's message lists the interface's functions, not its types.
+#[test]
+fn a_missing_function_lists_only_functions() {
+    let o = membrane(&["call", guests::GREET_V1, "acme:greet/tally#nope"]);
+    assert_clean_failure(
+        &o,
+        "its functions: [constructor]counter, [method]counter.bump",
+    );
+    let o = membrane(&["call", guests::GREET_V1, "acme:greet/api#nope"]);
+    assert_clean_failure(&o, "its functions: hello, version");
+}

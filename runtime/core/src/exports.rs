@@ -111,12 +111,21 @@ impl Exports {
                     return Err(missing(format!("export `{actual}` is not an interface")));
                 };
                 let item = inst.get_export(engine, name.func).ok_or_else(|| {
-                    let funcs: Vec<String> =
-                        inst.exports(engine).map(|(n, _)| n.to_string()).collect();
+                    // Functions only: an interface also exports its types and resources,
+                    // which cannot be called.
+                    let funcs: Vec<String> = inst
+                        .exports(engine)
+                        .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(n, _)| n.to_string())
+                        .collect();
                     missing(format!(
-                        "has no function `{}` in `{actual}`; it has: {}",
+                        "has no function `{}` in `{actual}`; its functions: {}",
                         name.func,
-                        funcs.join(", ")
+                        if funcs.is_empty() {
+                            "none".to_string()
+                        } else {
+                            funcs.join(", ")
+                        }
                     ))
                 })?;
                 (Some(iface_idx), item.ty, format!("{actual}#{}", name.func))
