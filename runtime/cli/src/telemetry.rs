@@ -29,12 +29,8 @@ pub fn start(spec: &AppSpec) -> anyhow::Result<Exporting> {
     Ok(Exporting(Some(telemetry)))
 }
 
-impl Exporting {
-    /// Sends what is queued (at most a few seconds: a collector that is down does not hold
-    /// up the exit). Dropping it does the same.
-    pub fn stop(self) {}
-}
-
+/// Dropping it sends what is queued (at most a few seconds: a collector that is down does
+/// not hold up the exit), on every way out of a command.
 impl Drop for Exporting {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {

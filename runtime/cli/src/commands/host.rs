@@ -63,7 +63,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let remote = membrane::RemoteHost::start(&app).await?;
     say(&hosting_line(&remote, &servers));
     remote.run(shutdown_signal()?).await;
-    exporting.stop();
+    // Sends what telemetry has queued.
+    drop(exporting);
     Ok(ExitCode::SUCCESS)
 }
 

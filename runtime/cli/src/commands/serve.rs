@@ -149,7 +149,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = token_file {
         let _ = std::fs::remove_file(path);
     }
-    exporting.stop();
+    // Sends what telemetry has queued.
+    drop(exporting);
     if aborted > 0 {
         say(&format!(
             "stopped; {aborted} connection(s) were aborted when the drain time ran out"
