@@ -29,6 +29,7 @@ mod resources;
 mod serve;
 mod stdio;
 mod supervision;
+mod templates;
 mod typed;
 mod upgrade;
 mod values;

@@ -20,6 +20,7 @@ mod output;
 mod progress;
 mod reload;
 mod telemetry;
+mod templates;
 mod token;
 
 /// The library as this command uses it: the core, serving, and every placement.
@@ -79,6 +80,7 @@ enum Command {
     Graph(commands::graph::Args),
     Compile(commands::compile::Args),
     Build(commands::build::Args),
+    New(commands::new::Args),
 }
 
 /// Runs the command with this process's arguments; the exit status to return.
@@ -140,5 +142,6 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Graph(a) => commands::graph::run(a).await,
         Command::Compile(a) => commands::compile::run(a).await,
         Command::Build(a) => commands::build::run(a).await,
+        Command::New(a) => commands::new::run(a).await,
     }
 }

@@ -68,20 +68,43 @@ pub fn compile_cache_dir() -> PathBuf {
 /// Makes sure the component of `language` exists where the manifest names it, building it
 /// (and installing its tool) when needed, and returns its path.
 pub fn component(language: Language) -> Result<PathBuf, String> {
-    // One build per language at a time in this process; tests ask concurrently.
-    static PYTHON: Mutex<()> = Mutex::new(());
-    static JS: Mutex<()> = Mutex::new(());
     match language {
         Language::Rust => Ok(PathBuf::from(PLUGIN_RUST)),
         Language::Python => {
-            let _one = PYTHON.lock().unwrap_or_else(|e| e.into_inner());
+            let _one = one_at_a_time(language);
             cached_build(&Python)
         }
         Language::JavaScript => {
-            let _one = JS.lock().unwrap_or_else(|e| e.into_inner());
+            let _one = one_at_a_time(language);
             cached_build(&JavaScript)
         }
     }
+}
+
+/// The directory of the tool that builds `language` (installed when missing): the
+/// virtualenv of componentize-py, or the `node_modules` of componentize-js. `None` for
+/// Rust, whose toolchain is the build's.
+pub fn tool_dir(language: Language) -> Result<Option<PathBuf>, String> {
+    let tools = Path::new(TARGET_DIR).join("plugins/tools");
+    let _one = one_at_a_time(language);
+    match language {
+        Language::Rust => Ok(None),
+        Language::Python => Python.install(&tools).map(Some),
+        Language::JavaScript => JavaScript
+            .install(&tools)
+            .map(|prefix| Some(prefix.join("node_modules"))),
+    }
+}
+
+/// One install or build per language at a time in this process; tests ask concurrently.
+fn one_at_a_time(language: Language) -> std::sync::MutexGuard<'static, ()> {
+    static PYTHON: Mutex<()> = Mutex::new(());
+    static JS: Mutex<()> = Mutex::new(());
+    let lock = match language {
+        Language::JavaScript => &JS,
+        _ => &PYTHON,
+    };
+    lock.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// [`component`] of every language, built side by side (each tool is mostly one thread);
@@ -111,9 +134,10 @@ trait Builder {
     fn sources(&self) -> &'static [&'static str];
     /// The tool and its version, part of the cache key.
     fn tool(&self) -> String;
-    /// Installs the tool into `dir` unless it is there already; returns the command that
-    /// builds `out`.
-    fn command(&self, tools: &Path, out: &Path) -> Result<Command, String>;
+    /// Installs the tool under `tools` unless it is there already; returns its directory.
+    fn install(&self, tools: &Path) -> Result<PathBuf, String>;
+    /// The command that builds `out` with the tool installed in `tool`.
+    fn command(&self, tool: &Path, out: &Path) -> Command;
 }
 
 struct Python;
@@ -128,9 +152,8 @@ impl Builder for Python {
     fn tool(&self) -> String {
         format!("componentize-py {COMPONENTIZE_PY}")
     }
-    fn command(&self, tools: &Path, out: &Path) -> Result<Command, String> {
+    fn install(&self, tools: &Path) -> Result<PathBuf, String> {
         let venv = tools.join("componentize-py");
-        let bin = venv.join("bin/componentize-py");
         let installed = venv.join(format!("installed-{COMPONENTIZE_PY}"));
         if !installed.exists() {
             say(&format!(
@@ -156,8 +179,11 @@ impl Builder for Python {
             )?;
             write(&installed, b"")?;
         }
+        Ok(venv)
+    }
+    fn command(&self, venv: &Path, out: &Path) -> Command {
         let example = example_dir();
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(venv.join("bin/componentize-py"));
         cmd.arg("--wit-path")
             .arg(example.join("wit"))
             .args(["--world", "plugin", "componentize", "--python-path"])
@@ -167,7 +193,7 @@ impl Builder for Python {
             .arg(out)
             // Keep __pycache__ out of the source tree.
             .env("PYTHONDONTWRITEBYTECODE", "1");
-        Ok(cmd)
+        cmd
     }
 }
 
@@ -187,9 +213,8 @@ impl Builder for JavaScript {
     fn tool(&self) -> String {
         format!("componentize-js {COMPONENTIZE_JS} {JS_FLAGS:?}")
     }
-    fn command(&self, tools: &Path, out: &Path) -> Result<Command, String> {
+    fn install(&self, tools: &Path) -> Result<PathBuf, String> {
         let prefix = tools.join("componentize-js");
-        let bin = prefix.join("node_modules/.bin/componentize-js");
         let installed = prefix.join(format!("installed-{COMPONENTIZE_JS}"));
         if !installed.exists() {
             say(&format!(
@@ -213,8 +238,11 @@ impl Builder for JavaScript {
             )?;
             write(&installed, b"")?;
         }
+        Ok(prefix)
+    }
+    fn command(&self, prefix: &Path, out: &Path) -> Command {
         let example = example_dir();
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(prefix.join("node_modules/.bin/componentize-js"));
         cmd.arg(example.join("js/plugin.js"))
             .arg("--wit")
             .arg(example.join("wit"))
@@ -222,7 +250,7 @@ impl Builder for JavaScript {
             .args(JS_FLAGS)
             .arg("--out")
             .arg(out);
-        Ok(cmd)
+        cmd
     }
 }
 
@@ -241,7 +269,8 @@ fn cached_build(builder: &dyn Builder) -> Result<PathBuf, String> {
             builder.name(),
             std::process::id()
         ));
-        let mut cmd = builder.command(&plugins.join("tools"), &partial)?;
+        let tool = builder.install(&plugins.join("tools"))?;
+        let mut cmd = builder.command(&tool, &partial);
         run(&mut cmd, &format!("building the {} plugin", builder.name()))?;
         rename(&partial, &cached)?;
         prune(&cache, builder.name(), &cached);

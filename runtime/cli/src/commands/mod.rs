@@ -7,6 +7,7 @@ pub mod compile;
 pub mod graph;
 pub mod host;
 pub mod inspect;
+pub mod new;
 pub mod reload;
 pub mod run;
 pub mod serve;
