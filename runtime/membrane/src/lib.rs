@@ -1,8 +1,8 @@
 //! Membrane: an isolation sandbox runtime for WebAssembly components.
 //!
 //! Each module runs in its own wasm Store with only the capabilities its manifest grants
-//! and its own memory and time limits. See the README for the manifest reference and the
-//! security model.
+//! and its own memory and time limits. The guide (docs/guide in the repository) has the
+//! manifest reference and the embedding walk-through; SECURITY.md the security model.
 //!
 //! This crate is the one embedders name. It re-exports the layers, each its own crate with
 //! its arrows pointing down:
@@ -138,3 +138,8 @@ pub fn validate(spec: &AppSpec) -> Result<()> {
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The guide's embedding page: its Rust examples compile as doctests too.
+#[doc = include_str!("../../../docs/guide/embedding.md")]
+#[cfg(doctest)]
+pub struct GuideEmbeddingDoctests;
