@@ -300,8 +300,8 @@ async fn page_rollback_button() {
     assert_eq!(b.errors(), Vec::<String>::new());
 }
 
-/// Takes docs/admin-page.png, the README's picture of the page: examples/web served with
-/// some traffic and one module on probation.
+/// Takes docs/admin-page.png, the guide's picture of the page (docs/guide/operations.md):
+/// examples/web served with some traffic and one module on probation.
 ///
 ///   cargo test -p membrane --test integration serve::page::screenshot -- --ignored
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,9 +132,9 @@ impl App {
         &self.inner.admin
     }
 
-    /// The app's metrics in the OpenMetrics text format that Prometheus scrapes (see the
-    /// README for the list): calls, durations, instances, queues, circuits, denials and, when
-    /// served, HTTP requests. Needs the `metrics` feature.
+    /// The app's metrics in the OpenMetrics text format that Prometheus scrapes (see
+    /// docs/guide/operations.md for the list): calls, durations, instances, queues, circuits,
+    /// denials and, when served, HTTP requests. Needs the `metrics` feature.
     #[cfg(feature = "metrics")]
     pub fn metrics_text(&self) -> String {
         for (name, m) in &self.inner.modules {
@@ -285,15 +285,15 @@ impl App {
         };
         self.module(entry)?.current_full().run(&run).await
     }
-    /// Replaces a module with a new version while the app serves (see the README's "Live
-    /// upgrade"): the new version passes the load's checks against the live app (the gate;
-    /// a failure changes nothing and lists every problem), takes its state over when both
-    /// versions export `membrane:lifecycle/snapshot`, and then takes new calls; calls and
-    /// resource sessions already running finish on the old version. During the new
-    /// version's probation ([`UpgradePolicy`](crate::UpgradePolicy)) the old one stays ready,
-    /// and the module rolls back by itself if the new one's circuit opens or too many of its
-    /// calls fail. A downgrade is an upgrade to an older component. `Conflict` while another
-    /// upgrade of the module runs.
+    /// Replaces a module with a new version while the app serves (see
+    /// docs/guide/live-upgrade.md): the new version passes the load's checks against the
+    /// live app (the gate; a failure changes nothing and lists every problem), takes its
+    /// state over when both versions export `membrane:lifecycle/snapshot`, and then takes
+    /// new calls; calls and resource sessions already running finish on the old version.
+    /// During the new version's probation ([`UpgradePolicy`](crate::UpgradePolicy)) the old
+    /// one stays ready, and the module rolls back by itself if the new one's circuit opens or
+    /// too many of its calls fail. A downgrade is an upgrade to an older component.
+    /// `Conflict` while another upgrade of the module runs.
     ///
     /// A new version that widens a grant, raises a limit or quota, or weakens the sandbox is
     /// refused (`Denied`, one problem per change); see [`App::upgrade_with`].

@@ -12,7 +12,8 @@
 //! and a caller whose entry (component, grants, limits) differs is refused, so a caller
 //! never reaches code or rules other than its manifest says. It does not authenticate
 //! callers: anyone who may publish on `membrane.<app>.>` can call the app's remote
-//! modules. Restrict who may publish there with NATS permissions (README).
+//! modules. Restrict who may publish there with NATS permissions (SECURITY.md,
+//! docs/guide/placement.md).
 
 mod listen;
 mod request;
