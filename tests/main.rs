@@ -11,6 +11,7 @@ mod callpath;
 mod cancel;
 mod cli;
 mod config;
+mod docs;
 mod env;
 mod errors;
 mod fs;
