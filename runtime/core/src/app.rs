@@ -309,7 +309,14 @@ impl App {
         options: UpgradeOptions,
     ) -> Result<UpgradeReport> {
         self.module(module)?;
-        let changes = BTreeMap::from([(module.to_string(), self.here(module, spec))]);
+        let mut changes = BTreeMap::from([(module.to_string(), self.here(module, spec))]);
+        crate::fetch::resolve_all(
+            self.inner.cx.fetcher.as_ref(),
+            &mut changes,
+            self.inner.max_component,
+            None,
+        )
+        .await?;
         let mut reports = self.upgrade_all(changes, None, options).await?;
         Ok(reports.remove(0))
     }
@@ -389,6 +396,13 @@ impl App {
                 spec.modules.insert(name.clone(), self.here(&name, m));
             }
         }
+        crate::fetch::resolve_all(
+            self.inner.cx.fetcher.as_ref(),
+            &mut spec.modules,
+            self.inner.max_component,
+            spec.locations.as_deref(),
+        )
+        .await?;
         let running = crate::reload::Running {
             modules: &self.inner.modules,
             http: self.inner.http.as_ref(),

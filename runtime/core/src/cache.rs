@@ -34,7 +34,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("membrane"))
 }
 
-fn private_dir(dir: &Path) -> Result<()> {
+/// Creates `dir` (and its parents) private to this user (0700), and refuses it when others
+/// can write to it: what is kept there decides code the host runs.
+pub fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)

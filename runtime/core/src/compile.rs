@@ -73,6 +73,16 @@ pub fn read_source(
     let path = match source {
         ComponentSource::Bytes(b) => return Ok((b.clone(), Vec::new())),
         ComponentSource::File(path) => path,
+        // Loads, reloads and upgrades fetch these first (`fetch.rs`); this is a caller
+        // that skipped that.
+        ComponentSource::Oci(r) => {
+            return Err(Error::new(
+                ErrorKind::HostPanic,
+                format!("module `{name}`: component {r} was not fetched before it was read; this is a bug, please report it"),
+            )
+            .with_module(name)
+            .with_key(format!("modules.{name}.component")));
+        }
     };
     let shown = path.display();
     let key = format!("modules.{name}.component");

@@ -73,6 +73,7 @@ pub mod boundary;
 pub mod card;
 #[doc(hidden)]
 pub mod extensions;
+pub mod fetch;
 #[doc(hidden)]
 pub mod load;
 #[doc(hidden)]
@@ -95,6 +96,7 @@ pub use app::App;
 pub use cache::default_cache_dir;
 pub use capability::stdio::MAX_LINE;
 pub use error::{Error, ErrorKind, Location, Result, chain, describe};
+pub use fetch::{ComponentFetcher, FetchRequest, Fetched};
 pub use limits::MAX_TABLE_ELEMENTS;
 pub use limits::files::{open_files_limit, raise_open_files_limit};
 pub use limits::output::MAX_LOG_LINES;
@@ -107,7 +109,7 @@ pub use runtime::{Config, Runtime};
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, BucketAccess, BucketSpec, ComponentSource, ConfigValue, DirGrant, DirMode,
-    Grants, HttpSpec, KeyValueSpec, KvBackend, Lifecycle, Limits, ModuleSpec, NatsSpec,
+    Grants, HttpSpec, KeyValueSpec, KvBackend, Lifecycle, Limits, ModuleSpec, NatsSpec, OciRef,
     OutputRoute, Placement, RestartPolicy, Secret, TlsSpec, TokenSource, UpgradePolicy,
 };
 pub use status::ModuleStatus;

@@ -90,6 +90,14 @@ pub async fn load(
 
     // The remote modules this process hosts run here from now on.
     let mut spec = spec;
+    // Components in registries become local files before anything reads them.
+    crate::fetch::resolve_all(
+        rt.fetcher.as_ref(),
+        &mut spec.modules,
+        settings.max_component,
+        locations.as_deref(),
+    )
+    .await?;
     for name in &spec.hosted {
         if let Some(m) = spec.modules.get_mut(name) {
             m.placement = crate::spec::Placement::Isolated;
@@ -411,7 +419,7 @@ pub fn check_grant_overlaps(
             crate::spec::ComponentSource::File(p) => {
                 Some((c.name.as_str(), p.as_path(), c.component_dirs.as_slice()))
             }
-            crate::spec::ComponentSource::Bytes(_) => None,
+            crate::spec::ComponentSource::Bytes(_) | crate::spec::ComponentSource::Oci(_) => None,
         })
         .collect();
     let protected = Protected {

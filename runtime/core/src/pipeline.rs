@@ -158,6 +158,8 @@ pub struct LoadCx {
     pub boundaries: crate::boundary::Boundaries,
     /// Whether to connect to NATS for `remote` modules ([`Config::connect_nats`](crate::Config)).
     pub connect_nats: bool,
+    /// What pulls `oci://` components ([`Config::fetcher`](crate::Config)).
+    pub fetcher: Option<Arc<dyn crate::fetch::ComponentFetcher>>,
 }
 
 /// Refuses a route to a module that does not export `wasi:http/incoming-handler@0.2.x`.

@@ -91,6 +91,7 @@ pub fn diff(
         let same_path = match (&new.source, &old.source) {
             (ComponentSource::File(a), ComponentSource::File(b)) => a == b,
             (ComponentSource::Bytes(_), ComponentSource::Bytes(_)) => true,
+            (ComponentSource::Oci(a), ComponentSource::Oci(b)) => a == b,
             _ => false,
         };
         let same = *hash == *current.hash

@@ -54,6 +54,11 @@ pub struct Config {
     /// with `Unavailable`: for tools that only look at an app (`membrane graph`,
     /// `membrane compile`).
     pub connect_nats: bool,
+    /// What pulls the components of `oci://` references into local files
+    /// ([`ComponentFetcher`](crate::fetch::ComponentFetcher)); `None` (the default) refuses
+    /// such modules at load, saying how to get one. The `membrane` command sets one, and so
+    /// does the `membrane` crate's `Runtime::new` when its `oci` feature is on.
+    pub fetcher: Option<Arc<dyn crate::fetch::ComponentFetcher>>,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Config {
             metrics: true,
             worker_program: None,
             connect_nats: true,
+            fetcher: None,
         }
     }
 }
@@ -114,6 +120,7 @@ impl RuntimeInner {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             connect_nats: self.config.connect_nats,
+            fetcher: self.config.fetcher.clone(),
         }
     }
 }

@@ -86,6 +86,9 @@ error_kinds! {
     /// out of memory, or it sent something malformed and was stopped. It is restarted for
     /// the next call.
     Crashed = "crashed",
+    /// Bytes fetched from outside the host (a component or manifest from an OCI registry)
+    /// do not match the digest they were pinned to or announced with; none of them was used.
+    Integrity = "integrity",
 }
 
 impl ErrorKind {

@@ -20,7 +20,7 @@ pub use manifest::Manifest;
 pub use sanitize::escape;
 pub use spec::{
     AdminSpec, AppSpec, BucketAccess, BucketSpec, ComponentSource, ConfigValue, DirGrant, DirMode,
-    Grants, HttpSpec, Lifecycle, Limits, ModuleSpec, NatsSpec, OutputRoute, Placement,
+    Grants, HttpSpec, Lifecycle, Limits, ModuleSpec, NatsSpec, OciRef, OutputRoute, Placement,
     RestartPolicy, Secret, TokenSource, UpgradePolicy,
 };
 pub use units::{format_size, parse_duration, parse_size};

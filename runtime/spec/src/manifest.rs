@@ -19,8 +19,8 @@ use toml::Spanned;
 use crate::error::{Error, Location, Problems, Result};
 use crate::spec::{
     AdminSpec, AppSpec, BucketAccess, ConfigValue, DirGrant, DirMode, Grants, HttpSpec, Lifecycle,
-    Limits, Locations, ModuleSpec, OutputRoute, Placement, RestartPolicy, TlsSpec, TokenSource,
-    UpgradePolicy,
+    Limits, Locations, ModuleSpec, OciRef, OutputRoute, Placement, RestartPolicy, TlsSpec,
+    TokenSource, UpgradePolicy,
 };
 use crate::units::{parse_duration, parse_size};
 
@@ -468,11 +468,21 @@ fn http_spec(s: HttpSection, base: &Path, lines: &mut Lines<'_>) -> HttpSpec {
 fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>) -> ModuleSpec {
     let key = |k: &str| format!("modules.{name}.{k}");
     lines.note(key("component"), &s.component.span());
-    let mut spec = ModuleSpec::from_file(base.join(s.component.get_ref()));
-    if s.component.get_ref().is_empty() {
+    let component = s.component.get_ref();
+    let mut spec = if component.starts_with(OciRef::SCHEME) || component.contains("://") {
+        match OciRef::parse(component) {
+            Ok(r) => ModuleSpec::from_oci(r),
+            Err(msg) => {
+                lines.bad(key("component"), &s.component.span(), msg);
+                ModuleSpec::from_file(PathBuf::new())
+            }
+        }
+    } else if component.is_empty() {
         // Joined with the base, an empty path would name the manifest's directory.
-        spec = ModuleSpec::from_file(PathBuf::new());
-    }
+        ModuleSpec::from_file(PathBuf::new())
+    } else {
+        ModuleSpec::from_file(base.join(component))
+    };
     spec.build = s.build;
 
     let mut grants = Grants::default();
@@ -819,6 +829,29 @@ limits = { body = "2KiB" }
         assert_eq!(p[0].location().map(|l| l.line), Some(4));
         assert_eq!(p[1].key(), Some("modules.a.limits.timeout"));
         assert_eq!(p[1].location().map(|l| l.line), Some(5));
+    }
+
+    #[test]
+    fn oci_components_are_references_and_bad_ones_name_key_and_line() {
+        let m = parse("[modules.a]\ncomponent = \"oci://127.0.0.1:5000/acme/a:1.0\"\n").unwrap();
+        let ComponentSource::Oci(r) = &m.app.modules["a"].source else {
+            panic!("not an OCI source: {:?}", m.app.modules["a"].source)
+        };
+        assert_eq!(r.repository(), "acme/a");
+        for (component, says) in [
+            ("oci://127.0.0.1:5000/acme/a", "names no version"),
+            ("oci://127.0.0.1:5000/Acme/a:1", "lowercase"),
+            ("https://example.com/a.wasm", "no other scheme"),
+        ] {
+            let e = parse(&format!(
+                "[app]\n\n[modules.a]\ncomponent = \"{component}\"\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
+            assert_eq!(e.key(), Some("modules.a.component"));
+            assert_eq!(e.location().map(|l| l.line), Some(4));
+            assert!(e.message().contains(says), "{component}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod grants;
 mod keyvalue;
 mod limits;
 mod nats;
+pub mod oci;
 mod placement;
 mod serve;
 mod telemetry;
@@ -25,6 +26,7 @@ pub use grants::{ConfigValue, DirGrant, DirMode, Grants, OutputRoute};
 pub use keyvalue::{BucketAccess, BucketSpec, KeyValueSpec, KvBackend};
 pub use limits::{Lifecycle, Limits, RestartPolicy};
 pub use nats::{NatsSpec, Secret};
+pub use oci::{Digest, Locked, OciRef};
 pub use placement::Placement;
 pub use serve::{AdminSpec, HttpSpec, TlsSpec, TokenSource};
 pub use telemetry::{OtlpProtocol, TelemetrySpec};
@@ -248,6 +250,10 @@ pub enum ComponentSource {
     File(PathBuf),
     /// Component bytes held in memory.
     Bytes(Arc<[u8]>),
+    /// A component in an OCI registry (`oci://...`), pulled into a local cache by the
+    /// runtime's `ComponentFetcher` when the app loads (the `membrane` command has one;
+    /// an embedder turns on the `oci` feature of the `membrane` crate).
+    Oci(OciRef),
 }
 
 impl fmt::Debug for ComponentSource {
@@ -255,6 +261,7 @@ impl fmt::Debug for ComponentSource {
         match self {
             ComponentSource::File(p) => write!(f, "File({})", p.display()),
             ComponentSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            ComponentSource::Oci(r) => write!(f, "Oci({r})"),
         }
     }
 }
@@ -290,6 +297,11 @@ impl ModuleSpec {
     /// A module loaded from a component file.
     pub fn from_file(path: impl Into<PathBuf>) -> Self {
         Self::with_source(ComponentSource::File(path.into()))
+    }
+
+    /// A module whose component is pulled from an OCI registry when the app loads.
+    pub fn from_oci(reference: OciRef) -> Self {
+        Self::with_source(ComponentSource::Oci(reference))
     }
 
     /// A module from component bytes.
