@@ -6,7 +6,9 @@
 //! (paths, destinations, link targets, the entry) is decided by the one validation pass
 //! when the app loads (`membrane::validate`); the manifest records where each key
 //! is, so that every problem found then names the file and the line. Paths are relative to
-//! the directory holding the manifest.
+//! the directory holding the manifest. A component is a file path or an `oci://`
+//! reference ([`OciRef`]); a `membrane.lock` beside the manifest pins the references
+//! ([`Lock`]).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -25,8 +27,11 @@ use crate::spec::{
 use crate::units::{parse_duration, parse_size};
 
 mod keyvalue;
+mod lock;
 mod nats;
 mod telemetry;
+
+pub use lock::{LOCK_FILE, Lock, LockEntry};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,8 +239,25 @@ impl Manifest {
 
     /// Reads and parses a manifest file (a directory stands for the `membrane.toml` in it).
     /// It must be a regular file of at most [`Manifest::MAX_SIZE`] bytes (a FIFO or a
-    /// device is refused before it is read).
+    /// device is refused before it is read). When a `membrane.lock` lies beside it, every
+    /// `oci://` component is pinned to the digests locked there ([`Lock::apply`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Manifest> {
+        let mut manifest = Self::from_file_unlocked(path)?;
+        let lock_path = Lock::beside(&manifest.path);
+        let has_oci = manifest
+            .app
+            .modules
+            .values()
+            .any(|m| matches!(m.source, crate::spec::ComponentSource::Oci(_)));
+        if has_oci && let Some(lock) = Lock::read(&lock_path)? {
+            lock.apply(&mut manifest.app, &lock_path)?;
+        }
+        Ok(manifest)
+    }
+
+    /// [`Manifest::from_file`] without applying `membrane.lock`: every `oci://` tag is
+    /// resolved afresh when the app loads (what `membrane lock` does).
+    pub fn from_file_unlocked(path: impl AsRef<Path>) -> Result<Manifest> {
         use crate::walk::{Refused, read_regular};
         // A directory stands for the membrane.toml in it.
         let dir_manifest;
