@@ -14,6 +14,7 @@
 //! - one crate per other placement, each behind a feature: `process` (a sandboxed worker
 //!   process), `fused` (composition at load), `remote` (other hosts over NATS);
 //! - `membrane-serve` behind the feature `serve` ([`serve`]): an app as an HTTP service;
+//! - `membrane-oci` behind the feature `oci`: `oci://` components from OCI registries;
 //! - `membrane-cli` behind the feature `cli`: the `membrane` command.
 //!
 //! With `default-features = false` an embedder gets isolated modules, links, typed calls,
@@ -49,20 +50,24 @@
 
 pub use membrane_core::boundary::{Boundaries, Boundary};
 pub use membrane_core::{
-    AdminSpec, App, AppSpec, BucketAccess, BucketSpec, ComponentSource, Config, ConfigValue,
-    DirGrant, DirMode, Error, ErrorKind, Function, GenerationState, GrantChange, Grants, Health,
-    HostInterface, HostObjects, HttpSpec, KeyValueSpec, KvBackend, LastUpgrade, Lifecycle, Limits,
-    LinkInfo, LoadProgress, Location, MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS,
-    Manifest, MethodParams, ModuleSpec, ModuleStatus, NatsSpec, OutputRoute, Placement,
-    ReloadReport, Resource, RestartPolicy, Result, RunContext, Secret, TlsSpec, TokenSource, Type,
-    Typed, UpgradeOptions, UpgradePolicy, UpgradeReport, Val, chain, default_cache_dir, describe,
-    escape, format_size, open_files_limit, parse_duration, parse_size, raise_open_files_limit,
-    to_wave, type_name,
+    AdminSpec, App, AppSpec, BucketAccess, BucketSpec, ComponentFetcher, ComponentSource, Config,
+    ConfigValue, DirGrant, DirMode, Error, ErrorKind, FetchRequest, Fetched, Function,
+    GenerationState, GrantChange, Grants, Health, HostInterface, HostObjects, HttpSpec,
+    KeyValueSpec, KvBackend, LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location,
+    MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec,
+    ModuleStatus, NatsSpec, OciRef, OutputRoute, Placement, ReloadReport, Resource, RestartPolicy,
+    Result, RunContext, Secret, TlsSpec, TokenSource, Type, Typed, UpgradeOptions, UpgradePolicy,
+    UpgradeReport, Val, chain, default_cache_dir, describe, escape, format_size, open_files_limit,
+    parse_duration, parse_size, raise_open_files_limit, to_wave, type_name,
 };
 
 /// `placement = "fused"` (feature `fused`).
 #[cfg(feature = "fused")]
 pub use membrane_fused as fused;
+/// Components from OCI registries (feature `oci`): [`Runtime::new`] gives the runtime an
+/// [`oci::OciFetcher`] unless [`Config::fetcher`] names one.
+#[cfg(feature = "oci")]
+pub use membrane_oci as oci;
 /// `placement = "process"` (feature `process`).
 #[cfg(feature = "process")]
 pub use membrane_process as process;
@@ -86,8 +91,20 @@ pub struct Runtime(membrane_core::Runtime);
 
 impl Runtime {
     /// Creates the engine, starts its epoch clock, and registers the placements of this
-    /// build (see [`placements`]).
+    /// build (see [`placements`]). With the `oci` feature, `oci://` components are pulled by
+    /// an [`oci::OciFetcher`] keeping them under [`Config::cache_dir`] (else
+    /// [`default_cache_dir`]), unless [`Config::fetcher`] is set.
     pub fn new(config: Config) -> Result<Runtime> {
+        #[cfg(feature = "oci")]
+        let config = {
+            let mut config = config;
+            if config.fetcher.is_none()
+                && let Some(dir) = config.cache_dir.clone().or_else(default_cache_dir)
+            {
+                config.fetcher = Some(std::sync::Arc::new(membrane_oci::OciFetcher::new(dir)));
+            }
+            config
+        };
         let runtime = membrane_core::Runtime::new(config)?;
         for b in placements().iter() {
             runtime.register_placement(b.clone());
