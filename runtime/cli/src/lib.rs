@@ -81,6 +81,8 @@ enum Command {
     Compile(commands::compile::Args),
     Build(commands::build::Args),
     New(commands::new::Args),
+    Lock(commands::lock::Args),
+    Push(commands::push::Args),
 }
 
 /// Runs the command with this process's arguments; the exit status to return.
@@ -143,5 +145,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compile(a) => commands::compile::run(a).await,
         Command::Build(a) => commands::build::run(a).await,
         Command::New(a) => commands::new::run(a).await,
+        Command::Lock(a) => commands::lock::run(a).await,
+        Command::Push(a) => commands::push::run(a).await,
     }
 }

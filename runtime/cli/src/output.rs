@@ -106,10 +106,16 @@ pub fn report(e: &anyhow::Error) {
         .map(|m| format!("[{}]", m.kind()))
         .unwrap_or_default();
     let mut causes = e.chain();
+    let mut said = String::new();
     if let Some(first) = causes.next() {
-        say(&format!("error{kind}: {}", membrane::describe(first)));
+        said = membrane::describe(first);
+        say(&format!("error{kind}: {said}"));
     }
     for cause in causes {
-        say(&format!("  caused by: {}", membrane::describe(cause)));
+        // A cause the message already quotes whole (a registry's typed error) adds nothing.
+        let text = membrane::describe(cause);
+        if !said.contains(&text) {
+            say(&format!("  caused by: {text}"));
+        }
     }
 }
