@@ -4,6 +4,7 @@
 #   chromium      the admin page's test drives a real headless browser (tests/serve/page.rs)
 #   nats-server   the remote placement tests start real NATS servers (tests/remote/)
 #   openssl, curl the TLS tests make certificates and speak HTTPS (tests/serve/tls.rs)
+#   docker-registry  the OCI tests push to and pull from a real registry (tests/oci/)
 #
 #   scripts/test-deps.sh            # as root on Debian/Ubuntu (CI); elsewhere it does nothing
 #
@@ -13,7 +14,7 @@
 # it to PACKAGES.
 set -euo pipefail
 
-PACKAGES=(chromium nats-server openssl curl)
+PACKAGES=(chromium nats-server openssl curl docker-registry)
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

@@ -21,6 +21,7 @@ mod keyvalue;
 mod limits;
 mod links;
 mod net;
+mod oci;
 mod p3;
 mod placement;
 mod plugins;
