@@ -141,10 +141,13 @@ fn linked_template_builds_and_runs_across_the_link() {
     );
 }
 
+/// The HTTP template, and the dev loop on it: `serve --watch` rebuilds on a change of
+/// the sources and upgrades live; a build that fails leaves the running generation serving.
 #[tokio::test]
-async fn rust_http_template_builds_and_answers_a_request() {
+async fn rust_http_template_serves_and_rebuilds_under_watch() {
     let p = generate("rust-http", "web-mod");
-    p.share_cargo_target();
+    // A target directory of its own: the dev loop's builds must not wait for the other
+    // templates' wit-bindgen.
     assert_eq!(
         p.next,
         ["membrane serve --build", "curl http://127.0.0.1:8080/hello"]
@@ -152,10 +155,28 @@ async fn rust_http_template_builds_and_answers_a_request() {
     // The printed `serve` on its manifest's port 8080 would collide with other tests:
     // build as it would, then serve on a free port.
     p.sh("membrane build");
-    let served = crate::serve::cli::start_with(&p.dir.join("membrane.toml"), &[], &[]);
+    let served = crate::serve::cli::start_with(&p.dir.join("membrane.toml"), &["--watch"], &[]);
     let reply = crate::serve::get(served.addr, "/hello").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "Hello from web-mod: GET /hello\n");
+
+    // An edit: rebuilt, then upgraded live.
+    let src = p.dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(&src, code.replace("Hello from", "Hi from")).unwrap();
+    served.wait_for_log("sources changed: building");
+    served.wait_for_log("reload: module upgraded");
+    let reply = crate::serve::get(served.addr, "/hello").await;
+    assert_eq!(reply.body, "Hi from web-mod: GET /hello\n");
+
+    // A broken edit: the compiler's error is logged and the last good generation serves.
+    std::fs::write(&src, code.replace("fn handle(", "fn handle(,")).unwrap();
+    served.wait_for_log("sources changed: building");
+    served.wait_for_log("error");
+    served.wait_for_log("build failed; the running generation keeps serving");
+    let reply = crate::serve::get(served.addr, "/hello").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "Hi from web-mod: GET /hello\n");
 }
 
 /// Links the project's tool directory to the one the plugin tests install.

@@ -67,6 +67,23 @@ pub fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one module's build command for the dev loop of `serve --watch`: each line of its
+/// output becomes a log line as it comes. Returns the output's last lines when it fails.
+pub fn rebuild(dir: &Path, name: &str, command: &str) -> Result<(), Vec<String>> {
+    let lines = |e: anyhow::Error| vec![format!("{e:#}")];
+    ensure_targets(dir, &[(name, command)]).map_err(lines)?;
+    let each = |line: &str| tracing::info!(target: "membrane::build", module = name, "{line}");
+    let (status, log) = run_captured(command, dir, each)
+        .map_err(|e| lines(e.context("cannot run the build command")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        let mut log = log;
+        log.push(failed(name, command, status).to_string());
+        Err(log)
+    }
+}
+
 fn shell(command: &str, dir: &Path) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command).current_dir(dir);

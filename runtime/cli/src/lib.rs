@@ -15,6 +15,7 @@ use output::{OutputFailed, say};
 mod build;
 mod commands;
 mod config;
+mod dev;
 mod logging;
 mod output;
 mod progress;

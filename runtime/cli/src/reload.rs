@@ -133,13 +133,26 @@ fn stamps(files: &[PathBuf]) -> BTreeMap<PathBuf, Stamp> {
 }
 
 /// Reloads when the manifest or a component file changes and has settled (`serve --watch`).
-pub async fn watch(app: App, manifest: PathBuf, tls: Option<Tls>) {
-    let files = |app: &App| {
-        let mut files = watched(app, &manifest);
-        files.extend(tls.iter().flat_map(|(_, f)| f.iter().cloned()));
-        files
-    };
-    let mut seen = stamps(&files(&app));
+/// The files are first looked at now, when it is called: a change after that reloads.
+pub fn watch(app: App, manifest: PathBuf, tls: Option<Tls>) -> impl Future<Output = ()> {
+    let seen = stamps(&watched_files(&app, &manifest, tls.as_ref()));
+    watching(app, manifest, tls, seen)
+}
+
+/// The manifest, the component files and the TLS files.
+fn watched_files(app: &App, manifest: &Path, tls: Option<&Tls>) -> Vec<PathBuf> {
+    let mut files = watched(app, manifest);
+    files.extend(tls.iter().flat_map(|(_, f)| f.iter().cloned()));
+    files
+}
+
+async fn watching(
+    app: App,
+    manifest: PathBuf,
+    tls: Option<Tls>,
+    mut seen: BTreeMap<PathBuf, Stamp>,
+) {
+    let files = |app: &App| watched_files(app, &manifest, tls.as_ref());
     loop {
         tokio::time::sleep(POLL).await;
         let now = stamps(&files(&app));

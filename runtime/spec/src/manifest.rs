@@ -90,6 +90,7 @@ struct ModuleSection {
     component: Spanned<String>,
     build: Option<String>,
     #[serde(default)]
+    sources: Option<Spanned<Vec<String>>>,
     grants: GrantsSection,
     #[serde(default)]
     limits: LimitsSection,
@@ -516,6 +517,16 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         let quota = dir.quota.and_then(|q| {
             parse_size(&q)
                 .map_err(|m| lines.bad(format!("{k}.quota"), &span, m))
+    if let Some(sources) = s.sources {
+        if spec.build.is_none() {
+            lines.bad(
+                key("sources"),
+                &sources.span(),
+                "`sources` says what rebuilds the module under `serve --watch`, so it needs a `build` command: add one, or remove `sources`".into(),
+            );
+        }
+        spec.sources = sources.into_inner().iter().map(|p| base.join(p)).collect();
+    }
                 .ok()
         });
         grants.dirs.push(DirGrant {
@@ -886,5 +897,22 @@ limits = { body = "2KiB" }
             assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
             assert_eq!(e.location().map(|l| l.line), Some(3));
         }
+    #[test]
+    fn sources_are_paths_of_a_module_with_a_build_command() {
+        let m = parse(
+            "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"make\"\nsources = [\"src\", \"Makefile\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.app.modules["a"].sources,
+            [Path::new("/apps/x/src"), Path::new("/apps/x/Makefile")]
+        );
+        let e = parse("[modules.a]\ncomponent = \"a.wasm\"\nsources = [\"src\"]\n").unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
+        assert_eq!(e.key(), Some("modules.a.sources"));
+        assert_eq!(e.location().map(|l| l.line), Some(3));
+        assert!(e.message().contains("needs a `build` command"), "{e}");
+    }
+
     }
 }

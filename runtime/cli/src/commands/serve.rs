@@ -8,7 +8,7 @@ use super::host::{hosting, hosting_line, servers_of};
 use crate::config::{config_for, shutdown_signal};
 use crate::membrane::{self, Manifest, Runtime};
 use crate::output::say;
-use crate::{build, progress, reload, telemetry, token};
+use crate::{build, dev, progress, reload, telemetry, token};
 
 /// Serve the app over HTTP: routes from [app.http], admin endpoints from [app.admin].
 ///
@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long)]
     build: bool,
     /// Reload when the manifest or a module's component file changes (after it has
-    /// settled), as SIGHUP does.
+    /// settled), as SIGHUP does; and run a module's `build` command when its sources
+    /// change (its `sources`, else inferred), so that the new component is reloaded.
     #[arg(long)]
     watch: bool,
     /// Also serve these `remote` modules to the app's other hosts over NATS, as
@@ -80,6 +81,31 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         (Some(addr), Some(t)) if server.admin_token_generated() => Some(token::write(addr, t)?),
         _ => None,
     };
+    let manifest_path = app
+        .manifest_path()
+        .map_or_else(|| manifest.clone(), Path::to_path_buf);
+    let tls = server.tls().map(|t| {
+        let spec = app.http_spec().and_then(|h| h.tls.clone());
+        let files = spec
+            .map(|s| {
+                [Some(s.cert), Some(s.key), s.client_ca]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default();
+        (t, files)
+    });
+    let hup = tokio::spawn(reload::on_sighup(
+        hup,
+        app.clone(),
+        manifest_path.clone(),
+        tls.clone(),
+    ));
+    let builder = watch.then(|| tokio::spawn(dev::rebuild_on_change(manifest_path.clone())));
+    let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path, tls)));
+    // The watches took their first look at the files above: an edit right after this line
+    // is a change.
     let mut line = String::new();
     let scheme = if server.tls().is_some() {
         "https"
@@ -102,28 +128,6 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             path.display()
         ));
     }
-    let manifest_path = app
-        .manifest_path()
-        .map_or_else(|| manifest.clone(), Path::to_path_buf);
-    let tls = server.tls().map(|t| {
-        let spec = app.http_spec().and_then(|h| h.tls.clone());
-        let files = spec
-            .map(|s| {
-                [Some(s.cert), Some(s.key), s.client_ca]
-                    .into_iter()
-                    .flatten()
-                    .collect()
-            })
-            .unwrap_or_default();
-        (t, files)
-    });
-    let hup = tokio::spawn(reload::on_sighup(
-        hup,
-        app.clone(),
-        manifest_path.clone(),
-        tls.clone(),
-    ));
-    let watcher = watch.then(|| tokio::spawn(reload::watch(app.clone(), manifest_path, tls)));
     // One signal stops both: the HTTP server drains while the remote modules
     // unsubscribe and finish their calls.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -143,8 +147,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     signals.abort();
     let aborted = aborted?;
     hup.abort();
-    if let Some(w) = watcher {
-        w.abort();
+    for task in [watcher, builder].into_iter().flatten() {
+        task.abort();
     }
     if let Some(path) = token_file {
         let _ = std::fs::remove_file(path);

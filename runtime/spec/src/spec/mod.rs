@@ -273,6 +273,9 @@ pub struct ModuleSpec {
     pub source: ComponentSource,
     /// The command `membrane build` runs for it, from the manifest's directory.
     pub build: Option<String>,
+    /// The files and directories whose changes rebuild the module under `membrane serve
+    /// --watch` (`sources`); empty: inferred from the build command.
+    pub sources: Vec<PathBuf>,
     /// What the module may touch.
     pub grants: Grants,
     /// What the module may consume.
@@ -313,6 +316,7 @@ impl ModuleSpec {
         ModuleSpec {
             source,
             build: None,
+            sources: Vec::new(),
             grants: Grants::default(),
             limits: Limits::default(),
             lifecycle: Lifecycle::default(),
