@@ -560,3 +560,48 @@ fn a_missing_function_lists_only_functions() {
     let o = membrane(&["call", guests::GREET_V1, "acme:greet/api#nope"]);
     assert_clean_failure(&o, "its functions: hello, version");
 }
+
+/// `membrane check` reports every problem of every stage it reaches in one run: each
+/// unknown key at its own line; and a bad link target together with a missing component
+/// and a missing granted directory (the declaration's problems no longer stop the load
+/// before components are read and grants opened).
+#[test]
+fn check_reports_every_problem_it_can_reach() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typos = tmp.path().join("typos.toml");
+    std::fs::write(
+        &typos,
+        "[modules.a]\ncomponnet = \"a.wasm\"\n\n[modules.a.limits]\nmemroy = \"1MiB\"\ntimout = \"1s\"\n",
+    )
+    .unwrap();
+    let o = membrane(&["check", typos.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_clean_failure(&o, "problems:");
+    for (line, key) in [(2, "componnet"), (5, "memroy"), (6, "timout")] {
+        assert!(
+            err.contains(&format!("typos.toml:{line}: modules.a.")) && err.contains(key),
+            "{key} at line {line}: {err}"
+        );
+    }
+    assert!(err.contains("did you mean `memory`?"), "{err}");
+
+    let stages = tmp.path().join("stages.toml");
+    std::fs::write(
+        &stages,
+        "[modules.a]\ncomponent = \"missing.wasm\"\nlinks = { \"acme:kv/store\" = \"nobody\" }\ngrants = { dirs = [{ host = \"no-such-dir\", guest = \"/d\" }] }\n",
+    )
+    .unwrap();
+    let o = membrane(&["check", stages.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_clean_failure(&o, "3 problems:");
+    for (line, says) in [
+        (3, "\"nobody\" names no module"),
+        (2, "cannot read component"),
+        (4, "no-such-dir cannot be opened"),
+    ] {
+        assert!(
+            err.contains(&format!("stages.toml:{line}: module `a`: ")) && err.contains(says),
+            "{says}: {err}"
+        );
+    }
+}

@@ -85,8 +85,11 @@ pub async fn load(
         );
     }
     let locations = spec.locations.clone();
-    locate(locations.as_deref(), &mut problems);
-    problems.into_result()?;
+    // Problems of the declaration do not stop the load here: every module is still
+    // compiled and its grants opened, so that one `membrane check` reports every problem
+    // it can reach. What builds on a sound declaration (fused compositions, the link
+    // plan) waits for one.
+    let sound = problems.is_empty();
 
     // The remote modules this process hosts run here from now on.
     let mut spec = spec;
@@ -97,7 +100,14 @@ pub async fn load(
         settings.max_component,
         locations.as_deref(),
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        problems.push(e);
+        locate(locations.as_deref(), &mut problems);
+        std::mem::take(&mut problems)
+            .into_result()
+            .expect_err("a problem was pushed")
+    })?;
     for name in &spec.hosted {
         if let Some(m) = spec.modules.get_mut(name) {
             m.placement = crate::spec::Placement::Isolated;
@@ -108,10 +118,13 @@ pub async fn load(
     let started = std::time::Instant::now();
     let specs = spec.modules.clone();
     let manifest = spec.manifest_path().map(std::path::Path::to_path_buf);
-    let mut problems = Problems::default();
     // A placement may compile some modules as another component (fused importers as their
     // composition); they get their own identity back after.
-    let prepared = prepare(rt, &specs, settings.max_component, &mut problems).await;
+    let prepared = if sound {
+        prepare(rt, &specs, settings.max_component, &mut problems).await
+    } else {
+        Vec::new()
+    };
     let mut to_compile = spec.modules;
     for p in &prepared {
         to_compile = p.swap(to_compile);
@@ -127,8 +140,9 @@ pub async fn load(
         .keys()
         .filter(|n| !compiled.contains_key(*n))
         .collect();
-    let planned =
-        pipeline::plan_links(rt, &compiled, &failed, &specs, http.as_ref(), &mut problems);
+    let planned = sound
+        .then(|| pipeline::plan_links(rt, &compiled, &failed, &specs, http.as_ref(), &mut problems))
+        .flatten();
     locate(locations.as_deref(), &mut problems);
     problems.into_result()?;
     let (plan, order) = planned.expect("no problems means a plan");

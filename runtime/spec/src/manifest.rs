@@ -26,6 +26,7 @@ use crate::spec::{
 };
 use crate::units::{parse_duration, parse_size};
 
+mod keys;
 mod keyvalue;
 mod lock;
 mod nats;
@@ -89,8 +90,8 @@ struct AdminSection {
 struct ModuleSection {
     component: Spanned<String>,
     build: Option<String>,
-    #[serde(default)]
     sources: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     grants: GrantsSection,
     #[serde(default)]
     limits: LimitsSection,
@@ -311,15 +312,24 @@ impl Manifest {
     /// paths. Checks syntax, keys and the form of values; the rest is checked when the app
     /// loads.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Manifest> {
-        let file: ManifestFile = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim_end();
-            match e.span() {
-                Some(s) => Error::manifest(message).at(Some(Location {
-                    file: path.to_path_buf(),
-                    line: line_of(text, s.start),
-                })),
-                None => Error::manifest(format!("{}: {message}", path.display())),
+        let file: ManifestFile = keys::from_str(text).map_err(|found| {
+            let mut problems = Problems::default();
+            for p in found {
+                let e = match p.span {
+                    Some(s) => Error::manifest(p.message).at(Some(Location {
+                        file: path.to_path_buf(),
+                        line: line_of(text, s.start),
+                    })),
+                    None => Error::manifest(format!("{}: {}", path.display(), p.message)),
+                };
+                problems.push(match p.key {
+                    Some(key) => e.with_key(key),
+                    None => e,
+                });
             }
+            problems
+                .into_result()
+                .expect_err("a failed deserializing has a problem")
         })?;
         let mut lines = Lines {
             text,
@@ -507,16 +517,6 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         ModuleSpec::from_file(base.join(component))
     };
     spec.build = s.build;
-
-    let mut grants = Grants::default();
-    for (i, dir) in s.grants.dirs.into_iter().enumerate() {
-        let k = key(&format!("grants.dirs[{i}]"));
-        lines.note(k.clone(), &dir.span());
-        let span = dir.span();
-        let dir = dir.into_inner();
-        let quota = dir.quota.and_then(|q| {
-            parse_size(&q)
-                .map_err(|m| lines.bad(format!("{k}.quota"), &span, m))
     if let Some(sources) = s.sources {
         if spec.build.is_none() {
             lines.bad(
@@ -527,6 +527,16 @@ fn module_spec(name: &str, s: ModuleSection, base: &Path, lines: &mut Lines<'_>)
         }
         spec.sources = sources.into_inner().iter().map(|p| base.join(p)).collect();
     }
+
+    let mut grants = Grants::default();
+    for (i, dir) in s.grants.dirs.into_iter().enumerate() {
+        let k = key(&format!("grants.dirs[{i}]"));
+        lines.note(k.clone(), &dir.span());
+        let span = dir.span();
+        let dir = dir.into_inner();
+        let quota = dir.quota.and_then(|q| {
+            parse_size(&q)
+                .map_err(|m| lines.bad(format!("{k}.quota"), &span, m))
                 .ok()
         });
         grants.dirs.push(DirGrant {
@@ -888,16 +898,6 @@ limits = { body = "2KiB" }
     }
 
     #[test]
-    fn bad_mode_and_route_are_refused() {
-        for text in [
-            "[modules.a]\ncomponent = \"a\"\ngrants = { dirs = [{ host = \"d\", guest = \"/d\", mode = \"rwx\" }] }\n",
-            "[modules.a]\ncomponent = \"a\"\ngrants = { stdout = \"file\" }\n",
-        ] {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
-            assert_eq!(e.location().map(|l| l.line), Some(3));
-        }
-    #[test]
     fn sources_are_paths_of_a_module_with_a_build_command() {
         let m = parse(
             "[modules.a]\ncomponent = \"a.wasm\"\nbuild = \"make\"\nsources = [\"src\", \"Makefile\"]\n",
@@ -914,5 +914,15 @@ limits = { body = "2KiB" }
         assert!(e.message().contains("needs a `build` command"), "{e}");
     }
 
+    #[test]
+    fn bad_mode_and_route_are_refused() {
+        for text in [
+            "[modules.a]\ncomponent = \"a\"\ngrants = { dirs = [{ host = \"d\", guest = \"/d\", mode = \"rwx\" }] }\n",
+            "[modules.a]\ncomponent = \"a\"\ngrants = { stdout = \"file\" }\n",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Manifest);
+            assert_eq!(e.location().map(|l| l.line), Some(3));
+        }
     }
 }
