@@ -221,6 +221,36 @@ async fn semver_rules() {
     }
 }
 
+/// A link key at a version the import cannot use is one problem that names both
+/// versions, not "not linked" plus a warning that the link is unused.
+#[tokio::test]
+async fn a_link_key_at_another_version_names_both() {
+    let body = "get: func() -> u32;";
+    let e = runtime()
+        .load_spec(
+            AppSpec::new()
+                .module(
+                    "api",
+                    ModuleSpec::from_bytes(importer("0.1.0", body))
+                        .link("acme:kv/store@0.2.0", "store"),
+                )
+                .module("store", ModuleSpec::from_file(guests::TYPES)),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Link);
+    assert_eq!(e.module(), Some("api"));
+    assert_eq!(e.export(), Some("acme:kv/store@0.1.0"));
+    assert_eq!(e.key(), Some("modules.api.links.acme:kv/store@0.2.0"));
+    assert!(
+        e.message()
+            .contains("its link names `acme:kv/store@0.2.0`, a version the import cannot use")
+            && e.message().contains("write the key as `acme:kv/store`"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn missing_provider_unlinked_import_and_unused_link() {
     let body = "get: func() -> u32;";

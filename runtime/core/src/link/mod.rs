@@ -97,6 +97,23 @@ pub fn plan<M: Planned>(
                         semver::compatible(Some(kv), version) || Some(kv) == version
                     })
             });
+            // A link to this interface at a version the import cannot use: say so, with
+            // both versions, rather than "not linked" here and "not imported" there.
+            let mismatched = found
+                .is_none()
+                .then(|| keys.iter().position(|(k, _)| split_version(k).0 == base));
+            if let Some(Some(i)) = mismatched {
+                used[i] = true;
+                let key = keys[i].0;
+                problems.push(Error::link(format!(
+                    "module `{name}` imports `{import}`, but its link names `{key}`, a version the import cannot use; \
+                     write the key as `{base}` (any version the provider exports) or `{import}`"
+                ))
+                .with_module(name.as_str())
+                .with_export(import)
+                .with_key(format!("modules.{name}.links.{key}")));
+                continue;
+            }
             let Some(i) = found else {
                 problems.push(Error::link(format!(
                     "module `{name}` imports `{import}`, which is neither a WASI interface nor linked; \
