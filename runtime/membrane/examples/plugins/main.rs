@@ -3,20 +3,25 @@
 //! through typed handles.
 //!
 //! ```text
+//! cargo run -p membrane -- build examples/plugins
 //! cargo run -p membrane --example plugins [-- "some text"]
 //! ```
 //!
-//! The first run installs componentize-py and componentize-js under target/plugins and
-//! compiles the plugins; later runs take them from the caches there.
+//! `membrane build` runs each plugin's `build` command from the manifest (the first build
+//! installs componentize-py and componentize-js in examples/plugins). Nothing here depends
+//! on this repository but the `membrane` crate: copy it as the start of your own host.
 
 mod text;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use membrane::{Config, ErrorKind, Runtime};
-use membrane_test_artifacts::plugins::{self, Language};
 
 use text::TextPlugin;
+
+/// The plugins, by module name in the manifest.
+const PLUGINS: [&str; 3] = ["rust", "python", "js"];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,17 +38,17 @@ async fn run() -> Result<(), String> {
     let input = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "plugins in the languages their authors use".into());
-    plugins::all_components()?;
+    // Compiled plugins are kept in the user's cache, so later runs start at once.
     let mut config = Config::default();
-    config.cache_dir = Some(plugins::compile_cache_dir());
+    config.cache_dir = membrane::default_cache_dir();
     let runtime = Runtime::new(config).map_err(|e| e.to_string())?;
-    let manifest = plugins::manifest();
+    let manifest =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/membrane.toml");
     let app = runtime
         .load(&manifest)
         .await
         .map_err(|e| format!("cannot load {}: {e}", manifest.display()))?;
-    for language in Language::ALL {
-        let module = language.module();
+    for module in PLUGINS {
         let plugin = TextPlugin::new(&app, module).map_err(|e| e.to_string())?;
         let fail = |e: membrane::Error| format!("module {module}: {e}");
         let (name,) = plugin.name.call(()).await.map_err(fail)?;
