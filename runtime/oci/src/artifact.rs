@@ -127,10 +127,10 @@ pub fn component_layer(bytes: &[u8], content_type: Option<&str>) -> Result<Layer
             ),
         });
     }
-    let types: Vec<&str> = manifest
+    let types: Vec<String> = manifest
         .layers
         .iter()
-        .map(|l| crate::error::clip(&l.media_type))
+        .map(|l| crate::error::shown(&l.media_type))
         .collect();
     let [layer] = manifest.layers.as_slice() else {
         return Err(not_wasm(format!(
@@ -259,6 +259,17 @@ mod tests {
                 Err(OciErrorKind::NotWasm { detail }) => assert!(detail.contains(says), "{detail}"),
                 other => panic!("{text}: {other:?}"),
             }
+        }
+        // What the registry chose reaches no terminal raw.
+        let hostile = manifest(&format!(
+            "{one},{}",
+            one.replace("application/wasm", "x\\u001b[2Jy")
+        ));
+        match component_layer(hostile.as_bytes(), None) {
+            Err(OciErrorKind::NotWasm { detail }) => {
+                assert!(!detail.contains('\u{1b}'), "{detail}")
+            }
+            other => panic!("{other:?}"),
         }
         assert!(matches!(
             component_layer(b"[1,2", None),

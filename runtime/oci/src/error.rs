@@ -250,6 +250,12 @@ pub fn clip(text: &str) -> &str {
     }
 }
 
+/// [`clip`], with what could drive a terminal or split a log line escaped: for text a
+/// registry chose (its error bodies, its media types).
+pub fn shown(text: &str) -> String {
+    membrane_core::sanitize::escape(clip(text)).into_owned()
+}
+
 /// `e` and its causes, joined with ": " (hyper's errors keep the interesting part in the
 /// cause).
 pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -353,7 +353,7 @@ pub async fn error_excerpt(response: Response) -> String {
     match read_limited(response, 16 << 10).await {
         Ok((body, _)) => {
             let text = String::from_utf8_lossy(&body);
-            crate::error::clip(text.trim()).to_string()
+            crate::error::shown(text.trim())
         }
         Err(_) => String::new(),
     }
