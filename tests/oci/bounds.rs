@@ -136,16 +136,26 @@ async fn max_component_size_bounds_a_pull_and_a_body_stops_at_its_declared_size(
     assert!(cached_components(&tmp.path().join("short-cache")).is_empty());
 }
 
-/// A "registry" that answers every manifest request with a body that never ends, or with
-/// a bearer challenge whose token service answers one that never ends: what a hostile
-/// registry can do to a client that trusts lengths it is told.
+/// What an [`Endless`] server answers a manifest request with.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// 200 and a manifest that never ends.
+    Manifest,
+    /// A bearer challenge whose token service answers a token that never ends.
+    Token,
+    /// 500 and an error body that never ends.
+    Error,
+}
+
+/// A "registry" that answers with bodies that never end: what a hostile registry can do
+/// to a client that trusts lengths it is told.
 struct Endless {
     port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl Endless {
-    fn start(challenge: bool) -> Endless {
+    fn start(answer: Answer) -> Endless {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -168,12 +178,15 @@ impl Endless {
                     let start = if head.starts_with("GET /token") {
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"token\":\""
                             .to_string()
-                    } else if challenge {
+                    } else if let Answer::Token = answer {
                         let realm = format!("http://127.0.0.1:{port}/token");
                         let _ = conn.write_all(format!(
                             "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"x\"\r\nContent-Length: 0\r\n\r\n"
                         ).as_bytes());
                         return;
+                    } else if let Answer::Error = answer {
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n"
+                            .to_string()
                     } else {
                         "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\r\n{\"schemaVersion\":2,\"x\":\"".to_string()
                     };
@@ -201,7 +214,7 @@ async fn an_endless_manifest_or_token_answer_is_cut_off_at_its_bound() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
 
-    let server = Endless::start(false);
+    let server = Endless::start(Answer::Manifest);
     manifest(
         tmp.path(),
         &format!("oci://127.0.0.1:{}/acme/greet:1.0", server.port),
@@ -217,7 +230,7 @@ async fn an_endless_manifest_or_token_answer_is_cut_off_at_its_bound() {
         membrane::chain(&e)
     );
 
-    let server = Endless::start(true);
+    let server = Endless::start(Answer::Token);
     manifest(
         tmp.path(),
         &format!("oci://127.0.0.1:{}/acme/greet:1.0", server.port),
@@ -225,6 +238,22 @@ async fn an_endless_manifest_or_token_answer_is_cut_off_at_its_bound() {
     let e = load(tmp.path(), &cache).await.err().expect("refused");
     match &oci_error(&e).kind {
         OciErrorKind::Protocol { detail } => assert!(detail.contains("over 1 MiB"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+
+    // An error body is read for the message only up to 16 KiB, and shown clipped.
+    let server = Endless::start(Answer::Error);
+    manifest(
+        tmp.path(),
+        &format!("oci://127.0.0.1:{}/acme/greet:1.0", server.port),
+    );
+    let e = load(tmp.path(), &cache).await.err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    match &oci_error(&e).kind {
+        OciErrorKind::Protocol { detail } => {
+            assert!(detail.contains("500"), "{detail}");
+            assert!(detail.len() < 400, "{detail}");
+        }
         other => panic!("{other:?}"),
     }
 }

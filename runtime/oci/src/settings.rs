@@ -248,5 +248,12 @@ mod tests {
         assert!(!format!("{:?}", c["registry.example"]).contains("s3cret"));
         std::fs::write(&path, "not json").unwrap();
         assert!(docker_credentials(&path).is_empty());
+        // Past its bound, the file is not read at all.
+        let padded = format!(
+            r#"{{"auths": {{"r.example": {{"auth": "{auth}"}}}}, "pad": "{}"}}"#,
+            "x".repeat(MAX_DOCKER_CONFIG as usize)
+        );
+        std::fs::write(&path, padded).unwrap();
+        assert!(docker_credentials(&path).is_empty());
     }
 }

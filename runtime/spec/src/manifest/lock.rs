@@ -285,6 +285,19 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_file_is_read_only_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        assert_eq!(Lock::read(&path).unwrap(), None);
+        let mut text = "version = 1\n".to_string();
+        text.push_str(&"#".repeat(MAX_LOCK_SIZE as usize));
+        std::fs::write(&path, text).unwrap();
+        let e = Lock::read(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Manifest);
+        assert!(e.message().contains("more than a lock file may be"), "{e}");
+    }
+
+    #[test]
     fn malformed_entries_name_key_and_line() {
         let text = format!(
             "version = 1\n[modules.api]\nreference = \"oci://h/r:1\"\nmanifest = \"md5:x\"\ncomponent = \"{B}\"\n"
