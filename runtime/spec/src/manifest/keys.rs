@@ -103,8 +103,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn every_unknown_key_is_reported_at_its_line() {
         let text = "a = 1\nx = 2\n[t.one]\nb = 1\ny = 3\n\n[t.two]\nlist = [{ b = 1, z = 4 }]\n";
-        let problems = from_str::<Doc>(text).err().expect("problems");
+        let problems = from_str::<Doc>(text).expect_err("problems");
         assert_eq!(
             lines(text, &problems),
             [
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn other_errors_end_the_report() {
         let text = "c = 1\nt = { q = { b = \"text\" } }\n";
-        let problems = from_str::<Doc>(text).err().expect("problems");
+        let problems = from_str::<Doc>(text).expect_err("problems");
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].key.as_deref(), Some("c"));
         assert_eq!(problems[1].key, None);
