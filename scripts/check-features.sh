@@ -9,5 +9,7 @@ cargo clippy -p membrane --no-default-features -- -D warnings
 cargo clippy -p membrane --no-default-features --features process -- -D warnings
 # OpenTelemetry export alone, as an embedder adds it.
 cargo clippy -p membrane --no-default-features --features otel -- -D warnings
+# Components from OCI registries alone: the registry client without serving or placements.
+cargo clippy -p membrane --no-default-features --features oci -- -D warnings
 # Without WASI 0.3: a 0.3 component is refused at load with the feature to turn on.
 cargo test -p membrane-core --lib
