@@ -18,14 +18,6 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 use crate::common::membrane;
 
-/// Subcommands the guide documents while they are being built. A line using one that the
-/// binary does not have yet is skipped (and said on stderr); once the binary has it, its
-/// flags are checked like any other's. Remove an entry when its command lands.
-const PENDING_COMMANDS: &[&str] = &["lock", "push"];
-
-/// Pages another change adds; links to them are accepted while they do not exist yet.
-const PENDING_PAGES: &[&str] = &["docs/guide/registries.md"];
-
 /// The command reference: a `## \`membrane <command>\`` section per subcommand.
 const COMMANDS_PAGE: &str = "docs/guide/commands.md";
 
@@ -341,10 +333,6 @@ fn check_invocation(args: &[String], help: &mut Help) -> Option<String> {
         return (!known).then(|| format!("{shown}: `{sub}` is not an option of membrane"));
     }
     if !help.commands().contains(sub) {
-        if PENDING_COMMANDS.contains(&sub.as_str()) {
-            eprintln!("docs: {shown} not checked: `{sub}` is not in this build yet");
-            return None;
-        }
         return Some(format!(
             "{shown}: no subcommand `{sub}` (membrane has {})",
             help.commands().join(", ")
@@ -393,7 +381,6 @@ fn check_reference(help: &mut Help) -> Vec<String> {
         let (page, text) = match elsewhere {
             Some((_, page)) => match read(page) {
                 Some(text) => (*page, text),
-                None if PENDING_PAGES.contains(page) => continue,
                 None => {
                     problems.push(format!(
                         "`membrane {sub}` is documented in {page}, which is missing"
@@ -599,9 +586,6 @@ fn check_links(page: &Page) -> Vec<String> {
             normalize(&dir.join(path))
         };
         let from_root = target.strip_prefix(&root).unwrap_or(&target);
-        if PENDING_PAGES.iter().any(|p| Path::new(p) == from_root) && !target.exists() {
-            continue;
-        }
         if !path.is_empty() && !target.exists() {
             problems.push(format!("{at}: `{dest}`: no file {}", from_root.display()));
             continue;

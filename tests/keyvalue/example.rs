@@ -51,10 +51,14 @@ fn the_notes_example_keeps_its_notes_in_a_bucket() {
 fn fused_modules_reach_the_store_directly() {
     let tmp = tempfile::tempdir().unwrap();
     let m = example(tmp.path(), "state.toml", "");
-    let grants = r#"grants = { stdout = "inherit", keyvalue = { notes = "rw" } }"#;
+    let grants =
+        r#"grants = { stdout = "inherit", stderr = "inherit", keyvalue = { notes = "rw" } }"#;
     let text = std::fs::read_to_string(&m)
         .unwrap()
-        .replace(r#"grants = { stdout = "inherit" }"#, grants)
+        .replace(
+            r#"grants = { stdout = "inherit", stderr = "inherit" }"#,
+            grants,
+        )
         .replace(r#"grants = { keyvalue = { notes = "rw" } }"#, grants)
         .replace(
             "[modules.store]\n",
