@@ -2,8 +2,9 @@
 //! commands `membrane new` prints, run by `sh` with the test's `membrane` first on PATH.
 //!
 //! The generated projects live under the target directory (so the repository's
-//! rust-toolchain.toml applies to their builds). The Rust ones share one Cargo target
-//! directory through a `target` symlink, so wit-bindgen is compiled once; the Python and
+//! rust-toolchain.toml applies to their builds). The Rust ones build into the guests'
+//! target directory through a `target` symlink, so their dependencies are not compiled
+//! again (see `share_cargo_target`); the Python and
 //! JavaScript ones find the tools the plugin tests install (`.venv` and `node_modules`
 //! symlinks), so their `build.sh` skips its install step. `CARGO_TARGET_DIR` points
 //! elsewhere for every command: the templates' builds must not depend on it.
@@ -57,11 +58,14 @@ fn generate(template: &str, name: &str) -> Project {
 }
 
 impl Project {
-    /// Points the project's `target` at the shared Cargo target directory.
+    /// Points the project's `target` at the guests' Cargo target directory, with the
+    /// guests' Cargo.lock: the same wit-bindgen and wasip2 at the same versions, built by
+    /// this build already with the same release profile, so the template's build compiles
+    /// only its own crate. (A user's first build resolves and compiles them.)
     fn share_cargo_target(&self) {
-        let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates-target");
-        std::fs::create_dir_all(&shared).unwrap();
-        std::os::unix::fs::symlink(&shared, self.dir.join("target")).unwrap();
+        let guests = crate::common::repo_root().join("guests");
+        std::fs::copy(guests.join("Cargo.lock"), self.dir.join("Cargo.lock")).unwrap();
+        std::os::unix::fs::symlink(guests.join("target"), self.dir.join("target")).unwrap();
     }
 
     /// Runs one command line with `sh`, in the project's directory.
@@ -146,8 +150,7 @@ fn linked_template_builds_and_runs_across_the_link() {
 #[tokio::test]
 async fn rust_http_template_serves_and_rebuilds_under_watch() {
     let p = generate("rust-http", "web-mod");
-    // A target directory of its own: the dev loop's builds must not wait for the other
-    // templates' wit-bindgen.
+    p.share_cargo_target();
     assert_eq!(
         p.next,
         ["membrane serve --build", "curl http://127.0.0.1:8080/hello"]
