@@ -9,7 +9,7 @@
 //! symlinks), so their `build.sh` skips its install step. `CARGO_TARGET_DIR` points
 //! elsewhere for every command: the templates' builds must not depend on it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use membrane_test_artifacts::plugins::{self, Language};
