@@ -75,7 +75,20 @@ impl Project {
             self.bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let o = Command::new("sh")
+        let mut cmd = Command::new("sh");
+        // A user's shell, not this test's: none of the variables cargo set for it (they
+        // would also make the template's cargo rebuild what the guests' build compiled).
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let cargo_set = key.starts_with("CARGO_")
+                && key != "CARGO_HOME"
+                && !key.starts_with("CARGO_NET")
+                && !key.starts_with("CARGO_REGISTRIES");
+            if cargo_set || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
+                cmd.env_remove(&*key);
+            }
+        }
+        let o = cmd
             .arg("-c")
             .arg(line)
             .current_dir(&self.dir)
