@@ -51,30 +51,26 @@ pub fn rebuild_on_change(manifest: PathBuf) -> impl Future<Output = ()> {
     rebuilding(manifest, first, warned)
 }
 
-/// The modules with a build command and the stamps of their sources, when the manifest
-/// reads.
-fn look(manifest: &Path, warned: &mut bool) -> Option<(Vec<Job>, Skip, Vec<Stamps>)> {
+/// The modules with a build command, the stamps of their sources, and the directory
+/// their commands run in; `None` while the manifest does not read.
+type Look = Option<(Vec<Job>, Skip, Vec<Stamps>, PathBuf)>;
+
+fn look(manifest: &Path, warned: &mut bool) -> Look {
     let m = Manifest::from_file(manifest).ok()?;
     let (jobs, skip) = jobs(&m);
     let now = jobs.iter().map(|j| stamps(j, &skip, warned)).collect();
-    Some((jobs, skip, now))
+    Some((jobs, skip, now, manifest_dir(&m)))
 }
 
-async fn rebuilding(
-    manifest: PathBuf,
-    mut state: Option<(Vec<Job>, Skip, Vec<Stamps>)>,
-    mut warned: bool,
-) {
+async fn rebuilding(manifest: PathBuf, mut state: Look, mut warned: bool) {
     loop {
         tokio::time::sleep(POLL).await;
         // The manifest is read again each time: a reload may add modules or change `build`.
-        let Ok(m) = Manifest::from_file(&manifest) else {
+        let Some((jobs, skip, now, dir)) = look(&manifest, &mut warned) else {
             continue;
         };
-        let (jobs, skip) = jobs(&m);
-        let now: Vec<Stamps> = jobs.iter().map(|j| stamps(j, &skip, &mut warned)).collect();
-        let Some((old_jobs, _, seen)) = &state else {
-            state = Some((jobs, skip, now));
+        let Some((old_jobs, _, seen, _)) = &state else {
+            state = Some((jobs, skip, now, dir));
             continue;
         };
         let changed: Vec<usize> = (0..jobs.len())
@@ -87,11 +83,10 @@ async fn rebuilding(
             })
             .collect();
         if changed.is_empty() {
-            state = Some((jobs, skip, now));
+            state = Some((jobs, skip, now, dir));
             continue;
         }
         settle(&jobs, &skip, now, &mut warned).await;
-        let dir = manifest_dir(&m);
         for i in changed {
             let job = &jobs[i];
             tracing::info!(target: "membrane::build", module = %job.name, command = %job.command, "sources changed: building");
@@ -114,7 +109,7 @@ async fn rebuilding(
         }
         // What the builds wrote is not a change of the sources.
         let after: Vec<Stamps> = jobs.iter().map(|j| stamps(j, &skip, &mut warned)).collect();
-        state = Some((jobs, skip, after));
+        state = Some((jobs, skip, after, dir));
     }
 }
 
@@ -192,19 +187,24 @@ fn inferred(dir: &Path, command: &str) -> PathBuf {
 
 /// The modification time and size of every file of `job`'s sources.
 fn stamps(job: &Job, skip: &Skip, warned: &mut bool) -> Stamps {
+    stamps_at_most(job, skip, warned, MAX_FILES)
+}
+
+/// [`stamps`] of at most `max` files; past that it says so, once.
+fn stamps_at_most(job: &Job, skip: &Skip, warned: &mut bool, max: usize) -> Stamps {
     let mut out = Stamps::new();
     for source in &job.sources {
-        walk(source, skip, &mut out);
-        if out.len() >= MAX_FILES && !*warned {
+        walk(source, skip, &mut out, max);
+        if out.len() >= max && !*warned {
             *warned = true;
-            tracing::warn!(target: "membrane::build", module = %job.name, max = MAX_FILES, "the module's sources hold more files than are watched; name fewer with `sources`");
+            tracing::warn!(target: "membrane::build", module = %job.name, max, "the module's sources hold more files than are watched; name fewer with `sources`");
         }
     }
     out
 }
 
-fn walk(path: &Path, skip: &Skip, out: &mut Stamps) {
-    if out.len() >= MAX_FILES || skip.dirs.iter().any(|d| path.starts_with(d)) {
+fn walk(path: &Path, skip: &Skip, out: &mut Stamps, max: usize) {
+    if out.len() >= max || skip.dirs.iter().any(|d| path.starts_with(d)) {
         return;
     }
     let Ok(meta) = std::fs::metadata(path) else {
@@ -233,7 +233,7 @@ fn walk(path: &Path, skip: &Skip, out: &mut Stamps) {
         .collect();
     entries.sort();
     for entry in entries {
-        walk(&entry, skip, out);
+        walk(&entry, skip, out, max);
     }
 }
 
@@ -285,5 +285,13 @@ mod tests {
         };
         let found: Vec<PathBuf> = stamps(&job, &skip, &mut false).into_keys().collect();
         assert_eq!(found, [d.join("Cargo.toml"), d.join("src/lib.rs")]);
+
+        // The limit: no more files than it allows, said once.
+        let mut warned = false;
+        assert_eq!(stamps_at_most(&job, &skip, &mut warned, 1).len(), 1);
+        assert!(warned);
+        let mut warned = false;
+        assert_eq!(stamps_at_most(&job, &skip, &mut warned, 3).len(), 2);
+        assert!(!warned);
     }
 }

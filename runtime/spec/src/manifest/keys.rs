@@ -250,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_are_reported_up_to_the_limit() {
+        let text: String = (0..MAX_UNKNOWN + 5)
+            .map(|i| format!("k{i} = 1\n"))
+            .collect();
+        let problems = from_str::<Doc>(&text).expect_err("problems");
+        // The limit's worth of keys, then the next one as the error that ends the report.
+        assert_eq!(problems.len(), MAX_UNKNOWN + 1);
+        assert!(problems[..MAX_UNKNOWN].iter().all(|p| p.key.is_some()));
+        assert_eq!(problems[MAX_UNKNOWN].key, None);
+    }
+
+    #[test]
     fn other_errors_end_the_report() {
         let text = "c = 1\nt = { q = { b = \"text\" } }\n";
         let problems = from_str::<Doc>(text).expect_err("problems");
