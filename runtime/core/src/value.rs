@@ -225,7 +225,7 @@ pub fn type_name(ty: &Type) -> String {
 }
 
 /// Checks one value against one type; the error says where they differ.
-fn check(val: &Val, ty: &Type) -> std::result::Result<(), String> {
+pub fn check(val: &Val, ty: &Type) -> std::result::Result<(), String> {
     let mismatch = || Err(format!("expected {}, got {}", type_name(ty), val_kind(val)));
     match (ty, val) {
         (Type::Bool, Val::Bool(_))

@@ -61,6 +61,20 @@ pub fn define(
     let mut inst = linker.instance(&link.import).map_err(fail)?;
     match provider {
         Provider::Host(h) => {
+            for f in &link.funcs {
+                if let Some(declared) = h.signature(&f.name)
+                    && !super::signature::matches(declared, &f.params, &f.results)
+                {
+                    return Err(Error::link(format!(
+                        "module `{importer}` imports `{}#{}` as `{}`, but the host declared it as `{declared}`",
+                        link.import,
+                        f.name,
+                        super::signature::render(&f.params, &f.results)
+                    ))
+                    .with_module(importer)
+                    .with_export(format!("{}#{}", link.import, f.name)));
+                }
+            }
             let needed: Vec<String> = link.funcs.iter().map(|f| f.name.clone()).collect();
             h.install(&mut inst, &needed, &link.resources).map_err(|e| {
                 Error::link(format!(

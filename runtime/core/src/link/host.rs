@@ -13,8 +13,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::{
-    ComponentNamedList, Lift, LinkerInstance, Lower, Resource, ResourceType,
+    ComponentNamedList, Lift, LinkerInstance, Lower, Resource, ResourceType, Val,
 };
 
 use super::objects::{HostObjects, MethodParams};
@@ -24,6 +25,10 @@ use crate::instance::HostState;
 
 type Installer =
     Arc<dyn Fn(&mut LinkerInstance<'_, HostState>) -> wasmtime::Result<()> + Send + Sync>;
+
+/// A function with dynamic values ([`HostInterface::func_dynamic`]): gets the function's
+/// type (the importer's), its arguments, and fills its results.
+pub type DynamicFunc = dyn Fn(&ComponentFunc, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
 
 /// A WIT interface implemented by the host application.
 ///
@@ -65,6 +70,9 @@ pub struct HostInterface {
     name: String,
     funcs: Vec<(String, Installer)>,
     resources: Vec<(String, Installer)>,
+    /// The declared signatures of dynamic functions, checked against the importer's types
+    /// when an app links to the interface.
+    signatures: Vec<(String, String)>,
 }
 
 impl fmt::Debug for HostInterface {
@@ -84,6 +92,7 @@ impl HostInterface {
             name: name.into(),
             funcs: Vec::new(),
             resources: Vec::new(),
+            signatures: Vec::new(),
         }
     }
 
@@ -108,8 +117,45 @@ impl HostInterface {
             })
         });
         self.funcs.retain(|(n, _)| n != name);
+        self.signatures.retain(|(n, _)| n != name);
         self.funcs.push((name.to_string(), installer));
         self
+    }
+
+    /// Adds a function whose values are dynamic ([`Val`]), for hosts whose functions are
+    /// not Rust closures of fixed types (the C and Python bindings). `signature` is the
+    /// function's WIT type as `membrane describe` writes types, parameter names optional:
+    /// `func(a: u32, b: u32) -> u32`, `func(string)`, `func() -> list<string>`. An app
+    /// whose module imports the function with another type is refused at load (a `link`
+    /// error naming both); `f` then gets values of exactly that type and must fill every
+    /// result with a value of its type (a wrong one fails the guest's call, never the host).
+    pub fn func_dynamic<F>(self, name: &str, signature: &str, f: F) -> Self
+    where
+        F: Fn(&ComponentFunc, &[Val], &mut [Val]) -> Result<()> + Send + Sync + 'static,
+    {
+        let f: Arc<DynamicFunc> = Arc::new(f);
+        let owned = name.to_string();
+        let what = format!("host function {}#{name}", self.name);
+        let mut this = self.with_func(name, move |inst| {
+            let (f, what) = (f.clone(), what.clone());
+            inst.func_new(&owned, move |_store, ty, params, results| {
+                f(&ty, params, results)
+                    .and_then(|()| super::signature::check_results(&ty, results))
+                    .map_err(|e| wasmtime::Error::new(e.context(&what)))
+            })
+        });
+        this.signatures
+            .push((name.to_string(), super::signature::normalize(signature)));
+        this
+    }
+
+    /// The signature `name` was declared with, if it is a dynamic function
+    /// ([`func_dynamic`](Self::func_dynamic)), normalized.
+    pub fn signature(&self, name: &str) -> Option<&str> {
+        self.signatures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str())
     }
 
     /// Adds a function that can create, reach or take back host objects (the values behind
@@ -193,6 +239,7 @@ impl HostInterface {
         + 'static,
     ) -> Self {
         self.funcs.retain(|(n, _)| n != name);
+        self.signatures.retain(|(n, _)| n != name);
         self.funcs.push((name.to_string(), Arc::new(install)));
         self
     }

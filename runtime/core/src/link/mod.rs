@@ -19,6 +19,7 @@ pub mod objects;
 pub mod planned;
 pub mod session;
 pub mod shapes;
+pub mod signature;
 pub mod trampoline;
 pub mod typecheck;
 
