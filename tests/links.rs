@@ -517,3 +517,100 @@ async fn host_provided_interface() {
     assert_eq!(e.kind(), ErrorKind::Link);
     assert_eq!(e.key(), Some("modules.cli.links.acme:kv/store"));
 }
+
+/// Dynamic host functions (the C and Python hosts' way in): values as `Val`, a declared
+/// signature checked against the importer's at load, results checked at call.
+#[tokio::test]
+async fn dynamic_host_functions() {
+    let map: Arc<Mutex<std::collections::BTreeMap<String, String>>> = Default::default();
+    let (m1, m2, m3) = (map.clone(), map.clone(), map.clone());
+    let kv = |get_sig: &str| {
+        let (m1, m2, m3) = (m1.clone(), m2.clone(), m3.clone());
+        HostInterface::new("acme:kv/store@0.1.0")
+            .func_dynamic("get", get_sig, move |_ty, args, results| {
+                let Val::String(k) = &args[0] else {
+                    unreachable!("the signature was checked at load")
+                };
+                results[0] = Val::Option(
+                    m1.lock()
+                        .unwrap()
+                        .get(k)
+                        .map(|v| Box::new(Val::String(v.clone()))),
+                );
+                Ok(())
+            })
+            .func_dynamic(
+                "set",
+                "func(key: string, value: string) -> result<_, string>",
+                move |ty, args, results| {
+                    assert_eq!(ty.params().len(), 2);
+                    if let [Val::String(k), Val::String(v)] = args {
+                        m2.lock().unwrap().insert(k.clone(), v.clone());
+                    }
+                    results[0] = Val::Result(Ok(None));
+                    Ok(())
+                },
+            )
+            .func_dynamic(
+                "keys",
+                "func() -> list<string>",
+                move |_ty, _args, results| {
+                    let keys = m3
+                        .lock()
+                        .unwrap()
+                        .keys()
+                        .cloned()
+                        .map(Val::String)
+                        .collect();
+                    results[0] = Val::List(keys);
+                    Ok(())
+                },
+            )
+    };
+    let load = |rt: membrane::Runtime| async move {
+        rt.load_spec(AppSpec::new().module(
+            "cli",
+            ModuleSpec::from_file(guests::NEEDS_KV).link("acme:kv/store", "host"),
+        ))
+        .await
+    };
+
+    let rt = runtime();
+    rt.provide(kv("func(string) -> option<string>")).unwrap();
+    let app = load(rt).await.unwrap();
+    assert_eq!(app.run(vec![], false).await.unwrap(), 0);
+    assert_eq!(
+        map.lock().unwrap().get("greeting").map(String::as_str),
+        Some("hi")
+    );
+
+    // A declared signature that is not the importer's is refused at load, naming both.
+    let rt = runtime();
+    rt.provide(kv("func(key: string) -> option<u32>")).unwrap();
+    let e = load(rt)
+        .await
+        .err()
+        .expect("a wrong signature must be refused");
+    assert_eq!(e.kind(), ErrorKind::Link, "{e}");
+    assert_eq!(e.module(), Some("cli"));
+    assert_eq!(e.export(), Some("acme:kv/store@0.1.0#get"));
+    let text = e.to_string();
+    assert!(text.contains("func(string) -> option<string>"), "{text}");
+    assert!(text.contains("option<u32>"), "{text}");
+
+    // A function that fills a result with a value of the wrong type fails the guest's
+    // call (the command exits non-zero), not the host.
+    let rt = runtime();
+    rt.provide(kv("func(string) -> option<string>").func_dynamic(
+        "get",
+        "func(string) -> option<string>",
+        |_ty, _args, results| {
+            results[0] = Val::U32(7);
+            Ok(())
+        },
+    ))
+    .unwrap();
+    let app = load(rt).await.unwrap();
+    let r = app.run(vec![], false).await;
+    assert!(!matches!(r, Ok(0)), "{r:?}");
+}
