@@ -1,0 +1,86 @@
+"""Membrane for Python: run WebAssembly components as isolated modules, each with only the
+capabilities it was granted and its own limits, and call them from Python.
+
+    import membrane
+
+    app = membrane.Runtime().load("membrane.toml")
+    app.call("api", "acme:notes/api#add", "x")          # from any thread
+    await app.call_async("api", "acme:notes/api#add", "x")  # from asyncio
+
+Values map to WIT values by the export's types (:mod:`membrane.values`); failures raise a
+subclass of :class:`membrane.Error` per kind (:mod:`membrane.errors`); host interfaces are
+written in Python with :class:`HostInterface` and ``Runtime.provide``; apps can be declared
+in code with :class:`AppSpec` and :class:`ModuleSpec`.
+"""
+
+from ._app import App, Runtime
+from .errors import (
+    BY_KIND,
+    Conflict,
+    Crashed,
+    Denied,
+    DiskQuota,
+    Error,
+    Exit,
+    FilesLimit,
+    HostcallLimit,
+    HostPanic,
+    Integrity,
+    InvalidArgs,
+    InvalidComponent,
+    Io,
+    Link,
+    Manifest,
+    MemoryLimit,
+    NotFound,
+    OutOfFuel,
+    Overloaded,
+    ResultError,
+    StackOverflow,
+    TableLimit,
+    Timeout,
+    Trap,
+    Unavailable,
+)
+from .host import HostInterface
+from .spec import AppSpec, Dir, ModuleSpec
+from .values import Err, Ok, Some, Variant
+
+__all__ = [
+    "Runtime",
+    "App",
+    "AppSpec",
+    "ModuleSpec",
+    "Dir",
+    "HostInterface",
+    "Some",
+    "Ok",
+    "Err",
+    "Variant",
+    "Error",
+    "ResultError",
+    "BY_KIND",
+    "Manifest",
+    "Link",
+    "Denied",
+    "NotFound",
+    "Timeout",
+    "OutOfFuel",
+    "MemoryLimit",
+    "StackOverflow",
+    "HostcallLimit",
+    "TableLimit",
+    "FilesLimit",
+    "DiskQuota",
+    "Trap",
+    "Overloaded",
+    "Unavailable",
+    "Io",
+    "InvalidComponent",
+    "InvalidArgs",
+    "Exit",
+    "Conflict",
+    "HostPanic",
+    "Crashed",
+    "Integrity",
+]
