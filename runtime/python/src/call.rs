@@ -21,7 +21,7 @@ pub fn args(module: &str, func: &Function, args: &Bound<'_, PyTuple>) -> Result<
             "{} takes {} argument(s) ({}), {} given",
             func.name(),
             func.params().len(),
-            signature(func),
+            params(func),
             args.len()
         )));
     }
@@ -86,14 +86,19 @@ pub fn outcome<'py>(
     }
 }
 
-/// `func(a: u32, b: string) -> string`.
-pub fn signature(func: &Function) -> String {
+/// `a: u32, b: string`.
+fn params(func: &Function) -> String {
     let params: Vec<String> = func
         .params()
         .iter()
         .map(|(n, t)| format!("{n}: {}", type_name(t)))
         .collect();
-    let mut text = format!("func({})", params.join(", "));
+    params.join(", ")
+}
+
+/// `func(a: u32, b: string) -> string`.
+pub fn signature(func: &Function) -> String {
+    let mut text = format!("func({})", params(func));
     match func.results() {
         [] => {}
         [t] => text.push_str(&format!(" -> {}", type_name(t))),

@@ -1,0 +1,42 @@
+"""Type hints of the native module (runtime/python/src). Use it through ``membrane``."""
+
+import asyncio
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+#: The stable name of every error kind (``membrane::ErrorKind::as_str``).
+KINDS: List[str]
+
+class Runtime:
+    def __init__(
+        self,
+        cache_dir: Optional[str] = None,
+        *,
+        fuel: bool = False,
+        instance_slots: Optional[int] = None,
+        max_wasm_stack: Optional[int] = None,
+        metrics: bool = True,
+    ) -> None: ...
+    def load(self, manifest: str) -> App: ...
+    def load_spec(self, spec: Dict[str, Any]) -> App: ...
+    def provide(
+        self, name: str, funcs: Sequence[Tuple[str, str, Callable[..., Any]]]
+    ) -> None: ...
+
+class App:
+    def call(self, module: str, export: str, *args: Any) -> Any: ...
+    def start_call(
+        self,
+        module: str,
+        export: str,
+        args: Tuple[Any, ...],
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Any]",
+    ) -> Call: ...
+    def run(self, args: List[str] = ...) -> int: ...
+    def modules(self) -> List[str]: ...
+    def signature(self, module: str, export: str) -> str: ...
+    def export_name(self, module: str, export: str) -> str: ...
+
+class Call:
+    def cancel(self) -> None: ...
+    def done(self) -> bool: ...
