@@ -22,9 +22,17 @@ mod spec;
 
 use pyo3::prelude::*;
 
+/// The compile cache of the user's account (`$MEMBRANE_CACHE_DIR`, else `$XDG_CACHE_HOME/membrane`, else
+/// `~/.cache/membrane`), as the `membrane` command uses it; `None` without a home.
+#[pyfunction]
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    membrane::default_cache_dir()
+}
+
 /// Membrane's native module; use it through the `membrane` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(default_cache_dir, m)?)?;
     m.add_class::<runtime::Runtime>()?;
     m.add_class::<app::App>()?;
     m.add_class::<asyncio::Call>()?;

@@ -13,7 +13,7 @@ written in Python with :class:`HostInterface` and ``Runtime.provide``; apps can 
 in code with :class:`AppSpec` and :class:`ModuleSpec`.
 """
 
-from ._app import App, Runtime
+from ._app import App, Runtime, default_cache_dir
 from .errors import (
     BY_KIND,
     Conflict,
@@ -49,6 +49,7 @@ from .values import Err, Ok, Some, Variant
 __all__ = [
     "Runtime",
     "App",
+    "default_cache_dir",
     "AppSpec",
     "ModuleSpec",
     "Dir",

@@ -10,9 +10,18 @@ from . import _native
 from .host import HostInterface
 from .spec import AppSpec
 
-__all__ = ["Runtime", "App"]
+__all__ = ["Runtime", "App", "default_cache_dir"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def default_cache_dir() -> Optional[str]:
+    """The compile cache of the user's account (``$MEMBRANE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/membrane``, else
+    ``~/.cache/membrane``), which the ``membrane`` command uses too: pass it as
+    ``Runtime(cache_dir=...)`` so that later runs start without compiling."""
+    path = _native.default_cache_dir()
+    return None if path is None else os.fspath(path)
 
 
 class Runtime:

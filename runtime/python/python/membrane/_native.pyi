@@ -6,6 +6,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 #: The stable name of every error kind (``membrane::ErrorKind::as_str``).
 KINDS: List[str]
 
+def default_cache_dir() -> Optional[str]: ...
+
 class Runtime:
     def __init__(
         self,
