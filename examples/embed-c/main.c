@@ -41,7 +41,8 @@ static int call(const membrane_app_t *app, const char *func, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    const char *plugin = argc > 1 ? argv[1] : "guests/target/wasm32-wasip2/release/plugin_rust.wasm";
+    const char *plugin =
+        argc > 1 ? argv[1] : "guests/target/wasm32-wasip2/release/plugin_rust.wasm";
     /* The input as a WAVE string (no quotes or backslashes in it, for brevity). */
     char input[256];
     snprintf(input, sizeof input, "\"%s\"", argc > 2 ? argv[2] : "hello world");

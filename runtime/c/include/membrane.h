@@ -39,9 +39,9 @@
  *   one thread at a time. membrane_error_t is immutable and may be read from any thread.
  * - Loads, runs, upgrades and reloads block the calling thread; the runtime runs their
  *   background work on its own worker threads (2 by default).
- * - Host functions are called on the thread of the call that reached them, possibly on
+ * - Host functions run on the thread running the guest that called them, possibly on
  *   several threads at once. A host function must not call into the library except the
- *   membrane_host_call_* functions.
+ *   membrane_host_call_* functions (and must not free handles).
  */
 #ifndef MEMBRANE_H
 #define MEMBRANE_H
@@ -81,12 +81,14 @@ typedef struct membrane_host_call membrane_host_call_t;
  * A host function: gets the `userdata` given to membrane_interface_func and the call, reads
  * the arguments and sets the result with the membrane_host_call_* functions, and returns
  * true on success. Returning false fails the guest's call (membrane_host_call_set_error
- * says why). Called on the calling thread of the guest's call, possibly on several threads
- * at once.
+ * says why). Called on the thread running the guest (the thread that called
+ * membrane_app_call, or one of the runtime's), possibly on several threads at once: it and
+ * its userdata must be thread-safe. It should not block: the module's timeout does not
+ * interrupt it.
  */
 typedef bool (*membrane_host_fn_t)(void *userdata, membrane_host_call_t *call);
 
-/** Frees a host function's userdata once the library no longer needs it. */
+/** Frees a host function's userdata once the library no longer needs it (on any thread). */
 typedef void (*membrane_free_fn_t)(void *userdata);
 
 /* ---- Library ------------------------------------------------------------------------- */
@@ -202,7 +204,10 @@ bool membrane_runtime_provide(membrane_runtime_t *runtime,
                               const membrane_interface_t *iface,
                               membrane_error_t **error);
 
-/** Frees a runtime handle. Apps loaded from it keep working until they are freed. NULL does nothing. */
+/**
+ * Frees a runtime handle; apps loaded from it keep working until they are freed. NULL does
+ * nothing.
+ */
 void membrane_runtime_free(membrane_runtime_t *runtime);
 
 /* ---- Apps declared in code ----------------------------------------------------------- */
@@ -230,7 +235,10 @@ bool membrane_spec_memory(membrane_spec_t *spec, const char *module, uint64_t by
 bool membrane_spec_timeout_ms(membrane_spec_t *spec, const char *module, uint64_t milliseconds,
                               membrane_error_t **error);
 
-/** Gives every call of the module `fuel` units of fuel ("out-of-fuel"; needs membrane_config_fuel). */
+/**
+ * Gives every call of the module `fuel` units of fuel; past it the call fails ("out-of-fuel").
+ * The runtime needs fuel metering (membrane_config_fuel).
+ */
 bool membrane_spec_fuel(membrane_spec_t *spec, const char *module, uint64_t fuel,
                         membrane_error_t **error);
 
@@ -290,9 +298,9 @@ membrane_app_t *membrane_runtime_load_spec(membrane_runtime_t *runtime,
  * thread under the module's limits; a failed call (a trap, a limit, a timeout) discards
  * that instance and the next call gets a fresh one. `args` may be NULL when `nargs` is 0.
  */
-bool membrane_app_call(const membrane_app_t *app, const char *module, const char *export_name,
-                       const char *const *args, size_t nargs, char **result,
-                       membrane_error_t **error);
+bool membrane_app_call(const membrane_app_t *app, const char *module,
+                       const char *export_name, const char *const *args, size_t nargs,
+                       char **result, membrane_error_t **error);
 
 /**
  * membrane_app_call with values in the binary value form: the component model's value
@@ -309,16 +317,17 @@ bool membrane_app_call(const membrane_app_t *app, const char *module, const char
  * little-endian bit vector of ceil(n / 8) bytes. Resources cannot be passed.
  * membrane_app_signature gives the types.
  */
-bool membrane_app_call_binary(const membrane_app_t *app, const char *module, const char *export_name,
-                              const uint8_t *args, size_t args_len, uint8_t **results,
-                              size_t *results_len, membrane_error_t **error);
+bool membrane_app_call_binary(const membrane_app_t *app, const char *module,
+                              const char *export_name, const uint8_t *args, size_t args_len,
+                              uint8_t **results, size_t *results_len, membrane_error_t **error);
 
 /**
  * The WIT type of `export_name`, its types written out ("func(p: record { x: s32, y: s32 })
  * -> u64", as membrane_interface_func takes signatures), to free with membrane_string_free.
  */
-bool membrane_app_signature(const membrane_app_t *app, const char *module, const char *export_name,
-                            char **signature, membrane_error_t **error);
+bool membrane_app_signature(const membrane_app_t *app, const char *module,
+                            const char *export_name, char **signature,
+                            membrane_error_t **error);
 
 /**
  * Runs the entry module's `wasi:cli/run` with `args` (after argv[0], which is the module

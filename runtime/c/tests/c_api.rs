@@ -71,9 +71,14 @@ fn tmp_dir() -> PathBuf {
     dir
 }
 
-/// The compiled-code cache the programs share: the first run compiles the guests.
+/// The compiled-code cache of the workspace's tests (tests/common/mod.rs), which the
+/// programs share with them: entries are keyed by the component's hash in a directory per
+/// engine configuration, so sharing is safe, and a guest is compiled once.
 fn cache_dir() -> String {
-    tmp_dir().join("cache").to_string_lossy().into_owned()
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("membrane-cache")
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Compiles `source` (relative to the crate) into `name`, under AddressSanitizer unless

@@ -196,8 +196,9 @@ static membrane_interface_t *kv_interface(store_t *s, membrane_host_fn_t get,
     OK((iface = membrane_interface_new(KV, error_out)) != NULL);
     s->refs = 3;
     OK(membrane_interface_func(iface, "get", get_signature, get, s, store_release, error_out));
-    OK(membrane_interface_func(iface, "set", "func(key: string, value: string) -> result<_, string>",
-                               kv_set, s, store_release, error_out));
+    OK(membrane_interface_func(iface, "set",
+                               "func(key: string, value: string) -> result<_, string>", kv_set,
+                               s, store_release, error_out));
     OK(membrane_interface_func(iface, "keys", "func() -> list<string>", kv_keys, s, store_release,
                                error_out));
     return iface;
@@ -243,7 +244,8 @@ int main(int argc, char **argv) {
     membrane_runtime_t *rt = test_runtime(argv[4]);
 
     store_t *store = store_new();
-    membrane_interface_t *iface = kv_interface(store, kv_get, "func(key: string) -> option<string>");
+    membrane_interface_t *iface =
+        kv_interface(store, kv_get, "func(key: string) -> option<string>");
     OK(membrane_runtime_provide(rt, iface, error_out));
     membrane_interface_free(iface);
 
