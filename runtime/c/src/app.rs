@@ -12,10 +12,11 @@ use membrane_core::wire::value::{NoHandles, decode_all, encode_all};
 
 use crate::error::MembraneError;
 use crate::ffi::{
-    bytes_arg, guard, guard_plain, out, owned_bytes, owned_string, path_arg, str_arg, str_array,
+    bytes_arg, guard, guard_plain, live, out, owned_bytes, owned_string, path_arg, str_arg,
+    str_array,
 };
 use crate::host::DECODE_BUDGET;
-use crate::runtime::{MembraneRuntime, Shared, drop_shared, live};
+use crate::runtime::{MembraneRuntime, Shared, drop_shared};
 use crate::spec::MembraneSpec;
 
 /// A loaded app (`membrane_app_t`); it keeps its runtime alive.

@@ -140,6 +140,24 @@ pub unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a 
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
+/// Reads a live object behind a pointer, or fails with `invalid-args`.
+///
+/// # Safety
+/// `p` is NULL or points to a live `T`.
+pub unsafe fn live<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
+    // SAFETY: NULL or live, by the caller's contract.
+    unsafe { p.as_ref() }.ok_or_else(|| invalid(format!("`{what}` is NULL")))
+}
+
+/// [`live`] for a mutable object.
+///
+/// # Safety
+/// `p` is NULL or points to a live `T` that nothing else uses meanwhile.
+pub unsafe fn live_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
+    // SAFETY: NULL or live and unshared, by the caller's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("`{what}` is NULL")))
+}
+
 /// Checks an out-parameter is not NULL.
 pub fn out<T>(p: *mut T, what: &str) -> Result<()> {
     if p.is_null() {

@@ -11,8 +11,7 @@ use membrane_core::wire::value::{NoHandles, decode_all, encode_all};
 use wasmtime::component::types::ComponentFunc;
 
 use crate::error::MembraneError;
-use crate::ffi::{bytes_arg, c_string, guard, guard_plain, invalid, panicked, str_arg};
-use crate::runtime::live_mut;
+use crate::ffi::{bytes_arg, c_string, guard, guard_plain, invalid, live_mut, panicked, str_arg};
 
 /// A host function implemented in C: `userdata` and the call's arguments and results.
 /// Returns whether it succeeded.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use membrane::{Config, Error, ErrorKind, Result};
 
 use crate::error::MembraneError;
-use crate::ffi::{guard, guard_plain, invalid, path_arg};
+use crate::ffi::{guard, guard_plain, invalid, live, live_mut, path_arg};
 use crate::host::MembraneInterface;
 
 /// Settings of a runtime (`membrane_config_t`).
@@ -41,24 +41,6 @@ impl Shared {
         }
         Ok(self.tokio.block_on(f))
     }
-}
-
-/// Reads a live object behind a pointer, or fails with `invalid-args`.
-///
-/// # Safety
-/// `p` is NULL or points to a live `T`.
-pub unsafe fn live<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
-    // SAFETY: NULL or live, by the caller's contract.
-    unsafe { p.as_ref() }.ok_or_else(|| invalid(format!("`{what}` is NULL")))
-}
-
-/// [`live`] for a mutable object.
-///
-/// # Safety
-/// `p` is NULL or points to a live `T` that nothing else uses meanwhile.
-pub unsafe fn live_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
-    // SAFETY: NULL or live and unshared, by the caller's contract.
-    unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("`{what}` is NULL")))
 }
 
 /// New settings with the defaults (see the header).

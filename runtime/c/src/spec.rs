@@ -9,8 +9,7 @@ use std::time::Duration;
 use membrane::{AppSpec, DirMode, Error, ModuleSpec, Result};
 
 use crate::error::MembraneError;
-use crate::ffi::{guard, guard_plain, path_arg, str_arg};
-use crate::runtime::live_mut;
+use crate::ffi::{guard, guard_plain, live_mut, path_arg, str_arg};
 
 /// An app declared in code (`membrane_spec_t`).
 #[derive(Default)]

@@ -212,6 +212,19 @@ static void status(const membrane_app_t *app) {
 int main(int argc, char **argv) {
     CHECK(argc == 3);
     CHECK(contains(membrane_version(), "."));
+    /* The defaults (1000 instance slots, no cache), and settings refused. */
+    membrane_runtime_t *plain = NULL;
+    OK((plain = membrane_runtime_new(NULL, error_out)) != NULL);
+    membrane_runtime_free(plain);
+    membrane_config_t *config = membrane_config_new();
+    membrane_error_t *bad = NULL;
+    CHECK(!membrane_config_worker_threads(config, 0, &bad));
+    EXPECT_ERROR(bad, "invalid-args", NULL, NULL);
+    bad = NULL;
+    CHECK(!membrane_config_cache_dir(config, NULL, &bad));
+    EXPECT_ERROR(bad, "invalid-args", NULL, NULL);
+    membrane_config_free(config);
+
     membrane_runtime_t *rt = test_runtime(argv[2]);
 
     membrane_spec_t *spec = membrane_spec_new();
