@@ -24,8 +24,9 @@
  *   and are freed with membrane_string_free, byte buffers with membrane_bytes_free.
  *   Strings returned as `const char *` are borrowed: they live as long as the object they
  *   came from (say so at each function) and are never freed by the caller. Functions never
- *   take ownership of their arguments: free what you made, in any order (an app keeps its
- *   runtime alive after membrane_runtime_free).
+ *   take ownership of their arguments (but for the userdata of membrane_interface_func):
+ *   free what you made, in any order (an app keeps its runtime alive after
+ *   membrane_runtime_free).
  * - Strings passed in are NUL-terminated UTF-8; a NULL pointer or a string that is not
  *   UTF-8 is an error of kind "invalid-args". Paths may be any bytes but NUL.
  * - No failure inside the library crosses into C as a crash or an unwinding: it is an
