@@ -154,3 +154,20 @@ def test_provide_checks_callables() -> None:
         rt.provide("acme:kv/store@0.1.0", {"get": ("func(key: string) -> option<string>", 42)})  # type: ignore[dict-item]
     with pytest.raises(membrane.Link):
         rt.provide("not a name", {})
+
+
+def test_host_functions_under_asyncio(calc: tuple) -> None:
+    import asyncio
+
+    app, _ = calc
+
+    async def main() -> None:
+        # The guests run on the runtime's worker threads, which take the GIL for each host
+        # call while the event loop runs.
+        sums = await asyncio.gather(*(app.call_async("calc", f"{CALC}#loop-add", n) for n in range(1, 21)))
+        assert sums == [sum(range(1, n + 1)) for n in range(1, 21)]
+        with pytest.raises(membrane.HostPanic) as e:
+            await app.call_async("calc", f"{CALC}#add", 666, 0)
+        assert isinstance(e.value.__cause__, ValueError)
+
+    asyncio.run(main())
