@@ -20,7 +20,7 @@ def kv_interface(data: Dict[str, str], get_signature: str = "func(key: string) -
     def get(key: str) -> Optional[str]:
         return data.get(key)
 
-    @kv.func("func(key: string, value: string) -> result<_, string>", name="set")
+    @kv.func("func(key: string, value: string) -> result<_, string>")
     def set_(key: str, value: str) -> None:
         data[key] = value
 

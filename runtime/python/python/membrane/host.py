@@ -37,8 +37,9 @@ class HostInterface:
         kv.add("keys", "func() -> list<string>", lambda: sorted(data))
         runtime.provide(kv)
 
-    A function's WIT name is ``name`` when given, else the Python name with ``_`` turned
-    into ``-`` (``line_count`` is ``line-count``).
+    A function's WIT name is ``name`` when given, else the Python name without leading and
+    trailing ``_`` and with ``_`` turned into ``-`` (``line_count`` is ``line-count``,
+    ``set_`` is ``set``).
     """
 
     def __init__(self, name: str) -> None:
@@ -56,7 +57,7 @@ class HostInterface:
         """Decorator form of :meth:`add`."""
 
         def register(function: F) -> F:
-            self.add(name or function.__name__.replace("_", "-"), signature, function)
+            self.add(name or function.__name__.strip("_").replace("_", "-"), signature, function)
             return function
 
         return register
