@@ -230,8 +230,7 @@ fn string(obj: &Bound<'_, PyAny>, ty: &Type) -> Result<String, Unfit> {
     if !obj.is_instance_of::<PyString>() {
         return Err(expected("a str", ty, obj));
     }
-    obj.extract::<String>()
-        .map_err(|e| format!(": {}", py_text(e)))
+    obj.extract::<String>().map_err(py_text)
 }
 
 /// The bytes of a `bytes`, `bytearray` or `memoryview`; `None` for anything else.
@@ -247,7 +246,7 @@ fn bytes_of(obj: &Bound<'_, PyAny>) -> Result<Option<Vec<u8>>, Unfit> {
             .py()
             .get_type::<PyBytes>()
             .call1((obj,))
-            .map_err(|e| format!(": {}", py_text(e)))?;
+            .map_err(py_text)?;
         let b = b.cast::<PyBytes>().map_err(|e| format!(": {e}"))?;
         return Ok(Some(b.as_bytes().to_vec()));
     }
@@ -263,8 +262,7 @@ fn items<'py>(obj: &Bound<'py, PyAny>, ty: &Type) -> Result<Vec<Bound<'py, PyAny
         return Err(expected("a list", ty, obj));
     }
     let iter = obj.try_iter().map_err(|_| expected("a list", ty, obj))?;
-    iter.map(|item| item.map_err(|e| format!(": {}", py_text(e))))
-        .collect()
+    iter.map(|item| item.map_err(py_text)).collect()
 }
 
 fn record(
@@ -352,8 +350,7 @@ fn name_of(obj: &Bound<'_, PyAny>, ty: &Type) -> Result<String, Unfit> {
     if !obj.is_instance_of::<PyString>() {
         return Err(expected("a str", ty, obj));
     }
-    obj.extract::<String>()
-        .map_err(|e| format!(": {}", py_text(e)))
+    obj.extract::<String>().map_err(py_text)
 }
 
 fn expected(what: &str, ty: &Type, obj: &Bound<'_, PyAny>) -> Unfit {
@@ -381,10 +378,15 @@ fn repr(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// A Python error met while reading the value (an iterator that raised, a failed
+/// attribute), as an [`Unfit`] at this place.
 fn py_text(e: PyErr) -> Unfit {
     Python::attach(|py| {
         let value = e.value(py);
-        value.str().map(|s| s.to_string()).unwrap_or_default()
+        format!(
+            ": {}",
+            value.str().map(|s| s.to_string()).unwrap_or_default()
+        )
     })
 }
 
