@@ -5,6 +5,8 @@
 #   nats-server   the remote placement tests start real NATS servers (tests/remote/)
 #   openssl, curl the TLS tests make certificates and speak HTTPS (tests/serve/tls.rs)
 #   docker-registry  the OCI tests push to and pull from a real registry (tests/oci/)
+#   gcc           the C API's tests compile C programs with AddressSanitizer (runtime/c/tests)
+#   python3-venv  the Python package's tests run pytest in a venv (runtime/python/tests)
 #
 #   scripts/test-deps.sh            # as root on Debian/Ubuntu (CI); elsewhere it does nothing
 #
@@ -14,7 +16,7 @@
 # it to PACKAGES.
 set -euo pipefail
 
-PACKAGES=(chromium nats-server openssl curl docker-registry)
+PACKAGES=(chromium nats-server openssl curl docker-registry gcc python3-venv)
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
