@@ -59,6 +59,28 @@ impl Echo for Types {
         c.to_ascii_uppercase()
     }
     fn nothing() {}
+    fn mirror_shape(s: Shape) -> Shape {
+        match s {
+            Shape::Rect((w, h)) => Shape::Rect((h, w)),
+            other => other,
+        }
+    }
+    fn invert(b: bool) -> bool {
+        !b
+    }
+    fn maybe(x: Option<Option<u32>>) -> Option<Option<u32>> {
+        x.map(|inner| inner.map(|n| n.wrapping_add(1)))
+    }
+    fn nested(r: Result<Result<u32, String>, String>) -> Result<Result<u32, String>, String> {
+        match r {
+            Ok(Ok(n)) => Ok(Ok(n.wrapping_mul(2))),
+            Ok(Err(e)) => Ok(Err(e.to_uppercase())),
+            Err(e) => Err(format!("{e}!")),
+        }
+    }
+    fn bytes(b: Vec<u8>) -> Vec<u8> {
+        b.into_iter().rev().collect()
+    }
 }
 
 export!(Types);
