@@ -101,6 +101,7 @@ pub use limits::MAX_TABLE_ELEMENTS;
 pub use limits::files::{open_files_limit, raise_open_files_limit};
 pub use limits::output::MAX_LOG_LINES;
 pub use link::LinkInfo;
+pub use link::dynamic::DynamicObjects;
 pub use link::host::HostInterface;
 pub use link::objects::{HostObjects, MAX_PROXIES, MethodParams};
 pub use load::LoadProgress;

@@ -5,7 +5,7 @@
 //! trap that would cost the instance.
 
 use wasmtime::component::types::Type;
-use wasmtime::component::{ComponentExportIndex, Val};
+use wasmtime::component::{ComponentExportIndex, ResourceType, Val};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -166,6 +166,14 @@ pub fn wave_example(ty: &Type) -> String {
 
 /// A short WIT-like name of a type, for messages.
 pub fn type_name(ty: &Type) -> String {
+    type_name_with(ty, &|_| None)
+}
+
+/// [`type_name`], with the resources `resource` knows by name: `document` for an
+/// `own<document>` and `borrow<document>` for a borrow, as WIT writes them; the others stay
+/// `own<resource>` and `borrow<resource>`.
+pub fn type_name_with(ty: &Type, resource: &dyn Fn(&ResourceType) -> Option<String>) -> String {
+    let name = |t: &Type| type_name_with(t, resource);
     match ty {
         Type::Bool => "bool".into(),
         Type::S8 => "s8".into(),
@@ -180,43 +188,45 @@ pub fn type_name(ty: &Type) -> String {
         Type::Float64 => "f64".into(),
         Type::Char => "char".into(),
         Type::String => "string".into(),
-        Type::List(l) => format!("list<{}>", type_name(&l.ty())),
+        Type::List(l) => format!("list<{}>", name(&l.ty())),
         Type::Record(r) => {
             let f: Vec<String> = r
                 .fields()
-                .map(|f| format!("{}: {}", f.name, type_name(&f.ty)))
+                .map(|f| format!("{}: {}", f.name, name(&f.ty)))
                 .collect();
             format!("record {{ {} }}", f.join(", "))
         }
         Type::Tuple(t) => {
-            let f: Vec<String> = t.types().map(|t| type_name(&t)).collect();
+            let f: Vec<String> = t.types().map(|t| name(&t)).collect();
             format!("tuple<{}>", f.join(", "))
         }
         Type::Variant(v) => {
             let c: Vec<String> = v
                 .cases()
                 .map(|c| match c.ty {
-                    Some(t) => format!("{}({})", c.name, type_name(&t)),
+                    Some(t) => format!("{}({})", c.name, name(&t)),
                     None => c.name.to_string(),
                 })
                 .collect();
             format!("variant {{ {} }}", c.join(", "))
         }
         Type::Enum(e) => format!("enum {{ {} }}", e.names().collect::<Vec<_>>().join(", ")),
-        Type::Option(o) => format!("option<{}>", type_name(&o.ty())),
+        Type::Option(o) => format!("option<{}>", name(&o.ty())),
         Type::Result(r) => {
-            let part = |t: Option<Type>| t.map(|t| type_name(&t)).unwrap_or_else(|| "_".into());
+            let part = |t: Option<Type>| t.map(|t| name(&t)).unwrap_or_else(|| "_".into());
             format!("result<{}, {}>", part(r.ok()), part(r.err()))
         }
         Type::Flags(f) => format!("flags {{ {} }}", f.names().collect::<Vec<_>>().join(", ")),
-        Type::Own(_) => "own<resource>".into(),
-        Type::Borrow(_) => "borrow<resource>".into(),
+        Type::Own(r) => resource(r).unwrap_or_else(|| "own<resource>".into()),
+        Type::Borrow(r) => {
+            resource(r).map_or_else(|| "borrow<resource>".into(), |n| format!("borrow<{n}>"))
+        }
         Type::Stream(t) => match t.ty() {
-            Some(t) => format!("stream<{}>", type_name(&t)),
+            Some(t) => format!("stream<{}>", name(&t)),
             None => "stream".into(),
         },
         Type::Future(t) => match t.ty() {
-            Some(t) => format!("future<{}>", type_name(&t)),
+            Some(t) => format!("future<{}>", name(&t)),
             None => "future".into(),
         },
         Type::ErrorContext => "error-context".into(),

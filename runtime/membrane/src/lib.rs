@@ -51,8 +51,8 @@
 pub use membrane_core::boundary::{Boundaries, Boundary};
 pub use membrane_core::{
     AdminSpec, App, AppSpec, BucketAccess, BucketSpec, ComponentFetcher, ComponentSource, Config,
-    ConfigValue, DirGrant, DirMode, Error, ErrorKind, FetchRequest, Fetched, Function,
-    GenerationState, GrantChange, Grants, Health, HostInterface, HostObjects, HttpSpec,
+    ConfigValue, DirGrant, DirMode, DynamicObjects, Error, ErrorKind, FetchRequest, Fetched,
+    Function, GenerationState, GrantChange, Grants, Health, HostInterface, HostObjects, HttpSpec,
     KeyValueSpec, KvBackend, LastUpgrade, Lifecycle, Limits, LinkInfo, LoadProgress, Location,
     MAX_LINE, MAX_LOG_LINES, MAX_PROXIES, MAX_TABLE_ELEMENTS, Manifest, MethodParams, ModuleSpec,
     ModuleStatus, NatsSpec, OciRef, OutputRoute, Placement, ReloadReport, Resource, RestartPolicy,

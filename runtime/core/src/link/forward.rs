@@ -36,9 +36,15 @@ pub enum Provider {
     Host(Arc<HostInterface>),
 }
 
-/// Every proxy resource type gets its own id, so that handles of one resource can never be
-/// passed where another is expected.
+/// Every proxy resource type, and every dynamic host resource (`dynamic.rs`), gets its own
+/// id, so that handles of one resource can never be passed where another is expected.
 static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(1);
+
+/// A resource type id no other proxy or dynamic host resource has, for
+/// `ResourceType::host_dynamic`.
+pub fn new_resource_type() -> u32 {
+    NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Defines `link`'s functions (and resources) in one of the importer's linkers. A link with
 /// resources keeps its session in link slot `slot` of each importer instance.
@@ -63,13 +69,13 @@ pub fn define(
         Provider::Host(h) => {
             for f in &link.funcs {
                 if let Some(declared) = h.signature(&f.name)
-                    && !super::signature::matches(declared, &f.params, &f.results)
+                    && !super::signature::matches(declared, &f.params, &f.results, &f.resources)
                 {
                     return Err(Error::link(format!(
                         "module `{importer}` imports `{}#{}` as `{}`, but the host declared it as `{declared}`",
                         link.import,
                         f.name,
-                        super::signature::render(&f.params, &f.results)
+                        super::signature::render(&f.params, &f.results, &f.resources)
                     ))
                     .with_module(importer)
                     .with_export(format!("{}#{}", link.import, f.name)));
@@ -144,7 +150,7 @@ pub fn define(
         Provider::Module(p) => {
             let mut ids = HashMap::new();
             for name in &link.resources {
-                let id = NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed);
+                let id = new_resource_type();
                 ids.insert(name.clone(), id);
                 let ty = ResourceType::host_dynamic(id);
                 match flavour {

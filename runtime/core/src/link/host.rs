@@ -8,7 +8,9 @@
 //! Resources: an interface can implement WIT resources with Rust types ([`HostInterface::
 //! resource`], [`constructor`](HostInterface::constructor), [`method`](HostInterface::method)
 //! and [`func_with`](HostInterface::func_with) for functions that take or return handles).
-//! The values live with the calling instance (see `objects.rs`).
+//! The values live with the calling instance (see `objects.rs`). Hosts whose values are not
+//! Rust types declare dynamic resources instead ([`HostInterface::resource_dynamic`] and
+//! [`func_dynamic_with`](HostInterface::func_dynamic_with); see `dynamic.rs`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,17 +20,28 @@ use wasmtime::component::{
     ComponentNamedList, Lift, LinkerInstance, Lower, Resource, ResourceType, Val,
 };
 
+use super::dynamic::{DynamicObjects, DynamicResources};
 use super::objects::{HostObjects, MethodParams};
 use super::session::links;
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::HostState;
 
-type Installer =
-    Arc<dyn Fn(&mut LinkerInstance<'_, HostState>) -> wasmtime::Result<()> + Send + Sync>;
+/// Defines one function or resource in an importer's linker instance; gets the interface's
+/// dynamic resources.
+type Installer = Arc<
+    dyn Fn(&mut LinkerInstance<'_, HostState>, &Arc<DynamicResources>) -> wasmtime::Result<()>
+        + Send
+        + Sync,
+>;
 
 /// A function with dynamic values ([`HostInterface::func_dynamic`]): gets the function's
 /// type (the importer's), its arguments, and fills its results.
 pub type DynamicFunc = dyn Fn(&ComponentFunc, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
+
+/// A function with dynamic values that reaches host objects
+/// ([`HostInterface::func_dynamic_with`]).
+pub type DynamicFuncWith =
+    dyn Fn(&mut DynamicObjects<'_>, &ComponentFunc, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
 
 /// A WIT interface implemented by the host application.
 ///
@@ -73,6 +86,9 @@ pub struct HostInterface {
     /// The declared signatures of dynamic functions, checked against the importer's types
     /// when an app links to the interface.
     signatures: Vec<(String, String)>,
+    /// Dynamic resources ([`resource_dynamic`](Self::resource_dynamic)): name and resource
+    /// type id.
+    dynamic: Vec<(String, u32)>,
 }
 
 impl fmt::Debug for HostInterface {
@@ -93,6 +109,7 @@ impl HostInterface {
             funcs: Vec::new(),
             resources: Vec::new(),
             signatures: Vec::new(),
+            dynamic: Vec::new(),
         }
     }
 
@@ -109,7 +126,7 @@ impl HostInterface {
         let f = Arc::new(f);
         let owned = name.to_string();
         let iface = self.name.clone();
-        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>| {
+        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>, _| {
             let f = f.clone();
             let what = format!("host function {iface}#{owned}");
             inst.func_wrap(&owned, move |_store, params: P| {
@@ -136,7 +153,7 @@ impl HostInterface {
         let f: Arc<DynamicFunc> = Arc::new(f);
         let owned = name.to_string();
         let what = format!("host function {}#{name}", self.name);
-        let mut this = self.with_func(name, move |inst| {
+        let mut this = self.with_func(name, move |inst, _| {
             let (f, what) = (f.clone(), what.clone());
             inst.func_new(&owned, move |_store, ty, params, results| {
                 f(&ty, params, results)
@@ -149,8 +166,72 @@ impl HostInterface {
         this
     }
 
+    /// Adds a function with dynamic values, as [`func_dynamic`](Self::func_dynamic), that can
+    /// take and return handles of the interface's dynamic resources
+    /// ([`resource_dynamic`](Self::resource_dynamic)): in `signature` a resource is written
+    /// by name (`document` or `own<document>` for an owned handle, `borrow<document>`). `f`
+    /// gets handles as `Val::Resource` and reaches their values with
+    /// [`DynamicObjects::get`] (and [`take`](DynamicObjects::take) for an `own`); a value it
+    /// returns as a handle is [`insert`](DynamicObjects::insert)ed first. Constructors,
+    /// methods and static functions of a dynamic resource are such functions, named
+    /// `[constructor]r`, `[method]r.name` (whose first parameter is `self:
+    /// borrow<r>`) and `[static]r.name`:
+    ///
+    /// ```
+    /// use membrane_core::HostInterface;
+    /// use wasmtime::component::Val;
+    ///
+    /// let docs = HostInterface::new("acme:docs/store@0.1.0")
+    ///     .resource_dynamic("document")
+    ///     .func_dynamic_with("[constructor]document", "func(text: string) -> document",
+    ///         |objects, _ty, args, results| {
+    ///             let Val::String(text) = &args[0] else { unreachable!("checked at load") };
+    ///             let handle = objects.insert("document", Box::new(text.clone()))?;
+    ///             results[0] = Val::Resource(handle);
+    ///             Ok(())
+    ///         })
+    ///     .func_dynamic_with("[method]document.text", "func(self: borrow<document>) -> string",
+    ///         |objects, _ty, args, results| {
+    ///             let Val::Resource(this) = &args[0] else { unreachable!("checked at load") };
+    ///             let text = objects.get(this)?.downcast_ref::<String>().cloned();
+    ///             results[0] = Val::String(text.unwrap_or_default());
+    ///             Ok(())
+    ///         });
+    /// # let _ = docs;
+    /// ```
+    pub fn func_dynamic_with<F>(self, name: &str, signature: &str, f: F) -> Self
+    where
+        F: Fn(&mut DynamicObjects<'_>, &ComponentFunc, &[Val], &mut [Val]) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f: Arc<DynamicFuncWith> = Arc::new(f);
+        let owned = name.to_string();
+        let what = format!("host function {}#{name}", self.name);
+        let mut this = self.with_func(name, move |inst, dynamic| {
+            let (f, what, dynamic) = (f.clone(), what.clone(), dynamic.clone());
+            inst.func_new(&owned, move |store, ty, params, results| {
+                let outcome =
+                    DynamicObjects::receive(store, &dynamic, ty.params().map(|(_, t)| t), params)
+                        .and_then(|mut objects| {
+                            let r = f(&mut objects, &ty, params, results);
+                            objects.finish();
+                            r
+                        })
+                        .and_then(|()| super::signature::check_results(&ty, results))
+                        .and_then(|()| super::dynamic::check_handles(results, ty.results()));
+                outcome.map_err(|e| wasmtime::Error::new(e.context(&what)))
+            })
+        });
+        this.signatures
+            .push((name.to_string(), super::signature::normalize(signature)));
+        this
+    }
+
     /// The signature `name` was declared with, if it is a dynamic function
-    /// ([`func_dynamic`](Self::func_dynamic)), normalized.
+    /// ([`func_dynamic`](Self::func_dynamic), [`func_dynamic_with`](Self::func_dynamic_with)),
+    /// normalized.
     pub fn signature(&self, name: &str) -> Option<&str> {
         self.signatures
             .iter()
@@ -171,7 +252,7 @@ impl HostInterface {
         let f = Arc::new(f);
         let owned = name.to_string();
         let what = format!("host function {}#{name}", self.name);
-        self.with_func(name, move |inst| {
+        self.with_func(name, move |inst, _| {
             let (f, what) = (f.clone(), what.clone());
             inst.func_wrap(&owned, move |mut store, params: P| {
                 let l = links(store.data_mut());
@@ -183,15 +264,35 @@ impl HostInterface {
 
     /// Declares the WIT resource `name`, implemented by the Rust type `T`. A value is
     /// dropped when the guest drops its handle, or when the guest's instance ends.
-    pub fn resource<T: Send + 'static>(mut self, name: &str) -> Self {
+    pub fn resource<T: Send + 'static>(self, name: &str) -> Self {
+        self.with_resource(name, ResourceType::host::<T>())
+    }
+
+    /// Declares the WIT resource `name` with dynamic values (`Box<dyn Any + Send>`), for
+    /// hosts whose values are not Rust types: its constructor, methods and static functions,
+    /// and the functions that take or return its handles, are added with
+    /// [`func_dynamic_with`](Self::func_dynamic_with). It is a resource type of its own
+    /// (`ResourceType::host_dynamic` with an id no other resource has; see `dynamic.rs` for
+    /// why), so a guest cannot pass its handles for another resource's, nor another's for
+    /// its. A value is dropped when the guest drops its handle, when the guest's instance
+    /// ends, or when a function that got it as an `own` parameter did not take it.
+    pub fn resource_dynamic(self, name: &str) -> Self {
+        let id = super::forward::new_resource_type();
+        let mut this = self.with_resource(name, ResourceType::host_dynamic(id));
+        this.dynamic.push((name.to_string(), id));
+        this
+    }
+
+    fn with_resource(mut self, name: &str, ty: ResourceType) -> Self {
         let owned = name.to_string();
-        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>| {
-            inst.resource(&owned, ResourceType::host::<T>(), |mut store, rep| {
+        let installer: Installer = Arc::new(move |inst: &mut LinkerInstance<'_, HostState>, _| {
+            inst.resource(&owned, ty, |mut store, rep| {
                 links(store.data_mut()).objects.remove(rep);
                 Ok(())
             })
         });
         self.resources.retain(|(n, _)| n != name);
+        self.dynamic.retain(|(n, _)| n != name);
         self.resources.push((name.to_string(), installer));
         self
     }
@@ -233,7 +334,10 @@ impl HostInterface {
     fn with_func(
         mut self,
         name: &str,
-        install: impl Fn(&mut LinkerInstance<'_, HostState>) -> wasmtime::Result<()>
+        install: impl Fn(
+            &mut LinkerInstance<'_, HostState>,
+            &Arc<DynamicResources>,
+        ) -> wasmtime::Result<()>
         + Send
         + Sync
         + 'static,
@@ -277,14 +381,15 @@ impl HostInterface {
         needed: &[String],
         resources: &[String],
     ) -> wasmtime::Result<()> {
+        let dynamic: Arc<DynamicResources> = self.dynamic.clone().into();
         for (name, installer) in &self.resources {
             if resources.contains(name) {
-                installer(inst)?;
+                installer(inst, &dynamic)?;
             }
         }
         for (name, installer) in &self.funcs {
             if needed.contains(name) {
-                installer(inst)?;
+                installer(inst, &dynamic)?;
             }
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! 3. [`forward::define`]: give each importer a linker whose imported functions forward to
 //!    the provider. A call then does no name lookup and no type check: only value copies.
 
+pub mod dynamic;
 pub mod forward;
 pub mod host;
 pub mod methods;
@@ -427,6 +428,8 @@ fn host_link(
     let mut errors = Vec::new();
     let mut funcs = Vec::new();
     let mut resources = Vec::new();
+    // The importer's resource types by name, to write dynamic functions' signatures with.
+    let named = Arc::new(resources_of(engine, want).0);
     for (fname, item) in want.exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(wf) => {
@@ -444,7 +447,7 @@ fn host_link(
                     name: fname.to_string(),
                     params: wf.params().map(|(_, t)| t).collect(),
                     results: wf.results().collect(),
-                    resources: Arc::new(Vec::new()),
+                    resources: named.clone(),
                     is_async: wf.async_(),
                 });
             }

@@ -42,6 +42,11 @@ impl Objects {
     pub fn remove(&mut self, rep: u32) {
         self.map.remove(&rep);
     }
+
+    /// The value of handle `rep`, if there is one and it is a `T`.
+    pub fn get_mut<T: 'static>(&mut self, rep: u32) -> Option<&mut T> {
+        self.map.get_mut(&rep).and_then(|v| v.downcast_mut::<T>())
+    }
 }
 
 /// The host objects of the instance that made the current call: what a host function of a

@@ -28,7 +28,8 @@ pub struct LinkedFunc {
     pub params: Vec<Type>,
     /// The importer's result types, used to give returned resources their proxy type.
     pub results: Vec<Type>,
-    /// The importer's resource types by name, to read `results`.
+    /// The importer's resource types by name, to read `results` (and to write a dynamic
+    /// host function's signature with).
     pub resources: Arc<Vec<(String, wasmtime::component::ResourceType)>>,
     /// Whether the importer imports it as an `async func` (a WASI 0.3 importer's forwarder
     /// then waits without holding the importer's Store; for a plain function wasmtime

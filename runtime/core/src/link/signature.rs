@@ -2,18 +2,24 @@
 //! WIT type, normalized, is compared with the importer's when an app links to the
 //! interface, and the values a function returns are checked against their types.
 //!
+//! Resources of the interface are written by name, as in WIT: `document` (or
+//! `own<document>`) for an owned handle, `borrow<document>` for a borrowed one.
+//!
 //! [`HostInterface::func_dynamic`]: super::host::HostInterface::func_dynamic
 
-use wasmtime::component::Val;
 use wasmtime::component::types::{ComponentFunc, Type};
+use wasmtime::component::{ResourceType, Val};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::value::{check, type_name};
+use crate::value::{check, type_name_with};
 
-/// `signature` without whitespace and without parameter names: `func(a: u32, b: list<u8>)
-/// -> string` becomes `func(u32,list<u8>)->string`.
+/// The importer's resources of an interface, by name.
+pub type Named = [(String, ResourceType)];
+
+/// `signature` without whitespace, without parameter names and with `own<r>` written `r`:
+/// `func(a: u32, b: list<u8>) -> own<doc>` becomes `func(u32,list<u8>)->doc`.
 pub fn normalize(signature: &str) -> String {
-    let s: String = signature.split_whitespace().collect();
+    let s = unwrap_own(&signature.split_whitespace().collect::<String>());
     let Some(inner) = s.strip_prefix("func(") else {
         return s;
     };
@@ -40,20 +46,28 @@ pub fn normalize(signature: &str) -> String {
     format!("func({}){}", params.join(","), &inner[end + 1..])
 }
 
-/// The importer's function type in the normalized form.
-pub fn render(params: &[Type], results: &[Type]) -> String {
-    let p: Vec<String> = params.iter().map(type_name).collect();
+/// The importer's function type, its resources named from `resources`.
+pub fn render(params: &[Type], results: &[Type], resources: &Named) -> String {
+    let name = |t: &Type| {
+        type_name_with(t, &|r| {
+            resources
+                .iter()
+                .find(|(_, rt)| rt == r)
+                .map(|(n, _)| n.clone())
+        })
+    };
+    let p: Vec<String> = params.iter().map(name).collect();
     let mut s = format!("func({})", p.join(", "));
     if let [r] = results {
         s.push_str(" -> ");
-        s.push_str(&type_name(r));
+        s.push_str(&name(r));
     }
     s
 }
 
 /// Checks that `declared` (normalized) is the importer's type.
-pub fn matches(declared: &str, params: &[Type], results: &[Type]) -> bool {
-    normalize(&render(params, results)) == declared
+pub fn matches(declared: &str, params: &[Type], results: &[Type], resources: &Named) -> bool {
+    normalize(&render(params, results, resources)) == declared
 }
 
 /// Checks that a dynamic function filled each result with a value of its type.
@@ -84,6 +98,33 @@ fn split_top(s: &str) -> Vec<&str> {
         }
     }
     out.push(&s[start..]);
+    out
+}
+
+/// Every `own<r>` written `r` (the form WIT and [`render`] use), in a signature without
+/// whitespace.
+fn unwrap_own(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("own<") {
+        let word_before = rest[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '%');
+        let name_end = rest[at + 4..].find('>').map(|e| at + 4 + e);
+        match name_end {
+            Some(end) if !word_before => {
+                out.push_str(&rest[..at]);
+                out.push_str(&rest[at + 4..end]);
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..at + 4]);
+                rest = &rest[at + 4..];
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -122,5 +163,19 @@ mod tests {
         );
         assert_eq!(normalize("func()"), "func()");
         assert_ne!(normalize("func(u32) -> u32"), normalize("func(u32) -> u64"));
+    }
+
+    #[test]
+    fn own_is_the_bare_resource_name() {
+        assert_eq!(
+            normalize("func(d: own<document>, b: borrow<document>) -> own<tally>"),
+            "func(document,borrow<document>)->tally"
+        );
+        assert_eq!(
+            normalize("func(d: document) -> list<own<tally>>"),
+            "func(document)->list<tally>"
+        );
+        // `own<` inside a longer name is not the `own` of a handle.
+        assert_eq!(normalize("func(x: unknown<a>)"), "func(unknown<a>)");
     }
 }
