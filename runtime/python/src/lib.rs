@@ -5,7 +5,8 @@
 //! - `lower` and `lift`: Python values to WIT values and back, directed by WIT types;
 //!   `call`: one call's arguments and results.
 //! - `asyncio`: calls awaited from asyncio, run on the runtime's tokio workers.
-//! - `host`: functions of host interfaces written in Python.
+//! - `host`: functions of host interfaces written in Python; `handles`: their resources'
+//!   handles, which cross as the Python objects behind them.
 //! - `errors`: Membrane's errors as exceptions, one class per kind; `spec`: apps declared
 //!   in Python.
 
@@ -14,6 +15,7 @@ mod asyncio;
 mod call;
 mod classes;
 mod errors;
+mod handles;
 mod host;
 mod lift;
 mod lower;

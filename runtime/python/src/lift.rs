@@ -7,9 +7,35 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 
 use crate::classes;
+use crate::handles::Handles;
 
 /// `val`, of type `ty`, as a Python value.
 pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, PyAny>> {
+    lift_in(py, val, ty, None)
+}
+
+/// [`lift`] for a parameter of a host function: its handles become the Python objects
+/// behind them.
+pub fn lift_with<'py>(
+    py: Python<'py>,
+    val: &Val,
+    ty: &Type,
+    handles: &mut Handles<'_, '_>,
+) -> PyResult<Bound<'py, PyAny>> {
+    lift_in(py, val, ty, Some(handles))
+}
+
+fn lift_in<'py>(
+    py: Python<'py>,
+    val: &Val,
+    ty: &Type,
+    mut h: Option<&mut Handles<'_, '_>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let (Val::Resource(r), Type::Own(_) | Type::Borrow(_), Some(h)) = (val, ty, h.as_deref_mut())
+    {
+        return h.object(py, r);
+    }
+    let mut lift = |val: &Val, ty: &Type| lift_in(py, val, ty, h.as_deref_mut());
     Ok(match (val, ty) {
         (Val::Bool(b), _) => b.into_pyobject(py)?.to_owned().into_any(),
         (Val::S8(n), _) => n.into_pyobject(py)?.into_any(),
@@ -38,7 +64,7 @@ pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, P
             } else {
                 let out = PyList::empty(py);
                 for item in items {
-                    out.append(lift(py, item, &elem)?)?;
+                    out.append(lift(item, &elem)?)?;
                 }
                 out.into_any()
             }
@@ -46,7 +72,7 @@ pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, P
         (Val::Record(fields), Type::Record(r)) => {
             let out = PyDict::new(py);
             for ((name, v), f) in fields.iter().zip(r.fields()) {
-                out.set_item(name, lift(py, v, &f.ty)?)?;
+                out.set_item(name, lift(v, &f.ty)?)?;
             }
             out.into_any()
         }
@@ -54,14 +80,14 @@ pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, P
             let out: Vec<Bound<'py, PyAny>> = items
                 .iter()
                 .zip(t.types())
-                .map(|(v, t)| lift(py, v, &t))
+                .map(|(v, t)| lift(v, &t))
                 .collect::<PyResult<_>>()?;
             PyTuple::new(py, out)?.into_any()
         }
         (Val::Variant(case, payload), Type::Variant(v)) => {
             let payload_ty = v.cases().find(|c| c.name == case).and_then(|c| c.ty);
             let value = match (payload, payload_ty) {
-                (Some(p), Some(t)) => lift(py, p, &t)?,
+                (Some(p), Some(t)) => lift(p, &t)?,
                 _ => py.None().into_bound(py),
             };
             classes::variant(py)?.call1((case, value))?
@@ -70,7 +96,7 @@ pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, P
         (Val::Option(None), _) => py.None().into_bound(py),
         (Val::Option(Some(v)), Type::Option(o)) => {
             let inner = o.ty();
-            let value = lift(py, v, &inner)?;
+            let value = lift(v, &inner)?;
             // `option<option<T>>`: `Some(None)` tells some(none) from none.
             if matches!(inner, Type::Option(_)) {
                 classes::some(py)?.call1((value,))?
@@ -83,7 +109,11 @@ pub fn lift<'py>(py: Python<'py>, val: &Val, ty: &Type) -> PyResult<Bound<'py, P
                 Ok(p) => (classes::ok(py)?, p, t.ok()),
                 Err(p) => (classes::err(py)?, p, t.err()),
             };
-            cls.call1((payload_or_none(py, payload.as_deref(), payload_ty)?,))?
+            let value = match (payload.as_deref(), payload_ty) {
+                (Some(p), Some(t)) => lift(p, &t)?,
+                _ => py.None().into_bound(py),
+            };
+            cls.call1((value,))?
         }
         (Val::Flags(names), _) => PySet::new(py, names)?.into_any(),
         _ => {

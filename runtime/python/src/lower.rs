@@ -12,13 +12,39 @@ use pyo3::types::{
 };
 
 use crate::classes;
+use crate::handles::Handles;
 
 /// Why a value does not fit: the path inside the value (`[2].x`, empty at the top)
 /// followed by `: ` and the reason.
 pub type Unfit = String;
 
+/// The recursion of [`lower_in`], carrying its handles.
+type Lower<'f, 'py> = dyn FnMut(&Bound<'py, PyAny>, &Type) -> Result<Val, Unfit> + 'f;
+
 /// `obj` as a value of type `ty`.
 pub fn lower(obj: &Bound<'_, PyAny>, ty: &Type) -> Result<Val, Unfit> {
+    lower_in(obj, ty, None)
+}
+
+/// [`lower`] for a result of a host function: objects where its type has a handle become
+/// new handles.
+pub fn lower_with(
+    obj: &Bound<'_, PyAny>,
+    ty: &Type,
+    handles: &mut Handles<'_, '_>,
+) -> Result<Val, Unfit> {
+    lower_in(obj, ty, Some(handles))
+}
+
+fn lower_in<'py>(
+    obj: &Bound<'py, PyAny>,
+    ty: &Type,
+    mut h: Option<&mut Handles<'_, '_>>,
+) -> Result<Val, Unfit> {
+    if let (Type::Own(rt), Some(h)) = (ty, h.as_deref_mut()) {
+        return h.handle(obj, rt);
+    }
+    let mut lower = |o: &Bound<'py, PyAny>, t: &Type| lower_in(o, t, h.as_deref_mut());
     match ty {
         Type::Bool => match obj.cast::<PyBool>() {
             Ok(b) => Ok(Val::Bool(b.is_true())),
@@ -60,7 +86,7 @@ pub fn lower(obj: &Bound<'_, PyAny>, ty: &Type) -> Result<Val, Unfit> {
             }
             Ok(Val::List(out))
         }
-        Type::Record(r) => record(obj, ty, r),
+        Type::Record(r) => record(obj, ty, r, &mut lower),
         Type::Tuple(t) => {
             if !(obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>()) {
                 return Err(expected("a tuple", ty, obj));
@@ -265,10 +291,11 @@ fn items<'py>(obj: &Bound<'py, PyAny>, ty: &Type) -> Result<Vec<Bound<'py, PyAny
     iter.map(|item| item.map_err(py_text)).collect()
 }
 
-fn record(
-    obj: &Bound<'_, PyAny>,
+fn record<'py>(
+    obj: &Bound<'py, PyAny>,
     ty: &Type,
     r: &wasmtime::component::types::Record,
+    lower: &mut Lower<'_, 'py>,
 ) -> Result<Val, Unfit> {
     let mut out = Vec::new();
     if let Ok(dict) = obj.cast::<PyDict>() {

@@ -108,15 +108,18 @@ impl Runtime {
     }
 
     /// Registers the host interface `name` made of `funcs`, `(name, signature, callable)`
-    /// each, for apps loaded afterwards (modules reach it with a link to `host`).
+    /// each, and of the resources `resources`, `(name, class)` each, for apps loaded
+    /// afterwards (modules reach it with a link to `host`).
+    #[pyo3(signature = (name, funcs, resources = Vec::new()))]
     fn provide(
         &self,
         py: Python<'_>,
         name: &str,
         funcs: Vec<(String, String, Py<PyAny>)>,
+        resources: Vec<(String, Py<PyAny>)>,
     ) -> PyResult<()> {
         self.inner
-            .provide(host::interface(name, funcs))
+            .provide(host::interface(name, funcs, resources))
             .map_err(|e| errors::to_py(py, &e))
     }
 }

@@ -65,6 +65,7 @@ fn pytest() {
         ("ADDER", guests::ADDER),
         ("CALC", guests::CALC),
         ("NEEDS_KV", guests::NEEDS_KV),
+        ("DOCS_USER", guests::DOCS_USER),
         ("PLUGIN_RUST", guests::PLUGIN_RUST),
     ] {
         cmd.env(format!("MEMBRANE_TEST_{name}"), path);

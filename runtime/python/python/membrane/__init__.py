@@ -9,8 +9,9 @@ capabilities it was granted and its own limits, and call them from Python.
 
 Values map to WIT values by the export's types (:mod:`membrane.values`); failures raise a
 subclass of :class:`membrane.Error` per kind (:mod:`membrane.errors`); host interfaces are
-written in Python with :class:`HostInterface` and ``Runtime.provide``; apps can be declared
-in code with :class:`AppSpec` and :class:`ModuleSpec`.
+written in Python with :class:`HostInterface` and ``Runtime.provide`` (resources as
+classes whose members are marked with :func:`wit`); apps can be declared in code with
+:class:`AppSpec` and :class:`ModuleSpec`.
 """
 
 from ._app import App, Runtime, default_cache_dir
@@ -42,7 +43,7 @@ from .errors import (
     Trap,
     Unavailable,
 )
-from .host import HostInterface
+from .host import HostInterface, wit
 from .spec import AppSpec, Dir, ModuleSpec
 from .values import Err, Ok, Some, Variant
 
@@ -54,6 +55,7 @@ __all__ = [
     "ModuleSpec",
     "Dir",
     "HostInterface",
+    "wit",
     "Some",
     "Ok",
     "Err",

@@ -84,19 +84,22 @@ class Runtime:
             })
 
         Modules reach it only through a link to ``host`` (``links = {"acme:kv/store":
-        "host"}``). Providing the same name again replaces it for later loads.
+        "host"}``). Providing the same name again replaces it for later loads. Resources
+        need a :class:`HostInterface` (:meth:`HostInterface.resource`).
         """
+        resources: List[Tuple[str, type]] = []
         if isinstance(interface, HostInterface):
             if funcs is not None:
                 raise TypeError("give either a HostInterface or a name and its functions")
             name, entries = interface.name, interface._entries()
+            resources = interface._resources()
         else:
             name = interface
             entries = [(n, sig, f) for n, (sig, f) in (funcs or {}).items()]
         for n, _sig, f in entries:
             if not callable(f):
                 raise TypeError(f"host function {name}#{n} is not callable")
-        self._native.provide(name, entries)
+        self._native.provide(name, entries, resources)
 
 
 class App:

@@ -25,7 +25,10 @@ class Runtime:
     def load(self, manifest: str) -> App: ...
     def load_spec(self, spec: Dict[str, Any]) -> App: ...
     def provide(
-        self, name: str, funcs: Sequence[Tuple[str, str, Callable[..., Any]]]
+        self,
+        name: str,
+        funcs: Sequence[Tuple[str, str, Callable[..., Any]]],
+        resources: Sequence[Tuple[str, type]] = ...,
     ) -> None: ...
 
 @final
