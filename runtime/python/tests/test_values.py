@@ -177,3 +177,66 @@ def test_u32_and_u64(adder_app: membrane.App) -> None:
     with pytest.raises(membrane.InvalidArgs, match=r"argument `b`: -1 is out of range for u32"):
         adder_app.call("m", f"{MATH}#add", 1, -1)
     assert adder_app.call("m", f"{MATH}#nap", 0) == 0
+
+
+def test_variants_both_ways(types_app: membrane.App) -> None:
+    out = echo(types_app, "mirror-shape", membrane.Variant("rect", (2, 3)))
+    assert isinstance(out, membrane.Variant)
+    assert out == membrane.Variant("rect", (3, 2)) and out.case == "rect" and out.value == (3, 2)
+    assert echo(types_app, "mirror-shape", ("circle", 4)) == membrane.Variant("circle", 4)
+    empty = echo(types_app, "mirror-shape", "empty")
+    assert empty == membrane.Variant("empty", None) and empty.value is None
+    # What comes out goes back in as it is.
+    assert echo(types_app, "mirror-shape", out) == membrane.Variant("rect", (2, 3))
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `s`\.circle: expected u32"):
+        echo(types_app, "mirror-shape", ("circle", -1.5))
+
+
+def test_bools_both_ways(types_app: membrane.App) -> None:
+    assert echo(types_app, "invert", True) is False
+    assert echo(types_app, "invert", False) is True
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `b`: expected bool \(a bool\), got int"):
+        echo(types_app, "invert", 1)
+    with pytest.raises(membrane.InvalidArgs, match=r"expected bool \(a bool\), got NoneType"):
+        echo(types_app, "invert", None)
+
+
+def test_option_of_option_both_ways(types_app: membrane.App) -> None:
+    assert echo(types_app, "maybe", None) is None
+    # some(none) is Some(None): it does not collapse into none.
+    out = echo(types_app, "maybe", membrane.Some(None))
+    assert out == membrane.Some(None) and out is not None
+    # some(some(n)): Some(n) out; Some(n), Some(Some(n)) or n in.
+    assert echo(types_app, "maybe", membrane.Some(41)) == membrane.Some(42)
+    assert echo(types_app, "maybe", membrane.Some(membrane.Some(1))) == membrane.Some(2)
+    assert echo(types_app, "maybe", 7) == membrane.Some(8)
+    assert echo(types_app, "maybe", membrane.Some(2**32 - 1)) == membrane.Some(0)  # the guest wraps
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `x`\.some\.some: -1 is out of range for u32"):
+        echo(types_app, "maybe", membrane.Some(-1))
+
+
+def test_nested_results_both_ways(types_app: membrane.App) -> None:
+    # The outer result is the call's: its ok payload is returned, its err raised.
+    assert echo(types_app, "nested", membrane.Ok(membrane.Ok(21))) == membrane.Ok(42)
+    assert echo(types_app, "nested", membrane.Ok(membrane.Err("bad"))) == membrane.Err("BAD")
+    with pytest.raises(membrane.ResultError) as e:
+        echo(types_app, "nested", membrane.Err("outer"))
+    assert e.value.value == "outer!"
+    # Results are never guessed from plain values.
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `r`: expected result<result<u32, string>, string> \(membrane\.Ok"):
+        echo(types_app, "nested", 21)
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `r`\.ok: expected result<u32, string>"):
+        echo(types_app, "nested", membrane.Ok(21))
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `r`\.ok\.err: expected string"):
+        echo(types_app, "nested", membrane.Ok(membrane.Err(3)))
+
+
+def test_bytes_both_ways(types_app: membrane.App) -> None:
+    assert echo(types_app, "bytes", b"abc") == b"cba"
+    assert echo(types_app, "bytes", b"") == b""
+    assert echo(types_app, "bytes", bytearray(b"\x00\xff")) == b"\xff\x00"
+    data = bytes(range(256)) * 16
+    out = echo(types_app, "bytes", data)
+    assert isinstance(out, bytes) and out == data[::-1]
+    with pytest.raises(membrane.InvalidArgs, match=r"argument `b`: expected list<u8> \(a list\), got str"):
+        echo(types_app, "bytes", "abc")
