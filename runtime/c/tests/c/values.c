@@ -62,6 +62,12 @@ static void wave_calls(const membrane_app_t *app) {
     membrane_string_free(err);
     expect_wave(app, "area", "rect((2, 3))", "6");
     expect_wave(app, "toggle-write", "{read}", "{read, write}");
+    /* A variant, an option of an option (some(none) is not none) and a bool both ways. */
+    expect_wave(app, "mirror-shape", "rect((2, 3))", "rect((3, 2))");
+    expect_wave(app, "maybe", "some(some(4))", "some(some(5))");
+    expect_wave(app, "maybe", "some(none)", "some(none)");
+    expect_wave(app, "maybe", "none", "none");
+    expect_wave(app, "invert", "true", "false");
 
     /* Two arguments, and a root-level export called by its bare name. */
     const char *find_args[2] = {"[\"a\", \"b\"]", "\"b\""};
