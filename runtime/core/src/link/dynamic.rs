@@ -58,7 +58,7 @@ struct Received {
     rep: u32,
     ty: u32,
     owned: bool,
-    /// Taken back by the function, or dropped.
+    /// Taken by the function ([`DynamicObjects::take`]).
     taken: bool,
 }
 
@@ -161,11 +161,18 @@ impl<'a> DynamicObjects<'a> {
 
     /// Drops the values of `own` parameters the function did not take.
     pub(crate) fn finish(mut self) {
+        let reps: Vec<u32> = self
+            .received
+            .iter()
+            .filter(|r| r.owned && !r.taken)
+            .map(|r| r.rep)
+            .collect();
+        if reps.is_empty() {
+            return;
+        }
         let l = links(self.store.data_mut());
-        for r in &self.received {
-            if r.owned && !r.taken {
-                l.objects.remove(r.rep);
-            }
+        for rep in reps {
+            l.objects.remove(rep);
         }
     }
 
