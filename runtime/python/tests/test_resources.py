@@ -210,3 +210,31 @@ def test_resource_declarations_are_checked() -> None:
 
     with pytest.raises(TypeError, match=r"declare its parameters only"):
         docs.resource("returns", Returns)
+
+
+def test_resources_under_asyncio(closed: List[Document]) -> None:
+    import asyncio
+
+    app = docs_app(store(closed))
+
+    async def main() -> None:
+        # The guests run on the runtime's worker threads; their host calls take the GIL.
+        texts = await asyncio.gather(*(app.call_async("user", f"{RUN}#roundtrip", str(n), "!") for n in range(8)))
+        assert texts == [f"{n}!" for n in range(8)]
+        assert await app.call_async("user", f"{RUN}#cycle", "a") == (3, "# a")
+
+    asyncio.run(main())
+    app.modules()  # the references the workers let go of are dropped at the next native call
+    assert len(Document.made) == 9
+    assert live() == 1 and closed[0].text == "# a"
+
+
+def test_handles_count_against_the_handle_limit(closed: List[Document]) -> None:
+    app = docs_app(store(closed))
+    with pytest.raises(membrane.TableLimit) as e:
+        call(app, "hoard", 65_537)
+    assert "65536 resource handles" in str(e.value)
+    # The instance that failed is discarded, and the runtime's references with it.
+    app.modules()
+    assert live() == 0
+    assert call(app, "hoard", 2) == 2
