@@ -28,6 +28,8 @@ option<T>              ``None`` or the value; for ``option<option<T>>`` the oute
 result<T, E>           at the top of a call's result: the ``ok`` value, or
                        :class:`membrane.ResultError` raised with the ``err`` value;
                        anywhere else: :class:`Ok` or :class:`Err`
+own<r>, borrow<r>      in host functions, for a resource ``r`` of the interface: the
+                       instance of its class (:meth:`HostInterface.resource`)
 =====================  ==============================================================
 
 Case, flag and field names are the WIT names (kebab-case); names in snake_case are
