@@ -10,10 +10,9 @@ use std::sync::Arc;
 use membrane::{App, Error, ErrorKind, Result, UpgradeOptions, Val};
 use membrane_core::wire::value::{NoHandles, decode_all, encode_all};
 
-use crate::error::MembraneError;
+use crate::error::{MembraneError, guard};
 use crate::ffi::{
-    bytes_arg, guard, guard_plain, live, out, owned_bytes, owned_string, path_arg, str_arg,
-    str_array,
+    bytes_arg, guard_plain, live, out, owned_bytes, owned_string, path_arg, str_arg, str_array,
 };
 use crate::host::DECODE_BUDGET;
 use crate::runtime::{MembraneRuntime, Shared, drop_shared};

@@ -3,10 +3,11 @@
 //! `membrane_error_free`.
 
 use std::ffi::{CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use membrane::Error;
+use membrane::{Error, Result};
 
-use crate::ffi::{c_string, guard_plain};
+use crate::ffi::{c_string, guard_plain, panicked};
 
 /// An error handed to C (`membrane_error_t`).
 pub struct MembraneError {
@@ -202,4 +203,41 @@ pub unsafe extern "C" fn membrane_error_free(error: *mut MembraneError) {
             drop(unsafe { Box::from_raw(error) });
         }
     })
+}
+
+/// Runs `f`, and on an error or a panic writes the error to `*error` (when `error` is not
+/// NULL) and returns `fail`.
+///
+/// # Safety
+/// `error` is NULL or points to writable memory for one pointer.
+pub unsafe fn guard<T>(
+    error: *mut *mut MembraneError,
+    fail: T,
+    f: impl FnOnce() -> Result<T>,
+) -> T {
+    let outcome = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(panicked(payload.as_ref())),
+    };
+    match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            // SAFETY: the caller's contract: NULL or writable.
+            unsafe { set_error(error, e) };
+            fail
+        }
+    }
+}
+
+/// Writes `e` to `*error` unless `error` is NULL (then the error is dropped).
+///
+/// # Safety
+/// `error` is NULL or points to writable memory for one pointer.
+pub unsafe fn set_error(error: *mut *mut MembraneError, e: Error) {
+    if error.is_null() {
+        return;
+    }
+    let boxed = Box::into_raw(Box::new(MembraneError::from_error(&e)));
+    // SAFETY: `error` is not NULL, and writable by the caller's contract.
+    unsafe { *error = boxed };
 }

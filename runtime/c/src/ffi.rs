@@ -1,8 +1,8 @@
 //! What every entry point shares: the panic guard, reading C strings, and the strings and
 //! byte buffers handed back to C with their free functions.
 //!
-//! Every `extern "C"` function runs its body inside [`guard`] (or [`guard_plain`] when it
-//! has no error out-parameter), so no Rust panic crosses into C: it becomes an error of
+//! Every `extern "C"` function runs its body inside `error::guard` (or [`guard_plain`] when
+//! it has no error out-parameter), so no Rust panic crosses into C: it becomes an error of
 //! kind `host-panic`.
 
 use std::ffi::{CStr, CString, OsStr, c_char};
@@ -11,32 +11,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use membrane::{Error, ErrorKind, Result};
-
-use crate::error::MembraneError;
-
-/// Runs `f`, and on an error or a panic writes the error to `*error` (when `error` is not
-/// NULL) and returns `fail`.
-///
-/// # Safety
-/// `error` is NULL or points to writable memory for one pointer.
-pub unsafe fn guard<T>(
-    error: *mut *mut MembraneError,
-    fail: T,
-    f: impl FnOnce() -> Result<T>,
-) -> T {
-    let outcome = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => Err(panicked(payload.as_ref())),
-    };
-    match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            // SAFETY: the caller's contract: NULL or writable.
-            unsafe { set_error(error, e) };
-            fail
-        }
-    }
-}
 
 /// Runs `f`, returning `fail` if it panics: for functions without an error out-parameter
 /// (accessors and `_free` functions).
@@ -58,19 +32,6 @@ pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
             membrane::escape(&why)
         ),
     )
-}
-
-/// Writes `e` to `*error` unless `error` is NULL (then the error is dropped).
-///
-/// # Safety
-/// `error` is NULL or points to writable memory for one pointer.
-pub unsafe fn set_error(error: *mut *mut MembraneError, e: Error) {
-    if error.is_null() {
-        return;
-    }
-    let boxed = Box::into_raw(Box::new(MembraneError::from_error(&e)));
-    // SAFETY: `error` is not NULL, and writable by the caller's contract.
-    unsafe { *error = boxed };
 }
 
 /// An `invalid-args` error: a NULL pointer or a string that is not UTF-8.

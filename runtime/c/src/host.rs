@@ -10,8 +10,8 @@ use membrane::{Error, ErrorKind, HostInterface, Result, Type, Val};
 use membrane_core::wire::value::{NoHandles, decode_all, encode_all};
 use wasmtime::component::types::ComponentFunc;
 
-use crate::error::MembraneError;
-use crate::ffi::{bytes_arg, c_string, guard, guard_plain, invalid, live_mut, panicked, str_arg};
+use crate::error::{MembraneError, guard};
+use crate::ffi::{bytes_arg, c_string, guard_plain, invalid, live_mut, panicked, str_arg};
 
 /// A host function implemented in C: `userdata` and the call's arguments and results.
 /// Returns whether it succeeded.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use membrane::{Config, Error, ErrorKind, Result};
 
-use crate::error::MembraneError;
-use crate::ffi::{guard, guard_plain, invalid, live, live_mut, path_arg};
+use crate::error::{MembraneError, guard};
+use crate::ffi::{guard_plain, invalid, live, live_mut, path_arg};
 use crate::host::MembraneInterface;
 
 /// Settings of a runtime (`membrane_config_t`).

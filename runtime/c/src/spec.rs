@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use membrane::{AppSpec, DirMode, Error, ModuleSpec, Result};
 
-use crate::error::MembraneError;
-use crate::ffi::{guard, guard_plain, live_mut, path_arg, str_arg};
+use crate::error::{MembraneError, guard};
+use crate::ffi::{guard_plain, live_mut, path_arg, str_arg};
 
 /// An app declared in code (`membrane_spec_t`).
 #[derive(Default)]

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::asyncio::{self, Call};
-use crate::runtime::Tokio;
+use crate::executor::Tokio;
 use crate::{call, errors};
 
 /// A loaded app (`membrane::App`): call its modules' exports.

@@ -14,8 +14,6 @@ use membrane::{DynamicObjects, Error, Type, type_name};
 use pyo3::prelude::*;
 use wasmtime::component::{ResourceAny, ResourceType, Val};
 
-use crate::lower::Unfit;
-
 /// The classes of an interface's resources, by resource name.
 pub type Classes = [(String, Py<PyAny>)];
 
@@ -60,7 +58,7 @@ impl<'o, 'a> Handles<'o, 'a> {
 
     /// A new handle of resource `rt` to `obj`, which must be an instance of the resource's
     /// class.
-    pub fn handle(&mut self, obj: &Bound<'_, PyAny>, rt: &ResourceType) -> Result<Val, Unfit> {
+    pub fn handle(&mut self, obj: &Bound<'_, PyAny>, rt: &ResourceType) -> Result<Val, String> {
         let Some(name) = self.objects.resource_name(rt).map(str::to_string) else {
             return Err(": a handle of a resource the interface does not implement".into());
         };

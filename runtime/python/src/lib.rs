@@ -15,6 +15,7 @@ mod asyncio;
 mod call;
 mod classes;
 mod errors;
+mod executor;
 mod handles;
 mod host;
 mod lift;

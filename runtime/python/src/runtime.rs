@@ -1,47 +1,15 @@
-//! `membrane._native.Runtime`: the engine, the host functions written in Python, and the
-//! tokio runtime that loads apps and runs async calls.
+//! `membrane._native.Runtime`: the engine and the host functions written in Python; its
+//! tokio runtime (`executor.rs`) loads apps and runs async calls.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyAny;
-use tokio::runtime::Handle;
 
 use crate::app::App;
+use crate::executor::Tokio;
 use crate::{errors, host, spec};
-
-/// The tokio runtime of a `Runtime` (two workers), shared with its apps. It is shut down
-/// without waiting: the thread that drops it holds the GIL, which a worker delivering an
-/// outcome may be waiting for.
-pub struct Tokio(Option<tokio::runtime::Runtime>);
-
-impl Tokio {
-    fn new() -> std::io::Result<Tokio> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("membrane-python")
-            .enable_all()
-            .build()?;
-        Ok(Tokio(Some(rt)))
-    }
-
-    /// Where loads and async calls run.
-    pub fn handle(&self) -> &Handle {
-        match &self.0 {
-            Some(rt) => rt.handle(),
-            None => unreachable!("the tokio runtime lives until dropped"),
-        }
-    }
-}
-
-impl Drop for Tokio {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 /// The engine (`membrane::Runtime`): loads apps and holds host interfaces.
 #[pyclass(module = "membrane._native", frozen)]

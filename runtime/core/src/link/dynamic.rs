@@ -28,7 +28,7 @@
 //!
 //! [`HostInterface::resource_dynamic`]: super::host::HostInterface::resource_dynamic
 //! [`HostInterface::func_dynamic_with`]: super::host::HostInterface::func_dynamic_with
-//! [`new_resource_type`]: super::forward::new_resource_type
+//! [`new_resource_type`]: super::resource_ids::new_resource_type
 //! [`take`]: DynamicObjects::take
 
 use std::any::Any;

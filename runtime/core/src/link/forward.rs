@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::types::Type;
@@ -34,16 +33,6 @@ use crate::module::{Module, Target};
 pub enum Provider {
     Module(Arc<Module>),
     Host(Arc<HostInterface>),
-}
-
-/// Every proxy resource type, and every dynamic host resource (`dynamic.rs`), gets its own
-/// id, so that handles of one resource can never be passed where another is expected.
-static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(1);
-
-/// A resource type id no other proxy or dynamic host resource has, for
-/// `ResourceType::host_dynamic`.
-pub fn new_resource_type() -> u32 {
-    NEXT_RESOURCE_TYPE.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Defines `link`'s functions (and resources) in one of the importer's linkers. A link with
@@ -150,7 +139,7 @@ pub fn define(
         Provider::Module(p) => {
             let mut ids = HashMap::new();
             for name in &link.resources {
-                let id = new_resource_type();
+                let id = super::resource_ids::new_resource_type();
                 ids.insert(name.clone(), id);
                 let ty = ResourceType::host_dynamic(id);
                 match flavour {

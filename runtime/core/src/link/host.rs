@@ -277,7 +277,7 @@ impl HostInterface {
     /// its. A value is dropped when the guest drops its handle, when the guest's instance
     /// ends, or when a function that got it as an `own` parameter did not take it.
     pub fn resource_dynamic(self, name: &str) -> Self {
-        let id = super::forward::new_resource_type();
+        let id = super::resource_ids::new_resource_type();
         let mut this = self.with_resource(name, ResourceType::host_dynamic(id));
         this.dynamic.push((name.to_string(), id));
         this

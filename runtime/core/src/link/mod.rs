@@ -18,6 +18,7 @@ pub mod host;
 pub mod methods;
 pub mod objects;
 pub mod planned;
+pub mod resource_ids;
 pub mod session;
 pub mod shapes;
 pub mod signature;
