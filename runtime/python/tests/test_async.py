@@ -4,22 +4,52 @@ and cancelling the task stops the guest."""
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
+from typing import Any, List, Tuple
 
 import pytest
 
 import membrane
-from conftest import CAPS, ECHO, MATH, probe
+from conftest import CALC, CAPS, ECHO, HANG, answer_async, guest, probe, refused_async, runtime, spin
 
 
-def test_gather_runs_calls_at_once(adder_app: membrane.App) -> None:
-    async def main() -> list:
-        return await asyncio.gather(*(adder_app.call_async("m", f"{MATH}#nap", 300) for _ in range(6)))
+def calc_meeting_in_nap(parties: int) -> Tuple[membrane.App, List[int]]:
+    """The calc guest as module `calc`, linked to a Python membrane-test:placement/math whose
+    `nap` waits until `parties` naps are in it at once; the threads the naps ran on."""
+    met = threading.Barrier(parties, timeout=HANG)
+    threads: List[int] = []
 
-    start = time.monotonic()
-    assert asyncio.run(main()) == [300] * 6
-    # Six guests sleeping 300 ms each, at once (one after another would be 1.8 s).
-    assert time.monotonic() - start < 1.2
+    def nap(ms: int) -> int:
+        threads.append(threading.get_ident())
+        met.wait()
+        return ms
+
+    math = membrane.HostInterface("membrane-test:placement/math@0.1.0")
+    math.add("add", "func(a: u32, b: u32) -> u32", lambda a, b: a + b)
+    math.add("echo", "func(bytes: list<u8>) -> list<u8>", lambda b: b)
+    math.add("nap", "func(ms: u64) -> u64", nap)
+    math.add("fail", "func(message: string)", lambda message: None)
+    math.add("bump", "func() -> u64", lambda: 1)
+    rt = runtime(instance_slots=8)
+    rt.provide(math)
+    app = rt.load_spec(
+        {"modules": {"calc": {"component": guest("calc"), "links": {"membrane-test:placement/math": "host"}}}}
+    )
+    return app, threads
+
+
+def test_gather_runs_calls_at_once() -> None:
+    # Each guest's nap waits in the host for the other's: they can only return if both
+    # calls run at once. (A Python host function holds the runtime's worker thread while it
+    # waits, and there are two: no more calls than that can meet.)
+    app, threads = calc_meeting_in_nap(2)
+
+    async def main() -> List[Any]:
+        return await asyncio.gather(*(app.call_async("calc", f"{CALC}#nap", ms) for ms in (1, 2)))
+
+    assert asyncio.run(main()) == [1, 2]
+    # On two worker threads, neither of them the event loop's.
+    assert len(set(threads)) == 2 and threading.get_ident() not in threads
 
 
 def test_values_and_errors(types_app: membrane.App) -> None:
@@ -41,44 +71,42 @@ def test_values_and_errors(types_app: membrane.App) -> None:
 
 
 def test_the_event_loop_goes_on_while_a_guest_spins(rt: membrane.Runtime) -> None:
-    app = probe(rt, timeout=0.4)
+    # One instance, no queue, a timeout far past the test: a call refused as busy is proof
+    # that the spinning guest holds the instance.
+    app = probe(rt, timeout=600, instances=1, queue=0)
 
-    async def main() -> int:
-        ticks = 0
+    async def main() -> None:
+        spinner = asyncio.ensure_future(spin(app))
+        # The loop awaits calls, and timers fire, while the guest spins.
+        await refused_async(app)
+        for _ in range(10):
+            await asyncio.sleep(0.001)
+        await refused_async(app)
+        assert not spinner.done()
+        spinner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await spinner
 
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        t = asyncio.ensure_future(ticker())
-        with pytest.raises(membrane.Timeout):
-            await app.call_async("m", f"{CAPS}#spin")
-        t.cancel()
-        return ticks
-
-    assert asyncio.run(main()) >= 10
+    asyncio.run(main())
 
 
 def test_cancelling_the_task_stops_the_guest(rt: membrane.Runtime) -> None:
-    # One instance and a timeout far away: the next call can only run if the cancelled
-    # one stopped its guest and gave the instance back.
-    app = probe(rt, timeout=60, instances=1, queue=4)
+    # One instance, no queue, and a timeout far past the test: the module answers again
+    # only once the cancelled call has stopped its guest and given the instance back.
+    app = probe(rt, timeout=600, instances=1, queue=0)
 
     async def main() -> None:
-        task = asyncio.ensure_future(app.call_async("m", f"{CAPS}#spin"))
-        await asyncio.sleep(0.2)
+        task = asyncio.ensure_future(spin(app))
+        e = await refused_async(app)  # the guest is spinning
+        assert e.kind == "overloaded"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await app.call_async("m", f"{CAPS}#length", "abcd") == 4
+        assert await answer_async(app, "abcd") == 4
         # wait_for's timeout cancels the same way.
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(app.call_async("m", f"{CAPS}#spin"), 0.1)
-        assert await app.call_async("m", f"{CAPS}#length", "ab") == 2
+        assert await answer_async(app, "ab") == 2
 
-    start = time.monotonic()
     asyncio.run(main())
-    assert time.monotonic() - start < 5
     assert app.call("m", f"{CAPS}#length", "abc") == 3

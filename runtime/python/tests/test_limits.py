@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 import membrane
-from conftest import CAPS, TEXT, guest, probe, runtime
+from conftest import CAPS, TEXT, Spinner, answer, guest, probe, refused, runtime
 
 
 def test_timeout_stops_a_spinning_guest(rt: membrane.Runtime) -> None:
@@ -15,7 +16,9 @@ def test_timeout_stops_a_spinning_guest(rt: membrane.Runtime) -> None:
     start = time.monotonic()
     with pytest.raises(membrane.Timeout, match=r"ran past its deadline \(timeout 200ms\)") as e:
         app.call("m", f"{CAPS}#spin")
-    assert 0.15 < time.monotonic() - start < 2.0
+    # Not before the deadline (give or take an epoch tick of 5 ms); how long after it
+    # depends on how busy the machine is.
+    assert time.monotonic() - start > 0.15
     assert e.value.kind == "timeout" and e.value.module == "m"
     assert app.call("m", f"{CAPS}#length", "ab") == 2
 
@@ -58,25 +61,16 @@ def test_fuel() -> None:
 
 
 def test_concurrency_limit_overloads(rt: membrane.Runtime) -> None:
-    import threading
-
-    app = probe(rt, instances=1, queue=0, timeout=0.5)
-    started = threading.Event()
-
-    def spin() -> None:
-        started.set()
-        with pytest.raises(membrane.Timeout):
-            app.call("m", f"{CAPS}#spin")
-
-    t = threading.Thread(target=spin)
-    t.start()
-    started.wait()
-    deadline = time.monotonic() + 2
-    while True:
-        try:
-            app.call("m", f"{CAPS}#length", "a")
-        except membrane.Overloaded:
-            break
-        assert time.monotonic() < deadline, "the second call never found the module busy"
-        time.sleep(0.01)
-    t.join()
+    # One instance, no queue, and a timeout far past the test: from the time the spinner
+    # holds the instance (it tries again while a call of this thread has it) until it is
+    # cancelled, every other call is refused at once.
+    app = probe(rt, instances=1, queue=0, timeout=600)
+    spinner = Spinner(app)
+    try:
+        e = refused(app)
+    finally:
+        ended = spinner.stop()
+    assert e.kind == "overloaded" and e.module == "m"
+    assert isinstance(ended, asyncio.CancelledError)
+    # Cancelling stopped the guest: its instance answers again.
+    assert answer(app, "ab") == 2
