@@ -81,6 +81,8 @@ class Floor:
 
         self.add = lambda: add(41, 1)
         self.echo = lambda: echo(KIB)
+        # The harness alone: the loop and the lambda every host's call sits in.
+        self.loop = lambda: None
 
     def check(self):
         assert self.add() == 42 and self.echo() == KIB
@@ -292,6 +294,8 @@ def main():
         for h in hosts:
             fig[f"{h.name}-add"] = time_calls(h.add, a.calls)
             fig[f"{h.name}-echo"] = time_calls(h.echo, a.calls)
+            if isinstance(h, Floor):
+                fig["python-loop"] = time_calls(h.loop, a.calls)
             if isinstance(h, ExtismPy):
                 fig[f"{h.name}-add-json"] = time_calls(h.add_json, a.calls)
             if isinstance(h, MembranePy):
@@ -319,12 +323,14 @@ def main():
     rows = [
         ("Membrane Rust, `App::call_blocking` with `Val`", "rust-val-add", "rust-val-echo", None, None),
         ("Membrane Rust, `Typed::call_blocking`", "rust-typed-add", "rust-typed-echo", None, "rust-load"),
+        ("Membrane Rust, `App::call` with `Val` awaited (current-thread tokio)", "rust-async-add", "rust-async-echo", None, None),
         ("Membrane Python, `app.call`", "membrane-py-add", "membrane-py-echo", "membrane-py-load", "membrane-py-load-only"),
         ("Membrane Python, `await app.call_async`", "membrane-py-async-add", "membrane-py-async-echo", None, None),
         ("Extism Python SDK (add: 8 bytes in, 4 out)", "extism-add", "extism-echo", "extism-load", "extism-load-only"),
         ("Extism Python SDK, add as JSON", "extism-add-json", None, None, None),
         ("wasmtime-py `wasmtime.component`", "wasmtime-py-add", "wasmtime-py-echo", "wasmtime-py-load", "wasmtime-py-load-only"),
-        ("Python floor (the loop and a Python function call)", "python-floor-add", "python-floor-echo", None, None),
+        ("Python floor: the loop and a Python function doing the work", "python-floor-add", "python-floor-echo", None, None),
+        ("Python harness: the loop and an empty lambda (in every Python figure)", "python-loop", "python-loop", None, None),
     ]
     for label, add, echo, load, load_only in rows:
         cells = [g(add) if add else "-", g(echo) if echo else "-"]

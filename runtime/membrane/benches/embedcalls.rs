@@ -11,7 +11,8 @@
 //! out), loaded with `Runtime::load_spec` on `Config::default()` (as the Python package
 //! does) plus a compile cache directory. Each round times `--calls` calls (20,000) after
 //! 1,000 to warm up, for each of: `App::call_blocking` with `Val` and `Typed::call_blocking`,
-//! of `add` and of `echo`; echo's calls include the clone of the 1 KiB `String` they pass
+//! of `add` and of `echo`, and `App::call` with `Val` awaited on a current-thread tokio
+//! runtime (`rust-async-*`); echo's calls include the clone of the 1 KiB `String` they pass
 //! (an owned string, as a caller builds one). Then `--loads` loads (20) of an app of the
 //! `adder` component from the compile cache. Prints one line per figure and round:
 //! `<name> <round> <ns per call | ms per load>`.
@@ -96,6 +97,38 @@ fn main() {
             black_box(echo.call_blocking((kib.clone(),)).unwrap());
         });
         println!("rust-typed-echo {round} {ns:.1}");
+        // `App::call` awaited in a task of a current-thread runtime: the async call's own
+        // cost (a fiber), without the hops between threads of Python's `call_async`.
+        let ns = tokio.block_on(async {
+            let mut ns = 0.0;
+            for (n, timed) in [(1_000, false), (calls, true)] {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let args = [Val::U32(black_box(41)), Val::U32(1)];
+                    black_box(adder.call("adder", ADD, &args).await.unwrap());
+                }
+                if timed {
+                    ns = start.elapsed().as_nanos() as f64 / n as f64;
+                }
+            }
+            ns
+        });
+        println!("rust-async-add {round} {ns:.1}");
+        let ns = tokio.block_on(async {
+            let mut ns = 0.0;
+            for (n, timed) in [(1_000, false), (calls, true)] {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let args = [Val::String(kib.clone())];
+                    black_box(provider.call("provider", ECHO, &args).await.unwrap());
+                }
+                if timed {
+                    ns = start.elapsed().as_nanos() as f64 / n as f64;
+                }
+            }
+            ns
+        });
+        println!("rust-async-echo {round} {ns:.1}");
         // Loads from the compile cache (the first load above compiled and stored it).
         let start = Instant::now();
         for _ in 0..loads {
