@@ -9,8 +9,9 @@ use crate::capability::CAPABILITIES;
 use crate::error::{Error, Problems, Result};
 use crate::limits::LIMITS;
 use crate::names::{HOST, validate_link_key, validate_module_name};
-use crate::spec::{AppSpec, ComponentSource, Locations, Placement};
+use crate::spec::{AppSpec, ComponentSource, HttpSpec, Locations, Placement};
 use crate::unit::{ModuleCx, Policy};
+use crate::units::format_size;
 
 /// Checks an app's declaration for a runtime that serves the placements of `boundaries`,
 /// without opening or compiling anything; every problem is reported in one error
@@ -271,6 +272,16 @@ fn check_serving(spec: &AppSpec, problems: &mut Problems) {
                     .with_key(format!("app.http.{k}")),
             );
         }
+    }
+    if !(1024..=HttpSpec::MAX_HEADER_SIZE).contains(&http.max_header_size) {
+        problems.push(
+            Error::manifest(format!(
+                "app.http.max_header_size must be between 1KiB and {} (it is {})",
+                format_size(HttpSpec::MAX_HEADER_SIZE as u64),
+                format_size(http.max_header_size as u64)
+            ))
+            .with_key("app.http.max_header_size"),
+        );
     }
     if http.max_connections == 0 {
         problems.push(

@@ -45,6 +45,10 @@ use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::spec::HttpSpec;
 
+/// hyper's default limit of an HTTP/1.1 connection's read buffer (8 KiB + 400 KiB), kept
+/// unless `max_header_size` needs more.
+const HYPER_H1_BUFFER: usize = 8192 + 4096 * 100;
+
 /// What `membrane serve` takes from its command line, overriding the manifest.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -236,14 +240,19 @@ impl Server {
         } = self;
         let drain = http.drain;
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper refuses heads past its read buffer's limit (400 KiB by default) as it reads
+        // them, which bounds what a connection buffers; a larger `max_header_size` raises
+        // it. The service checks every request's header fields against the limit itself.
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(http.header_timeout)
+            .max_buf_size(HYPER_H1_BUFFER.max(http.max_header_size + 8192))
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(http.max_header_size).unwrap_or(u32::MAX))
             .max_concurrent_streams(Some(HttpSpec::MAX_STREAMS));
         let timers = conn::Timers {
             header: http.header_timeout,

@@ -44,6 +44,17 @@ struct Route {
     metrics: RouteMetrics,
 }
 
+/// The size of a request's header fields as `max_header_size` counts it: name, value and
+/// 32 bytes per field (HTTP/2's measure), whatever the protocol. hyper's own limits
+/// (`max_buf_size` for HTTP/1.1, checked only before it reads more, so one large read can
+/// pass it; `max_header_list_size` for HTTP/2) come first; this check holds always.
+fn header_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
+}
+
 /// A response with a short plain-text body.
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
     let mut resp = hyper::Response::new(
@@ -113,7 +124,24 @@ impl Router {
         let ended = trace
             .scope()
             .map(|_| (req.method().clone(), req.uri().path().to_owned()));
+        let header_size = header_size(req.headers());
         let mut resp = match route {
+            _ if header_size > self.http.max_header_size => {
+                tracing::info!(
+                    target: "membrane::http",
+                    trace_id = telemetry::trace_field(),
+                    size = header_size,
+                    limit = self.http.max_header_size,
+                    "request header fields larger than app.http.max_header_size: 431"
+                );
+                text(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!(
+                        "the request's header fields are larger than {} bytes\n",
+                        self.http.max_header_size
+                    ),
+                )
+            }
             None => text(StatusCode::NOT_FOUND, "no route for this path\n"),
             Some((_, route)) => {
                 let call = self.dispatch(route, req, &span);

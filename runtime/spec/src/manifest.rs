@@ -65,6 +65,7 @@ struct HttpSection {
     #[serde(default)]
     routes: BTreeMap<String, Spanned<String>>,
     header_timeout: Option<Spanned<String>>,
+    max_header_size: Option<Spanned<String>>,
     write_timeout: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<u32>>,
@@ -446,6 +447,11 @@ fn http_spec(s: HttpSection, base: &Path, lines: &mut Lines<'_>) -> HttpSpec {
             *slot = d;
         }
     }
+    if let Some(v) = &s.max_header_size
+        && let Some(n) = lines.size("app.http.max_header_size".into(), v)
+    {
+        http.max_header_size = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     if let Some(v) = s.max_connections {
         lines.note("app.http.max_connections", &v.span());
         http.max_connections = *v.get_ref() as usize;
@@ -812,6 +818,7 @@ component = "api.wasm"
 listen = "127.0.0.1:8080"
 routes = { "/" = "web", "/api/" = "api" }
 header_timeout = "2s"
+max_header_size = "200KiB"
 max_connections = 10
 [app.admin]
 listen = "127.0.0.1:9090"
@@ -827,6 +834,7 @@ limits = { body = "2KiB" }
         assert_eq!(http.routes["/api/"], "api");
         assert_eq!(http.header_timeout, std::time::Duration::from_secs(2));
         assert_eq!(http.max_connections, 10);
+        assert_eq!(http.max_header_size, 200 << 10);
         assert_eq!(http.write_timeout, HttpSpec::DEFAULT_WRITE_TIMEOUT);
         assert_eq!(m.app.admin_spec().listen.as_deref(), Some("127.0.0.1:9090"));
         let web = &m.app.modules["web"];
@@ -834,12 +842,17 @@ limits = { body = "2KiB" }
         assert_eq!(web.limits.body, 2048);
         let at = m.app.locations.as_ref().unwrap();
         assert_eq!(at.find("app.http.routes./api/").unwrap().line, 4);
-        assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 11);
+        assert_eq!(at.find("modules.web.grants.http[1]").unwrap().line, 12);
         let e = parse(
             "[app.http]\nlisten = \"x\"\ndrain = \"forever\"\n[modules.a]\ncomponent = \"a\"\n",
         )
         .unwrap_err();
         assert_eq!(e.problems()[0].key(), Some("app.http.drain"));
+        let e = parse(
+            "[app.http]\nmax_header_size = \"big\"\n[modules.a]\ncomponent = \"a\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.problems()[0].key(), Some("app.http.max_header_size"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 /// | `listen` | none (required to serve) | `IP:PORT` to listen on; `membrane serve --listen` overrides it |
 /// | `routes` | none | path prefix -> module; the longest matching prefix wins |
 /// | `header_timeout` | 5 s | a client must send a request's head within this (slowloris) |
+/// | `max_header_size` | 64 KiB | a request whose header fields are larger in all (each field's name and value plus 32 bytes, as HTTP/2 counts them) is answered 431 before any guest runs |
 /// | `write_timeout` | 10 s | a response write that makes no progress for this long aborts the connection |
 /// | `idle_timeout` | 60 s | a connection with no request in flight is closed after this (HTTP/1.1 keep-alive also waits at most `header_timeout` for the next head) |
 /// | `max_connections` | 1024 | connections served at once; when all are taken, one that has no request in flight is closed to make room, else more wait in the kernel's backlog |
@@ -33,6 +34,10 @@ pub struct HttpSpec {
     pub routes: BTreeMap<String, String>,
     /// How long a client may take to send a request's head.
     pub header_timeout: Duration,
+    /// The largest request header section accepted, in bytes: the sum over its fields of
+    /// name, value and 32 bytes (HTTP/2's measure, RFC 9113 6.5.2), for HTTP/1.1 and
+    /// HTTP/2 alike. A larger one is answered 431.
+    pub max_header_size: usize,
     /// How long one write of a response may wait for a slow client.
     pub write_timeout: Duration,
     /// How long a connection with no request in flight stays open.
@@ -80,6 +85,10 @@ impl TlsSpec {
 impl HttpSpec {
     /// Default `header_timeout`: 5 seconds.
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default `max_header_size`: 64 KiB.
+    pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 << 10;
+    /// The largest `max_header_size` accepted: 1 MiB.
+    pub const MAX_HEADER_SIZE: usize = 1 << 20;
     /// Default `write_timeout`: 10 seconds.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default `idle_timeout`: 60 seconds.
@@ -100,6 +109,12 @@ impl HttpSpec {
     /// Sets the address to listen on.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen = Some(addr.into());
+        self
+    }
+
+    /// Sets `max_header_size`, in bytes.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes;
         self
     }
 
@@ -125,6 +140,7 @@ impl Default for HttpSpec {
             listen: None,
             routes: BTreeMap::new(),
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            max_header_size: Self::DEFAULT_MAX_HEADER_SIZE,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
