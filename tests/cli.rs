@@ -231,6 +231,51 @@ fn build_runs_each_command_and_reports_failures() {
     );
 }
 
+/// Issue 30: a build that succeeds without writing the component (cargo building into
+/// `CARGO_TARGET_DIR`, a common habit) says so at once, with the likely cause.
+#[test]
+fn a_build_that_writes_no_component_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A "cargo" command that builds nothing where `component` points.
+    let m = write_manifest(
+        tmp.path(),
+        "[modules.a]\ncomponent = \"target/a.wasm\"\nbuild = \"echo cargo build --release\"\n",
+    );
+    let build = |target_dir: Option<&str>| {
+        let mut cmd = membrane_command();
+        cmd.args(["build", m.to_str().unwrap()]);
+        match target_dir {
+            Some(d) => cmd.env("CARGO_TARGET_DIR", d),
+            None => cmd.env_remove("CARGO_TARGET_DIR"),
+        };
+        cmd.output().expect("membrane runs")
+    };
+    let o = build(Some("/elsewhere/target"));
+    assert_clean_failure(
+        &o,
+        "module `a`: its build command `echo cargo build --release` succeeded, but its component",
+    );
+    assert!(
+        stderr(&o).contains("CARGO_TARGET_DIR is set (/elsewhere/target)")
+            && stderr(&o).contains("--target-dir"),
+        "{}",
+        stderr(&o)
+    );
+    let o = build(None);
+    assert_clean_failure(
+        &o,
+        "check that `component` names the file the command writes",
+    );
+    // `run --build` stops at the same point, before any load.
+    let mut cmd = membrane_command();
+    let o = cmd
+        .args(["run", "--build", m.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", "/elsewhere/target")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "CARGO_TARGET_DIR is set");
+}
+
 /// `membrane build` with stand-ins for rustc and rustup on PATH: rustc reports a sysroot that
 /// lacks wasm32-wasip2, and rustup is absent, failing, or installing the target.
 #[test]

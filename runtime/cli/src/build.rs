@@ -53,18 +53,56 @@ pub fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
     }
     ensure_targets(dir, &jobs)?;
     if jobs.len() > 1 && std::io::stderr().is_terminal() {
-        return build_with_bar(dir, &jobs);
-    }
-    for &(name, command) in &jobs {
-        say(&format!("building {name}: {command}"));
-        let status = shell(command, dir)
-            .status()
-            .with_context(|| format!("module `{name}`: cannot start its build command"))?;
-        if !status.success() {
-            return Err(failed(name, command, status));
+        build_with_bar(dir, &jobs)?;
+    } else {
+        for &(name, command) in &jobs {
+            say(&format!("building {name}: {command}"));
+            let status = shell(command, dir)
+                .status()
+                .with_context(|| format!("module `{name}`: cannot start its build command"))?;
+            if !status.success() {
+                return Err(failed(name, command, status));
+            }
         }
     }
+    check_outputs(manifest, &jobs)
+}
+
+/// After every build command succeeded: a module whose component file is still missing is
+/// an error that says so and why it may be, rather than a load that fails later with
+/// "cannot read component ...; build it", right after a build.
+fn check_outputs(manifest: &Manifest, jobs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let modules = manifest.app.modules();
+    for &(name, command) in jobs {
+        let Some(crate::membrane::ComponentSource::File(path)) =
+            modules.get(name).map(|m| m.source())
+        else {
+            continue;
+        };
+        if path.exists() {
+            continue;
+        }
+        bail!(
+            "module `{name}`: its build command `{command}` succeeded, but its component {} does not exist{}",
+            path.display(),
+            missing_output_hint(command, std::env::var_os("CARGO_TARGET_DIR").as_deref())
+        );
+    }
     Ok(())
+}
+
+/// Why a build may not have written the component: most often cargo building into
+/// `CARGO_TARGET_DIR` while `component` names a path under the project's `target`.
+fn missing_output_hint(command: &str, target_dir: Option<&std::ffi::OsStr>) -> String {
+    match target_dir {
+        Some(dir) if command.contains("cargo") && !command.contains("--target-dir") => format!(
+            ": CARGO_TARGET_DIR is set ({}), so cargo wrote its output there; add \
+             `--target-dir <dir>` to the build command (the directory `component` is under) \
+             or unset CARGO_TARGET_DIR",
+            Path::new(dir).display()
+        ),
+        _ => "; check that `component` names the file the command writes".into(),
+    }
 }
 
 /// Runs one module's build command for the dev loop of `serve --watch`: each line of its
