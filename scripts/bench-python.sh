@@ -6,6 +6,9 @@
 #
 #   scripts/bench-python.sh          # ROUNDS=5 CALLS=20000 LOADS=20 by default
 #
+# Before each round it waits (up to WAIT_QUIET=300 seconds) until no compiler or linker has
+# run for 10 s: on a machine shared with other builds the rounds then run between them.
+#
 # Builds: the embedcalls bench (and with it the guests, adder and bench_provider among them,
 # into guests/target), the Extism plugin (benches/python/extism-plugin, for
 # wasm32-unknown-unknown), and Membrane's Python package (a release build with maturin
@@ -61,5 +64,6 @@ export EXTISM_CACHE_CONFIG=$work/extism-cache.toml
 echo "== running: $ROUNDS rounds, $CALLS calls, $LOADS loads; $(uptime)" >&2
 "$VENV/bin/python" benches/python/bench.py --rust-bench "$rust_bench" \
     --extism-wasm "$extism_wasm" --rounds "$ROUNDS" --calls "$CALLS" --loads "$LOADS" \
-    --json "$CARGO_TARGET_DIR/bench-python.json" ${HOSTS:+--hosts "$HOSTS"}
+    --json "$CARGO_TARGET_DIR/bench-python.json" --wait-quiet "${WAIT_QUIET:-300}" \
+    ${HOSTS:+--hosts "$HOSTS"}
 echo "== $(uptime)" >&2

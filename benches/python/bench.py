@@ -17,7 +17,8 @@ Each round: the Rust baseline (a run of the `embedcalls` bench), then each Pytho
 1,000 calls to warm up, then `--calls` calls timed with `time.perf_counter_ns` around the
 loop (the garbage collector off, as `timeit` does), and `--loads` loads of a plugin whose
 code is already compiled (from each host's cache), each to its first `add` result. The
-figure reported is the median of the rounds.
+figure reported is the median of the rounds, and in brackets the best round (on a shared
+machine the best is the one least disturbed).
 """
 
 import argparse
@@ -117,6 +118,12 @@ class MembranePy:
         app = self.app
         self.add = lambda: app.call("adder", ADD, 41, 1)
         self.echo = lambda: app.call("provider", ECHO, KIB)
+        # The native method under the package's `App.call` (a Python function), called
+        # directly: what the wrapper costs.
+        native = getattr(app, "_native", None)
+        if native is not None:
+            self.native_add = lambda: native.call("adder", ADD, 41, 1)
+            self.native_echo = lambda: native.call("provider", ECHO, KIB)
 
     def check(self):
         assert self.add() == 42, self.add()
@@ -240,6 +247,31 @@ class WasmtimePy:
         self.Component.deserialize_file(self.engine, self.cwasm)
 
 
+def busy():
+    """Whether a compiler or linker runs on this machine (another build)."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("rustc", "cc1", "cc1plus", "ld", "ld.lld", "maturin"):
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+def wait_quiet(limit):
+    """Waits up to `limit` seconds until no build has run for 10 s."""
+    deadline = time.monotonic() + limit
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if busy():
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 10:
+            return
+        time.sleep(1)
+
+
 # --- The run --------------------------------------------------------------------------------
 
 
@@ -266,6 +298,12 @@ def main():
     ap.add_argument("--loads", type=int, default=20)
     ap.add_argument("--json", help="write every round's figures here")
     ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        help="before each round, wait up to this many seconds for no build (rustc, cc1, ld) to run for 10 s",
+    )
+    ap.add_argument(
         "--hosts",
         default="floor,membrane,extism,wasmtime",
         help="which Python hosts (comma-separated)",
@@ -287,7 +325,11 @@ def main():
         h.check()
 
     rounds = []
+    loadavgs = []
     for r in range(1, a.rounds + 1):
+        if a.wait_quiet:
+            wait_quiet(a.wait_quiet)
+        loadavgs.append(os.getloadavg()[0])
         fig = {}
         if a.rust_bench:
             fig.update(rust_round(a.rust_bench, a.calls, a.loads))
@@ -298,6 +340,9 @@ def main():
                 fig["python-loop"] = time_calls(h.loop, a.calls)
             if isinstance(h, ExtismPy):
                 fig[f"{h.name}-add-json"] = time_calls(h.add_json, a.calls)
+            if isinstance(h, MembranePy) and hasattr(h, "native_add"):
+                fig[f"{h.name}-native-add"] = time_calls(h.native_add, a.calls)
+                fig[f"{h.name}-native-echo"] = time_calls(h.native_echo, a.calls)
             if isinstance(h, MembranePy):
                 fig[f"{h.name}-async-add"] = h.time_async("add", a.calls)
                 fig[f"{h.name}-async-echo"] = h.time_async("echo", a.calls)
@@ -305,18 +350,29 @@ def main():
                 fig[f"{h.name}-load"] = time_loads(h.load, a.loads)
                 fig[f"{h.name}-load-only"] = time_loads(h.load_only, a.loads)
         rounds.append(fig)
-        print(f"round {r}: " + ", ".join(f"{k} {v:.1f}" for k, v in fig.items()), flush=True)
+        print(f"round {r} (load average {loadavgs[-1]:.2f}): " + ", ".join(f"{k} {v:.1f}" for k, v in fig.items()), flush=True)
 
     med = {k: statistics.median(f[k] for f in rounds) for k in rounds[0]}
+    best = {k: min(f[k] for f in rounds) for k in rounds[0]}
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"rounds": rounds, "median": med, "calls": a.calls, "loads": a.loads}, f, indent=1)
+            json.dump(
+                {"rounds": rounds, "median": med, "best": best, "loadavg": loadavgs,
+                 "calls": a.calls, "loads": a.loads},
+                f,
+                indent=1,
+            )
 
     def g(k, fmt="{:,.0f}"):
-        return fmt.format(med[k]) if k in med else "-"
+        if k not in med:
+            return "-"
+        return f"{fmt.format(med[k])} ({fmt.format(best[k])})"
 
     print()
-    print(f"load average: {os.getloadavg()[0]:.2f}; median of {a.rounds} rounds, {a.calls} calls each")
+    print(
+        f"load average (1 min) at each round's start: {', '.join(f'{x:.2f}' for x in loadavgs)}; "
+        f"median (best) of {a.rounds} rounds, {a.calls} calls and {a.loads} loads each"
+    )
     print()
     print("| host | add (ns/call) | echo 1 KiB (ns/call) | load from cache to first result (ms) | load only (ms) |")
     print("|---|---|---|---|---|")
@@ -325,6 +381,7 @@ def main():
         ("Membrane Rust, `Typed::call_blocking`", "rust-typed-add", "rust-typed-echo", None, "rust-load"),
         ("Membrane Rust, `App::call` with `Val` awaited (current-thread tokio)", "rust-async-add", "rust-async-echo", None, None),
         ("Membrane Python, `app.call`", "membrane-py-add", "membrane-py-echo", "membrane-py-load", "membrane-py-load-only"),
+        ("Membrane Python, `app._native.call` (without the package's Python `App.call`)", "membrane-py-native-add", "membrane-py-native-echo", None, None),
         ("Membrane Python, `await app.call_async`", "membrane-py-async-add", "membrane-py-async-echo", None, None),
         ("Extism Python SDK (add: 8 bytes in, 4 out)", "extism-add", "extism-echo", "extism-load", "extism-load-only"),
         ("Extism Python SDK, add as JSON", "extism-add-json", None, None, None),
@@ -339,13 +396,24 @@ def main():
         if any(c != "-" for c in cells):
             print(f"| {label} | " + " | ".join(cells) + " |")
     print()
+    # Ratios of the medians, and of the best rounds in brackets.
+    def ratio(x, y):
+        if x not in med or y not in med:
+            return None
+        return f"{med[x] / med[y]:.2f}x ({best[x] / best[y]:.2f}x)"
+
     for op in ("add", "echo"):
-        py, rust, ext = med.get(f"membrane-py-{op}"), med.get(f"rust-val-{op}"), med.get(f"extism-{op}")
-        if py and rust:
-            print(f"{op}: Membrane Python / Membrane Rust Val = {py / rust:.2f}x"
-                  + (f", / Rust typed = {py / med[f'rust-typed-{op}']:.2f}x" if f"rust-typed-{op}" in med else ""))
-        if py and ext:
-            print(f"{op}: Membrane Python / Extism Python = {py / ext:.2f}x")
+        for x, y, what in [
+            (f"membrane-py-{op}", f"rust-val-{op}", "Membrane Python / Membrane Rust Val"),
+            (f"membrane-py-{op}", f"rust-typed-{op}", "Membrane Python / Membrane Rust typed"),
+            (f"membrane-py-native-{op}", f"rust-val-{op}", "Membrane Python native method / Membrane Rust Val"),
+            (f"membrane-py-{op}", f"extism-{op}", "Membrane Python / Extism Python"),
+            (f"membrane-py-{op}", f"wasmtime-py-{op}", "Membrane Python / wasmtime-py"),
+            (f"membrane-py-async-{op}", f"rust-async-{op}", "Membrane Python async / Rust async"),
+        ]:
+            r = ratio(x, y)
+            if r:
+                print(f"{op}: {what} = {r}")
     sys.stdout.flush()
 
 
