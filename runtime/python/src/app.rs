@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::asyncio::{self, Call};
+use crate::asyncio::{self, Call, Inbox};
 use crate::executor::Tokio;
 use crate::{call, errors};
 
@@ -49,15 +49,15 @@ impl App {
     }
 
     /// Starts a call of `export` of `module` on the runtime's tokio workers; its outcome
-    /// completes `future` (an asyncio future of `event_loop`). The returned handle cancels
-    /// it.
+    /// completes `future` (an asyncio future of the loop whose inbox is `inbox`). The
+    /// returned handle cancels it.
     fn start_call(
         &self,
         py: Python<'_>,
         module: String,
         export: &str,
         args: &Bound<'_, PyTuple>,
-        event_loop: Py<PyAny>,
+        inbox: &Bound<'_, Inbox>,
         future: Py<PyAny>,
     ) -> PyResult<Call> {
         let func = self
@@ -71,7 +71,7 @@ impl App {
             module,
             func,
             vals,
-            event_loop,
+            inbox.get(),
             future,
         ))
     }

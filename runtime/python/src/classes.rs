@@ -45,9 +45,3 @@ pub fn by_kind(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
     static CELL: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     CELL.import(py, "membrane.errors", "BY_KIND")
 }
-
-/// `membrane._app._deliver(future, ok, value)`: completes an asyncio future on its loop.
-pub fn deliver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static CELL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    CELL.import(py, "membrane._app", "_deliver")
-}

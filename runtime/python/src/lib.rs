@@ -39,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::Runtime>()?;
     m.add_class::<app::App>()?;
     m.add_class::<asyncio::Call>()?;
+    m.add_class::<asyncio::Inbox>()?;
     let kinds: Vec<&str> = membrane::ErrorKind::ALL
         .iter()
         .map(|k| k.as_str())

@@ -110,3 +110,44 @@ def test_cancelling_the_task_stops_the_guest(rt: membrane.Runtime) -> None:
 
     asyncio.run(main())
     assert app.call("m", f"{CAPS}#length", "abc") == 3
+
+
+def test_many_calls_in_flight_each_get_their_outcome(types_app: membrane.App) -> None:
+    # Outcomes reach the loop in batches (one wake-up for all that completed meanwhile);
+    # each future gets its own, errors included.
+    async def main() -> List[Any]:
+        calls = [types_app.call_async("m", f"{ECHO}#parse-u32", str(n) if n % 5 else "x") for n in range(64)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    for n, out in enumerate(asyncio.run(main())):
+        if n % 5:
+            assert out == n
+        else:
+            assert isinstance(out, membrane.ResultError)
+
+
+class NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop without add_reader, as Windows' proactor loop."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_without_add_reader_is_woken_with_call_soon_threadsafe(types_app: membrane.App) -> None:
+    async def main() -> List[Any]:
+        return await asyncio.gather(*(types_app.call_async("m", f"{ECHO}#parse-u32", str(n)) for n in range(20)))
+
+    loop = NoReaderLoop()
+    try:
+        assert loop.run_until_complete(main()) == list(range(20))
+    finally:
+        loop.close()
+
+
+def test_app_call_is_the_native_method(types_app: membrane.App) -> None:
+    # The fast path: no Python frame between the caller and the native call; the class's
+    # documented method behaves the same.
+    assert types_app.call == types_app._native.call
+    assert membrane.App.call(types_app, "m", f"{ECHO}#parse-u32", "7") == 7
+    with pytest.raises(membrane.ResultError):
+        types_app.call("m", f"{ECHO}#parse-u32", "x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
@@ -105,10 +106,15 @@ class Runtime:
 class App:
     """A loaded app. Calls of its exports may come from any thread, and from asyncio."""
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "__dict__")
 
     def __init__(self, native: "_native.App") -> None:
         self._native = native
+        # The fast path: ``app.call`` is the native bound method itself, found in the
+        # instance's dict before the documented method below (a function is a non-data
+        # descriptor), so a call costs no Python frame. The native method raises the
+        # package's exception classes itself (src/errors.rs).
+        self.__dict__["call"] = native.call
 
     def call(self, module: str, export: str, *args: Any) -> Any:
         """Calls ``export`` of ``module`` with ``args`` and returns its result.
@@ -124,6 +130,9 @@ class App:
         on meanwhile; it stops at the module's ``timeout``
         (:class:`membrane.Timeout`). Do not call this from an asyncio task: use
         :meth:`call_async`.
+
+        (Each instance's ``call`` is the native method, with this signature and behaviour;
+        this definition documents it and serves the class-level ``App.call(app, ...)``.)
         """
         return self._native.call(module, export, *args)
 
@@ -133,7 +142,7 @@ class App:
         at once, wherever it is, and frees its instance for the next call."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        call = self._native.start_call(module, export, args, loop, future)
+        call = self._native.start_call(module, export, args, _inbox(loop), future)
         try:
             return await future
         except asyncio.CancelledError:
@@ -169,12 +178,32 @@ def _plain(spec: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _deliver(future: "asyncio.Future[Any]", ok: bool, value: Any) -> None:
-    """Completes ``future`` on its loop's thread (called through
-    ``call_soon_threadsafe`` by the native module); a cancelled future stays as it is."""
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+#: The inbox of each event loop that awaited a call: the native module queues the outcomes
+#: of its calls there, and the loop completes their futures when woken.
+_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.Inbox]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inbox(loop: asyncio.AbstractEventLoop) -> "_native.Inbox":
+    """The inbox of ``loop``, made on its first call: the loop watches its descriptor
+    (``add_reader``), or, for a loop that cannot, is woken with ``call_soon_threadsafe``."""
+    try:
+        inbox = _inboxes.get(loop)
+    except TypeError:
+        # A loop that cannot be weakly referenced keeps no inbox: each call gets its own,
+        # woken with call_soon_threadsafe.
+        inbox = _native.Inbox()
+        inbox.use_call_soon()
+        return inbox
+    if inbox is None:
+        inbox = _native.Inbox()
+        fd = inbox.fileno()
+        try:
+            if fd is None:
+                raise NotImplementedError
+            loop.add_reader(fd, inbox.drain)
+        except NotImplementedError:
+            inbox.use_call_soon()
+        _inboxes[loop] = inbox
+    return inbox

@@ -4,7 +4,7 @@ import asyncio
 import pathlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["App", "Call", "KINDS", "Runtime", "default_cache_dir"]
+__all__ = ["App", "Call", "Inbox", "KINDS", "Runtime", "default_cache_dir"]
 
 #: The stable name of every error kind (``membrane::ErrorKind::as_str``).
 KINDS: List[str]
@@ -39,7 +39,7 @@ class App:
         module: str,
         export: str,
         args: Tuple[Any, ...],
-        event_loop: asyncio.AbstractEventLoop,
+        inbox: Inbox,
         future: "asyncio.Future[Any]",
     ) -> Call: ...
     def run(self, args: List[str] = ...) -> int: ...
@@ -51,3 +51,10 @@ class App:
 class Call:
     def cancel(self) -> None: ...
     def done(self) -> bool: ...
+
+@final
+class Inbox:
+    def __new__(cls) -> Inbox: ...
+    def fileno(self) -> Optional[int]: ...
+    def use_call_soon(self) -> None: ...
+    def drain(self) -> None: ...
