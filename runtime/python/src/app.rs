@@ -1,9 +1,9 @@
 //! `membrane._native.App`: a loaded app, and calls of its exports from Python.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 
 use crate::asyncio::{self, Call, Inbox};
 use crate::executor::Tokio;
@@ -14,12 +14,54 @@ use crate::{call, errors};
 pub struct App {
     app: membrane::App,
     tokio: Arc<Tokio>,
+    names: Names,
 }
 
 impl App {
     /// Wraps a loaded app; its async calls run on `tokio`.
     pub fn new(app: membrane::App, tokio: Arc<Tokio>) -> Self {
-        App { app, tokio }
+        App {
+            app,
+            tokio,
+            names: Names::default(),
+        }
+    }
+}
+
+/// The (module, export) names of recent calls as Rust strings, found by the identity of
+/// the Python `str` objects they came from (a caller passes the same literals each time):
+/// with the stable ABI of Python 3.9, reading a `str` copies it through a `bytes` object.
+/// The entries keep their `str`s alive, so an identity is never reused while cached.
+#[derive(Default)]
+struct Names(Mutex<Vec<NamePair>>);
+
+type NamePair = (Py<PyString>, Py<PyString>, Arc<str>, Arc<str>);
+
+impl Names {
+    /// At most this many pairs are kept; later ones are read each time.
+    const MAX: usize = 32;
+
+    fn get(
+        &self,
+        module: &Bound<'_, PyString>,
+        export: &Bound<'_, PyString>,
+    ) -> PyResult<(Arc<str>, Arc<str>)> {
+        let mut names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (m, e, ms, es) in names.iter() {
+            if m.as_ptr() == module.as_ptr() && e.as_ptr() == export.as_ptr() {
+                return Ok((ms.clone(), es.clone()));
+            }
+        }
+        let (ms, es): (Arc<str>, Arc<str>) = (module.to_cow()?.into(), export.to_cow()?.into());
+        if names.len() < Self::MAX {
+            names.push((
+                module.clone().unbind(),
+                export.clone().unbind(),
+                ms.clone(),
+                es.clone(),
+            ));
+        }
+        Ok((ms, es))
     }
 }
 
@@ -31,10 +73,12 @@ impl App {
     fn call<'py>(
         &self,
         py: Python<'py>,
-        module: &str,
-        export: &str,
+        module: &Bound<'py, PyString>,
+        export: &Bound<'py, PyString>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let (module, export) = self.names.get(module, export)?;
+        let (module, export) = (&*module, &*export);
         let func = self
             .app
             .function(module, export)

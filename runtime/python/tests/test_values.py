@@ -240,3 +240,19 @@ def test_bytes_both_ways(types_app: membrane.App) -> None:
     assert isinstance(out, bytes) and out == data[::-1]
     with pytest.raises(membrane.InvalidArgs, match=r"argument `b`: expected list<u8> \(a list\), got str"):
         echo(types_app, "bytes", "abc")
+
+
+def test_names_are_read_whatever_str_objects_carry_them(adder_app: membrane.App) -> None:
+    # The native call keeps the names of recent calls by the identity of their str
+    # objects: equal names in new objects, and more pairs than it keeps, still work.
+    add = f"{MATH}#add"
+    for n in range(100):
+        export = add if n % 2 else "".join([MATH, "#add"])  # a new str object each time
+        assert adder_app.call("m", export, n, 1) == n + 1
+    for n in range(40):
+        with pytest.raises(membrane.NotFound):
+            adder_app.call("m", f"{MATH}#nope{n}")
+    with pytest.raises(membrane.NotFound):
+        adder_app.call("nope", add, 1, 1)
+    with pytest.raises(TypeError):
+        adder_app.call(b"m", add, 1, 1)  # type: ignore[arg-type]
