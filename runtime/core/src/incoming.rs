@@ -126,14 +126,16 @@ pub async fn serve(
     let (ended_tx, ended_rx) = oneshot::channel();
     // The guest's task runs in the request's spans: `tracing`'s and, with telemetry on, the
     // trace its call span takes as parent.
-    let task = tokio::spawn(
+    // Boxed: the guest's future holds the whole call's state (kilobytes); spawning it
+    // unboxed copied it into the task (and its output out) on every request.
+    let task = tokio::spawn(Box::pin(
         crate::telemetry::scope(crate::telemetry::current(), async move {
             let outcome = run(guest_module, func, req, tx, scheme, deadline).await;
             let _ = ended_tx.send(outcome.is_ok());
             outcome
         })
         .instrument(tracing::Span::current()),
-    );
+    ));
     // Until the head is out, a client that goes away takes the guest with it.
     let mut task = AbortOnDrop(Some(task));
     let timeout = tokio::time::sleep_until(deadline.into());

@@ -320,10 +320,12 @@ impl Server {
             let service = service_fn(move |req| {
                 let r = r.clone();
                 let active = counted.start();
-                async move {
+                // Boxed: hyper keeps the request's future in the connection's state and
+                // moves it; the pointer moves instead of the whole request's state.
+                Box::pin(async move {
                     let resp = r.handle(req).await;
                     Ok::<_, Infallible>(resp.map(|body| conn::Tracked::new(body, active)))
-                }
+                })
             });
             // Finished connections are reaped as new ones come, so the set stays as large
             // as the connections open.
