@@ -848,10 +848,8 @@ limits = { body = "2KiB" }
         )
         .unwrap_err();
         assert_eq!(e.problems()[0].key(), Some("app.http.drain"));
-        let e = parse(
-            "[app.http]\nmax_header_size = \"big\"\n[modules.a]\ncomponent = \"a\"\n",
-        )
-        .unwrap_err();
+        let e = parse("[app.http]\nmax_header_size = \"big\"\n[modules.a]\ncomponent = \"a\"\n")
+            .unwrap_err();
         assert_eq!(e.problems()[0].key(), Some("app.http.max_header_size"));
     }
 
