@@ -32,7 +32,10 @@ const TARGET: &str = "wasm32-wasip2";
 const KEPT_LINES: usize = 400;
 
 /// Runs each module's build command with the manifest's directory as working directory.
-pub fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
+/// A module whose component file is still missing after its command succeeded is a warning
+/// (`membrane build`: a later step may put it there) or, with `for_load` (`run --build`,
+/// `serve --build`, `host --build`, which load the app next), an error saying why.
+pub fn build_all(manifest: &Manifest, for_load: bool) -> anyhow::Result<()> {
     let dir = manifest
         .path
         .parent()
@@ -65,14 +68,22 @@ pub fn build_all(manifest: &Manifest) -> anyhow::Result<()> {
             }
         }
     }
-    check_outputs(manifest, &jobs)
+    let missing = missing_outputs(manifest, &jobs);
+    if for_load && !missing.is_empty() {
+        bail!(missing.join("\n"));
+    }
+    for m in missing {
+        say(&format!("warning: {m}"));
+    }
+    Ok(())
 }
 
-/// After every build command succeeded: a module whose component file is still missing is
-/// an error that says so and why it may be, rather than a load that fails later with
-/// "cannot read component ...; build it", right after a build.
-fn check_outputs(manifest: &Manifest, jobs: &[(&str, &str)]) -> anyhow::Result<()> {
+/// After every build command succeeded: each module whose component file is still missing,
+/// said with why it may be, rather than a load that fails later with "cannot read component
+/// ...; build it", right after a build.
+fn missing_outputs(manifest: &Manifest, jobs: &[(&str, &str)]) -> Vec<String> {
     let modules = manifest.app.modules();
+    let mut missing = Vec::new();
     for &(name, command) in jobs {
         let Some(crate::membrane::ComponentSource::File(path)) =
             modules.get(name).map(|m| m.source())
@@ -82,13 +93,13 @@ fn check_outputs(manifest: &Manifest, jobs: &[(&str, &str)]) -> anyhow::Result<(
         if path.exists() {
             continue;
         }
-        bail!(
+        missing.push(format!(
             "module `{name}`: its build command `{command}` succeeded, but its component {} does not exist{}",
             path.display(),
             missing_output_hint(command, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        );
+        ));
     }
-    Ok(())
+    missing
 }
 
 /// Why a build may not have written the component: most often cargo building into

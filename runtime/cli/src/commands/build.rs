@@ -17,6 +17,6 @@ pub struct Args {
 /// Runs `membrane build`.
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let Args { manifest } = a;
-    build::build_all(&Manifest::from_file(&manifest)?)?;
+    build::build_all(&Manifest::from_file(&manifest)?, false)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     } = a;
     let m = Manifest::from_file(&manifest)?;
     if build {
-        build::build_all(&m)?;
+        build::build_all(&m, true)?;
     }
     let spec = hosting(m.app, &modules, &nats)?;
     let servers = servers_of(&spec);

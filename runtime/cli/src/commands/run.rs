@@ -70,7 +70,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         let manifest = Manifest::from_file(&target)?;
         if build {
-            build::build_all(&manifest)?;
+            build::build_all(&manifest, true)?;
         }
         manifest.app
     };

@@ -53,7 +53,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     } = a;
     let m = Manifest::from_file(&manifest)?;
     if build {
-        build::build_all(&m)?;
+        build::build_all(&m, true)?;
     }
     let spec = if host.is_empty() {
         m.app
