@@ -141,7 +141,8 @@ impl HostInterface {
 
     /// Adds a function whose values are dynamic ([`Val`]), for hosts whose functions are
     /// not Rust closures of fixed types (the C and Python bindings). `signature` is the
-    /// function's WIT type as `membrane describe` writes types, parameter names optional:
+    /// function's WIT type with every type written out (a record as `record { x: s32 }`, as
+    /// the load error for a mismatch prints it), parameter names optional:
     /// `func(a: u32, b: u32) -> u32`, `func(string)`, `func() -> list<string>`. An app
     /// whose module imports the function with another type is refused at load (a `link`
     /// error naming both); `f` then gets values of exactly that type and must fill every
