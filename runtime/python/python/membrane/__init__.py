@@ -14,35 +14,9 @@ classes whose members are marked with :func:`wit`); apps can be declared in code
 :class:`AppSpec` and :class:`ModuleSpec`.
 """
 
+from . import errors as _errors
 from ._app import App, Runtime, default_cache_dir
-from .errors import (
-    BY_KIND,
-    Conflict,
-    Crashed,
-    Denied,
-    DiskQuota,
-    Error,
-    Exit,
-    FilesLimit,
-    HostcallLimit,
-    HostPanic,
-    Integrity,
-    InvalidArgs,
-    InvalidComponent,
-    Io,
-    Link,
-    Manifest,
-    MemoryLimit,
-    NotFound,
-    OutOfFuel,
-    Overloaded,
-    ResultError,
-    StackOverflow,
-    TableLimit,
-    Timeout,
-    Trap,
-    Unavailable,
-)
+from .errors import *  # noqa: F403 (the exception classes, one per kind; errors.__all__)
 from .host import HostInterface, wit
 from .spec import AppSpec, Dir, ModuleSpec
 from .values import Err, Ok, Some, Variant
@@ -60,30 +34,5 @@ __all__ = [
     "Ok",
     "Err",
     "Variant",
-    "Error",
-    "ResultError",
-    "BY_KIND",
-    "Manifest",
-    "Link",
-    "Denied",
-    "NotFound",
-    "Timeout",
-    "OutOfFuel",
-    "MemoryLimit",
-    "StackOverflow",
-    "HostcallLimit",
-    "TableLimit",
-    "FilesLimit",
-    "DiskQuota",
-    "Trap",
-    "Overloaded",
-    "Unavailable",
-    "Io",
-    "InvalidComponent",
-    "InvalidArgs",
-    "Exit",
-    "Conflict",
-    "HostPanic",
-    "Crashed",
-    "Integrity",
+    *_errors.__all__,
 ]
