@@ -311,7 +311,7 @@ pub unsafe extern "C" fn membrane_app_upgrade(
                 next,
                 options(accept_wider_grants),
             ))??;
-            put_report(report, || crate::report::upgrade(&done));
+            put_report(report, || done.to_json());
             Ok(true)
         })
     }
@@ -351,7 +351,7 @@ pub unsafe extern "C" fn membrane_app_reload(
             let done = handle
                 .shared
                 .block_on(app.reload_with(path, options(accept_wider_grants)))??;
-            put_report(report, || crate::report::reload(&done));
+            put_report(report, || done.to_json());
             Ok(true)
         })
     }
@@ -378,7 +378,7 @@ pub unsafe extern "C" fn membrane_app_rollback(
                 let _enter = handle.shared.tokio.enter();
                 handle.app().rollback(module)?
             };
-            put_report(report, || crate::report::upgrade(&done));
+            put_report(report, || done.to_json());
             Ok(true)
         })
     }

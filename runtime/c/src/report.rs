@@ -1,8 +1,8 @@
-//! Status and upgrade reports as JSON text, the shape of the admin listener's `/status`
+//! Statuses as JSON text (upgrade and reload reports are the core's `to_json`), the shape of the admin listener's `/status`
 //! where they overlap (runtime/serve/src/admin.rs), so a C host and an operator read the
 //! same names.
 
-use membrane::{App, GenerationState, ModuleStatus, ReloadReport, UpgradeReport};
+use membrane::{App, GenerationState, ModuleStatus};
 use serde_json::{Value, json};
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -62,33 +62,4 @@ pub fn app_status(app: &App) -> Value {
         .map(|(name, s)| (name.clone(), module_status(app, name, s)))
         .collect();
     json!({ "modules": modules })
-}
-
-/// What an upgrade did.
-pub fn upgrade(r: &UpgradeReport) -> Value {
-    json!({
-        "module": r.module,
-        "from": r.from,
-        "to": r.to,
-        "hash": format!("sha256:{}", r.hash),
-        "state_moved": r.state_moved,
-        "elapsed_ms": ms(r.elapsed),
-        "compile_ms": ms(r.compile),
-        "grants": r.grants.iter().map(|g| json!({
-            "kind": g.kind,
-            "key": g.key,
-            "old": g.old,
-            "new": g.new,
-            "wider": g.wider,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// What a reload did.
-pub fn reload(r: &ReloadReport) -> Value {
-    json!({
-        "upgraded": r.upgraded.iter().map(upgrade).collect::<Vec<_>>(),
-        "unchanged": r.unchanged,
-        "warnings": r.warnings,
-    })
 }

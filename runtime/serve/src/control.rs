@@ -17,7 +17,6 @@ use crate::app::App;
 use crate::error::{Error, ErrorKind};
 use crate::service::{Response, text};
 use crate::upgrade::grants::UpgradeOptions;
-use crate::upgrade::report::UpgradeReport;
 
 /// Answers a change request, or `None` when the request is not one.
 pub(crate) async fn handle(
@@ -48,7 +47,7 @@ pub(crate) async fn handle(
     let answer = match rollback {
         Some(module) => app
             .rollback(module)
-            .map(|r| serde_json::json!({ "ok": true, "rolled_back": report(&r) })),
+            .map(|r| serde_json::json!({ "ok": true, "rolled_back": r.to_json() })),
         None => match reload_options(req.uri().query()) {
             Ok(options) => reload(app, options).await,
             Err(e) => Err(e),
@@ -88,12 +87,9 @@ async fn reload(app: &App, options: UpgradeOptions) -> crate::Result<serde_json:
         ));
     };
     let r = app.reload_with(manifest.to_path_buf(), options).await?;
-    Ok(serde_json::json!({
-        "ok": true,
-        "upgraded": r.upgraded.iter().map(report).collect::<Vec<_>>(),
-        "unchanged": r.unchanged,
-        "warnings": r.warnings,
-    }))
+    let mut answer = r.to_json();
+    answer["ok"] = true.into();
+    Ok(answer)
 }
 
 /// A request a browser sends on behalf of another site.
@@ -113,24 +109,6 @@ fn cross_site(req: &hyper::Request<Incoming>) -> bool {
         (Some(_), None) => true,
         _ => false,
     }
-}
-
-pub(crate) fn report(r: &UpgradeReport) -> serde_json::Value {
-    serde_json::json!({
-        "module": r.module,
-        "from": r.from,
-        "to": r.to,
-        "hash": format!("sha256:{}", r.hash),
-        "state_moved": r.state_moved,
-        "elapsed_ms": r.elapsed.as_secs_f64() * 1000.0,
-        "grants": r.grants.iter().map(|g| serde_json::json!({
-            "kind": g.kind,
-            "key": g.key,
-            "old": g.old,
-            "new": g.new,
-            "wider": g.wider,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 fn failed(e: &Error) -> Response {

@@ -37,6 +37,43 @@ pub struct ReloadReport {
     pub warnings: Vec<String>,
 }
 
+impl UpgradeReport {
+    /// The report as JSON, the shape the admin listener's `POST /reload` and
+    /// `POST /rollback/<module>` answer with and the C API returns: `module`, `from`, `to`,
+    /// `hash` (`sha256:...`), `state_moved`, `elapsed_ms`, `compile_ms`, `grants` (each
+    /// change's `kind`, `key`, `old`, `new`, `wider`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "module": self.module,
+            "from": self.from,
+            "to": self.to,
+            "hash": format!("sha256:{}", self.hash),
+            "state_moved": self.state_moved,
+            "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,
+            "compile_ms": self.compile.as_secs_f64() * 1000.0,
+            "grants": self.grants.iter().map(|g| serde_json::json!({
+                "kind": g.kind,
+                "key": g.key,
+                "old": g.old,
+                "new": g.new,
+                "wider": g.wider,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl ReloadReport {
+    /// The report as JSON: `upgraded` (each an [`UpgradeReport::to_json`]), `unchanged`,
+    /// `warnings`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "upgraded": self.upgraded.iter().map(UpgradeReport::to_json).collect::<Vec<_>>(),
+            "unchanged": self.unchanged,
+            "warnings": self.warnings,
+        })
+    }
+}
+
 /// The last upgrade or rollback of a module, as its status shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
