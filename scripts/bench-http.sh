@@ -45,30 +45,12 @@ links = { "membrane-bench:calls/api" = "provider", "membrane-bench:calls/res" = 
 component = "$wasm/bench_provider.wasm"
 TOML
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-# Runs wrk and prints "req/s p50 p99 cpu-us/req"; the last is the server's CPU time (user +
-# system, from /proc/PID/stat) per request served, steadier than req/s on a noisy VM.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-load() {
-  local pid=${pids[0]:-} before=0 after=0 out
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  out=$(wrk -t2 -c64 -d"$DURATION" --latency "$1")
-  [ -n "$pid" ] && after=$(cpu_ticks "$pid")
-  local rps p50 p99 total
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  total=$(awk '/requests in/ {print $1}' <<<"$out")
-  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
-  local hz; hz=$(getconf CLK_TCK)
-  echo "$rps $p50 $p99 $(awk -v t=$((after - before)) -v n="$total" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
-}
-start() { "$@" >>"$work/server.log" 2>&1 & pids+=($!); }
+. scripts/http-load.sh
 
 echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c64 -d$DURATION --latency; columns: req/s p50 p99 server-cpu-us/req"
-# serve NAME PORT ENV... -- CMD...: starts a server and waits for its port.
+# serve PORT [VAR=VALUE...] CMD...: starts a server under env, waits for its port, warms it
+# with one load of DURATION (the shared serve warms for 2 s).
 serve() { local port=$1; shift; start env "$@"; wait_port "$port"; curl -sf "http://127.0.0.1:$port/" >/dev/null; load "http://127.0.0.1:$port/" >/dev/null; }
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); sleep 0.3; }
 
 # 1. The same hello component under wasmtime serve and membrane serve (logs at info, metrics on).
 for round in 1 2; do

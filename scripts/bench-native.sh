@@ -6,6 +6,9 @@
 # request for each, and the ratio of requests per second in each round.
 #
 #   CARGO_TARGET_DIR=... ROUNDS=3 DURATION=8s scripts/bench-native.sh
+#
+# BASELINE=/path/to/an/older/membrane adds that binary to every round (same load, same
+# manifest), for a before/after from one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -40,4 +43,10 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round native  : $n"
   echo "round $round membrane: $m"
   echo "round $round ratio   : $(awk -v a="${m%% *}" -v b="${n%% *}" 'BEGIN {printf "%.2fx", a / b}')"
+  if [ -n "${BASELINE:-}" ]; then
+    serve 18081 env MEMBRANE_LOG=info "$BASELINE" serve "$work/hello.toml"
+    b=$(load http://127.0.0.1:18081/); stop_all
+    echo "round $round baseline: $b"
+    echo "round $round ratio   : $(awk -v a="${b%% *}" -v b="${n%% *}" 'BEGIN {printf "%.2fx", a / b}') (baseline)"
+  fi
 done

@@ -47,27 +47,8 @@ manifest p2hello http_hello 'instances = 32'
 manifest p3wait p3_http_probe 'concurrency = 16, instances = 64, queue = 1024, body = "16MiB"'
 manifest p2wait http_probe 'instances = 64, queue = 1024, body = "16MiB"'
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# load URL [wrk args]: "req/s p50 p99 server-cpu-us/req".
-load() {
-  local url=$1; shift
-  local pid=${pids[0]:-} before=0 after=0 out
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  out=$(wrk -t2 -c64 -d"$DURATION" --latency "$@" "$url")
-  [ -n "$pid" ] && after=$(cpu_ticks "$pid")
-  local rps p50 p99 total
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  total=$(awk '/requests in/ {print $1}' <<<"$out")
-  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
-  local hz; hz=$(getconf CLK_TCK)
-  echo "$rps $p50 $p99 $(awk -v t=$((after - before)) -v n="$total" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
-}
-start() { "$@" >>"$work/server.log" 2>&1 & pids+=($!); }
+. scripts/http-load.sh
 serve() { local port=$1; shift; start env "$@"; wait_port "$port"; curl -sf "http://127.0.0.1:$port/" >/dev/null || true; }
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); sleep 0.3; }
 # The most instances of module `m` seen in membrane's /status while a command runs.
 peak_instances() {
   local peak=0 n

@@ -1,16 +1,19 @@
-# Sourced by HTTP benchmark scripts (bench-native.sh): start servers, wait for their port,
-# load them with wrk and report req/s, p50, p99 and the server's CPU per request.
+# Sourced by HTTP benchmark scripts (bench-native.sh, bench-http.sh, bench-p3.sh): start
+# servers, wait for their port, load them with wrk and report req/s, p50, p99 and the
+# server's CPU per request.
 # Needs $work (a scratch directory) and DURATION set by the script that sources it.
 
 pids=()
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 # The server's CPU time (user + system) in clock ticks, from /proc/PID/stat.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# load URL: wrk -t2 -c64; prints "req/s p50 p99 cpu-us/req" (the first started server's CPU).
+# load URL [WRK-ARGS...]: wrk -t2 -c64; prints "req/s p50 p99 cpu-us/req" (the first
+# started server's CPU).
 load() {
+  local url=$1; shift
   local pid=${pids[0]:-} before=0 after=0 out
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  out=$(wrk -t2 -c64 -d"$DURATION" --latency "$1")
+  out=$(wrk -t2 -c64 -d"$DURATION" --latency "$@" "$url")
   [ -n "$pid" ] && after=$(cpu_ticks "$pid")
   local rps p50 p99 total hz
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
