@@ -150,7 +150,7 @@ impl Router {
                 telemetry::scope(Some(trace.context), call).await
             }
         };
-        if let Ok(v) = HeaderValue::from_str(&trace.context.traceparent()) {
+        if let Ok(v) = HeaderValue::from_bytes(&trace.context.traceparent_bytes()) {
             resp.headers_mut().insert("traceparent", v);
         }
         let status = resp.status().as_u16();
