@@ -92,7 +92,16 @@ pub fn add_to_linker_async<T: Deadlined + Send>(linker: &mut Linker<T>) -> wasmt
 }
 
 /// Awaits a host operation until it completes or the deadline passes.
+///
+/// Most of these complete at once (a write into a body with room, a read of data that is
+/// there): those are polled once and arm no timer; only one that waits gets a timer for
+/// the deadline. (Wasm code itself is stopped at the deadline by the epoch callback.)
 async fn until_async<F: Future>(deadline: Instant, f: F) -> wasmtime::Result<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(out) = first {
+        return Ok(out);
+    }
     tokio::time::timeout_at(deadline.into(), f)
         .await
         .map_err(|_| wasmtime::Error::new(DeadlineInHostCall))
