@@ -343,3 +343,50 @@ async fn header_fields_over_the_limit_are_431_however_they_arrive() {
     assert_eq!(e.kind(), membrane::ErrorKind::Manifest, "{e}");
     assert_eq!(e.key(), Some("app.http.max_header_size"), "{e}");
 }
+
+/// A host function that panics while a request runs (an embedder's bug) fails that request
+/// with 500, as any failure inside the host: the connection's task, the server and the
+/// module's other requests go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_function_that_panics_fails_its_request_with_500() {
+    let rt = crate::common::runtime();
+    rt.provide(
+        membrane::HostInterface::new("acme:greet/api@1.0.0")
+            .func("hello", |(name,): (String,)| {
+                if name == "boom" {
+                    panic!("the embedder's bug");
+                }
+                Ok((format!("host hello {name}"),))
+            })
+            .func("version", |(): ()| Ok(("host".to_string(),))),
+    )
+    .unwrap();
+    let spec = AppSpec::new()
+        .module(
+            "front",
+            membrane::ModuleSpec::from_file(crate::common::guests::GREET_HTTP)
+                .link("acme:greet/api", "host"),
+        )
+        .http(HttpSpec::default().route("/", "front"));
+    let s = super::serve_app(rt.load_spec(spec).await.expect("app loads")).await;
+    // One keep-alive connection: the panic must not end it.
+    let stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (path, status, body) in [
+        ("/ann", 200, "host hello ann"),
+        ("/boom", 500, "internal error\n"),
+        ("/bea", 200, "host hello bea"),
+    ] {
+        sender.ready().await.unwrap();
+        let resp = sender
+            .send_request(with_host(request("GET", path, Bytes::new())))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(resp.status(), status, "{path}");
+        let got = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(got, body.as_bytes(), "{path}");
+    }
+}

@@ -232,3 +232,28 @@ async fn requests_still_running_when_the_drain_time_ends_are_aborted() {
         "the client sees the connection end, not a response"
     );
 }
+
+/// A guest that answers and returns at once is polled by the request itself; one still
+/// writing when its head goes out goes on on a task of its own (incoming.rs). Both must
+/// deliver the whole body, end the call as a success and give the instance back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_still_streaming_after_the_head_arrives_whole_and_frees_its_instance() {
+    let s = one(probe("m")).await;
+    // 1 MiB in 4 KiB writes: far more than wasi-http's body channel holds, so the guest is
+    // still writing when the head is out.
+    let n = 1 << 20;
+    let r = get(s.addr, &format!("/big?n={n}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), n);
+    assert!(r.body.bytes().all(|b| b == b'x'));
+    // A short answer, on the request's own task.
+    let r = get(s.addr, "/short").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "m GET /short\n"));
+    super::eventually("both calls ended and their instance is idle", || {
+        let st = &s.app.status()["m"];
+        st.calls == 2 && st.busy == 0 && st.idle >= 1
+    })
+    .await;
+    // Counted as successes: a failed call's instance would have been dropped.
+    assert_eq!(s.app.status()["m"].recent_failures, 0);
+}

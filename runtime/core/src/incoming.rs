@@ -1,8 +1,9 @@
 //! One HTTP request given to a module that exports `wasi:http/incoming-handler@0.2.x`,
 //! under the module's limits, supervision and pool, like any call.
 //!
-//! The guest runs on a task of its own (it keeps writing the response body after the head
-//! has gone out), on a pooled instance of the async flavour: `wasi:http` is driven through
+//! The guest is polled by the request's future until the response head is out, and moves
+//! to a task of its own only if it is still running then (writing the rest of the body),
+//! on a pooled instance of the async flavour: `wasi:http` is driven through
 //! its p2 resources (`new_incoming_request`, `new_response_outparam`) and the handler is
 //! called like any export, so no component-model-async support is needed. What can end a
 //! request before the guest answers, and what it becomes:
@@ -31,11 +32,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, TypedFunc};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -88,7 +90,7 @@ pub fn declared_too_large<B>(req: &hyper::Request<B>, limit: u64) -> bool {
         .is_some_and(|n| n > limit)
 }
 
-/// A response head from the guest; its body streams from the guest's task.
+/// A response head from the guest; its body streams from the guest's call.
 pub type Response = hyper::Response<HyperOutgoingBody>;
 
 /// Why a request got no response from the guest.
@@ -107,9 +109,28 @@ pub enum Failure {
     Guest(String),
 }
 
+/// The guest's side of a request, boxed: it holds the whole call's state (kilobytes), and
+/// it may move to a task of its own after the head (see [`serve`]).
+type GuestCall = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// What ends the wait for a response head.
+enum Waited {
+    Head(std::result::Result<Response, ErrorCode>),
+    /// The guest dropped its outparam without answering.
+    NoHead,
+    BodyTooLarge,
+    Timeout,
+}
+
 /// Gives a request to `module`'s `handler` (in the generation that is current) (its [`HANDLER`] export) and waits for the
 /// response head (or a failure) until the module's timeout. The guest keeps running after
 /// the head, to write the body.
+///
+/// The guest runs on the request's own task until the head is out: most handlers answer and
+/// finish within that first stretch, and then no task is spawned and no other task woken
+/// for the request. A guest still running when the head is out (it streams its body, or
+/// waits) moves to a task of its own, which its deadline still bounds whether or not
+/// anybody reads the body.
 pub async fn serve(
     module: Arc<Generation>,
     func: Arc<Function>,
@@ -123,60 +144,138 @@ pub async fn serve(
     let req = req.map(|body| LimitedBody::new(body, limit, tripwire.clone()));
     let deadline = Instant::now() + limits.timeout;
     let (tx, mut rx) = oneshot::channel();
-    let (ended_tx, ended_rx) = oneshot::channel();
-    // The guest's task runs in the request's spans: `tracing`'s and, with telemetry on, the
-    // trace its call span takes as parent.
-    // Boxed: the guest's future holds the whole call's state (kilobytes); spawning it
-    // unboxed copied it into the task (and its output out) on every request.
-    let task = tokio::spawn(Box::pin(
-        crate::telemetry::scope(crate::telemetry::current(), async move {
-            let outcome = run(guest_module, func, req, tx, scheme, deadline).await;
-            let _ = ended_tx.send(outcome.is_ok());
-            outcome
-        })
-        .instrument(tracing::Span::current()),
-    ));
-    // Until the head is out, a client that goes away takes the guest with it.
-    let mut task = AbortOnDrop(Some(task));
-    let timeout = tokio::time::sleep_until(deadline.into());
-    tokio::pin!(timeout);
-    let outcome = tokio::select! {
-        biased;
-        head = &mut rx => match head {
-            Ok(Ok(mut resp)) => {
-                trim_values(resp.headers_mut());
-                Ok(resp.map(|body| {
-                    Completed {
-                        inner: body,
-                        ended: Some(ended_rx),
-                    }
-                    .boxed_unsync()
-                }))
-            }
-            Ok(Err(code)) => Err(Failure::Guest(format!("{code:?}"))),
-            // The guest's task ended without answering: its outcome says why.
-            Err(_) => Err(ended(task.join(deadline).await, &module)),
-        },
-        _ = tripwire.notify.notified() => Err(Failure::BodyTooLarge { limit }),
-        _ = &mut timeout => Err(Failure::Timeout(
-            Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "module `{}`: no response within the module's timeout of {:?} (limits.timeout)",
-                    module.name, limits.timeout
-                ),
-            )
-            .with_module(&*module.name)
-            .with_export(HANDLER),
-        )),
-    };
+    // Polled here, the guest runs in the request's spans (`tracing`'s and, with telemetry
+    // on, the trace its call span takes as parent); a task of its own takes them along.
+    let mut guest: Option<GuestCall> =
+        Some(Box::pin(run(guest_module, func, req, tx, scheme, deadline)));
+    let mut outcome: Option<Result<()>> = None;
+    // The deadline's timer is armed only if the guest has not answered in its first
+    // stretch (most have).
+    let timeout = None::<tokio::time::Sleep>;
+    let tripped = tripwire.notify.notified();
+    tokio::pin!(timeout, tripped);
+    // Until the head is out, a client that goes away takes the guest with it (the future
+    // is dropped with this one).
+    let waited = std::future::poll_fn(|cx| {
+        if let Some(call) = guest.as_mut()
+            && let Poll::Ready(r) = call.as_mut().poll(cx)
+        {
+            guest = None;
+            outcome = Some(r);
+        }
+        match Pin::new(&mut rx).poll(cx) {
+            Poll::Ready(Ok(head)) => return Poll::Ready(Waited::Head(head)),
+            Poll::Ready(Err(_)) => return Poll::Ready(Waited::NoHead),
+            Poll::Pending => {}
+        }
+        if tripped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Waited::BodyTooLarge);
+        }
+        if timeout.is_none() {
+            timeout.set(Some(tokio::time::sleep_until(deadline.into())));
+        }
+        if let Some(sleep) = timeout.as_mut().as_pin_mut()
+            && sleep.poll(cx).is_ready()
+        {
+            return Poll::Ready(Waited::Timeout);
+        }
+        Poll::Pending
+    })
+    .await;
     if tripwire.tripped.load(Ordering::Relaxed) {
+        detach(guest);
         return Err(Failure::BodyTooLarge { limit });
     }
-    // The head is out (or the request failed): the guest ends by itself, by its deadline at
-    // the latest, and is supervised and counted as any call.
-    task.detach();
-    outcome
+    match waited {
+        Waited::Head(Ok(mut resp)) => {
+            trim_values(resp.headers_mut());
+            let ended = match (guest, outcome) {
+                (_, Some(done)) => Ended::Known(done.is_ok()),
+                // The guest writes the rest of its body on a task of its own, supervised
+                // and counted as any call; the body ends cleanly only if it succeeds.
+                (Some(call), None) => {
+                    let (ended_tx, ended_rx) = oneshot::channel();
+                    spawn(async move {
+                        let _ = ended_tx.send(call.await.is_ok());
+                    });
+                    Ended::Waiting(ended_rx)
+                }
+                (None, None) => Ended::Known(false),
+            };
+            Ok(resp.map(|body| {
+                Completed {
+                    inner: body,
+                    ended: Some(ended),
+                }
+                .boxed_unsync()
+            }))
+        }
+        Waited::Head(Err(code)) => {
+            detach(guest);
+            Err(Failure::Guest(format!("{code:?}")))
+        }
+        // The guest ended without answering (or dropped its outparam and goes on): its
+        // outcome says why.
+        Waited::NoHead => {
+            let joined = match (guest, outcome) {
+                (_, Some(done)) => Some(done),
+                (Some(call), None) => {
+                    let grace = deadline + std::time::Duration::from_millis(500);
+                    tokio::time::timeout_at(grace.into(), call).await.ok()
+                }
+                (None, None) => None,
+            };
+            Err(ended(joined, &module))
+        }
+        Waited::BodyTooLarge => {
+            detach(guest);
+            Err(Failure::BodyTooLarge { limit })
+        }
+        // The guest ends by itself, by its deadline, and is supervised and counted as any
+        // call.
+        Waited::Timeout => {
+            detach(guest);
+            Err(Failure::Timeout(
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "module `{}`: no response within the module's timeout of {:?} (limits.timeout)",
+                        module.name, limits.timeout
+                    ),
+                )
+                .with_module(&*module.name)
+                .with_export(HANDLER),
+            ))
+        }
+    }
+}
+
+/// Lets a guest that is still running after its request failed end by itself (by its
+/// deadline at the latest), supervised and counted as any call.
+fn detach(guest: Option<GuestCall>) {
+    if let Some(call) = guest {
+        spawn(async move {
+            let _ = call.await;
+        });
+    }
+}
+
+/// Runs the rest of a guest's call on a task of its own, in the request's spans.
+fn spawn(call: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(
+        crate::telemetry::scope(crate::telemetry::current(), call)
+            .instrument(tracing::Span::current()),
+    );
+}
+
+/// The error of a request whose call panicked inside the host.
+fn panicked(module: &str) -> Error {
+    Error::new(
+        ErrorKind::HostPanic,
+        format!("module `{module}`: the request's call failed inside the host (a panic)"),
+    )
+    .with_module(module)
+    .with_export(HANDLER)
 }
 
 /// The failure of a guest task that ended without a response head.
@@ -216,19 +315,23 @@ async fn run(
 ) -> Result<()> {
     // The call sequence of every call (generation.rs): admitted, budgeted, on a pooled
     // instance that goes back only when the request succeeded.
-    module
-        .supervised_async(&func, async {
-            let recipe = module.recipe();
-            let budget = Budget::new(recipe, Instant::now(), Some(deadline))?;
-            module
-                .on_instance_async(budget, async |instance, budget| {
-                    instance
-                        .handle_http(recipe, &func, req, tx, scheme, budget)
-                        .await
-                })
-                .await
-        })
-        .await
+    let call = module.supervised_async(&func, async {
+        let recipe = module.recipe();
+        let budget = Budget::new(recipe, Instant::now(), Some(deadline))?;
+        module
+            .on_instance_async(budget, async |instance, budget| {
+                instance
+                    .handle_http(recipe, &func, req, tx, scheme, budget)
+                    .await
+            })
+            .await
+    });
+    // A panic in the call (a host function's bug) ends this request as `HostPanic`, as it
+    // would end a task of its own; it never reaches the connection.
+    match std::panic::AssertUnwindSafe(call).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => Err(panicked(&module.name)),
+    }
 }
 
 impl LiveInstance {
@@ -260,7 +363,20 @@ impl LiveInstance {
         let mut view = self.store.data_mut().http();
         let req = view.new_incoming_request(scheme, req).map_err(host)?;
         let out = view.new_response_outparam(tx).map_err(host)?;
-        let typed = func.typed::<HandleParams, ()>(&self.store).map_err(host)?;
+        // Type-checked on the instance's first request (`Function::id` tells exports apart).
+        let cached = self
+            .typed_handler
+            .as_ref()
+            .and_then(|t| t.downcast_ref::<(usize, TypedFunc<HandleParams, ()>)>())
+            .filter(|(id, _)| *id == target.id);
+        let typed = match cached {
+            Some((_, typed)) => *typed,
+            None => {
+                let typed = func.typed::<HandleParams, ()>(&self.store).map_err(host)?;
+                self.typed_handler = Some(Box::new((target.id, typed)));
+                typed
+            }
+        };
         let r = typed.call_async(&mut self.store, (req, out)).await;
         self.finished(recipe, target, r)
     }
@@ -272,8 +388,16 @@ impl LiveInstance {
 /// truncated body off as whole.
 pub(crate) struct Completed {
     inner: HyperOutgoingBody,
-    /// Whether the handler's call succeeded; sent when it ends.
-    ended: Option<oneshot::Receiver<bool>>,
+    /// Whether the handler's call succeeded; `None` once the body has ended.
+    ended: Option<Ended>,
+}
+
+/// How a response body learns whether the handler's call succeeded.
+pub(crate) enum Ended {
+    /// The call had ended when the head went out.
+    Known(bool),
+    /// The call goes on on its own task, which sends it when it ends.
+    Waiting(oneshot::Receiver<bool>),
 }
 
 impl Body for Completed {
@@ -298,16 +422,18 @@ impl Body for Completed {
         let Some(ended) = this.ended.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(ended).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(ok) => {
-                this.ended = None;
-                if ok.unwrap_or(false) {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
-                }
-            }
+        let ok = match ended {
+            Ended::Known(ok) => *ok,
+            Ended::Waiting(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(ok) => ok.unwrap_or(false),
+            },
+        };
+        this.ended = None;
+        if ok {
+            Poll::Ready(None)
+        } else {
+            Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
         }
     }
 
@@ -400,33 +526,5 @@ impl Body for LimitedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A task that is aborted when dropped, unless detached.
-struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<()>>>);
-
-impl AbortOnDrop {
-    /// Waits for the task to end (until `deadline` and a little more: the guest stops at
-    /// its deadline by itself); `None` when it panicked or did not end.
-    async fn join(&mut self, deadline: Instant) -> Option<Result<()>> {
-        let task = self.0.as_mut()?;
-        let grace = deadline + std::time::Duration::from_millis(500);
-        match tokio::time::timeout_at(grace.into(), task).await {
-            Ok(Ok(r)) => Some(r),
-            _ => None,
-        }
-    }
-
-    fn detach(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            t.abort();
-        }
     }
 }

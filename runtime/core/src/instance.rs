@@ -265,6 +265,9 @@ pub struct LiveInstance {
     instance: Instance,
     /// Function handles looked up in this instance, by [`Function::id`].
     funcs: Vec<Option<Func>>,
+    /// A typed handle of the export a server calls on every request, type-checked once
+    /// (`incoming.rs` keeps its HTTP handler here; the type is that file's concern).
+    pub(crate) typed_handler: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl LiveInstance {
@@ -378,6 +381,7 @@ impl LiveInstance {
             generation: recipe.generation,
             instance,
             funcs: Vec::new(),
+            typed_handler: None,
         })
     }
 
@@ -396,6 +400,7 @@ impl LiveInstance {
             generation: recipe.generation,
             instance,
             funcs: Vec::new(),
+            typed_handler: None,
         })
     }
 
