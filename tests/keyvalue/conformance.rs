@@ -108,7 +108,12 @@ async fn any_key_works_and_long_keys_are_refused(store: Store) {
 }
 
 async fn keys_are_listed_in_pages(store: Store) {
-    let app = store.app(writer()).await;
+    // 2,500 writes are 2,500 durable commits (and, in a worker process, as many round trips
+    // to the host): seconds on a busy disk. The test is about paging, not speed, so its
+    // calls get a deadline no busy machine reaches.
+    let app = store
+        .app(writer().timeout(std::time::Duration::from_secs(600)))
+        .await;
     let n = 2_500;
     let pairs = Val::List(
         (0..n)
