@@ -14,6 +14,7 @@
 //! | `timeout` passes before the response head | [`Failure::Timeout`] | 504 (the guest is stopped by its deadline) |
 //! | the body passes `limits.body` (by `Content-Length`, or while it streams) | [`Failure::BodyTooLarge`] | 413 |
 //! | a trap, or the guest returned without answering | [`Failure::Error`] | 500, no guest detail |
+//! | a panic inside the host during the call (a host function's bug) | [`Failure::Error`] `HostPanic` | 500; the connection goes on |
 //! | the guest answered with an error code | [`Failure::Guest`] | 500 |
 //!
 //! After the head, the deadline still holds: a guest that overruns it while writing the
@@ -113,6 +114,12 @@ pub enum Failure {
 /// it may move to a task of its own after the head (see [`serve`]).
 type GuestCall = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
+/// The guest's call while the request waits for its head: still running, or ended.
+enum Guest {
+    Running(GuestCall),
+    Ended(Result<()>),
+}
+
 /// What ends the wait for a response head.
 enum Waited {
     Head(std::result::Result<Response, ErrorCode>),
@@ -146,9 +153,7 @@ pub async fn serve(
     let (tx, mut rx) = oneshot::channel();
     // Polled here, the guest runs in the request's spans (`tracing`'s and, with telemetry
     // on, the trace its call span takes as parent); a task of its own takes them along.
-    let mut guest: Option<GuestCall> =
-        Some(Box::pin(run(guest_module, func, req, tx, scheme, deadline)));
-    let mut outcome: Option<Result<()>> = None;
+    let mut guest = Guest::Running(Box::pin(run(guest_module, func, req, tx, scheme, deadline)));
     // The deadline's timer is armed only if the guest has not answered in its first
     // stretch (most have).
     let timeout = None::<tokio::time::Sleep>;
@@ -157,11 +162,10 @@ pub async fn serve(
     // Until the head is out, a client that goes away takes the guest with it (the future
     // is dropped with this one).
     let waited = std::future::poll_fn(|cx| {
-        if let Some(call) = guest.as_mut()
+        if let Guest::Running(call) = &mut guest
             && let Poll::Ready(r) = call.as_mut().poll(cx)
         {
-            guest = None;
-            outcome = Some(r);
+            guest = Guest::Ended(r);
         }
         match Pin::new(&mut rx).poll(cx) {
             Poll::Ready(Ok(head)) => return Poll::Ready(Waited::Head(head)),
@@ -189,18 +193,17 @@ pub async fn serve(
     match waited {
         Waited::Head(Ok(mut resp)) => {
             trim_values(resp.headers_mut());
-            let ended = match (guest, outcome) {
-                (_, Some(done)) => Ended::Known(done.is_ok()),
+            let ended = match guest {
+                Guest::Ended(done) => Ended::Known(done.is_ok()),
                 // The guest writes the rest of its body on a task of its own, supervised
                 // and counted as any call; the body ends cleanly only if it succeeds.
-                (Some(call), None) => {
+                Guest::Running(call) => {
                     let (ended_tx, ended_rx) = oneshot::channel();
                     spawn(async move {
                         let _ = ended_tx.send(call.await.is_ok());
                     });
                     Ended::Waiting(ended_rx)
                 }
-                (None, None) => Ended::Known(false),
             };
             Ok(resp.map(|body| {
                 Completed {
@@ -217,13 +220,12 @@ pub async fn serve(
         // The guest ended without answering (or dropped its outparam and goes on): its
         // outcome says why.
         Waited::NoHead => {
-            let joined = match (guest, outcome) {
-                (_, Some(done)) => Some(done),
-                (Some(call), None) => {
+            let joined = match guest {
+                Guest::Ended(done) => Some(done),
+                Guest::Running(call) => {
                     let grace = deadline + std::time::Duration::from_millis(500);
                     tokio::time::timeout_at(grace.into(), call).await.ok()
                 }
-                (None, None) => None,
             };
             Err(ended(joined, &module))
         }
@@ -252,8 +254,8 @@ pub async fn serve(
 
 /// Lets a guest that is still running after its request failed end by itself (by its
 /// deadline at the latest), supervised and counted as any call.
-fn detach(guest: Option<GuestCall>) {
-    if let Some(call) = guest {
+fn detach(guest: Guest) {
+    if let Guest::Running(call) = guest {
         spawn(async move {
             let _ = call.await;
         });
@@ -278,7 +280,8 @@ fn panicked(module: &str) -> Error {
     .with_export(HANDLER)
 }
 
-/// The failure of a guest task that ended without a response head.
+/// The failure of a guest that dropped its response outparam without answering: its call's
+/// outcome, or `None` when it had not ended shortly after its deadline.
 fn ended(joined: Option<Result<()>>, module: &Generation) -> Failure {
     match joined {
         Some(Err(e)) if e.kind() == ErrorKind::Timeout => Failure::Timeout(e),
@@ -294,12 +297,18 @@ fn ended(joined: Option<Result<()>>, module: &Generation) -> Failure {
             .with_module(&*module.name)
             .with_export(HANDLER),
         ),
-        None => Failure::Error(
+        // (A panic in the call is an outcome: `run` catches it.)
+        None => Failure::Timeout(
             Error::new(
-                ErrorKind::HostPanic,
-                format!("module `{}`: the request's task failed", module.name),
+                ErrorKind::Timeout,
+                format!(
+                    "module `{}`: the handler dropped its response without answering and \
+                     had not ended 500 ms after its timeout (limits.timeout)",
+                    module.name
+                ),
             )
-            .with_module(&*module.name),
+            .with_module(&*module.name)
+            .with_export(HANDLER),
         ),
     }
 }
